@@ -1,0 +1,37 @@
+//! # ply-core — the `no_std` scheduling core of ply
+//!
+//! Lock-free queues (and, as they land, locks and work partitioning) that need no
+//! allocator and no operating system. Every type has a `const fn new()`, so it can
+//! live in a `static`, and every type holds its state inline with no pointers, so
+//! the *same object* works between threads of one process and between processes
+//! that share a `mmap(MAP_SHARED)` region after `fork()`.
+//!
+//! | module | what it holds |
+//! |---|---|
+//! | [`queue::spsc`] | bounded single-producer/single-consumer ring, wait-free, batch chunks |
+//! | [`queue::mpmc`] | bounded multi-producer/multi-consumer array queue (per-slot stamps) |
+//!
+//! ## Targets
+//! The crate builds for `thumbv7em-none-eabihf` (32-bit atomics only, no allocator).
+//! Counters are `usize`; nothing needs `AtomicU64`.
+//!
+//! ## Features
+//! - `std`: implements `std::error::Error` for the error types. Nothing else.
+//!
+//! ## Verification
+//! The algorithms are written against [`primitive`](self) — a private facade that
+//! re-exports `core`'s atomics normally and [loom]'s under `--cfg loom` — so the code
+//! that ships is the code that is model-checked (`RUSTFLAGS="--cfg loom" cargo test
+//! -p ply-core --release --test loom`). The unit tests also run under Miri.
+//!
+//! [loom]: https://docs.rs/loom
+#![no_std]
+#![deny(missing_docs)]
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(clippy::undocumented_unsafe_blocks)]
+
+#[cfg(any(test, feature = "std", loom))]
+extern crate std;
+
+mod primitive;
+pub mod queue;

@@ -1,0 +1,69 @@
+//! The atomics, cells and spin hints the algorithms are written against.
+//!
+//! Normally these are `core`'s types (and `crossbeam-utils`' `Backoff`); under
+//! `--cfg loom` they are loom's, so the model checker sees every shared access. The
+//! pattern is tokio's `loom` module and concurrent-queue's `sync.rs`.
+//!
+//! loom's `UnsafeCell` has no `get()`: access goes through `with`/`with_mut`
+//! closures so loom can track it. The non-loom [`UnsafeCell`] here has the same
+//! API and compiles to a plain pointer access. It is `#[repr(transparent)]`, so an
+//! array of them can be viewed as a slice of the inner type (the SPSC chunk API
+//! relies on this, and is therefore not built under loom).
+
+#[cfg(not(loom))]
+pub(crate) use core::sync::atomic::{AtomicUsize, Ordering, fence};
+#[cfg(loom)]
+pub(crate) use loom::sync::atomic::{AtomicUsize, Ordering, fence};
+
+#[cfg(loom)]
+pub(crate) use loom::cell::UnsafeCell;
+
+/// A `core::cell::UnsafeCell` with loom's closure-based access API.
+#[cfg(not(loom))]
+#[repr(transparent)]
+pub(crate) struct UnsafeCell<T>(core::cell::UnsafeCell<T>);
+
+#[cfg(not(loom))]
+impl<T> UnsafeCell<T> {
+    /// Wraps `value`.
+    #[inline]
+    pub(crate) const fn new(value: T) -> Self {
+        Self(core::cell::UnsafeCell::new(value))
+    }
+
+    /// Calls `f` with a shared raw pointer to the contents.
+    #[inline]
+    pub(crate) fn with<R>(&self, f: impl FnOnce(*const T) -> R) -> R {
+        f(self.0.get())
+    }
+
+    /// Calls `f` with a mutable raw pointer to the contents.
+    #[inline]
+    pub(crate) fn with_mut<R>(&self, f: impl FnOnce(*mut T) -> R) -> R {
+        f(self.0.get())
+    }
+}
+
+/// Graded waiting for a contended retry loop.
+///
+/// Outside loom this is `crossbeam_utils::Backoff` (exponential `spin_loop` hints;
+/// without `std` its `snooze` also only spins). Under loom every wait must be a
+/// `loom::thread::yield_now`, or the model checker would explore an unbounded spin.
+#[cfg(not(loom))]
+pub(crate) use crossbeam_utils::Backoff;
+
+#[cfg(loom)]
+pub(crate) struct Backoff;
+
+#[cfg(loom)]
+impl Backoff {
+    pub(crate) fn new() -> Self {
+        Backoff
+    }
+    pub(crate) fn spin(&self) {
+        loom::thread::yield_now();
+    }
+    pub(crate) fn snooze(&self) {
+        loom::thread::yield_now();
+    }
+}

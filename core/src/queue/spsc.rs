@@ -1,0 +1,1194 @@
+//! A bounded, wait-free single-producer/single-consumer ring.
+//!
+//! # Algorithm
+//!
+//! The classic Lamport ring (L. Lamport, "Specifying Concurrent Program Modules",
+//! TOPLAS 1983) with the two refinements that make it fast on real caches, as in
+//! [rtrb] and the "FastForward"/"MCRingBuffer" line of work:
+//!
+//! 1. **Positions run modulo `2N`**, not `N`. With positions in `0..2N` the ring can
+//!    tell "full" (`tail - head == N`) from "empty" (`tail == head`) without
+//!    wasting a slot, and without requiring `N` to be a power of two. The slot of
+//!    a position is `pos mod N`.
+//! 2. **Each side caches the other side's position.** The producer only re-reads
+//!    `head` when its cached copy says the ring is full; the consumer only re-reads
+//!    `tail` when its cached copy says the ring is empty. In steady state each
+//!    operation touches only its own cache line (plus the slot), so the two cores
+//!    do not bounce the index lines back and forth on every item. `head` and `tail`
+//!    sit on separate cache lines ([`CachePadded`]) for the same reason.
+//!
+//! Only the producer writes `tail` and only the consumer writes `head`, so no
+//! read-modify-write is ever needed: every operation finishes in a bounded number
+//! of its own steps (wait-free).
+//!
+//! # Memory ordering
+//!
+//! - The producer writes a slot, then stores `tail` with `Release`; the consumer
+//!   loads `tail` with `Acquire`. So a consumer that sees the new `tail` sees the
+//!   slot's contents.
+//! - The consumer moves a value out of a slot, then stores `head` with `Release`;
+//!   the producer loads `head` with `Acquire`. So the consumer's read of a slot
+//!   happens before the producer overwrites it.
+//!
+//! # Across processes
+//!
+//! A [`Ring`] holds no pointers, only two positions and the slots, so it works
+//! when placed in memory shared between processes (an anonymous `MAP_SHARED`
+//! mapping made before `fork()`), for item types that are themselves plain data
+//! (no pointers, no heap: `u64`, `[u8; 64]`, `#[repr(C)]` structs of those).
+//! The rules:
+//!
+//! - Exactly one process uses the [`Producer`] and exactly one uses the
+//!   [`Consumer`]. Handles made before `fork()` are copied into the child; each
+//!   process must simply not use the side that is not its own (the handles have no
+//!   `Drop`, so forgetting or dropping the unused one is harmless).
+//! - Items must not own heap memory or pointers into one process's address space.
+//! - If the producer dies mid-push, the half-written item is never published: the
+//!   ring stays consistent and the item is lost. If the consumer dies mid-pop, the
+//!   item was copied out but `head` did not move: a new consumer sees it again.
+//! - The ring must be dropped (or never dropped) by one process only.
+//!
+//! [rtrb]: https://docs.rs/rtrb
+//!
+//! # Example
+//!
+//! ```
+//! use ply_core::queue::spsc::Ring;
+//!
+//! let mut ring = Ring::<u64, 4>::new();
+//! let (mut tx, mut rx) = ring.split();
+//! std::thread::scope(|s| {
+//!     s.spawn(move || {
+//!         for i in 0..1000 {
+//!             // Retry while full; a real program might back off or park.
+//!             let mut item = i;
+//!             while let Err(back) = tx.push(item) {
+//!                 item = back;
+//!                 std::hint::spin_loop();
+//!             }
+//!         }
+//!     });
+//!     let mut expected = 0;
+//!     while expected < 1000 {
+//!         if let Some(v) = rx.pop() {
+//!             assert_eq!(v, expected); // FIFO
+//!             expected += 1;
+//!         }
+//!     }
+//! });
+//! ```
+
+use core::fmt;
+use core::marker::PhantomData;
+use core::mem::MaybeUninit;
+
+use crossbeam_utils::CachePadded;
+
+use crate::primitive::{AtomicUsize, Ordering, UnsafeCell};
+
+/// A bounded SPSC ring of capacity `N` (any `N ≥ 1`), storing items inline.
+///
+/// Make one with [`Ring::new`] (a `const fn`, so a `static` works), then
+/// [`split`](Ring::split) it into its [`Producer`] and [`Consumer`].
+///
+/// Items still in the ring when it is dropped are dropped exactly once.
+///
+/// # Example
+///
+/// ```
+/// use ply_core::queue::spsc::Ring;
+///
+/// let mut ring = Ring::<&str, 2>::new();
+/// let (mut tx, mut rx) = ring.split();
+/// assert_eq!(tx.push("a"), Ok(()));
+/// assert_eq!(tx.push("b"), Ok(()));
+/// assert_eq!(tx.push("c"), Err("c")); // full: the value comes back
+/// assert_eq!(rx.pop(), Some("a"));
+/// assert_eq!(rx.pop(), Some("b"));
+/// assert_eq!(rx.pop(), None);
+/// ```
+pub struct Ring<T, const N: usize> {
+    /// Consumer position in `0..2N`; the next item to read is in slot `head mod N`.
+    /// Written only by the consumer.
+    head: CachePadded<AtomicUsize>,
+    /// Producer position in `0..2N`; the next free slot is `tail mod N`.
+    /// Written only by the producer. `tail - head (mod 2N)` is the number of items.
+    tail: CachePadded<AtomicUsize>,
+    /// The storage. Slots in `[head, tail)` (mod 2N, mod N) hold initialized items.
+    slots: [UnsafeCell<MaybeUninit<T>>; N],
+}
+
+// SAFETY: the ring hands each item from exactly one producer to exactly one
+// consumer, which may be on different threads: that needs `T: Send`, and nothing
+// more (no `&T` is ever shared between the two sides at the same time).
+unsafe impl<T: Send, const N: usize> Sync for Ring<T, N> {}
+
+impl<T, const N: usize> Ring<T, N> {
+    /// Rejects `N = 0` (a ring that can hold nothing) and `N` so large that
+    /// positions in `0..2N` plus a step of `N` could overflow a `usize`.
+    const VALID_CAPACITY: () = assert!(
+        N >= 1 && N <= usize::MAX / 4,
+        "spsc::Ring capacity N must be at least 1 and at most usize::MAX / 4"
+    );
+
+    /// Creates an empty ring. `const`, so it can initialize a `static`.
+    ///
+    /// A capacity of `N = 0` is rejected at compile time.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use ply_core::queue::spsc::Ring;
+    ///
+    /// static RING: Ring<u32, 8> = Ring::new();
+    /// assert!(RING.is_empty());
+    /// assert_eq!(RING.capacity(), 8);
+    /// ```
+    #[cfg(not(loom))]
+    pub const fn new() -> Self {
+        let () = Self::VALID_CAPACITY;
+        Ring {
+            head: CachePadded::new(AtomicUsize::new(0)),
+            tail: CachePadded::new(AtomicUsize::new(0)),
+            slots: [const { UnsafeCell::new(MaybeUninit::uninit()) }; N],
+        }
+    }
+
+    /// Creates an empty ring (loom build: loom's atomics are not `const`).
+    #[cfg(loom)]
+    pub fn new() -> Self {
+        let () = Self::VALID_CAPACITY;
+        Ring {
+            head: CachePadded::new(AtomicUsize::new(0)),
+            tail: CachePadded::new(AtomicUsize::new(0)),
+            slots: core::array::from_fn(|_| UnsafeCell::new(MaybeUninit::uninit())),
+        }
+    }
+
+    /// Splits the ring into its producer and consumer halves.
+    ///
+    /// The `&mut` borrow guarantees these are the only two handles; when both are
+    /// dropped the ring can be split again (items in it stay in it).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use ply_core::queue::spsc::Ring;
+    ///
+    /// let mut ring = Ring::<u8, 3>::new();
+    /// {
+    ///     let (mut tx, _rx) = ring.split();
+    ///     tx.push(7).unwrap();
+    /// }
+    /// let (_tx, mut rx) = ring.split();
+    /// assert_eq!(rx.pop(), Some(7));
+    /// ```
+    pub fn split(&mut self) -> (Producer<'_, T, N>, Consumer<'_, T, N>) {
+        // SAFETY: `&mut self` means no other handle exists, and the two made here
+        // are one producer and one consumer.
+        unsafe { self.split_unchecked() }
+    }
+
+    /// Makes a producer and a consumer from a shared reference: for a ring in a
+    /// `static` or in memory shared between processes, where no `&mut` exists.
+    ///
+    /// # Safety
+    ///
+    /// At any moment there must be at most one live [`Producer`] and at most one
+    /// live [`Consumer`] in use for this ring, across all threads and processes.
+    /// (After `fork()`, each process may keep the copy of the handle it uses and
+    /// ignore the other.)
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use ply_core::queue::spsc::Ring;
+    ///
+    /// static RING: Ring<u32, 16> = Ring::new();
+    /// // SAFETY: this is the only place the static ring is split.
+    /// let (mut tx, mut rx) = unsafe { RING.split_unchecked() };
+    /// tx.push(1).unwrap();
+    /// assert_eq!(rx.pop(), Some(1));
+    /// ```
+    pub unsafe fn split_unchecked(&self) -> (Producer<'_, T, N>, Consumer<'_, T, N>) {
+        // Acquire: pairs with the Release stores of a previous pair of handles, so
+        // the new handles start from positions (and slot contents) they published.
+        let head = self.head.load(Ordering::Acquire);
+        let tail = self.tail.load(Ordering::Acquire);
+        (
+            Producer {
+                ring: self,
+                tail,
+                cached_head: head,
+                _not_sync: PhantomData,
+            },
+            Consumer {
+                ring: self,
+                head,
+                cached_tail: tail,
+                _not_sync: PhantomData,
+            },
+        )
+    }
+
+    /// The capacity `N`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use ply_core::queue::spsc::Ring;
+    /// assert_eq!(Ring::<u8, 5>::new().capacity(), 5);
+    /// ```
+    pub const fn capacity(&self) -> usize {
+        N
+    }
+
+    /// The number of items, as seen from outside both handles: a snapshot that may
+    /// be stale by the time it is used if a producer or consumer is active.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use ply_core::queue::spsc::Ring;
+    ///
+    /// let mut ring = Ring::<u8, 5>::new();
+    /// ring.split().0.push(1).unwrap();
+    /// assert_eq!(ring.len(), 1);
+    /// ```
+    pub fn len(&self) -> usize {
+        // Read head first: it only grows toward tail, so a tail read afterwards is
+        // never "behind" it. The clamp covers a snapshot taken across many laps.
+        let head = self.head.load(Ordering::Acquire);
+        let tail = self.tail.load(Ordering::Acquire);
+        distance::<N>(head, tail).min(N)
+    }
+
+    /// Whether the ring holds no items (a snapshot, see [`len`](Ring::len)).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use ply_core::queue::spsc::Ring;
+    /// assert!(Ring::<u8, 5>::new().is_empty());
+    /// ```
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether the ring holds `N` items (a snapshot, see [`len`](Ring::len)).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use ply_core::queue::spsc::Ring;
+    ///
+    /// let mut ring = Ring::<u8, 1>::new();
+    /// ring.split().0.push(1).unwrap();
+    /// assert!(ring.is_full());
+    /// ```
+    pub fn is_full(&self) -> bool {
+        self.len() == N
+    }
+
+    /// A raw pointer to slot `index`'s storage, derived from the whole array so
+    /// it may be offset across neighbouring slots (for the chunk API).
+    #[cfg(not(loom))]
+    fn slots_ptr(&self) -> *mut MaybeUninit<T> {
+        // `UnsafeCell` (ours and core's) is `repr(transparent)`, so the array of
+        // cells has the layout of `[MaybeUninit<T>; N]`; writing through this
+        // pointer is allowed because every byte it reaches is inside a cell.
+        self.slots.as_ptr().cast::<MaybeUninit<T>>().cast_mut()
+    }
+}
+
+impl<T, const N: usize> Default for Ring<T, N> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<T, const N: usize> Drop for Ring<T, N> {
+    fn drop(&mut self) {
+        // `&mut self`: no handle is alive, Relaxed loads see the final positions.
+        let mut head = self.head.load(Ordering::Relaxed);
+        let tail = self.tail.load(Ordering::Relaxed);
+        while head != tail {
+            let slot = &self.slots[index::<N>(head)];
+            // SAFETY: slots in [head, tail) hold initialized items that no one
+            // else will read; each is dropped once as `head` moves past it.
+            slot.with_mut(|p| unsafe { (*p).assume_init_drop() });
+            head = advance::<N>(head, 1);
+        }
+    }
+}
+
+impl<T, const N: usize> fmt::Debug for Ring<T, N> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Ring")
+            .field("capacity", &N)
+            .field("len", &self.len())
+            .finish()
+    }
+}
+
+/// The writing half of a [`Ring`].
+///
+/// # Example
+///
+/// ```
+/// use ply_core::queue::spsc::Ring;
+///
+/// let mut ring = Ring::<u32, 2>::new();
+/// let (mut tx, _rx) = ring.split();
+/// assert!(!tx.is_full());
+/// // Only this producer adds items, so "not full" stays true until it pushes.
+/// tx.push(1).unwrap();
+/// ```
+pub struct Producer<'a, T, const N: usize> {
+    ring: &'a Ring<T, N>,
+    /// Our own position: a private copy of `ring.tail`, which only we write.
+    tail: usize,
+    /// The last `head` we read. The consumer only moves it forward, so this can
+    /// only under-estimate the free space, never over-estimate it.
+    cached_head: usize,
+    /// One producer per ring: the handle may move between threads but is not
+    /// meant to be shared by reference between them.
+    _not_sync: PhantomData<core::cell::Cell<()>>,
+}
+
+/// The reading half of a [`Ring`].
+///
+/// # Example
+///
+/// ```
+/// use ply_core::queue::spsc::Ring;
+///
+/// let mut ring = Ring::<u32, 2>::new();
+/// let (mut tx, mut rx) = ring.split();
+/// tx.push(5).unwrap();
+/// // Only this consumer removes items, so "not empty" stays true until it pops.
+/// assert!(!rx.is_empty());
+/// assert_eq!(rx.peek(), Some(&5));
+/// assert_eq!(rx.pop(), Some(5));
+/// ```
+pub struct Consumer<'a, T, const N: usize> {
+    ring: &'a Ring<T, N>,
+    /// Our own position: a private copy of `ring.head`, which only we write.
+    head: usize,
+    /// The last `tail` we read. The producer only moves it forward, so this can
+    /// only under-estimate the items available, never over-estimate them.
+    cached_tail: usize,
+    /// See [`Producer`].
+    _not_sync: PhantomData<core::cell::Cell<()>>,
+}
+
+impl<'a, T, const N: usize> Producer<'a, T, N> {
+    /// Free slots, refreshing the cached consumer position only if needed to
+    /// find at least `wanted` of them.
+    #[inline]
+    fn free_slots(&mut self, wanted: usize) -> usize {
+        let mut free = N - distance::<N>(self.cached_head, self.tail);
+        if free < wanted {
+            // Acquire: pairs with the consumer's Release store of `head`, so the
+            // consumer is done reading every slot before `head` that we reuse.
+            self.cached_head = self.ring.head.load(Ordering::Acquire);
+            free = N - distance::<N>(self.cached_head, self.tail);
+        }
+        free
+    }
+
+    /// Adds `value` at the back, or gives it back if the ring is full.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use ply_core::queue::spsc::Ring;
+    ///
+    /// let mut ring = Ring::<u32, 1>::new();
+    /// let (mut tx, mut rx) = ring.split();
+    /// assert_eq!(tx.push(1), Ok(()));
+    /// assert_eq!(tx.push(2), Err(2));
+    /// rx.pop();
+    /// assert_eq!(tx.push(2), Ok(()));
+    /// ```
+    #[inline]
+    pub fn push(&mut self, value: T) -> Result<(), T> {
+        if self.free_slots(1) == 0 {
+            return Err(value);
+        }
+        let slot = &self.ring.slots[index::<N>(self.tail)];
+        // SAFETY: the slot at `tail` is free (the consumer finished with it, see
+        // the Acquire in `free_slots`) and only this unique producer writes it.
+        slot.with_mut(|p| unsafe { p.write(MaybeUninit::new(value)) });
+        self.tail = advance::<N>(self.tail, 1);
+        // Release: publishes the slot write to the consumer's Acquire load of `tail`.
+        self.ring.tail.store(self.tail, Ordering::Release);
+        Ok(())
+    }
+
+    /// Free slots right now. Only the consumer can change this, and only upward:
+    /// if it returns `k`, the next `k` pushes succeed.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use ply_core::queue::spsc::Ring;
+    ///
+    /// let mut ring = Ring::<u32, 3>::new();
+    /// let (mut tx, _rx) = ring.split();
+    /// tx.push(1).unwrap();
+    /// assert_eq!(tx.slots(), 2);
+    /// ```
+    pub fn slots(&mut self) -> usize {
+        self.free_slots(N)
+    }
+
+    /// Whether the ring is full. If this returns `false`, the next push succeeds.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use ply_core::queue::spsc::Ring;
+    ///
+    /// let mut ring = Ring::<u32, 1>::new();
+    /// let (mut tx, _rx) = ring.split();
+    /// tx.push(1).unwrap();
+    /// assert!(tx.is_full());
+    /// ```
+    pub fn is_full(&mut self) -> bool {
+        self.free_slots(1) == 0
+    }
+
+    /// Items in the ring (the consumer may be removing some concurrently, so this
+    /// is an upper bound by the time it is used).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use ply_core::queue::spsc::Ring;
+    ///
+    /// let mut ring = Ring::<u32, 3>::new();
+    /// let (mut tx, _rx) = ring.split();
+    /// tx.push(1).unwrap();
+    /// assert_eq!(tx.len(), 1);
+    /// ```
+    pub fn len(&mut self) -> usize {
+        N - self.slots()
+    }
+
+    /// Whether the ring is empty right now (a snapshot: the consumer only makes it
+    /// emptier).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use ply_core::queue::spsc::Ring;
+    ///
+    /// let mut ring = Ring::<u32, 3>::new();
+    /// let (mut tx, _rx) = ring.split();
+    /// assert!(tx.is_empty());
+    /// ```
+    pub fn is_empty(&mut self) -> bool {
+        self.len() == 0
+    }
+
+    /// The capacity `N`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use ply_core::queue::spsc::Ring;
+    ///
+    /// let mut ring = Ring::<u32, 3>::new();
+    /// assert_eq!(ring.split().0.capacity(), 3);
+    /// ```
+    pub const fn capacity(&self) -> usize {
+        N
+    }
+
+    /// Reserves `n` free slots and hands them out as up to two slices (the part
+    /// before the end of the array and the part that wraps to its start), to be
+    /// filled and then published in one step with
+    /// [`commit`](WriteChunkUninit::commit) or
+    /// [`fill_from_iter`](WriteChunkUninit::fill_from_iter).
+    ///
+    /// Fails, reserving nothing, if fewer than `n` slots are free.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use ply_core::queue::spsc::Ring;
+    ///
+    /// let mut ring = Ring::<u32, 4>::new();
+    /// let (mut tx, mut rx) = ring.split();
+    /// let chunk = tx.write_chunk_uninit(3).unwrap();
+    /// assert_eq!(chunk.fill_from_iter(10..), 3); // writes 10, 11, 12 and commits
+    /// assert_eq!(rx.pop(), Some(10));
+    /// assert!(tx.write_chunk_uninit(3).is_err()); // 2 items in the ring, 2 slots free
+    /// ```
+    #[cfg(not(loom))]
+    pub fn write_chunk_uninit(
+        &mut self,
+        n: usize,
+    ) -> Result<WriteChunkUninit<'_, 'a, T, N>, ChunkError> {
+        let free = self.free_slots(n);
+        if free < n {
+            return Err(ChunkError::TooFewSlots {
+                requested: n,
+                available: free,
+            });
+        }
+        let start = index::<N>(self.tail);
+        let first_len = n.min(N - start);
+        let base = self.ring.slots_ptr();
+        // SAFETY: `start + first_len <= N` and `n - first_len <= start`, so both
+        // slices lie inside the array and do not overlap. The `n` slots from `tail`
+        // are free (not readable by the consumer until `tail` moves), and `&mut
+        // self` keeps this the only chunk; `MaybeUninit` makes any content valid.
+        let (first, second) = unsafe {
+            (
+                core::slice::from_raw_parts_mut(base.add(start), first_len),
+                core::slice::from_raw_parts_mut(base, n - first_len),
+            )
+        };
+        Ok(WriteChunkUninit {
+            first,
+            second,
+            producer: self,
+        })
+    }
+
+    /// Pushes as many items from `items` as fit, in order; returns how many.
+    /// The whole batch is published with a single store.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use ply_core::queue::spsc::Ring;
+    ///
+    /// let mut ring = Ring::<u8, 4>::new();
+    /// let (mut tx, mut rx) = ring.split();
+    /// assert_eq!(tx.push_slice(&[1, 2, 3, 4, 5, 6]), 4);
+    /// let mut out = [0; 8];
+    /// assert_eq!(rx.pop_slice(&mut out), 4);
+    /// assert_eq!(&out[..4], &[1, 2, 3, 4]);
+    /// ```
+    #[cfg(not(loom))]
+    pub fn push_slice(&mut self, items: &[T]) -> usize
+    where
+        T: Copy,
+    {
+        let n = items.len().min(self.free_slots(items.len()));
+        if n == 0 {
+            return 0;
+        }
+        let Ok(mut chunk) = self.write_chunk_uninit(n) else {
+            unreachable!("free_slots just reported {n} free slots")
+        };
+        let (first, second) = chunk.as_mut_slices();
+        let (a, b) = items[..n].split_at(first.len());
+        for (dst, src) in first.iter_mut().zip(a) {
+            dst.write(*src);
+        }
+        for (dst, src) in second.iter_mut().zip(b) {
+            dst.write(*src);
+        }
+        // SAFETY: both slices (all `n` slots) were just initialized.
+        unsafe { chunk.commit_all() };
+        n
+    }
+
+    /// Publishes the first `n` slots after `tail`.
+    fn commit_slots(&mut self, n: usize) {
+        self.tail = advance::<N>(self.tail, n);
+        // Release: publishes the chunk's slot writes to the consumer's Acquire load.
+        self.ring.tail.store(self.tail, Ordering::Release);
+    }
+}
+
+impl<T, const N: usize> fmt::Debug for Producer<'_, T, N> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Producer").field("ring", self.ring).finish()
+    }
+}
+
+impl<'a, T, const N: usize> Consumer<'a, T, N> {
+    /// Items available, refreshing the cached producer position only if needed to
+    /// find at least `wanted` of them.
+    #[inline]
+    fn available(&mut self, wanted: usize) -> usize {
+        let mut avail = distance::<N>(self.head, self.cached_tail);
+        if avail < wanted {
+            // Acquire: pairs with the producer's Release store of `tail`, so the
+            // slot contents written before it are visible here.
+            self.cached_tail = self.ring.tail.load(Ordering::Acquire);
+            avail = distance::<N>(self.head, self.cached_tail);
+        }
+        avail
+    }
+
+    /// Removes the item at the front, or returns `None` if the ring is empty.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use ply_core::queue::spsc::Ring;
+    ///
+    /// let mut ring = Ring::<String, 2>::new();
+    /// let (mut tx, mut rx) = ring.split();
+    /// tx.push("x".to_string()).unwrap();
+    /// assert_eq!(rx.pop().as_deref(), Some("x"));
+    /// assert_eq!(rx.pop(), None);
+    /// ```
+    #[inline]
+    pub fn pop(&mut self) -> Option<T> {
+        if self.available(1) == 0 {
+            return None;
+        }
+        let slot = &self.ring.slots[index::<N>(self.head)];
+        // SAFETY: the slot at `head` is before `tail`, so the producer initialized
+        // it (visible via the Acquire in `available`), and only this unique
+        // consumer reads it; moving `head` past it below marks it uninitialized.
+        let value = slot.with(|p| unsafe { p.read().assume_init() });
+        self.head = advance::<N>(self.head, 1);
+        // Release: our read of the slot happens before the producer, which loads
+        // `head` with Acquire, overwrites it.
+        self.ring.head.store(self.head, Ordering::Release);
+        Some(value)
+    }
+
+    /// A reference to the item at the front, without removing it.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use ply_core::queue::spsc::Ring;
+    ///
+    /// let mut ring = Ring::<u8, 2>::new();
+    /// let (mut tx, mut rx) = ring.split();
+    /// assert_eq!(rx.peek(), None);
+    /// tx.push(3).unwrap();
+    /// assert_eq!(rx.peek(), Some(&3));
+    /// assert_eq!(rx.len(), 1);
+    /// ```
+    pub fn peek(&mut self) -> Option<&T> {
+        if self.available(1) == 0 {
+            return None;
+        }
+        let slot = &self.ring.slots[index::<N>(self.head)];
+        // SAFETY: as in `pop`, the slot is initialized and only this consumer may
+        // remove it; the returned borrow of `self` prevents a pop while it lives,
+        // and the producer never writes a slot before `head` moves past it.
+        Some(slot.with(|p| unsafe { (*p).assume_init_ref() }))
+    }
+
+    /// Items available right now. Only the producer can change this, and only
+    /// upward: if it returns `k`, the next `k` pops succeed.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use ply_core::queue::spsc::Ring;
+    ///
+    /// let mut ring = Ring::<u8, 2>::new();
+    /// let (mut tx, mut rx) = ring.split();
+    /// tx.push(1).unwrap();
+    /// assert_eq!(rx.len(), 1);
+    /// ```
+    pub fn len(&mut self) -> usize {
+        self.available(N)
+    }
+
+    /// Whether the ring is empty. If this returns `false`, the next pop succeeds.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use ply_core::queue::spsc::Ring;
+    ///
+    /// let mut ring = Ring::<u8, 2>::new();
+    /// let (_tx, mut rx) = ring.split();
+    /// assert!(rx.is_empty());
+    /// ```
+    pub fn is_empty(&mut self) -> bool {
+        self.available(1) == 0
+    }
+
+    /// Whether the ring is full right now (a snapshot: the producer only makes it
+    /// fuller).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use ply_core::queue::spsc::Ring;
+    ///
+    /// let mut ring = Ring::<u8, 1>::new();
+    /// let (mut tx, mut rx) = ring.split();
+    /// tx.push(1).unwrap();
+    /// assert!(rx.is_full());
+    /// ```
+    pub fn is_full(&mut self) -> bool {
+        self.len() == N
+    }
+
+    /// The capacity `N`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use ply_core::queue::spsc::Ring;
+    ///
+    /// let mut ring = Ring::<u32, 3>::new();
+    /// assert_eq!(ring.split().1.capacity(), 3);
+    /// ```
+    pub const fn capacity(&self) -> usize {
+        N
+    }
+
+    /// Borrows the `n` items at the front as up to two slices (before and after
+    /// the wrap of the array). [`commit`](ReadChunk::commit) removes (drops) a
+    /// prefix of them in one step; dropping the chunk removes nothing.
+    ///
+    /// Fails if fewer than `n` items are available.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use ply_core::queue::spsc::Ring;
+    ///
+    /// let mut ring = Ring::<u32, 4>::new();
+    /// let (mut tx, mut rx) = ring.split();
+    /// tx.push_slice(&[1, 2, 3]);
+    /// let chunk = rx.read_chunk(3).unwrap();
+    /// let (a, b) = chunk.as_slices();
+    /// assert_eq!(a.iter().chain(b).sum::<u32>(), 6);
+    /// chunk.commit_all();
+    /// assert!(rx.is_empty());
+    /// ```
+    #[cfg(not(loom))]
+    pub fn read_chunk(&mut self, n: usize) -> Result<ReadChunk<'_, 'a, T, N>, ChunkError> {
+        let avail = self.available(n);
+        if avail < n {
+            return Err(ChunkError::TooFewItems {
+                requested: n,
+                available: avail,
+            });
+        }
+        let start = index::<N>(self.head);
+        let first_len = n.min(N - start);
+        let base = self.ring.slots_ptr();
+        Ok(ReadChunk {
+            // SAFETY: `start < N`, so the pointer stays inside the array.
+            first: unsafe { base.add(start) }.cast::<T>(),
+            first_len,
+            second: base.cast::<T>(),
+            second_len: n - first_len,
+            consumer: self,
+        })
+    }
+
+    /// Pops as many items as are available into `out`, in order; returns how many.
+    /// The whole batch is released to the producer with a single store.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use ply_core::queue::spsc::Ring;
+    ///
+    /// let mut ring = Ring::<u16, 8>::new();
+    /// let (mut tx, mut rx) = ring.split();
+    /// tx.push_slice(&[5, 6, 7]);
+    /// let mut out = [0; 2];
+    /// assert_eq!(rx.pop_slice(&mut out), 2);
+    /// assert_eq!(out, [5, 6]);
+    /// assert_eq!(rx.pop(), Some(7));
+    /// ```
+    #[cfg(not(loom))]
+    pub fn pop_slice(&mut self, out: &mut [T]) -> usize
+    where
+        T: Copy,
+    {
+        let n = out.len().min(self.available(out.len()));
+        if n == 0 {
+            return 0;
+        }
+        let Ok(chunk) = self.read_chunk(n) else {
+            unreachable!("available just reported {n} items")
+        };
+        let (a, b) = chunk.as_slices();
+        out[..a.len()].copy_from_slice(a);
+        out[a.len()..n].copy_from_slice(b);
+        chunk.commit_all();
+        n
+    }
+
+    /// Releases the first `n` slots after `head` back to the producer.
+    fn release_slots(&mut self, n: usize) {
+        self.head = advance::<N>(self.head, n);
+        // Release: our reads of these slots happen before the producer reuses them.
+        self.ring.head.store(self.head, Ordering::Release);
+    }
+}
+
+impl<T, const N: usize> fmt::Debug for Consumer<'_, T, N> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Consumer").field("ring", self.ring).finish()
+    }
+}
+
+/// `n` reserved free slots of a [`Ring`], from [`Producer::write_chunk_uninit`].
+///
+/// Fill them through [`as_mut_slices`](Self::as_mut_slices) and publish a prefix
+/// with the `unsafe` [`commit`](Self::commit), or let
+/// [`fill_from_iter`](Self::fill_from_iter) do both safely. Dropping the chunk
+/// publishes nothing (and drops nothing written into it).
+#[cfg(not(loom))]
+pub struct WriteChunkUninit<'p, 'a, T, const N: usize> {
+    first: &'p mut [MaybeUninit<T>],
+    second: &'p mut [MaybeUninit<T>],
+    producer: &'p mut Producer<'a, T, N>,
+}
+
+#[cfg(not(loom))]
+impl<T, const N: usize> WriteChunkUninit<'_, '_, T, N> {
+    /// The reserved slots: first the run up to the end of the array, then the run
+    /// that wrapped to its start (often empty).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use ply_core::queue::spsc::Ring;
+    ///
+    /// let mut ring = Ring::<u32, 4>::new();
+    /// let (mut tx, mut rx) = ring.split();
+    /// tx.push_slice(&[0, 0, 0]);
+    /// rx.pop_slice(&mut [0; 3]);
+    /// // tail is now at slot 3: a chunk of 3 wraps after one slot.
+    /// let mut chunk = tx.write_chunk_uninit(3).unwrap();
+    /// let (a, b) = chunk.as_mut_slices();
+    /// assert_eq!((a.len(), b.len()), (1, 2));
+    /// ```
+    pub fn as_mut_slices(&mut self) -> (&mut [MaybeUninit<T>], &mut [MaybeUninit<T>]) {
+        (self.first, self.second)
+    }
+
+    /// The number of reserved slots.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use ply_core::queue::spsc::Ring;
+    ///
+    /// let mut ring = Ring::<u32, 4>::new();
+    /// let (mut tx, _rx) = ring.split();
+    /// assert_eq!(tx.write_chunk_uninit(2).unwrap().len(), 2);
+    /// ```
+    pub fn len(&self) -> usize {
+        self.first.len() + self.second.len()
+    }
+
+    /// Whether zero slots were reserved.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use ply_core::queue::spsc::Ring;
+    ///
+    /// let mut ring = Ring::<u32, 4>::new();
+    /// let (mut tx, _rx) = ring.split();
+    /// assert!(tx.write_chunk_uninit(0).unwrap().is_empty());
+    /// ```
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Publishes the first `n` reserved slots to the consumer in one step.
+    ///
+    /// # Safety
+    ///
+    /// The first `n` slots (in the order `first` then `second`) must have been
+    /// initialized, and `n` must not exceed [`len`](Self::len).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use ply_core::queue::spsc::Ring;
+    ///
+    /// let mut ring = Ring::<u32, 4>::new();
+    /// let (mut tx, mut rx) = ring.split();
+    /// let mut chunk = tx.write_chunk_uninit(2).unwrap();
+    /// chunk.as_mut_slices().0[0].write(9);
+    /// // SAFETY: slot 0 of the chunk was initialized just above.
+    /// unsafe { chunk.commit(1) };
+    /// assert_eq!(rx.pop(), Some(9));
+    /// assert_eq!(rx.pop(), None);
+    /// ```
+    pub unsafe fn commit(self, n: usize) {
+        debug_assert!(n <= self.len(), "commit({n}) of a {}-slot chunk", self.len());
+        self.producer.commit_slots(n);
+    }
+
+    /// Publishes every reserved slot.
+    ///
+    /// # Safety
+    ///
+    /// Every slot of the chunk must have been initialized.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use ply_core::queue::spsc::Ring;
+    ///
+    /// let mut ring = Ring::<u32, 4>::new();
+    /// let (mut tx, mut rx) = ring.split();
+    /// let mut chunk = tx.write_chunk_uninit(1).unwrap();
+    /// chunk.as_mut_slices().0[0].write(4);
+    /// // SAFETY: the chunk's only slot was initialized.
+    /// unsafe { chunk.commit_all() };
+    /// assert_eq!(rx.pop(), Some(4));
+    /// ```
+    pub unsafe fn commit_all(self) {
+        let n = self.len();
+        self.producer.commit_slots(n);
+    }
+
+    /// Writes items from `iter` into the reserved slots until either runs out,
+    /// then publishes them; returns how many were written.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use ply_core::queue::spsc::Ring;
+    ///
+    /// let mut ring = Ring::<char, 4>::new();
+    /// let (mut tx, mut rx) = ring.split();
+    /// assert_eq!(tx.write_chunk_uninit(4).unwrap().fill_from_iter("ab".chars()), 2);
+    /// assert_eq!(rx.len(), 2);
+    /// ```
+    pub fn fill_from_iter<I: IntoIterator<Item = T>>(self, iter: I) -> usize {
+        let mut iter = iter.into_iter();
+        let mut written = 0;
+        for slot in self.first.iter_mut().chain(self.second.iter_mut()) {
+            match iter.next() {
+                Some(item) => {
+                    slot.write(item);
+                    written += 1;
+                }
+                None => break,
+            }
+        }
+        // The iterator may panic above: then nothing is committed and the written
+        // items are leaked (not dropped twice, not exposed half-made).
+        self.producer.commit_slots(written);
+        written
+    }
+}
+
+/// `n` items at the front of a [`Ring`], from [`Consumer::read_chunk`].
+///
+/// Read them through [`as_slices`](Self::as_slices); remove a prefix with
+/// [`commit`](Self::commit). Dropping the chunk leaves every item in the ring.
+#[cfg(not(loom))]
+pub struct ReadChunk<'c, 'a, T, const N: usize> {
+    first: *mut T,
+    first_len: usize,
+    second: *mut T,
+    second_len: usize,
+    consumer: &'c mut Consumer<'a, T, N>,
+}
+
+#[cfg(not(loom))]
+impl<T, const N: usize> ReadChunk<'_, '_, T, N> {
+    /// The items: first the run up to the end of the array, then the run that
+    /// wrapped to its start (often empty).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use ply_core::queue::spsc::Ring;
+    ///
+    /// let mut ring = Ring::<u8, 2>::new();
+    /// let (mut tx, mut rx) = ring.split();
+    /// tx.push(1).unwrap();
+    /// assert_eq!(rx.read_chunk(1).unwrap().as_slices(), (&[1][..], &[][..]));
+    /// ```
+    pub fn as_slices(&self) -> (&[T], &[T]) {
+        // SAFETY: both runs lie inside the array (see `read_chunk`), hold items the
+        // producer initialized and published, and stay untouched by the producer
+        // until `head` moves past them, which needs this chunk's `commit`.
+        unsafe {
+            (
+                core::slice::from_raw_parts(self.first, self.first_len),
+                core::slice::from_raw_parts(self.second, self.second_len),
+            )
+        }
+    }
+
+    /// The number of items in the chunk.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use ply_core::queue::spsc::Ring;
+    ///
+    /// let mut ring = Ring::<u8, 2>::new();
+    /// let (mut tx, mut rx) = ring.split();
+    /// tx.push(1).unwrap();
+    /// assert_eq!(rx.read_chunk(1).unwrap().len(), 1);
+    /// ```
+    pub fn len(&self) -> usize {
+        self.first_len + self.second_len
+    }
+
+    /// Whether the chunk has no items.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use ply_core::queue::spsc::Ring;
+    ///
+    /// let mut ring = Ring::<u8, 2>::new();
+    /// let (_tx, mut rx) = ring.split();
+    /// assert!(rx.read_chunk(0).unwrap().is_empty());
+    /// ```
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Drops the first `n` items of the chunk (clamped to its length) and releases
+    /// their slots to the producer in one step.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use ply_core::queue::spsc::Ring;
+    ///
+    /// let mut ring = Ring::<u8, 4>::new();
+    /// let (mut tx, mut rx) = ring.split();
+    /// tx.push_slice(&[1, 2, 3]);
+    /// rx.read_chunk(3).unwrap().commit(2);
+    /// assert_eq!(rx.pop(), Some(3));
+    /// ```
+    pub fn commit(self, n: usize) {
+        let n = n.min(self.len());
+        let in_first = n.min(self.first_len);
+        // SAFETY: the first `n` items of the chunk are initialized and owned by
+        // this consumer; each is dropped once, then its slot is released below so
+        // nothing reads it again. Taking the slices as `*mut [T]` avoids creating
+        // a `&mut` that would alias the producer's view of other slots.
+        unsafe {
+            core::ptr::drop_in_place(core::ptr::slice_from_raw_parts_mut(
+                self.first, in_first,
+            ));
+            core::ptr::drop_in_place(core::ptr::slice_from_raw_parts_mut(
+                self.second,
+                n - in_first,
+            ));
+        }
+        self.consumer.release_slots(n);
+    }
+
+    /// Drops every item of the chunk and releases the slots.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use ply_core::queue::spsc::Ring;
+    ///
+    /// let mut ring = Ring::<u8, 4>::new();
+    /// let (mut tx, mut rx) = ring.split();
+    /// tx.push_slice(&[1, 2]);
+    /// rx.read_chunk(2).unwrap().commit_all();
+    /// assert!(rx.is_empty());
+    /// ```
+    pub fn commit_all(self) {
+        let n = self.len();
+        self.commit(n);
+    }
+}
+
+/// Why a chunk could not be reserved.
+///
+/// # Example
+///
+/// ```
+/// use ply_core::queue::spsc::{ChunkError, Ring};
+///
+/// let mut ring = Ring::<u8, 2>::new();
+/// let (mut tx, mut rx) = ring.split();
+/// assert_eq!(
+///     rx.read_chunk(1).err(),
+///     Some(ChunkError::TooFewItems { requested: 1, available: 0 })
+/// );
+/// assert!(tx.write_chunk_uninit(3).is_err());
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChunkError {
+    /// [`Producer::write_chunk_uninit`] asked for more slots than are free.
+    TooFewSlots {
+        /// Slots asked for.
+        requested: usize,
+        /// Slots free when asked.
+        available: usize,
+    },
+    /// [`Consumer::read_chunk`] asked for more items than are in the ring.
+    TooFewItems {
+        /// Items asked for.
+        requested: usize,
+        /// Items present when asked.
+        available: usize,
+    },
+}
+
+impl fmt::Display for ChunkError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ChunkError::TooFewSlots {
+                requested,
+                available,
+            } => write!(
+                f,
+                "asked for {requested} free slots but only {available} are free; \
+                 ask for fewer or wait for the consumer"
+            ),
+            ChunkError::TooFewItems {
+                requested,
+                available,
+            } => write!(
+                f,
+                "asked for {requested} items but only {available} are in the ring; \
+                 ask for fewer or wait for the producer"
+            ),
+        }
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for ChunkError {}
+
+/// Slot index of position `pos` (`pos < 2N`).
+#[inline(always)]
+const fn index<const N: usize>(pos: usize) -> usize {
+    if pos >= N { pos - N } else { pos }
+}
+
+/// Position `pos` advanced by `by ≤ N`, modulo `2N`. Cannot overflow because
+/// `N ≤ usize::MAX / 4` (checked in `Ring::new`).
+#[inline(always)]
+const fn advance<const N: usize>(pos: usize, by: usize) -> usize {
+    let next = pos + by;
+    if next >= 2 * N { next - 2 * N } else { next }
+}
+
+/// Items between `head` and `tail`, both in `0..2N`.
+#[inline(always)]
+const fn distance<const N: usize>(head: usize, tail: usize) -> usize {
+    if tail >= head {
+        tail - head
+    } else {
+        tail + 2 * N - head
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests;
