@@ -1,0 +1,330 @@
+use super::*;
+use core::sync::atomic::{AtomicUsize as StdAtomicUsize, Ordering::SeqCst};
+use std::vec;
+use std::vec::Vec;
+
+struct Counted<'a>(&'a StdAtomicUsize);
+impl Drop for Counted<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, SeqCst);
+    }
+}
+
+/// Fills, drains and refills a queue of capacity `N` for several laps, checking
+/// FIFO order, full/empty reports and `len` at every step.
+fn exercise<const N: usize>() {
+    let q = ArrayQueue::<usize, N>::new();
+    let mut next_in = 0;
+    let mut next_out = 0;
+    for round in 0..(4 * N + 6) {
+        let burst = round % (N + 2);
+        for _ in 0..burst {
+            match q.push(next_in) {
+                Ok(()) => next_in += 1,
+                Err(v) => {
+                    assert_eq!(v, next_in);
+                    assert_eq!(q.len(), N);
+                    assert!(q.is_full());
+                }
+            }
+            assert_eq!(q.len(), next_in - next_out);
+        }
+        for _ in 0..(round % 3 + 1) {
+            match q.pop() {
+                Some(v) => {
+                    assert_eq!(v, next_out);
+                    next_out += 1;
+                }
+                None => assert!(q.is_empty()),
+            }
+            assert_eq!(q.len(), next_in - next_out);
+        }
+    }
+    while let Some(v) = q.pop() {
+        assert_eq!(v, next_out);
+        next_out += 1;
+    }
+    assert_eq!(next_in, next_out);
+    assert!(next_in > 2 * N, "must wrap at least twice");
+}
+
+#[test]
+fn every_capacity_from_1_to_17_and_some_odd_ones() {
+    exercise::<1>();
+    exercise::<2>();
+    exercise::<3>();
+    exercise::<4>();
+    exercise::<5>();
+    exercise::<6>();
+    exercise::<7>();
+    exercise::<8>();
+    exercise::<9>();
+    exercise::<10>();
+    exercise::<11>();
+    exercise::<12>();
+    exercise::<13>();
+    exercise::<14>();
+    exercise::<15>();
+    exercise::<16>();
+    exercise::<17>();
+    exercise::<31>();
+    exercise::<33>();
+    exercise::<100>();
+    exercise::<127>();
+}
+
+#[test]
+fn capacity_one_alternates() {
+    let q = ArrayQueue::<u32, 1>::new();
+    for i in 0..20 {
+        assert_eq!(q.push(i), Ok(()));
+        assert_eq!(q.push(99), Err(99));
+        assert!(q.is_full());
+        assert_eq!(q.pop(), Some(i));
+        assert_eq!(q.pop(), None);
+        assert!(q.is_empty());
+    }
+}
+
+#[test]
+fn positions_wrap_around_usize() {
+    // Start both positions a few laps before the end of the usize range, as a
+    // long-running queue would reach eventually, and check nothing breaks.
+    let q = ArrayQueue::<u32, 3>::new();
+    let one_lap = ArrayQueue::<u32, 3>::ONE_LAP;
+    let start = 0usize.wrapping_sub(2 * one_lap);
+    q.head.store(start, SeqCst);
+    q.tail.store(start, SeqCst);
+    for (i, slot) in q.slots.iter().enumerate() {
+        slot.stamp.store(start + i, SeqCst);
+    }
+    let mut expected = 0;
+    for i in 0..40u32 {
+        assert_eq!(q.push(i), Ok(()));
+        if i % 2 == 1 {
+            assert_eq!(q.pop(), Some(expected));
+            expected += 1;
+        }
+        if q.is_full() {
+            assert_eq!(q.pop(), Some(expected));
+            expected += 1;
+        }
+    }
+    while let Some(v) = q.pop() {
+        assert_eq!(v, expected);
+        expected += 1;
+    }
+    assert_eq!(expected, 40);
+    assert!(q.tail.load(SeqCst) < start, "tail must have wrapped past zero");
+}
+
+#[test]
+fn force_push_evicts_oldest_in_order() {
+    let q = ArrayQueue::<u32, 3>::new();
+    for i in 0..3 {
+        assert_eq!(q.force_push(i), None);
+    }
+    for i in 3..20 {
+        assert_eq!(q.force_push(i), Some(i - 3));
+        assert_eq!(q.len(), 3);
+    }
+    assert_eq!(q.pop(), Some(17));
+    assert_eq!(q.force_push(20), None);
+    assert_eq!(q.pop(), Some(18));
+    assert_eq!(q.pop(), Some(19));
+    assert_eq!(q.pop(), Some(20));
+    assert_eq!(q.pop(), None);
+}
+
+#[test]
+fn force_push_capacity_one() {
+    let q = ArrayQueue::<u32, 1>::new();
+    assert_eq!(q.force_push(1), None);
+    assert_eq!(q.force_push(2), Some(1));
+    assert_eq!(q.force_push(3), Some(2));
+    assert_eq!(q.pop(), Some(3));
+    assert_eq!(q.pop(), None);
+}
+
+#[test]
+fn items_left_in_queue_dropped_exactly_once() {
+    let drops = StdAtomicUsize::new(0);
+    {
+        let q = ArrayQueue::<Counted<'_>, 5>::new();
+        for _ in 0..4 {
+            assert!(q.push(Counted(&drops)).is_ok());
+            drop(q.pop());
+        }
+        assert_eq!(drops.load(SeqCst), 4);
+        for _ in 0..5 {
+            assert!(q.push(Counted(&drops)).is_ok());
+        }
+        drop(q.push(Counted(&drops)));
+        assert_eq!(drops.load(SeqCst), 5);
+        drop(q.force_push(Counted(&drops))); // evicted item dropped here
+        assert_eq!(drops.load(SeqCst), 6);
+        drop(q.pop());
+        assert_eq!(drops.load(SeqCst), 7);
+    }
+    assert_eq!(drops.load(SeqCst), 11);
+}
+
+#[test]
+fn zero_sized_items() {
+    let q = ArrayQueue::<(), 2>::new();
+    assert_eq!(q.push(()), Ok(()));
+    assert_eq!(q.push(()), Ok(()));
+    assert_eq!(q.push(()), Err(()));
+    assert_eq!(q.len(), 2);
+    assert_eq!(q.force_push(()), Some(()));
+    assert_eq!(q.pop(), Some(()));
+    assert_eq!(q.pop(), Some(()));
+    assert_eq!(q.pop(), None);
+}
+
+#[test]
+fn debug_names_capacity_and_len() {
+    let q = ArrayQueue::<u8, 4>::new();
+    q.push(1).unwrap();
+    assert_eq!(std::format!("{q:?}"), "ArrayQueue { capacity: 4, len: 1 }");
+}
+
+#[test]
+fn unpublished_hole_reports_empty_instead_of_hanging() {
+    // Simulate a producer that claimed position 0 and stalled before publishing:
+    // tail moved, the stamp did not. pop must return, not spin.
+    let q = ArrayQueue::<u32, 4>::new();
+    q.tail.store(1, SeqCst);
+    assert_eq!(q.pop(), None);
+    // A later producer's item is stuck behind the hole until it is filled.
+    assert_eq!(q.push(7), Ok(()));
+    assert_eq!(q.pop(), None);
+    // The stalled producer resumes: writes and publishes position 0.
+    q.slots[0].value.with_mut(|p| unsafe {
+        // SAFETY: the test plays the producer that owns the claim of position 0.
+        p.write(MaybeUninit::new(6))
+    });
+    q.slots[0].stamp.store(1, SeqCst);
+    assert_eq!(q.pop(), Some(6));
+    assert_eq!(q.pop(), Some(7));
+}
+
+const PER_PRODUCER: usize = if cfg!(miri) { 200 } else { 500_000 };
+
+/// `producers` threads push `(producer, seq)` pairs, `consumers` threads pop
+/// them; every item must arrive exactly once, and each consumer must see each
+/// producer's items in increasing order.
+fn stress<const N: usize>(producers: usize, consumers: usize) {
+    let q = ArrayQueue::<(usize, usize), N>::new();
+    let total = producers * PER_PRODUCER;
+    let popped = StdAtomicUsize::new(0);
+    let seen: Vec<Vec<(usize, usize)>> = std::thread::scope(|s| {
+        for p in 0..producers {
+            let q = &q;
+            s.spawn(move || {
+                for i in 0..PER_PRODUCER {
+                    let mut item = (p, i);
+                    while let Err(back) = q.push(item) {
+                        item = back;
+                        std::thread::yield_now();
+                    }
+                }
+            });
+        }
+        let handles: Vec<_> = (0..consumers)
+            .map(|_| {
+                let (q, popped) = (&q, &popped);
+                s.spawn(move || {
+                    let mut got = Vec::new();
+                    let mut last = vec![None::<usize>; producers];
+                    while popped.load(SeqCst) < total {
+                        match q.pop() {
+                            Some((p, i)) => {
+                                assert!(last[p].is_none_or(|l| l < i), "per-producer order");
+                                last[p] = Some(i);
+                                got.push((p, i));
+                                popped.fetch_add(1, SeqCst);
+                            }
+                            None => std::thread::yield_now(),
+                        }
+                    }
+                    got
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let mut count = vec![0u8; total];
+    for (p, i) in seen.into_iter().flatten() {
+        count[p * PER_PRODUCER + i] += 1;
+    }
+    assert!(count.iter().all(|&c| c == 1), "every item exactly once");
+    assert!(q.is_empty());
+}
+
+#[test]
+fn stress_two_producers_two_consumers() {
+    stress::<64>(2, 2);
+}
+
+#[test]
+fn stress_three_producers_one_consumer_odd_capacity() {
+    stress::<7>(3, 1);
+}
+
+#[test]
+fn stress_one_producer_three_consumers_capacity_one() {
+    stress::<1>(1, 3);
+}
+
+#[test]
+fn stress_force_push_never_duplicates_or_invents() {
+    // Two producers force-push, two consumers pop. Items may be evicted (returned
+    // to the force-pusher) but each must end up in exactly one place.
+    let q = ArrayQueue::<usize, 4>::new();
+    let per = PER_PRODUCER / 4;
+    let done = StdAtomicUsize::new(0);
+    let (evicted, popped): (Vec<Vec<usize>>, Vec<Vec<usize>>) = std::thread::scope(|s| {
+        let prods: Vec<_> = (0..2)
+            .map(|p| {
+                let (q, done) = (&q, &done);
+                s.spawn(move || {
+                    let mut ev = Vec::new();
+                    for i in 0..per {
+                        if let Some(old) = q.force_push(p * per + i) {
+                            ev.push(old);
+                        }
+                    }
+                    done.fetch_add(1, SeqCst);
+                    ev
+                })
+            })
+            .collect();
+        let cons: Vec<_> = (0..2)
+            .map(|_| {
+                let (q, done) = (&q, &done);
+                s.spawn(move || {
+                    let mut got = Vec::new();
+                    loop {
+                        let finished = done.load(SeqCst) == 2;
+                        match q.pop() {
+                            Some(v) => got.push(v),
+                            None if finished => break,
+                            None => std::thread::yield_now(),
+                        }
+                    }
+                    got
+                })
+            })
+            .collect();
+        (
+            prods.into_iter().map(|h| h.join().unwrap()).collect(),
+            cons.into_iter().map(|h| h.join().unwrap()).collect(),
+        )
+    });
+    let mut count = vec![0u8; 2 * per];
+    for v in evicted.into_iter().chain(popped).flatten() {
+        count[v] += 1;
+    }
+    assert!(count.iter().all(|&c| c == 1), "every item exactly once");
+}
