@@ -599,6 +599,7 @@ impl<'a, T, const N: usize> Producer<'a, T, N> {
     }
 
     /// Publishes the first `n` slots after `tail`.
+    #[cfg(not(loom))]
     fn commit_slots(&mut self, n: usize) {
         self.tail = advance::<N>(self.tail, n);
         // Release: publishes the chunk's slot writes to the consumer's Acquire load.
@@ -823,6 +824,7 @@ impl<'a, T, const N: usize> Consumer<'a, T, N> {
     }
 
     /// Releases the first `n` slots after `head` back to the producer.
+    #[cfg(not(loom))]
     fn release_slots(&mut self, n: usize) {
         self.head = advance::<N>(self.head, n);
         // Release: our reads of these slots happen before the producer reuses them.
