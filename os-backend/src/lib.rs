@@ -1,1 +1,20 @@
-//! ply-os
+//! # ply-os — the Linux backend of ply
+//!
+//! The pieces of ply that need an operating system: memory shared between
+//! processes, forked children that are always reaped, and CPU pinning. Later
+//! issues add the thread pool, the process pool and IPC on top of these.
+//!
+//! | module | what it holds |
+//! |---|---|
+//! | [`shm`] | [`shm::SharedBox`]: one value in an anonymous `MAP_SHARED` mapping, visible to children forked after it |
+//! | [`fork`] | [`fork::fork_child`]: run a closure in a child process; the handle reaps it, kills it on drop |
+//! | [`affinity`] | pin the calling thread to one CPU; list the CPUs this process may use |
+//!
+//! Everything here is Linux-specific and built on `libc`.
+#![deny(missing_docs)]
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(clippy::undocumented_unsafe_blocks)]
+
+pub mod affinity;
+pub mod fork;
+pub mod shm;
