@@ -1,1 +1,42 @@
-//! ply
+//! # ply — parallel work in Rust
+//!
+//! The facade of the ply workspace: one dependency that re-exports
+//!
+//! - [`core`] (`ply-core`): the `no_std`, allocation-free scheduling core —
+//!   lock-free queues today, locks and work partitioning next;
+//! - [`os`] (`ply-os`): the Linux backend — shared memory, forked children,
+//!   CPU pinning, and (as they land) thread and process pools.
+//!
+//! # Example: a queue shared by a parent and a forked child
+//!
+//! ```
+//! use ply::core::queue::spsc::Ring;
+//! use ply::os::{fork::fork_child, shm::SharedBox};
+//!
+//! let ring = SharedBox::new(Ring::<u64, 64>::new())?;
+//! // SAFETY: the child uses only the producer, the parent only the consumer.
+//! let (mut tx, mut rx) = unsafe { ring.split_unchecked() };
+//! let child = fork_child(move || {
+//!     for i in 0..1000 {
+//!         while tx.push(i).is_err() {
+//!             std::hint::spin_loop();
+//!         }
+//!     }
+//!     0
+//! })?;
+//! let mut sum = 0;
+//! for _ in 0..1000 {
+//!     sum += loop {
+//!         if let Some(v) = rx.pop() {
+//!             break v;
+//!         }
+//!     };
+//! }
+//! assert!(child.wait()?.success());
+//! assert_eq!(sum, 999 * 1000 / 2);
+//! # Ok::<(), std::io::Error>(())
+//! ```
+#![deny(missing_docs)]
+
+pub use ply_core as core;
+pub use ply_os as os;
