@@ -1,1 +1,384 @@
-fn main(){}
+//! Queue throughput: ply beside its peers, in the same criterion groups.
+//!
+//! Every group moves `u64` items through a queue of capacity 1024 between
+//! threads pinned to distinct CPUs (on a 2-CPU machine: producer on CPU 0,
+//! consumer on CPU 1; in the 2P/2C group one producer and one consumer share each
+//! CPU). Unpinned threads on a small VM often share one CPU and never contend,
+//! which flatters every queue. A criterion "element" is one item moved end to end;
+//! each sample spawns the producer thread once and amortizes that over the
+//! sample's items.
+//!
+//! Run: `cargo bench --bench queues` (about two minutes). Compare the ratios
+//! within one run, not absolute numbers across runs.
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use criterion::{BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::measurement::WallTime;
+
+const CAP: usize = 1024;
+const BATCH: usize = 64;
+
+/// CPUs to pin the two sides to, or `None` on a single-CPU machine.
+fn cpu_pair() -> Option<(usize, usize)> {
+    let cpus = ply::os::affinity::allowed_cpus().ok()?;
+    (cpus.len() >= 2).then(|| (cpus[0], cpus[1]))
+}
+
+fn pin(cpu: Option<usize>) {
+    if let Some(cpu) = cpu {
+        ply::os::affinity::pin_current_thread(cpu).expect("pin thread");
+    }
+}
+
+/// Runs `produce` on a thread pinned to the first CPU and `consume` here, pinned
+/// to the second; returns the time until `consume` is done.
+fn run_pair(produce: impl FnOnce() + Send, consume: impl FnOnce()) -> Duration {
+    let cpus = cpu_pair();
+    pin(cpus.map(|c| c.1));
+    std::thread::scope(|s| {
+        s.spawn(move || {
+            pin(cpus.map(|c| c.0));
+            produce();
+        });
+        let start = Instant::now();
+        consume();
+        start.elapsed()
+    })
+}
+
+fn config(g: &mut BenchmarkGroup<'_, WallTime>) {
+    g.throughput(Throughput::Elements(1));
+    g.sample_size(20);
+    g.warm_up_time(Duration::from_millis(500));
+    g.measurement_time(Duration::from_secs(2));
+}
+
+fn spsc_single(c: &mut Criterion) {
+    let mut g = c.benchmark_group("spsc_1p1c");
+    config(&mut g);
+    g.bench_function("ply::spsc::Ring", |b| {
+        b.iter_custom(|iters| {
+            let mut ring = Box::new(ply::core::queue::spsc::Ring::<u64, CAP>::new());
+            let (mut tx, mut rx) = ring.split();
+            run_pair(
+                move || {
+                    for i in 0..iters {
+                        while tx.push(i).is_err() {
+                            std::hint::spin_loop();
+                        }
+                    }
+                },
+                move || {
+                    for _ in 0..iters {
+                        loop {
+                            if let Some(v) = rx.pop() {
+                                black_box(v);
+                                break;
+                            }
+                            std::hint::spin_loop();
+                        }
+                    }
+                },
+            )
+        })
+    });
+    g.bench_function("rtrb", |b| {
+        b.iter_custom(|iters| {
+            let (mut tx, mut rx) = rtrb::RingBuffer::<u64>::new(CAP);
+            run_pair(
+                move || {
+                    for i in 0..iters {
+                        while tx.push(i).is_err() {
+                            std::hint::spin_loop();
+                        }
+                    }
+                },
+                move || {
+                    for _ in 0..iters {
+                        loop {
+                            if let Ok(v) = rx.pop() {
+                                black_box(v);
+                                break;
+                            }
+                            std::hint::spin_loop();
+                        }
+                    }
+                },
+            )
+        })
+    });
+    g.bench_function("heapless::spsc (cap 1023)", |b| {
+        b.iter_custom(|iters| {
+            let mut q = Box::new(heapless::spsc::Queue::<u64, CAP>::new());
+            let (mut tx, mut rx) = q.split();
+            run_pair(
+                move || {
+                    for i in 0..iters {
+                        while tx.enqueue(i).is_err() {
+                            std::hint::spin_loop();
+                        }
+                    }
+                },
+                move || {
+                    for _ in 0..iters {
+                        loop {
+                            if let Some(v) = rx.dequeue() {
+                                black_box(v);
+                                break;
+                            }
+                            std::hint::spin_loop();
+                        }
+                    }
+                },
+            )
+        })
+    });
+    g.bench_function("crossbeam::ArrayQueue", |b| {
+        b.iter_custom(|iters| {
+            let q = crossbeam_queue::ArrayQueue::<u64>::new(CAP);
+            run_pair(
+                || {
+                    for i in 0..iters {
+                        while q.push(i).is_err() {
+                            std::hint::spin_loop();
+                        }
+                    }
+                },
+                || {
+                    for _ in 0..iters {
+                        loop {
+                            if let Some(v) = q.pop() {
+                                black_box(v);
+                                break;
+                            }
+                            std::hint::spin_loop();
+                        }
+                    }
+                },
+            )
+        })
+    });
+    g.bench_function("std::sync_channel", |b| {
+        b.iter_custom(|iters| {
+            let (tx, rx) = std::sync::mpsc::sync_channel::<u64>(CAP);
+            run_pair(
+                move || {
+                    for i in 0..iters {
+                        tx.send(i).unwrap();
+                    }
+                },
+                move || {
+                    for _ in 0..iters {
+                        black_box(rx.recv().unwrap());
+                    }
+                },
+            )
+        })
+    });
+    g.finish();
+}
+
+fn spsc_batch(c: &mut Criterion) {
+    let mut g = c.benchmark_group("spsc_batch64");
+    config(&mut g);
+    g.bench_function("ply::spsc::Ring chunks", |b| {
+        b.iter_custom(|iters| {
+            let mut ring = Box::new(ply::core::queue::spsc::Ring::<u64, CAP>::new());
+            let (mut tx, mut rx) = ring.split();
+            run_pair(
+                move || {
+                    let mut next = 0;
+                    while next < iters {
+                        let want = (iters - next).min(BATCH as u64) as usize;
+                        if let Ok(chunk) = tx.write_chunk_uninit(want) {
+                            next += chunk.fill_from_iter(next..) as u64;
+                        } else {
+                            std::hint::spin_loop();
+                        }
+                    }
+                },
+                move || {
+                    let mut got = 0;
+                    while got < iters {
+                        let want = (iters - got).min(BATCH as u64) as usize;
+                        if let Ok(chunk) = rx.read_chunk(want) {
+                            let (a, b) = chunk.as_slices();
+                            black_box((a, b));
+                            chunk.commit_all();
+                            got += want as u64;
+                        } else {
+                            std::hint::spin_loop();
+                        }
+                    }
+                },
+            )
+        })
+    });
+    g.bench_function("rtrb chunks", |b| {
+        b.iter_custom(|iters| {
+            let (mut tx, mut rx) = rtrb::RingBuffer::<u64>::new(CAP);
+            run_pair(
+                move || {
+                    let mut next = 0;
+                    while next < iters {
+                        let want = (iters - next).min(BATCH as u64) as usize;
+                        if let Ok(chunk) = tx.write_chunk_uninit(want) {
+                            next += chunk.fill_from_iter(next..) as u64;
+                        } else {
+                            std::hint::spin_loop();
+                        }
+                    }
+                },
+                move || {
+                    let mut got = 0;
+                    while got < iters {
+                        let want = (iters - got).min(BATCH as u64) as usize;
+                        if let Ok(chunk) = rx.read_chunk(want) {
+                            let (a, b) = chunk.as_slices();
+                            black_box((a, b));
+                            chunk.commit_all();
+                            got += want as u64;
+                        } else {
+                            std::hint::spin_loop();
+                        }
+                    }
+                },
+            )
+        })
+    });
+    g.finish();
+}
+
+/// The shared-reference queues of the MPMC groups, behind one interface.
+trait SharedQueue: Sync {
+    fn try_push(&self, v: u64) -> Result<(), u64>;
+    fn try_pop(&self) -> Option<u64>;
+}
+
+impl SharedQueue for ply::core::queue::mpmc::ArrayQueue<u64, CAP> {
+    fn try_push(&self, v: u64) -> Result<(), u64> {
+        self.push(v)
+    }
+    fn try_pop(&self) -> Option<u64> {
+        self.pop()
+    }
+}
+
+impl SharedQueue for crossbeam_queue::ArrayQueue<u64> {
+    fn try_push(&self, v: u64) -> Result<(), u64> {
+        self.push(v)
+    }
+    fn try_pop(&self) -> Option<u64> {
+        self.pop()
+    }
+}
+
+impl SharedQueue for concurrent_queue::ConcurrentQueue<u64> {
+    fn try_push(&self, v: u64) -> Result<(), u64> {
+        self.push(v).map_err(|e| e.into_inner())
+    }
+    fn try_pop(&self) -> Option<u64> {
+        self.pop().ok()
+    }
+}
+
+impl SharedQueue for (crossbeam_channel::Sender<u64>, crossbeam_channel::Receiver<u64>) {
+    fn try_push(&self, v: u64) -> Result<(), u64> {
+        self.0.try_send(v).map_err(|e| e.into_inner())
+    }
+    fn try_pop(&self) -> Option<u64> {
+        self.1.try_recv().ok()
+    }
+}
+
+impl SharedQueue for heapless::mpmc::Queue<u64, CAP> {
+    fn try_push(&self, v: u64) -> Result<(), u64> {
+        self.enqueue(v)
+    }
+    fn try_pop(&self) -> Option<u64> {
+        self.dequeue()
+    }
+}
+
+/// `producers` threads push `iters` items in total, `consumers` threads pop
+/// them; threads alternate between the two CPUs. Returns the wall time.
+fn run_mpmc(q: &dyn SharedQueue, producers: usize, consumers: usize, iters: u64) -> Duration {
+    let cpus = cpu_pair();
+    let cpu_of = |k: usize| cpus.map(|(a, b)| if k % 2 == 0 { a } else { b });
+    let per_producer = iters.div_ceil(producers as u64);
+    let per_consumer = per_producer * producers as u64 / consumers as u64;
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        for p in 0..producers {
+            s.spawn(move || {
+                pin(cpu_of(p));
+                for i in 0..per_producer {
+                    let mut v = i;
+                    while let Err(back) = q.try_push(v) {
+                        v = back;
+                        std::hint::spin_loop();
+                    }
+                }
+            });
+        }
+        for c in 0..consumers {
+            s.spawn(move || {
+                pin(cpu_of(c + 1));
+                for _ in 0..per_consumer {
+                    loop {
+                        if let Some(v) = q.try_pop() {
+                            black_box(v);
+                            break;
+                        }
+                        std::hint::spin_loop();
+                    }
+                }
+            });
+        }
+    });
+    start.elapsed()
+}
+
+fn mpmc_groups(c: &mut Criterion) {
+    for (name, producers, consumers) in [("mpmc_1p1c", 1, 1), ("mpmc_2p2c", 2, 2)] {
+        let mut g = c.benchmark_group(name);
+        config(&mut g);
+        g.bench_function("ply::mpmc::ArrayQueue", |b| {
+            b.iter_custom(|iters| {
+                let q = Box::new(ply::core::queue::mpmc::ArrayQueue::<u64, CAP>::new());
+                run_mpmc(&*q, producers, consumers, iters)
+            })
+        });
+        g.bench_function("crossbeam::ArrayQueue", |b| {
+            b.iter_custom(|iters| {
+                let q = crossbeam_queue::ArrayQueue::<u64>::new(CAP);
+                run_mpmc(&q, producers, consumers, iters)
+            })
+        });
+        g.bench_function("concurrent_queue::bounded", |b| {
+            b.iter_custom(|iters| {
+                let q = concurrent_queue::ConcurrentQueue::<u64>::bounded(CAP);
+                run_mpmc(&q, producers, consumers, iters)
+            })
+        });
+        g.bench_function("crossbeam_channel::bounded", |b| {
+            b.iter_custom(|iters| {
+                let q = crossbeam_channel::bounded::<u64>(CAP);
+                run_mpmc(&q, producers, consumers, iters)
+            })
+        });
+        g.bench_function("heapless::mpmc", |b| {
+            b.iter_custom(|iters| {
+                #[allow(deprecated)] // benchmarked as a peer, knowing its caveat (not lock-free)
+                let q = Box::new(heapless::mpmc::Queue::<u64, CAP>::new());
+                run_mpmc(&*q, producers, consumers, iters)
+            })
+        });
+        g.finish();
+    }
+}
+
+criterion_group!(benches, spsc_single, spsc_batch, mpmc_groups);
+criterion_main!(benches);

@@ -1,0 +1,240 @@
+//! `ply bench queues`: items per second through ply's queues and std's
+//! `sync_channel`, one producer and one consumer pinned to different CPUs.
+
+use std::fmt::Write as _;
+use std::time::{Duration, Instant};
+
+use ply_core::queue::{mpmc::ArrayQueue, spsc::Ring};
+
+const CAP: usize = 1024;
+const RUNS: usize = 5;
+
+/// The measured rows.
+pub struct Report {
+    items: u64,
+    pinned: bool,
+    rows: Vec<Row>,
+}
+
+struct Row {
+    name: &'static str,
+    /// Median and range of items per second over `RUNS` runs.
+    median: f64,
+    min: f64,
+    max: f64,
+}
+
+/// Runs every comparison `RUNS` times with `items` items each.
+pub fn run(items: u64) -> Report {
+    let cpus = ply_os::affinity::allowed_cpus().unwrap_or_default();
+    let pair = (cpus.len() >= 2).then(|| (cpus[0], cpus[1]));
+    let cases: [(&'static str, fn(u64, Option<(usize, usize)>) -> Duration); 4] = [
+        ("ply spsc::Ring", spsc_once),
+        ("ply spsc::Ring (batches of 64)", spsc_batch_once),
+        ("ply mpmc::ArrayQueue", mpmc_once),
+        ("std sync_channel", std_once),
+    ];
+    let rows = cases
+        .iter()
+        .map(|&(name, f)| {
+            let mut rates: Vec<f64> = (0..RUNS)
+                .map(|_| items as f64 / f(items, pair).as_secs_f64())
+                .collect();
+            rates.sort_by(f64::total_cmp);
+            Row {
+                name,
+                median: rates[RUNS / 2],
+                min: rates[0],
+                max: rates[RUNS - 1],
+            }
+        })
+        .collect();
+    Report {
+        items,
+        pinned: pair.is_some(),
+        rows,
+    }
+}
+
+impl Report {
+    /// A human-readable table, relative to `sync_channel`.
+    pub fn to_table(&self) -> String {
+        let base = self.rows.last().map_or(1.0, |r| r.median);
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "queue throughput, 1 producer -> 1 consumer, capacity {CAP}, {} items x {RUNS} runs{}",
+            self.items,
+            if self.pinned { ", threads pinned to 2 CPUs" } else { " (1 CPU: not pinned)" }
+        );
+        let _ = writeln!(out, "{:<32} {:>14} {:>22} {:>10}", "queue", "Mitems/s", "range", "vs std");
+        for r in &self.rows {
+            let _ = writeln!(
+                out,
+                "{:<32} {:>14.1} {:>22} {:>9.1}x",
+                r.name,
+                r.median / 1e6,
+                format!("{:.1}..{:.1}", r.min / 1e6, r.max / 1e6),
+                r.median / base
+            );
+        }
+        out
+    }
+
+    /// One JSON object: `{"family":"queues","items":..,"pinned":..,"results":[..]}`.
+    pub fn to_json(&self) -> String {
+        let results: Vec<String> = self
+            .rows
+            .iter()
+            .map(|r| {
+                format!(
+                    "{{\"name\":\"{}\",\"items_per_sec_median\":{:.0},\"items_per_sec_min\":{:.0},\"items_per_sec_max\":{:.0}}}",
+                    r.name, r.median, r.min, r.max
+                )
+            })
+            .collect();
+        format!(
+            "{{\"family\":\"queues\",\"capacity\":{CAP},\"items\":{},\"runs\":{RUNS},\"pinned\":{},\"results\":[{}]}}",
+            self.items,
+            self.pinned,
+            results.join(",")
+        )
+    }
+}
+
+fn pin(cpu: Option<usize>) {
+    if let Some(cpu) = cpu {
+        // Best effort: an unpinned run is still a valid (if optimistic) run.
+        let _ = ply_os::affinity::pin_current_thread(cpu);
+    }
+}
+
+/// Runs `produce` and `consume` on two threads pinned to the pair of CPUs and
+/// times the whole transfer.
+fn timed_pair(
+    pair: Option<(usize, usize)>,
+    produce: impl FnOnce() + Send,
+    consume: impl FnOnce() -> u64 + Send,
+) -> Duration {
+    let start = Instant::now();
+    let sum = std::thread::scope(|s| {
+        s.spawn(move || {
+            pin(pair.map(|p| p.0));
+            produce();
+        });
+        s.spawn(move || {
+            pin(pair.map(|p| p.1));
+            consume()
+        })
+        .join()
+        .expect("consumer thread panicked")
+    });
+    let elapsed = start.elapsed();
+    std::hint::black_box(sum);
+    elapsed
+}
+
+fn spsc_once(items: u64, pair: Option<(usize, usize)>) -> Duration {
+    let mut ring = Box::new(Ring::<u64, CAP>::new());
+    let (mut tx, mut rx) = ring.split();
+    timed_pair(
+        pair,
+        move || {
+            for i in 0..items {
+                while tx.push(i).is_err() {
+                    std::hint::spin_loop();
+                }
+            }
+        },
+        move || {
+            let mut sum = 0u64;
+            for _ in 0..items {
+                sum = sum.wrapping_add(loop {
+                    if let Some(v) = rx.pop() {
+                        break v;
+                    }
+                    std::hint::spin_loop();
+                });
+            }
+            sum
+        },
+    )
+}
+
+fn spsc_batch_once(items: u64, pair: Option<(usize, usize)>) -> Duration {
+    let mut ring = Box::new(Ring::<u64, CAP>::new());
+    let (mut tx, mut rx) = ring.split();
+    timed_pair(
+        pair,
+        move || {
+            let mut next = 0;
+            while next < items {
+                let want = (items - next).min(64) as usize;
+                match tx.write_chunk_uninit(want) {
+                    Ok(chunk) => next += chunk.fill_from_iter(next..) as u64,
+                    Err(_) => std::hint::spin_loop(),
+                }
+            }
+        },
+        move || {
+            let mut sum = 0u64;
+            let mut buf = [0u64; 64];
+            let mut got = 0;
+            while got < items {
+                let n = rx.pop_slice(&mut buf);
+                sum = buf[..n].iter().fold(sum, |a, &v| a.wrapping_add(v));
+                got += n as u64;
+                if n == 0 {
+                    std::hint::spin_loop();
+                }
+            }
+            sum
+        },
+    )
+}
+
+fn mpmc_once(items: u64, pair: Option<(usize, usize)>) -> Duration {
+    let q = Box::new(ArrayQueue::<u64, CAP>::new());
+    let q = &*q;
+    timed_pair(
+        pair,
+        move || {
+            for i in 0..items {
+                while q.push(i).is_err() {
+                    std::hint::spin_loop();
+                }
+            }
+        },
+        move || {
+            let mut sum = 0u64;
+            for _ in 0..items {
+                sum = sum.wrapping_add(loop {
+                    if let Some(v) = q.pop() {
+                        break v;
+                    }
+                    std::hint::spin_loop();
+                });
+            }
+            sum
+        },
+    )
+}
+
+fn std_once(items: u64, pair: Option<(usize, usize)>) -> Duration {
+    let (tx, rx) = std::sync::mpsc::sync_channel::<u64>(CAP);
+    timed_pair(
+        pair,
+        move || {
+            for i in 0..items {
+                tx.send(i).expect("receiver alive until all items arrive");
+            }
+        },
+        move || {
+            let mut sum = 0u64;
+            for _ in 0..items {
+                sum = sum.wrapping_add(rx.recv().expect("sender alive until done"));
+            }
+            sum
+        },
+    )
+}
