@@ -12,10 +12,11 @@
 //! within one run, not absolute numbers across runs.
 
 use std::hint::black_box;
+use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
-use criterion::{BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main};
 use criterion::measurement::WallTime;
+use criterion::{BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main};
 
 const CAP: usize = 1024;
 const BATCH: usize = 64;
@@ -32,20 +33,44 @@ fn pin(cpu: Option<usize>) {
     }
 }
 
-/// Runs `produce` on a thread pinned to the first CPU and `consume` here, pinned
-/// to the second; returns the time until `consume` is done.
-fn run_pair(produce: impl FnOnce() + Send, consume: impl FnOnce()) -> Duration {
+/// Runs `produce` and `consume` on two threads pinned to different CPUs and
+/// returns the time from their common start to the end of the later one.
+///
+/// Each thread pins *itself*, waits at a barrier, and reads the clock itself.
+/// (Pinning the calling thread and spawning from it would start the new thread
+/// on the spinning consumer's CPU, where it cannot run to re-pin itself until
+/// the next scheduler tick: milliseconds of dead time. And a third thread that
+/// reads the clock after the barrier may wake after the transfer is over.)
+fn run_pair(produce: impl FnOnce() + Send, consume: impl FnOnce() + Send) -> Duration {
     let cpus = cpu_pair();
-    pin(cpus.map(|c| c.1));
+    let ready = Barrier::new(2);
     std::thread::scope(|s| {
-        s.spawn(move || {
+        let ready = &ready;
+        let producer = s.spawn(move || {
             pin(cpus.map(|c| c.0));
+            ready.wait();
+            let start = Instant::now();
             produce();
+            (start, Instant::now())
         });
-        let start = Instant::now();
-        consume();
-        start.elapsed()
+        let consumer = s.spawn(move || {
+            pin(cpus.map(|c| c.1));
+            ready.wait();
+            let start = Instant::now();
+            consume();
+            (start, Instant::now())
+        });
+        span([producer.join().unwrap(), consumer.join().unwrap()])
     })
+}
+
+/// From the earliest start to the latest end.
+fn span(times: impl IntoIterator<Item = (Instant, Instant)>) -> Duration {
+    let (start, end) = times
+        .into_iter()
+        .reduce(|(s0, e0), (s1, e1)| (s0.min(s1), e0.max(e1)))
+        .expect("at least one thread");
+    end - start
 }
 
 fn config(g: &mut BenchmarkGroup<'_, WallTime>) {
@@ -284,7 +309,12 @@ impl SharedQueue for concurrent_queue::ConcurrentQueue<u64> {
     }
 }
 
-impl SharedQueue for (crossbeam_channel::Sender<u64>, crossbeam_channel::Receiver<u64>) {
+impl SharedQueue
+    for (
+        crossbeam_channel::Sender<u64>,
+        crossbeam_channel::Receiver<u64>,
+    )
+{
     fn try_push(&self, v: u64) -> Result<(), u64> {
         self.0.try_send(v).map_err(|e| e.into_inner())
     }
@@ -309,11 +339,15 @@ fn run_mpmc(q: &dyn SharedQueue, producers: usize, consumers: usize, iters: u64)
     let cpu_of = |k: usize| cpus.map(|(a, b)| if k % 2 == 0 { a } else { b });
     let per_producer = iters.div_ceil(producers as u64);
     let per_consumer = per_producer * producers as u64 / consumers as u64;
-    let start = Instant::now();
+    let ready = Barrier::new(producers + consumers);
     std::thread::scope(|s| {
+        let ready = &ready;
+        let mut threads = Vec::new();
         for p in 0..producers {
-            s.spawn(move || {
+            threads.push(s.spawn(move || {
                 pin(cpu_of(p));
+                ready.wait();
+                let start = Instant::now();
                 for i in 0..per_producer {
                     let mut v = i;
                     while let Err(back) = q.try_push(v) {
@@ -321,11 +355,14 @@ fn run_mpmc(q: &dyn SharedQueue, producers: usize, consumers: usize, iters: u64)
                         std::hint::spin_loop();
                     }
                 }
-            });
+                (start, Instant::now())
+            }));
         }
         for c in 0..consumers {
-            s.spawn(move || {
+            threads.push(s.spawn(move || {
                 pin(cpu_of(c + 1));
+                ready.wait();
+                let start = Instant::now();
                 for _ in 0..per_consumer {
                     loop {
                         if let Some(v) = q.try_pop() {
@@ -335,10 +372,11 @@ fn run_mpmc(q: &dyn SharedQueue, producers: usize, consumers: usize, iters: u64)
                         std::hint::spin_loop();
                     }
                 }
-            });
+                (start, Instant::now())
+            }));
         }
-    });
-    start.elapsed()
+        span(threads.into_iter().map(|t| t.join().unwrap()))
+    })
 }
 
 fn mpmc_groups(c: &mut Criterion) {

@@ -30,7 +30,10 @@ fn wait_for<T>(deadline: Instant, what: &str, mut f: impl FnMut() -> Option<T>) 
         }
         spins += 1;
         if spins % 1024 == 0 {
-            assert!(Instant::now() < deadline, "watchdog: no progress while {what}");
+            assert!(
+                Instant::now() < deadline,
+                "watchdog: no progress while {what}"
+            );
             std::thread::yield_now();
         }
     }
@@ -92,9 +95,11 @@ fn spsc_child_to_parent_in_batches() {
     let mut buf = [0u64; 64];
     let mut expected = 0;
     while expected < ITEMS {
-        let n = wait_for(deadline, "popping batches", || match rx.pop_slice(&mut buf) {
-            0 => None,
-            n => Some(n),
+        let n = wait_for(deadline, "popping batches", || {
+            match rx.pop_slice(&mut buf) {
+                0 => None,
+                n => Some(n),
+            }
         });
         for &v in &buf[..n] {
             assert_eq!(v, expected);
@@ -131,7 +136,10 @@ fn mpmc_two_children_to_parent_each_once_in_producer_order() {
         assert!(id < 2, "invented item {v:#x}");
         // Per-producer FIFO: with one consumer, each producer's items arrive in
         // exactly the order pushed, which also rules out loss and duplicates.
-        assert_eq!(seq, next[id], "producer {id}: lost, duplicated or reordered");
+        assert_eq!(
+            seq, next[id],
+            "producer {id}: lost, duplicated or reordered"
+        );
         next[id] += 1;
     }
     for child in children {
@@ -150,12 +158,14 @@ struct Tally {
 #[test]
 fn mpmc_parent_to_two_children_counted_and_summed() {
     let queue = SharedBox::new(ArrayQueue::<u64, 512>::new()).unwrap();
-    let tallies = SharedBox::new([const {
-        Tally {
-            count: AtomicU64::new(0),
-            sum: AtomicU64::new(0),
-        }
-    }; 2])
+    let tallies = SharedBox::new(
+        [const {
+            Tally {
+                count: AtomicU64::new(0),
+                sum: AtomicU64::new(0),
+            }
+        }; 2],
+    )
     .unwrap();
     // Consumers stop when they have seen the end marker and the count is reached.
     let consumed = SharedBox::new(AtomicU64::new(0)).unwrap();
@@ -202,6 +212,10 @@ fn mpmc_parent_to_two_children_counted_and_summed() {
     let count: u64 = tallies.iter().map(|t| t.count.load(Ordering::SeqCst)).sum();
     let sum: u64 = tallies.iter().map(|t| t.sum.load(Ordering::SeqCst)).sum();
     assert_eq!(count, ITEMS, "every item consumed exactly once (count)");
-    assert_eq!(sum, ITEMS * (ITEMS - 1) / 2, "every item consumed exactly once (sum)");
+    assert_eq!(
+        sum,
+        ITEMS * (ITEMS - 1) / 2,
+        "every item consumed exactly once (sum)"
+    );
     assert_eq!(queue.pop(), None);
 }

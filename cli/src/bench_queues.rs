@@ -2,6 +2,7 @@
 //! `sync_channel`, one producer and one consumer pinned to different CPUs.
 
 use std::fmt::Write as _;
+use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
 use ply_core::queue::{mpmc::ArrayQueue, spsc::Ring};
@@ -24,11 +25,14 @@ struct Row {
     max: f64,
 }
 
+/// One timed transfer of `items` items, given the CPU pair to pin to.
+type Transfer = fn(u64, Option<(usize, usize)>) -> Duration;
+
 /// Runs every comparison `RUNS` times with `items` items each.
 pub fn run(items: u64) -> Report {
     let cpus = ply_os::affinity::allowed_cpus().unwrap_or_default();
     let pair = (cpus.len() >= 2).then(|| (cpus[0], cpus[1]));
-    let cases: [(&'static str, fn(u64, Option<(usize, usize)>) -> Duration); 4] = [
+    let cases: [(&'static str, Transfer); 4] = [
         ("ply spsc::Ring", spsc_once),
         ("ply spsc::Ring (batches of 64)", spsc_batch_once),
         ("ply mpmc::ArrayQueue", mpmc_once),
@@ -65,9 +69,17 @@ impl Report {
             out,
             "queue throughput, 1 producer -> 1 consumer, capacity {CAP}, {} items x {RUNS} runs{}",
             self.items,
-            if self.pinned { ", threads pinned to 2 CPUs" } else { " (1 CPU: not pinned)" }
+            if self.pinned {
+                ", threads pinned to 2 CPUs"
+            } else {
+                " (1 CPU: not pinned)"
+            }
         );
-        let _ = writeln!(out, "{:<32} {:>14} {:>22} {:>10}", "queue", "Mitems/s", "range", "vs std");
+        let _ = writeln!(
+            out,
+            "{:<32} {:>14} {:>22} {:>10}",
+            "queue", "Mitems/s", "range", "vs std"
+        );
         for r in &self.rows {
             let _ = writeln!(
                 out,
@@ -109,29 +121,39 @@ fn pin(cpu: Option<usize>) {
     }
 }
 
-/// Runs `produce` and `consume` on two threads pinned to the pair of CPUs and
-/// times the whole transfer.
+/// Runs `produce` and `consume` on two threads, each pinned to its CPU, and
+/// times from their common start (a barrier, after pinning) to the end of the
+/// later of the two. Each thread reads the clock itself: a third thread waking
+/// from the barrier could be scheduled after the transfer is already over. The
+/// sum `consume` returns keeps the work from being optimized out.
 fn timed_pair(
     pair: Option<(usize, usize)>,
     produce: impl FnOnce() + Send,
     consume: impl FnOnce() -> u64 + Send,
 ) -> Duration {
-    let start = Instant::now();
-    let sum = std::thread::scope(|s| {
-        s.spawn(move || {
+    let ready = Barrier::new(2);
+    std::thread::scope(|s| {
+        let ready = &ready;
+        let producer = s.spawn(move || {
             pin(pair.map(|p| p.0));
+            ready.wait();
+            let start = Instant::now();
             produce();
+            (start, Instant::now())
         });
-        s.spawn(move || {
+        let consumer = s.spawn(move || {
             pin(pair.map(|p| p.1));
-            consume()
-        })
-        .join()
-        .expect("consumer thread panicked")
-    });
-    let elapsed = start.elapsed();
-    std::hint::black_box(sum);
-    elapsed
+            ready.wait();
+            let start = Instant::now();
+            let sum = consume();
+            std::hint::black_box(sum);
+            (start, Instant::now())
+        });
+        let (p_start, p_end) = producer.join().expect("producer thread panicked");
+        let (c_start, c_end) = consumer.join().expect("consumer thread panicked");
+        // Never zero, so a rate is always finite.
+        (p_end.max(c_end) - p_start.min(c_start)).max(Duration::from_nanos(1))
+    })
 }
 
 fn spsc_once(items: u64, pair: Option<(usize, usize)>) -> Duration {

@@ -13,7 +13,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 /// ply: parallel work in Rust, measured on your machine.
 #[derive(Parser, Debug)]
-#[command(name = "ply", version, about, long_about = None)]
+#[command(name = "ply", version)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -41,8 +41,39 @@ enum BenchFamily {
     Queues,
 }
 
+/// Folds a clap error into one line (`error: ... [possible values: ...]`),
+/// dropping the usage block and the "for more information" hint.
+fn one_line(err: &clap::Error) -> String {
+    err.to_string()
+        .lines()
+        .map(str::trim)
+        .filter(|l| {
+            !l.is_empty() && !l.starts_with("Usage:") && !l.starts_with("For more information")
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) if !err.use_stderr() => {
+            // --help and --version: print as clap formats them, exit 0.
+            let _ = err.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(err)
+            if err.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand =>
+        {
+            // `ply` alone: show the help (it is the best hint), but it is misuse.
+            let _ = err.print();
+            return ExitCode::from(2);
+        }
+        Err(err) => {
+            eprintln!("{} (see 'ply --help')", one_line(&err));
+            return ExitCode::from(2);
+        }
+    };
     match cli.command {
         Command::Bench {
             family: BenchFamily::Queues,

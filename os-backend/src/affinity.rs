@@ -23,7 +23,8 @@ pub fn allowed_cpus() -> io::Result<Vec<usize>> {
     // SAFETY: an all-zero cpu_set_t is a valid (empty) set.
     let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
     // SAFETY: `set` is a valid, writable cpu_set_t of the size we pass.
-    let rc = unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) };
+    let rc =
+        unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) };
     if rc != 0 {
         return Err(io::Error::last_os_error());
     }
@@ -53,7 +54,10 @@ pub fn pin_current_thread(cpu: usize) -> io::Result<()> {
     if cpu >= libc::CPU_SETSIZE as usize {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
-            format!("cpu {cpu} is out of range (CPU_SETSIZE is {})", libc::CPU_SETSIZE),
+            format!(
+                "cpu {cpu} is out of range (CPU_SETSIZE is {})",
+                libc::CPU_SETSIZE
+            ),
         ));
     }
     // SAFETY: an all-zero cpu_set_t is a valid (empty) set.

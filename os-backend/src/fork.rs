@@ -160,7 +160,9 @@ impl ForkedChild {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn wait(mut self) -> io::Result<ChildExit> {
-        let exit = self.waitpid(0)?.expect("blocking waitpid returned no status");
+        let exit = self
+            .waitpid(0)?
+            .expect("blocking waitpid returned no status");
         Ok(exit)
     }
 
@@ -259,15 +261,20 @@ mod tests {
 
     #[test]
     fn exit_code_and_panic_are_reported() {
-        assert_eq!(fork_child(|| 5).unwrap().wait().unwrap(), ChildExit::Exited(5));
+        assert_eq!(
+            fork_child(|| 5).unwrap().wait().unwrap(),
+            ChildExit::Exited(5)
+        );
         let panicking = fork_child(|| panic!("boom")).unwrap();
         assert_eq!(panicking.wait().unwrap(), ChildExit::Exited(101));
     }
 
     #[test]
     fn drop_kills_and_reaps() {
-        let child = fork_child(|| loop {
-            std::hint::spin_loop()
+        let child = fork_child(|| {
+            loop {
+                std::hint::spin_loop()
+            }
         })
         .unwrap();
         let pid = child.pid();
@@ -279,8 +286,10 @@ mod tests {
 
     #[test]
     fn wait_timeout_then_signal() {
-        let mut child = fork_child(|| loop {
-            std::hint::spin_loop()
+        let mut child = fork_child(|| {
+            loop {
+                std::hint::spin_loop()
+            }
         })
         .unwrap();
         assert_eq!(child.wait_timeout(Duration::from_millis(20)).unwrap(), None);
@@ -289,6 +298,9 @@ mod tests {
             child.wait_timeout(Duration::from_secs(30)).unwrap(),
             Some(ChildExit::Signaled(libc::SIGTERM))
         );
-        assert_eq!(format!("{}", ChildExit::Signaled(15)), "killed by signal 15");
+        assert_eq!(
+            format!("{}", ChildExit::Signaled(15)),
+            "killed by signal 15"
+        );
     }
 }

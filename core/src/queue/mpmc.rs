@@ -240,7 +240,8 @@ impl<T, const N: usize> ArrayQueue<T, N> {
                         // SAFETY: winning the claim of position `tail` makes us the
                         // only writer of this slot until we publish the stamp, and
                         // the stamp said its previous value was already taken.
-                        slot.value.with_mut(|p| unsafe { p.write(MaybeUninit::new(value)) });
+                        slot.value
+                            .with_mut(|p| unsafe { p.write(MaybeUninit::new(value)) });
                         // Release: publishes the value to the pop that Acquires it.
                         slot.stamp.store(tail + 1, Ordering::Release);
                         return Ok(());
@@ -298,7 +299,8 @@ impl<T, const N: usize> ArrayQueue<T, N> {
                     .is_ok()
                 {
                     // SAFETY: as in `push`: the claim makes the slot ours.
-                    slot.value.with_mut(|p| unsafe { p.write(MaybeUninit::new(value)) });
+                    slot.value
+                        .with_mut(|p| unsafe { p.write(MaybeUninit::new(value)) });
                     slot.stamp.store(tail + 1, Ordering::Release);
                     return None;
                 }

@@ -926,7 +926,11 @@ impl<T, const N: usize> WriteChunkUninit<'_, '_, T, N> {
     /// assert_eq!(rx.pop(), None);
     /// ```
     pub unsafe fn commit(self, n: usize) {
-        debug_assert!(n <= self.len(), "commit({n}) of a {}-slot chunk", self.len());
+        debug_assert!(
+            n <= self.len(),
+            "commit({n}) of a {}-slot chunk",
+            self.len()
+        );
         self.producer.commit_slots(n);
     }
 
@@ -1079,9 +1083,7 @@ impl<T, const N: usize> ReadChunk<'_, '_, T, N> {
         // nothing reads it again. Taking the slices as `*mut [T]` avoids creating
         // a `&mut` that would alias the producer's view of other slots.
         unsafe {
-            core::ptr::drop_in_place(core::ptr::slice_from_raw_parts_mut(
-                self.first, in_first,
-            ));
+            core::ptr::drop_in_place(core::ptr::slice_from_raw_parts_mut(self.first, in_first));
             core::ptr::drop_in_place(core::ptr::slice_from_raw_parts_mut(
                 self.second,
                 n - in_first,

@@ -119,7 +119,10 @@ fn positions_wrap_around_usize() {
         expected += 1;
     }
     assert_eq!(expected, 40);
-    assert!(q.tail.load(SeqCst) < start, "tail must have wrapped past zero");
+    assert!(
+        q.tail.load(SeqCst) < start,
+        "tail must have wrapped past zero"
+    );
 }
 
 #[test]

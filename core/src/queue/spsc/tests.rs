@@ -226,7 +226,7 @@ fn uncommitted_chunks_change_nothing() {
     let drops = StdAtomicUsize::new(0);
     let mut ring = Ring::<Counted<'_>, 4>::new();
     let (mut tx, mut rx) = ring.split();
-    drop(tx.write_chunk_uninit(4).unwrap());
+    let _ = tx.write_chunk_uninit(4).unwrap(); // reserved, then abandoned
     assert_eq!(rx.len(), 0);
     assert_eq!(
         tx.write_chunk_uninit(2)
@@ -234,7 +234,7 @@ fn uncommitted_chunks_change_nothing() {
             .fill_from_iter([Counted(&drops), Counted(&drops)]),
         2
     );
-    drop(rx.read_chunk(2).unwrap());
+    let _ = rx.read_chunk(2).unwrap(); // borrowed, then abandoned
     assert_eq!(rx.len(), 2);
     assert_eq!(drops.load(SeqCst), 0);
     rx.read_chunk(2).unwrap().commit(1);

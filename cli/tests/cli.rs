@@ -1,0 +1,99 @@
+//! End-to-end tests of the `ply` binary: real runs, real exit codes.
+
+use std::process::{Command, Output};
+
+fn ply(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ply"))
+        .args(args)
+        .output()
+        .expect("run ply")
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn bench_queues_json_reports_every_queue_with_positive_rates() {
+    let out = ply(&["bench", "queues", "--items", "20000", "--json"]);
+    assert!(out.status.success(), "stderr: {}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("valid JSON");
+    assert_eq!(v["family"], "queues");
+    assert_eq!(v["items"], 20000);
+    assert_eq!(v["capacity"], 1024);
+    let results = v["results"].as_array().expect("results array");
+    let names: Vec<&str> = results
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "ply spsc::Ring",
+            "ply spsc::Ring (batches of 64)",
+            "ply mpmc::ArrayQueue",
+            "std sync_channel"
+        ]
+    );
+    for r in results {
+        let (min, med, max) = (
+            r["items_per_sec_min"].as_f64().unwrap(),
+            r["items_per_sec_median"].as_f64().unwrap(),
+            r["items_per_sec_max"].as_f64().unwrap(),
+        );
+        assert!(min > 0.0 && min <= med && med <= max, "{r}");
+    }
+}
+
+#[test]
+fn bench_queues_table_names_each_queue() {
+    let out = ply(&["bench", "queues", "--items", "10000"]);
+    assert!(out.status.success(), "stderr: {}", stderr(&out));
+    let table = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        table.starts_with("queue throughput, 1 producer -> 1 consumer"),
+        "{table}"
+    );
+    for name in ["ply spsc::Ring", "ply mpmc::ArrayQueue", "std sync_channel"] {
+        assert!(table.contains(name), "{name} missing from:\n{table}");
+    }
+}
+
+/// Misuse exits 2 with exactly one line on stderr and nothing on stdout.
+fn assert_misuse(args: &[&str], expected: &str) {
+    let out = ply(args);
+    assert_eq!(out.status.code(), Some(2), "args {args:?}");
+    assert!(out.stdout.is_empty());
+    let err = stderr(&out);
+    assert_eq!(err.trim_end().lines().count(), 1, "one line, got:\n{err}");
+    assert!(
+        err.contains(expected),
+        "{err:?} should mention {expected:?}"
+    );
+}
+
+#[test]
+fn misuse_is_one_line_and_exit_code_2() {
+    assert_misuse(&["bench", "nope"], "invalid value 'nope'");
+    assert_misuse(&["bench", "queues", "--items", "5"], "--items");
+    assert_misuse(&["bench", "queues", "--items", "-3"], "-3");
+    assert_misuse(&["bench", "queues", "--items", "many"], "many");
+    assert_misuse(&["frobnicate"], "frobnicate");
+    assert_misuse(&["bench"], "<FAMILY>");
+}
+
+#[test]
+fn no_arguments_shows_help_and_exit_code_2() {
+    let out = ply(&[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("Usage: ply <COMMAND>"));
+}
+
+#[test]
+fn help_teaches_and_exits_0() {
+    let out = ply(&["bench", "--help"]);
+    assert!(out.status.success());
+    let help = String::from_utf8(out.stdout).unwrap();
+    assert!(help.contains("queues"), "{help}");
+    assert!(help.contains("--json"), "{help}");
+}
