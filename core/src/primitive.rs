@@ -11,9 +11,9 @@
 //! relies on this, and is therefore not built under loom).
 
 #[cfg(not(loom))]
-pub(crate) use core::sync::atomic::{AtomicUsize, Ordering};
+pub(crate) use core::sync::atomic::{AtomicIsize, AtomicUsize, Ordering};
 #[cfg(loom)]
-pub(crate) use loom::sync::atomic::{AtomicUsize, Ordering};
+pub(crate) use loom::sync::atomic::{AtomicIsize, AtomicUsize, Ordering};
 
 #[cfg(loom)]
 pub(crate) use loom::cell::UnsafeCell;
@@ -66,4 +66,17 @@ impl Backoff {
     pub(crate) fn snooze(&self) {
         loom::thread::yield_now();
     }
+}
+
+/// Marks a point after a `SeqCst` atomic operation.
+///
+/// loom does not model `SeqCst` on individual loads, stores and read-modify-
+/// writes (it treats them as acquire/release), only `SeqCst` fences. Algorithms
+/// whose proof assumes sequential consistency call this after each operation, so
+/// under loom the fences recreate the single total order that the `SeqCst`
+/// operations give real code; outside loom it compiles to nothing.
+#[inline(always)]
+pub(crate) fn seq_cst_point() {
+    #[cfg(loom)]
+    loom::sync::atomic::fence(Ordering::SeqCst);
 }

@@ -21,8 +21,15 @@ use ply_core::queue::spsc::Ring;
 /// Bounds the preemptions loom explores: enough to cover every pairing of one
 /// thread's steps with another's in these small models, and finishing in seconds.
 fn model(f: impl Fn() + Sync + Send + 'static) {
+    model_with_branches(1_000, f);
+}
+
+/// As [`model`], allowing longer executions (loom's default cap is 1,000
+/// scheduling branches per execution; retry loops on both sides can exceed it).
+fn model_with_branches(max_branches: usize, f: impl Fn() + Sync + Send + 'static) {
     let mut builder = loom::model::Builder::new();
     builder.preemption_bound = Some(3);
+    builder.max_branches = max_branches;
     builder.check(f);
 }
 
@@ -181,5 +188,95 @@ fn mpmc_force_push_against_pop() {
         // Item 0 went to exactly one of the evictor and the consumer; item 1 is
         // either popped by the consumer or still there.
         assert_eq!(all, vec![0, 1]);
+    });
+}
+
+use ply_core::queue::mpmc::ScqQueue;
+
+#[test]
+fn scq_two_producers_one_consumer_no_loss() {
+    model(|| {
+        let q = Arc::new(ScqQueue::<usize, 2>::new());
+        let producers: Vec<_> = (0..2)
+            .map(|p| {
+                let q = q.clone();
+                thread::spawn(move || {
+                    let mut item = p;
+                    while let Err(back) = q.push(item) {
+                        item = back;
+                        thread::yield_now();
+                    }
+                })
+            })
+            .collect();
+        let mut seen = [false; 2];
+        let mut got = 0;
+        while got < 2 {
+            match q.pop() {
+                Some(v) => {
+                    assert!(!seen[v], "duplicate");
+                    seen[v] = true;
+                    got += 1;
+                }
+                None => thread::yield_now(),
+            }
+        }
+        for p in producers {
+            p.join().unwrap();
+        }
+        assert_eq!(q.pop(), None);
+    });
+}
+
+#[test]
+fn scq_one_producer_two_consumers_no_duplicate() {
+    model(|| {
+        let q = Arc::new(ScqQueue::<usize, 1>::new());
+        let consumers: Vec<_> = (0..2)
+            .map(|_| {
+                let q = q.clone();
+                thread::spawn(move || q.pop())
+            })
+            .collect();
+        let pushed: Vec<usize> = (0..2).filter(|&i| q.push(i).is_ok()).collect();
+        let mut got: Vec<usize> = consumers
+            .into_iter()
+            .filter_map(|c| c.join().unwrap())
+            .collect();
+        got.extend(q.pop());
+        got.sort();
+        assert_eq!(got, pushed);
+    });
+}
+
+/// With the index rings' operations only acquire/release (as in the paper's C
+/// reference), loom finds an execution of this model where an enqueue skips
+/// re-arming `threshold` on a stale read and the consumer then reports "empty"
+/// forever with the item in the queue; see `index_ring`'s "Memory ordering".
+#[test]
+fn scq_fifo_between_one_producer_and_one_consumer_across_wrap() {
+    model(|| {
+        let q = Arc::new(ScqQueue::<usize, 1>::new());
+        let q2 = q.clone();
+        let producer = thread::spawn(move || {
+            for i in 0..3 {
+                let mut item = i;
+                while let Err(back) = q2.push(item) {
+                    item = back;
+                    thread::yield_now();
+                }
+            }
+        });
+        let mut expected = 0;
+        while expected < 3 {
+            match q.pop() {
+                Some(v) => {
+                    assert_eq!(v, expected);
+                    expected += 1;
+                }
+                None => thread::yield_now(),
+            }
+        }
+        producer.join().unwrap();
     });
 }

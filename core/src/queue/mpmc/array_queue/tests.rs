@@ -216,72 +216,21 @@ fn unpublished_hole_reports_empty_instead_of_hanging() {
     assert_eq!(q.pop(), Some(7));
 }
 
-const PER_PRODUCER: usize = if cfg!(miri) { 200 } else { 500_000 };
-
-/// `producers` threads push `(producer, seq)` pairs, `consumers` threads pop
-/// them; every item must arrive exactly once, and each consumer must see each
-/// producer's items in increasing order.
-fn stress<const N: usize>(producers: usize, consumers: usize) {
-    let q = ArrayQueue::<(usize, usize), N>::new();
-    let total = producers * PER_PRODUCER;
-    let popped = StdAtomicUsize::new(0);
-    let seen: Vec<Vec<(usize, usize)>> = std::thread::scope(|s| {
-        for p in 0..producers {
-            let q = &q;
-            s.spawn(move || {
-                for i in 0..PER_PRODUCER {
-                    let mut item = (p, i);
-                    while let Err(back) = q.push(item) {
-                        item = back;
-                        std::thread::yield_now();
-                    }
-                }
-            });
-        }
-        let handles: Vec<_> = (0..consumers)
-            .map(|_| {
-                let (q, popped) = (&q, &popped);
-                s.spawn(move || {
-                    let mut got = Vec::new();
-                    let mut last = vec![None::<usize>; producers];
-                    while popped.load(SeqCst) < total {
-                        match q.pop() {
-                            Some((p, i)) => {
-                                assert!(last[p].is_none_or(|l| l < i), "per-producer order");
-                                last[p] = Some(i);
-                                got.push((p, i));
-                                popped.fetch_add(1, SeqCst);
-                            }
-                            None => std::thread::yield_now(),
-                        }
-                    }
-                    got
-                })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
-    });
-    let mut count = vec![0u8; total];
-    for (p, i) in seen.into_iter().flatten() {
-        count[p * PER_PRODUCER + i] += 1;
-    }
-    assert!(count.iter().all(|&c| c == 1), "every item exactly once");
-    assert!(q.is_empty());
-}
+use crate::queue::mpmc::stress::{PER_PRODUCER, stress};
 
 #[test]
 fn stress_two_producers_two_consumers() {
-    stress::<64>(2, 2);
+    stress(&ArrayQueue::<(usize, usize), 64>::new(), 2, 2);
 }
 
 #[test]
 fn stress_three_producers_one_consumer_odd_capacity() {
-    stress::<7>(3, 1);
+    stress(&ArrayQueue::<(usize, usize), 7>::new(), 3, 1);
 }
 
 #[test]
 fn stress_one_producer_three_consumers_capacity_one() {
-    stress::<1>(1, 3);
+    stress(&ArrayQueue::<(usize, usize), 1>::new(), 1, 3);
 }
 
 #[test]

@@ -1,0 +1,446 @@
+//! The SCQ index ring: a lock-free FIFO of small integers.
+//!
+//! # Algorithm
+//!
+//! R. Nikolaev, "A Scalable, Portable, and Memory-Efficient Lock-Free FIFO Queue",
+//! DISC 2019 (the "SCQ" ring, in its single-word compare-and-swap form), written
+//! fresh from the paper.
+//!
+//! The ring carries indices `0..N` (`N` a power of two) in `RING = 2N` entries.
+//! Producers and consumers take *positions* with one `fetch_add` on `tail` or
+//! `head` — never a retry loop on a shared counter — and then settle the matter
+//! with the one entry their position maps to. Each entry is a word:
+//!
+//! | bits | field | meaning |
+//! |---|---|---|
+//! | `0 .. log2(RING)` | index | the value, or all ones (`BOTTOM`) for "no value" |
+//! | `log2(RING)` | `SAFE` | clear = a dequeuer skipped this entry while it held an older value: an enqueuer may only reuse it if `head` has not passed its position |
+//! | the rest | cycle | how many times the ring has wrapped (`position / RING`), kept in place so that comparing two cycles is a wrapping subtraction |
+//!
+//! - **Enqueue** takes position `t`; the entry is usable if its cycle is older than
+//!   `t`'s, it holds no value, and it is safe (or `head ≤ t`). Then one CAS writes
+//!   `cycle(t) | SAFE | index`. If unusable, take the next position.
+//! - **Dequeue** takes position `h`. If the entry's cycle is `h`'s, the value is ours:
+//!   `fetch_or(BOTTOM)` marks it consumed. If the entry is older and empty, a CAS
+//!   moves it to `h`'s cycle, so a late enqueuer of `h` cannot fill it after we
+//!   left; if older and full (its dequeuer is late), a CAS clears `SAFE`.
+//! - A dequeuer that found nothing checks whether `tail` is behind it (empty:
+//!   pull `tail` forward, return `None`) and decrements `threshold`. `threshold`
+//!   is reset to `3N - 1` by every enqueue; below zero, dequeuers return `None`
+//!   at once. The paper proves `3N - 1` failed positions in a row mean the ring
+//!   was empty at some point, which bounds every dequeue (no livelock).
+//!
+//! No step waits for another participant: a participant stopped anywhere costs
+//! the others at most the one entry it was working on.
+//!
+//! # Memory ordering: `SeqCst` throughout
+//!
+//! The paper proves the algorithm for sequentially consistent memory, and the
+//! proof leans on it: for example, an enqueue re-arms `threshold` only if it
+//! *reads* it as lowered, and with acquire/release alone that read may return a
+//! value from before a dequeuer's decrements. The dequeuer then sees "empty"
+//! forever while the item sits in the ring. (loom found exactly this execution
+//! when the operations were `AcqRel`/`Acquire`, as in the author's C reference.)
+//! So every operation on `head`, `tail`, `threshold` and the entries is `SeqCst`.
+//! On x86 this costs nothing: the read-modify-writes are locked instructions
+//! either way and `SeqCst` loads are plain loads. Under loom, which does not model
+//! `SeqCst` operations, [`seq_cst_point`] after each one adds the equivalent
+//! fence. The entry CAS that publishes an index also orders the caller's write of
+//! the data slot before it (it is at least a release), and a dequeue's read of
+//! the entry orders the caller's read of the slot after it (at least an acquire).
+//!
+//! # Words and wrap-around
+//!
+//! Positions are `usize` and wrap; every comparison of positions or cycles is a
+//! wrapping subtraction read as signed, which is correct while the participants'
+//! views differ by less than half the counter range (2^63 operations on 64-bit
+//! targets; 2^31 on 32-bit ones, where a participant would have to stall for over
+//! two billion operations of the others to be misled).
+
+use crossbeam_utils::CachePadded;
+
+#[cfg(loom)]
+use crate::primitive::Ordering;
+use crate::primitive::{AtomicIsize, AtomicUsize, seq_cst_point};
+
+/// A lock-free FIFO of indices `0..N` in `2N` entries (`N` a power of two).
+pub(crate) struct IndexRing<const N: usize> {
+    /// Next position to dequeue from; only ever `fetch_add`ed.
+    head: CachePadded<AtomicUsize>,
+    /// Failed dequeue positions left before the ring is reported empty; see the
+    /// module docs. Negative means "empty: return at once".
+    threshold: CachePadded<AtomicIsize>,
+    /// Next position to enqueue at; `fetch_add`ed, and pulled forward to `head`
+    /// when dequeuers overtake it.
+    tail: CachePadded<AtomicUsize>,
+    /// `2N` entries, as `N` pairs (stable Rust cannot write `[_; 2 * N]`).
+    entries: [[AtomicUsize; 2]; N],
+}
+
+impl<const N: usize> IndexRing<N> {
+    /// Entries in the ring.
+    const RING: usize = {
+        assert!(
+            N.is_power_of_two() && N <= usize::MAX / 8,
+            "mpmc::ScqQueue capacity N must be a power of two"
+        );
+        2 * N
+    };
+    /// The entry's "safe" bit.
+    const SAFE: usize = Self::RING;
+    /// Index bits all ones: "no value".
+    const BOTTOM: usize = Self::RING - 1;
+    /// The bits below the cycle field.
+    const LOW: usize = 2 * Self::RING - 1;
+    /// An untouched entry: cycle "-1" (older than every position), safe, empty.
+    const UNUSED: usize = usize::MAX;
+    /// `threshold` after an enqueue: `3N - 1` failed positions before "empty".
+    const THRESHOLD: isize = 3 * N as isize - 1;
+    /// Entries per 64-byte cache line.
+    const PER_LINE: usize = 64 / core::mem::size_of::<usize>();
+
+    /// An empty ring.
+    #[cfg(not(loom))]
+    pub(crate) const fn new_empty() -> Self {
+        let _ = Self::RING;
+        IndexRing {
+            head: CachePadded::new(AtomicUsize::new(0)),
+            threshold: CachePadded::new(AtomicIsize::new(-1)),
+            tail: CachePadded::new(AtomicUsize::new(0)),
+            entries: [const { [const { AtomicUsize::new(Self::UNUSED) }; 2] }; N],
+        }
+    }
+
+    /// A ring holding `0, 1, …, N - 1` in that order.
+    #[cfg(not(loom))]
+    pub(crate) const fn new_full() -> Self {
+        let mut ring = Self::new_empty();
+        let mut i = 0;
+        while i < N {
+            // Position i is in cycle 0: the entry is just `SAFE | i`.
+            let j = Self::slot(i);
+            ring.entries[j >> 1][j & 1] = AtomicUsize::new(Self::SAFE | i);
+            i += 1;
+        }
+        ring.tail = CachePadded::new(AtomicUsize::new(N));
+        ring.threshold = CachePadded::new(AtomicIsize::new(Self::THRESHOLD));
+        ring
+    }
+
+    /// An empty ring (loom build).
+    #[cfg(loom)]
+    pub(crate) fn new_empty() -> Self {
+        let _ = Self::RING;
+        IndexRing {
+            head: CachePadded::new(AtomicUsize::new(0)),
+            threshold: CachePadded::new(AtomicIsize::new(-1)),
+            tail: CachePadded::new(AtomicUsize::new(0)),
+            entries: core::array::from_fn(|_| {
+                [
+                    AtomicUsize::new(Self::UNUSED),
+                    AtomicUsize::new(Self::UNUSED),
+                ]
+            }),
+        }
+    }
+
+    /// A ring holding `0, 1, …, N - 1` (loom build).
+    #[cfg(loom)]
+    pub(crate) fn new_full() -> Self {
+        let ring = Self::new_empty();
+        for i in 0..N {
+            ring.entry(Self::slot(i))
+                .store(Self::SAFE | i, Ordering::SeqCst);
+        }
+        ring.tail.store(N, Ordering::SeqCst);
+        ring.threshold.store(Self::THRESHOLD, Ordering::SeqCst);
+        ring
+    }
+
+    /// The entry of ring slot `j`.
+    #[inline(always)]
+    fn entry(&self, j: usize) -> &AtomicUsize {
+        &self.entries[j >> 1][j & 1]
+    }
+
+    /// The slot of a position. Consecutive positions go to different cache lines
+    /// (slot = (p mod lines) · per_line + p / lines), so neighbours in time do not
+    /// contend for one line; small rings (under two lines) map directly.
+    #[inline(always)]
+    const fn slot(pos: usize) -> usize {
+        let p = pos & (Self::RING - 1);
+        if Self::RING < 2 * Self::PER_LINE {
+            p
+        } else {
+            let lines = Self::RING / Self::PER_LINE;
+            (p % lines) * Self::PER_LINE + p / lines
+        }
+    }
+
+    /// The cycle field of an entry (cycle bits in place, low bits zero).
+    #[inline(always)]
+    fn cycle(entry: usize) -> usize {
+        entry & !Self::LOW
+    }
+
+    /// The cycle of a position, in the entry's cycle field layout:
+    /// `p = c·RING + j` gives `c·2·RING`.
+    #[inline(always)]
+    fn cycle_of_position(pos: usize) -> usize {
+        (pos << 1) & !Self::LOW
+    }
+
+    /// Enqueues `index` (< N). Always succeeds: at most `N` indices are ever in a
+    /// ring of `2N` entries.
+    pub(crate) fn enqueue(&self, index: usize) {
+        debug_assert!(index < N);
+        loop {
+            let t = sc::fetch_add(&self.tail, 1);
+            let t_cycle = Self::cycle_of_position(t);
+            let entry = self.entry(Self::slot(t));
+            let mut e = sc::load(entry);
+            loop {
+                let usable = lt(Self::cycle(e), t_cycle)
+                    && e & Self::BOTTOM == Self::BOTTOM
+                    && (e & Self::SAFE != 0 || le(sc::load(&self.head), t));
+                if !usable {
+                    break; // skipped: try the next position
+                }
+                match sc::compare_exchange(entry, e, t_cycle | Self::SAFE | index) {
+                    Ok(_) => {
+                        // Re-arm the dequeuers' empty detection (see the module
+                        // docs for why this read must be SeqCst).
+                        if sc::load_isize(&self.threshold) != Self::THRESHOLD {
+                            sc::store_isize(&self.threshold, Self::THRESHOLD);
+                        }
+                        return;
+                    }
+                    Err(current) => e = current,
+                }
+            }
+        }
+    }
+
+    /// Dequeues the oldest index, or `None` if the ring is empty.
+    pub(crate) fn dequeue(&self) -> Option<usize> {
+        if sc::load_isize(&self.threshold) < 0 {
+            return None;
+        }
+        loop {
+            let h = sc::fetch_add(&self.head, 1);
+            let h_cycle = Self::cycle_of_position(h);
+            let entry = self.entry(Self::slot(h));
+            let mut e = sc::load(entry);
+            loop {
+                let e_cycle = Self::cycle(e);
+                if e_cycle == h_cycle {
+                    // An enqueuer of our position left its index here. Mark the
+                    // entry consumed (index := BOTTOM, cycle and SAFE kept); only
+                    // we hold this position, so the value is ours.
+                    sc::fetch_or(entry, Self::BOTTOM);
+                    return Some(e & Self::BOTTOM);
+                }
+                if !lt(e_cycle, h_cycle) {
+                    break; // already claimed by a later cycle
+                }
+                let replacement = if e & Self::BOTTOM != Self::BOTTOM {
+                    // An older value whose dequeuer is late: mark the entry unsafe
+                    // so no enqueuer past `head` reuses it before that dequeuer.
+                    let unsafe_entry = e & !Self::SAFE;
+                    if unsafe_entry == e {
+                        break;
+                    }
+                    unsafe_entry
+                } else {
+                    // Empty: move it to our cycle, so the enqueuer of our position,
+                    // if it is late, finds it unusable and moves on.
+                    h_cycle | (e & Self::SAFE) | Self::BOTTOM
+                };
+                match sc::compare_exchange(entry, e, replacement) {
+                    Ok(_) => break,
+                    Err(current) => e = current,
+                }
+            }
+            // Nothing at our position. If tail is not past it, the ring is empty.
+            let t = sc::load(&self.tail);
+            let next = h.wrapping_add(1);
+            if le(t, next) {
+                self.catch_up(t, next);
+                sc::fetch_sub_isize(&self.threshold, 1);
+                return None;
+            }
+            if sc::fetch_sub_isize(&self.threshold, 1) <= 0 {
+                return None;
+            }
+        }
+    }
+
+    /// Pulls `tail` forward to `head` after dequeuers overtook it, so enqueuers do
+    /// not walk through positions the dequeuers already gave up on.
+    fn catch_up(&self, mut tail: usize, mut head: usize) {
+        // On failure, continue from the value the CAS saw (always the latest),
+        // not from a fresh load: a load may legally return a stale `tail` again
+        // and again, and the loop would never end (loom finds exactly that).
+        while let Err(current) = sc::compare_exchange(&self.tail, tail, head) {
+            tail = current;
+            head = sc::load(&self.head);
+            if !lt(tail, head) {
+                break;
+            }
+        }
+    }
+}
+
+/// The ring's atomic operations: each `SeqCst`, followed by [`seq_cst_point`]
+/// so loom sees the same total order (see "Memory ordering" in the module docs).
+mod sc {
+    use super::seq_cst_point;
+    use crate::primitive::{AtomicIsize, AtomicUsize, Ordering::SeqCst};
+
+    #[inline(always)]
+    pub(super) fn load(a: &AtomicUsize) -> usize {
+        let v = a.load(SeqCst);
+        seq_cst_point();
+        v
+    }
+
+    #[inline(always)]
+    pub(super) fn fetch_add(a: &AtomicUsize, n: usize) -> usize {
+        let v = a.fetch_add(n, SeqCst);
+        seq_cst_point();
+        v
+    }
+
+    #[inline(always)]
+    pub(super) fn fetch_or(a: &AtomicUsize, bits: usize) -> usize {
+        let v = a.fetch_or(bits, SeqCst);
+        seq_cst_point();
+        v
+    }
+
+    #[inline(always)]
+    pub(super) fn compare_exchange(
+        a: &AtomicUsize,
+        current: usize,
+        new: usize,
+    ) -> Result<usize, usize> {
+        // Strong CAS: every caller loops on failure anyway, and a spurious
+        // failure would cost a whole position in `enqueue`.
+        let r = a.compare_exchange(current, new, SeqCst, SeqCst);
+        seq_cst_point();
+        r
+    }
+
+    #[inline(always)]
+    pub(super) fn load_isize(a: &AtomicIsize) -> isize {
+        let v = a.load(SeqCst);
+        seq_cst_point();
+        v
+    }
+
+    #[inline(always)]
+    pub(super) fn store_isize(a: &AtomicIsize, v: isize) {
+        a.store(v, SeqCst);
+        seq_cst_point();
+    }
+
+    #[inline(always)]
+    pub(super) fn fetch_sub_isize(a: &AtomicIsize, n: isize) -> isize {
+        let v = a.fetch_sub(n, SeqCst);
+        seq_cst_point();
+        v
+    }
+}
+
+/// `a < b` for wrapping counters.
+#[inline(always)]
+fn lt(a: usize, b: usize) -> bool {
+    (a.wrapping_sub(b) as isize) < 0
+}
+
+/// `a ≤ b` for wrapping counters.
+#[inline(always)]
+fn le(a: usize, b: usize) -> bool {
+    (a.wrapping_sub(b) as isize) <= 0
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use crate::primitive::Ordering;
+    use std::vec::Vec;
+
+    #[test]
+    fn slot_is_a_permutation() {
+        fn check<const N: usize>() {
+            let mut seen = std::vec![false; 2 * N];
+            for p in 0..2 * N {
+                let j = IndexRing::<N>::slot(p);
+                assert!(!seen[j], "slot {j} hit twice");
+                seen[j] = true;
+            }
+        }
+        check::<1>();
+        check::<4>();
+        check::<8>();
+        check::<64>();
+        check::<1024>();
+    }
+
+    #[test]
+    fn full_ring_yields_indices_in_order_then_empty() {
+        let ring = IndexRing::<8>::new_full();
+        let got: Vec<usize> = core::iter::from_fn(|| ring.dequeue()).collect();
+        assert_eq!(got, (0..8).collect::<Vec<_>>());
+        assert_eq!(ring.dequeue(), None);
+    }
+
+    #[test]
+    fn fifo_over_many_cycles_against_a_model() {
+        let ring = IndexRing::<4>::new_empty();
+        let mut model = std::collections::VecDeque::new();
+        assert_eq!(ring.dequeue(), None);
+        // A fixed pseudo-random walk of enqueues and dequeues, never more than N
+        // in flight (as in the queue built on the ring).
+        let mut x = 12345u32;
+        for step in 0..5000usize {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+            if model.len() < 4 && (x >> 16) % 3 != 0 {
+                ring.enqueue(step % 4);
+                model.push_back(step % 4);
+            } else {
+                assert_eq!(ring.dequeue(), model.pop_front());
+            }
+        }
+        while let Some(v) = model.pop_front() {
+            assert_eq!(ring.dequeue(), Some(v));
+        }
+        assert_eq!(ring.dequeue(), None);
+    }
+
+    #[test]
+    fn counters_wrap_around_usize() {
+        // Start near the end of the counter range, with tail == head and entries
+        // in the cycle just before, as a long-lived ring would be.
+        let ring = IndexRing::<4>::new_empty();
+        let start = 0usize.wrapping_sub(3 * IndexRing::<4>::RING + 1);
+        ring.head.store(start, Ordering::SeqCst);
+        ring.tail.store(start, Ordering::SeqCst);
+        let prev = IndexRing::<4>::cycle_of_position(start.wrapping_sub(IndexRing::<4>::RING));
+        for j in 0..IndexRing::<4>::RING {
+            ring.entry(j).store(
+                prev | IndexRing::<4>::SAFE | IndexRing::<4>::BOTTOM,
+                Ordering::SeqCst,
+            );
+        }
+        for i in 0..200usize {
+            ring.enqueue(i % 4);
+            assert_eq!(ring.dequeue(), Some(i % 4));
+        }
+        assert!(
+            ring.tail.load(Ordering::SeqCst) < 1000,
+            "tail wrapped past zero"
+        );
+        assert_eq!(ring.dequeue(), None);
+    }
+}

@@ -1,0 +1,198 @@
+use super::*;
+use crate::queue::mpmc::stress::{PER_PRODUCER, stress};
+use core::sync::atomic::{AtomicUsize as StdAtomicUsize, Ordering::SeqCst};
+use std::vec::Vec;
+
+struct Counted<'a>(&'a StdAtomicUsize);
+impl Drop for Counted<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, SeqCst);
+    }
+}
+
+/// Fills, drains and refills for many laps against a `VecDeque` model.
+fn exercise<const N: usize>() {
+    let q = ScqQueue::<usize, N>::new();
+    let mut model = std::collections::VecDeque::new();
+    let mut x = 7u32;
+    let steps = if cfg!(miri) {
+        40 * N + 50
+    } else {
+        200 * N + 500
+    };
+    for step in 0..steps {
+        x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+        if (x >> 16) % 2 == 0 {
+            match q.push(step) {
+                Ok(()) => model.push_back(step),
+                Err(v) => {
+                    assert_eq!(v, step);
+                    assert_eq!(model.len(), N, "push failed below capacity");
+                }
+            }
+        } else {
+            assert_eq!(q.pop(), model.pop_front());
+        }
+    }
+    while let Some(v) = model.pop_front() {
+        assert_eq!(q.pop(), Some(v));
+    }
+    assert_eq!(q.pop(), None);
+}
+
+#[test]
+fn matches_a_fifo_model_for_every_small_power_of_two() {
+    exercise::<1>();
+    exercise::<2>();
+    exercise::<4>();
+    exercise::<8>();
+    exercise::<16>();
+    exercise::<32>();
+    if !cfg!(miri) {
+        exercise::<64>();
+        exercise::<256>();
+    }
+}
+
+#[test]
+fn full_at_exactly_capacity() {
+    let q = ScqQueue::<u32, 4>::new();
+    for round in 0..10 {
+        for i in 0..4 {
+            assert_eq!(q.push(round * 10 + i), Ok(()));
+        }
+        assert_eq!(q.push(99), Err(99));
+        for i in 0..4 {
+            assert_eq!(q.pop(), Some(round * 10 + i));
+        }
+        assert_eq!(q.pop(), None);
+    }
+}
+
+#[test]
+fn capacity_one() {
+    let q = ScqQueue::<u32, 1>::new();
+    for i in 0..20 {
+        assert_eq!(q.push(i), Ok(()));
+        assert_eq!(q.push(99), Err(99));
+        assert_eq!(q.pop(), Some(i));
+        assert_eq!(q.pop(), None);
+    }
+}
+
+#[test]
+fn items_left_in_queue_dropped_exactly_once() {
+    let drops = StdAtomicUsize::new(0);
+    {
+        let q = ScqQueue::<Counted<'_>, 4>::new();
+        for _ in 0..6 {
+            assert!(q.push(Counted(&drops)).is_ok());
+            drop(q.pop());
+        }
+        assert_eq!(drops.load(SeqCst), 6);
+        for _ in 0..4 {
+            assert!(q.push(Counted(&drops)).is_ok());
+        }
+        drop(q.push(Counted(&drops))); // rejected, dropped by the caller
+        assert_eq!(drops.load(SeqCst), 7);
+    }
+    assert_eq!(drops.load(SeqCst), 11);
+}
+
+#[test]
+fn zero_sized_items() {
+    let q = ScqQueue::<(), 2>::new();
+    assert_eq!(q.push(()), Ok(()));
+    assert_eq!(q.push(()), Ok(()));
+    assert_eq!(q.push(()), Err(()));
+    assert_eq!(q.pop(), Some(()));
+    assert_eq!(q.pop(), Some(()));
+    assert_eq!(q.pop(), None);
+}
+
+#[test]
+fn stalled_pusher_holding_a_slot_blocks_nobody() {
+    // A pusher that took a free index and stopped before publishing it: play it
+    // by hand with the rings. Everyone else keeps a working queue of N - 1.
+    let q = ScqQueue::<u32, 4>::new();
+    let stalled = q.free.dequeue().expect("a free slot");
+    for round in 0..50 {
+        for i in 0..3 {
+            assert_eq!(q.push(round * 3 + i), Ok(()));
+        }
+        assert_eq!(q.push(99), Err(99), "capacity is N - 1 while it is stalled");
+        for i in 0..3 {
+            assert_eq!(q.pop(), Some(round * 3 + i));
+        }
+        assert_eq!(q.pop(), None);
+    }
+    // It resumes: writes its value and publishes it. Nothing was lost.
+    q.slots[stalled].with_mut(|p| unsafe {
+        // SAFETY: the test owns index `stalled`, taken from `free` above.
+        p.write(MaybeUninit::new(7))
+    });
+    q.ready.enqueue(stalled);
+    assert_eq!(q.pop(), Some(7));
+    assert_eq!(q.pop(), None);
+}
+
+#[test]
+fn stalled_popper_holding_an_item_blocks_nobody() {
+    // A popper that took an index from `ready` and stopped before reading it.
+    let q = ScqQueue::<u32, 4>::new();
+    q.push(1).unwrap();
+    q.push(2).unwrap();
+    let stalled = q.ready.dequeue().expect("an item");
+    assert_eq!(q.pop(), Some(2), "later items are not stuck behind it");
+    for i in 10..100 {
+        assert_eq!(q.push(i), Ok(()));
+        assert_eq!(q.pop(), Some(i));
+    }
+    // It resumes and takes its item.
+    let value = q.slots[stalled].with(|p| unsafe {
+        // SAFETY: the test owns index `stalled`, taken from `ready` above.
+        p.read().assume_init()
+    });
+    q.free.enqueue(stalled);
+    assert_eq!(value, 1);
+}
+
+#[test]
+fn stress_two_producers_two_consumers() {
+    stress(&ScqQueue::<(usize, usize), 64>::new(), 2, 2);
+}
+
+#[test]
+fn stress_three_producers_one_consumer_small() {
+    stress(&ScqQueue::<(usize, usize), 4>::new(), 3, 1);
+}
+
+#[test]
+fn stress_one_producer_three_consumers_capacity_one() {
+    stress(&ScqQueue::<(usize, usize), 1>::new(), 1, 3);
+}
+
+#[test]
+fn static_queue() {
+    static Q: ScqQueue<usize, 8> = ScqQueue::new();
+    let total: usize = std::thread::scope(|s| {
+        let consumer = s.spawn(|| {
+            let mut got = Vec::new();
+            while got.len() < PER_PRODUCER / 10 {
+                if let Some(v) = Q.pop() {
+                    got.push(v);
+                }
+            }
+            got
+        });
+        for i in 0..PER_PRODUCER / 10 {
+            while Q.push(i).is_err() {
+                std::thread::yield_now();
+            }
+        }
+        let got = consumer.join().unwrap();
+        assert!(got.windows(2).all(|w| w[0] + 1 == w[1]), "FIFO");
+        got.len()
+    });
+    assert_eq!(total, PER_PRODUCER / 10);
+}
