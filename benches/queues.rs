@@ -291,6 +291,15 @@ impl SharedQueue for ply::core::queue::mpmc::ArrayQueue<u64, CAP> {
     }
 }
 
+impl SharedQueue for ply::core::queue::mpmc::ScqQueue<u64, CAP> {
+    fn try_push(&self, v: u64) -> Result<(), u64> {
+        self.push(v)
+    }
+    fn try_pop(&self) -> Option<u64> {
+        self.pop()
+    }
+}
+
 impl SharedQueue for crossbeam_queue::ArrayQueue<u64> {
     fn try_push(&self, v: u64) -> Result<(), u64> {
         self.push(v)
@@ -386,6 +395,12 @@ fn mpmc_groups(c: &mut Criterion) {
         g.bench_function("ply::mpmc::ArrayQueue", |b| {
             b.iter_custom(|iters| {
                 let q = Box::new(ply::core::queue::mpmc::ArrayQueue::<u64, CAP>::new());
+                run_mpmc(&*q, producers, consumers, iters)
+            })
+        });
+        g.bench_function("ply::mpmc::ScqQueue", |b| {
+            b.iter_custom(|iters| {
+                let q = Box::new(ply::core::queue::mpmc::ScqQueue::<u64, CAP>::new());
                 run_mpmc(&*q, producers, consumers, iters)
             })
         });

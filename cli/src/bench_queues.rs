@@ -5,7 +5,10 @@ use std::fmt::Write as _;
 use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
-use ply_core::queue::{mpmc::ArrayQueue, spsc::Ring};
+use ply_core::queue::{
+    mpmc::{ArrayQueue, ScqQueue},
+    spsc::Ring,
+};
 
 const CAP: usize = 1024;
 const RUNS: usize = 5;
@@ -32,10 +35,11 @@ type Transfer = fn(u64, Option<(usize, usize)>) -> Duration;
 pub fn run(items: u64) -> Report {
     let cpus = ply_os::affinity::allowed_cpus().unwrap_or_default();
     let pair = (cpus.len() >= 2).then(|| (cpus[0], cpus[1]));
-    let cases: [(&'static str, Transfer); 4] = [
+    let cases: [(&'static str, Transfer); 5] = [
         ("ply spsc::Ring", spsc_once),
         ("ply spsc::Ring (batches of 64)", spsc_batch_once),
-        ("ply mpmc::ArrayQueue", mpmc_once),
+        ("ply mpmc::ArrayQueue", array_queue_once),
+        ("ply mpmc::ScqQueue", scq_queue_once),
         ("std sync_channel", std_once),
     ];
     let rows = cases
@@ -215,14 +219,44 @@ fn spsc_batch_once(items: u64, pair: Option<(usize, usize)>) -> Duration {
     )
 }
 
-fn mpmc_once(items: u64, pair: Option<(usize, usize)>) -> Duration {
-    let q = Box::new(ArrayQueue::<u64, CAP>::new());
-    let q = &*q;
+/// The two MPMC queues' push and pop, for one generic transfer.
+trait SharedQueue: Sync {
+    fn try_push(&self, v: u64) -> Result<(), u64>;
+    fn try_pop(&self) -> Option<u64>;
+}
+
+impl SharedQueue for ArrayQueue<u64, CAP> {
+    fn try_push(&self, v: u64) -> Result<(), u64> {
+        self.push(v)
+    }
+    fn try_pop(&self) -> Option<u64> {
+        self.pop()
+    }
+}
+
+impl SharedQueue for ScqQueue<u64, CAP> {
+    fn try_push(&self, v: u64) -> Result<(), u64> {
+        self.push(v)
+    }
+    fn try_pop(&self) -> Option<u64> {
+        self.pop()
+    }
+}
+
+fn array_queue_once(items: u64, pair: Option<(usize, usize)>) -> Duration {
+    shared_queue_once(&*Box::new(ArrayQueue::<u64, CAP>::new()), items, pair)
+}
+
+fn scq_queue_once(items: u64, pair: Option<(usize, usize)>) -> Duration {
+    shared_queue_once(&*Box::new(ScqQueue::<u64, CAP>::new()), items, pair)
+}
+
+fn shared_queue_once(q: &impl SharedQueue, items: u64, pair: Option<(usize, usize)>) -> Duration {
     timed_pair(
         pair,
         move || {
             for i in 0..items {
-                while q.push(i).is_err() {
+                while q.try_push(i).is_err() {
                     std::hint::spin_loop();
                 }
             }
@@ -231,7 +265,7 @@ fn mpmc_once(items: u64, pair: Option<(usize, usize)>) -> Duration {
             let mut sum = 0u64;
             for _ in 0..items {
                 sum = sum.wrapping_add(loop {
-                    if let Some(v) = q.pop() {
+                    if let Some(v) = q.try_pop() {
                         break v;
                     }
                     std::hint::spin_loop();

@@ -32,6 +32,7 @@ fn bench_queues_json_reports_every_queue_with_positive_rates() {
             "ply spsc::Ring",
             "ply spsc::Ring (batches of 64)",
             "ply mpmc::ArrayQueue",
+            "ply mpmc::ScqQueue",
             "std sync_channel"
         ]
     );
@@ -54,7 +55,12 @@ fn bench_queues_table_names_each_queue() {
         table.starts_with("queue throughput, 1 producer -> 1 consumer"),
         "{table}"
     );
-    for name in ["ply spsc::Ring", "ply mpmc::ArrayQueue", "std sync_channel"] {
+    for name in [
+        "ply spsc::Ring",
+        "ply mpmc::ArrayQueue",
+        "ply mpmc::ScqQueue",
+        "std sync_channel",
+    ] {
         assert!(table.contains(name), "{name} missing from:\n{table}");
     }
 }

@@ -17,6 +17,8 @@
 //!
 //! ## Features
 //! - `std`: implements `std::error::Error` for the error types. Nothing else.
+//! - `fault-injection` (tests only): hooks that stop a participant at an exact
+//!   point inside a queue operation, to test liveness claims (see `fault`).
 //!
 //! ## Verification
 //! The algorithms are written against [`primitive`](self) — a private facade that
@@ -33,5 +35,16 @@
 #[cfg(any(test, feature = "std", loom))]
 extern crate std;
 
+/// Marks a fault-injection point (see `fault`); nothing without the feature.
+macro_rules! fault_point {
+    ($point:ident) => {
+        #[cfg(feature = "fault-injection")]
+        $crate::fault::hit($crate::fault::Point::$point);
+    };
+}
+pub(crate) use fault_point;
+
+#[cfg(feature = "fault-injection")]
+pub mod fault;
 mod primitive;
 pub mod queue;

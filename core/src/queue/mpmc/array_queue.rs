@@ -237,6 +237,7 @@ impl<T, const N: usize> ArrayQueue<T, N> {
                     Ordering::Relaxed,
                 ) {
                     Ok(_) => {
+                        crate::fault_point!(ArrayPushClaimed);
                         // SAFETY: winning the claim of position `tail` makes us the
                         // only writer of this slot until we publish the stamp, and
                         // the stamp said its previous value was already taken.
@@ -371,6 +372,7 @@ impl<T, const N: usize> ArrayQueue<T, N> {
                     Ordering::Relaxed,
                 ) {
                     Ok(_) => {
+                        crate::fault_point!(ArrayPopClaimed);
                         // SAFETY: winning the claim makes us the only reader of this
                         // slot, whose value the producer initialized (stamp Acquire).
                         let value = slot.value.with(|p| unsafe { p.read().assume_init() });

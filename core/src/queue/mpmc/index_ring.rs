@@ -96,6 +96,9 @@ impl<const N: usize> IndexRing<N> {
     const UNUSED: usize = usize::MAX;
     /// `threshold` after an enqueue: `3N - 1` failed positions before "empty".
     const THRESHOLD: isize = 3 * N as isize - 1;
+    /// Re-reads of an empty entry a dequeuer spends waiting for an in-flight
+    /// enqueuer of its position (none under loom, to keep models finite).
+    const PATIENCE: u32 = if cfg!(loom) { 0 } else { 256 };
     /// Entries per 64-byte cache line.
     const PER_LINE: usize = 64 / core::mem::size_of::<usize>();
 
@@ -226,11 +229,22 @@ impl<const N: usize> IndexRing<N> {
         if sc::load_isize(&self.threshold) < 0 {
             return None;
         }
+        // Read-only emptiness check before taking a position: `head` first, then
+        // `tail`. Since `head` only grows, `tail ≤ head` then holds at the moment
+        // `tail` is read: every index enqueued so far sits at a position some
+        // dequeuer already holds, so the ring is empty for us. This spares a
+        // polling consumer the read-modify-writes below, which would spoil the
+        // positions the producers are about to use.
+        let head = sc::load(&self.head);
+        if le(sc::load(&self.tail), head) {
+            return None;
+        }
         loop {
             let h = sc::fetch_add(&self.head, 1);
             let h_cycle = Self::cycle_of_position(h);
             let entry = self.entry(Self::slot(h));
             let mut e = sc::load(entry);
+            let mut waited = 0;
             loop {
                 let e_cycle = Self::cycle(e);
                 if e_cycle == h_cycle {
@@ -252,8 +266,19 @@ impl<const N: usize> IndexRing<N> {
                     }
                     unsafe_entry
                 } else {
-                    // Empty: move it to our cycle, so the enqueuer of our position,
-                    // if it is late, finds it unusable and moves on.
+                    // Empty. If `tail` is past us, the enqueuer of our position
+                    // has its position and is about to write the entry: give it a
+                    // moment rather than spoil its position (which would send it
+                    // round for another). A bounded wait, so a stalled enqueuer
+                    // costs us only these re-reads.
+                    if waited < Self::PATIENCE && lt(h, sc::load(&self.tail)) {
+                        waited += 1;
+                        core::hint::spin_loop();
+                        e = sc::load(entry);
+                        continue;
+                    }
+                    // Move it to our cycle, so the enqueuer of our position, if
+                    // it is late, finds it unusable and moves on.
                     h_cycle | (e & Self::SAFE) | Self::BOTTOM
                 };
                 match sc::compare_exchange(entry, e, replacement) {

@@ -145,6 +145,7 @@ impl<T, const N: usize> ScqQueue<T, N> {
         let Some(index) = self.free.dequeue() else {
             return Err(value);
         };
+        crate::fault_point!(ScqPushSlotTaken);
         // SAFETY: taking `index` from `free` made this push its only owner: no
         // pop reads it before it is in `ready`, no push gets it again before a
         // pop returns it to `free`. `free`'s Acquire ordered the previous pop's
@@ -168,6 +169,7 @@ impl<T, const N: usize> ScqQueue<T, N> {
     /// ```
     pub fn pop(&self) -> Option<T> {
         let index = self.ready.dequeue()?;
+        crate::fault_point!(ScqPopIndexTaken);
         // SAFETY: taking `index` from `ready` made this pop its only owner, and
         // `ready`'s Acquire made the pusher's write of the value visible. The
         // slot counts as uninitialized once its index is back in `free`.

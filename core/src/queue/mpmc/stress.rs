@@ -6,8 +6,15 @@ use std::vec::Vec;
 
 use super::{ArrayQueue, ScqQueue};
 
-/// Items per producer: millions in total in normal runs, a few hundred under Miri.
-pub(crate) const PER_PRODUCER: usize = if cfg!(miri) { 200 } else { 500_000 };
+/// Items per producer: millions in total in release builds (CI runs the tests
+/// in release too), fewer in debug builds, a few hundred under Miri.
+pub(crate) const PER_PRODUCER: usize = if cfg!(miri) {
+    200
+} else if cfg!(debug_assertions) {
+    100_000
+} else {
+    1_000_000
+};
 
 /// The two queues' common surface, so one stress test checks both.
 pub(crate) trait TestQueue<T>: Sync {

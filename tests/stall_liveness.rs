@@ -1,0 +1,285 @@
+//! Liveness when a participant stalls or dies mid-operation, across processes.
+//!
+//! A forked child shares a queue in `MAP_SHARED` memory with the parent and is
+//! frozen (`SIGSTOP`) or killed (`SIGKILL`) *inside* a push or pop:
+//!
+//! - at exact points, via ply-core's `fault-injection` hooks (the child raises
+//!   `SIGSTOP` on itself between claiming and publishing);
+//! - at random instructions, by the parent stopping a busy child hundreds of
+//!   times.
+//!
+//! `ScqQueue` must let the parent go on pushing and popping — every item counted,
+//! in order — with at most the child's one slot out of use. `ArrayQueue` is
+//! shown wedging in the same situation, which is why `ScqQueue` exists.
+//!
+//! Every wait has a watchdog, so no test can hang CI.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
+use std::time::{Duration, Instant};
+
+use ply::core::queue::mpmc::{ArrayQueue, ScqQueue};
+use ply::os::fork::{ChildExit, ForkedChild, fork_child};
+use ply::os::shm::SharedBox;
+use ply_core::fault::{Point, set_hook};
+
+const WATCHDOG: Duration = Duration::from_secs(60);
+const N: usize = 8;
+/// Rounds of parent traffic while the child is frozen or dead.
+const ROUNDS: u64 = 1000;
+
+/// The process state letter from `/proc/<pid>/stat` ('T' = stopped).
+fn proc_state(pid: i32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The state follows the parenthesized command name.
+    stat.rsplit_once(')')?.1.trim_start().chars().next()
+}
+
+fn wait_until_stopped(child: &ForkedChild) {
+    let deadline = Instant::now() + WATCHDOG;
+    while proc_state(child.pid()) != Some('t') && proc_state(child.pid()) != Some('T') {
+        assert!(Instant::now() < deadline, "watchdog: child never stopped");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+fn finish(mut child: ForkedChild) -> ChildExit {
+    child.kill(libc::SIGCONT).unwrap();
+    child
+        .wait_timeout(WATCHDOG)
+        .unwrap()
+        .expect("watchdog: child did not finish after SIGCONT")
+}
+
+fn kill(mut child: ForkedChild) {
+    child.kill(libc::SIGKILL).unwrap();
+    let exit = child
+        .wait_timeout(WATCHDOG)
+        .unwrap()
+        .expect("watchdog: reaping");
+    assert_eq!(exit, ChildExit::Signaled(libc::SIGKILL));
+}
+
+fn stop_self() {
+    // SAFETY: raise has no memory-safety preconditions.
+    unsafe { libc::raise(libc::SIGSTOP) };
+}
+
+fn stop_at_scq_push(p: Point) {
+    if p == Point::ScqPushSlotTaken {
+        stop_self();
+    }
+}
+fn stop_at_scq_pop(p: Point) {
+    if p == Point::ScqPopIndexTaken {
+        stop_self();
+    }
+}
+fn stop_at_array_push(p: Point) {
+    if p == Point::ArrayPushClaimed {
+        stop_self();
+    }
+}
+
+/// With the child holding one slot, the parent has `N - 1` and uses them
+/// fully, round after round, in FIFO order.
+fn parent_traffic_with_one_slot_held(q: &ScqQueue<u64, N>) {
+    let mut next = 0u64;
+    for _ in 0..ROUNDS {
+        for k in 0..(N as u64 - 1) {
+            assert_eq!(q.push(next + k), Ok(()), "push below capacity N - 1 failed");
+        }
+        assert_eq!(q.push(u64::MAX), Err(u64::MAX), "only N - 1 slots are free");
+        for k in 0..(N as u64 - 1) {
+            assert_eq!(q.pop(), Some(next + k), "FIFO, nothing lost");
+        }
+        assert_eq!(q.pop(), None);
+        next += N as u64;
+    }
+}
+
+#[test]
+fn scq_producer_frozen_mid_push_blocks_nobody() {
+    let q = SharedBox::new(ScqQueue::<u64, N>::new()).unwrap();
+    let child = fork_child(|| {
+        set_hook(Some(stop_at_scq_push));
+        if q.push(999).is_ok() { 0 } else { 1 }
+    })
+    .unwrap();
+    wait_until_stopped(&child);
+    parent_traffic_with_one_slot_held(&q);
+    assert!(finish(child).success());
+    assert_eq!(q.pop(), Some(999), "the frozen push completes when resumed");
+    assert_eq!(q.pop(), None);
+}
+
+#[test]
+fn scq_consumer_frozen_mid_pop_blocks_nobody() {
+    let q = SharedBox::new(ScqQueue::<u64, N>::new()).unwrap();
+    let taken = SharedBox::new(AtomicU64::new(0)).unwrap();
+    q.push(1).unwrap();
+    q.push(2).unwrap();
+    let child = fork_child(|| {
+        set_hook(Some(stop_at_scq_pop));
+        match q.pop() {
+            Some(v) => {
+                taken.store(v, SeqCst);
+                0
+            }
+            None => 1,
+        }
+    })
+    .unwrap();
+    wait_until_stopped(&child);
+    assert_eq!(
+        q.pop(),
+        Some(2),
+        "the next item is not stuck behind the frozen pop"
+    );
+    parent_traffic_with_one_slot_held(&q);
+    assert!(finish(child).success());
+    assert_eq!(
+        taken.load(SeqCst),
+        1,
+        "the frozen pop gets its item when resumed"
+    );
+    assert_eq!(q.pop(), None);
+}
+
+#[test]
+fn scq_producer_killed_mid_push_costs_one_slot() {
+    let q = SharedBox::new(ScqQueue::<u64, N>::new()).unwrap();
+    let child = fork_child(|| {
+        set_hook(Some(stop_at_scq_push));
+        q.push(999).map_or(1, |()| 0)
+    })
+    .unwrap();
+    wait_until_stopped(&child);
+    kill(child);
+    // The dead producer's slot is gone for good; everything else works.
+    parent_traffic_with_one_slot_held(&q);
+}
+
+#[test]
+fn scq_consumer_killed_mid_pop_loses_one_item_and_one_slot() {
+    let q = SharedBox::new(ScqQueue::<u64, N>::new()).unwrap();
+    q.push(1).unwrap();
+    q.push(2).unwrap();
+    let child = fork_child(|| {
+        set_hook(Some(stop_at_scq_pop));
+        q.pop().map_or(1, |_| 0)
+    })
+    .unwrap();
+    wait_until_stopped(&child);
+    kill(child);
+    assert_eq!(q.pop(), Some(2));
+    parent_traffic_with_one_slot_held(&q);
+}
+
+#[test]
+fn array_queue_producer_frozen_mid_push_wedges_consumers() {
+    // The contrast: the per-slot-stamp queue cannot get past a claimed,
+    // unpublished slot. This documents the limitation ScqQueue removes.
+    let q = SharedBox::new(ArrayQueue::<u64, N>::new()).unwrap();
+    let child = fork_child(|| {
+        set_hook(Some(stop_at_array_push));
+        q.push(999).map_or(1, |()| 0)
+    })
+    .unwrap();
+    wait_until_stopped(&child);
+    assert_eq!(q.push(1), Ok(()));
+    for _ in 0..10_000 {
+        assert_eq!(q.pop(), None, "item 1 is queued, but stuck behind the hole");
+    }
+    assert!(finish(child).success());
+    assert_eq!(q.pop(), Some(999));
+    assert_eq!(q.pop(), Some(1));
+}
+
+/// Per-origin accounting in shared memory: pushes and pops, counted and summed.
+#[derive(Default)]
+struct Tally {
+    pushed: AtomicU64,
+    pushed_sum: AtomicU64,
+    popped: AtomicU64,
+    popped_sum: AtomicU64,
+}
+
+const PARENT: u64 = 0;
+const CHILD: u64 = 1 << 40;
+
+fn record_pop(tallies: &[Tally; 2], v: u64) {
+    let t = &tallies[(v >= CHILD) as usize];
+    t.popped.fetch_add(1, SeqCst);
+    t.popped_sum.fetch_add(v & (CHILD - 1), SeqCst);
+}
+
+#[test]
+fn scq_random_stops_of_a_busy_child_never_stall_the_parent() {
+    let stops = if cfg!(debug_assertions) { 200 } else { 500 };
+    let q = SharedBox::new(ScqQueue::<u64, N>::new()).unwrap();
+    let tallies = SharedBox::new(<[Tally; 2]>::default()).unwrap();
+    let done = SharedBox::new(AtomicBool::new(false)).unwrap();
+    let mut child = fork_child(|| {
+        // Busy in push and pop all the time, so a stop lands inside one.
+        let mut seq = 0u64;
+        while !done.load(SeqCst) {
+            if q.push(CHILD | seq).is_ok() {
+                tallies[1].pushed.fetch_add(1, SeqCst);
+                tallies[1].pushed_sum.fetch_add(seq, SeqCst);
+                seq += 1;
+            }
+            if let Some(v) = q.pop() {
+                record_pop(&tallies, v);
+            }
+        }
+        0
+    })
+    .unwrap();
+    let mut next = 0u64;
+    let mut rng = 0x2545_f491_u64;
+    for _ in 0..stops {
+        rng = rng.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+        std::thread::sleep(Duration::from_micros(rng >> 57)); // 0..127 µs
+        child.kill(libc::SIGSTOP).unwrap();
+        wait_until_stopped(&child);
+        // Drain what is visible, then use every slot the child cannot hold.
+        for _ in 0..=4 * N {
+            match q.pop() {
+                Some(v) => record_pop(&tallies, v),
+                None => break,
+            }
+        }
+        assert_eq!(q.pop(), None, "drained");
+        for k in 0..(N as u64 - 1) {
+            assert_eq!(q.push(PARENT | (next + k)), Ok(()), "parent push stalled");
+        }
+        for k in 0..(N as u64 - 1) {
+            assert_eq!(q.pop(), Some(PARENT | (next + k)), "parent pop stalled");
+        }
+        let sum: u64 = (next..next + N as u64 - 1).sum();
+        tallies[0].pushed.fetch_add(N as u64 - 1, SeqCst);
+        tallies[0].pushed_sum.fetch_add(sum, SeqCst);
+        tallies[0].popped.fetch_add(N as u64 - 1, SeqCst);
+        tallies[0].popped_sum.fetch_add(sum, SeqCst);
+        next += N as u64;
+        child.kill(libc::SIGCONT).unwrap();
+    }
+    done.store(true, SeqCst);
+    let exit = child
+        .wait_timeout(WATCHDOG)
+        .unwrap()
+        .expect("watchdog: child exit");
+    assert!(exit.success());
+    while let Some(v) = q.pop() {
+        record_pop(&tallies, v);
+    }
+    for (who, t) in ["parent", "child"].iter().zip(tallies.iter()) {
+        assert_eq!(t.pushed.load(SeqCst), t.popped.load(SeqCst), "{who}: count");
+        assert_eq!(
+            t.pushed_sum.load(SeqCst),
+            t.popped_sum.load(SeqCst),
+            "{who}: sum"
+        );
+    }
+    assert!(tallies[1].pushed.load(SeqCst) > 0, "the child did work");
+}
