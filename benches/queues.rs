@@ -6,7 +6,8 @@
 //! CPU). Unpinned threads on a small VM often share one CPU and never contend,
 //! which flatters every queue. A criterion "element" is one item moved end to end;
 //! each sample spawns the producer thread once and amortizes that over the
-//! sample's items.
+//! sample's items. In the MPMC groups a waiting thread spins briefly and then
+//! yields (see `wait_a_little`), the same for every queue.
 //!
 //! Run: `cargo bench --bench queues` (about two minutes). Compare the ratios
 //! within one run, not absolute numbers across runs.
@@ -75,9 +76,9 @@ fn span(times: impl IntoIterator<Item = (Instant, Instant)>) -> Duration {
 
 fn config(g: &mut BenchmarkGroup<'_, WallTime>) {
     g.throughput(Throughput::Elements(1));
-    g.sample_size(20);
+    g.sample_size(30);
     g.warm_up_time(Duration::from_millis(500));
-    g.measurement_time(Duration::from_secs(2));
+    g.measurement_time(Duration::from_secs(3));
 }
 
 fn spsc_single(c: &mut Criterion) {
@@ -341,6 +342,19 @@ impl SharedQueue for heapless::mpmc::Queue<u64, CAP> {
     }
 }
 
+/// Waiting after a failed push or pop: spin briefly, then yield the CPU every
+/// 64 failures. With four threads on two CPUs (2P/2C), pure spinning would let a
+/// waiter burn its whole time slice while the thread it waits for sits
+/// preempted on the same CPU, and the group would measure the scheduler.
+fn wait_a_little(failures: &mut u32) {
+    *failures += 1;
+    if *failures % 64 == 0 {
+        std::thread::yield_now();
+    } else {
+        std::hint::spin_loop();
+    }
+}
+
 /// `producers` threads push `iters` items in total, `consumers` threads pop
 /// them; threads alternate between the two CPUs. Returns the wall time.
 fn run_mpmc(q: &dyn SharedQueue, producers: usize, consumers: usize, iters: u64) -> Duration {
@@ -359,9 +373,10 @@ fn run_mpmc(q: &dyn SharedQueue, producers: usize, consumers: usize, iters: u64)
                 let start = Instant::now();
                 for i in 0..per_producer {
                     let mut v = i;
+                    let mut failures = 0u32;
                     while let Err(back) = q.try_push(v) {
                         v = back;
-                        std::hint::spin_loop();
+                        wait_a_little(&mut failures);
                     }
                 }
                 (start, Instant::now())
@@ -373,12 +388,13 @@ fn run_mpmc(q: &dyn SharedQueue, producers: usize, consumers: usize, iters: u64)
                 ready.wait();
                 let start = Instant::now();
                 for _ in 0..per_consumer {
+                    let mut failures = 0u32;
                     loop {
                         if let Some(v) = q.try_pop() {
                             black_box(v);
                             break;
                         }
-                        std::hint::spin_loop();
+                        wait_a_little(&mut failures);
                     }
                 }
                 (start, Instant::now())

@@ -974,13 +974,17 @@ impl<T, const N: usize> WriteChunkUninit<'_, '_, T, N> {
     pub fn fill_from_iter<I: IntoIterator<Item = T>>(self, iter: I) -> usize {
         let mut iter = iter.into_iter();
         let mut written = 0;
-        for slot in self.first.iter_mut().chain(self.second.iter_mut()) {
-            match iter.next() {
-                Some(item) => {
-                    slot.write(item);
-                    written += 1;
+        // Two plain loops, not a `chain`: the common case (no wrap) then compiles
+        // to one tight loop.
+        'fill: for part in [&mut *self.first, &mut *self.second] {
+            for slot in part.iter_mut() {
+                match iter.next() {
+                    Some(item) => {
+                        slot.write(item);
+                        written += 1;
+                    }
+                    None => break 'fill,
                 }
-                None => break,
             }
         }
         // The iterator may panic above: then nothing is committed and the written
