@@ -9,7 +9,9 @@
 //! | module | what it holds |
 //! |---|---|
 //! | [`queue::spsc`] | bounded single-producer/single-consumer ring, wait-free, batch chunks |
-//! | [`queue::mpmc`] | bounded multi-producer/multi-consumer array queue (per-slot stamps) |
+//! | [`queue::mpmc`] | bounded multi-producer/multi-consumer queues: per-slot stamps, and SCQ (live when a participant stalls) |
+//! | [`partition`] | even, fixed, guided and cost-weighted splits of `0..len`; `shard(k, n)`; the atomic [`partition::ChunkDispenser`] |
+//! | [`sync`] | spin, ticket and reader-writer locks; semaphore, event, barrier, once/lazy; the [`sync::Park`] seam |
 //!
 //! ## Targets
 //! The crate builds for `thumbv7em-none-eabihf` (32-bit atomics only, no allocator).
@@ -46,5 +48,7 @@ pub(crate) use fault_point;
 
 #[cfg(feature = "fault-injection")]
 pub mod fault;
+pub mod partition;
 mod primitive;
 pub mod queue;
+pub mod sync;

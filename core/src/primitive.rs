@@ -11,9 +11,9 @@
 //! relies on this, and is therefore not built under loom).
 
 #[cfg(not(loom))]
-pub(crate) use core::sync::atomic::{AtomicIsize, AtomicUsize, Ordering};
+pub(crate) use core::sync::atomic::{AtomicBool, AtomicIsize, AtomicU32, AtomicUsize, Ordering};
 #[cfg(loom)]
-pub(crate) use loom::sync::atomic::{AtomicIsize, AtomicUsize, Ordering};
+pub(crate) use loom::sync::atomic::{AtomicBool, AtomicIsize, AtomicU32, AtomicUsize, Ordering};
 
 #[cfg(loom)]
 pub(crate) use loom::cell::UnsafeCell;
@@ -53,18 +53,27 @@ impl<T> UnsafeCell<T> {
 pub(crate) use crossbeam_utils::Backoff;
 
 #[cfg(loom)]
-pub(crate) struct Backoff;
+pub(crate) struct Backoff {
+    snoozes: core::cell::Cell<u32>,
+}
 
 #[cfg(loom)]
 impl Backoff {
     pub(crate) fn new() -> Self {
-        Backoff
+        Backoff {
+            snoozes: core::cell::Cell::new(0),
+        }
     }
     pub(crate) fn spin(&self) {
         loom::thread::yield_now();
     }
     pub(crate) fn snooze(&self) {
+        self.snoozes.set(self.snoozes.get() + 1);
         loom::thread::yield_now();
+    }
+    /// "Time to park" after two yields, so waits return to their callers.
+    pub(crate) fn is_completed(&self) -> bool {
+        self.snoozes.get() >= 2
     }
 }
 

@@ -280,3 +280,172 @@ fn scq_fifo_between_one_producer_and_one_consumer_across_wrap() {
         producer.join().unwrap();
     });
 }
+
+// ---- sync: locks and signals written in ply-core (not the ones from spin) ----
+
+use loom::cell::UnsafeCell;
+use ply_core::partition::{ChunkDispenser, Fixed};
+use ply_core::sync::{Barrier, Event, RawRwLock, RawSpinMutex, RawTicketMutex, Semaphore};
+
+/// Two threads each run a critical section on a loom-tracked cell under
+/// `lock`/`unlock`; loom fails on any unsynchronized overlap.
+fn exclusion_model<L: Send + Sync + 'static>(new: fn() -> L, lock: fn(&L), unlock: fn(&L)) {
+    model(move || {
+        let shared = Arc::new((new(), UnsafeCell::new(0u32)));
+        let other = shared.clone();
+        let t = thread::spawn(move || {
+            lock(&other.0);
+            other.1.with_mut(|p| unsafe { *p += 1 });
+            unlock(&other.0);
+        });
+        lock(&shared.0);
+        shared.1.with_mut(|p| unsafe { *p += 1 });
+        unlock(&shared.0);
+        t.join().unwrap();
+        assert_eq!(shared.1.with(|p| unsafe { *p }), 2);
+    });
+}
+
+#[test]
+fn spin_mutex_excludes() {
+    // SAFETY (unlock): each model thread unlocks only after its own lock.
+    exclusion_model(RawSpinMutex::new, |l| l.lock(), |l| unsafe { l.unlock() });
+}
+
+#[test]
+fn ticket_mutex_excludes() {
+    // SAFETY (unlock): as above.
+    exclusion_model(RawTicketMutex::new, |l| l.lock(), |l| unsafe { l.unlock() });
+}
+
+#[test]
+fn rwlock_writers_exclude() {
+    // SAFETY (unlock): as above.
+    exclusion_model(
+        RawRwLock::new,
+        |l| l.write(),
+        |l| unsafe { l.unlock_write() },
+    );
+}
+
+#[test]
+fn rwlock_reader_and_writer_exclude() {
+    model(|| {
+        let shared = Arc::new((RawRwLock::new(), UnsafeCell::new(0u32)));
+        let other = shared.clone();
+        let writer = thread::spawn(move || {
+            other.0.write();
+            other.1.with_mut(|p| unsafe { *p = 7 });
+            // SAFETY: the write lock is held.
+            unsafe { other.0.unlock_write() };
+        });
+        shared.0.read();
+        let seen = shared.1.with(|p| unsafe { *p });
+        // SAFETY: the read lock is held.
+        unsafe { shared.0.unlock_read() };
+        assert!(seen == 0 || seen == 7);
+        writer.join().unwrap();
+    });
+}
+
+#[test]
+fn semaphore_of_one_excludes() {
+    model(|| {
+        let shared = Arc::new((Semaphore::new(1), UnsafeCell::new(0u32)));
+        let other = shared.clone();
+        let t = thread::spawn(move || {
+            let _p = other.0.acquire();
+            other.1.with_mut(|p| unsafe { *p += 1 });
+        });
+        {
+            let _p = shared.0.acquire();
+            shared.1.with_mut(|p| unsafe { *p += 1 });
+        }
+        t.join().unwrap();
+        assert_eq!(shared.1.with(|p| unsafe { *p }), 2);
+        assert_eq!(shared.0.available(), 1);
+    });
+}
+
+#[test]
+fn event_publishes_what_was_written_before_set() {
+    model(|| {
+        let shared = Arc::new((Event::new(), UnsafeCell::new(0u32)));
+        let other = shared.clone();
+        let setter = thread::spawn(move || {
+            other.1.with_mut(|p| unsafe { *p = 42 });
+            other.0.set();
+        });
+        shared.0.wait();
+        assert_eq!(shared.1.with(|p| unsafe { *p }), 42);
+        setter.join().unwrap();
+    });
+}
+
+#[test]
+fn barrier_publishes_each_partys_writes() {
+    model(|| {
+        let shared = Arc::new((
+            Barrier::new(2),
+            UnsafeCell::new(0u32),
+            UnsafeCell::new(0u32),
+        ));
+        let other = shared.clone();
+        let t = thread::spawn(move || {
+            other.2.with_mut(|p| unsafe { *p = 2 });
+            let leader = other.0.wait().is_leader();
+            assert_eq!(other.1.with(|p| unsafe { *p }), 1);
+            leader
+        });
+        shared.1.with_mut(|p| unsafe { *p = 1 });
+        let leader = shared.0.wait().is_leader();
+        assert_eq!(shared.2.with(|p| unsafe { *p }), 2);
+        assert!(leader ^ t.join().unwrap(), "exactly one leader");
+    });
+}
+
+#[test]
+fn dispenser_hands_each_chunk_to_one_worker() {
+    model(|| {
+        let schedule = Fixed::new(3, 1).unwrap();
+        let d = Arc::new(ChunkDispenser::<2>::new());
+        let d2 = d.clone();
+        let t = thread::spawn(move || {
+            let mut got = Vec::new();
+            while let Some(c) = d2.claim(1, &schedule).unwrap() {
+                got.push(c.index);
+            }
+            got
+        });
+        let mut got = Vec::new();
+        while let Some(c) = d.claim(0, &schedule).unwrap() {
+            got.push(c.index);
+        }
+        got.extend(t.join().unwrap());
+        got.sort();
+        assert_eq!(got, vec![0, 1, 2]);
+    });
+}
+
+#[test]
+fn dispenser_reclaimed_chunk_is_reissued_once() {
+    model(|| {
+        let schedule = Fixed::new(2, 1).unwrap();
+        let d = Arc::new(ChunkDispenser::<3>::new());
+        assert_eq!(d.claim(0, &schedule).unwrap().unwrap().index, 0);
+        let d2 = d.clone();
+        // The supervisor reclaims dead worker 0's chunk while worker 1 claims.
+        let supervisor = thread::spawn(move || d2.reclaim(0).unwrap());
+        let mut got = Vec::new();
+        while let Some(c) = d.claim(1, &schedule).unwrap() {
+            got.push(c.index);
+        }
+        assert_eq!(supervisor.join().unwrap(), Some(0));
+        // Whatever worker 1 missed, a later claim picks up.
+        while let Some(c) = d.claim(2, &schedule).unwrap() {
+            got.push(c.index);
+        }
+        got.sort();
+        assert_eq!(got, vec![0, 1]);
+    });
+}

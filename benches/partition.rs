@@ -1,0 +1,72 @@
+//! The chunk dispenser: claims per second with 1 and 2 threads.
+//!
+//! A claim of ply's `ChunkDispenser` (one `fetch_add`, plus recording the held
+//! chunk for crash recovery) beside the bare `fetch_add` on an `AtomicUsize` it
+//! is built on, so the group shows what the bookkeeping costs.
+//!
+//! Run: `cargo bench --bench partition`.
+
+use std::hint::black_box;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use ply::core::partition::{ChunkDispenser, Fixed};
+
+fn claims(c: &mut Criterion) {
+    for threads in [1usize, 2] {
+        let mut g = c.benchmark_group(format!("dispenser_claims_{threads}t"));
+        g.throughput(Throughput::Elements(1));
+        g.sample_size(30);
+        g.measurement_time(Duration::from_secs(2));
+        g.bench_function("ply::ChunkDispenser", |b| {
+            b.iter_custom(|iters| {
+                let schedule = Fixed::new(usize::MAX, 1).unwrap();
+                let d = ChunkDispenser::<2>::new();
+                timed(threads, |t| {
+                    for _ in 0..iters.div_ceil(threads as u64) {
+                        black_box(d.claim(t, &schedule).unwrap());
+                    }
+                })
+            })
+        });
+        g.bench_function("AtomicUsize::fetch_add", |b| {
+            b.iter_custom(|iters| {
+                let next = AtomicUsize::new(0);
+                timed(threads, |_| {
+                    for _ in 0..iters.div_ceil(threads as u64) {
+                        black_box(next.fetch_add(1, Ordering::Relaxed));
+                    }
+                })
+            })
+        });
+        g.finish();
+    }
+}
+
+/// Runs `work(t)` on `threads` threads pinned to distinct CPUs; wall time.
+fn timed(threads: usize, work: impl Fn(usize) + Sync) -> Duration {
+    let cpus = ply::os::affinity::allowed_cpus().unwrap_or_default();
+    let barrier = std::sync::Barrier::new(threads);
+    let spans: Vec<(Instant, Instant)> = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..threads)
+            .map(|t| {
+                let (barrier, cpus, work) = (&barrier, &cpus, &work);
+                s.spawn(move || {
+                    if cpus.len() > t {
+                        ply::os::affinity::pin_current_thread(cpus[t]).expect("pin");
+                    }
+                    barrier.wait();
+                    let start = Instant::now();
+                    work(t);
+                    (start, Instant::now())
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    spans.iter().map(|s| s.1).max().unwrap() - spans.iter().map(|s| s.0).min().unwrap()
+}
+
+criterion_group!(benches, claims);
+criterion_main!(benches);

@@ -1,0 +1,322 @@
+//! [`ChunkDispenser`]: hand out chunks to whoever asks next.
+//!
+//! # Algorithm
+//!
+//! Dynamic self-scheduling with one shared counter: a worker claims the next
+//! chunk *index* with one `fetch_add` and maps it to a range through the
+//! [`Schedule`] (which every worker computes for itself). The counter cannot be
+//! left half-updated by a worker that dies — a `fetch_add` either happened or
+//! did not — which is why DESIGN.md chooses it as the data plane for process
+//! pools.
+//!
+//! Each worker also records the chunk it holds in its own slot, so a supervisor
+//! that sees a worker die can [`reclaim`](ChunkDispenser::reclaim) that chunk; the
+//! next [`claim`](ChunkDispenser::claim) by any worker gets it before new ones.
+//! A worker killed in the instant between its `fetch_add` and recording the
+//! index loses that one chunk's claim without a trace here; callers that must
+//! never lose a chunk also track completion per chunk (ply-os's fork-join map
+//! does, through the results it collects).
+//!
+//! # Across processes
+//!
+//! Counters and slots only, no pointers: works in `MAP_SHARED` memory. That is
+//! its main use: the workers of a forked map share one dispenser.
+
+use core::ops::Range;
+
+use crossbeam_utils::CachePadded;
+
+use super::{PartitionError, Schedule};
+use crate::primitive::{AtomicUsize, Ordering};
+
+/// Slot value meaning "no chunk".
+const NONE: usize = 0;
+
+/// A chunk handed to a worker by [`ChunkDispenser::claim`].
+///
+/// # Example
+///
+/// ```
+/// use ply_core::partition::{ChunkDispenser, Fixed};
+///
+/// let d = ChunkDispenser::<2>::new();
+/// let claim = d.claim(0, &Fixed::new(10, 4).unwrap()).unwrap().unwrap();
+/// assert_eq!((claim.index, claim.range), (0, 0..4));
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Claim {
+    /// The chunk's index in the schedule.
+    pub index: usize,
+    /// The items it covers.
+    pub range: Range<usize>,
+}
+
+/// Hands chunk indices to up to `W` workers (ids `0..W`), one `fetch_add` each.
+///
+/// # Example
+///
+/// Four threads sum `0..1000` in chunks of 64, each taking the next free chunk:
+///
+/// ```
+/// use core::sync::atomic::{AtomicU64, Ordering};
+/// use ply_core::partition::{ChunkDispenser, Fixed};
+///
+/// let schedule = Fixed::new(1000, 64).unwrap();
+/// let dispenser = ChunkDispenser::<4>::new();
+/// let sum = AtomicU64::new(0);
+/// std::thread::scope(|s| {
+///     for worker in 0..4 {
+///         let (dispenser, sum) = (&dispenser, &sum);
+///         s.spawn(move || {
+///             while let Some(claim) = dispenser.claim(worker, &schedule).unwrap() {
+///                 let part: u64 = claim.range.map(|i| i as u64).sum();
+///                 sum.fetch_add(part, Ordering::Relaxed);
+///                 dispenser.complete(worker).unwrap();
+///             }
+///         });
+///     }
+/// });
+/// assert_eq!(sum.into_inner(), 999 * 1000 / 2);
+/// ```
+#[derive(Debug)]
+pub struct ChunkDispenser<const W: usize> {
+    /// The next never-issued chunk index.
+    next: CachePadded<AtomicUsize>,
+    /// Chunks given back by [`reclaim`](Self::reclaim), waiting to be re-issued.
+    pending: CachePadded<AtomicUsize>,
+    /// Per worker: the chunk it holds, as `index + 1`, or `NONE`.
+    held: [AtomicUsize; W],
+    /// Re-issue slots (at most one per worker can be outstanding): `index + 1`
+    /// or `NONE`.
+    returned: [AtomicUsize; W],
+}
+
+impl<const W: usize> ChunkDispenser<W> {
+    /// A dispenser at chunk 0, tracking workers `0..W`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// static D: ply_core::partition::ChunkDispenser<8> = ply_core::partition::ChunkDispenser::new();
+    /// assert_eq!(D.issued(), 0);
+    /// ```
+    #[cfg(not(loom))]
+    pub const fn new() -> Self {
+        ChunkDispenser {
+            next: CachePadded::new(AtomicUsize::new(0)),
+            pending: CachePadded::new(AtomicUsize::new(0)),
+            held: [const { AtomicUsize::new(NONE) }; W],
+            returned: [const { AtomicUsize::new(NONE) }; W],
+        }
+    }
+
+    /// A dispenser at chunk 0 (loom build).
+    #[cfg(loom)]
+    pub fn new() -> Self {
+        ChunkDispenser {
+            next: CachePadded::new(AtomicUsize::new(0)),
+            pending: CachePadded::new(AtomicUsize::new(0)),
+            held: core::array::from_fn(|_| AtomicUsize::new(NONE)),
+            returned: core::array::from_fn(|_| AtomicUsize::new(NONE)),
+        }
+    }
+
+    fn check(worker: usize) -> Result<(), PartitionError> {
+        if worker >= W {
+            return Err(PartitionError::WorkerOutOfRange {
+                worker,
+                capacity: W,
+            });
+        }
+        Ok(())
+    }
+
+    /// Claims the next chunk of `schedule` for `worker`: a re-issued chunk if
+    /// there is one, else the next new one; `Ok(None)` when all are handed out.
+    ///
+    /// The claim is recorded as `worker`'s until [`complete`](Self::complete) or
+    /// the next claim.
+    ///
+    /// # Errors
+    ///
+    /// [`PartitionError::WorkerOutOfRange`] if `worker >= W`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use ply_core::partition::{ChunkDispenser, Even};
+    ///
+    /// let d = ChunkDispenser::<1>::new();
+    /// let s = Even::new(10, 2).unwrap();
+    /// assert_eq!(d.claim(0, &s).unwrap().unwrap().range, 0..5);
+    /// assert_eq!(d.claim(0, &s).unwrap().unwrap().range, 5..10);
+    /// assert_eq!(d.claim(0, &s).unwrap(), None);
+    /// assert!(d.claim(1, &s).is_err());
+    /// ```
+    pub fn claim<S: Schedule>(
+        &self,
+        worker: usize,
+        schedule: &S,
+    ) -> Result<Option<Claim>, PartitionError> {
+        Self::check(worker)?;
+        let index = match self.take_returned() {
+            Some(index) => index,
+            None => {
+                let chunks = schedule.chunks();
+                // Cheap read first, so workers polling an exhausted dispenser do
+                // not keep bumping the counter.
+                if self.next.load(Ordering::Relaxed) >= chunks {
+                    self.held[worker].store(NONE, Ordering::Release);
+                    return Ok(None);
+                }
+                // Relaxed: the RMW alone makes each index unique; the chunk's
+                // items are the caller's business.
+                let index = self.next.fetch_add(1, Ordering::Relaxed);
+                if index >= chunks {
+                    self.held[worker].store(NONE, Ordering::Release);
+                    return Ok(None);
+                }
+                index
+            }
+        };
+        // Release: a supervisor that reads the slot (after this worker died) sees
+        // a value this worker really claimed.
+        self.held[worker].store(index + 1, Ordering::Release);
+        Ok(Some(Claim {
+            index,
+            range: schedule.chunk(index),
+        }))
+    }
+
+    /// Takes a chunk given back by `reclaim`, if any.
+    fn take_returned(&self) -> Option<usize> {
+        if self.pending.load(Ordering::Acquire) == 0 {
+            return None;
+        }
+        for slot in &self.returned {
+            // Acquire: pairs with the Release in `reclaim`.
+            let value = slot.swap(NONE, Ordering::AcqRel);
+            if value != NONE {
+                self.pending.fetch_sub(1, Ordering::AcqRel);
+                return Some(value - 1);
+            }
+        }
+        None
+    }
+
+    /// Marks `worker`'s current chunk as done (it will not be reclaimed).
+    ///
+    /// # Errors
+    ///
+    /// [`PartitionError::WorkerOutOfRange`] if `worker >= W`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use ply_core::partition::{ChunkDispenser, Fixed};
+    ///
+    /// let d = ChunkDispenser::<1>::new();
+    /// d.claim(0, &Fixed::new(4, 2).unwrap()).unwrap();
+    /// d.complete(0).unwrap();
+    /// assert_eq!(d.held_by(0).unwrap(), None);
+    /// ```
+    pub fn complete(&self, worker: usize) -> Result<(), PartitionError> {
+        Self::check(worker)?;
+        self.held[worker].store(NONE, Ordering::Release);
+        Ok(())
+    }
+
+    /// The chunk `worker` holds now, if any.
+    ///
+    /// # Errors
+    ///
+    /// [`PartitionError::WorkerOutOfRange`] if `worker >= W`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use ply_core::partition::{ChunkDispenser, Fixed};
+    ///
+    /// let d = ChunkDispenser::<2>::new();
+    /// d.claim(1, &Fixed::new(4, 2).unwrap()).unwrap();
+    /// assert_eq!(d.held_by(1).unwrap(), Some(0));
+    /// ```
+    pub fn held_by(&self, worker: usize) -> Result<Option<usize>, PartitionError> {
+        Self::check(worker)?;
+        let value = self.held[worker].load(Ordering::Acquire);
+        Ok((value != NONE).then(|| value - 1))
+    }
+
+    /// For a supervisor, after `worker` died: takes its chunk (if it held one)
+    /// and queues it so the next [`claim`](Self::claim) by anyone gets it.
+    /// Returns the chunk index re-queued.
+    ///
+    /// Call it only for a worker that is dead (or otherwise will never
+    /// [`complete`](Self::complete) its chunk), or the chunk is done twice.
+    ///
+    /// # Errors
+    ///
+    /// [`PartitionError::WorkerOutOfRange`] if `worker >= W`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use ply_core::partition::{ChunkDispenser, Fixed};
+    ///
+    /// let s = Fixed::new(6, 2).unwrap();
+    /// let d = ChunkDispenser::<2>::new();
+    /// d.claim(0, &s).unwrap(); // worker 0 takes chunk 0 ... and dies
+    /// assert_eq!(d.reclaim(0).unwrap(), Some(0));
+    /// assert_eq!(d.claim(1, &s).unwrap().unwrap().index, 0); // re-issued first
+    /// assert_eq!(d.claim(1, &s).unwrap().unwrap().index, 1);
+    /// ```
+    pub fn reclaim(&self, worker: usize) -> Result<Option<usize>, PartitionError> {
+        Self::check(worker)?;
+        let value = self.held[worker].swap(NONE, Ordering::AcqRel);
+        if value == NONE {
+            return Ok(None);
+        }
+        // Count it before publishing it, so a taker (which decrements only after
+        // finding it) never drives `pending` below zero.
+        self.pending.fetch_add(1, Ordering::AcqRel);
+        // A free re-issue slot exists: at most one outstanding chunk per worker,
+        // and `W` slots. Prefer the dead worker's own slot.
+        for offset in 0..W {
+            let slot = &self.returned[(worker + offset) % W];
+            // Release: pairs with the Acquire swap in `take_returned`.
+            if slot
+                .compare_exchange(NONE, value, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+            {
+                return Ok(Some(value - 1));
+            }
+        }
+        // Every slot busy: can only happen if `reclaim` is called for live
+        // workers. Put the claim back rather than lose it.
+        self.pending.fetch_sub(1, Ordering::AcqRel);
+        self.held[worker].store(value, Ordering::Release);
+        Ok(None)
+    }
+
+    /// Chunk indices issued so far (for progress reports; may exceed the
+    /// schedule's chunk count once it is exhausted).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use ply_core::partition::{ChunkDispenser, Fixed};
+    /// let d = ChunkDispenser::<1>::new();
+    /// d.claim(0, &Fixed::new(4, 2).unwrap()).unwrap();
+    /// assert_eq!(d.issued(), 1);
+    /// ```
+    pub fn issued(&self) -> usize {
+        self.next.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(not(loom))]
+impl<const W: usize> Default for ChunkDispenser<W> {
+    fn default() -> Self {
+        Self::new()
+    }
+}

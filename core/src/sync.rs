@@ -1,0 +1,85 @@
+//! Locks and signals: `no_std`, `const fn new()`, and shared-memory safe.
+//!
+//! | type | what | where it comes from |
+//! |---|---|---|
+//! | [`SpinMutex`] | test-and-test-and-set spin lock with graded backoff | written here: `spin::Mutex` has no growing backoff, and contended cores trade the line on every retry |
+//! | [`TicketMutex`] | FIFO-fair spin lock, backoff proportional to queue position | written here, with proportional backoff and a bounded form that never abandons a ticket |
+//! | [`RwLock`] | writer-preferring reader-writer spin lock | written here: `spin::RwLock` lets a stream of readers starve writers |
+//! | [`Semaphore`], [`Permit`] | counting semaphore, RAII permit | written here (spin has none); waits through [`Park`] |
+//! | [`Event`] | settable flag with waiting | written here; waits through [`Park`] |
+//! | [`Barrier`] | reusable `n`-party barrier | written here, because it waits through [`Park`] (spin's spins only) |
+//! | [`Once`], [`Lazy`] | one-time initialization | **taken from `spin`**, re-exported as is |
+//! | guards | `MutexGuard`, `RwLockReadGuard`, … | **`lock_api`**: ply writes only the raw locks, as parking_lot does |
+//!
+//! # Waiting
+//!
+//! The locks spin: they are for short critical sections and need no OS. The
+//! signals ([`Semaphore`], [`Event`], [`Barrier`]) wait through the [`Park`]
+//! trait — [`SpinPark`] by default, a futex (sleeping in the kernel, also between
+//! processes) with ply-os. Every blocking operation has a bounded form taking a
+//! [`Patience`] ([`Spins`], a [`Deadline`] check): `lock_with`, `acquire_with`,
+//! `wait_with`, `read_with`/`write_with`, so code can give up instead of
+//! deadlocking.
+//!
+//! # Across processes
+//!
+//! Every type here is a few atomic words with no pointers, so it works in memory
+//! shared between processes (`mmap(MAP_SHARED)` before `fork()`) exactly as
+//! between threads. None can detect that a holder died: a process killed while
+//! holding a lock leaves it held. The bounded forms let the others notice and
+//! recover. (`Lazy` holds its initializer function: it is process-local unless
+//! forced before the fork.)
+
+mod barrier;
+mod event;
+mod lock_with;
+mod park;
+pub(crate) mod patience;
+mod rwlock;
+mod semaphore;
+mod spin_mutex;
+mod ticket_mutex;
+
+pub use barrier::{Barrier, BarrierWaitResult};
+pub use event::Event;
+pub use lock_with::{LockWith, RwLockWith};
+pub use park::{Park, SpinPark};
+pub use patience::{Deadline, Patience, Spins};
+pub use rwlock::RawRwLock;
+#[cfg(not(loom))]
+pub use rwlock::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+pub use semaphore::{Permit, Semaphore};
+pub use spin_mutex::RawSpinMutex;
+#[cfg(not(loom))]
+pub use spin_mutex::{SpinMutex, SpinMutexGuard};
+pub use ticket_mutex::RawTicketMutex;
+#[cfg(not(loom))]
+pub use ticket_mutex::{TicketMutex, TicketMutexGuard};
+
+/// One-time initialization, from the `spin` crate (re-exported unchanged).
+///
+/// # Example
+///
+/// ```
+/// use ply_core::sync::Once;
+///
+/// static CONFIG: Once<u32> = Once::new();
+/// assert_eq!(*CONFIG.call_once(|| 42), 42);
+/// assert_eq!(*CONFIG.call_once(|| 7), 42); // runs once
+/// ```
+pub use spin::Once;
+
+/// A value computed on first use, from the `spin` crate (re-exported unchanged).
+///
+/// # Example
+///
+/// ```
+/// use ply_core::sync::Lazy;
+///
+/// static TABLE: Lazy<[u32; 4]> = Lazy::new(|| [1, 2, 4, 8]);
+/// assert_eq!(TABLE[3], 8);
+/// ```
+pub use spin::Lazy;
+
+#[cfg(all(test, not(loom)))]
+mod tests;

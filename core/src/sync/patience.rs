@@ -1,0 +1,86 @@
+//! Bounded waiting: how long a `*_with` operation keeps trying before it gives up.
+//!
+//! Every blocking operation in [`sync`](super) has a bounded form that takes a
+//! [`Patience`]: after each failed attempt it asks `keep_waiting()`, and returns
+//! `None`/`false` as soon as the answer is no. Code that can time out cannot
+//! deadlock: a caller that holds lock A and wants lock B can give up, release A,
+//! and retry. `no_std` has no clock, so a deadline is a caller-supplied check.
+
+/// Decides, after each failed attempt, whether to keep trying.
+///
+/// # Example
+///
+/// ```
+/// use ply_core::sync::{Patience, Spins};
+///
+/// let mut p = Spins(2);
+/// assert!(p.keep_waiting());
+/// assert!(p.keep_waiting());
+/// assert!(!p.keep_waiting());
+/// ```
+pub trait Patience {
+    /// Called after a failed attempt: `true` to try again, `false` to give up.
+    fn keep_waiting(&mut self) -> bool;
+}
+
+/// Gives up after this many failed attempts (`Spins(0)`: one attempt only).
+///
+/// # Example
+///
+/// ```
+/// use ply_core::sync::{Semaphore, Spins};
+///
+/// let s = Semaphore::new(0);
+/// assert!(s.acquire_with(Spins(100)).is_none()); // no permit came
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Spins(pub u32);
+
+impl Patience for Spins {
+    fn keep_waiting(&mut self) -> bool {
+        if self.0 == 0 {
+            false
+        } else {
+            self.0 -= 1;
+            true
+        }
+    }
+}
+
+/// Gives up once the check returns `true` ("the deadline has passed"). With
+/// `std`, the check is typically `|| Instant::now() >= deadline`.
+///
+/// # Example
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// use ply_core::sync::{Deadline, Event};
+///
+/// let event = Event::new();
+/// let deadline = Instant::now() + Duration::from_millis(5);
+/// assert!(!event.wait_with(Deadline(|| Instant::now() >= deadline)));
+/// ```
+#[derive(Clone, Copy, Debug)]
+pub struct Deadline<F: FnMut() -> bool>(pub F);
+
+impl<F: FnMut() -> bool> Patience for Deadline<F> {
+    fn keep_waiting(&mut self) -> bool {
+        !(self.0)()
+    }
+}
+
+impl<P: Patience + ?Sized> Patience for &mut P {
+    fn keep_waiting(&mut self) -> bool {
+        (**self).keep_waiting()
+    }
+}
+
+/// Patience that never runs out: the unbounded forms.
+pub(crate) struct Forever;
+
+impl Patience for Forever {
+    #[inline]
+    fn keep_waiting(&mut self) -> bool {
+        true
+    }
+}
