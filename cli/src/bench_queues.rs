@@ -1,7 +1,6 @@
 //! `ply bench queues`: items per second through ply's queues and std's
 //! `sync_channel`, one producer and one consumer pinned to different CPUs.
 
-use std::fmt::Write as _;
 use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
@@ -13,28 +12,15 @@ use ply_core::queue::{
 const CAP: usize = 1024;
 const RUNS: usize = 5;
 
-/// The measured rows.
-pub struct Report {
-    items: u64,
-    pinned: bool,
-    rows: Vec<Row>,
-}
-
-struct Row {
-    name: &'static str,
-    /// Median and range of items per second over `RUNS` runs.
-    median: f64,
-    min: f64,
-    max: f64,
-}
+use crate::cpus::pin;
+use crate::report::{Report, Row};
 
 /// One timed transfer of `items` items, given the CPU pair to pin to.
 type Transfer = fn(u64, Option<(usize, usize)>) -> Duration;
 
 /// Runs every comparison `RUNS` times with `items` items each.
 pub fn run(items: u64) -> Report {
-    let cpus = ply_os::affinity::allowed_cpus().unwrap_or_default();
-    let pair = (cpus.len() >= 2).then(|| (cpus[0], cpus[1]));
+    let pair = crate::cpus::pair();
     let cases: [(&'static str, Transfer); 5] = [
         ("ply spsc::Ring", spsc_once),
         ("ply spsc::Ring (batches of 64)", spsc_batch_once),
@@ -42,86 +28,28 @@ pub fn run(items: u64) -> Report {
         ("ply mpmc::ScqQueue", scq_queue_once),
         ("std sync_channel", std_once),
     ];
+    let group = "1 producer -> 1 consumer";
     let rows = cases
         .iter()
-        .map(|&(name, f)| {
-            let mut rates: Vec<f64> = (0..RUNS)
-                .map(|_| items as f64 / f(items, pair).as_secs_f64())
-                .collect();
-            rates.sort_by(f64::total_cmp);
-            Row {
-                name,
-                median: rates[RUNS / 2],
-                min: rates[0],
-                max: rates[RUNS - 1],
-            }
-        })
+        .map(|&(name, f)| Row::measure(group, name, RUNS, items, || f(items, pair)))
         .collect();
     Report {
-        items,
-        pinned: pair.is_some(),
-        rows,
-    }
-}
-
-impl Report {
-    /// A human-readable table, relative to `sync_channel`.
-    pub fn to_table(&self) -> String {
-        let base = self.rows.last().map_or(1.0, |r| r.median);
-        let mut out = String::new();
-        let _ = writeln!(
-            out,
-            "queue throughput, 1 producer -> 1 consumer, capacity {CAP}, {} items x {RUNS} runs{}",
-            self.items,
-            if self.pinned {
-                ", threads pinned to 2 CPUs"
+        family: "queues",
+        headline: format!(
+            "queue throughput (items/s), capacity {CAP}, {items} items x {RUNS} runs, {}",
+            if pair.is_some() {
+                "threads pinned to 2 CPUs"
             } else {
-                " (1 CPU: not pinned)"
+                "1 CPU: threads not pinned"
             }
-        );
-        let _ = writeln!(
-            out,
-            "{:<32} {:>14} {:>22} {:>10}",
-            "queue", "Mitems/s", "range", "vs std"
-        );
-        for r in &self.rows {
-            let _ = writeln!(
-                out,
-                "{:<32} {:>14.1} {:>22} {:>9.1}x",
-                r.name,
-                r.median / 1e6,
-                format!("{:.1}..{:.1}", r.min / 1e6, r.max / 1e6),
-                r.median / base
-            );
-        }
-        out
-    }
-
-    /// One JSON object: `{"family":"queues","items":..,"pinned":..,"results":[..]}`.
-    pub fn to_json(&self) -> String {
-        let results: Vec<String> = self
-            .rows
-            .iter()
-            .map(|r| {
-                format!(
-                    "{{\"name\":\"{}\",\"items_per_sec_median\":{:.0},\"items_per_sec_min\":{:.0},\"items_per_sec_max\":{:.0}}}",
-                    r.name, r.median, r.min, r.max
-                )
-            })
-            .collect();
-        format!(
-            "{{\"family\":\"queues\",\"capacity\":{CAP},\"items\":{},\"runs\":{RUNS},\"pinned\":{},\"results\":[{}]}}",
-            self.items,
-            self.pinned,
-            results.join(",")
-        )
-    }
-}
-
-fn pin(cpu: Option<usize>) {
-    if let Some(cpu) = cpu {
-        // Best effort: an unpinned run is still a valid (if optimistic) run.
-        let _ = ply_os::affinity::pin_current_thread(cpu);
+        ),
+        params: vec![
+            ("capacity", CAP.to_string()),
+            ("items", items.to_string()),
+            ("runs", RUNS.to_string()),
+            ("pinned", pair.is_some().to_string()),
+        ],
+        rows,
     }
 }
 

@@ -1,11 +1,14 @@
 //! `ply` — threads vs processes, measured on this machine.
 //!
-//! For now: `ply bench queues`, a quick comparison of ply's queues with std's
-//! `sync_channel`. The demos and the other benchmark families arrive with the
-//! thread and process backends.
+//! For now: `ply bench queues` and `ply bench locks`, quick comparisons of ply's
+//! primitives with std's. The demos and the other benchmark families arrive
+//! with the thread and process backends.
 #![deny(missing_docs)]
 
+mod bench_locks;
 mod bench_queues;
+mod cpus;
+mod report;
 
 use std::process::ExitCode;
 
@@ -25,7 +28,8 @@ enum Command {
     Bench {
         /// What to measure.
         family: BenchFamily,
-        /// Items moved per run (each comparison runs 5 times and reports the median).
+        /// Items moved (queues) or lock operations (locks) per run; each
+        /// comparison runs 5 times and reports the median.
         #[arg(long, default_value_t = 2_000_000, value_parser = clap::value_parser!(u64).range(1000..))]
         items: u64,
         /// Print one JSON object instead of a table.
@@ -37,8 +41,11 @@ enum Command {
 #[derive(ValueEnum, Clone, Copy, Debug)]
 enum BenchFamily {
     /// Queue throughput between two threads pinned to different CPUs: ply's SPSC
-    /// ring and MPMC queue beside std's `sync_channel`.
+    /// ring and MPMC queues beside std's `sync_channel`.
     Queues,
+    /// Lock + unlock rates, alone and with two threads contending: ply's spin
+    /// and ticket locks beside std's `Mutex`.
+    Locks,
 }
 
 /// Folds a clap error into one line (`error: ... [possible values: ...]`),
@@ -76,11 +83,14 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Command::Bench {
-            family: BenchFamily::Queues,
+            family,
             items,
             json,
         } => {
-            let report = bench_queues::run(items);
+            let report = match family {
+                BenchFamily::Queues => bench_queues::run(items),
+                BenchFamily::Locks => bench_locks::run(items),
+            };
             if json {
                 println!("{}", report.to_json());
             } else {

@@ -9,6 +9,11 @@ fn ply(args: &[&str]) -> Output {
         .expect("run ply")
 }
 
+/// CPUs available to this process.
+fn cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
@@ -19,6 +24,10 @@ fn bench_queues_json_reports_every_queue_with_positive_rates() {
     assert!(out.status.success(), "stderr: {}", stderr(&out));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("valid JSON");
     assert_eq!(v["family"], "queues");
+    assert_eq!(
+        v["pinned"].as_bool(),
+        Some(true).filter(|_| cpus() >= 2).or(Some(false))
+    );
     assert_eq!(v["items"], 20000);
     assert_eq!(v["capacity"], 1024);
     let results = v["results"].as_array().expect("results array");
@@ -36,14 +45,42 @@ fn bench_queues_json_reports_every_queue_with_positive_rates() {
             "std sync_channel"
         ]
     );
+    assert_rates_ordered(results);
+}
+
+/// Every result has positive rates with min <= median <= max.
+fn assert_rates_ordered(results: &[serde_json::Value]) {
     for r in results {
         let (min, med, max) = (
-            r["items_per_sec_min"].as_f64().unwrap(),
-            r["items_per_sec_median"].as_f64().unwrap(),
-            r["items_per_sec_max"].as_f64().unwrap(),
+            r["per_sec_min"].as_f64().unwrap(),
+            r["per_sec_median"].as_f64().unwrap(),
+            r["per_sec_max"].as_f64().unwrap(),
         );
         assert!(min > 0.0 && min <= med && med <= max, "{r}");
     }
+}
+
+#[test]
+fn bench_locks_json_reports_each_lock_alone_and_contended() {
+    let out = ply(&["bench", "locks", "--items", "20000", "--json"]);
+    assert!(out.status.success(), "stderr: {}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("valid JSON");
+    assert_eq!(v["family"], "locks");
+    assert_eq!(v["operations"], 20000);
+    let results = v["results"].as_array().expect("results array");
+    let pairs: Vec<(&str, &str)> = results
+        .iter()
+        .map(|r| (r["group"].as_str().unwrap(), r["name"].as_str().unwrap()))
+        .collect();
+    for group in ["1 thread (uncontended)", "2 threads contending"] {
+        for name in ["ply SpinMutex", "ply TicketMutex", "std Mutex"] {
+            assert!(
+                pairs.contains(&(group, name)),
+                "{group}/{name} missing: {pairs:?}"
+            );
+        }
+    }
+    assert_rates_ordered(results);
 }
 
 #[test]
@@ -51,10 +88,8 @@ fn bench_queues_table_names_each_queue() {
     let out = ply(&["bench", "queues", "--items", "10000"]);
     assert!(out.status.success(), "stderr: {}", stderr(&out));
     let table = String::from_utf8(out.stdout).unwrap();
-    assert!(
-        table.starts_with("queue throughput, 1 producer -> 1 consumer"),
-        "{table}"
-    );
+    assert!(table.starts_with("queue throughput (items/s)"), "{table}");
+    assert!(table.contains("1 producer -> 1 consumer"), "{table}");
     for name in [
         "ply spsc::Ring",
         "ply mpmc::ArrayQueue",
@@ -101,5 +136,6 @@ fn help_teaches_and_exits_0() {
     assert!(out.status.success());
     let help = String::from_utf8(out.stdout).unwrap();
     assert!(help.contains("queues"), "{help}");
+    assert!(help.contains("locks"), "{help}");
     assert!(help.contains("--json"), "{help}");
 }

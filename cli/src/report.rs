@@ -1,0 +1,128 @@
+//! The result of a `ply bench` family: rates with their spread, printed as a
+//! table (each row against the last row of its group, the std baseline) or as
+//! one JSON object.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+/// One measured case: operations per second over several runs.
+pub struct Row {
+    /// The comparison this row belongs to (rows are compared within a group).
+    pub group: &'static str,
+    pub name: &'static str,
+    pub median: f64,
+    pub min: f64,
+    pub max: f64,
+}
+
+impl Row {
+    /// Runs `once` `runs` times; each run does `ops` operations and returns
+    /// its duration. Records the median and range of the rates.
+    pub fn measure(
+        group: &'static str,
+        name: &'static str,
+        runs: usize,
+        ops: u64,
+        mut once: impl FnMut() -> Duration,
+    ) -> Row {
+        let mut rates: Vec<f64> = (0..runs.max(1))
+            .map(|_| ops as f64 / once().max(Duration::from_nanos(1)).as_secs_f64())
+            .collect();
+        rates.sort_by(f64::total_cmp);
+        Row {
+            group,
+            name,
+            median: rates[rates.len() / 2],
+            min: rates[0],
+            max: rates[rates.len() - 1],
+        }
+    }
+}
+
+/// A whole family's results.
+pub struct Report {
+    pub family: &'static str,
+    /// The table's first line: what was measured, how.
+    pub headline: String,
+    /// Plain numeric or boolean parameters, emitted as top-level JSON fields.
+    pub params: Vec<(&'static str, String)>,
+    pub rows: Vec<Row>,
+}
+
+impl Report {
+    /// A human-readable table: per group, M ops/s (median, range) and the ratio
+    /// to the group's last row.
+    pub fn to_table(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "{}", self.headline);
+        let mut groups: Vec<&str> = Vec::new();
+        for r in &self.rows {
+            if !groups.contains(&r.group) {
+                groups.push(r.group);
+            }
+        }
+        for group in groups {
+            let rows: Vec<&Row> = self.rows.iter().filter(|r| r.group == group).collect();
+            let base = rows.last().map_or(1.0, |r| r.median);
+            let _ = writeln!(
+                out,
+                "{:<36} {:>12} {:>20} {:>8}",
+                group, "M/s", "range", "vs last"
+            );
+            for r in rows {
+                let _ = writeln!(
+                    out,
+                    "  {:<34} {:>12.1} {:>20} {:>7.1}x",
+                    r.name,
+                    r.median / 1e6,
+                    format!("{:.1}..{:.1}", r.min / 1e6, r.max / 1e6),
+                    r.median / base
+                );
+            }
+        }
+        out
+    }
+
+    /// One JSON object: `{"family": .., <params>, "results": [{"group", "name",
+    /// "per_sec_median", "per_sec_min", "per_sec_max"}, ..]}`.
+    pub fn to_json(&self) -> String {
+        let mut out = format!("{{\"family\":{}", json_string(self.family));
+        for (key, value) in &self.params {
+            let _ = write!(out, ",{}:{}", json_string(key), value);
+        }
+        out.push_str(",\"results\":[");
+        for (i, r) in self.rows.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            let _ = write!(
+                out,
+                "{{\"group\":{},\"name\":{},\"per_sec_median\":{:.0},\"per_sec_min\":{:.0},\"per_sec_max\":{:.0}}}",
+                json_string(r.group),
+                json_string(r.name),
+                r.median,
+                r.min,
+                r.max
+            );
+        }
+        out.push_str("]}");
+        out
+    }
+}
+
+/// A JSON string literal (the names here are plain ASCII, but escape anyway).
+fn json_string(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
