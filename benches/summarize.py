@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
 """Summarize criterion logs from several runs into a markdown table.
 
-Usage: cargo bench --bench queues > run1.log   (repeat: run2.log, run3.log)
+Usage: cargo bench --bench NAME > run1.log   (repeat: run2.log, run3.log)
        python3 benches/summarize.py run1.log run2.log run3.log
 
 For each benchmark it prints the point estimate of every run (ns per element),
-and, per run, the ratio to the group's ply entry: >1.0 means slower than ply.
+and, per run, the ratio to the group's first ply entry: >1.0 means slower than ply.
 The ratios within one run are the numbers to trust on a shared VM.
 """
 import re
@@ -35,7 +35,7 @@ def parse(path):
 def main(paths):
     runs = [parse(p) for p in paths]
     keys = list(dict.fromkeys(k for r in runs for k in r))
-    print("| group | queue | " + " | ".join(f"run {i + 1} ns/item (× ply)" for i in range(len(runs))) + " | median ns/item |")
+    print("| group | benchmark | " + " | ".join(f"run {i + 1} ns/item (× ply)" for i in range(len(runs))) + " | median ns/item |")
     print("|---|---|" + "---|" * len(runs) + "---|")
     for group, bench in keys:
         cells, values = [], []

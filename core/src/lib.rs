@@ -18,7 +18,8 @@
 //! Counters are `usize`; nothing needs `AtomicU64`.
 //!
 //! ## Features
-//! - `std`: implements `std::error::Error` for the error types. Nothing else.
+//! - `std`: implements `std::error::Error` for the error types, and lets
+//!   spin-waits yield to the OS scheduler once they have backed off.
 //! - `fault-injection` (tests only): hooks that stop a participant at an exact
 //!   point inside a queue operation, to test liveness claims (see `fault`).
 //!

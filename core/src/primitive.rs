@@ -89,3 +89,17 @@ pub(crate) fn seq_cst_point() {
     #[cfg(loom)]
     loom::sync::atomic::fence(Ordering::SeqCst);
 }
+
+/// Gives the CPU back to the OS scheduler, where there is one: with the `std`
+/// feature or in tests (a yield), under loom (a model yield). Elsewhere, a spin
+/// hint. For waits that depend on a thread that may be preempted, such as the
+/// next ticket holder of a ticket lock.
+#[inline]
+pub(crate) fn yield_now() {
+    #[cfg(loom)]
+    loom::thread::yield_now();
+    #[cfg(all(not(loom), any(feature = "std", test)))]
+    std::thread::yield_now();
+    #[cfg(all(not(loom), not(any(feature = "std", test))))]
+    core::hint::spin_loop();
+}

@@ -3,7 +3,7 @@
 //! | type | what | where it comes from |
 //! |---|---|---|
 //! | [`SpinMutex`] | test-and-test-and-set spin lock with graded backoff | written here: `spin::Mutex` has no growing backoff, and contended cores trade the line on every retry |
-//! | [`TicketMutex`] | FIFO-fair spin lock, backoff proportional to queue position | written here, with proportional backoff and a bounded form that never abandons a ticket |
+//! | [`TicketMutex`] | FIFO-fair spin lock | written here: graded waiting (the next in line polls, the rest back off and yield where there is an OS) and a bounded form that never abandons a ticket |
 //! | [`RwLock`] | writer-preferring reader-writer spin lock | written here: `spin::RwLock` lets a stream of readers starve writers |
 //! | [`Semaphore`], [`Permit`] | counting semaphore, RAII permit | written here (spin has none); waits through [`Park`] |
 //! | [`Event`] | settable flag with waiting | written here; waits through [`Park`] |

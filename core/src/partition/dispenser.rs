@@ -84,8 +84,9 @@ pub struct ChunkDispenser<const W: usize> {
     next: CachePadded<AtomicUsize>,
     /// Chunks given back by [`reclaim`](Self::reclaim), waiting to be re-issued.
     pending: CachePadded<AtomicUsize>,
-    /// Per worker: the chunk it holds, as `index + 1`, or `NONE`.
-    held: [AtomicUsize; W],
+    /// Per worker: the chunk it holds, as `index + 1`, or `NONE`. Each on its
+    /// own cache line: workers write their slot on every claim.
+    held: [CachePadded<AtomicUsize>; W],
     /// Re-issue slots (at most one per worker can be outstanding): `index + 1`
     /// or `NONE`.
     returned: [AtomicUsize; W],
@@ -105,7 +106,7 @@ impl<const W: usize> ChunkDispenser<W> {
         ChunkDispenser {
             next: CachePadded::new(AtomicUsize::new(0)),
             pending: CachePadded::new(AtomicUsize::new(0)),
-            held: [const { AtomicUsize::new(NONE) }; W],
+            held: [const { CachePadded::new(AtomicUsize::new(NONE)) }; W],
             returned: [const { AtomicUsize::new(NONE) }; W],
         }
     }
@@ -116,7 +117,7 @@ impl<const W: usize> ChunkDispenser<W> {
         ChunkDispenser {
             next: CachePadded::new(AtomicUsize::new(0)),
             pending: CachePadded::new(AtomicUsize::new(0)),
-            held: core::array::from_fn(|_| AtomicUsize::new(NONE)),
+            held: core::array::from_fn(|_| CachePadded::new(AtomicUsize::new(NONE))),
             returned: core::array::from_fn(|_| AtomicUsize::new(NONE)),
         }
     }
@@ -163,16 +164,14 @@ impl<const W: usize> ChunkDispenser<W> {
             Some(index) => index,
             None => {
                 let chunks = schedule.chunks();
-                // Cheap read first, so workers polling an exhausted dispenser do
-                // not keep bumping the counter.
-                if self.next.load(Ordering::Relaxed) >= chunks {
-                    self.held[worker].store(NONE, Ordering::Release);
-                    return Ok(None);
-                }
                 // Relaxed: the RMW alone makes each index unique; the chunk's
                 // items are the caller's business.
                 let index = self.next.fetch_add(1, Ordering::Relaxed);
                 if index >= chunks {
+                    // Exhausted. Take the increment back, so callers that keep
+                    // polling cannot walk the counter round (on 32-bit targets)
+                    // and be handed chunk 0 again.
+                    self.next.fetch_sub(1, Ordering::Relaxed);
                     self.held[worker].store(NONE, Ordering::Release);
                     return Ok(None);
                 }

@@ -294,36 +294,44 @@ unsafe impl lock_api::RawRwLock for RawRwLock {
     const INIT: Self = Self::new();
     type GuardMarker = lock_api::GuardSend;
 
+    #[inline]
     fn lock_shared(&self) {
         self.read();
     }
 
+    #[inline]
     fn try_lock_shared(&self) -> bool {
         self.try_read()
     }
 
+    #[inline]
     unsafe fn unlock_shared(&self) {
         // SAFETY: forwarded contract.
         unsafe { self.unlock_read() }
     }
 
+    #[inline]
     fn lock_exclusive(&self) {
         self.write();
     }
 
+    #[inline]
     fn try_lock_exclusive(&self) -> bool {
         self.try_write()
     }
 
+    #[inline]
     unsafe fn unlock_exclusive(&self) {
         // SAFETY: forwarded contract.
         unsafe { self.unlock_write() }
     }
 
+    #[inline]
     fn is_locked(&self) -> bool {
         RawRwLock::is_locked(self)
     }
 
+    #[inline]
     fn is_locked_exclusive(&self) -> bool {
         self.is_locked_write()
     }

@@ -97,7 +97,14 @@ impl RawSpinMutex {
     /// ```
     #[inline]
     pub fn lock(&self) {
-        if !self.try_lock() {
+        // Fast path: one CAS, no test first (the lock is usually free; the
+        // extra load only pays off for a waiter, which `lock_contended` is).
+        // Acquire on success: as in `try_lock`.
+        if self
+            .locked
+            .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
             self.lock_contended(&mut Forever);
         }
     }
@@ -194,19 +201,23 @@ unsafe impl lock_api::RawMutex for RawSpinMutex {
     const INIT: Self = Self::new();
     type GuardMarker = lock_api::GuardSend;
 
+    #[inline]
     fn lock(&self) {
         RawSpinMutex::lock(self);
     }
 
+    #[inline]
     fn try_lock(&self) -> bool {
         RawSpinMutex::try_lock(self)
     }
 
+    #[inline]
     unsafe fn unlock(&self) {
         // SAFETY: forwarded contract: lock_api calls this only for the holder.
         unsafe { RawSpinMutex::unlock(self) }
     }
 
+    #[inline]
     fn is_locked(&self) -> bool {
         RawSpinMutex::is_locked(self)
     }

@@ -8,10 +8,14 @@
 //! `unlock` advances `serving`. Threads get the lock in the order they asked for
 //! it — no starvation — at the price of handing the lock to a waiter that may be
 //! descheduled (a convoy), so it suits short critical sections on dedicated cores.
-//! Waiters back off in proportion to their distance from the front (MCS §2.2).
+//! The next waiter in line polls tightly; the others back off. With more threads
+//! than cores, a FIFO spin lock can only progress when the next ticket holder is
+//! running: with the `std` feature, waiters therefore yield to the OS scheduler
+//! while they wait (without it, in firmware, there is one thread per core).
 //!
-//! `spin` has a ticket mutex too; this one adds the proportional backoff and the
-//! bounded [`lock_with`](RawTicketMutex::lock_with), and shares ply's `Patience`.
+//! `spin` has a ticket mutex too; this one adds the graded waiting (tight for the
+//! next in line, backoff and yielding for the rest) and the bounded
+//! [`lock_with`](RawTicketMutex::lock_with), and shares ply's `Patience`.
 //!
 //! # Across processes
 //!
@@ -21,7 +25,7 @@
 
 use crossbeam_utils::CachePadded;
 
-use crate::primitive::{AtomicUsize, Ordering};
+use crate::primitive::{AtomicUsize, Backoff, Ordering, yield_now};
 use crate::sync::Patience;
 
 /// The raw FIFO lock behind [`TicketMutex`].
@@ -85,19 +89,29 @@ impl RawTicketMutex {
         // Relaxed: taking a ticket publishes nothing; the Acquire load of
         // `serving` below is what orders us after the previous holder.
         let ticket = self.next.fetch_add(1, Ordering::Relaxed);
+        let backoff = Backoff::new();
+        let mut polls = 0u32;
         loop {
             let serving = self.serving.load(Ordering::Acquire);
             if serving == ticket {
                 return;
             }
-            // Back off in proportion to the number of holders ahead of us; the
-            // next in line polls tightly, so the hand-off is not delayed.
-            let ahead = ticket.wrapping_sub(serving);
-            for _ in 0..(ahead - 1).min(64) * 8 + 1 {
-                core::hint::spin_loop();
+            if ticket.wrapping_sub(serving) == 1 {
+                // Next in line: poll tightly so the hand-off is not delayed,
+                // but yield now and then: the holder may be preempted.
+                polls += 1;
+                if polls % 64 == 0 {
+                    yield_now();
+                } else {
+                    core::hint::spin_loop();
+                }
+            } else if backoff.is_completed() {
+                // Further back and backed off: give the CPU to the holder or the
+                // next in line, which may be waiting for one.
+                yield_now();
+            } else {
+                backoff.snooze();
             }
-            #[cfg(loom)]
-            loom::thread::yield_now();
         }
     }
 
@@ -215,19 +229,23 @@ unsafe impl lock_api::RawMutex for RawTicketMutex {
     const INIT: Self = Self::new();
     type GuardMarker = lock_api::GuardSend;
 
+    #[inline]
     fn lock(&self) {
         RawTicketMutex::lock(self);
     }
 
+    #[inline]
     fn try_lock(&self) -> bool {
         RawTicketMutex::try_lock(self)
     }
 
+    #[inline]
     unsafe fn unlock(&self) {
         // SAFETY: forwarded contract: lock_api calls this only for the holder.
         unsafe { RawTicketMutex::unlock(self) }
     }
 
+    #[inline]
     fn is_locked(&self) -> bool {
         RawTicketMutex::is_locked(self)
     }
