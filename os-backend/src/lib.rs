@@ -9,6 +9,7 @@
 //! | [`shm`] | [`shm::SharedBox`]: one value in an anonymous `MAP_SHARED` mapping, visible to children forked after it |
 //! | [`fork`] | [`fork::fork_child`]: run a closure in a child process; the handle reaps it, kills it on drop |
 //! | [`affinity`] | pin the calling thread to one CPU; list the CPUs this process may use |
+//! | [`thread`] | [`thread::ThreadPool`]: futures, back-pressure, ordered/unordered map, scope, data-parallel helpers |
 //! | [`park`] | [`park::FutexPark`]: ply-core's `Park` seam on Linux futexes (sleeping waiters, also across processes) |
 //!
 //! Everything here is Linux-specific and built on `libc`.
@@ -20,3 +21,4 @@ pub mod affinity;
 pub mod fork;
 pub mod park;
 pub mod shm;
+pub mod thread;

@@ -1,0 +1,230 @@
+//! Mapping an iterator over a pool: ordered [`Map`], unordered [`MapUnordered`],
+//! and [`AsCompleted`] over existing handles.
+
+use std::collections::{HashMap, VecDeque};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, Sender, channel};
+
+use super::pool::ThreadPool;
+use super::task::{TaskError, TaskHandle, TaskState, panic_message};
+
+impl ThreadPool {
+    /// Applies `f` to every input on the pool, yielding results **in input
+    /// order**. Inputs are pulled lazily, with at most `2 × workers` in flight,
+    /// so a huge (or endless) iterator is never materialized.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// let pool = ply_os::thread::ThreadPool::new(2).unwrap();
+    /// let squares: Vec<u64> = pool.map(1..=5u64, |x| x * x).map(Result::unwrap).collect();
+    /// assert_eq!(squares, [1, 4, 9, 16, 25]);
+    /// // An endless input is fine: only what is consumed is computed.
+    /// let first: Vec<u64> = pool.map(0u64.., |x| x + 1).take(3).map(Result::unwrap).collect();
+    /// assert_eq!(first, [1, 2, 3]);
+    /// ```
+    pub fn map<I, F, T>(&self, inputs: I, f: F) -> Map<'_, I::IntoIter, F, T>
+    where
+        I: IntoIterator,
+        I::Item: Send + 'static,
+        F: Fn(I::Item) -> T + Send + Sync + 'static,
+        T: Send + 'static,
+    {
+        Map {
+            pool: self,
+            inputs: inputs.into_iter(),
+            f: Arc::new(f),
+            in_flight: VecDeque::new(),
+            limit: 2 * self.workers(),
+        }
+    }
+
+    /// Like [`map`](Self::map), but yields `(input index, result)` **in
+    /// completion order**: fast items are not held up by slow ones.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// let pool = ply_os::thread::ThreadPool::new(2).unwrap();
+    /// let mut got: Vec<(usize, u32)> = pool
+    ///     .map_unordered([30u32, 10, 20], |x| x / 10)
+    ///     .map(|(i, r)| (i, r.unwrap()))
+    ///     .collect();
+    /// got.sort();
+    /// assert_eq!(got, [(0, 3), (1, 1), (2, 2)]);
+    /// ```
+    pub fn map_unordered<I, F, T>(
+        &self,
+        inputs: I,
+        f: F,
+    ) -> MapUnordered<'_, std::iter::Enumerate<I::IntoIter>, F, T>
+    where
+        I: IntoIterator,
+        I::Item: Send + 'static,
+        F: Fn(I::Item) -> T + Send + Sync + 'static,
+        T: Send + 'static,
+    {
+        let (tx, rx) = channel();
+        MapUnordered {
+            pool: self,
+            inputs: inputs.into_iter().enumerate(),
+            f: Arc::new(f),
+            tx,
+            rx,
+            in_flight: 0,
+            limit: 2 * self.workers(),
+        }
+    }
+}
+
+/// Ordered results of [`ThreadPool::map`].
+pub struct Map<'p, I: Iterator, F, T> {
+    pool: &'p ThreadPool,
+    inputs: I,
+    f: Arc<F>,
+    in_flight: VecDeque<TaskHandle<T>>,
+    limit: usize,
+}
+
+impl<I, F, T> Iterator for Map<'_, I, F, T>
+where
+    I: Iterator,
+    I::Item: Send + 'static,
+    F: Fn(I::Item) -> T + Send + Sync + 'static,
+    T: Send + 'static,
+{
+    type Item = Result<T, TaskError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        while self.in_flight.len() < self.limit {
+            let Some(input) = self.inputs.next() else {
+                break;
+            };
+            let f = Arc::clone(&self.f);
+            let handle = self.pool.submit(move || f(input)).unwrap_or_else(|_| {
+                // Shut down: this input's result is "cancelled", not lost.
+                let state = TaskState::new();
+                state.finish(Err(TaskError::Cancelled));
+                TaskHandle { state }
+            });
+            self.in_flight.push_back(handle);
+        }
+        Some(self.in_flight.pop_front()?.join())
+    }
+}
+
+/// Results of [`ThreadPool::map_unordered`], in completion order.
+pub struct MapUnordered<'p, I: Iterator, F, T> {
+    pool: &'p ThreadPool,
+    inputs: I,
+    f: Arc<F>,
+    tx: Sender<(usize, Result<T, TaskError>)>,
+    rx: Receiver<(usize, Result<T, TaskError>)>,
+    in_flight: usize,
+    limit: usize,
+}
+
+/// Sends `Cancelled` for its index if dropped before sending a result.
+struct SendOnDrop<T> {
+    index: usize,
+    tx: Option<Sender<(usize, Result<T, TaskError>)>>,
+}
+
+impl<T> Drop for SendOnDrop<T> {
+    fn drop(&mut self) {
+        if let Some(tx) = self.tx.take() {
+            let _ = tx.send((self.index, Err(TaskError::Cancelled)));
+        }
+    }
+}
+
+impl<I, X, F, T> Iterator for MapUnordered<'_, I, F, T>
+where
+    I: Iterator<Item = (usize, X)>,
+    X: Send + 'static,
+    F: Fn(X) -> T + Send + Sync + 'static,
+    T: Send + 'static,
+{
+    type Item = (usize, Result<T, TaskError>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        while self.in_flight < self.limit {
+            let Some((index, input)) = self.inputs.next() else {
+                break;
+            };
+            let f = Arc::clone(&self.f);
+            let mut reply = SendOnDrop {
+                index,
+                tx: Some(self.tx.clone()),
+            };
+            let job = move || {
+                let result = catch_unwind(AssertUnwindSafe(|| f(input)))
+                    .map_err(|payload| TaskError::Panicked(panic_message(&*payload)));
+                if let Some(tx) = reply.tx.take() {
+                    let _ = tx.send((index, result));
+                }
+            };
+            // On shutdown the job is dropped, and its guard reports Cancelled.
+            let _ = self.pool.submit_job(Box::new(job));
+            self.in_flight += 1;
+        }
+        if self.in_flight == 0 {
+            return None;
+        }
+        self.in_flight -= 1;
+        // Every job in flight sends exactly once (result or Cancelled), and we
+        // hold a sender, so this cannot block forever.
+        self.rx.recv().ok()
+    }
+}
+
+/// Yields `(index, result)` for handles as their tasks finish (from
+/// [`as_completed`]).
+pub struct AsCompleted<T> {
+    handles: HashMap<usize, TaskHandle<T>>,
+    rx: Receiver<usize>,
+}
+
+/// Waits on many handles at once, yielding `(position, result)` in the order
+/// the tasks finish (Python's `concurrent.futures.as_completed`).
+///
+/// # Example
+///
+/// ```
+/// use std::time::Duration;
+/// use ply_os::thread::{ThreadPool, as_completed};
+///
+/// let pool = ThreadPool::new(3).unwrap();
+/// let handles: Vec<_> = [300u64, 10, 150]
+///     .into_iter()
+///     .map(|ms| pool.submit(move || { std::thread::sleep(Duration::from_millis(ms)); ms }).unwrap())
+///     .collect();
+/// let order: Vec<usize> = as_completed(handles).map(|(i, _)| i).collect();
+/// assert_eq!(order, [1, 2, 0]); // fastest first
+/// ```
+pub fn as_completed<T>(handles: impl IntoIterator<Item = TaskHandle<T>>) -> AsCompleted<T> {
+    let (tx, rx) = channel();
+    let handles = handles
+        .into_iter()
+        .enumerate()
+        .map(|(i, h)| {
+            h.notify_on_finish(i, tx.clone());
+            (i, h)
+        })
+        .collect();
+    AsCompleted { handles, rx }
+}
+
+impl<T> Iterator for AsCompleted<T> {
+    type Item = (usize, Result<T, TaskError>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.handles.is_empty() {
+            return None;
+        }
+        let index = self.rx.recv().ok()?;
+        let handle = self.handles.remove(&index)?;
+        Some((index, handle.join()))
+    }
+}

@@ -1,0 +1,229 @@
+//! Data-parallel helpers: split an index range or a slice into chunks
+//! (ply-core's partitioning) and hand them to workers through a
+//! [`ChunkDispenser`].
+
+use std::mem::MaybeUninit;
+use std::ops::Range;
+use std::sync::Mutex;
+
+use ply_core::partition::{ChunkDispenser, Even, Fixed, Guided, Schedule};
+
+use super::pool::ThreadPool;
+
+/// Most parallel loops a helper runs at once (the dispenser's worker slots).
+const MAX_LOOPS: usize = 64;
+
+/// How a data-parallel helper splits its range.
+///
+/// # Example
+///
+/// ```
+/// use ply_os::thread::{Chunking, ThreadPool};
+///
+/// let pool = ThreadPool::new(2).unwrap();
+/// let sum = pool.reduce(0..1000, Chunking::Guided { min: 16 }, || 0u64, |i| i as u64, |a, b| a + b);
+/// assert_eq!(sum, 999 * 1000 / 2);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Chunking {
+    /// Dynamic chunks of about `len / (workers · 8)` items (the default):
+    /// balances uneven work at low overhead.
+    #[default]
+    Auto,
+    /// Dynamic chunks of exactly this many items (0 is taken as 1).
+    Dynamic(usize),
+    /// One equal chunk per worker (no balancing; least overhead).
+    Static,
+    /// Shrinking chunks (OpenMP `guided`), never below `min` items.
+    Guided {
+        /// The smallest chunk (0 is taken as 1).
+        min: usize,
+    },
+}
+
+/// The schedule a `Chunking` describes, as one type.
+enum AnySchedule {
+    Even(Even),
+    Fixed(Fixed),
+    Guided(Guided),
+}
+
+impl Schedule for AnySchedule {
+    fn chunks(&self) -> usize {
+        match self {
+            AnySchedule::Even(s) => s.chunks(),
+            AnySchedule::Fixed(s) => s.chunks(),
+            AnySchedule::Guided(s) => s.chunks(),
+        }
+    }
+    fn chunk(&self, i: usize) -> Range<usize> {
+        match self {
+            AnySchedule::Even(s) => s.chunk(i),
+            AnySchedule::Fixed(s) => s.chunk(i),
+            AnySchedule::Guided(s) => s.chunk(i),
+        }
+    }
+}
+
+impl Chunking {
+    fn schedule(self, len: usize, workers: usize) -> AnySchedule {
+        let workers = workers.max(1);
+        // Every constructor argument below is at least 1, so none can fail; the
+        // fallback keeps that a non-panicking guarantee anyway.
+        let fixed = |size: usize| Fixed::new(len, size.max(1)).map(AnySchedule::Fixed);
+        let made = match self {
+            Chunking::Auto => fixed(len / (workers * 8)),
+            Chunking::Dynamic(size) => fixed(size),
+            Chunking::Static => Even::new(len, workers).map(AnySchedule::Even),
+            Chunking::Guided { min } => {
+                Guided::new(len, workers, 2, min.max(1)).map(AnySchedule::Guided)
+            }
+        };
+        made.unwrap_or_else(|_| AnySchedule::Fixed(Fixed::new(len, 1).expect("size 1 is valid")))
+    }
+}
+
+/// A raw pointer that may cross to the worker threads (the helpers guarantee
+/// that each element is written by exactly one of them).
+struct SendPtr<T>(*mut T);
+// SAFETY: only used to write disjoint elements of a buffer that outlives the
+// scope in which the workers use it.
+unsafe impl<T: Send> Send for SendPtr<T> {}
+// SAFETY: as above; sharing the pointer value itself is harmless.
+unsafe impl<T: Send> Sync for SendPtr<T> {}
+
+impl ThreadPool {
+    /// Runs `body` over chunks of `range` on the pool (and the calling thread),
+    /// each chunk handed to whichever worker asks next.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicU64, Ordering};
+    /// use ply_os::thread::{Chunking, ThreadPool};
+    ///
+    /// let pool = ThreadPool::new(2).unwrap();
+    /// let total = AtomicU64::new(0);
+    /// pool.for_each_chunk(0..100, Chunking::Dynamic(7), |chunk| {
+    ///     total.fetch_add(chunk.map(|i| i as u64).sum(), Ordering::Relaxed);
+    /// });
+    /// assert_eq!(total.into_inner(), 4950);
+    /// ```
+    pub fn for_each_chunk<F>(&self, range: Range<usize>, chunking: Chunking, body: F)
+    where
+        F: Fn(Range<usize>) + Sync,
+    {
+        let len = range.end.saturating_sub(range.start);
+        let schedule = chunking.schedule(len, self.workers());
+        let loops = self.workers().min(schedule.chunks()).clamp(1, MAX_LOOPS);
+        let offset = range.start;
+        let run = |dispenser: &ChunkDispenser<MAX_LOOPS>, id: usize| {
+            while let Ok(Some(claim)) = dispenser.claim(id, &schedule) {
+                body(claim.range.start + offset..claim.range.end + offset);
+            }
+        };
+        if loops == 1 {
+            // One loop: no point in handing it to another thread.
+            let dispenser = ChunkDispenser::<MAX_LOOPS>::new();
+            run(&dispenser, 0);
+            return;
+        }
+        let dispenser = Box::new(ChunkDispenser::<MAX_LOOPS>::new());
+        let (dispenser, run) = (&*dispenser, &run);
+        self.scope(|s| {
+            for id in 1..loops {
+                s.spawn(move || run(dispenser, id));
+            }
+            run(dispenser, 0); // the caller works too
+        });
+    }
+
+    /// Calls `f` on every item of `items`, in parallel.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// let pool = ply_os::thread::ThreadPool::new(2).unwrap();
+    /// let seen = AtomicUsize::new(0);
+    /// pool.for_each(&[1, 2, 3], |_| { seen.fetch_add(1, Ordering::Relaxed); });
+    /// assert_eq!(seen.into_inner(), 3);
+    /// ```
+    pub fn for_each<T: Sync>(&self, items: &[T], f: impl Fn(&T) + Sync) {
+        self.for_each_chunk(0..items.len(), Chunking::Auto, |chunk| {
+            items[chunk].iter().for_each(&f);
+        });
+    }
+
+    /// Maps every item of `items` through `f` in parallel, collecting the
+    /// results in order.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// let pool = ply_os::thread::ThreadPool::new(2).unwrap();
+    /// assert_eq!(pool.map_slice(&[1, 2, 3], |x| x * 10), [10, 20, 30]);
+    /// ```
+    pub fn map_slice<T: Sync, U: Send>(&self, items: &[T], f: impl Fn(&T) -> U + Sync) -> Vec<U> {
+        let mut out: Vec<MaybeUninit<U>> = Vec::with_capacity(items.len());
+        // SAFETY: `MaybeUninit` needs no initialization.
+        unsafe { out.set_len(items.len()) };
+        let dst = SendPtr(out.as_mut_ptr());
+        let dst = &dst;
+        self.for_each_chunk(0..items.len(), Chunking::Auto, |chunk| {
+            for i in chunk {
+                // SAFETY: `i < items.len() == out.len()`, and the dispenser gives
+                // each index to exactly one chunk, so each element is written once
+                // and by one thread, while `out` outlives the scope.
+                unsafe { dst.0.add(i).write(MaybeUninit::new(f(&items[i]))) };
+            }
+        });
+        // Every element was written (a panic would have unwound past here,
+        // leaking the written ones — never reading unwritten ones).
+        let mut out = std::mem::ManuallyDrop::new(out);
+        // SAFETY: all `len` elements are initialized, and `MaybeUninit<U>` has
+        // the layout of `U`; the allocation is handed over unchanged.
+        unsafe { Vec::from_raw_parts(out.as_mut_ptr().cast::<U>(), out.len(), out.capacity()) }
+    }
+
+    /// Maps each index of `range` through `map` and combines the results with
+    /// `reduce`, starting each worker from `identity()`. `reduce` must be
+    /// associative and commutative (chunks finish in any order).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use ply_os::thread::{Chunking, ThreadPool};
+    /// let pool = ThreadPool::new(2).unwrap();
+    /// let sum_sq = pool.reduce(0..1000, Chunking::Auto, || 0u64, |i| (i * i) as u64, |a, b| a + b);
+    /// assert_eq!(sum_sq, (0..1000u64).map(|i| i * i).sum());
+    /// ```
+    pub fn reduce<U, I, M, R>(
+        &self,
+        range: Range<usize>,
+        chunking: Chunking,
+        identity: I,
+        map: M,
+        reduce: R,
+    ) -> U
+    where
+        U: Send,
+        I: Fn() -> U + Sync,
+        M: Fn(usize) -> U + Sync,
+        R: Fn(U, U) -> U + Sync,
+    {
+        let partials = Mutex::new(Vec::new());
+        self.for_each_chunk(range, chunking, |chunk| {
+            let part = chunk.fold(identity(), |acc, i| reduce(acc, map(i)));
+            partials
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(part);
+        });
+        partials
+            .into_inner()
+            .unwrap_or_else(|e| e.into_inner())
+            .into_iter()
+            .fold(identity(), &reduce)
+    }
+}

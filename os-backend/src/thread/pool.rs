@@ -1,0 +1,634 @@
+//! [`ThreadPool`] and its builder: workers, the injector, submit and shutdown.
+
+use std::cell::Cell;
+use std::fmt;
+use std::io;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+use std::sync::{Arc, Mutex, mpsc};
+use std::thread::JoinHandle;
+
+use ply_core::queue::mpmc::ArrayQueue;
+use ply_core::sync::Semaphore;
+
+use super::task::{CancelOnDrop, TaskError, TaskHandle, TaskState, panic_message};
+use crate::park::FutexPark;
+
+/// The largest number of queued (not yet started) tasks a pool can hold.
+pub const MAX_QUEUE_BOUND: usize = 4096;
+
+/// Failed attempts to find a job a worker spends spinning and yielding before
+/// it sleeps on the futex: a few tens of microseconds, so a steady stream of
+/// tasks never pays for a wake-up system call.
+const SPIN_BEFORE_SLEEP: u32 = 256;
+
+/// A type-erased task as it sits in the queue.
+pub(crate) type Job = Box<dyn FnOnce() + Send + 'static>;
+
+static NEXT_POOL_ID: AtomicUsize = AtomicUsize::new(1);
+
+thread_local! {
+    /// The id of the pool this thread works for (0: not a pool worker).
+    static CURRENT_POOL: Cell<usize> = const { Cell::new(0) };
+}
+
+/// What all handles of one pool share with its workers.
+pub(crate) struct Shared {
+    id: usize,
+    /// The injector: core's MPMC queue of boxed jobs (see the module docs for
+    /// why one shared queue).
+    queue: ArrayQueue<Job, MAX_QUEUE_BOUND>,
+    /// Permits = jobs in the queue (plus one "exit" permit per worker after
+    /// shutdown). Idle workers sleep on it.
+    jobs: Semaphore<FutexPark>,
+    /// Permits = free places under the queue bound. Submitters wait on it.
+    slots: Semaphore<FutexPark>,
+    /// Set by `shutdown`: no new submissions.
+    closed: AtomicBool,
+    /// Submissions between their `closed` check and their push.
+    submitting: AtomicUsize,
+    workers: usize,
+}
+
+/// How a submission got its place.
+enum Admission {
+    Queued,
+    /// The caller is a worker of this pool and the queue is full: run inline
+    /// (waiting could deadlock if every worker did it).
+    RunHere,
+    Full,
+    Closed,
+}
+
+impl Shared {
+    fn admit(&self, blocking: bool) -> Admission {
+        // Registering before the `closed` check (both SeqCst) means `shutdown`,
+        // which sets `closed` and then waits for `submitting` to drain, never
+        // misses a push in progress.
+        self.submitting.fetch_add(1, SeqCst);
+        if self.closed.load(SeqCst) {
+            self.submitting.fetch_sub(1, SeqCst);
+            return Admission::Closed;
+        }
+        if let Some(permit) = self.slots.try_acquire() {
+            permit.forget();
+            return Admission::Queued;
+        }
+        let admission = if !blocking {
+            Admission::Full
+        } else if CURRENT_POOL.with(Cell::get) == self.id {
+            Admission::RunHere
+        } else {
+            self.slots.acquire().forget();
+            return Admission::Queued;
+        };
+        self.submitting.fetch_sub(1, SeqCst);
+        admission
+    }
+
+    /// Pushes an admitted job and announces it.
+    fn push(&self, mut job: Job) {
+        // The slot permit guarantees room; a push can still fail for a moment
+        // while a worker finishes reading the slot it reuses.
+        while let Err(back) = self.queue.push(job) {
+            job = back;
+            std::hint::spin_loop();
+        }
+        self.jobs.release(1);
+        self.submitting.fetch_sub(1, SeqCst);
+    }
+
+    /// Takes the job a `jobs` permit stands for; `None` means "exit" (the pool
+    /// is shut down and empty).
+    fn pop(&self) -> Option<Job> {
+        loop {
+            if let Some(job) = self.queue.pop() {
+                self.slots.release(1);
+                return Some(job);
+            }
+            // Empty now. After shutdown with no push in flight, empty is final;
+            // otherwise a push is in progress: its job appears in a moment.
+            if self.closed.load(SeqCst) && self.submitting.load(SeqCst) == 0 {
+                return None;
+            }
+            std::hint::spin_loop();
+        }
+    }
+
+    /// Runs one queued job on the calling thread, if there is one.
+    pub(crate) fn help(&self) -> bool {
+        let Some(permit) = self.jobs.try_acquire() else {
+            return false;
+        };
+        permit.forget();
+        match self.pop() {
+            Some(job) => {
+                job();
+                true
+            }
+            None => {
+                self.jobs.release(1); // an exit permit: leave it for a worker
+                false
+            }
+        }
+    }
+}
+
+fn worker_loop(shared: &Shared) {
+    CURRENT_POOL.with(|c| c.set(shared.id));
+    loop {
+        // Spin and yield a little before sleeping: tasks arriving back to back
+        // are picked up without a system call.
+        let mut tries = 0;
+        loop {
+            if let Some(permit) = shared.jobs.try_acquire() {
+                permit.forget();
+                break;
+            }
+            tries += 1;
+            if tries >= SPIN_BEFORE_SLEEP {
+                shared.jobs.acquire().forget(); // futex sleep
+                break;
+            }
+            if tries < 64 {
+                std::hint::spin_loop();
+            } else {
+                std::thread::yield_now();
+            }
+        }
+        match shared.pop() {
+            Some(job) => job(), // every job catches its own panic
+            None => return,
+        }
+    }
+}
+
+/// Why a pool could not be built.
+///
+/// # Example
+///
+/// ```
+/// use ply_os::thread::{PoolError, ThreadPool};
+/// assert!(matches!(ThreadPool::new(0), Err(PoolError::ZeroWorkers)));
+/// ```
+#[derive(Debug)]
+pub enum PoolError {
+    /// A pool needs at least one worker.
+    ZeroWorkers,
+    /// The queue bound must be between 1 and [`MAX_QUEUE_BOUND`].
+    QueueBound(usize),
+    /// The OS refused to start a worker thread.
+    Spawn(io::Error),
+    /// A worker could not be pinned to its CPU.
+    Pin {
+        /// The worker.
+        worker: usize,
+        /// The CPU it was to be pinned to.
+        cpu: usize,
+        /// The `sched_setaffinity` error.
+        error: io::Error,
+    },
+}
+
+impl fmt::Display for PoolError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PoolError::ZeroWorkers => write!(f, "a thread pool needs at least one worker"),
+            PoolError::QueueBound(n) => write!(
+                f,
+                "queue bound {n} is out of range: it must be 1 to {MAX_QUEUE_BOUND}"
+            ),
+            PoolError::Spawn(e) => write!(f, "could not start a worker thread: {e}"),
+            PoolError::Pin { worker, cpu, error } => {
+                write!(f, "could not pin worker {worker} to CPU {cpu}: {error}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for PoolError {}
+
+/// Why [`ThreadPool::submit`] refused a task.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SubmitError {
+    /// The pool was shut down.
+    ShutDown,
+}
+
+impl fmt::Display for SubmitError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "the thread pool is shut down and takes no new tasks")
+    }
+}
+
+impl std::error::Error for SubmitError {}
+
+/// Why [`ThreadPool::try_submit`] refused a task; the task comes back.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum TrySubmitError<F> {
+    /// The queue is at its bound.
+    Full(F),
+    /// The pool was shut down.
+    ShutDown(F),
+}
+
+impl<F> TrySubmitError<F> {
+    /// The task that was not submitted.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use ply_os::thread::TrySubmitError;
+    /// assert_eq!(TrySubmitError::Full(7).into_inner(), 7);
+    /// ```
+    pub fn into_inner(self) -> F {
+        match self {
+            TrySubmitError::Full(f) | TrySubmitError::ShutDown(f) => f,
+        }
+    }
+}
+
+impl<F> fmt::Debug for TrySubmitError<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TrySubmitError::Full(_) => write!(f, "Full(..)"),
+            TrySubmitError::ShutDown(_) => write!(f, "ShutDown(..)"),
+        }
+    }
+}
+
+impl<F> fmt::Display for TrySubmitError<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TrySubmitError::Full(_) => write!(f, "the thread pool's queue is full; retry later"),
+            TrySubmitError::ShutDown(_) => {
+                write!(f, "the thread pool is shut down and takes no new tasks")
+            }
+        }
+    }
+}
+
+impl<F> std::error::Error for TrySubmitError<F> {}
+
+/// Configures a [`ThreadPool`].
+///
+/// # Example
+///
+/// ```
+/// use ply_os::thread::ThreadPool;
+///
+/// let pool = ThreadPool::builder()
+///     .workers(2)
+///     .name_prefix("crunch")
+///     .stack_size(256 * 1024)
+///     .queue_bound(64)
+///     .build()?;
+/// let name = pool.submit(|| std::thread::current().name().map(String::from)).unwrap();
+/// assert!(name.join().unwrap().unwrap().starts_with("crunch-"));
+/// # Ok::<(), ply_os::thread::PoolError>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct ThreadPoolBuilder {
+    workers: Option<usize>,
+    name_prefix: String,
+    stack_size: Option<usize>,
+    pin: bool,
+    queue_bound: usize,
+}
+
+impl Default for ThreadPoolBuilder {
+    fn default() -> Self {
+        ThreadPoolBuilder {
+            workers: None,
+            name_prefix: "ply-worker".to_owned(),
+            stack_size: None,
+            pin: false,
+            queue_bound: 1024,
+        }
+    }
+}
+
+impl ThreadPoolBuilder {
+    /// The number of workers (default: the available parallelism).
+    pub fn workers(mut self, n: usize) -> Self {
+        self.workers = Some(n);
+        self
+    }
+
+    /// Worker threads are named `<prefix>-<i>` (default `ply-worker`).
+    pub fn name_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.name_prefix = prefix.into();
+        self
+    }
+
+    /// Each worker's stack size in bytes (default: Rust's default, 2 MiB).
+    pub fn stack_size(mut self, bytes: usize) -> Self {
+        self.stack_size = Some(bytes);
+        self
+    }
+
+    /// Pin worker `i` to the `i`-th allowed CPU (modulo their number).
+    pub fn pin_workers(mut self, pin: bool) -> Self {
+        self.pin = pin;
+        self
+    }
+
+    /// At most this many tasks wait in the queue (default 1024, at most
+    /// [`MAX_QUEUE_BOUND`]); beyond it `submit` blocks and `try_submit` fails.
+    pub fn queue_bound(mut self, n: usize) -> Self {
+        self.queue_bound = n;
+        self
+    }
+
+    /// Starts the workers.
+    ///
+    /// # Errors
+    ///
+    /// [`PoolError`] for zero workers, a bad queue bound, a thread the OS would
+    /// not start, or a failed pinning (the started workers are shut down).
+    pub fn build(self) -> Result<ThreadPool, PoolError> {
+        let workers = match self.workers {
+            Some(0) => return Err(PoolError::ZeroWorkers),
+            Some(n) => n,
+            None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        };
+        if self.queue_bound == 0 || self.queue_bound > MAX_QUEUE_BOUND {
+            return Err(PoolError::QueueBound(self.queue_bound));
+        }
+        let shared = Arc::new(Shared {
+            id: NEXT_POOL_ID.fetch_add(1, SeqCst),
+            queue: ArrayQueue::new(),
+            jobs: Semaphore::with_park(0, FutexPark),
+            slots: Semaphore::with_park(self.queue_bound as u32, FutexPark),
+            closed: AtomicBool::new(false),
+            submitting: AtomicUsize::new(0),
+            workers,
+        });
+        let cpus = if self.pin {
+            crate::affinity::allowed_cpus().map_err(PoolError::Spawn)?
+        } else {
+            Vec::new()
+        };
+        let pool = ThreadPool {
+            shared,
+            threads: Mutex::new(Vec::with_capacity(workers)),
+        };
+        let (ready_tx, ready_rx) = mpsc::channel::<Result<(), PoolError>>();
+        for i in 0..workers {
+            let mut builder = std::thread::Builder::new().name(format!("{}-{i}", self.name_prefix));
+            if let Some(bytes) = self.stack_size {
+                builder = builder.stack_size(bytes);
+            }
+            let shared = Arc::clone(&pool.shared);
+            let cpu = (!cpus.is_empty()).then(|| cpus[i % cpus.len()]);
+            let ready = ready_tx.clone();
+            let spawned = builder.spawn(move || {
+                if let Some(cpu) = cpu
+                    && let Err(error) = crate::affinity::pin_current_thread(cpu)
+                {
+                    let _ = ready.send(Err(PoolError::Pin {
+                        worker: i,
+                        cpu,
+                        error,
+                    }));
+                    // Still serve as a worker until shutdown, so the pool's
+                    // exit protocol stays simple.
+                } else {
+                    let _ = ready.send(Ok(()));
+                }
+                drop(ready);
+                worker_loop(&shared);
+            });
+            match spawned {
+                Ok(handle) => pool.lock_threads().push(handle),
+                Err(e) => return Err(PoolError::Spawn(e)), // drop shuts down the rest
+            }
+        }
+        drop(ready_tx);
+        for _ in 0..workers {
+            match ready_rx.recv() {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Err(e),
+                Err(_) => break,
+            }
+        }
+        Ok(pool)
+    }
+}
+
+/// A pool of worker threads running submitted closures.
+///
+/// Dropping the pool finishes the queued tasks and joins every worker.
+///
+/// # Example
+///
+/// ```
+/// use ply_os::thread::ThreadPool;
+///
+/// let pool = ThreadPool::new(4).unwrap();
+/// let handles: Vec<_> = (0..8u64).map(|i| pool.submit(move || i * i).unwrap()).collect();
+/// let squares: Vec<u64> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+/// assert_eq!(squares, [0, 1, 4, 9, 16, 25, 36, 49]);
+/// ```
+pub struct ThreadPool {
+    pub(crate) shared: Arc<Shared>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl ThreadPool {
+    /// A pool of `workers` workers with default settings.
+    ///
+    /// # Errors
+    ///
+    /// See [`ThreadPoolBuilder::build`].
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// let pool = ply_os::thread::ThreadPool::new(2).unwrap();
+    /// assert_eq!(pool.workers(), 2);
+    /// ```
+    pub fn new(workers: usize) -> Result<Self, PoolError> {
+        ThreadPoolBuilder::default().workers(workers).build()
+    }
+
+    /// A builder for a configured pool.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// let pool = ply_os::thread::ThreadPool::builder().workers(1).build().unwrap();
+    /// # drop(pool);
+    /// ```
+    pub fn builder() -> ThreadPoolBuilder {
+        ThreadPoolBuilder::default()
+    }
+
+    /// The number of worker threads.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// assert_eq!(ply_os::thread::ThreadPool::new(3).unwrap().workers(), 3);
+    /// ```
+    pub fn workers(&self) -> usize {
+        self.shared.workers
+    }
+
+    fn lock_threads(&self) -> std::sync::MutexGuard<'_, Vec<JoinHandle<()>>> {
+        self.threads.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queues `job`, blocking while the queue is full (a worker of this pool
+    /// runs it inline instead). `Err` gives the job back if the pool is shut down.
+    #[allow(clippy::result_large_err)]
+    pub(crate) fn submit_job(&self, job: Job) -> Result<(), Job> {
+        match self.shared.admit(true) {
+            Admission::Queued => {
+                self.shared.push(job);
+                Ok(())
+            }
+            Admission::RunHere => {
+                job();
+                Ok(())
+            }
+            Admission::Closed | Admission::Full => Err(job),
+        }
+    }
+
+    /// Submits `f` and returns a handle to its result. Blocks while the queue
+    /// is at its bound (back-pressure); a task of this pool submitting to a full
+    /// queue runs the new task itself instead, so nested submission cannot
+    /// deadlock.
+    ///
+    /// # Errors
+    ///
+    /// [`SubmitError::ShutDown`] after [`shutdown`](Self::shutdown).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// let pool = ply_os::thread::ThreadPool::new(2).unwrap();
+    /// let h = pool.submit(|| "hello".len()).unwrap();
+    /// assert_eq!(h.join(), Ok(5));
+    /// ```
+    pub fn submit<F, T>(&self, f: F) -> Result<TaskHandle<T>, SubmitError>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let state = TaskState::new();
+        match self.submit_job(task_job(f, Arc::clone(&state))) {
+            Ok(()) => Ok(TaskHandle { state }),
+            Err(_job) => Err(SubmitError::ShutDown), // dropping it cancels it
+        }
+    }
+
+    /// Submits `f` unless the queue is full or the pool shut down; never blocks.
+    ///
+    /// # Errors
+    ///
+    /// [`TrySubmitError::Full`] or [`TrySubmitError::ShutDown`], with `f`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use ply_os::thread::{ThreadPool, TrySubmitError};
+    ///
+    /// let pool = ThreadPool::builder().workers(1).queue_bound(1).build().unwrap();
+    /// let gate = std::sync::Arc::new(std::sync::Barrier::new(2));
+    /// let g = gate.clone();
+    /// let busy = pool.submit(move || { g.wait(); }).unwrap(); // occupies the worker
+    /// while pool.try_submit(|| ()).is_ok() {} // fill the queue
+    /// assert!(matches!(pool.try_submit(|| ()), Err(TrySubmitError::Full(_))));
+    /// gate.wait();
+    /// busy.join().unwrap();
+    /// ```
+    pub fn try_submit<F, T>(&self, f: F) -> Result<TaskHandle<T>, TrySubmitError<F>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        match self.shared.admit(false) {
+            Admission::Queued => {
+                let state = TaskState::new();
+                self.shared.push(task_job(f, Arc::clone(&state)));
+                Ok(TaskHandle { state })
+            }
+            Admission::Full | Admission::RunHere => Err(TrySubmitError::Full(f)),
+            Admission::Closed => Err(TrySubmitError::ShutDown(f)),
+        }
+    }
+
+    /// Stops taking tasks, finishes every queued one, and joins the workers.
+    /// Idempotent; [`Drop`] calls it.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use ply_os::thread::{SubmitError, ThreadPool};
+    ///
+    /// let pool = ThreadPool::new(2).unwrap();
+    /// let h = pool.submit(|| 1).unwrap();
+    /// pool.shutdown();
+    /// assert_eq!(h.join(), Ok(1)); // queued work was finished
+    /// assert_eq!(pool.submit(|| 2).err(), Some(SubmitError::ShutDown));
+    /// ```
+    pub fn shutdown(&self) {
+        let shared = &self.shared;
+        if !shared.closed.swap(true, SeqCst) {
+            // Let submissions already past their `closed` check finish pushing.
+            while shared.submitting.load(SeqCst) != 0 {
+                std::thread::yield_now();
+            }
+            // One exit permit per worker: each takes one when the queue is empty.
+            shared.jobs.release(shared.workers as u32);
+        }
+        let threads: Vec<JoinHandle<()>> = self.lock_threads().drain(..).collect();
+        let me = std::thread::current().id();
+        for t in threads {
+            if t.thread().id() == me {
+                continue; // shutdown from inside a task: the worker exits by itself
+            }
+            let _ = t.join();
+        }
+    }
+
+    /// Runs one queued task on the calling thread, if there is one (used while
+    /// waiting, so waiting threads help instead of idling).
+    pub(crate) fn help(&self) -> bool {
+        self.shared.help()
+    }
+}
+
+impl Drop for ThreadPool {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+impl fmt::Debug for ThreadPool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ThreadPool")
+            .field("workers", &self.shared.workers)
+            .field("shut_down", &self.shared.closed.load(SeqCst))
+            .finish()
+    }
+}
+
+/// Wraps a task: run it, catch a panic, store the result in `state`. If the job
+/// is dropped unrun, the state becomes `Cancelled`.
+pub(crate) fn task_job<F, T>(f: F, state: Arc<TaskState<T>>) -> Job
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    let mut guard = CancelOnDrop { state: Some(state) };
+    Box::new(move || {
+        let result = catch_unwind(AssertUnwindSafe(f))
+            .map_err(|payload| TaskError::Panicked(panic_message(&*payload)));
+        if let Some(state) = guard.state.take() {
+            state.finish(result);
+        }
+    })
+}
