@@ -30,6 +30,17 @@ static NEXT_POOL_ID: AtomicUsize = AtomicUsize::new(1);
 thread_local! {
     /// The id of the pool this thread works for (0: not a pool worker).
     static CURRENT_POOL: Cell<usize> = const { Cell::new(0) };
+    /// The pool this thread works for, so a task that waits (joins a handle)
+    /// can run queued tasks meanwhile instead of blocking its worker.
+    static CURRENT_SHARED: std::cell::RefCell<Option<Arc<Shared>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// On a pool worker: runs one queued task of that pool (`Some(true)`), or finds
+/// none (`Some(false)`). Elsewhere: `None`.
+pub(crate) fn help_own_pool() -> Option<bool> {
+    let shared = CURRENT_SHARED.with(|s| s.borrow().clone())?;
+    Some(shared.help())
 }
 
 /// What all handles of one pool share with its workers.
@@ -134,8 +145,9 @@ impl Shared {
     }
 }
 
-fn worker_loop(shared: &Shared) {
+fn worker_loop(shared: &Arc<Shared>) {
     CURRENT_POOL.with(|c| c.set(shared.id));
+    CURRENT_SHARED.with(|s| *s.borrow_mut() = Some(Arc::clone(shared)));
     loop {
         // Spin and yield a little before sleeping: tasks arriving back to back
         // are picked up without a system call.
@@ -158,7 +170,10 @@ fn worker_loop(shared: &Shared) {
         }
         match shared.pop() {
             Some(job) => job(), // every job catches its own panic
-            None => return,
+            None => {
+                CURRENT_SHARED.with(|s| s.borrow_mut().take());
+                return;
+            }
         }
     }
 }
@@ -592,6 +607,12 @@ impl ThreadPool {
             }
             let _ = t.join();
         }
+    }
+
+    /// Tasks waiting in the queue now (a snapshot; for tests and diagnostics).
+    #[cfg(test)]
+    pub(crate) fn shared_queue_len(&self) -> usize {
+        self.shared.queue.len()
     }
 
     /// Runs one queued task on the calling thread, if there is one (used while

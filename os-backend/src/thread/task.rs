@@ -6,6 +6,8 @@ use std::sync::mpsc::Sender;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use super::pool::help_own_pool;
+
 /// Why a task produced no value.
 ///
 /// # Example
@@ -131,15 +133,69 @@ impl<T> TaskHandle<T> {
     /// assert_eq!(pool.submit(|| "done").unwrap().join(), Ok("done"));
     /// ```
     pub fn join(self) -> Result<T, TaskError> {
-        let mut slot = self.state.lock();
-        while !slot.finished {
-            slot = self
-                .state
-                .done
-                .wait(slot)
-                .unwrap_or_else(|e| e.into_inner());
+        match self.wait_until(None) {
+            Ok(result) => result,
+            Err(_) => unreachable!("no deadline, no timeout"),
         }
-        slot.result.take().unwrap_or(Err(TaskError::Cancelled))
+    }
+
+    /// Waits for the result until `deadline` (if any). On a pool worker, runs
+    /// queued tasks of its pool while waiting: the task waited for may be one of
+    /// them, and a worker that only blocked could deadlock its own pool.
+    #[allow(clippy::result_large_err)]
+    fn wait_until(self, deadline: Option<Instant>) -> Result<Result<T, TaskError>, Self> {
+        loop {
+            let mut slot = self.state.lock();
+            if slot.finished {
+                return Ok(slot.result.take().unwrap_or(Err(TaskError::Cancelled)));
+            }
+            let now = Instant::now();
+            if deadline.is_some_and(|d| now >= d) {
+                drop(slot);
+                return Err(self);
+            }
+            // Release the slot before helping: the task we run may be this one,
+            // and it locks the slot to store its result.
+            drop(slot);
+            match help_own_pool() {
+                Some(true) => continue, // ran someone's task; check again
+                Some(false) => {
+                    // A worker with nothing to run: nap briefly, then look again.
+                    let nap = Duration::from_micros(200);
+                    let nap = deadline.map_or(nap, |d| nap.min(d - now));
+                    let slot = self.state.lock();
+                    if !slot.finished {
+                        drop(
+                            self.state
+                                .done
+                                .wait_timeout(slot, nap)
+                                .unwrap_or_else(|e| e.into_inner()),
+                        );
+                    }
+                }
+                None => {
+                    let mut slot = self.state.lock();
+                    if slot.finished {
+                        continue;
+                    }
+                    slot = match deadline {
+                        None => self
+                            .state
+                            .done
+                            .wait(slot)
+                            .unwrap_or_else(|e| e.into_inner()),
+                        Some(d) => {
+                            self.state
+                                .done
+                                .wait_timeout(slot, d - now)
+                                .unwrap_or_else(|e| e.into_inner())
+                                .0
+                        }
+                    };
+                    drop(slot);
+                }
+            }
+        }
     }
 
     /// Waits up to `timeout`; on timeout, gives the handle back to try again.
@@ -158,23 +214,7 @@ impl<T> TaskHandle<T> {
     /// ```
     #[allow(clippy::result_large_err)] // the handle is one pointer
     pub fn join_timeout(self, timeout: Duration) -> Result<Result<T, TaskError>, Self> {
-        let deadline = Instant::now() + timeout;
-        let mut slot = self.state.lock();
-        while !slot.finished {
-            let now = Instant::now();
-            if now >= deadline {
-                drop(slot);
-                return Err(self);
-            }
-            slot = self
-                .state
-                .done
-                .wait_timeout(slot, deadline - now)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
-        }
-        let result = slot.result.take().unwrap_or(Err(TaskError::Cancelled));
-        Ok(result)
+        self.wait_until(Some(Instant::now() + timeout))
     }
 
     /// Whether the task has finished (its result is ready).
