@@ -1,11 +1,12 @@
 //! `ply` — threads vs processes, measured on this machine.
 //!
-//! For now: `ply bench queues` and `ply bench locks`, quick comparisons of ply's
-//! primitives with std's. The demos and the other benchmark families arrive
+//! For now: `ply bench queues`, `ply bench locks` and `ply bench pool`, quick
+//! comparisons of ply's primitives with std's. The demos and the other benchmark families arrive
 //! with the thread and process backends.
 #![deny(missing_docs)]
 
 mod bench_locks;
+mod bench_pool;
 mod bench_queues;
 mod cpus;
 mod report;
@@ -28,8 +29,8 @@ enum Command {
     Bench {
         /// What to measure.
         family: BenchFamily,
-        /// Items moved (queues) or lock operations (locks) per run; each
-        /// comparison runs 5 times and reports the median.
+        /// Items moved (queues), lock operations (locks) or tasks (pool, at most
+        /// 1,000,000) per run; each comparison runs 5 times and reports the median.
         #[arg(long, default_value_t = 2_000_000, value_parser = clap::value_parser!(u64).range(1000..))]
         items: u64,
         /// Print one JSON object instead of a table.
@@ -46,6 +47,9 @@ enum BenchFamily {
     /// Lock + unlock rates, alone and with two threads contending: ply's spin
     /// and ticket locks beside std's `Mutex`.
     Locks,
+    /// Tasks per second through ply's thread pool beside a std thread per task,
+    /// and a data-parallel sum beside a sequential one.
+    Pool,
 }
 
 /// Folds a clap error into one line (`error: ... [possible values: ...]`),
@@ -90,6 +94,7 @@ fn main() -> ExitCode {
             let report = match family {
                 BenchFamily::Queues => bench_queues::run(items),
                 BenchFamily::Locks => bench_locks::run(items),
+                BenchFamily::Pool => bench_pool::run(items.min(1_000_000)),
             };
             if json {
                 println!("{}", report.to_json());

@@ -139,3 +139,29 @@ fn help_teaches_and_exits_0() {
     assert!(help.contains("locks"), "{help}");
     assert!(help.contains("--json"), "{help}");
 }
+
+#[test]
+fn bench_pool_json_reports_tasks_and_the_parallel_sum() {
+    let out = ply(&["bench", "pool", "--items", "5000", "--json"]);
+    assert!(out.status.success(), "stderr: {}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("valid JSON");
+    assert_eq!(v["family"], "pool");
+    assert_eq!(v["tasks"], 5000);
+    assert_eq!(v["workers"].as_u64(), Some(cpus() as u64));
+    let results = v["results"].as_array().expect("results array");
+    let names: Vec<&str> = results
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "ply pool scope.spawn",
+            "ply pool submit + join",
+            "std thread::spawn + join",
+            "ply pool reduce",
+            "sequential"
+        ]
+    );
+    assert_rates_ordered(results);
+}

@@ -1,0 +1,201 @@
+//! The thread pool beside rayon, the `threadpool` crate and std, same groups.
+//!
+//! Every pool has 2 workers (this machine's core count); none is pinned
+//! (rayon's global pool is not, so neither is ply's, for a fair comparison).
+//!
+//! - `spawn_trivial`: one element = one empty task spawned and run to completion.
+//! - `sum_squares_10m`: Σ i² for i < 10,000,000 (u64, wrapping).
+//! - `primes_1e6_2e6_3e6`: the classic workload — for n in 1e6, 2e6, 3e6, the sum
+//!   of the primes ≤ n by 6k±1 trial division — split finely.
+//!
+//! Run: `cargo bench --bench pool` (about two minutes).
+
+use std::hint::black_box;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use ply::os::thread::{Chunking, ThreadPool};
+use rayon::prelude::*;
+
+const WORKERS: usize = 2;
+
+fn rayon_pool() -> rayon::ThreadPool {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(WORKERS)
+        .build()
+        .unwrap()
+}
+
+fn spawn_trivial(c: &mut Criterion) {
+    let mut g = c.benchmark_group("spawn_trivial");
+    g.throughput(Throughput::Elements(1));
+    g.sample_size(20);
+    g.measurement_time(Duration::from_secs(3));
+    let ply_pool = ThreadPool::new(WORKERS).unwrap();
+    g.bench_function("ply scope.spawn", |b| {
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            ply_pool.scope(|s| {
+                for _ in 0..iters {
+                    s.spawn(|| {
+                        black_box(());
+                    });
+                }
+            });
+            start.elapsed()
+        })
+    });
+    g.bench_function("ply submit", |b| {
+        b.iter_custom(|iters| {
+            let done = std::sync::Arc::new(AtomicUsize::new(0));
+            let start = Instant::now();
+            for _ in 0..iters {
+                let d = done.clone();
+                let _ = ply_pool.submit(move || {
+                    d.fetch_add(1, Ordering::Relaxed);
+                });
+            }
+            while done.load(Ordering::Relaxed) < iters as usize {
+                std::thread::yield_now();
+            }
+            start.elapsed()
+        })
+    });
+    let rp = rayon_pool();
+    g.bench_function("rayon scope.spawn", |b| {
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            rp.scope(|s| {
+                for _ in 0..iters {
+                    s.spawn(|_| {
+                        black_box(());
+                    });
+                }
+            });
+            start.elapsed()
+        })
+    });
+    let tp = threadpool::ThreadPool::new(WORKERS);
+    g.bench_function("threadpool execute", |b| {
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            for _ in 0..iters {
+                tp.execute(|| {
+                    black_box(());
+                });
+            }
+            tp.join();
+            start.elapsed()
+        })
+    });
+    g.bench_function("std thread::scope static split", |b| {
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            std::thread::scope(|s| {
+                for _ in 0..WORKERS {
+                    s.spawn(|| {
+                        for _ in 0..iters / WORKERS as u64 {
+                            black_box(());
+                        }
+                    });
+                }
+            });
+            start.elapsed()
+        })
+    });
+    g.finish();
+}
+
+const N_SQUARES: usize = 10_000_000;
+
+fn sum_squares(c: &mut Criterion) {
+    let mut g = c.benchmark_group("sum_squares_10m");
+    g.sample_size(20);
+    g.measurement_time(Duration::from_secs(4));
+    let ply_pool = ThreadPool::new(WORKERS).unwrap();
+    g.bench_function("ply reduce", |b| {
+        b.iter(|| {
+            ply_pool.reduce(
+                0..N_SQUARES,
+                Chunking::Auto,
+                || 0u64,
+                |i| (i as u64).wrapping_mul(i as u64),
+                u64::wrapping_add,
+            )
+        })
+    });
+    let rp = rayon_pool();
+    g.bench_function("rayon par_iter", |b| {
+        b.iter(|| {
+            rp.install(|| {
+                (0..N_SQUARES as u64)
+                    .into_par_iter()
+                    .map(|i| i.wrapping_mul(i))
+                    .reduce(|| 0, u64::wrapping_add)
+            })
+        })
+    });
+    g.bench_function("sequential", |b| {
+        b.iter(|| {
+            (0..black_box(N_SQUARES) as u64).fold(0u64, |a, i| a.wrapping_add(i.wrapping_mul(i)))
+        })
+    });
+    g.finish();
+}
+
+/// 6k±1 trial division, as in the classic guides.
+fn is_prime(n: u64) -> bool {
+    if n < 4 {
+        return n >= 2;
+    }
+    if n % 2 == 0 || n % 3 == 0 {
+        return false;
+    }
+    let mut i = 5;
+    while i * i <= n {
+        if n % i == 0 || n % (i + 2) == 0 {
+            return false;
+        }
+        i += 6;
+    }
+    true
+}
+
+const PRIME_LIMITS: [usize; 3] = [1_000_000, 2_000_000, 3_000_000];
+
+fn primes(c: &mut Criterion) {
+    let mut g = c.benchmark_group("primes_1e6_2e6_3e6");
+    g.sample_size(10);
+    g.measurement_time(Duration::from_secs(10));
+    let prime_or_zero = |i: usize| if is_prime(i as u64) { i as u64 } else { 0 };
+    let ply_pool = ThreadPool::new(WORKERS).unwrap();
+    g.bench_function("ply reduce (chunks of 4096)", |b| {
+        b.iter(|| {
+            PRIME_LIMITS.map(|n| {
+                ply_pool.reduce(
+                    0..n + 1,
+                    Chunking::Dynamic(4096),
+                    || 0,
+                    prime_or_zero,
+                    |a, b| a + b,
+                )
+            })
+        })
+    });
+    let rp = rayon_pool();
+    g.bench_function("rayon par_iter", |b| {
+        b.iter(|| {
+            rp.install(|| {
+                PRIME_LIMITS.map(|n| (0..n + 1).into_par_iter().map(prime_or_zero).sum::<u64>())
+            })
+        })
+    });
+    g.bench_function("sequential", |b| {
+        b.iter(|| PRIME_LIMITS.map(|n| (0..black_box(n) + 1).map(prime_or_zero).sum::<u64>()))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, spawn_trivial, sum_squares, primes);
+criterion_main!(benches);

@@ -1,0 +1,86 @@
+//! `ply bench pool`: how many tasks per second a thread pool runs, beside
+//! starting a std thread per task, and what a data-parallel sum gains.
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use ply_os::thread::{Chunking, ThreadPool};
+
+use crate::report::{Report, Row};
+
+const RUNS: usize = 5;
+
+/// Runs each comparison `RUNS` times; `tasks` tasks (pools) per run.
+pub fn run(tasks: u64) -> Report {
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let pool = ThreadPool::new(workers).expect("a pool of available_parallelism workers");
+    let group = "empty tasks";
+    let mut rows = vec![
+        Row::measure(group, "ply pool scope.spawn", RUNS, tasks, || {
+            let start = Instant::now();
+            pool.scope(|s| {
+                for _ in 0..tasks {
+                    s.spawn(|| {
+                        black_box(());
+                    });
+                }
+            });
+            start.elapsed()
+        }),
+        Row::measure(group, "ply pool submit + join", RUNS, tasks, || {
+            let start = Instant::now();
+            let handles: Vec<_> = (0..tasks)
+                .filter_map(|i| pool.submit(move || black_box(i)).ok())
+                .collect();
+            for h in handles {
+                let _ = h.join();
+            }
+            start.elapsed()
+        }),
+    ];
+    // A thread per task is ~1000x dearer: measure fewer and scale the rate.
+    let spawned = (tasks / 100).max(100);
+    rows.push(Row::measure(
+        group,
+        "std thread::spawn + join",
+        RUNS,
+        spawned,
+        || {
+            let start = Instant::now();
+            for i in 0..spawned {
+                let _ = std::thread::spawn(move || black_box(i)).join();
+            }
+            start.elapsed()
+        },
+    ));
+    let n = 10_000_000usize;
+    let group = "sum of squares, 10M (sums/s)";
+    rows.push(Row::measure(group, "ply pool reduce", RUNS, 1, || {
+        let start = Instant::now();
+        black_box(pool.reduce(
+            0..n,
+            Chunking::Auto,
+            || 0u64,
+            |i| (i as u64).wrapping_mul(i as u64),
+            u64::wrapping_add,
+        ));
+        start.elapsed()
+    }));
+    rows.push(Row::measure(group, "sequential", RUNS, 1, || {
+        let start = Instant::now();
+        black_box((0..black_box(n) as u64).fold(0u64, |a, i| a.wrapping_add(i.wrapping_mul(i))));
+        start.elapsed().max(Duration::from_nanos(1))
+    }));
+    Report {
+        family: "pool",
+        headline: format!(
+            "thread pool with {workers} workers: {tasks} tasks x {RUNS} runs (std threads: {spawned})"
+        ),
+        params: vec![
+            ("workers", workers.to_string()),
+            ("tasks", tasks.to_string()),
+            ("runs", RUNS.to_string()),
+        ],
+        rows,
+    }
+}
