@@ -192,16 +192,23 @@ pub struct AsCompleted<T> {
 /// # Example
 ///
 /// ```
-/// use std::time::Duration;
+/// use std::sync::mpsc::channel;
 /// use ply_os::thread::{ThreadPool, as_completed};
 ///
 /// let pool = ThreadPool::new(3).unwrap();
-/// let handles: Vec<_> = [300u64, 10, 150]
-///     .into_iter()
-///     .map(|ms| pool.submit(move || { std::thread::sleep(Duration::from_millis(ms)); ms }).unwrap())
-///     .collect();
-/// let order: Vec<usize> = as_completed(handles).map(|(i, _)| i).collect();
-/// assert_eq!(order, [1, 2, 0]); // fastest first
+/// // Three tasks that finish when told to, in the order 1, 2, 0.
+/// let (gates, handles): (Vec<_>, Vec<_>) = (0..3)
+///     .map(|i| {
+///         let (go, wait) = channel::<()>();
+///         (go, pool.submit(move || { wait.recv().unwrap(); i * 10 }).unwrap())
+///     })
+///     .unzip();
+/// let mut done = as_completed(handles);
+/// for i in [1, 2, 0] {
+///     gates[i].send(()).unwrap();
+///     assert_eq!(done.next(), Some((i, Ok(i * 10))));
+/// }
+/// assert_eq!(done.next(), None);
 /// ```
 pub fn as_completed<T>(handles: impl IntoIterator<Item = TaskHandle<T>>) -> AsCompleted<T> {
     let (tx, rx) = channel();

@@ -4,12 +4,12 @@ use std::cell::Cell;
 use std::fmt;
 use std::io;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering::SeqCst, fence};
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread::JoinHandle;
 
 use ply_core::queue::mpmc::ArrayQueue;
-use ply_core::sync::Semaphore;
+use ply_core::sync::{Park, Semaphore};
 
 use super::task::{CancelOnDrop, TaskError, TaskHandle, TaskState, panic_message};
 use crate::park::FutexPark;
@@ -49,9 +49,11 @@ pub(crate) struct Shared {
     /// The injector: core's MPMC queue of boxed jobs (see the module docs for
     /// why one shared queue).
     queue: ArrayQueue<Job, MAX_QUEUE_BOUND>,
-    /// Permits = jobs in the queue (plus one "exit" permit per worker after
-    /// shutdown). Idle workers sleep on it.
-    jobs: Semaphore<FutexPark>,
+    /// Workers asleep, or about to sleep, on `wake_word`. A submitter pays for a
+    /// wake-up only when this is non-zero.
+    sleepers: AtomicU32,
+    /// The futex word idle workers sleep on; bumped to wake them.
+    wake_word: AtomicU32,
     /// Permits = free places under the queue bound. Submitters wait on it.
     slots: Semaphore<FutexPark>,
     /// Set by `shutdown`: no new submissions.
@@ -97,7 +99,7 @@ impl Shared {
         admission
     }
 
-    /// Pushes an admitted job and announces it.
+    /// Pushes an admitted job and wakes a sleeping worker if there is one.
     fn push(&self, mut job: Job) {
         // The slot permit guarantees room; a push can still fail for a moment
         // while a worker finishes reading the slot it reuses.
@@ -105,42 +107,37 @@ impl Shared {
             job = back;
             std::hint::spin_loop();
         }
-        self.jobs.release(1);
+        // Dekker with `worker_loop`: we publish the job, then read `sleepers`;
+        // a worker registers in `sleepers`, then re-reads the queue. The SeqCst
+        // fences make sure at least one side sees the other: no lost wake-up.
+        fence(SeqCst);
+        if self.sleepers.load(SeqCst) != 0 {
+            self.wake_word.fetch_add(1, SeqCst);
+            FutexPark.wake_one(&self.wake_word);
+        }
         self.submitting.fetch_sub(1, SeqCst);
     }
 
-    /// Takes the job a `jobs` permit stands for; `None` means "exit" (the pool
-    /// is shut down and empty).
+    /// Takes a job if one is queued.
     fn pop(&self) -> Option<Job> {
-        loop {
-            if let Some(job) = self.queue.pop() {
-                self.slots.release(1);
-                return Some(job);
-            }
-            // Empty now. After shutdown with no push in flight, empty is final;
-            // otherwise a push is in progress: its job appears in a moment.
-            if self.closed.load(SeqCst) && self.submitting.load(SeqCst) == 0 {
-                return None;
-            }
-            std::hint::spin_loop();
-        }
+        let job = self.queue.pop()?;
+        self.slots.release(1);
+        Some(job)
+    }
+
+    /// Whether workers may exit: shut down, nothing being pushed, nothing queued.
+    fn finished(&self) -> bool {
+        self.closed.load(SeqCst) && self.submitting.load(SeqCst) == 0 && self.queue.is_empty()
     }
 
     /// Runs one queued job on the calling thread, if there is one.
     pub(crate) fn help(&self) -> bool {
-        let Some(permit) = self.jobs.try_acquire() else {
-            return false;
-        };
-        permit.forget();
         match self.pop() {
             Some(job) => {
                 job();
                 true
             }
-            None => {
-                self.jobs.release(1); // an exit permit: leave it for a worker
-                false
-            }
+            None => false,
         }
     }
 }
@@ -148,34 +145,41 @@ impl Shared {
 fn worker_loop(shared: &Arc<Shared>) {
     CURRENT_POOL.with(|c| c.set(shared.id));
     CURRENT_SHARED.with(|s| *s.borrow_mut() = Some(Arc::clone(shared)));
+    let mut idle = 0u32;
     loop {
-        // Spin and yield a little before sleeping: tasks arriving back to back
-        // are picked up without a system call.
-        let mut tries = 0;
-        loop {
-            if let Some(permit) = shared.jobs.try_acquire() {
-                permit.forget();
-                break;
-            }
-            tries += 1;
-            if tries >= SPIN_BEFORE_SLEEP {
-                shared.jobs.acquire().forget(); // futex sleep
-                break;
-            }
-            if tries < 64 {
-                std::hint::spin_loop();
-            } else {
-                std::thread::yield_now();
-            }
+        if let Some(job) = shared.pop() {
+            idle = 0;
+            job(); // every job catches its own panic
+            continue;
         }
-        match shared.pop() {
-            Some(job) => job(), // every job catches its own panic
-            None => {
-                CURRENT_SHARED.with(|s| s.borrow_mut().take());
-                return;
-            }
+        if shared.finished() {
+            break;
         }
+        // Nothing queued: spin, then yield, then sleep. A steady stream of tasks
+        // is picked up without ever paying for a wake-up system call.
+        idle += 1;
+        if idle < 64 {
+            std::hint::spin_loop();
+            continue;
+        }
+        if idle < SPIN_BEFORE_SLEEP {
+            std::thread::yield_now();
+            continue;
+        }
+        // Sleep: read the wake word, register, re-check (see `push`), wait.
+        let seen = shared.wake_word.load(SeqCst);
+        shared.sleepers.fetch_add(1, SeqCst);
+        fence(SeqCst);
+        if !shared.queue.is_empty() || shared.finished() {
+            shared.sleepers.fetch_sub(1, SeqCst);
+            continue;
+        }
+        // Returns at once if a wake-up bumped the word since `seen`.
+        FutexPark.wait(&shared.wake_word, seen);
+        shared.sleepers.fetch_sub(1, SeqCst);
+        idle = 0;
     }
+    CURRENT_SHARED.with(|s| s.borrow_mut().take());
 }
 
 /// Why a pool could not be built.
@@ -373,7 +377,8 @@ impl ThreadPoolBuilder {
         let shared = Arc::new(Shared {
             id: NEXT_POOL_ID.fetch_add(1, SeqCst),
             queue: ArrayQueue::new(),
-            jobs: Semaphore::with_park(0, FutexPark),
+            sleepers: AtomicU32::new(0),
+            wake_word: AtomicU32::new(0),
             slots: Semaphore::with_park(self.queue_bound as u32, FutexPark),
             closed: AtomicBool::new(false),
             submitting: AtomicUsize::new(0),
@@ -433,7 +438,9 @@ impl ThreadPoolBuilder {
 
 /// A pool of worker threads running submitted closures.
 ///
-/// Dropping the pool finishes the queued tasks and joins every worker.
+/// Dropping the pool finishes the queued tasks and joins every worker — so it
+/// waits for running tasks too: a task blocked forever blocks the drop (threads
+/// cannot be killed; the process pool can kill its workers).
 ///
 /// # Example
 ///
@@ -551,12 +558,18 @@ impl ThreadPool {
     /// use ply_os::thread::{ThreadPool, TrySubmitError};
     ///
     /// let pool = ThreadPool::builder().workers(1).queue_bound(1).build().unwrap();
-    /// let gate = std::sync::Arc::new(std::sync::Barrier::new(2));
-    /// let g = gate.clone();
-    /// let busy = pool.submit(move || { g.wait(); }).unwrap(); // occupies the worker
-    /// while pool.try_submit(|| ()).is_ok() {} // fill the queue
+    /// let (started_tx, started) = std::sync::mpsc::channel();
+    /// let (release, release_rx) = std::sync::mpsc::channel::<()>();
+    /// let busy = pool
+    ///     .submit(move || {
+    ///         started_tx.send(()).unwrap();
+    ///         release_rx.recv().unwrap(); // occupies the only worker
+    ///     })
+    ///     .unwrap();
+    /// started.recv().unwrap(); // the worker is busy: nothing drains the queue now
+    /// assert!(pool.try_submit(|| ()).is_ok()); // the one queue slot
     /// assert!(matches!(pool.try_submit(|| ()), Err(TrySubmitError::Full(_))));
-    /// gate.wait();
+    /// release.send(()).unwrap();
     /// busy.join().unwrap();
     /// ```
     pub fn try_submit<F, T>(&self, f: F) -> Result<TaskHandle<T>, TrySubmitError<F>>
@@ -596,8 +609,9 @@ impl ThreadPool {
             while shared.submitting.load(SeqCst) != 0 {
                 std::thread::yield_now();
             }
-            // One exit permit per worker: each takes one when the queue is empty.
-            shared.jobs.release(shared.workers as u32);
+            // Wake every sleeper: each sees `finished()` once the queue is empty.
+            shared.wake_word.fetch_add(1, SeqCst);
+            FutexPark.wake_all(&shared.wake_word);
         }
         let threads: Vec<JoinHandle<()>> = self.lock_threads().drain(..).collect();
         let me = std::thread::current().id();

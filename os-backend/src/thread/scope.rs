@@ -110,7 +110,9 @@ impl<'scope> Scope<'scope, '_> {
         // Relaxed is enough for the count: the decrement in the task is a
         // Release, and `wait_all` reads it with Acquire.
         self.state.pending.fetch_add(1, Ordering::Relaxed);
-        let state = Arc::clone(&self.state);
+        // Borrow the scope's state rather than counting a reference per task:
+        // `scope` keeps it alive until `pending` is zero, i.e. past this task.
+        let state: &'scope ScopeState = &self.state;
         let job: Box<dyn FnOnce() + Send + 'scope> = Box::new(move || {
             if let Err(payload) = catch_unwind(AssertUnwindSafe(f)) {
                 state

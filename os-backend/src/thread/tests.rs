@@ -193,33 +193,53 @@ fn map_unordered_yields_every_index_once_in_completion_order() {
     for (i, v) in got {
         assert_eq!(v, (1999 - i as u64) + 1, "result belongs to its input");
     }
-    // Completion order: a slow first item comes last.
-    let order: Vec<usize> = pool
-        .map_unordered([200u64, 1, 1], |ms| {
-            std::thread::sleep(Duration::from_millis(ms))
-        })
-        .map(|(i, _)| i)
-        .collect();
-    assert_eq!(*order.last().unwrap(), 0);
+    // Completion order: the first input, held back until the others are
+    // done, comes last.
+    let (release, held) = mpsc::channel::<()>();
+    let held = std::sync::Mutex::new(held);
+    let others_done = Arc::new(AtomicUsize::new(0));
+    let od = others_done.clone();
+    let mut order = Vec::new();
+    for (i, r) in pool.map_unordered([0u32, 1, 2], move |x| {
+        if x == 0 {
+            held.lock().unwrap().recv().unwrap();
+        } else {
+            od.fetch_add(1, SeqCst);
+        }
+    }) {
+        r.unwrap();
+        order.push(i);
+        if others_done.load(SeqCst) == 2 && order.len() == 2 {
+            release.send(()).unwrap();
+        }
+    }
+    assert_eq!(order.len(), 3);
+    assert_eq!(order[2], 0);
 }
 
 #[test]
 fn as_completed_yields_in_finish_order_with_positions() {
     let pool = pool(3);
-    let handles: Vec<_> = [250u64, 5, 120]
-        .into_iter()
-        .map(|ms| {
-            pool.submit(move || {
-                std::thread::sleep(Duration::from_millis(ms));
-                ms
-            })
-            .unwrap()
+    // Tasks finish when released, in an order the test chooses.
+    let (gates, handles): (Vec<_>, Vec<_>) = (0..5u64)
+        .map(|i| {
+            let (go, wait) = mpsc::channel::<()>();
+            let h = pool
+                .submit(move || {
+                    wait.recv().unwrap();
+                    i * 100
+                })
+                .unwrap();
+            (go, h)
         })
-        .collect();
-    let got: Vec<(usize, u64)> = as_completed(handles)
-        .map(|(i, r)| (i, r.unwrap()))
-        .collect();
-    assert_eq!(got, [(1, 5), (2, 120), (0, 250)]);
+        .unzip();
+    let mut done = as_completed(handles);
+    // Three workers run tasks 0-2; 3 and 4 start as those finish.
+    for i in [2usize, 0, 3, 1, 4] {
+        gates[i].send(()).unwrap();
+        assert_eq!(done.next(), Some((i, Ok(i as u64 * 100))));
+    }
+    assert_eq!(done.next(), None);
 }
 
 #[test]
