@@ -159,7 +159,7 @@ fn bench_pool_json_reports_tasks_and_the_parallel_sum() {
             "ply pool scope.spawn",
             "ply pool submit + join",
             "std thread::spawn + join",
-            "ply pool reduce",
+            "ply pool reduce_slice",
             "sequential"
         ]
     );

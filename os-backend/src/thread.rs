@@ -9,7 +9,7 @@
 //! | ordered map | [`ThreadPool::map`]: lazy, at most `2 × workers` in flight |
 //! | completion order | [`ThreadPool::map_unordered`], [`as_completed`] |
 //! | borrowing | [`ThreadPool::scope`] |
-//! | data parallel | [`ThreadPool::for_each_chunk`], [`for_each`](ThreadPool::for_each), [`map_slice`](ThreadPool::map_slice), [`reduce`](ThreadPool::reduce) over ply-core's [`Chunking`] strategies |
+//! | data parallel | [`ThreadPool::for_each_chunk`], [`for_each`](ThreadPool::for_each), [`map_slice`](ThreadPool::map_slice), [`reduce`](ThreadPool::reduce), [`reduce_slice`](ThreadPool::reduce_slice) over ply-core's [`Chunking`] strategies |
 //! | lifecycle | [`ThreadPool::shutdown`] and `Drop` finish queued work and join every worker |
 //!
 //! # Scheduling

@@ -483,6 +483,10 @@ fn data_parallel_helpers_match_sequential_for_every_chunking() {
         });
         assert_eq!(visits.load(SeqCst), 100, "{chunking:?}");
     }
+    for chunking in [Chunking::Auto, Chunking::Static, Chunking::Dynamic(333)] {
+        let s = pool.reduce_slice(&items, chunking, || 0u64, |x| x * 3, |a, b| a + b);
+        assert_eq!(s, items.iter().map(|x| x * 3).sum::<u64>(), "{chunking:?}");
+    }
     let doubled = pool.map_slice(&items, |x| x * 2);
     assert_eq!(doubled, items.iter().map(|x| x * 2).collect::<Vec<_>>());
     let strings = pool.map_slice(&items[..100], |x| x.to_string());
