@@ -20,12 +20,13 @@
 //! finds no job spins briefly, then yields, then sleeps, so a steady stream of
 //! tasks never pays for a wake-up system call and an idle pool burns no CPU.
 //!
-//! Why one shared queue rather than per-worker deques with stealing: on the
-//! machines this was measured on (2 cores), the injector's cost per task is one
-//! CAS on each end, and the data-parallel helpers already balance load through
-//! ply-core's `ChunkDispenser` (workers claim chunks, not tasks), so stealing has
-//! nothing left to win; see BENCHMARKS.md for the numbers. A bounded
-//! work-stealing deque is the next step if many-core measurements call for it.
+//! What one shared queue costs (measured in BENCHMARKS.md): for data-parallel
+//! work it is invisible — the helpers hand out chunks through ply-core's
+//! `ChunkDispenser`, not tasks, and match rayon on the primes and
+//! sum-of-squares workloads. For many tiny tasks it is not: every spawn is a
+//! few atomic operations on lines the workers also write, where rayon pushes to
+//! the spawning worker's own deque. Per-worker deques with stealing (a bounded
+//! work-stealing deque in ply-core) are the planned next step for spawn cost.
 //!
 //! Waiting threads help: `scope` runs queued tasks while it waits, and a worker
 //! submitting to its own full pool runs the task inline — so nested use never
