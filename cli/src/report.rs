@@ -50,8 +50,8 @@ pub struct Report {
 }
 
 impl Report {
-    /// A human-readable table: per group, M ops/s (median, range) and the ratio
-    /// to the group's last row.
+    /// A human-readable table: per group, operations per second (median and
+    /// range, in a unit fitting the group) and the ratio to the group's last row.
     pub fn to_table(&self) -> String {
         let mut out = String::new();
         let _ = writeln!(out, "{}", self.headline);
@@ -64,18 +64,27 @@ impl Report {
         for group in groups {
             let rows: Vec<&Row> = self.rows.iter().filter(|r| r.group == group).collect();
             let base = rows.last().map_or(1.0, |r| r.median);
+            // A unit that keeps the group's numbers readable.
+            let top = rows.iter().map(|r| r.max).fold(0.0, f64::max);
+            let (scale, unit) = if top >= 1e6 {
+                (1e6, "M/s")
+            } else if top >= 1e3 {
+                (1e3, "k/s")
+            } else {
+                (1.0, "/s")
+            };
             let _ = writeln!(
                 out,
                 "{:<36} {:>12} {:>20} {:>8}",
-                group, "M/s", "range", "vs last"
+                group, unit, "range", "vs last"
             );
             for r in rows {
                 let _ = writeln!(
                     out,
                     "  {:<34} {:>12.1} {:>20} {:>7.1}x",
                     r.name,
-                    r.median / 1e6,
-                    format!("{:.1}..{:.1}", r.min / 1e6, r.max / 1e6),
+                    r.median / scale,
+                    format!("{:.1}..{:.1}", r.min / scale, r.max / scale),
                     r.median / base
                 );
             }
