@@ -212,19 +212,9 @@ impl ThreadPool {
         M: Fn(usize) -> U + Sync,
         R: Fn(U, U) -> U + Sync,
     {
-        let partials = Mutex::new(Vec::new());
-        self.for_each_chunk(range, chunking, |chunk| {
-            let part = chunk.fold(identity(), |acc, i| reduce(acc, map(i)));
-            partials
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(part);
-        });
-        partials
-            .into_inner()
-            .unwrap_or_else(|e| e.into_inner())
-            .into_iter()
-            .fold(identity(), &reduce)
+        self.fold_chunks(range, chunking, &identity, &reduce, |chunk| {
+            chunk.fold(identity(), |acc, i| reduce(acc, map(i)))
+        })
     }
 
     /// Like [`reduce`](Self::reduce) over the items of a slice: each chunk is
@@ -255,11 +245,31 @@ impl ThreadPool {
         M: Fn(&T) -> U + Sync,
         R: Fn(U, U) -> U + Sync,
     {
-        let partials = Mutex::new(Vec::new());
-        self.for_each_chunk(0..items.len(), chunking, |chunk| {
-            let part = items[chunk]
+        self.fold_chunks(0..items.len(), chunking, &identity, &reduce, |chunk| {
+            items[chunk]
                 .iter()
-                .fold(identity(), |acc, x| reduce(acc, map(x)));
+                .fold(identity(), |acc, x| reduce(acc, map(x)))
+        })
+    }
+
+    /// Folds every chunk of `range` with `fold_chunk`, then combines the
+    /// per-chunk results with `reduce` (in no particular order).
+    fn fold_chunks<U, I, R>(
+        &self,
+        range: Range<usize>,
+        chunking: Chunking,
+        identity: &I,
+        reduce: &R,
+        fold_chunk: impl Fn(Range<usize>) -> U + Sync,
+    ) -> U
+    where
+        U: Send,
+        I: Fn() -> U + Sync,
+        R: Fn(U, U) -> U + Sync,
+    {
+        let partials = Mutex::new(Vec::new());
+        self.for_each_chunk(range, chunking, |chunk| {
+            let part = fold_chunk(chunk);
             partials
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
@@ -269,6 +279,6 @@ impl ThreadPool {
             .into_inner()
             .unwrap_or_else(|e| e.into_inner())
             .into_iter()
-            .fold(identity(), &reduce)
+            .fold(identity(), reduce)
     }
 }
