@@ -287,6 +287,32 @@ use loom::cell::UnsafeCell;
 use ply_core::partition::{ChunkDispenser, Fixed};
 use ply_core::sync::{Barrier, Event, RawRwLock, RawSpinMutex, RawTicketMutex, Semaphore};
 
+// The models below touch plain data in loom-tracked cells, guarded only by the
+// primitive under test. The accesses are sound exactly when that primitive
+// orders them — which is what loom checks: it fails the model on any access not
+// ordered by happens-before. These helpers hold the one `unsafe` each.
+
+/// Reads `cell`.
+fn get(cell: &UnsafeCell<u32>) -> u32 {
+    cell.with(|p| {
+        // SAFETY: loom verifies this read is ordered after every write (above).
+        unsafe { *p }
+    })
+}
+
+/// Writes `value` into `cell`.
+fn set(cell: &UnsafeCell<u32>, value: u32) {
+    cell.with_mut(|p| {
+        // SAFETY: loom verifies this write is exclusive (above).
+        unsafe { *p = value }
+    })
+}
+
+/// Adds one to `cell`.
+fn bump(cell: &UnsafeCell<u32>) {
+    set(cell, get(cell) + 1);
+}
+
 /// Two threads each run a critical section on a loom-tracked cell under
 /// `lock`/`unlock`; loom fails on any unsynchronized overlap.
 fn exclusion_model<L: Send + Sync + 'static>(new: fn() -> L, lock: fn(&L), unlock: fn(&L)) {
@@ -295,36 +321,50 @@ fn exclusion_model<L: Send + Sync + 'static>(new: fn() -> L, lock: fn(&L), unloc
         let other = shared.clone();
         let t = thread::spawn(move || {
             lock(&other.0);
-            other.1.with_mut(|p| unsafe { *p += 1 });
+            bump(&other.1);
             unlock(&other.0);
         });
         lock(&shared.0);
-        shared.1.with_mut(|p| unsafe { *p += 1 });
+        bump(&shared.1);
         unlock(&shared.0);
         t.join().unwrap();
-        assert_eq!(shared.1.with(|p| unsafe { *p }), 2);
+        assert_eq!(get(&shared.1), 2);
     });
 }
 
 #[test]
 fn spin_mutex_excludes() {
-    // SAFETY (unlock): each model thread unlocks only after its own lock.
-    exclusion_model(RawSpinMutex::new, |l| l.lock(), |l| unsafe { l.unlock() });
+    exclusion_model(
+        RawSpinMutex::new,
+        |l| l.lock(),
+        |l| {
+            // SAFETY: each model thread unlocks only after its own lock.
+            unsafe { l.unlock() }
+        },
+    );
 }
 
 #[test]
 fn ticket_mutex_excludes() {
-    // SAFETY (unlock): as above.
-    exclusion_model(RawTicketMutex::new, |l| l.lock(), |l| unsafe { l.unlock() });
+    exclusion_model(
+        RawTicketMutex::new,
+        |l| l.lock(),
+        |l| {
+            // SAFETY: each model thread unlocks only after its own lock.
+            unsafe { l.unlock() }
+        },
+    );
 }
 
 #[test]
 fn rwlock_writers_exclude() {
-    // SAFETY (unlock): as above.
     exclusion_model(
         RawRwLock::new,
         |l| l.write(),
-        |l| unsafe { l.unlock_write() },
+        |l| {
+            // SAFETY: each model thread unlocks only after its own write lock.
+            unsafe { l.unlock_write() }
+        },
     );
 }
 
@@ -335,12 +375,12 @@ fn rwlock_reader_and_writer_exclude() {
         let other = shared.clone();
         let writer = thread::spawn(move || {
             other.0.write();
-            other.1.with_mut(|p| unsafe { *p = 7 });
+            set(&other.1, 7);
             // SAFETY: the write lock is held.
             unsafe { other.0.unlock_write() };
         });
         shared.0.read();
-        let seen = shared.1.with(|p| unsafe { *p });
+        let seen = get(&shared.1);
         // SAFETY: the read lock is held.
         unsafe { shared.0.unlock_read() };
         assert!(seen == 0 || seen == 7);
@@ -355,14 +395,14 @@ fn semaphore_of_one_excludes() {
         let other = shared.clone();
         let t = thread::spawn(move || {
             let _p = other.0.acquire();
-            other.1.with_mut(|p| unsafe { *p += 1 });
+            bump(&other.1);
         });
         {
             let _p = shared.0.acquire();
-            shared.1.with_mut(|p| unsafe { *p += 1 });
+            bump(&shared.1);
         }
         t.join().unwrap();
-        assert_eq!(shared.1.with(|p| unsafe { *p }), 2);
+        assert_eq!(get(&shared.1), 2);
         assert_eq!(shared.0.available(), 1);
     });
 }
@@ -373,11 +413,11 @@ fn event_publishes_what_was_written_before_set() {
         let shared = Arc::new((Event::new(), UnsafeCell::new(0u32)));
         let other = shared.clone();
         let setter = thread::spawn(move || {
-            other.1.with_mut(|p| unsafe { *p = 42 });
+            set(&other.1, 42);
             other.0.set();
         });
         shared.0.wait();
-        assert_eq!(shared.1.with(|p| unsafe { *p }), 42);
+        assert_eq!(get(&shared.1), 42);
         setter.join().unwrap();
     });
 }
@@ -392,14 +432,14 @@ fn barrier_publishes_each_partys_writes() {
         ));
         let other = shared.clone();
         let t = thread::spawn(move || {
-            other.2.with_mut(|p| unsafe { *p = 2 });
+            set(&other.2, 2);
             let leader = other.0.wait().is_leader();
-            assert_eq!(other.1.with(|p| unsafe { *p }), 1);
+            assert_eq!(get(&other.1), 1);
             leader
         });
-        shared.1.with_mut(|p| unsafe { *p = 1 });
+        set(&shared.1, 1);
         let leader = shared.0.wait().is_leader();
-        assert_eq!(shared.2.with(|p| unsafe { *p }), 2);
+        assert_eq!(get(&shared.2), 2);
         assert!(leader ^ t.join().unwrap(), "exactly one leader");
     });
 }

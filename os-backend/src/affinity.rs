@@ -22,9 +22,9 @@ use std::io;
 pub fn allowed_cpus() -> io::Result<Vec<usize>> {
     // SAFETY: an all-zero cpu_set_t is a valid (empty) set.
     let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    let size = std::mem::size_of::<libc::cpu_set_t>();
     // SAFETY: `set` is a valid, writable cpu_set_t of the size we pass.
-    let rc =
-        unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) };
+    let rc = unsafe { libc::sched_getaffinity(0, size, &mut set) };
     if rc != 0 {
         return Err(io::Error::last_os_error());
     }

@@ -44,10 +44,10 @@ impl FutexPark {
 
 impl Park for FutexPark {
     fn wait(&self, word: &AtomicU32, expected: u32) {
+        // Errors (EAGAIN: the word already differs; EINTR: a signal) are
+        // spurious returns, which the `Park` contract allows: callers re-check.
         // SAFETY: the pointer comes from a live, aligned `&AtomicU32`, which the
-        // kernel reads atomically; a null timeout means no timeout. Errors
-        // (EAGAIN: the word already differs; EINTR: a signal) are spurious
-        // returns, which the `Park` contract allows: callers re-check.
+        // kernel reads atomically; a null timeout means no timeout.
         unsafe {
             libc::syscall(
                 libc::SYS_futex,

@@ -541,10 +541,11 @@ impl<'a, T, const N: usize> Producer<'a, T, N> {
         let start = index::<N>(self.tail);
         let first_len = n.min(N - start);
         let base = self.ring.slots_ptr();
-        // SAFETY: `start + first_len <= N` and `n - first_len <= start`, so both
-        // slices lie inside the array and do not overlap. The `n` slots from `tail`
-        // are free (not readable by the consumer until `tail` moves), and `&mut
-        // self` keeps this the only chunk; `MaybeUninit` makes any content valid.
+        // `start + first_len <= N` and `n - first_len <= start`: both slices lie
+        // inside the array and do not overlap. The `n` slots from `tail` are free
+        // (the consumer cannot read them until `tail` moves).
+        // SAFETY: in bounds and disjoint (above); `&mut self` makes this the only
+        // chunk, and `MaybeUninit` makes any content valid.
         let (first, second) = unsafe {
             (
                 core::slice::from_raw_parts_mut(base.add(start), first_len),
@@ -1082,10 +1083,10 @@ impl<T, const N: usize> ReadChunk<'_, '_, T, N> {
     pub fn commit(self, n: usize) {
         let n = n.min(self.len());
         let in_first = n.min(self.first_len);
-        // SAFETY: the first `n` items of the chunk are initialized and owned by
-        // this consumer; each is dropped once, then its slot is released below so
-        // nothing reads it again. Taking the slices as `*mut [T]` avoids creating
-        // a `&mut` that would alias the producer's view of other slots.
+        // Taking the slices as `*mut [T]` avoids creating a `&mut` that would
+        // alias the producer's view of other slots.
+        // SAFETY: the chunk's first `n` items are initialized and ours; each is
+        // dropped once, then its slot is released below, so none is read again.
         unsafe {
             core::ptr::drop_in_place(core::ptr::slice_from_raw_parts_mut(self.first, in_first));
             core::ptr::drop_in_place(core::ptr::slice_from_raw_parts_mut(

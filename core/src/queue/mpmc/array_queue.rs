@@ -238,11 +238,11 @@ impl<T, const N: usize> ArrayQueue<T, N> {
                 ) {
                     Ok(_) => {
                         crate::fault_point!(ArrayPushClaimed);
-                        // SAFETY: winning the claim of position `tail` makes us the
-                        // only writer of this slot until we publish the stamp, and
-                        // the stamp said its previous value was already taken.
-                        slot.value
-                            .with_mut(|p| unsafe { p.write(MaybeUninit::new(value)) });
+                        slot.value.with_mut(|p| {
+                            // SAFETY: the claim of `tail` makes us this slot's only
+                            // writer until we publish; its old value was taken.
+                            unsafe { p.write(MaybeUninit::new(value)) }
+                        });
                         // Release: publishes the value to the pop that Acquires it.
                         slot.stamp.store(tail + 1, Ordering::Release);
                         return Ok(());
@@ -299,9 +299,10 @@ impl<T, const N: usize> ArrayQueue<T, N> {
                     .compare_exchange_weak(tail, next, Ordering::Relaxed, Ordering::Relaxed)
                     .is_ok()
                 {
-                    // SAFETY: as in `push`: the claim makes the slot ours.
-                    slot.value
-                        .with_mut(|p| unsafe { p.write(MaybeUninit::new(value)) });
+                    slot.value.with_mut(|p| {
+                        // SAFETY: as in `push`: the claim makes the slot ours.
+                        unsafe { p.write(MaybeUninit::new(value)) }
+                    });
                     slot.stamp.store(tail + 1, Ordering::Release);
                     return None;
                 }

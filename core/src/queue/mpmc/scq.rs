@@ -146,11 +146,13 @@ impl<T, const N: usize> ScqQueue<T, N> {
             return Err(value);
         };
         crate::fault_point!(ScqPushSlotTaken);
-        // SAFETY: taking `index` from `free` made this push its only owner: no
-        // pop reads it before it is in `ready`, no push gets it again before a
-        // pop returns it to `free`. `free`'s Acquire ordered the previous pop's
-        // read of the slot before this write.
-        self.slots[index].with_mut(|p| unsafe { p.write(MaybeUninit::new(value)) });
+        // Taking `index` from `free` made this push its only owner: no pop reads
+        // it before it is in `ready`, no push gets it before a pop returns it, and
+        // `free`'s Acquire ordered the previous pop's read before this write.
+        self.slots[index].with_mut(|p| {
+            // SAFETY: we own slot `index` (above), so nothing else touches it.
+            unsafe { p.write(MaybeUninit::new(value)) }
+        });
         self.ready.enqueue(index);
         Ok(())
     }

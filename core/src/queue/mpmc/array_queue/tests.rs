@@ -207,9 +207,9 @@ fn unpublished_hole_reports_empty_instead_of_hanging() {
     assert_eq!(q.push(7), Ok(()));
     assert_eq!(q.pop(), None);
     // The stalled producer resumes: writes and publishes position 0.
-    q.slots[0].value.with_mut(|p| unsafe {
+    q.slots[0].value.with_mut(|p| {
         // SAFETY: the test plays the producer that owns the claim of position 0.
-        p.write(MaybeUninit::new(6))
+        unsafe { p.write(MaybeUninit::new(6)) }
     });
     q.slots[0].stamp.store(1, SeqCst);
     assert_eq!(q.pop(), Some(6));

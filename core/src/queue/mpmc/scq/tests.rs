@@ -127,9 +127,9 @@ fn stalled_pusher_holding_a_slot_blocks_nobody() {
         assert_eq!(q.pop(), None);
     }
     // It resumes: writes its value and publishes it. Nothing was lost.
-    q.slots[stalled].with_mut(|p| unsafe {
+    q.slots[stalled].with_mut(|p| {
         // SAFETY: the test owns index `stalled`, taken from `free` above.
-        p.write(MaybeUninit::new(7))
+        unsafe { p.write(MaybeUninit::new(7)) }
     });
     q.ready.enqueue(stalled);
     assert_eq!(q.pop(), Some(7));
@@ -149,9 +149,9 @@ fn stalled_popper_holding_an_item_blocks_nobody() {
         assert_eq!(q.pop(), Some(i));
     }
     // It resumes and takes its item.
-    let value = q.slots[stalled].with(|p| unsafe {
+    let value = q.slots[stalled].with(|p| {
         // SAFETY: the test owns index `stalled`, taken from `ready` above.
-        p.read().assume_init()
+        unsafe { p.read().assume_init() }
     });
     q.free.enqueue(stalled);
     assert_eq!(value, 1);
