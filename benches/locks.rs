@@ -7,9 +7,10 @@
 //!
 //! Run: `cargo bench --bench locks` (about a minute).
 
+mod support;
+
 use std::hint::black_box;
-use std::sync::Barrier;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main};
@@ -89,30 +90,16 @@ fn uncontended(c: &mut Criterion) {
 
 /// Two threads, each pinned to its own CPU, share `iters` increments.
 fn contended_run(lock: &dyn CounterLock, iters: u64) -> Duration {
-    let cpus = ply::os::affinity::allowed_cpus().unwrap_or_default();
-    let ready = Barrier::new(2);
-    let spans: Vec<(Instant, Instant)> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..2)
-            .map(|t| {
-                let (ready, cpus) = (&ready, &cpus);
-                s.spawn(move || {
-                    if cpus.len() >= 2 {
-                        ply::os::affinity::pin_current_thread(cpus[t]).expect("pin");
-                    }
-                    ready.wait();
-                    let start = Instant::now();
-                    for _ in 0..iters.div_ceil(2) {
-                        lock.increment();
-                    }
-                    (start, Instant::now())
-                })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
-    });
-    let start = spans.iter().map(|s| s.0).min().unwrap();
-    let end = spans.iter().map(|s| s.1).max().unwrap();
-    end - start
+    let cpus = support::cpus();
+    support::timed_threads(
+        2,
+        |t| support::alternating(&cpus, t),
+        |_| {
+            for _ in 0..iters.div_ceil(2) {
+                lock.increment();
+            }
+        },
+    )
 }
 
 fn contended(c: &mut Criterion) {

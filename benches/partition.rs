@@ -6,9 +6,11 @@
 //!
 //! Run: `cargo bench --bench partition`.
 
+mod support;
+
 use std::hint::black_box;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use ply::core::partition::{ChunkDispenser, Fixed};
@@ -46,26 +48,8 @@ fn claims(c: &mut Criterion) {
 
 /// Runs `work(t)` on `threads` threads pinned to distinct CPUs; wall time.
 fn timed(threads: usize, work: impl Fn(usize) + Sync) -> Duration {
-    let cpus = ply::os::affinity::allowed_cpus().unwrap_or_default();
-    let barrier = std::sync::Barrier::new(threads);
-    let spans: Vec<(Instant, Instant)> = std::thread::scope(|s| {
-        let hs: Vec<_> = (0..threads)
-            .map(|t| {
-                let (barrier, cpus, work) = (&barrier, &cpus, &work);
-                s.spawn(move || {
-                    if cpus.len() > t {
-                        ply::os::affinity::pin_current_thread(cpus[t]).expect("pin");
-                    }
-                    barrier.wait();
-                    let start = Instant::now();
-                    work(t);
-                    (start, Instant::now())
-                })
-            })
-            .collect();
-        hs.into_iter().map(|h| h.join().unwrap()).collect()
-    });
-    spans.iter().map(|s| s.1).max().unwrap() - spans.iter().map(|s| s.0).min().unwrap()
+    let cpus = support::cpus();
+    support::timed_threads(threads, |t| support::alternating(&cpus, t), work)
 }
 
 criterion_group!(benches, claims);

@@ -12,9 +12,11 @@
 //! Run: `cargo bench --bench queues` (about two minutes). Compare the ratios
 //! within one run, not absolute numbers across runs.
 
+mod support;
+
 use std::hint::black_box;
-use std::sync::Barrier;
-use std::time::{Duration, Instant};
+use std::sync::Mutex;
+use std::time::Duration;
 
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main};
@@ -22,56 +24,25 @@ use criterion::{BenchmarkGroup, Criterion, Throughput, criterion_group, criterio
 const CAP: usize = 1024;
 const BATCH: usize = 64;
 
-/// CPUs to pin the two sides to, or `None` on a single-CPU machine.
-fn cpu_pair() -> Option<(usize, usize)> {
-    let cpus = ply::os::affinity::allowed_cpus().ok()?;
-    (cpus.len() >= 2).then(|| (cpus[0], cpus[1]))
-}
-
-fn pin(cpu: Option<usize>) {
-    if let Some(cpu) = cpu {
-        ply::os::affinity::pin_current_thread(cpu).expect("pin thread");
-    }
-}
-
 /// Runs `produce` and `consume` on two threads pinned to different CPUs and
-/// returns the time from their common start to the end of the later one.
-///
-/// Each thread pins *itself*, waits at a barrier, and reads the clock itself.
-/// (Pinning the calling thread and spawning from it would start the new thread
-/// on the spinning consumer's CPU, where it cannot run to re-pin itself until
-/// the next scheduler tick: milliseconds of dead time. And a third thread that
-/// reads the clock after the barrier may wake after the transfer is over.)
+/// returns the time from their common start to the end of the later one (see
+/// `support` for how the threads are pinned and timed).
 fn run_pair(produce: impl FnOnce() + Send, consume: impl FnOnce() + Send) -> Duration {
-    let cpus = cpu_pair();
-    let ready = Barrier::new(2);
-    std::thread::scope(|s| {
-        let ready = &ready;
-        let producer = s.spawn(move || {
-            pin(cpus.map(|c| c.0));
-            ready.wait();
-            let start = Instant::now();
-            produce();
-            (start, Instant::now())
-        });
-        let consumer = s.spawn(move || {
-            pin(cpus.map(|c| c.1));
-            ready.wait();
-            let start = Instant::now();
-            consume();
-            (start, Instant::now())
-        });
-        span([producer.join().unwrap(), consumer.join().unwrap()])
-    })
-}
-
-/// From the earliest start to the latest end.
-fn span(times: impl IntoIterator<Item = (Instant, Instant)>) -> Duration {
-    let (start, end) = times
-        .into_iter()
-        .reduce(|(s0, e0), (s1, e1)| (s0.min(s1), e0.max(e1)))
-        .expect("at least one thread");
-    end - start
+    let cpus = support::cpus();
+    // One-shot closures, handed to the thread of the matching index.
+    let produce = Mutex::new(Some(produce));
+    let consume = Mutex::new(Some(consume));
+    support::timed_threads(
+        2,
+        |t| support::alternating(&cpus, t),
+        |t| {
+            if t == 0 {
+                (produce.lock().unwrap().take().expect("run once"))();
+            } else {
+                (consume.lock().unwrap().take().expect("run once"))();
+            }
+        },
+    )
 }
 
 fn config(g: &mut BenchmarkGroup<'_, WallTime>) {
@@ -356,51 +327,39 @@ fn wait_a_little(failures: &mut u32) {
 }
 
 /// `producers` threads push `iters` items in total, `consumers` threads pop
-/// them; threads alternate between the two CPUs. Returns the wall time.
+/// them; producers and consumers each alternate between the two CPUs. Returns
+/// the wall time.
 fn run_mpmc(q: &dyn SharedQueue, producers: usize, consumers: usize, iters: u64) -> Duration {
-    let cpus = cpu_pair();
-    let cpu_of = |k: usize| cpus.map(|(a, b)| if k % 2 == 0 { a } else { b });
+    let cpus = support::cpus();
     let per_producer = iters.div_ceil(producers as u64);
     let per_consumer = per_producer * producers as u64 / consumers as u64;
-    let ready = Barrier::new(producers + consumers);
-    std::thread::scope(|s| {
-        let ready = &ready;
-        let mut threads = Vec::new();
-        for p in 0..producers {
-            threads.push(s.spawn(move || {
-                pin(cpu_of(p));
-                ready.wait();
-                let start = Instant::now();
-                for i in 0..per_producer {
-                    let mut v = i;
-                    let mut failures = 0u32;
-                    while let Err(back) = q.try_push(v) {
-                        v = back;
-                        wait_a_little(&mut failures);
-                    }
+    // Threads 0..producers produce; the rest consume (consumer c on CPU c + 1).
+    let cpu_of = |t: usize| {
+        let k = if t < producers { t } else { t - producers + 1 };
+        support::alternating(&cpus, k)
+    };
+    support::timed_threads(producers + consumers, cpu_of, |t| {
+        if t < producers {
+            for i in 0..per_producer {
+                let mut v = i;
+                let mut failures = 0u32;
+                while let Err(back) = q.try_push(v) {
+                    v = back;
+                    wait_a_little(&mut failures);
                 }
-                (start, Instant::now())
-            }));
-        }
-        for c in 0..consumers {
-            threads.push(s.spawn(move || {
-                pin(cpu_of(c + 1));
-                ready.wait();
-                let start = Instant::now();
-                for _ in 0..per_consumer {
-                    let mut failures = 0u32;
-                    loop {
-                        if let Some(v) = q.try_pop() {
-                            black_box(v);
-                            break;
-                        }
-                        wait_a_little(&mut failures);
+            }
+        } else {
+            for _ in 0..per_consumer {
+                let mut failures = 0u32;
+                loop {
+                    if let Some(v) = q.try_pop() {
+                        black_box(v);
+                        break;
                     }
+                    wait_a_little(&mut failures);
                 }
-                (start, Instant::now())
-            }));
+            }
         }
-        span(threads.into_iter().map(|t| t.join().unwrap()))
     })
 }
 

@@ -3,9 +3,9 @@
 //! The facade of the ply workspace: one dependency that re-exports
 //!
 //! - [`core`] (`ply-core`): the `no_std`, allocation-free scheduling core —
-//!   lock-free queues today, locks and work partitioning next;
-//! - [`os`] (`ply-os`): the Linux backend — shared memory, forked children,
-//!   CPU pinning, and (as they land) thread and process pools.
+//!   lock-free queues, locks and signals, work partitioning;
+//! - [`os`] (`ply-os`): the Linux backend — a thread pool, shared memory,
+//!   forked children, futex waiting, CPU pinning (a process pool is to come).
 //!
 //! # Example: a queue shared by a parent and a forked child
 //!

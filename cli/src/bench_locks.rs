@@ -75,9 +75,9 @@ pub fn run(ops: u64) -> Report {
             }
         ),
         params: vec![
-            ("operations", ops.to_string()),
-            ("runs", RUNS.to_string()),
-            ("pinned", pair.is_some().to_string()),
+            ("operations", ops.into()),
+            ("runs", RUNS.into()),
+            ("pinned", pair.is_some().into()),
         ],
         rows,
     }

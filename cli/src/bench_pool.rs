@@ -90,9 +90,9 @@ pub fn run(tasks: u64) -> Report {
             "thread pool with {workers} workers: {tasks} tasks x {RUNS} runs (std threads: {spawned})"
         ),
         params: vec![
-            ("workers", workers.to_string()),
-            ("tasks", tasks.to_string()),
-            ("runs", RUNS.to_string()),
+            ("workers", workers.into()),
+            ("tasks", tasks.into()),
+            ("runs", RUNS.into()),
         ],
         rows,
     }

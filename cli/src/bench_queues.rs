@@ -44,10 +44,10 @@ pub fn run(items: u64) -> Report {
             }
         ),
         params: vec![
-            ("capacity", CAP.to_string()),
-            ("items", items.to_string()),
-            ("runs", RUNS.to_string()),
-            ("pinned", pair.is_some().to_string()),
+            ("capacity", CAP.into()),
+            ("items", items.into()),
+            ("runs", RUNS.into()),
+            ("pinned", pair.is_some().into()),
         ],
         rows,
     }

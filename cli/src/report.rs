@@ -44,8 +44,8 @@ pub struct Report {
     pub family: &'static str,
     /// The table's first line: what was measured, how.
     pub headline: String,
-    /// Plain numeric or boolean parameters, emitted as top-level JSON fields.
-    pub params: Vec<(&'static str, String)>,
+    /// Parameters of the run, emitted as top-level JSON fields.
+    pub params: Vec<(&'static str, serde_json::Value)>,
     pub rows: Vec<Row>,
 }
 
@@ -93,45 +93,28 @@ impl Report {
     }
 
     /// One JSON object: `{"family": .., <params>, "results": [{"group", "name",
-    /// "per_sec_median", "per_sec_min", "per_sec_max"}, ..]}`.
+    /// "per_sec_median", "per_sec_min", "per_sec_max"}, ..]}`; rates are
+    /// rounded to whole operations per second.
     pub fn to_json(&self) -> String {
-        let mut out = format!("{{\"family\":{}", json_string(self.family));
+        let mut object = serde_json::Map::new();
+        object.insert("family".into(), self.family.into());
         for (key, value) in &self.params {
-            let _ = write!(out, ",{}:{}", json_string(key), value);
+            object.insert((*key).into(), value.clone());
         }
-        out.push_str(",\"results\":[");
-        for (i, r) in self.rows.iter().enumerate() {
-            if i > 0 {
-                out.push(',');
-            }
-            let _ = write!(
-                out,
-                "{{\"group\":{},\"name\":{},\"per_sec_median\":{:.0},\"per_sec_min\":{:.0},\"per_sec_max\":{:.0}}}",
-                json_string(r.group),
-                json_string(r.name),
-                r.median,
-                r.min,
-                r.max
-            );
-        }
-        out.push_str("]}");
-        out
+        let results = self
+            .rows
+            .iter()
+            .map(|r| {
+                serde_json::json!({
+                    "group": r.group,
+                    "name": r.name,
+                    "per_sec_median": r.median.round(),
+                    "per_sec_min": r.min.round(),
+                    "per_sec_max": r.max.round(),
+                })
+            })
+            .collect();
+        object.insert("results".into(), serde_json::Value::Array(results));
+        serde_json::Value::Object(object).to_string()
     }
-}
-
-/// A JSON string literal (the names here are plain ASCII, but escape anyway).
-fn json_string(s: &str) -> String {
-    let mut out = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
 }

@@ -14,15 +14,21 @@ fn cpus() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
+/// Runs `ply` with `args` (which include `--json`), checks it succeeded, and
+/// parses its output.
+fn json_of(args: &[&str]) -> serde_json::Value {
+    let out = ply(args);
+    assert!(out.status.success(), "stderr: {}", stderr(&out));
+    serde_json::from_slice(&out.stdout).expect("valid JSON")
+}
+
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 #[test]
 fn bench_queues_json_reports_every_queue_with_positive_rates() {
-    let out = ply(&["bench", "queues", "--items", "20000", "--json"]);
-    assert!(out.status.success(), "stderr: {}", stderr(&out));
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("valid JSON");
+    let v = json_of(&["bench", "queues", "--items", "20000", "--json"]);
     assert_eq!(v["family"], "queues");
     assert_eq!(
         v["pinned"].as_bool(),
@@ -62,9 +68,7 @@ fn assert_rates_ordered(results: &[serde_json::Value]) {
 
 #[test]
 fn bench_locks_json_reports_each_lock_alone_and_contended() {
-    let out = ply(&["bench", "locks", "--items", "20000", "--json"]);
-    assert!(out.status.success(), "stderr: {}", stderr(&out));
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("valid JSON");
+    let v = json_of(&["bench", "locks", "--items", "20000", "--json"]);
     assert_eq!(v["family"], "locks");
     assert_eq!(v["operations"], 20000);
     let results = v["results"].as_array().expect("results array");
@@ -142,9 +146,7 @@ fn help_teaches_and_exits_0() {
 
 #[test]
 fn bench_pool_json_reports_tasks_and_the_parallel_sum() {
-    let out = ply(&["bench", "pool", "--items", "5000", "--json"]);
-    assert!(out.status.success(), "stderr: {}", stderr(&out));
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("valid JSON");
+    let v = json_of(&["bench", "pool", "--items", "5000", "--json"]);
     assert_eq!(v["family"], "pool");
     assert_eq!(v["tasks"], 5000);
     assert_eq!(v["workers"].as_u64(), Some(cpus() as u64));

@@ -14,8 +14,9 @@
 //! (the allocator's, stdout's) at the moment of `fork`, that lock stays held in
 //! the child forever. The closure should therefore stick to what needs no such
 //! lock — atomics, ply-core's queues and locks in shared memory, raw syscalls —
-//! unless the parent is known to be single-threaded. (ply's process pool avoids
-//! the hazard with a fork server; this module is the low-level building block.)
+//! unless the parent is known to be single-threaded. (The remedy for a pool of
+//! processes is to fork its workers from a single-threaded fork server; this
+//! module is the low-level building block.)
 
 use std::io;
 use std::time::{Duration, Instant};

@@ -1,8 +1,8 @@
 //! # ply-os — the Linux backend of ply
 //!
-//! The pieces of ply that need an operating system: memory shared between
-//! processes, forked children that are always reaped, and CPU pinning. Later
-//! issues add the thread pool, the process pool and IPC on top of these.
+//! The pieces of ply that need an operating system: a thread pool, memory
+//! shared between processes, forked children that are always reaped, futex
+//! waiting, and CPU pinning. A process pool and IPC are to come, on top of these.
 //!
 //! | module | what it holds |
 //! |---|---|

@@ -14,8 +14,8 @@
 //! next [`claim`](ChunkDispenser::claim) by any worker gets it before new ones.
 //! A worker killed in the instant between its `fetch_add` and recording the
 //! index loses that one chunk's claim without a trace here; callers that must
-//! never lose a chunk also track completion per chunk (ply-os's fork-join map
-//! does, through the results it collects).
+//! never lose a chunk should also track completion per chunk (for example
+//! through the results they collect) and re-issue what is missing.
 //!
 //! # Across processes
 //!

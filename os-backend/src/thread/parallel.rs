@@ -48,16 +48,29 @@ enum AnySchedule {
     Guided(Guided),
 }
 
-impl Schedule for AnySchedule {
-    fn chunks(&self) -> usize {
+impl AnySchedule {
+    fn count(&self) -> usize {
         match self {
             AnySchedule::Even(s) => s.chunks(),
             AnySchedule::Fixed(s) => s.chunks(),
             AnySchedule::Guided(s) => s.chunks(),
         }
     }
+}
+
+/// A schedule with its chunk count computed once: the dispenser asks for it on
+/// every claim, and for `Guided` counting walks the whole sequence.
+struct CountedSchedule {
+    schedule: AnySchedule,
+    chunks: usize,
+}
+
+impl Schedule for CountedSchedule {
+    fn chunks(&self) -> usize {
+        self.chunks
+    }
     fn chunk(&self, i: usize) -> Range<usize> {
-        match self {
+        match &self.schedule {
             AnySchedule::Even(s) => s.chunk(i),
             AnySchedule::Fixed(s) => s.chunk(i),
             AnySchedule::Guided(s) => s.chunk(i),
@@ -66,7 +79,7 @@ impl Schedule for AnySchedule {
 }
 
 impl Chunking {
-    fn schedule(self, len: usize, workers: usize) -> AnySchedule {
+    fn schedule(self, len: usize, workers: usize) -> CountedSchedule {
         let workers = workers.max(1);
         // Every constructor argument below is at least 1, so none can fail; the
         // fallback keeps that a non-panicking guarantee anyway.
@@ -79,7 +92,12 @@ impl Chunking {
                 Guided::new(len, workers, 2, min.max(1)).map(AnySchedule::Guided)
             }
         };
-        made.unwrap_or_else(|_| AnySchedule::Fixed(Fixed::new(len, 1).expect("size 1 is valid")))
+        let schedule = made
+            .unwrap_or_else(|_| AnySchedule::Fixed(Fixed::new(len, 1).expect("size 1 is valid")));
+        CountedSchedule {
+            chunks: schedule.count(),
+            schedule,
+        }
     }
 }
 

@@ -1,6 +1,5 @@
 //! [`ThreadPool`] and its builder: workers, the injector, submit and shutdown.
 
-use std::cell::Cell;
 use std::fmt;
 use std::io;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -25,11 +24,7 @@ const SPIN_BEFORE_SLEEP: u32 = 256;
 /// A type-erased task as it sits in the queue.
 pub(crate) type Job = Box<dyn FnOnce() + Send + 'static>;
 
-static NEXT_POOL_ID: AtomicUsize = AtomicUsize::new(1);
-
 thread_local! {
-    /// The id of the pool this thread works for (0: not a pool worker).
-    static CURRENT_POOL: Cell<usize> = const { Cell::new(0) };
     /// The pool this thread works for, so a task that waits (joins a handle)
     /// can run queued tasks meanwhile instead of blocking its worker.
     static CURRENT_SHARED: std::cell::RefCell<Option<Arc<Shared>>> =
@@ -45,7 +40,6 @@ pub(crate) fn help_own_pool() -> Option<bool> {
 
 /// What all handles of one pool share with its workers.
 pub(crate) struct Shared {
-    id: usize,
     /// The injector: core's MPMC queue of boxed jobs (see the module docs for
     /// why one shared queue).
     queue: ArrayQueue<Job, MAX_QUEUE_BOUND>,
@@ -89,7 +83,7 @@ impl Shared {
         }
         let admission = if !blocking {
             Admission::Full
-        } else if CURRENT_POOL.with(Cell::get) == self.id {
+        } else if self.is_current() {
             Admission::RunHere
         } else {
             self.slots.acquire().forget();
@@ -97,6 +91,15 @@ impl Shared {
         };
         self.submitting.fetch_sub(1, SeqCst);
         admission
+    }
+
+    /// Whether the calling thread is one of this pool's workers.
+    fn is_current(&self) -> bool {
+        CURRENT_SHARED.with(|s| {
+            s.borrow()
+                .as_ref()
+                .is_some_and(|c| std::ptr::eq(&**c, self))
+        })
     }
 
     /// Pushes an admitted job and wakes a sleeping worker if there is one.
@@ -143,7 +146,6 @@ impl Shared {
 }
 
 fn worker_loop(shared: &Arc<Shared>) {
-    CURRENT_POOL.with(|c| c.set(shared.id));
     CURRENT_SHARED.with(|s| *s.borrow_mut() = Some(Arc::clone(shared)));
     let mut idle = 0u32;
     loop {
@@ -375,7 +377,6 @@ impl ThreadPoolBuilder {
             return Err(PoolError::QueueBound(self.queue_bound));
         }
         let shared = Arc::new(Shared {
-            id: NEXT_POOL_ID.fetch_add(1, SeqCst),
             queue: ArrayQueue::new(),
             sleepers: AtomicU32::new(0),
             wake_word: AtomicU32::new(0),

@@ -3,8 +3,8 @@
 use std::any::Any;
 use std::marker::PhantomData;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::pool::{Job, ThreadPool};
@@ -27,7 +27,7 @@ use super::pool::{Job, ThreadPool};
 /// ```
 pub struct Scope<'scope, 'env: 'scope> {
     pool: &'scope ThreadPool,
-    state: Arc<ScopeState>,
+    state: ScopeState,
     /// Invariance over both lifetimes, as in `std::thread::Scope`.
     _marker: PhantomData<(&'scope mut &'scope (), &'env mut &'env ())>,
 }
@@ -71,10 +71,10 @@ impl ThreadPool {
     {
         let scope = Scope {
             pool: self,
-            state: Arc::new(ScopeState {
+            state: ScopeState {
                 pending: AtomicUsize::new(0),
                 panic: Mutex::new(None),
-            }),
+            },
             _marker: PhantomData,
         };
         let result = catch_unwind(AssertUnwindSafe(|| f(&scope)));

@@ -29,7 +29,7 @@
 //!   stays out of use; the queue goes on with capacity `N - 1`.
 //!
 //! Compare [`ArrayQueue`](super::ArrayQueue), where one stopped producer stops
-//! every consumer at its slot. `tests/scq_liveness.rs` checks this across
+//! every consumer at its slot. `tests/stall_liveness.rs` checks this across
 //! processes by freezing a participant with `SIGSTOP` mid-operation, hundreds of
 //! times, and killing one with `SIGKILL`.
 //!
