@@ -489,3 +489,88 @@ fn dispenser_reclaimed_chunk_is_reissued_once() {
         assert_eq!(got, vec![0, 1]);
     });
 }
+
+/// Takes from an SPMC ring, retrying while another consumer copies its batch.
+fn spmc_take(
+    ring: &ply_core::queue::spmc::Ring<usize, 2>,
+    max: usize,
+    got: &mut Vec<usize>,
+) -> bool {
+    use ply_core::queue::spmc::Take;
+    loop {
+        match ring.take_batch(max, |x| got.push(x)) {
+            Take::Items(_) => return true,
+            Take::Empty => return false,
+            Take::Busy => thread::yield_now(),
+        }
+    }
+}
+
+#[test]
+fn spmc_owner_and_thief_take_each_item_once_across_wrap() {
+    model(|| {
+        let ring = Arc::new(ply_core::queue::spmc::Ring::<usize, 2>::new());
+        let thief_ring = ring.clone();
+        let thief = thread::spawn(move || {
+            let mut got = Vec::new();
+            spmc_take(&thief_ring, 2, &mut got);
+            spmc_take(&thief_ring, 2, &mut got);
+            got
+        });
+        let mut mine = Vec::new();
+        {
+            let mut tx = ring.producer().unwrap();
+            for i in 0..3 {
+                let mut item = i;
+                while let Err(back) = tx.push(item) {
+                    item = back;
+                    spmc_take(&ring, 1, &mut mine);
+                }
+            }
+        }
+        let stolen = thief.join().unwrap();
+        assert!(
+            stolen.windows(2).all(|w| w[0] < w[1]),
+            "a thief sees FIFO order"
+        );
+        while spmc_take(&ring, 1, &mut mine) {}
+        let mut all = mine;
+        all.extend(stolen);
+        all.sort();
+        assert_eq!(all, vec![0, 1, 2]);
+    });
+}
+
+#[test]
+fn spmc_two_thieves_split_a_batch_exactly() {
+    model(|| {
+        let ring = Arc::new(ply_core::queue::spmc::Ring::<usize, 2>::new());
+        {
+            let mut tx = ring.producer().unwrap();
+            tx.push(0).unwrap();
+            tx.push(1).unwrap();
+        }
+        let thieves: Vec<_> = (0..2)
+            .map(|_| {
+                let ring = ring.clone();
+                thread::spawn(move || {
+                    let mut got = Vec::new();
+                    spmc_take(&ring, 2, &mut got);
+                    got
+                })
+            })
+            .collect();
+        // The producer refills while the thieves take.
+        let refilled = ring.producer().unwrap().push(2).is_ok();
+        let mut all: Vec<usize> = thieves
+            .into_iter()
+            .flat_map(|t| t.join().unwrap())
+            .collect();
+        let mut rest = Vec::new();
+        while spmc_take(&ring, 2, &mut rest) {}
+        all.extend(rest);
+        all.sort();
+        let expected: Vec<usize> = if refilled { vec![0, 1, 2] } else { vec![0, 1] };
+        assert_eq!(all, expected);
+    });
+}

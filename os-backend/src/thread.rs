@@ -14,28 +14,44 @@
 //!
 //! # Scheduling
 //!
-//! One shared injector: ply-core's bounded [`ArrayQueue`] of boxed jobs, with
-//! two futex-backed semaphores — jobs available (idle workers sleep on it) and
-//! free slots (submitters wait on it when the queue is full). A worker that
-//! finds no job spins briefly, then yields, then sleeps, so a steady stream of
-//! tasks never pays for a wake-up system call and an idle pool burns no CPU.
+//! Two kinds of queue, picked by measurement:
 //!
-//! What one shared queue costs (measured in BENCHMARKS.md): for data-parallel
-//! work it is invisible — the helpers hand out chunks through ply-core's
-//! `ChunkDispenser`, not tasks, and match rayon on the primes and
-//! sum-of-squares workloads. For many tiny tasks it is not: every spawn is a
-//! few atomic operations on lines the workers also write, where rayon pushes to
-//! the spawning worker's own deque. Per-worker deques with stealing (a bounded
-//! work-stealing deque in ply-core) are the planned next step for spawn cost.
+//! - **The injector**: ply-core's bounded [`ArrayQueue`] for tasks submitted from
+//!   outside the pool, with a futex-backed semaphore of free slots (submitters
+//!   wait on it when the queue is full).
+//! - **Run queues with stealing**: each worker owns a ply-core [`spmc::Ring`]; a
+//!   task that spawns or submits pushes onto its worker's ring, and a `scope`
+//!   opened by a thread outside the pool borrows one of four *guest* rings for
+//!   its spawns. Pushing is a slot write and a `Release` store — no
+//!   read-modify-write. An idle worker looks at its own ring, then the
+//!   injector, then steals **half** of another ring (up to 32 tasks) with one
+//!   CAS into its own ring, from where others can steal them back.
+//!
+//! Tasks are jobs that keep closures of up to four words inline, so a
+//! spawn allocates nothing. Both changes came from profiles of a million empty
+//! `scope.spawn`s: with one shared queue and boxed closures, a spawn cost
+//! 200–600 ns (as much as rayon's); `malloc`/`free` of the boxes — allocated by
+//! the spawner, freed by a worker — took 40% of the cycles, and the shared
+//! queue's atomics most of the rest. With both, a spawn costs 30–80 ns
+//! (BENCHMARKS.md). Data-parallel helpers hand out chunks through ply-core's
+//! `ChunkDispenser`, not tasks, so they were never queue-bound.
+//!
+//! A worker that finds no job anywhere spins briefly, then yields, then sleeps
+//! on a futex, so a steady stream of tasks never pays for a wake-up system call
+//! and an idle pool burns no CPU. Before sleeping it re-checks every queue, and
+//! every push checks for sleepers after publishing (a Dekker pair of `SeqCst`
+//! fences), so no wake-up is lost.
 //!
 //! Waiting threads help: `scope` runs queued tasks while it waits, and a worker
 //! submitting to its own full pool runs the task inline — so nested use never
 //! deadlocks.
 //!
 //! [`ArrayQueue`]: ply_core::queue::mpmc::ArrayQueue
+//! [`spmc::Ring`]: ply_core::queue::spmc::Ring
 //! [`Chunking`]: Chunking
 
 mod iter;
+mod job;
 mod parallel;
 mod pool;
 mod scope;

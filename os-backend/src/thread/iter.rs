@@ -6,7 +6,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, Sender, channel};
 
-use super::pool::ThreadPool;
+use super::pool::{Job, ThreadPool};
 use super::task::{TaskError, TaskHandle, TaskState, panic_message};
 
 impl ThreadPool {
@@ -166,7 +166,7 @@ where
                 }
             };
             // On shutdown the job is dropped, and its guard reports Cancelled.
-            let _ = self.pool.submit_job(Box::new(job));
+            let _ = self.pool.submit_job(Job::new(job));
             self.in_flight += 1;
         }
         if self.in_flight == 0 {

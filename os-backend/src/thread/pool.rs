@@ -3,11 +3,13 @@
 use std::fmt;
 use std::io;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering::SeqCst, fence};
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release, SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, fence};
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread::JoinHandle;
 
 use ply_core::queue::mpmc::ArrayQueue;
+use ply_core::queue::spmc::{Ring, Take};
 use ply_core::sync::{Park, Semaphore};
 
 use super::task::{CancelOnDrop, TaskError, TaskHandle, TaskState, panic_message};
@@ -21,33 +23,76 @@ pub const MAX_QUEUE_BOUND: usize = 4096;
 /// tasks never pays for a wake-up system call.
 const SPIN_BEFORE_SLEEP: u32 = 256;
 
-/// A type-erased task as it sits in the queue.
-pub(crate) type Job = Box<dyn FnOnce() + Send + 'static>;
+/// Capacity of each worker's run queue and of each scope's spawn buffer.
+pub(crate) const RING_CAPACITY: usize = 1024;
+
+/// Spawn buffers for scopes opened by threads that are not workers.
+const GUEST_RINGS: usize = 4;
+
+/// Most tasks a worker steals in one go (it takes half of what it sees, up to
+/// this), so one steal's cost is shared by many tasks.
+const STEAL_BATCH: usize = 32;
+
+pub(crate) use super::job::Job;
+
+/// A worker's run queue, or a scope's spawn buffer.
+pub(crate) type RunQueue = Ring<Job, RING_CAPACITY>;
 
 thread_local! {
-    /// The pool this thread works for, so a task that waits (joins a handle)
-    /// can run queued tasks meanwhile instead of blocking its worker.
-    static CURRENT_SHARED: std::cell::RefCell<Option<Arc<Shared>>> =
+    /// The pool this thread works for and its index there, so a task that
+    /// spawns pushes to its worker's own run queue, and a task that waits (joins
+    /// a handle) runs queued tasks meanwhile instead of blocking its worker.
+    static CURRENT_WORKER: std::cell::RefCell<Option<(Arc<Shared>, usize)>> =
         const { std::cell::RefCell::new(None) };
+
+    /// Its address tells threads apart (see [`current_thread_mark`]).
+    static THREAD_MARK: u8 = const { 0 };
+}
+
+/// A number unique to the calling thread while it lives: the address of a
+/// thread-local. Cheaper than `thread::current().id()`.
+pub(crate) fn current_thread_mark() -> usize {
+    THREAD_MARK.with(|m| std::ptr::from_ref(m) as usize)
 }
 
 /// On a pool worker: runs one queued task of that pool (`Some(true)`), or finds
 /// none (`Some(false)`). Elsewhere: `None`.
 pub(crate) fn help_own_pool() -> Option<bool> {
-    let shared = CURRENT_SHARED.with(|s| s.borrow().clone())?;
-    Some(shared.help())
+    let (shared, index) = CURRENT_WORKER.with(|s| s.borrow().clone())?;
+    Some(match shared.find_job(Some(index)) {
+        Some(job) => {
+            job.run();
+            true
+        }
+        None => false,
+    })
+}
+
+/// A scope's claim on a guest ring: the thread that opened the scope (`owner`)
+/// pushes its spawns there, where workers steal them in batches. Claimed with
+/// [`Shared::claim_guest`], given back with [`Shared::release_guest`].
+pub(crate) struct GuestBuffer {
+    owner: usize,
+    index: usize,
 }
 
 /// What all handles of one pool share with its workers.
 pub(crate) struct Shared {
-    /// The injector: core's MPMC queue of boxed jobs (see the module docs for
-    /// why one shared queue).
+    /// The injector: core's MPMC queue of boxed jobs, for tasks submitted from
+    /// outside the pool (see the module docs).
     queue: ArrayQueue<Job, MAX_QUEUE_BOUND>,
+    /// One run queue per worker (index = worker), then [`GUEST_RINGS`] spawn
+    /// buffers for scopes opened outside the pool. Workers steal from all.
+    rings: Box<[RunQueue]>,
+    /// The configured queue bound, which also caps each ring.
+    queue_bound: usize,
     /// Workers asleep, or about to sleep, on `wake_word`. A submitter pays for a
     /// wake-up only when this is non-zero.
     sleepers: AtomicU32,
     /// The futex word idle workers sleep on; bumped to wake them.
     wake_word: AtomicU32,
+    /// Which guest rings a scope holds (index = ring index - workers).
+    guests_taken: [AtomicBool; GUEST_RINGS],
     /// Permits = free places under the queue bound. Submitters wait on it.
     slots: Semaphore<FutexPark>,
     /// Set by `shutdown`: no new submissions.
@@ -95,10 +140,16 @@ impl Shared {
 
     /// Whether the calling thread is one of this pool's workers.
     fn is_current(&self) -> bool {
-        CURRENT_SHARED.with(|s| {
+        self.worker_index().is_some()
+    }
+
+    /// The calling thread's worker index in this pool, if it is one.
+    fn worker_index(&self) -> Option<usize> {
+        CURRENT_WORKER.with(|s| {
             s.borrow()
                 .as_ref()
-                .is_some_and(|c| std::ptr::eq(&**c, self))
+                .filter(|(shared, _)| std::ptr::eq(&**shared, self))
+                .map(|&(_, index)| index)
         })
     }
 
@@ -110,15 +161,76 @@ impl Shared {
             job = back;
             std::hint::spin_loop();
         }
+        self.notify();
+        self.submitting.fetch_sub(1, SeqCst);
+    }
+
+    /// After publishing a job: wakes a sleeping worker, if any.
+    fn notify(&self) {
         // Dekker with `worker_loop`: we publish the job, then read `sleepers`;
-        // a worker registers in `sleepers`, then re-reads the queue. The SeqCst
-        // fences make sure at least one side sees the other: no lost wake-up.
+        // a worker registers in `sleepers`, then re-reads every queue. The
+        // SeqCst fences make sure one side sees the other: no lost wake-up.
         fence(SeqCst);
         if self.sleepers.load(SeqCst) != 0 {
             self.wake_word.fetch_add(1, SeqCst);
             FutexPark.wake_one(&self.wake_word);
         }
-        self.submitting.fetch_sub(1, SeqCst);
+    }
+
+    /// A guest ring for a scope opened on this thread, unless the thread is a
+    /// worker (it uses its own run queue) or all guest rings are taken.
+    pub(crate) fn claim_guest(&self) -> Option<GuestBuffer> {
+        if self.is_current() {
+            return None;
+        }
+        // Acquire: pairs with the Release in `release_guest`, so the previous
+        // owner's pushes happen before ours (the `push_unchecked` contract).
+        let slot = self.guests_taken.iter().position(|taken| {
+            taken
+                .compare_exchange(false, true, Acquire, Relaxed)
+                .is_ok()
+        })?;
+        Some(GuestBuffer {
+            owner: current_thread_mark(),
+            index: self.workers + slot,
+        })
+    }
+
+    /// Gives a guest ring back once every job pushed to it has run.
+    pub(crate) fn release_guest(&self, guest: &GuestBuffer) {
+        debug_assert!(self.rings[guest.index].is_empty());
+        // Release: our pushes happen before the next owner's (see `claim_guest`).
+        self.guests_taken[guest.index - self.workers].store(false, Release);
+    }
+
+    /// The owner of a guest ring takes back one of its own spawns.
+    pub(crate) fn pop_guest(&self, guest: &GuestBuffer) -> Option<Job> {
+        self.rings[guest.index].pop()
+    }
+
+    /// The fast path of a spawn: into the scope's guest ring when called by its
+    /// owner, or into the calling worker's own run queue. `Err` gives the job
+    /// back when neither applies, the ring is at the bound, or the pool is shut
+    /// down; the caller then takes the injector path.
+    #[allow(clippy::result_large_err)]
+    pub(crate) fn push_spawn(&self, job: Job, guest: Option<&GuestBuffer>) -> Result<(), Job> {
+        if self.closed.load(SeqCst) {
+            return Err(job);
+        }
+        let ring = match guest {
+            Some(g) if g.owner == current_thread_mark() => &self.rings[g.index],
+            _ => match self.worker_index() {
+                Some(index) => &self.rings[index],
+                None => return Err(job),
+            },
+        };
+        // SAFETY: a guest ring is pushed to only by its owner thread (checked
+        // just above; `guests_taken` gives each ring one owner at a time, and
+        // hands it over with Release/Acquire), and a worker's ring only by that
+        // worker's thread (`worker_index` is per thread).
+        unsafe { ring.push_unchecked(job, self.queue_bound) }?;
+        self.notify();
+        Ok(())
     }
 
     /// Takes a job if one is queued.
@@ -128,16 +240,72 @@ impl Shared {
         Some(job)
     }
 
+    /// Whether any queue or ring holds a job (a snapshot).
+    fn has_work(&self) -> bool {
+        !self.queue.is_empty() || self.rings.iter().any(|r| !r.is_empty())
+    }
+
     /// Whether workers may exit: shut down, nothing being pushed, nothing queued.
     fn finished(&self) -> bool {
-        self.closed.load(SeqCst) && self.submitting.load(SeqCst) == 0 && self.queue.is_empty()
+        self.closed.load(SeqCst) && self.submitting.load(SeqCst) == 0 && !self.has_work()
+    }
+
+    /// The next job for worker `me` (or for a helping thread outside the pool,
+    /// `None`): its own run queue first, then the injector, then a steal.
+    fn find_job(&self, me: Option<usize>) -> Option<Job> {
+        if let Some(index) = me
+            && let Some(job) = self.rings[index].pop()
+        {
+            return Some(job);
+        }
+        if let Some(job) = self.pop() {
+            return Some(job);
+        }
+        self.steal(me)
+    }
+
+    /// Takes jobs from another ring. A worker takes a batch into its own run
+    /// queue (where others can steal them back) and returns the first; a helper
+    /// outside the pool takes one.
+    fn steal(&self, me: Option<usize>) -> Option<Job> {
+        let rings = self.rings.len();
+        // Start after our own index so workers spread over different victims.
+        let start = me.map_or(0, |i| i + 1);
+        for k in 0..rings {
+            let victim = (start + k) % rings;
+            if Some(victim) == me {
+                continue;
+            }
+            let ring = &self.rings[victim];
+            let Some(index) = me else {
+                if let Some(job) = ring.pop() {
+                    return Some(job);
+                }
+                continue;
+            };
+            let own = &self.rings[index];
+            let mut overflow = Vec::new();
+            let taken = ring.take_batch(STEAL_BATCH, |job| {
+                // SAFETY: only worker `index` (this thread) pushes to its ring.
+                if let Err(job) = unsafe { own.push_unchecked(job, RING_CAPACITY) } {
+                    overflow.push(job); // not expected: our ring was just empty
+                }
+            });
+            if let Take::Items(_) = taken {
+                for job in overflow {
+                    job.run();
+                }
+                return own.pop();
+            }
+        }
+        None
     }
 
     /// Runs one queued job on the calling thread, if there is one.
     pub(crate) fn help(&self) -> bool {
-        match self.pop() {
+        match self.find_job(self.worker_index()) {
             Some(job) => {
-                job();
+                job.run();
                 true
             }
             None => false,
@@ -145,13 +313,13 @@ impl Shared {
     }
 }
 
-fn worker_loop(shared: &Arc<Shared>) {
-    CURRENT_SHARED.with(|s| *s.borrow_mut() = Some(Arc::clone(shared)));
+fn worker_loop(shared: &Arc<Shared>, index: usize) {
+    CURRENT_WORKER.with(|s| *s.borrow_mut() = Some((Arc::clone(shared), index)));
     let mut idle = 0u32;
     loop {
-        if let Some(job) = shared.pop() {
+        if let Some(job) = shared.find_job(Some(index)) {
             idle = 0;
-            job(); // every job catches its own panic
+            job.run(); // every job catches its own panic
             continue;
         }
         if shared.finished() {
@@ -172,7 +340,7 @@ fn worker_loop(shared: &Arc<Shared>) {
         let seen = shared.wake_word.load(SeqCst);
         shared.sleepers.fetch_add(1, SeqCst);
         fence(SeqCst);
-        if !shared.queue.is_empty() || shared.finished() {
+        if shared.has_work() || shared.finished() {
             shared.sleepers.fetch_sub(1, SeqCst);
             continue;
         }
@@ -181,7 +349,7 @@ fn worker_loop(shared: &Arc<Shared>) {
         shared.sleepers.fetch_sub(1, SeqCst);
         idle = 0;
     }
-    CURRENT_SHARED.with(|s| s.borrow_mut().take());
+    CURRENT_WORKER.with(|s| s.borrow_mut().take());
 }
 
 /// Why a pool could not be built.
@@ -378,6 +546,9 @@ impl ThreadPoolBuilder {
         }
         let shared = Arc::new(Shared {
             queue: ArrayQueue::new(),
+            rings: (0..workers + GUEST_RINGS).map(|_| Ring::new()).collect(),
+            queue_bound: self.queue_bound,
+            guests_taken: [const { AtomicBool::new(false) }; GUEST_RINGS],
             sleepers: AtomicU32::new(0),
             wake_word: AtomicU32::new(0),
             slots: Semaphore::with_park(self.queue_bound as u32, FutexPark),
@@ -418,7 +589,7 @@ impl ThreadPoolBuilder {
                     let _ = ready.send(Ok(()));
                 }
                 drop(ready);
-                worker_loop(&shared);
+                worker_loop(&shared, i);
             });
             match spawned {
                 Ok(handle) => pool.lock_threads().push(handle),
@@ -506,13 +677,18 @@ impl ThreadPool {
     /// runs it inline instead). `Err` gives the job back if the pool is shut down.
     #[allow(clippy::result_large_err)]
     pub(crate) fn submit_job(&self, job: Job) -> Result<(), Job> {
+        // From a worker: onto its own run queue, as a nested spawn.
+        let job = match self.shared.push_spawn(job, None) {
+            Ok(()) => return Ok(()),
+            Err(job) => job,
+        };
         match self.shared.admit(true) {
             Admission::Queued => {
                 self.shared.push(job);
                 Ok(())
             }
             Admission::RunHere => {
-                job();
+                job.run();
                 Ok(())
             }
             Admission::Closed | Admission::Full => Err(job),
@@ -660,7 +836,7 @@ where
     T: Send + 'static,
 {
     let mut guard = CancelOnDrop { state: Some(state) };
-    Box::new(move || {
+    Job::new(move || {
         let result = catch_unwind(AssertUnwindSafe(f))
             .map_err(|payload| TaskError::Panicked(panic_message(&*payload)));
         if let Some(state) = guard.state.take() {

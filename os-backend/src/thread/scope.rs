@@ -7,7 +7,9 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use super::pool::{Job, ThreadPool};
+use crossbeam_utils::CachePadded;
+
+use super::pool::{GuestBuffer, Job, ThreadPool};
 
 /// Tasks spawned here may borrow anything that outlives the `scope` call;
 /// `scope` returns only after every one of them has finished.
@@ -28,13 +30,19 @@ use super::pool::{Job, ThreadPool};
 pub struct Scope<'scope, 'env: 'scope> {
     pool: &'scope ThreadPool,
     state: ScopeState,
+    /// The spawn buffer of the thread that opened the scope, if it is not a
+    /// worker and a guest ring was free.
+    guest: Option<GuestBuffer>,
     /// Invariance over both lifetimes, as in `std::thread::Scope`.
     _marker: PhantomData<(&'scope mut &'scope (), &'env mut &'env ())>,
 }
 
 struct ScopeState {
-    /// Spawned tasks not yet finished.
-    pending: AtomicUsize,
+    /// Tasks spawned so far. Written by spawners only.
+    spawned: CachePadded<AtomicUsize>,
+    /// Tasks finished so far. Written by the threads running them, on another
+    /// cache line so spawning and finishing do not contend.
+    finished: CachePadded<AtomicUsize>,
     /// The first panic of a task, re-raised when the scope ends.
     panic: Mutex<Option<Box<dyn Any + Send>>>,
 }
@@ -72,13 +80,18 @@ impl ThreadPool {
         let scope = Scope {
             pool: self,
             state: ScopeState {
-                pending: AtomicUsize::new(0),
+                spawned: CachePadded::new(AtomicUsize::new(0)),
+                finished: CachePadded::new(AtomicUsize::new(0)),
                 panic: Mutex::new(None),
             },
+            guest: self.shared.claim_guest(),
             _marker: PhantomData,
         };
         let result = catch_unwind(AssertUnwindSafe(|| f(&scope)));
         scope.wait_all();
+        if let Some(guest) = &scope.guest {
+            self.shared.release_guest(guest);
+        }
         let task_panic = scope
             .state
             .panic
@@ -107,13 +120,12 @@ impl<'scope> Scope<'scope, '_> {
     where
         F: FnOnce() + Send + 'scope,
     {
-        // Relaxed is enough for the count: the decrement in the task is a
-        // Release, and `wait_all` reads it with Acquire.
-        self.state.pending.fetch_add(1, Ordering::Relaxed);
+        // Relaxed: see `wait_all` for why the counts need no more.
+        self.state.spawned.fetch_add(1, Ordering::Relaxed);
         // Borrow the scope's state rather than counting a reference per task:
-        // `scope` keeps it alive until `pending` is zero, i.e. past this task.
+        // `scope` keeps it alive until every spawned task has finished.
         let state: &'scope ScopeState = &self.state;
-        let job: Box<dyn FnOnce() + Send + 'scope> = Box::new(move || {
+        let task = move || {
             if let Err(payload) = catch_unwind(AssertUnwindSafe(f)) {
                 state
                     .panic
@@ -121,20 +133,20 @@ impl<'scope> Scope<'scope, '_> {
                     .unwrap_or_else(|e| e.into_inner())
                     .get_or_insert(payload);
             }
-            // Release: the task's effects happen before `wait_all` returns.
-            state.pending.fetch_sub(1, Ordering::Release);
-        });
-        // SAFETY: the job borrows only data that outlives 'scope, and `scope`
-        // does not return (nor unwind past its frame) until `pending` is zero,
-        // i.e. until this job has run to completion or been run inline below.
-        let job: Job = unsafe {
-            std::mem::transmute::<
-                Box<dyn FnOnce() + Send + 'scope>,
-                Box<dyn FnOnce() + Send + 'static>,
-            >(job)
+            // Release: the task's effects (its spawns included) happen before
+            // a `wait_all` that acquires this count.
+            state.finished.fetch_add(1, Ordering::Release);
         };
-        if let Err(job) = self.pool.submit_job(job) {
-            job(); // the pool is shut down: run it here rather than lose it
+        // SAFETY: the task borrows only data that outlives 'scope, and `scope`
+        // does not return (nor unwind past its frame) until every spawned task,
+        // this one included, has run to completion (or been run inline below).
+        let job = unsafe { Job::new_unchecked(task) };
+        // The owner's guest ring or the worker's own run queue; else the
+        // injector; and if the pool is shut down, right here rather than lose it.
+        if let Err(job) = self.pool.shared.push_spawn(job, self.guest.as_ref())
+            && let Err(job) = self.pool.submit_job(job)
+        {
+            job.run();
         }
     }
 
@@ -143,8 +155,14 @@ impl<'scope> Scope<'scope, '_> {
     /// (at most 1 ms) so a long wait costs little CPU.
     fn wait_all(&self) {
         let mut idle_rounds = 0u32;
-        // Acquire: pairs with each task's Release decrement.
-        while self.state.pending.load(Ordering::Acquire) != 0 {
+        while !self.all_finished() {
+            let shared = &self.pool.shared;
+            let own = self.guest.as_ref().and_then(|g| shared.pop_guest(g));
+            if let Some(job) = own {
+                job.run();
+                idle_rounds = 0;
+                continue;
+            }
             if self.pool.help() {
                 idle_rounds = 0;
                 continue;
@@ -159,5 +177,17 @@ impl<'scope> Scope<'scope, '_> {
                 std::thread::sleep(Duration::from_micros(nap));
             }
         }
+    }
+
+    /// Whether every task spawned so far has finished.
+    ///
+    /// `finished` is read first, with Acquire: it pairs with the Release
+    /// increments, so the `spawned` read after it sees every spawn made by the
+    /// finished tasks (and all of ours). If the two are equal, the finished
+    /// tasks are exactly the spawned ones, children included — a task's spawns
+    /// precede its own finish — so nothing is left running.
+    fn all_finished(&self) -> bool {
+        let finished = self.state.finished.load(Ordering::Acquire);
+        finished == self.state.spawned.load(Ordering::Relaxed)
     }
 }

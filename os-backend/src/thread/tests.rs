@@ -256,6 +256,77 @@ fn scope_borrows_and_finishes_everything_before_returning() {
 }
 
 #[test]
+fn many_scopes_at_once_run_every_spawn_and_child_exactly_once() {
+    // Six threads open scopes at once: more than the four guest rings, so some
+    // scopes take the injector path. Each task also spawns a child from its
+    // worker (the worker's own run queue). Small queue bound: every ring and
+    // the injector fill up, exercising the fallbacks.
+    let pool = ThreadPool::builder()
+        .workers(2)
+        .queue_bound(16)
+        .build()
+        .unwrap();
+    const PER_SCOPE: usize = 5_000;
+    let runs: Vec<Vec<AtomicUsize>> = (0..6)
+        .map(|_| (0..2 * PER_SCOPE).map(|_| AtomicUsize::new(0)).collect())
+        .collect();
+    std::thread::scope(|threads| {
+        for counts in &runs {
+            let pool = &pool;
+            threads.spawn(move || {
+                pool.scope(|s| {
+                    for i in 0..PER_SCOPE {
+                        s.spawn(move || {
+                            counts[i].fetch_add(1, SeqCst);
+                            s.spawn(move || {
+                                counts[PER_SCOPE + i].fetch_add(1, SeqCst);
+                            });
+                        });
+                    }
+                });
+                // `scope` returned: every task and child ran, once.
+                assert!(counts.iter().all(|c| c.load(SeqCst) == 1));
+            });
+        }
+    });
+    // Guest rings were given back: a new scope still works and runs all.
+    let total = AtomicUsize::new(0);
+    pool.scope(|s| {
+        for _ in 0..100 {
+            s.spawn(|| {
+                total.fetch_add(1, SeqCst);
+            });
+        }
+    });
+    assert_eq!(total.load(SeqCst), 100);
+}
+
+#[test]
+fn a_task_blocked_on_a_later_sibling_does_not_deadlock() {
+    // Batch stealing must leave stolen tasks stealable: with two workers, a
+    // waiter blocked on a sibling that sits behind it in the same batch would
+    // hang if the batch were private to the thief.
+    let pool = pool(2);
+    for _ in 0..50 {
+        let (tx, rx) = mpsc::channel::<()>();
+        let rx = std::sync::Mutex::new(rx);
+        pool.scope(|s| {
+            s.spawn(|| {
+                rx.lock()
+                    .unwrap()
+                    .recv_timeout(Duration::from_secs(20))
+                    .expect("the sibling never ran");
+            });
+            for _ in 0..40 {
+                s.spawn(|| {});
+            }
+            let tx = tx.clone();
+            s.spawn(move || tx.send(()).unwrap());
+        });
+    }
+}
+
+#[test]
 fn scope_re_raises_a_task_panic_after_all_tasks_finish() {
     let pool = pool(2);
     let finished = AtomicUsize::new(0);
