@@ -19,6 +19,7 @@
 
 pub mod affinity;
 pub mod fork;
+pub mod ipc;
 pub mod park;
 pub mod shm;
 pub mod thread;

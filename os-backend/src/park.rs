@@ -10,6 +10,7 @@
 //! well as between threads (at a small cost over a private futex).
 
 use std::sync::atomic::AtomicU32;
+use std::time::Duration;
 
 use ply_core::sync::Park;
 
@@ -33,6 +34,38 @@ use ply_core::sync::Park;
 pub struct FutexPark;
 
 impl FutexPark {
+    /// Sleeps while `*word == expected`, for at most `timeout`. May return
+    /// early (a wake-up, a signal, or the word already differing): callers
+    /// re-check their condition and their deadline.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use std::sync::atomic::AtomicU32;
+    /// use std::time::{Duration, Instant};
+    /// let word = AtomicU32::new(0);
+    /// let start = Instant::now();
+    /// ply_os::park::FutexPark::wait_timeout(&word, 0, Duration::from_millis(20));
+    /// assert!(start.elapsed() >= Duration::from_millis(1)); // it slept
+    /// ```
+    pub fn wait_timeout(word: &AtomicU32, expected: u32, timeout: Duration) {
+        let ts = libc::timespec {
+            tv_sec: timeout.as_secs().min(i64::MAX as u64) as libc::time_t,
+            tv_nsec: timeout.subsec_nanos() as libc::c_long,
+        };
+        // SAFETY: as in `wait`; the timeout points at a live `timespec`
+        // (FUTEX_WAIT takes a relative timeout).
+        unsafe {
+            libc::syscall(
+                libc::SYS_futex,
+                word.as_ptr(),
+                libc::FUTEX_WAIT,
+                expected,
+                &ts as *const libc::timespec,
+            );
+        }
+    }
+
     fn wake(word: &AtomicU32, count: i32) {
         // SAFETY: FUTEX_WAKE only uses the address as a key (it never writes
         // through it); the pointer comes from a live `&AtomicU32`.

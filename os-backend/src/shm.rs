@@ -1,6 +1,6 @@
-//! One value in memory shared with forked children.
+//! Values and slices in memory shared with forked children.
 //!
-//! [`SharedBox::new`] maps an anonymous `MAP_SHARED` region with `mmap`, moves
+//! [`SharedBox::new`] (one value) and [`SharedSlice::new`] (a run of them) map an anonymous `MAP_SHARED` region with `mmap`, moves
 //! the value into it, and hands out `&T`. A child forked afterwards sees the same
 //! physical pages at the same address, so `&T` means the same object in parent
 //! and child. That is what ply-core's types are built for: they hold no pointers,
@@ -63,43 +63,54 @@ impl<T> SharedBox<T> {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn new(value: T) -> io::Result<Self> {
-        // Page alignment from mmap covers any alignment a Rust type can ask for
-        // up to the page size; larger ones are refused rather than misaligned.
-        // SAFETY: sysconf has no memory-safety preconditions.
-        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(4096) as usize;
-        if align_of::<T>() > page {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "SharedBox: type alignment exceeds the page size",
-            ));
-        }
         let len = size_of::<T>().max(1);
-        // SAFETY: an anonymous mapping with a null hint has no preconditions; the
-        // result is checked against MAP_FAILED below.
-        let raw = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        if raw == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
-        let ptr = NonNull::new(raw.cast::<T>()).expect("mmap returned null on success");
+        let raw = map_shared(len, align_of::<T>())?;
+        let ptr = raw.cast::<T>();
         // SAFETY: the mapping is fresh, writable, at least `size_of::<T>()` bytes
         // and page-aligned (checked above), so writing a `T` there is valid.
         unsafe { ptr.as_ptr().write(value) };
         Ok(SharedBox {
             ptr,
             len,
-            // SAFETY: getpid cannot fail and has no preconditions.
-            owner: unsafe { libc::getpid() },
+            owner: current_pid(),
         })
     }
+}
+
+/// Maps `len` fresh, zeroed, writable `MAP_SHARED` bytes, page-aligned.
+fn map_shared(len: usize, align: usize) -> io::Result<NonNull<u8>> {
+    // Page alignment from mmap covers any alignment a Rust type can ask for
+    // up to the page size; larger ones are refused rather than misaligned.
+    // SAFETY: sysconf has no memory-safety preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(4096) as usize;
+    if align > page {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "shared memory: type alignment exceeds the page size",
+        ));
+    }
+    // SAFETY: an anonymous mapping with a null hint has no preconditions; the
+    // result is checked against MAP_FAILED below.
+    let raw = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    if raw == libc::MAP_FAILED {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(NonNull::new(raw.cast::<u8>()).expect("mmap returned null on success"))
+}
+
+/// The calling process's id.
+fn current_pid() -> libc::pid_t {
+    // SAFETY: getpid cannot fail and has no preconditions.
+    unsafe { libc::getpid() }
 }
 
 impl<T> Deref for SharedBox<T> {
@@ -113,8 +124,7 @@ impl<T> Deref for SharedBox<T> {
 
 impl<T> Drop for SharedBox<T> {
     fn drop(&mut self) {
-        // SAFETY: getpid has no preconditions.
-        if unsafe { libc::getpid() } == self.owner {
+        if current_pid() == self.owner {
             // SAFETY: the creating process owns the value and drops it once; no
             // `&T` outlives `self`.
             unsafe { self.ptr.as_ptr().drop_in_place() };
@@ -128,6 +138,101 @@ impl<T> Drop for SharedBox<T> {
 impl<T: std::fmt::Debug> std::fmt::Debug for SharedBox<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_tuple("SharedBox").field(&**self).finish()
+    }
+}
+
+/// `len` values of `T` in one anonymous `MAP_SHARED` mapping, shared with
+/// children forked later — the slice form of [`SharedBox`], with the same rules:
+/// plain data, dropped by the creating process only.
+///
+/// # Example
+///
+/// ```
+/// use std::sync::atomic::{AtomicU64, Ordering};
+/// use ply_os::{fork::fork_child, shm::SharedSlice};
+///
+/// let hits = SharedSlice::new(4, |_| AtomicU64::new(0))?;
+/// let child = fork_child(|| {
+///     hits[2].fetch_add(1, Ordering::Relaxed);
+///     0
+/// })?;
+/// assert!(child.wait()?.success());
+/// assert_eq!(hits[2].load(Ordering::Relaxed), 1);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub struct SharedSlice<T> {
+    ptr: NonNull<T>,
+    len: usize,
+    bytes: usize,
+    owner: libc::pid_t,
+}
+
+// SAFETY: as for `SharedBox`: only `&[T]` is handed out.
+unsafe impl<T: Sync> Sync for SharedSlice<T> {}
+// SAFETY: as for `SharedBox`.
+unsafe impl<T: Sync + Send> Send for SharedSlice<T> {}
+
+impl<T> SharedSlice<T> {
+    /// Maps room for `len` values and fills slot `i` with `init(i)`.
+    ///
+    /// # Errors
+    ///
+    /// The `mmap` error, or `InvalidInput` if `len` values overflow `usize`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// let squares = ply_os::shm::SharedSlice::new(4, |i| (i * i) as u32)?;
+    /// assert_eq!(&*squares, &[0, 1, 4, 9]);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn new(len: usize, mut init: impl FnMut(usize) -> T) -> io::Result<Self> {
+        let bytes = size_of::<T>()
+            .checked_mul(len)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "slice too large"))?
+            .max(1);
+        let ptr = map_shared(bytes, align_of::<T>())?.cast::<T>();
+        let slice = SharedSlice {
+            ptr,
+            len: 0,
+            bytes,
+            owner: current_pid(),
+        };
+        let mut slice = slice;
+        for i in 0..len {
+            // SAFETY: the mapping holds `len` aligned slots; slot `i` is fresh.
+            unsafe { ptr.as_ptr().add(i).write(init(i)) };
+            // Counted as we go, so a panicking `init` drops only what was made.
+            slice.len = i + 1;
+        }
+        Ok(slice)
+    }
+}
+
+impl<T> Deref for SharedSlice<T> {
+    type Target = [T];
+    fn deref(&self) -> &[T] {
+        // SAFETY: `len` slots were initialized in `new` and stay mapped until drop.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+impl<T> Drop for SharedSlice<T> {
+    fn drop(&mut self) {
+        if current_pid() == self.owner {
+            // SAFETY: the creator drops the initialized slots once.
+            unsafe {
+                std::ptr::slice_from_raw_parts_mut(self.ptr.as_ptr(), self.len).drop_in_place()
+            };
+        }
+        // SAFETY: unmapping exactly the region `new` mapped.
+        unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.bytes) };
+    }
+}
+
+impl<T: std::fmt::Debug> std::fmt::Debug for SharedSlice<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("SharedSlice").field(&&**self).finish()
     }
 }
 

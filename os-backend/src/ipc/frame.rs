@@ -1,0 +1,302 @@
+//! Length-prefixed frames and their serde encoding.
+//!
+//! A frame is a 4-byte little-endian length `n` followed by `n` bytes of
+//! payload. The reader checks `n` against a maximum *before* allocating, so a
+//! corrupt or hostile length cannot exhaust memory, and tells a clean close
+//! between frames ([`IpcError::Closed`]) from one inside a frame
+//! ([`IpcError::Truncated`]).
+//!
+//! Payloads are encoded with [postcard]: serde's compact binary format (varint
+//! integers, no field names), well kept and `no_std`-capable. Decoding requires
+//! the payload to be consumed exactly, so trailing garbage is an error too.
+//!
+//! [postcard]: https://docs.rs/postcard
+//!
+//! # Example
+//!
+//! ```
+//! use ply_os::ipc::frame;
+//!
+//! let mut wire = Vec::new();
+//! frame::write_frame(&mut wire, &frame::encode(&("job", 7u32))?)?;
+//! let payload = frame::read_frame(&mut wire.as_slice(), frame::DEFAULT_MAX_FRAME)?;
+//! let (name, n): (String, u32) = frame::decode(&payload)?;
+//! assert_eq!((name.as_str(), n), ("job", 7));
+//! # Ok::<(), ply_os::ipc::IpcError>(())
+//! ```
+
+use std::io::{self, Read, Write};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::IpcError;
+
+/// The largest payload accepted by default: 64 MiB.
+pub const DEFAULT_MAX_FRAME: usize = 64 << 20;
+
+/// Bytes of the length prefix.
+pub const HEADER_LEN: usize = 4;
+
+/// Encodes `value` with postcard.
+///
+/// # Errors
+///
+/// [`IpcError::Encode`] if serde refuses the value (for example a map whose
+/// length is unknown up front).
+///
+/// # Example
+///
+/// ```
+/// let bytes = ply_os::ipc::frame::encode(&300u32).unwrap();
+/// assert_eq!(bytes, [0xac, 0x02]); // a varint: small numbers are small
+/// ```
+pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, IpcError> {
+    postcard::to_stdvec(value).map_err(|e| IpcError::Encode(e.to_string()))
+}
+
+/// Decodes a whole payload as a `T`.
+///
+/// # Errors
+///
+/// [`IpcError::Decode`] if the bytes are not a `T`, or are a `T` followed by
+/// more bytes.
+///
+/// # Example
+///
+/// ```
+/// use ply_os::ipc::{IpcError, frame};
+/// assert_eq!(frame::decode::<u32>(&[0xac, 0x02]).unwrap(), 300);
+/// assert!(matches!(frame::decode::<u32>(&[0xac]), Err(IpcError::Decode(_))));
+/// assert!(matches!(frame::decode::<u32>(&[1, 2]), Err(IpcError::Decode(_))));
+/// ```
+pub fn decode<T: DeserializeOwned>(payload: &[u8]) -> Result<T, IpcError> {
+    match postcard::take_from_bytes(payload) {
+        Ok((value, [])) => Ok(value),
+        Ok((_, rest)) => Err(IpcError::Decode(format!(
+            "{} unexpected bytes after the message",
+            rest.len()
+        ))),
+        Err(e) => Err(IpcError::Decode(e.to_string())),
+    }
+}
+
+/// Writes one frame: the length, then `payload`.
+///
+/// # Errors
+///
+/// [`IpcError::TooLarge`] for a payload over 4 GiB − 1 (the prefix is 32-bit);
+/// [`IpcError::Closed`] if the reader is gone (`EPIPE`); other I/O errors.
+///
+/// # Example
+///
+/// ```
+/// let mut wire = Vec::new();
+/// ply_os::ipc::frame::write_frame(&mut wire, b"hi").unwrap();
+/// assert_eq!(wire, [2, 0, 0, 0, b'h', b'i']);
+/// ```
+pub fn write_frame(w: &mut impl Write, payload: &[u8]) -> Result<(), IpcError> {
+    let len = u32::try_from(payload.len()).map_err(|_| IpcError::TooLarge {
+        len: payload.len(),
+        max: u32::MAX as usize,
+    })?;
+    // One buffer, one write: a frame is never interleaved with another writer's
+    // on a stream socket as long as writers do not share the socket unlocked.
+    let mut buf = Vec::with_capacity(HEADER_LEN + payload.len());
+    buf.extend_from_slice(&len.to_le_bytes());
+    buf.extend_from_slice(payload);
+    w.write_all(&buf).map_err(|e| match e.kind() {
+        io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset => IpcError::Closed,
+        _ => IpcError::Io(e),
+    })
+}
+
+/// Reads one frame's payload, refusing lengths over `max`.
+///
+/// # Errors
+///
+/// [`IpcError::Closed`] at end of stream before a frame starts;
+/// [`IpcError::Truncated`] at end of stream (or a read timeout) inside one;
+/// [`IpcError::TooLarge`]; [`IpcError::Timeout`] if a read timeout expired
+/// before the frame started; other I/O errors.
+///
+/// # Example
+///
+/// ```
+/// use ply_os::ipc::{IpcError, frame};
+/// let mut wire: &[u8] = &[3, 0, 0, 0, b'a', b'b']; // announces 3, carries 2
+/// assert!(matches!(
+///     frame::read_frame(&mut wire, 1024),
+///     Err(IpcError::Truncated { expected: 7, got: 6 })
+/// ));
+/// ```
+pub fn read_frame(r: &mut impl Read, max: usize) -> Result<Vec<u8>, IpcError> {
+    let mut header = [0u8; HEADER_LEN];
+    let got = read_full(r, &mut header)?;
+    if got == 0 {
+        return Err(IpcError::Closed);
+    }
+    if got < HEADER_LEN {
+        return Err(IpcError::Truncated {
+            expected: HEADER_LEN,
+            got,
+        });
+    }
+    let len = u32::from_le_bytes(header) as usize;
+    if len > max {
+        return Err(IpcError::TooLarge { len, max });
+    }
+    let mut payload = vec![0u8; len];
+    let got = read_full(r, &mut payload).map_err(|e| match e {
+        IpcError::Timeout => IpcError::Truncated {
+            expected: HEADER_LEN + len,
+            got: HEADER_LEN,
+        },
+        e => e,
+    })?;
+    if got < len {
+        return Err(IpcError::Truncated {
+            expected: HEADER_LEN + len,
+            got: HEADER_LEN + got,
+        });
+    }
+    Ok(payload)
+}
+
+/// Reads until `buf` is full or the stream ends; returns the bytes read. A
+/// timeout before any byte is [`IpcError::Timeout`]; after some, it counts as
+/// the end (the caller reports truncation).
+fn read_full(r: &mut impl Read, buf: &mut [u8]) -> Result<usize, IpcError> {
+    let mut got = 0;
+    while got < buf.len() {
+        match r.read(&mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                if got == 0 {
+                    return Err(IpcError::Timeout);
+                }
+                break;
+            }
+            Err(e) if e.kind() == io::ErrorKind::ConnectionReset => break,
+            Err(e) => return Err(IpcError::Io(e)),
+        }
+    }
+    Ok(got)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use serde::Deserialize;
+
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    enum Message {
+        Task {
+            id: u64,
+            args: Vec<i32>,
+            name: String,
+        },
+        Done(Option<f64>),
+        Stop,
+    }
+
+    fn wire_of(payloads: &[Vec<u8>]) -> Vec<u8> {
+        let mut wire = Vec::new();
+        for p in payloads {
+            write_frame(&mut wire, p).unwrap();
+        }
+        wire
+    }
+
+    #[test]
+    fn frames_round_trip_in_order_then_closed() {
+        let msgs = [
+            Message::Task {
+                id: 1,
+                args: vec![-1, 2],
+                name: "a".into(),
+            },
+            Message::Done(Some(0.5)),
+            Message::Stop,
+        ];
+        let payloads: Vec<Vec<u8>> = msgs.iter().map(|m| encode(m).unwrap()).collect();
+        let wire = wire_of(&payloads);
+        let mut r = wire.as_slice();
+        for m in &msgs {
+            let got: Message = decode(&read_frame(&mut r, 1024).unwrap()).unwrap();
+            assert_eq!(&got, m);
+        }
+        assert!(matches!(read_frame(&mut r, 1024), Err(IpcError::Closed)));
+    }
+
+    #[test]
+    fn every_cut_of_a_frame_is_truncated_not_a_panic() {
+        let wire = wire_of(&[encode(&Message::Done(Some(1.0))).unwrap()]);
+        for cut in 1..wire.len() {
+            let err = read_frame(&mut &wire[..cut], 1024).unwrap_err();
+            assert!(
+                matches!(err, IpcError::Truncated { got, .. } if got == cut),
+                "cut {cut}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn length_over_the_maximum_is_refused_before_reading() {
+        let wire = wire_of(&[vec![0u8; 100]]);
+        assert!(matches!(
+            read_frame(&mut wire.as_slice(), 99),
+            Err(IpcError::TooLarge { len: 100, max: 99 })
+        ));
+        assert_eq!(read_frame(&mut wire.as_slice(), 100).unwrap().len(), 100);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(if cfg!(miri) { 8 } else { 2000 }))]
+
+        /// Fuzz: any byte stream gives frames or an error, never a panic, and a
+        /// decoded frame of random bytes is a message or an error.
+        #[test]
+        fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+            let mut r = bytes.as_slice();
+            let mut frames = 0;
+            while let Ok(payload) = read_frame(&mut r, 64) {
+                frames += 1;
+                let _ = decode::<Message>(&payload);
+                let _ = decode::<(u64, String, Vec<u8>)>(&payload);
+            }
+            prop_assert!(frames <= bytes.len() / HEADER_LEN);
+            let _ = decode::<Message>(&bytes);
+        }
+
+        /// Any message survives the wire.
+        #[test]
+        fn messages_round_trip(id in any::<u64>(), args in proptest::collection::vec(any::<i32>(), 0..20), name in ".{0,20}") {
+            let m = Message::Task { id, args, name };
+            let wire = wire_of(&[encode(&m).unwrap()]);
+            let got: Message = decode(&read_frame(&mut wire.as_slice(), DEFAULT_MAX_FRAME).unwrap()).unwrap();
+            prop_assert_eq!(got, m);
+        }
+
+        /// Flipping one byte of a valid frame yields an error or some message,
+        /// never a panic.
+        #[test]
+        fn corrupted_frames_are_errors_or_values(pos in 0usize..64, flip in 1u8..=255) {
+            let m = Message::Task { id: 42, args: vec![1, 2, 3], name: "corrupt me".into() };
+            let mut wire = wire_of(&[encode(&m).unwrap()]);
+            let pos = pos % wire.len();
+            wire[pos] ^= flip;
+            if let Ok(payload) = read_frame(&mut wire.as_slice(), 1024) {
+                let _ = decode::<Message>(&payload);
+            }
+        }
+    }
+}
