@@ -329,7 +329,11 @@ fn worker_loop(shared: &Arc<Shared>, index: usize) {
         // is picked up without ever paying for a wake-up system call.
         idle += 1;
         if idle < 64 {
-            std::hint::spin_loop();
+            // Exponential pause between polls: a poll reads the lines the
+            // spawners write, and polling flat out slows every push down.
+            for _ in 0..1u32 << idle.min(7) {
+                std::hint::spin_loop();
+            }
             continue;
         }
         if idle < SPIN_BEFORE_SLEEP {
