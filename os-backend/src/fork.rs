@@ -53,7 +53,7 @@ impl ChildExit {
         *self == ChildExit::Exited(0)
     }
 
-    fn from_wait_status(status: libc::c_int) -> Self {
+    pub(crate) fn from_wait_status(status: libc::c_int) -> Self {
         if libc::WIFSIGNALED(status) {
             ChildExit::Signaled(libc::WTERMSIG(status))
         } else {
@@ -66,9 +66,47 @@ impl std::fmt::Display for ChildExit {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             ChildExit::Exited(code) => write!(f, "exited with code {code}"),
-            ChildExit::Signaled(sig) => write!(f, "killed by signal {sig}"),
+            ChildExit::Signaled(sig) => write!(f, "killed by signal {sig} ({})", signal_name(*sig)),
         }
     }
+}
+
+/// The conventional name of a signal number (`"SIGKILL"` for 9), or `"SIG?"`.
+///
+/// # Example
+///
+/// ```
+/// assert_eq!(ply_os::fork::signal_name(libc::SIGSEGV), "SIGSEGV");
+/// assert_eq!(ply_os::fork::ChildExit::Signaled(9).to_string(), "killed by signal 9 (SIGKILL)");
+/// ```
+pub fn signal_name(sig: i32) -> &'static str {
+    const NAMES: &[(i32, &str)] = &[
+        (libc::SIGHUP, "SIGHUP"),
+        (libc::SIGINT, "SIGINT"),
+        (libc::SIGQUIT, "SIGQUIT"),
+        (libc::SIGILL, "SIGILL"),
+        (libc::SIGTRAP, "SIGTRAP"),
+        (libc::SIGABRT, "SIGABRT"),
+        (libc::SIGBUS, "SIGBUS"),
+        (libc::SIGFPE, "SIGFPE"),
+        (libc::SIGKILL, "SIGKILL"),
+        (libc::SIGUSR1, "SIGUSR1"),
+        (libc::SIGSEGV, "SIGSEGV"),
+        (libc::SIGUSR2, "SIGUSR2"),
+        (libc::SIGPIPE, "SIGPIPE"),
+        (libc::SIGALRM, "SIGALRM"),
+        (libc::SIGTERM, "SIGTERM"),
+        (libc::SIGCHLD, "SIGCHLD"),
+        (libc::SIGCONT, "SIGCONT"),
+        (libc::SIGSTOP, "SIGSTOP"),
+        (libc::SIGXCPU, "SIGXCPU"),
+        (libc::SIGXFSZ, "SIGXFSZ"),
+        (libc::SIGSYS, "SIGSYS"),
+    ];
+    NAMES
+        .iter()
+        .find(|&&(n, _)| n == sig)
+        .map_or("SIG?", |&(_, name)| name)
 }
 
 /// A forked child that has not been reaped yet. Dropping it kills and reaps it.

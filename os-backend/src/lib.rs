@@ -21,5 +21,6 @@ pub mod affinity;
 pub mod fork;
 pub mod ipc;
 pub mod park;
+pub mod process;
 pub mod shm;
 pub mod thread;

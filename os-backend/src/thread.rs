@@ -59,10 +59,12 @@ mod task;
 
 pub use iter::{AsCompleted, Map, MapUnordered, as_completed};
 pub use parallel::Chunking;
+pub(crate) use parallel::CountedSchedule;
 pub use pool::{
     MAX_QUEUE_BOUND, PoolError, SubmitError, ThreadPool, ThreadPoolBuilder, TrySubmitError,
 };
 pub use scope::Scope;
+pub(crate) use task::panic_message;
 pub use task::{TaskError, TaskHandle};
 
 #[cfg(test)]

@@ -60,7 +60,7 @@ impl AnySchedule {
 
 /// A schedule with its chunk count computed once: the dispenser asks for it on
 /// every claim, and for `Guided` counting walks the whole sequence.
-struct CountedSchedule {
+pub(crate) struct CountedSchedule {
     schedule: AnySchedule,
     chunks: usize,
 }
@@ -79,7 +79,7 @@ impl Schedule for CountedSchedule {
 }
 
 impl Chunking {
-    fn schedule(self, len: usize, workers: usize) -> CountedSchedule {
+    pub(crate) fn schedule(self, len: usize, workers: usize) -> CountedSchedule {
         let workers = workers.max(1);
         // Every constructor argument below is at least 1, so none can fail; the
         // fallback keeps that a non-panicking guarantee anyway.
