@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 /// assert_eq!(child.wait()?, ChildExit::Exited(3));
 /// # Ok::<(), std::io::Error>(())
 /// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum ChildExit {
     /// It exited with this status code.
     Exited(i32),
@@ -259,6 +259,29 @@ impl ForkedChild {
             return Err(io::Error::last_os_error());
         }
         Ok(())
+    }
+
+    /// Reaps the child if it has exited; `None` if it is still running.
+    ///
+    /// # Errors
+    ///
+    /// The `waitpid` error (for example `ECHILD` once reaped).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// let mut child = ply_os::fork::fork_child(|| 3)?;
+    /// let exit = loop {
+    ///     if let Some(exit) = child.try_wait()? {
+    ///         break exit;
+    ///     }
+    ///     std::thread::sleep(std::time::Duration::from_millis(1));
+    /// };
+    /// assert_eq!(exit, ply_os::fork::ChildExit::Exited(3));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn try_wait(&mut self) -> io::Result<Option<ChildExit>> {
+        self.waitpid(libc::WNOHANG)
     }
 
     fn waitpid(&mut self, flags: libc::c_int) -> io::Result<Option<ChildExit>> {

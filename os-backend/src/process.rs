@@ -33,9 +33,9 @@
 
 mod failure;
 mod map;
-// mod pool;
-// mod server;
+mod pool;
+mod server;
 
 pub use failure::Failure;
 pub use map::{MapError, MapOptions, OnCrash, map, map_plain, reduce};
-// pub use pool::{PoolTaskError, ProcessPool, ProcessPoolBuilder, ProcessTask};
+pub use pool::{PoolTaskError, ProcessPool, ProcessPoolBuilder, ProcessPoolError, ProcessTask};
