@@ -80,5 +80,6 @@ pub fn run(ops: u64) -> Report {
             ("pinned", pair.is_some().into()),
         ],
         rows,
+        notes: Vec::new(),
     }
 }

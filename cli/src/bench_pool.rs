@@ -95,5 +95,6 @@ pub fn run(tasks: u64) -> Report {
             ("runs", RUNS.into()),
         ],
         rows,
+        notes: Vec::new(),
     }
 }

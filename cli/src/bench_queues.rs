@@ -50,6 +50,7 @@ pub fn run(items: u64) -> Report {
             ("pinned", pair.is_some().into()),
         ],
         rows,
+        notes: Vec::new(),
     }
 }
 

@@ -5,10 +5,13 @@
 //! with the thread and process backends.
 #![deny(missing_docs)]
 
+mod bench_ipc;
 mod bench_locks;
 mod bench_pool;
 mod bench_queues;
+mod bench_spawn;
 mod cpus;
+mod mem;
 mod report;
 
 use std::process::ExitCode;
@@ -50,6 +53,12 @@ enum BenchFamily {
     /// Tasks per second through ply's thread pool beside a std thread per task,
     /// and a data-parallel sum beside a sequential one.
     Pool,
+    /// Starting a worker: fork + wait beside thread spawn + join; memory of
+    /// idle threads and idle forked processes.
+    Spawn,
+    /// Round trips to another process: shared-memory queue, socket pair, and
+    /// the process pool.
+    Ipc,
 }
 
 /// Folds a clap error into one line (`error: ... [possible values: ...]`),
@@ -95,6 +104,8 @@ fn main() -> ExitCode {
                 BenchFamily::Queues => bench_queues::run(items),
                 BenchFamily::Locks => bench_locks::run(items),
                 BenchFamily::Pool => bench_pool::run(items.min(1_000_000)),
+                BenchFamily::Spawn => bench_spawn::run((items / 1000).clamp(100, 5000)),
+                BenchFamily::Ipc => bench_ipc::run((items / 100).clamp(1000, 100_000)),
             };
             if json {
                 println!("{}", report.to_json());

@@ -47,6 +47,9 @@ pub struct Report {
     /// Parameters of the run, emitted as top-level JSON fields.
     pub params: Vec<(&'static str, serde_json::Value)>,
     pub rows: Vec<Row>,
+    /// Lines printed under the table (measurements that are not rates, such
+    /// as memory; their values are in `params` for JSON).
+    pub notes: Vec<String>,
 }
 
 impl Report {
@@ -88,6 +91,9 @@ impl Report {
                     r.median / base
                 );
             }
+        }
+        for note in &self.notes {
+            let _ = writeln!(out, "{note}");
         }
         out
     }

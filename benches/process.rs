@@ -1,0 +1,122 @@
+//! Processes beside threads, and ply's process pool and fork-join map beside
+//! the sequential baseline; `benches/python/process_bench.py` runs the same
+//! workloads with Python's `multiprocessing.Pool` and `ProcessPoolExecutor`.
+//!
+//! - `spawn`: start and stop one worker: `fork` + `waitpid` vs thread spawn + join.
+//! - `pool_round_trip`: one request at a time through a persistent pool.
+//! - `map_1m_trivial`: x + 1 over 1,000,000 `u64` (ns per item), chunked.
+//! - `primes_1e6_2e6_3e6`: sum of primes ≤ n for n = 1e6, 2e6, 3e6 with two
+//!   processes, split finely, vs sequential.
+//!
+//! Memory per idle worker is measured by `ply bench spawn` (criterion measures
+//! time only).
+//!
+//! Run: `cargo bench --bench process` (about a minute and a half).
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use ply::os::fork::fork_child;
+use ply::os::process::{MapOptions, ProcessPoolBuilder, map, map_plain, reduce};
+use ply::os::thread::Chunking;
+
+fn spawn(c: &mut Criterion) {
+    let mut g = c.benchmark_group("spawn");
+    g.sample_size(20);
+    g.measurement_time(Duration::from_secs(3));
+    g.bench_function("fork + waitpid", |b| {
+        b.iter(|| fork_child(|| 0).unwrap().wait().unwrap())
+    });
+    g.bench_function("thread spawn + join", |b| {
+        b.iter(|| std::thread::spawn(|| black_box(1)).join().unwrap())
+    });
+    g.finish();
+}
+
+fn pool_round_trip(c: &mut Criterion) {
+    let mut g = c.benchmark_group("pool_round_trip");
+    g.sample_size(20);
+    g.measurement_time(Duration::from_secs(3));
+    let pool = ProcessPoolBuilder::new()
+        .workers(2)
+        .build(|x: u64| x + 1)
+        .unwrap();
+    g.bench_function("ply ProcessPool submit + join", |b| {
+        b.iter(|| pool.submit(&black_box(7)).unwrap().join().unwrap())
+    });
+    g.finish();
+}
+
+fn map_trivial(c: &mut Criterion) {
+    const N: u64 = 1_000_000;
+    let mut g = c.benchmark_group("map_1m_trivial");
+    g.sample_size(10);
+    g.measurement_time(Duration::from_secs(5));
+    g.throughput(Throughput::Elements(N));
+    let inputs: Vec<u64> = (0..N).collect();
+    let options = MapOptions::new()
+        .workers(2)
+        .chunking(Chunking::Dynamic(16_384));
+    g.bench_function("ply map_plain (shared memory)", |b| {
+        b.iter(|| map_plain(&inputs, |x| x + 1, &options).unwrap())
+    });
+    g.bench_function("ply map (serialized results)", |b| {
+        b.iter(|| map(&inputs, |x| x + 1, &options).unwrap())
+    });
+    g.bench_function("sequential", |b| {
+        b.iter(|| {
+            black_box(&inputs)
+                .iter()
+                .map(|x| x + 1)
+                .collect::<Vec<u64>>()
+        })
+    });
+    g.finish();
+}
+
+/// 6k±1 trial division, as in the classic guides.
+fn is_prime(n: u64) -> bool {
+    if n < 4 {
+        return n >= 2;
+    }
+    if n % 2 == 0 || n % 3 == 0 {
+        return false;
+    }
+    let mut i = 5;
+    while i * i <= n {
+        if n % i == 0 || n % (i + 2) == 0 {
+            return false;
+        }
+        i += 6;
+    }
+    true
+}
+
+const PRIME_LIMITS: [usize; 3] = [1_000_000, 2_000_000, 3_000_000];
+
+fn primes(c: &mut Criterion) {
+    let mut g = c.benchmark_group("primes_1e6_2e6_3e6");
+    g.sample_size(10);
+    g.measurement_time(Duration::from_secs(10));
+    let prime_or_zero = |i: usize| if is_prime(i as u64) { i as u64 } else { 0 };
+    let options = MapOptions::new()
+        .workers(2)
+        .chunking(Chunking::Dynamic(8192));
+    // A wrong result must never be reported as fast.
+    let check = reduce(0..200_001, &options, 0u64, prime_or_zero, |a, b| a + b).unwrap();
+    assert_eq!(check, (0..200_001).map(prime_or_zero).sum::<u64>());
+    g.bench_function("ply process reduce (2 processes)", |b| {
+        b.iter(|| {
+            PRIME_LIMITS
+                .map(|n| reduce(0..n + 1, &options, 0u64, prime_or_zero, |a, b| a + b).unwrap())
+        })
+    });
+    g.bench_function("sequential", |b| {
+        b.iter(|| PRIME_LIMITS.map(|n| (0..n + 1).map(prime_or_zero).sum::<u64>()))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, spawn, pool_round_trip, map_trivial, primes);
+criterion_main!(benches);
