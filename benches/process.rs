@@ -102,15 +102,31 @@ fn primes(c: &mut Criterion) {
     let prime_or_zero = |i: usize| if is_prime(i as u64) { i as u64 } else { 0 };
     let options = MapOptions::new()
         .workers(2)
-        .chunking(Chunking::Dynamic(8192));
+        .chunking(Chunking::Dynamic(4096));
+    // All three limits in one fork-join call: their index ranges laid end to
+    // end, each item adding into its own limit's sum.
+    let total: usize = PRIME_LIMITS.iter().map(|n| n + 1).sum();
+    let all_limits = |i: usize| {
+        let mut sums = [0u64; 3];
+        let mut start = 0;
+        for (k, n) in PRIME_LIMITS.iter().enumerate() {
+            if i < start + n + 1 {
+                sums[k] = prime_or_zero(i - start);
+                break;
+            }
+            start += n + 1;
+        }
+        sums
+    };
+    let add = |a: [u64; 3], b: [u64; 3]| [a[0] + b[0], a[1] + b[1], a[2] + b[2]];
     // A wrong result must never be reported as fast.
-    let check = reduce(0..200_001, &options, 0u64, prime_or_zero, |a, b| a + b).unwrap();
-    assert_eq!(check, (0..200_001).map(prime_or_zero).sum::<u64>());
+    let check = reduce(0..total, &options, [0; 3], all_limits, add).unwrap();
+    assert_eq!(
+        check,
+        PRIME_LIMITS.map(|n| (0..n + 1).map(prime_or_zero).sum::<u64>())
+    );
     g.bench_function("ply process reduce (2 processes)", |b| {
-        b.iter(|| {
-            PRIME_LIMITS
-                .map(|n| reduce(0..n + 1, &options, 0u64, prime_or_zero, |a, b| a + b).unwrap())
-        })
+        b.iter(|| reduce(0..total, &options, [0; 3], all_limits, add).unwrap())
     });
     g.bench_function("sequential", |b| {
         b.iter(|| PRIME_LIMITS.map(|n| (0..n + 1).map(prime_or_zero).sum::<u64>()))

@@ -1,9 +1,11 @@
 //! `ply bench pool`: how many tasks per second a thread pool runs, beside
-//! starting a std thread per task, and what a data-parallel sum gains.
+//! starting a std thread per task; the per-task cost of the process pool; and
+//! what a data-parallel sum gains.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
+use ply_os::process::ProcessPoolBuilder;
 use ply_os::thread::{Chunking, ThreadPool};
 
 use crate::report::{Report, Row};
@@ -53,6 +55,41 @@ pub fn run(tasks: u64) -> Report {
             start.elapsed()
         },
     ));
+    // The process pool: the same trivial task, serialized to a worker process
+    // and back. Pipelined (map keeps 2 x workers in flight) and one at a time.
+    let ptasks = (tasks / 20).max(100);
+    if let Ok(processes) = ProcessPoolBuilder::new()
+        .workers(workers)
+        .build(|x: u64| x + 1)
+    {
+        let group = "trivial tasks in worker processes";
+        rows.push(Row::measure(
+            group,
+            "ply ProcessPool map (pipelined)",
+            RUNS,
+            ptasks,
+            || {
+                let start = Instant::now();
+                black_box(processes.map(0..ptasks).filter(Result::is_ok).count());
+                start.elapsed()
+            },
+        ));
+        rows.push(Row::measure(
+            group,
+            "ply ProcessPool submit + join",
+            RUNS,
+            ptasks / 4,
+            || {
+                let start = Instant::now();
+                for i in 0..ptasks / 4 {
+                    if let Ok(task) = processes.submit(&i) {
+                        let _ = task.join();
+                    }
+                }
+                start.elapsed()
+            },
+        ));
+    }
     // A real slice: over a bare range LLVM folds Σ i² into a closed form.
     let data: Vec<u64> = (0..10_000_000u64)
         .map(|i| i.wrapping_mul(2_654_435_761))
@@ -87,7 +124,7 @@ pub fn run(tasks: u64) -> Report {
     Report {
         family: "pool",
         headline: format!(
-            "thread pool with {workers} workers: {tasks} tasks x {RUNS} runs (std threads: {spawned})"
+            "pools with {workers} workers: {tasks} tasks x {RUNS} runs (std threads: {spawned}; processes: {ptasks})"
         ),
         params: vec![
             ("workers", workers.into()),

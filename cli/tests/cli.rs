@@ -161,9 +161,67 @@ fn bench_pool_json_reports_tasks_and_the_parallel_sum() {
             "ply pool scope.spawn",
             "ply pool submit + join",
             "std thread::spawn + join",
+            "ply ProcessPool map (pipelined)",
+            "ply ProcessPool submit + join",
             "ply pool reduce_slice",
             "sequential"
         ]
     );
     assert_rates_ordered(results);
+}
+
+#[test]
+fn bench_spawn_and_ipc_report_rates_and_memory() {
+    let v = json_of(&["bench", "spawn", "--items", "1000", "--json"]);
+    assert_eq!(v["family"], "spawn");
+    assert_eq!(v["starts"], 100);
+    let names: Vec<&str> = v["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "fork + waitpid (ply fork_child)",
+            "std thread::spawn + join"
+        ]
+    );
+    assert_rates_ordered(v["results"].as_array().unwrap());
+    // A forked worker maps at least some memory of its own; PSS <= RSS.
+    let rss = v["process_rss_kib_each"].as_u64().unwrap();
+    let pss = v["process_pss_kib_each"].as_u64().unwrap();
+    assert!(rss > 0 && pss > 0 && pss <= rss, "rss {rss} pss {pss}");
+
+    let v = json_of(&["bench", "ipc", "--items", "1000", "--json"]);
+    assert_eq!(v["family"], "ipc");
+    assert_eq!(v["trips"], 1000);
+    let names: Vec<&str> = v["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "ply ProcessQueue (shared memory)",
+            "ply Duplex (socket pair, postcard)",
+            "ply ProcessPool submit + join"
+        ]
+    );
+    assert_rates_ordered(v["results"].as_array().unwrap());
+}
+
+#[test]
+fn bench_all_json_is_an_array_of_every_family() {
+    let v = json_of(&["bench", "all", "--items", "1000", "--json"]);
+    let families: Vec<&str> = v
+        .as_array()
+        .expect("an array")
+        .iter()
+        .map(|f| f["family"].as_str().unwrap())
+        .collect();
+    assert_eq!(families, ["queues", "locks", "spawn", "ipc", "pool"]);
 }

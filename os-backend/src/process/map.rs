@@ -24,6 +24,11 @@ use crate::thread::{Chunking, CountedSchedule};
 /// The most workers one map call forks.
 pub const MAX_MAP_WORKERS: usize = 256;
 
+/// A worker sends its chunk reports at most this often (and when done)...
+const REPORT_INTERVAL: Duration = Duration::from_millis(20);
+/// ...or when this many bytes of reports are waiting.
+const REPORT_BATCH_BYTES: usize = 1 << 20;
+
 /// Frame tags from a worker.
 const TAG_DONE: u8 = 0;
 const TAG_PANIC: u8 = 1;
@@ -477,6 +482,12 @@ impl Round<'_, '_> {
         self.beats[id].store(0, Relaxed);
         let child = fork_child(|| {
             let beat = &self.beats[id];
+            // Reports are sent in batches, at most every REPORT_INTERVAL: each
+            // one wakes the parent, which on a small machine takes CPU from
+            // the workers. A crash loses only unreported chunks, which the
+            // next round redoes.
+            let mut batch: Vec<u8> = Vec::new();
+            let mut last_sent = Instant::now();
             while let Ok(Some(claim)) = self.dispenser.claim(id, &self.schedule) {
                 let chunk = self.schedule.list[claim.index];
                 let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -497,12 +508,24 @@ impl Round<'_, '_> {
                 message.push(tag);
                 message.extend_from_slice(&(chunk as u64).to_le_bytes());
                 message.extend_from_slice(&data);
-                if frame::write_frame(&mut out, &message).is_err() || tag == TAG_PANIC {
-                    return 101;
+                // Framing into a Vec cannot fail.
+                let _ = frame::write_frame(&mut batch, &message);
+                let due = tag == TAG_PANIC
+                    || batch.len() >= REPORT_BATCH_BYTES
+                    || last_sent.elapsed() >= REPORT_INTERVAL;
+                if due {
+                    if std::io::Write::write_all(&mut out, &batch).is_err() || tag == TAG_PANIC {
+                        return 101;
+                    }
+                    batch.clear();
+                    last_sent = Instant::now();
                 }
                 let _ = self.dispenser.complete(id);
             }
             beat.store(0, Relaxed);
+            if std::io::Write::write_all(&mut out, &batch).is_err() {
+                return 101;
+            }
             0
         })?;
         drop(out); // only the child writes: its exit closes the stream

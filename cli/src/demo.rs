@@ -1,0 +1,389 @@
+//! `ply demo <workload>`: the classic threads-vs-processes experiments, run for
+//! real on each backend and printed as one table.
+//!
+//! Every workload runs on the chosen backends in the order seq, threads,
+//! processes, each timed on its own; the result of each is checked against the
+//! others (a difference is an error, exit 1, never a success line).
+
+mod copy;
+mod counter;
+mod pipeline;
+mod primes;
+mod sleep;
+mod squares;
+
+use std::fmt::Write as _;
+use std::io::IsTerminal;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use clap::{Args, Subcommand, ValueEnum};
+
+/// Set by the Ctrl-C (SIGINT/SIGTERM) handler; workloads stop at the next
+/// safe point.
+pub static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// Whether Ctrl-C was pressed.
+pub fn interrupted() -> bool {
+    INTERRUPTED.load(Ordering::Relaxed)
+}
+
+/// How to run a workload.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BackendChoice {
+    /// One thread, no parallelism: the baseline.
+    Seq,
+    /// ply's thread pool (shared memory, one process).
+    Threads,
+    /// ply's process backend (fork; isolation, no shared heap).
+    Processes,
+    /// All three, one after the other.
+    All,
+}
+
+/// A backend that actually runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Seq,
+    Threads,
+    Processes,
+}
+
+impl Backend {
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Seq => "seq",
+            Backend::Threads => "threads",
+            Backend::Processes => "processes",
+        }
+    }
+}
+
+/// Options every workload takes.
+#[derive(Args, Debug, Clone)]
+pub struct Common {
+    /// Which backend(s) to run.
+    #[arg(long, value_enum, default_value_t = BackendChoice::All)]
+    pub backend: BackendChoice,
+    /// Workers for the parallel backends (default: available parallelism).
+    #[arg(short = 'j', long, value_parser = clap::value_parser!(u64).range(1..=1024))]
+    pub jobs: Option<u64>,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The workloads.
+#[derive(Subcommand, Debug)]
+pub enum Workload {
+    /// CPU-bound: sum of the primes <= n for each n (6k±1 trial division),
+    /// split into fine chunks so speed-up approaches the core count.
+    Primes {
+        /// The limits, comma-separated.
+        #[arg(long = "n", value_delimiter = ',', num_args = 1.., default_values_t = [1_000_000u64, 2_000_000, 3_000_000])]
+        limits: Vec<u64>,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// CPU-bound: the sum of i² for i < n, split across workers.
+    Squares {
+        /// How many squares.
+        #[arg(long, default_value_t = 100_000_000)]
+        n: u64,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// I/O-bound: T tasks each waiting D ms; threads and processes both
+    /// overlap the waits, so wall time ≈ ceil(T / workers) × D.
+    Sleep {
+        /// Tasks.
+        #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+        tasks: u64,
+        /// Milliseconds each task waits.
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(0..=60_000))]
+        ms: u64,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Real file I/O: writes K files of S MiB in a temporary directory, copies
+    /// them with each backend, verifies every copy byte for byte, removes it
+    /// all (also on Ctrl-C).
+    Copy {
+        /// Files.
+        #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+        files: u64,
+        /// MiB per file.
+        #[arg(long = "size-mib", default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..=4096))]
+        size_mib: u64,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// The race-condition lesson without undefined behaviour: each worker adds
+    /// 1 N times as a separate load and store (updates get lost, and are
+    /// counted), under a lock, and as one atomic fetch_add.
+    Counter {
+        /// Increments per worker.
+        #[arg(long, default_value_t = 1_000_000)]
+        n: u64,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Producer/consumer: threads through ply's lock-free queues, processes
+    /// through the shared-memory process queue; every item checked to arrive
+    /// exactly once.
+    Pipeline {
+        /// Items to move.
+        #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000_000))]
+        items: u64,
+        #[command(flatten)]
+        common: Common,
+    },
+}
+
+/// A workload's body: run on a backend with this many workers.
+type Job = dyn Fn(Backend, usize) -> Result<Outcome, String>;
+
+/// What one backend produced.
+pub struct Outcome {
+    /// Shown in the table.
+    pub shown: String,
+    /// Compared between backends (must be equal).
+    pub check: String,
+}
+
+/// One backend's run.
+struct Run {
+    backend: Backend,
+    workers: usize,
+    wall: Duration,
+    outcome: Outcome,
+    peak_rss_kib: u64,
+}
+
+/// A failed demo: exit code and message.
+pub struct Failed {
+    pub code: u8,
+    pub message: String,
+}
+
+impl Failed {
+    pub fn runtime(message: impl Into<String>) -> Failed {
+        Failed {
+            code: 1,
+            message: message.into(),
+        }
+    }
+}
+
+/// Runs a workload; `Ok` with the text to print.
+pub fn run(workload: Workload) -> Result<String, Failed> {
+    let (name, params, common, job): (&str, serde_json::Value, Common, Box<Job>) = match workload {
+        Workload::Primes { limits, common } => (
+            "primes",
+            serde_json::json!({ "n": limits }),
+            common,
+            Box::new(move |b, j| primes::run(b, j, &limits)),
+        ),
+        Workload::Squares { n, common } => (
+            "squares",
+            serde_json::json!({ "n": n }),
+            common,
+            Box::new(move |b, j| squares::run(b, j, n)),
+        ),
+        Workload::Sleep { tasks, ms, common } => (
+            "sleep",
+            serde_json::json!({ "tasks": tasks, "ms": ms }),
+            common,
+            Box::new(move |b, j| sleep::run(b, j, tasks, ms)),
+        ),
+        Workload::Copy {
+            files,
+            size_mib,
+            common,
+        } => {
+            let dir = copy::Workspace::create(files, size_mib).map_err(Failed::runtime)?;
+            let params = serde_json::json!({ "files": files, "size_mib": size_mib });
+            let result = run_backends("copy", params, &common, &|b, j| dir.copy_with(b, j));
+            drop(dir); // removes the files, whatever happened
+            return finish(result);
+        }
+        Workload::Counter { n, common } => (
+            "counter",
+            serde_json::json!({ "n_per_worker": n }),
+            common,
+            Box::new(move |b, j| counter::run(b, j, n)),
+        ),
+        Workload::Pipeline { items, common } => (
+            "pipeline",
+            serde_json::json!({ "items": items }),
+            common,
+            Box::new(move |b, j| pipeline::run(b, j, items)),
+        ),
+    };
+    finish(run_backends(name, params, &common, &*job))
+}
+
+/// Exit 130 if interrupted (whatever the runs said), else the runs' result.
+fn finish(result: Result<String, Failed>) -> Result<String, Failed> {
+    if interrupted() {
+        return Err(Failed {
+            code: 130,
+            message: "interrupted; temporary files removed and child processes reaped".into(),
+        });
+    }
+    result
+}
+
+fn run_backends(
+    name: &str,
+    params: serde_json::Value,
+    common: &Common,
+    job: &dyn Fn(Backend, usize) -> Result<Outcome, String>,
+) -> Result<String, Failed> {
+    let jobs = common.jobs.map_or_else(
+        || std::thread::available_parallelism().map_or(1, |n| n.get()),
+        |j| j as usize,
+    );
+    let backends: &[Backend] = match common.backend {
+        BackendChoice::Seq => &[Backend::Seq],
+        BackendChoice::Threads => &[Backend::Threads],
+        BackendChoice::Processes => &[Backend::Processes],
+        BackendChoice::All => &[Backend::Seq, Backend::Threads, Backend::Processes],
+    };
+    let progress = std::io::stderr().is_terminal() && !common.json;
+    let mut runs: Vec<Run> = Vec::new();
+    for &backend in backends {
+        if interrupted() {
+            break;
+        }
+        let workers = if backend == Backend::Seq { 1 } else { jobs };
+        if progress {
+            eprint!(
+                "\r{name}: running {} with {workers} worker(s)...   ",
+                backend.name()
+            );
+        }
+        let start = Instant::now();
+        let outcome = job(backend, workers)
+            .map_err(|e| Failed::runtime(format!("{name} on {}: {e}", backend.name())))?;
+        let wall = start.elapsed();
+        runs.push(Run {
+            backend,
+            workers,
+            wall,
+            outcome,
+            peak_rss_kib: peak_rss_kib(backend),
+        });
+    }
+    if progress {
+        eprint!("\r{:60}\r", "");
+    }
+    let mismatch = runs
+        .iter()
+        .find(|r| r.outcome.check != runs[0].outcome.check)
+        .map(|r| {
+            format!(
+                "{name}: {} gave {} but {} gave {}",
+                r.backend.name(),
+                r.outcome.shown,
+                runs[0].backend.name(),
+                runs[0].outcome.shown
+            )
+        });
+    let text = if common.json {
+        to_json(name, params, &runs)
+    } else {
+        to_table(name, &params, &runs)
+    };
+    match mismatch {
+        Some(message) => {
+            print!("{text}");
+            Err(Failed::runtime(format!("results differ: {message}")))
+        }
+        None => Ok(text),
+    }
+}
+
+/// Peak resident memory so far: this process's high-water mark for seq and
+/// threads, the largest reaped child for processes (KiB).
+fn peak_rss_kib(backend: Backend) -> u64 {
+    let who = if backend == Backend::Processes {
+        libc::RUSAGE_CHILDREN
+    } else {
+        libc::RUSAGE_SELF
+    };
+    // SAFETY: an all-zero rusage is a valid value for getrusage to fill.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `usage` is a live out-pointer.
+    unsafe { libc::getrusage(who, &mut usage) };
+    usage.ru_maxrss.max(0) as u64
+}
+
+fn seq_wall(runs: &[Run]) -> Option<Duration> {
+    runs.iter()
+        .find(|r| r.backend == Backend::Seq)
+        .map(|r| r.wall)
+}
+
+fn to_table(name: &str, params: &serde_json::Value, runs: &[Run]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "ply demo {name} {params}");
+    let _ = writeln!(
+        out,
+        "{:<10} {:>7} {:>10} {:>8} {:>10} {:>10}  result",
+        "backend", "workers", "wall", "speed-up", "efficiency", "peak RSS"
+    );
+    let seq = seq_wall(runs);
+    for r in runs {
+        let (speedup, efficiency) = match seq {
+            Some(s) => {
+                let x = s.as_secs_f64() / r.wall.as_secs_f64().max(1e-9);
+                (
+                    format!("{x:.2}x"),
+                    format!("{:.0}%", 100.0 * x / r.workers as f64),
+                )
+            }
+            None => ("-".into(), "-".into()),
+        };
+        let _ = writeln!(
+            out,
+            "{:<10} {:>7} {:>10} {:>8} {:>10} {:>6.1} MiB  {}",
+            r.backend.name(),
+            r.workers,
+            format!("{:.3} s", r.wall.as_secs_f64()),
+            speedup,
+            efficiency,
+            r.peak_rss_kib as f64 / 1024.0,
+            r.outcome.shown
+        );
+    }
+    if runs.len() > 1 {
+        let _ = writeln!(out, "results agree across {} backends", runs.len());
+    }
+    out
+}
+
+fn to_json(name: &str, params: serde_json::Value, runs: &[Run]) -> String {
+    let seq = seq_wall(runs);
+    let rows: Vec<serde_json::Value> = runs
+        .iter()
+        .map(|r| {
+            let speedup = seq.map(|s| s.as_secs_f64() / r.wall.as_secs_f64().max(1e-9));
+            serde_json::json!({
+                "backend": r.backend.name(),
+                "workers": r.workers,
+                "wall_s": r.wall.as_secs_f64(),
+                "speedup": speedup,
+                "efficiency": speedup.map(|x| x / r.workers as f64),
+                "peak_rss_kib": r.peak_rss_kib,
+                "result": r.outcome.shown,
+                "check": r.outcome.check,
+                "matches_first": r.outcome.check == runs[0].outcome.check,
+            })
+        })
+        .collect();
+    let mut text =
+        serde_json::json!({ "workload": name, "params": params, "runs": rows }).to_string();
+    text.push('\n');
+    text
+}

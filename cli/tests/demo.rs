@@ -1,0 +1,324 @@
+//! End-to-end tests of `ply demo`: every workload on every backend at small
+//! sizes with results checked, JSON fields, misuse exit codes, and Ctrl-C
+//! during `copy` leaving neither temporary files nor child processes.
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn ply(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ply"))
+        .args(args)
+        .output()
+        .expect("run ply")
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Runs a demo with `--json -j 2` on all backends; checks exit 0, three runs in
+/// order, agreeing results; returns the runs.
+fn demo_json(args: &[&str]) -> Vec<serde_json::Value> {
+    let mut all = vec!["demo"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["--json", "-j", "2"]);
+    let out = ply(&all);
+    assert!(out.status.success(), "{all:?}: {}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("valid JSON");
+    assert_eq!(v["workload"], args[0]);
+    let runs = v["runs"].as_array().expect("runs").clone();
+    let backends: Vec<&str> = runs
+        .iter()
+        .map(|r| r["backend"].as_str().unwrap())
+        .collect();
+    assert_eq!(backends, ["seq", "threads", "processes"]);
+    for r in &runs {
+        assert_eq!(r["matches_first"], true, "{r}");
+        assert!(r["wall_s"].as_f64().unwrap() > 0.0);
+        assert!(r["peak_rss_kib"].as_u64().unwrap() > 0);
+        let workers = if r["backend"] == "seq" { 1 } else { 2 };
+        assert_eq!(r["workers"], workers);
+        let speedup = r["speedup"].as_f64().unwrap();
+        let efficiency = r["efficiency"].as_f64().unwrap();
+        assert!((efficiency * workers as f64 - speedup).abs() < 1e-9);
+    }
+    runs
+}
+
+#[test]
+fn primes_sums_are_right_on_every_backend() {
+    let runs = demo_json(&["primes", "--n", "1000,2000"]);
+    // The sums of the primes up to 1000 and 2000, well known.
+    assert_eq!(runs[0]["result"], "1000: 76127, 2000: 277050");
+}
+
+#[test]
+fn squares_match_the_closed_form() {
+    let runs = demo_json(&["squares", "--n", "100000"]);
+    let n: u128 = 100_000;
+    assert_eq!(
+        runs[2]["result"],
+        ((n - 1) * n * (2 * n - 1) / 6).to_string()
+    );
+}
+
+#[test]
+fn sleep_overlaps_waits_on_threads_and_processes() {
+    let runs = demo_json(&["sleep", "--tasks", "4", "--ms", "100"]);
+    let wall = |i: usize| runs[i]["wall_s"].as_f64().unwrap();
+    assert!(runs[0]["result"].as_str().unwrap().starts_with("4/4"));
+    // Sequential: 4 x 100 ms. Two workers overlap them two at a time.
+    assert!(wall(0) >= 0.4);
+    assert!(wall(1) < wall(0) && wall(2) < wall(0), "{runs:?}");
+}
+
+#[test]
+fn copy_verifies_every_byte_and_cleans_up() {
+    let tmp = fresh_tmp("copy-ok");
+    let out = Command::new(env!("CARGO_BIN_EXE_ply"))
+        .args([
+            "demo",
+            "copy",
+            "--files",
+            "3",
+            "--size-mib",
+            "1",
+            "--json",
+            "-j",
+            "2",
+        ])
+        .env("TMPDIR", &tmp)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for r in v["runs"].as_array().unwrap() {
+        assert_eq!(r["result"], "3 files, 3 MiB copied and verified");
+    }
+    assert_eq!(
+        std::fs::read_dir(&tmp).unwrap().count(),
+        0,
+        "temp files left"
+    );
+}
+
+#[test]
+fn counter_shows_safe_counts_exact() {
+    let runs = demo_json(&["counter", "--n", "20000"]);
+    for r in &runs {
+        let shown = r["result"].as_str().unwrap();
+        assert!(
+            shown.contains("locked 40000, atomic 40000") || r["backend"] == "seq",
+            "{shown}"
+        );
+    }
+    assert!(
+        runs[0]["result"]
+            .as_str()
+            .unwrap()
+            .contains("racy 20000 (lost 0)")
+    );
+}
+
+#[test]
+fn pipeline_delivers_each_item_once() {
+    let runs = demo_json(&["pipeline", "--items", "50000"]);
+    for r in &runs {
+        assert!(
+            r["result"]
+                .as_str()
+                .unwrap()
+                .starts_with("50000 items each once"),
+            "{r}"
+        );
+    }
+}
+
+#[test]
+fn a_table_with_the_promised_columns() {
+    let out = ply(&[
+        "demo",
+        "primes",
+        "--n",
+        "100",
+        "--backend",
+        "threads",
+        "-j",
+        "2",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8(out.stdout).unwrap();
+    for column in [
+        "backend",
+        "workers",
+        "wall",
+        "speed-up",
+        "efficiency",
+        "peak RSS",
+        "result",
+    ] {
+        assert!(text.contains(column), "no {column} column in:\n{text}");
+    }
+    assert!(
+        text.contains("threads") && text.contains("100: 1060"),
+        "{text}"
+    );
+}
+
+#[test]
+fn misuse_is_one_line_and_exit_2() {
+    for args in [
+        &["demo", "nope"][..],
+        &["demo", "primes", "-j", "0"],
+        &["demo", "squares", "--n", "-5"],
+        &["demo", "primes", "--n", "1000,x"],
+        &["demo", "sleep", "--backend", "gpu"],
+        &["demo", "copy", "--files", "0"],
+    ] {
+        let out = ply(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        let err = stderr(&out);
+        assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
+        assert!(err.starts_with("error:"), "{args:?}: {err}");
+        assert!(out.stdout.is_empty());
+    }
+}
+
+#[test]
+fn help_teaches_each_workload_and_backend() {
+    let out = ply(&["demo", "--help"]);
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    for w in ["primes", "squares", "sleep", "copy", "counter", "pipeline"] {
+        assert!(text.contains(w), "{w} missing from:\n{text}");
+    }
+    let out = ply(&["demo", "primes", "--help"]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    for b in ["seq", "threads", "processes", "all"] {
+        assert!(text.contains(b), "{b} missing from:\n{text}");
+    }
+}
+
+/// A new empty directory to use as `TMPDIR`.
+fn fresh_tmp(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("ply-test-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Processes whose parent is `pid`.
+fn children_of(pid: u32) -> HashSet<u32> {
+    let mut found = HashSet::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(child) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{child}/stat")) else {
+            continue;
+        };
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|p| p.parse::<u32>().ok());
+        if ppid == Some(pid) {
+            found.insert(child);
+        }
+    }
+    found
+}
+
+#[test]
+fn ctrl_c_during_copy_removes_temp_files_and_children() {
+    // Orphans would be re-parented to us (a subreaper), so none can hide.
+    // SAFETY: prctl with PR_SET_CHILD_SUBREAPER takes a flag, no pointers.
+    unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1) };
+    let tmp = fresh_tmp("copy-int");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ply"))
+        .args([
+            "demo",
+            "copy",
+            "--backend",
+            "processes",
+            "--files",
+            "64",
+            "--size-mib",
+            "4",
+            "-j",
+            "2",
+        ])
+        .env("TMPDIR", &tmp)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let ply_pid = child.id();
+    // Wait until it is copying with worker processes, then interrupt it.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while children_of(ply_pid).is_empty() {
+        assert!(Instant::now() < deadline, "ply never started workers");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "ply finished before it could be interrupted"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    assert!(
+        std::fs::read_dir(&tmp).unwrap().count() > 0,
+        "no temp dir while copying"
+    );
+    let workers = children_of(ply_pid);
+    // SAFETY: kill has no memory-safety preconditions.
+    unsafe { libc::kill(ply_pid as i32, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "stderr: {}", stderr(&out));
+    assert!(stderr(&out).contains("interrupted"));
+    assert_eq!(
+        std::fs::read_dir(&tmp).unwrap().count(),
+        0,
+        "temp files left"
+    );
+    // Every worker seen is gone (reaped by ply: not even a zombie re-parented
+    // to us), and no process carrying this run's TMPDIR is left among our
+    // children.
+    let marker = format!("TMPDIR={}", tmp.display());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut left: Vec<u32> = workers
+            .iter()
+            .copied()
+            .filter(|pid| Path::new(&format!("/proc/{pid}")).exists())
+            .collect();
+        left.extend(children_of(std::process::id()).into_iter().filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/environ"))
+                .map(|env| env.split(|&b| b == 0).any(|v| v == marker.as_bytes()))
+                .unwrap_or(false)
+        }));
+        if left.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "processes of ply left behind: {left:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = std::fs::remove_dir_all(&tmp);
+}
+
+#[test]
+fn a_failure_while_running_is_exit_1_with_the_cause() {
+    let out = Command::new(env!("CARGO_BIN_EXE_ply"))
+        .args(["demo", "copy", "--files", "1", "--size-mib", "1"])
+        .env("TMPDIR", "/dev/null/ply-test")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.starts_with("error:") && err.contains("/dev/null/ply-test"),
+        "{err}"
+    );
+}
