@@ -66,6 +66,8 @@ pub struct Common {
     #[arg(long, value_enum, default_value_t = BackendChoice::All)]
     pub backend: BackendChoice,
     /// Workers for the parallel backends (default: available parallelism).
+    /// The table's peak RSS is this process's high-water mark for seq and
+    /// threads, and the largest worker's for processes.
     #[arg(short = 'j', long, value_parser = clap::value_parser!(u64).range(1..=1024))]
     pub jobs: Option<u64>,
     /// Print one JSON object instead of a table.
@@ -263,16 +265,22 @@ fn run_backends(
                 backend.name()
             );
         }
+        let sampler = (backend == Backend::Processes).then(ChildPeakSampler::start);
         let start = Instant::now();
-        let outcome = job(backend, workers)
-            .map_err(|e| Failed::runtime(format!("{name} on {}: {e}", backend.name())))?;
+        let outcome = job(backend, workers);
         let wall = start.elapsed();
+        let peak_rss_kib = match sampler {
+            Some(sampler) => sampler.finish(),
+            None => own_peak_rss_kib(),
+        };
+        let outcome =
+            outcome.map_err(|e| Failed::runtime(format!("{name} on {}: {e}", backend.name())))?;
         runs.push(Run {
             backend,
             workers,
             wall,
             outcome,
-            peak_rss_kib: peak_rss_kib(backend),
+            peak_rss_kib,
         });
     }
     if progress {
@@ -304,19 +312,44 @@ fn run_backends(
     }
 }
 
-/// Peak resident memory so far: this process's high-water mark for seq and
-/// threads, the largest reaped child for processes (KiB).
-fn peak_rss_kib(backend: Backend) -> u64 {
-    let who = if backend == Backend::Processes {
-        libc::RUSAGE_CHILDREN
-    } else {
-        libc::RUSAGE_SELF
-    };
-    // SAFETY: an all-zero rusage is a valid value for getrusage to fill.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: `usage` is a live out-pointer.
-    unsafe { libc::getrusage(who, &mut usage) };
-    usage.ru_maxrss.max(0) as u64
+/// This process's peak resident memory (`VmHWM`, which unlike `getrusage`
+/// starts afresh at `exec`), in KiB.
+fn own_peak_rss_kib() -> u64 {
+    crate::mem::status_field_kib(std::process::id(), "VmHWM:").unwrap_or(0)
+}
+
+/// Samples the peak RSS of this process's child processes every 20 ms while
+/// alive; `finish` returns the largest (KiB). `getrusage(RUSAGE_CHILDREN)`
+/// cannot be used: its maximum is inherited from whatever ran before `exec`
+/// (under `cargo run`, the compiler).
+struct ChildPeakSampler {
+    stop: std::sync::mpsc::Sender<()>,
+    thread: std::thread::JoinHandle<u64>,
+}
+
+impl ChildPeakSampler {
+    fn start() -> ChildPeakSampler {
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let me = std::process::id();
+            let mut peak = 0;
+            loop {
+                for child in crate::mem::children(me) {
+                    peak = peak.max(crate::mem::status_field_kib(child, "VmHWM:").unwrap_or(0));
+                }
+                match stopped.recv_timeout(Duration::from_millis(20)) {
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => continue,
+                    _ => return peak,
+                }
+            }
+        });
+        ChildPeakSampler { stop, thread }
+    }
+
+    fn finish(self) -> u64 {
+        let _ = self.stop.send(());
+        self.thread.join().unwrap_or(0)
+    }
 }
 
 fn seq_wall(runs: &[Run]) -> Option<Duration> {

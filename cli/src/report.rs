@@ -68,10 +68,11 @@ impl Report {
             let rows: Vec<&Row> = self.rows.iter().filter(|r| r.group == group).collect();
             let base = rows.last().map_or(1.0, |r| r.median);
             // A unit that keeps the group's numbers readable.
-            let top = rows.iter().map(|r| r.max).fold(0.0, f64::max);
-            let (scale, unit) = if top >= 1e6 {
+            // Chosen by the slowest row, so no row prints as 0.0.
+            let low = rows.iter().map(|r| r.median).fold(f64::INFINITY, f64::min);
+            let (scale, unit) = if low >= 1e6 {
                 (1e6, "M/s")
-            } else if top >= 1e3 {
+            } else if low >= 1e3 {
                 (1e3, "k/s")
             } else {
                 (1.0, "/s")

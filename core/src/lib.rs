@@ -10,6 +10,7 @@
 //! |---|---|
 //! | [`queue::spsc`] | bounded single-producer/single-consumer ring, wait-free, batch chunks |
 //! | [`queue::mpmc`] | bounded multi-producer/multi-consumer queues: per-slot stamps, and SCQ (live when a participant stalls) |
+//! | [`queue::spmc`] | bounded single-producer/multi-consumer run queue; consumers take half a ring with one CAS (work stealing) |
 //! | [`partition`] | even, fixed, guided and cost-weighted splits of `0..len`; `shard(k, n)`; the atomic [`partition::ChunkDispenser`] |
 //! | [`sync`] | spin, ticket and reader-writer locks; semaphore, event, barrier, once/lazy; the [`sync::Park`] seam |
 //!

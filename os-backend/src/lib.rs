@@ -1,15 +1,18 @@
 //! # ply-os — the Linux backend of ply
 //!
-//! The pieces of ply that need an operating system: a thread pool, memory
+//! The pieces of ply that need an operating system: a thread pool, process
+//! parallelism (a fork-join map and a crash-proof process pool), IPC, memory
 //! shared between processes, forked children that are always reaped, futex
-//! waiting, and CPU pinning. A process pool and IPC are to come, on top of these.
+//! waiting, and CPU pinning.
 //!
 //! | module | what it holds |
 //! |---|---|
-//! | [`shm`] | [`shm::SharedBox`]: one value in an anonymous `MAP_SHARED` mapping, visible to children forked after it |
+//! | [`thread`] | [`thread::ThreadPool`]: futures, back-pressure, ordered/unordered map, scope, data-parallel helpers; per-worker run queues with batch stealing |
+//! | [`process`] | [`process::map`] / [`process::map_plain`] / [`process::reduce`]: fork-join over a shared chunk dispenser; [`process::ProcessPool`]: persistent workers from a fork server, crash isolation, timeouts, recycling |
+//! | [`ipc`] | framed serde messages ([`ipc::frame`], fuzzed), [`ipc::Duplex`] channels, [`ipc::ProcessQueue`] (shared memory + futex), [`ipc::SharedValue`] / [`ipc::SharedArray`] |
+//! | [`shm`] | [`shm::SharedBox`] / [`shm::SharedSlice`]: values in an anonymous `MAP_SHARED` mapping, visible to children forked after it |
 //! | [`fork`] | [`fork::fork_child`]: run a closure in a child process; the handle reaps it, kills it on drop |
 //! | [`affinity`] | pin the calling thread to one CPU; list the CPUs this process may use |
-//! | [`thread`] | [`thread::ThreadPool`]: futures, back-pressure, ordered/unordered map, scope, data-parallel helpers |
 //! | [`park`] | [`park::FutexPark`]: ply-core's `Park` seam on Linux futexes (sleeping waiters, also across processes) |
 //!
 //! Everything here is Linux-specific and built on `libc`.

@@ -1,7 +1,8 @@
 //! Values and slices in memory shared with forked children.
 //!
-//! [`SharedBox::new`] (one value) and [`SharedSlice::new`] (a run of them) map an anonymous `MAP_SHARED` region with `mmap`, moves
-//! the value into it, and hands out `&T`. A child forked afterwards sees the same
+//! [`SharedBox::new`] (one value) and [`SharedSlice::new`] (a run of them) map
+//! an anonymous `MAP_SHARED` region with `mmap`, move the values into it, and
+//! hand out `&T` (or `&[T]`). A child forked afterwards sees the same
 //! physical pages at the same address, so `&T` means the same object in parent
 //! and child. That is what ply-core's types are built for: they hold no pointers,
 //! so a queue or lock placed here works between processes exactly as between
