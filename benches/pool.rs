@@ -10,6 +10,8 @@
 //!
 //! Run: `cargo bench --bench pool` (about two minutes).
 
+mod workloads;
+
 use std::hint::black_box;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -17,6 +19,7 @@ use std::time::{Duration, Instant};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use ply::os::thread::{Chunking, ThreadPool};
 use rayon::prelude::*;
+use workloads::{PRIME_LIMITS, prime_or_zero};
 
 const WORKERS: usize = 2;
 
@@ -150,31 +153,10 @@ fn sum_squares(c: &mut Criterion) {
     g.finish();
 }
 
-/// 6k±1 trial division, as in the classic guides.
-fn is_prime(n: u64) -> bool {
-    if n < 4 {
-        return n >= 2;
-    }
-    if n % 2 == 0 || n % 3 == 0 {
-        return false;
-    }
-    let mut i = 5;
-    while i * i <= n {
-        if n % i == 0 || n % (i + 2) == 0 {
-            return false;
-        }
-        i += 6;
-    }
-    true
-}
-
-const PRIME_LIMITS: [usize; 3] = [1_000_000, 2_000_000, 3_000_000];
-
 fn primes(c: &mut Criterion) {
     let mut g = c.benchmark_group("primes_1e6_2e6_3e6");
     g.sample_size(10);
     g.measurement_time(Duration::from_secs(10));
-    let prime_or_zero = |i: usize| if is_prime(i as u64) { i as u64 } else { 0 };
     let ply_pool = ThreadPool::new(WORKERS).unwrap();
     g.bench_function("ply reduce (chunks of 4096)", |b| {
         b.iter(|| {

@@ -13,6 +13,8 @@
 //!
 //! Run: `cargo bench --bench process` (about a minute and a half).
 
+mod workloads;
+
 use std::hint::black_box;
 use std::time::Duration;
 
@@ -20,6 +22,7 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use ply::os::fork::fork_child;
 use ply::os::process::{MapOptions, ProcessPoolBuilder, map, map_plain, reduce};
 use ply::os::thread::Chunking;
+use workloads::{PRIME_LIMITS, prime_or_zero};
 
 fn spawn(c: &mut Criterion) {
     let mut g = c.benchmark_group("spawn");
@@ -75,31 +78,10 @@ fn map_trivial(c: &mut Criterion) {
     g.finish();
 }
 
-/// 6k±1 trial division, as in the classic guides.
-fn is_prime(n: u64) -> bool {
-    if n < 4 {
-        return n >= 2;
-    }
-    if n % 2 == 0 || n % 3 == 0 {
-        return false;
-    }
-    let mut i = 5;
-    while i * i <= n {
-        if n % i == 0 || n % (i + 2) == 0 {
-            return false;
-        }
-        i += 6;
-    }
-    true
-}
-
-const PRIME_LIMITS: [usize; 3] = [1_000_000, 2_000_000, 3_000_000];
-
 fn primes(c: &mut Criterion) {
     let mut g = c.benchmark_group("primes_1e6_2e6_3e6");
     g.sample_size(10);
     g.measurement_time(Duration::from_secs(10));
-    let prime_or_zero = |i: usize| if is_prime(i as u64) { i as u64 } else { 0 };
     let options = MapOptions::new()
         .workers(2)
         .chunking(Chunking::Dynamic(4096));

@@ -54,6 +54,16 @@ fn bench_queues_json_reports_every_queue_with_positive_rates() {
     assert_rates_ordered(results);
 }
 
+/// The benchmark names of a family's JSON report, in order.
+fn names_of(v: &serde_json::Value) -> Vec<&str> {
+    v["results"]
+        .as_array()
+        .expect("results array")
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect()
+}
+
 /// Every result has positive rates with min <= median <= max.
 fn assert_rates_ordered(results: &[serde_json::Value]) {
     for r in results {
@@ -175,12 +185,7 @@ fn bench_spawn_and_ipc_report_rates_and_memory() {
     let v = json_of(&["bench", "spawn", "--items", "1000", "--json"]);
     assert_eq!(v["family"], "spawn");
     assert_eq!(v["starts"], 100);
-    let names: Vec<&str> = v["results"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["name"].as_str().unwrap())
-        .collect();
+    let names = names_of(&v);
     assert_eq!(
         names,
         [
@@ -197,12 +202,7 @@ fn bench_spawn_and_ipc_report_rates_and_memory() {
     let v = json_of(&["bench", "ipc", "--items", "1000", "--json"]);
     assert_eq!(v["family"], "ipc");
     assert_eq!(v["trips"], 1000);
-    let names: Vec<&str> = v["results"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["name"].as_str().unwrap())
-        .collect();
+    let names = names_of(&v);
     assert_eq!(
         names,
         [
