@@ -259,16 +259,12 @@ fn run_backends(
             break;
         }
         let workers = if backend == Backend::Seq { 1 } else { jobs };
-        if progress {
-            eprint!(
-                "\r{name}: running {} with {workers} worker(s)...   ",
-                backend.name()
-            );
-        }
+        let note = progress.then(|| Progress::after_a_second(name, backend, workers));
         let sampler = (backend == Backend::Processes).then(ChildPeakSampler::start);
         let start = Instant::now();
         let outcome = job(backend, workers);
         let wall = start.elapsed();
+        drop(note);
         let peak_rss_kib = match sampler {
             Some(sampler) => sampler.finish(),
             None => own_peak_rss_kib(),
@@ -282,9 +278,6 @@ fn run_backends(
             outcome,
             peak_rss_kib,
         });
-    }
-    if progress {
-        eprint!("\r{:60}\r", "");
     }
     let mismatch = runs
         .iter()
@@ -309,6 +302,44 @@ fn run_backends(
             Err(Failed::runtime(format!("results differ: {message}")))
         }
         None => Ok(text),
+    }
+}
+
+/// A status line on stderr for a run that takes longer than a second; cleared
+/// when dropped.
+struct Progress {
+    done: std::sync::mpsc::Sender<()>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Progress {
+    fn after_a_second(name: &str, backend: Backend, workers: usize) -> Progress {
+        let line = format!(
+            "{name}: running {} with {workers} worker(s)...",
+            backend.name()
+        );
+        let (done, finished) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            if finished.recv_timeout(Duration::from_secs(1)).is_ok() {
+                return;
+            }
+            eprint!("{line}");
+            let _ = finished.recv();
+            eprint!("\r{:width$}\r", "", width = line.len());
+        });
+        Progress {
+            done,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        let _ = self.done.send(());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
     }
 }
 
