@@ -362,7 +362,7 @@ mod tests {
         );
         assert_eq!(
             format!("{}", ChildExit::Signaled(15)),
-            "killed by signal 15"
+            "killed by signal 15 (SIGTERM)"
         );
     }
 }
