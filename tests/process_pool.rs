@@ -338,3 +338,25 @@ fn sigint_to_the_parent_leaves_no_orphan() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+#[test]
+fn dropping_a_pool_that_never_ran_a_task_does_not_wait_on_its_workers() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _dog = watchdog("idle drop", Duration::from_secs(60));
+    for _ in 0..3 {
+        let pool = ProcessPoolBuilder::new()
+            .workers(3)
+            .build(|x: u8| x)
+            .unwrap();
+        let start = Instant::now();
+        drop(pool);
+        // Liveness, not speed: workers still connecting (never accepted) once
+        // kept the fork server waiting until a 10 s fallback killed them.
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "drop waited {:?}",
+            start.elapsed()
+        );
+        assert_no_descendants();
+    }
+}

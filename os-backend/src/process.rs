@@ -37,5 +37,5 @@ mod pool;
 mod server;
 
 pub use failure::Failure;
-pub use map::{MapError, MapOptions, OnCrash, map, map_plain, reduce};
+pub use map::{MAX_MAP_WORKERS, MapError, MapOptions, OnCrash, map, map_plain, reduce};
 pub use pool::{PoolTaskError, ProcessPool, ProcessPoolBuilder, ProcessPoolError, ProcessTask};

@@ -82,6 +82,16 @@ fn unpack(head: usize) -> (usize, usize) {
 }
 
 /// The outcome of [`Ring::take_batch`].
+///
+/// # Example
+///
+/// ```
+/// use ply_core::queue::spmc::{Ring, Take};
+/// let ring = Ring::<u8, 4>::new();
+/// assert_eq!(ring.take_batch(4, drop), Take::Empty);
+/// ring.producer().unwrap().push(1).unwrap();
+/// assert_eq!(ring.take_batch(4, drop), Take::Items(1));
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Take {
     /// This many items (at least one) were handed to the sink, oldest first.

@@ -53,6 +53,14 @@ pub struct Duplex<S, R> {
 }
 
 /// Both ends of a new channel, as [`duplex`] returns them.
+///
+/// # Example
+///
+/// ```
+/// let (a, b): ply_os::ipc::DuplexPair<u8, u8> = ply_os::ipc::duplex()?;
+/// # drop((a, b));
+/// # Ok::<(), ply_os::ipc::IpcError>(())
+/// ```
 pub type DuplexPair<A, B> = (Duplex<A, B>, Duplex<A, B>);
 
 /// Makes the two ends of a channel: the first sends `A` and receives `B`, the

@@ -33,9 +33,23 @@ use serde::de::DeserializeOwned;
 use super::IpcError;
 
 /// The largest payload accepted by default: 64 MiB.
+///
+/// # Example
+///
+/// ```
+/// assert_eq!(ply_os::ipc::frame::DEFAULT_MAX_FRAME, 64 << 20);
+/// ```
 pub const DEFAULT_MAX_FRAME: usize = 64 << 20;
 
 /// Bytes of the length prefix.
+///
+/// # Example
+///
+/// ```
+/// let mut wire = Vec::new();
+/// ply_os::ipc::frame::write_frame(&mut wire, b"abc").unwrap();
+/// assert_eq!(wire.len(), ply_os::ipc::frame::HEADER_LEN + 3);
+/// ```
 pub const HEADER_LEN: usize = 4;
 
 /// Encodes `value` with postcard.

@@ -22,6 +22,14 @@ use crate::shm::{SharedBox, SharedSlice};
 use crate::thread::{Chunking, CountedSchedule};
 
 /// The most workers one map call forks.
+///
+/// # Example
+///
+/// ```
+/// use ply_os::process::{MAX_MAP_WORKERS, MapError, MapOptions, map_plain};
+/// let too_many = MapOptions::new().workers(MAX_MAP_WORKERS + 1);
+/// assert!(matches!(map_plain(&[1u8], |&x| x, &too_many), Err(MapError::Options(_))));
+/// ```
 pub const MAX_MAP_WORKERS: usize = 256;
 
 /// A worker sends its chunk reports at most this often (and when done)...
@@ -34,6 +42,15 @@ const TAG_DONE: u8 = 0;
 const TAG_PANIC: u8 = 1;
 
 /// What to do when a worker dies holding a chunk.
+///
+/// # Example
+///
+/// ```
+/// use ply_os::process::{MapOptions, OnCrash};
+/// let patient = MapOptions::new().on_crash(OnCrash::Retry { attempts: 5 });
+/// let strict = MapOptions::new().on_crash(OnCrash::Fail);
+/// # let _ = (patient, strict);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OnCrash {
     /// Re-issue the chunk to a fresh worker; fail once a chunk has been tried
@@ -104,12 +121,29 @@ impl MapOptions {
     }
 
     /// Worker processes to fork (at most [`MAX_MAP_WORKERS`]).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// let o = ply_os::process::MapOptions::new().workers(4);
+    /// assert_eq!(o.worker_count(), 4);
+    /// ```
     pub fn workers(mut self, n: usize) -> Self {
         self.workers = Some(n);
         self
     }
 
     /// How the items are cut into chunks.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use ply_os::process::{MapOptions, reduce};
+    /// use ply_os::thread::Chunking;
+    /// let o = MapOptions::new().workers(2).chunking(Chunking::Static);
+    /// assert_eq!(reduce(0..100, &o, 0u64, |i| i as u64, |a, b| a + b)?, 4950);
+    /// # Ok::<(), ply_os::process::MapError>(())
+    /// ```
     pub fn chunking(mut self, chunking: Chunking) -> Self {
         self.chunking = chunking;
         self
@@ -117,12 +151,30 @@ impl MapOptions {
 
     /// Kill a worker that spends longer than `timeout` on one item; the call
     /// fails with [`Failure::Timeout`] (timeouts are not retried).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ply_os::process::{Failure, MapError, MapOptions, map_plain};
+    /// let o = MapOptions::new().workers(1).task_timeout(Duration::from_millis(200));
+    /// let err = map_plain(&[1u64, 60_000], |&ms| std::thread::sleep(Duration::from_millis(ms)), &o).unwrap_err();
+    /// assert!(matches!(err, MapError::Worker { failure: Failure::Timeout(_), .. }));
+    /// ```
     pub fn task_timeout(mut self, timeout: Duration) -> Self {
         self.task_timeout = Some(timeout);
         self
     }
 
     /// The crash policy (default: three attempts per chunk).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use ply_os::process::{MapOptions, OnCrash};
+    /// let o = MapOptions::new().on_crash(OnCrash::Fail);
+    /// # let _ = o;
+    /// ```
     pub fn on_crash(mut self, policy: OnCrash) -> Self {
         self.on_crash = policy;
         self

@@ -80,6 +80,14 @@ impl fmt::Display for PoolTaskError {
 impl std::error::Error for PoolTaskError {}
 
 /// Why a [`ProcessPool`] could not be built.
+///
+/// # Example
+///
+/// ```
+/// use ply_os::process::{ProcessPoolBuilder, ProcessPoolError};
+/// let err = ProcessPoolBuilder::new().workers(0).build(|x: u8| x).unwrap_err();
+/// assert!(matches!(err, ProcessPoolError::Options(_)));
+/// ```
 #[derive(Debug)]
 pub enum ProcessPoolError {
     /// A pool needs at least one worker and a queue bound of at least one.
@@ -209,6 +217,14 @@ impl ProcessPoolBuilder {
     }
 
     /// Worker processes (default: the available parallelism).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// let pool = ply_os::process::ProcessPoolBuilder::new().workers(3).build(|x: u8| x)?;
+    /// assert_eq!(pool.workers(), 3);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn workers(mut self, n: usize) -> Self {
         self.workers = Some(n);
         self
@@ -216,6 +232,14 @@ impl ProcessPoolBuilder {
 
     /// At most this many tasks wait (default 1024); beyond it `submit` blocks
     /// and `try_submit` fails.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// let pool = ply_os::process::ProcessPoolBuilder::new().workers(1).queue_bound(8).build(|x: u8| x)?;
+    /// assert_eq!(pool.submit(&1)?.join()?, 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn queue_bound(mut self, n: usize) -> Self {
         self.queue_bound = n;
         self
@@ -223,6 +247,21 @@ impl ProcessPoolBuilder {
 
     /// A task running longer is failed with [`Failure::Timeout`]; its worker
     /// is killed and replaced.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ply_os::process::{Failure, PoolTaskError};
+    /// let pool = ply_os::process::ProcessPoolBuilder::new().workers(1)
+    ///     .task_timeout(Duration::from_millis(200))
+    ///     .build(|ms: u64| std::thread::sleep(Duration::from_millis(ms)))?;
+    /// assert!(matches!(
+    ///     pool.submit(&60_000)?.join(),
+    ///     Err(PoolTaskError::Worker { failure: Failure::Timeout(_), .. })
+    /// ));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn task_timeout(mut self, timeout: Duration) -> Self {
         self.task_timeout = Some(timeout);
         self
@@ -230,6 +269,18 @@ impl ProcessPoolBuilder {
 
     /// A worker exits after this many tasks and a fresh one takes its place
     /// (for handlers that leak).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// let pool = ply_os::process::ProcessPoolBuilder::new().workers(1)
+    ///     .max_tasks_per_child(2)
+    ///     .build(|_: ()| std::process::id())?;
+    /// let pids: Vec<u32> = (0..4).map(|_| pool.submit(&()).unwrap().join().unwrap()).collect();
+    /// assert_eq!(pids[0], pids[1]);
+    /// assert_ne!(pids[1], pids[2]); // a fresh worker after two tasks
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn max_tasks_per_child(mut self, n: u64) -> Self {
         self.max_tasks_per_child = Some(n.max(1));
         self
@@ -238,6 +289,24 @@ impl ProcessPoolBuilder {
     /// Run a task again, on a fresh worker, up to `n` more times when its
     /// worker crashes or exits under it (default 0). Panics and timeouts are
     /// not retried.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use ply_os::{process::ProcessPoolBuilder, shm::SharedBox};
+    /// use std::sync::atomic::{AtomicU32, Ordering};
+    /// // Crashes on its first run only (a counter in shared memory remembers).
+    /// let runs = SharedBox::new(AtomicU32::new(0))?;
+    /// let runs_ref: &'static AtomicU32 = Box::leak(Box::new(runs));
+    /// let pool = ProcessPoolBuilder::new().workers(1).retry_on_crash(1).build(move |x: u8| {
+    ///     if runs_ref.fetch_add(1, Ordering::SeqCst) == 0 {
+    ///         std::process::abort();
+    ///     }
+    ///     x
+    /// })?;
+    /// assert_eq!(pool.submit(&9)?.join()?, 9); // failed once, retried on a fresh worker
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn retry_on_crash(mut self, n: u32) -> Self {
         self.retries = n;
         self
@@ -248,6 +317,14 @@ impl ProcessPoolBuilder {
     /// # Errors
     ///
     /// [`ProcessPoolError`] for zero workers or queue bound, or an OS refusal.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// let pool = ply_os::process::ProcessPoolBuilder::new().workers(2).build(|name: String| format!("hello, {name}"))?;
+    /// assert_eq!(pool.submit(&"ply".to_string())?.join()?, "hello, ply");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn build<Req, Resp, F>(self, handler: F) -> Result<ProcessPool<Req, Resp>, ProcessPoolError>
     where
         Req: Serialize + DeserializeOwned + 'static,
@@ -326,7 +403,7 @@ impl ProcessPoolBuilder {
                     shared: thread_shared,
                     config,
                     token,
-                    listener,
+                    listener: Some(listener),
                     control,
                     wake_rx,
                     slots: (0..workers).map(|_| Slot::default()).collect(),
@@ -703,6 +780,14 @@ impl<Resp: DeserializeOwned> ProcessTask<Resp> {
     ///
     /// [`PoolTaskError`]: the worker failed, the request or response was bad,
     /// or the pool stopped first.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// let pool = ply_os::process::ProcessPoolBuilder::new().workers(1).build(|x: i64| -x)?;
+    /// assert_eq!(pool.submit(&5)?.join()?, -5);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn join(self) -> Result<Resp, PoolTaskError> {
         let spin_until = Instant::now() + SPIN_BEFORE_SLEEP;
         while Instant::now() < spin_until {
@@ -723,6 +808,17 @@ impl<Resp: DeserializeOwned> ProcessTask<Resp> {
     /// # Errors
     ///
     /// `Err(self)` on timeout; the inner result as for [`join`](Self::join).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let pool = ply_os::process::ProcessPoolBuilder::new().workers(1).build(|ms: u64| std::thread::sleep(Duration::from_millis(ms)))?;
+    /// let slow = pool.submit(&300)?;
+    /// let slow = slow.join_timeout(Duration::from_millis(10)).expect_err("not done yet");
+    /// assert!(slow.join_timeout(Duration::from_secs(30)).is_ok());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn join_timeout(self, timeout: Duration) -> Result<Result<Resp, PoolTaskError>, Self> {
         match self.rx.recv_timeout(timeout) {
             Ok((_, result)) => Ok(decode_reply(result)),
@@ -770,7 +866,7 @@ struct Supervisor {
     shared: Arc<Shared>,
     config: ProcessPoolBuilder,
     token: [u8; server::TOKEN_LEN],
-    listener: UnixListener,
+    listener: Option<UnixListener>,
     control: UnixStream,
     wake_rx: UnixStream,
     slots: Vec<Slot>,
@@ -798,6 +894,10 @@ impl Supervisor {
             }
             slot.stream = None;
         }
+        // Close the listener too: a worker whose connection is still in its
+        // backlog (never accepted) then sees the connection reset and exits,
+        // instead of waiting for a request forever.
+        self.listener = None;
         let _ = send(&mut self.control, &ToServer::Shutdown);
         let _ = self.control.set_read_timeout(Some(Duration::from_secs(10)));
         // Drain the server's reports until it exits (EOF), then reap it; if it
@@ -864,7 +964,7 @@ impl Supervisor {
     fn poll_once(&mut self) -> Vec<libc::c_short> {
         let mut fds = vec![
             pollfd(self.wake_rx.as_raw_fd()),
-            pollfd(self.listener.as_raw_fd()),
+            pollfd(self.listener.as_ref().map_or(-1, |l| l.as_raw_fd())),
             pollfd(self.control.as_raw_fd()),
         ];
         fds.extend(
@@ -961,7 +1061,10 @@ impl Supervisor {
     }
 
     fn accept_workers(&mut self) {
-        while let Ok((mut stream, _)) = self.listener.accept() {
+        let Some(listener) = &self.listener else {
+            return;
+        };
+        while let Ok((mut stream, _)) = listener.accept() {
             let hello = stream
                 .set_nonblocking(false)
                 .and_then(|()| stream.set_read_timeout(Some(Duration::from_secs(1))))
