@@ -747,6 +747,19 @@ mod tests {
         MapOptions::new().workers(2)
     }
 
+    /// Aborts the test binary if the returned guard is not dropped within
+    /// `limit`: a broken timeout or crash path must fail CI, not hang it.
+    fn watchdog(limit: Duration) -> std::sync::mpsc::Sender<()> {
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        std::thread::spawn(move || {
+            if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(limit) {
+                eprintln!("watchdog: a process::map test ran over {limit:?}");
+                std::process::abort();
+            }
+        });
+        tx
+    }
+
     #[test]
     fn a_million_items_match_sequential_every_way() {
         let inputs: Vec<u64> = (0..1_000_000).collect();
@@ -790,6 +803,7 @@ mod tests {
     /// and the result is complete and correct.
     #[test]
     fn a_worker_killed_mid_map_has_its_chunk_redone() {
+        let _dog = watchdog(Duration::from_secs(120));
         let killed = SharedBox::new(AtomicUsize::new(0)).unwrap();
         let inputs: Vec<u64> = (0..1_000_000).collect();
         let out = map_plain(
@@ -810,6 +824,7 @@ mod tests {
 
     #[test]
     fn a_crash_every_time_fails_with_the_signal_and_the_items() {
+        let _dog = watchdog(Duration::from_secs(120));
         let inputs: Vec<u32> = (0..1000).collect();
         let err = map(
             &inputs,
@@ -848,6 +863,7 @@ mod tests {
 
     #[test]
     fn a_panic_and_a_hang_are_reported_not_retried() {
+        let _dog = watchdog(Duration::from_secs(120));
         let inputs: Vec<u32> = (0..100).collect();
         let err = map_plain(
             &inputs,
