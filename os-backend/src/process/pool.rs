@@ -383,10 +383,10 @@ impl ProcessPoolBuilder {
                     max_tasks: config.max_tasks_per_child,
                 };
                 let server = fork_child(move || {
-                    // SAFETY: closes this process's copies of the pool's own
-                    // descriptors (the objects owning them are never used or
-                    // dropped here: the server ends with `_exit`), so the pool
-                    // sees EOF when the server dies and no worker inherits them.
+                    // The server drops its copies of the pool's descriptors, so the
+                    // pool sees EOF when the server dies and no worker inherits them.
+                    // SAFETY: only closes fds; their owners are never used or
+                    // dropped in this process, which ends with `_exit`.
                     unsafe {
                         libc::close(listener_fd);
                         libc::close(control_fd);

@@ -139,11 +139,10 @@ where
             Ok(ToServer::Spawn { slot, generation }) if !shutting_down => {
                 let control_fd = control.as_raw_fd();
                 let spawned = fork_child(|| {
-                    // SAFETY: the worker must not keep the server's control
-                    // socket open (the parent would miss the server's death);
-                    // closing our copy of the descriptor is all this does, and
-                    // the `UnixStream` that owns it is never used or dropped
-                    // in this process (it ends with `_exit`).
+                    // The worker must not keep the server's control socket open
+                    // (the pool would miss the server's death).
+                    // SAFETY: only closes our copy of the fd; its `UnixStream` is
+                    // never used or dropped in this process (it ends with `_exit`).
                     unsafe { libc::close(control_fd) };
                     work::<Req, Resp, F>(setup, slot, generation)
                 });

@@ -224,10 +224,10 @@ impl Shared {
                 None => return Err(job),
             },
         };
+        // `guests_taken` gives each guest ring one owner at a time, handed over
+        // with Release/Acquire; `worker_index` is per thread.
         // SAFETY: a guest ring is pushed to only by its owner thread (checked
-        // just above; `guests_taken` gives each ring one owner at a time, and
-        // hands it over with Release/Acquire), and a worker's ring only by that
-        // worker's thread (`worker_index` is per thread).
+        // above), a worker's ring only by that worker's thread.
         unsafe { ring.push_unchecked(job, self.queue_bound) }?;
         self.notify();
         Ok(())
