@@ -53,15 +53,22 @@ impl FutexPark {
             tv_sec: timeout.as_secs().min(i64::MAX as u64) as libc::time_t,
             tv_nsec: timeout.subsec_nanos() as libc::c_long,
         };
-        // SAFETY: as in `wait`; the timeout points at a live `timespec`
-        // (FUTEX_WAIT takes a relative timeout).
+        Self::futex_wait(word, expected, &ts);
+    }
+
+    /// `FUTEX_WAIT` with a relative timeout (null: none). Errors (EAGAIN: the
+    /// word already differs; EINTR: a signal; ETIMEDOUT) are early returns,
+    /// which every caller allows for: they re-check.
+    fn futex_wait(word: &AtomicU32, expected: u32, timeout: *const libc::timespec) {
+        // SAFETY: the pointer comes from a live, aligned `&AtomicU32`, which the
+        // kernel reads atomically; `timeout` is null or points at a live timespec.
         unsafe {
             libc::syscall(
                 libc::SYS_futex,
                 word.as_ptr(),
                 libc::FUTEX_WAIT,
                 expected,
-                &ts as *const libc::timespec,
+                timeout,
             );
         }
     }
@@ -77,19 +84,7 @@ impl FutexPark {
 
 impl Park for FutexPark {
     fn wait(&self, word: &AtomicU32, expected: u32) {
-        // Errors (EAGAIN: the word already differs; EINTR: a signal) are
-        // spurious returns, which the `Park` contract allows: callers re-check.
-        // SAFETY: the pointer comes from a live, aligned `&AtomicU32`, which the
-        // kernel reads atomically; a null timeout means no timeout.
-        unsafe {
-            libc::syscall(
-                libc::SYS_futex,
-                word.as_ptr(),
-                libc::FUTEX_WAIT,
-                expected,
-                std::ptr::null::<libc::timespec>(),
-            );
-        }
+        Self::futex_wait(word, expected, std::ptr::null());
     }
 
     fn wake_one(&self, word: &AtomicU32) {

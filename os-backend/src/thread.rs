@@ -32,7 +32,7 @@
 //! `scope.spawn`s: with one shared queue and boxed closures, a spawn cost
 //! 200–600 ns (as much as rayon's); `malloc`/`free` of the boxes — allocated by
 //! the spawner, freed by a worker — took 40% of the cycles, and the shared
-//! queue's atomics most of the rest. With both, a spawn costs 30–80 ns
+//! queue's atomics most of the rest. With both, a spawn costs 40–65 ns
 //! (BENCHMARKS.md). Data-parallel helpers hand out chunks through ply-core's
 //! `ChunkDispenser`, not tasks, so they were never queue-bound.
 //!

@@ -290,7 +290,10 @@ where
     F: Fn(&I) -> O,
     O: Serialize + DeserializeOwned,
 {
-    let payloads = run_chunks(inputs.len(), options, &|_, range, beat| {
+    let schedule = options
+        .chunking
+        .schedule(inputs.len(), options.worker_count());
+    let payloads = run_chunks(&schedule, options, &|_, range, beat| {
         let results: Vec<O> = range
             .map(|i| {
                 beat.store(i + 1, Relaxed);
@@ -348,7 +351,10 @@ where
     let slots = SharedSlice::new(inputs.len(), |_| {
         ResultSlot::<O>(UnsafeCell::new(MaybeUninit::uninit()))
     })?;
-    run_chunks(inputs.len(), options, &|_, range, beat| {
+    let schedule = options
+        .chunking
+        .schedule(inputs.len(), options.worker_count());
+    run_chunks(&schedule, options, &|_, range, beat| {
         for i in range {
             beat.store(i + 1, Relaxed);
             let value = f(&inputs[i]);
@@ -405,7 +411,7 @@ where
         ResultSlot::<T>(UnsafeCell::new(MaybeUninit::uninit()))
     })?;
     let start = range.start;
-    run_chunks(len, options, &|chunk, items, beat| {
+    run_chunks(&schedule, options, &|chunk, items, beat| {
         let mut acc = identity;
         for i in items {
             beat.store(i + 1, Relaxed);
@@ -453,10 +459,10 @@ struct Worker {
     timed_out: bool,
 }
 
-/// Runs `body` over every chunk of `0..len` in worker processes; returns each
-/// chunk's report, in chunk order.
+/// Runs `body` over every chunk of `schedule` in worker processes; returns
+/// each chunk's report, in chunk order.
 fn run_chunks(
-    len: usize,
+    schedule: &CountedSchedule,
     options: &MapOptions,
     body: &ChunkBody<'_>,
 ) -> Result<Vec<Vec<u8>>, MapError> {
@@ -466,7 +472,6 @@ fn run_chunks(
             "workers must be 1 to {MAX_MAP_WORKERS}, not {workers}"
         )));
     }
-    let schedule = options.chunking.schedule(len, workers);
     let chunks = schedule.chunks();
     let max_attempts = options.on_crash.attempts();
     let oom_before = oom_kills();
@@ -479,7 +484,7 @@ fn run_chunks(
         let round = Round {
             dispenser: SharedBox::new(ChunkDispenser::<MAX_MAP_WORKERS>::new())?,
             schedule: ListSchedule {
-                base: &schedule,
+                base: schedule,
                 list: &todo,
             },
             beats: &beats,

@@ -858,8 +858,6 @@ struct Slot {
     stream: Option<UnixStream>,
     busy: Option<(Task, Instant)>,
     killed_for_timeout: bool,
-    /// A spawn was requested and its worker has not exited yet.
-    spawning: bool,
 }
 
 struct Supervisor {
@@ -950,7 +948,6 @@ impl Supervisor {
         s.pid = None;
         s.stream = None;
         s.killed_for_timeout = false;
-        s.spawning = true;
         let message = ToServer::Spawn {
             slot: slot as u32,
             generation: s.generation,
@@ -1033,7 +1030,6 @@ impl Supervisor {
                 };
                 self.shared.lock().pids[index] = None;
                 let slot = &mut self.slots[index];
-                slot.spawning = false;
                 if let Some((mut task, _)) = slot.busy.take() {
                     task.attempts += 1;
                     let failure = if slot.killed_for_timeout {

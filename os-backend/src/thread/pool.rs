@@ -59,13 +59,7 @@ pub(crate) fn current_thread_mark() -> usize {
 /// none (`Some(false)`). Elsewhere: `None`.
 pub(crate) fn help_own_pool() -> Option<bool> {
     let (shared, index) = CURRENT_WORKER.with(|s| s.borrow().clone())?;
-    Some(match shared.find_job(Some(index)) {
-        Some(job) => {
-            job.run();
-            true
-        }
-        None => false,
-    })
+    Some(shared.run_one(Some(index)))
 }
 
 /// A scope's claim on a guest ring: the thread that opened the scope (`owner`)
@@ -303,7 +297,12 @@ impl Shared {
 
     /// Runs one queued job on the calling thread, if there is one.
     pub(crate) fn help(&self) -> bool {
-        match self.find_job(self.worker_index()) {
+        self.run_one(self.worker_index())
+    }
+
+    /// Runs one job found for worker `me` (or a helper, `None`), if any.
+    fn run_one(&self, me: Option<usize>) -> bool {
+        match self.find_job(me) {
             Some(job) => {
                 job.run();
                 true
