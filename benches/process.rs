@@ -16,6 +16,7 @@
 mod workloads;
 
 use std::hint::black_box;
+use std::ops::Range;
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
@@ -82,33 +83,38 @@ fn primes(c: &mut Criterion) {
     let mut g = c.benchmark_group("primes_1e6_2e6_3e6");
     g.sample_size(10);
     g.measurement_time(Duration::from_secs(10));
-    let options = MapOptions::new()
-        .workers(2)
-        .chunking(Chunking::Dynamic(4096));
-    // All three limits in one fork-join call: their index ranges laid end to
-    // end, each item adding into its own limit's sum.
-    let total: usize = PRIME_LIMITS.iter().map(|n| n + 1).sum();
-    let all_limits = |i: usize| {
+    // All three limits in one fork-join call: each limit's range 0..=n cut
+    // into blocks of 4096 numbers, the blocks of all three laid end to end,
+    // dearest (largest numbers) first so that the last blocks claimed are
+    // short; a worker claims one block at a time and sums it into its
+    // limit's lane.
+    const BLOCK: usize = 4096;
+    let mut blocks: Vec<(usize, Range<usize>)> = PRIME_LIMITS
+        .iter()
+        .enumerate()
+        .flat_map(|(k, &n)| {
+            (0..=n)
+                .step_by(BLOCK)
+                .map(move |lo| (k, lo..(lo + BLOCK).min(n + 1)))
+        })
+        .collect();
+    blocks.sort_by_key(|(_, range)| std::cmp::Reverse(range.start));
+    let options = MapOptions::new().workers(2).chunking(Chunking::Dynamic(1));
+    let block_sum = |b: usize| {
+        let (k, range) = &blocks[b];
         let mut sums = [0u64; 3];
-        let mut start = 0;
-        for (k, n) in PRIME_LIMITS.iter().enumerate() {
-            if i < start + n + 1 {
-                sums[k] = prime_or_zero(i - start);
-                break;
-            }
-            start += n + 1;
-        }
+        sums[*k] = range.clone().map(prime_or_zero).sum();
         sums
     };
     let add = |a: [u64; 3], b: [u64; 3]| [a[0] + b[0], a[1] + b[1], a[2] + b[2]];
     // A wrong result must never be reported as fast.
-    let check = reduce(0..total, &options, [0; 3], all_limits, add).unwrap();
+    let check = reduce(0..blocks.len(), &options, [0; 3], block_sum, add).unwrap();
     assert_eq!(
         check,
         PRIME_LIMITS.map(|n| (0..n + 1).map(prime_or_zero).sum::<u64>())
     );
     g.bench_function("ply process reduce (2 processes)", |b| {
-        b.iter(|| reduce(0..total, &options, [0; 3], all_limits, add).unwrap())
+        b.iter(|| reduce(0..blocks.len(), &options, [0; 3], block_sum, add).unwrap())
     });
     g.bench_function("sequential", |b| {
         b.iter(|| PRIME_LIMITS.map(|n| (0..n + 1).map(prime_or_zero).sum::<u64>()))

@@ -34,8 +34,10 @@
 mod failure;
 mod map;
 mod pool;
+mod results;
 mod server;
 
 pub use failure::Failure;
 pub use map::{MAX_MAP_WORKERS, MapError, MapOptions, OnCrash, map, map_plain, reduce};
 pub use pool::{PoolTaskError, ProcessPool, ProcessPoolBuilder, ProcessPoolError, ProcessTask};
+pub use results::{RESULT_CACHE_LIMIT, SharedResults, clear_result_cache};

@@ -79,7 +79,7 @@ impl<T> SharedBox<T> {
 }
 
 /// Maps `len` fresh, zeroed, writable `MAP_SHARED` bytes, page-aligned.
-fn map_shared(len: usize, align: usize) -> io::Result<NonNull<u8>> {
+pub(crate) fn map_shared(len: usize, align: usize) -> io::Result<NonNull<u8>> {
     // Page alignment from mmap covers any alignment a Rust type can ask for
     // up to the page size; larger ones are refused rather than misaligned.
     // SAFETY: sysconf has no memory-safety preconditions.
@@ -109,7 +109,7 @@ fn map_shared(len: usize, align: usize) -> io::Result<NonNull<u8>> {
 }
 
 /// The calling process's id.
-fn current_pid() -> libc::pid_t {
+pub(crate) fn current_pid() -> libc::pid_t {
     // SAFETY: getpid cannot fail and has no preconditions.
     unsafe { libc::getpid() }
 }

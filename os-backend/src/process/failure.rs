@@ -1,6 +1,8 @@
 //! [`Failure`]: how a worker process failed, in words a user can act on.
 
 use std::fmt;
+use std::path::PathBuf;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use crate::fork::{ChildExit, signal_name};
@@ -67,11 +69,16 @@ impl fmt::Display for Failure {
 }
 
 /// The OOM kills counted in this process's cgroup (v2 `memory.events`), if
-/// readable.
+/// readable. The file's path is looked up once per process.
 pub(crate) fn oom_kills() -> Option<u64> {
-    let cgroup = std::fs::read_to_string("/proc/self/cgroup").ok()?;
-    let path = cgroup.lines().find_map(|l| l.strip_prefix("0::"))?;
-    let events = std::fs::read_to_string(format!("/sys/fs/cgroup{path}/memory.events")).ok()?;
+    static EVENTS: OnceLock<Option<PathBuf>> = OnceLock::new();
+    let path = EVENTS.get_or_init(|| {
+        let cgroup = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+        let dir = cgroup.lines().find_map(|l| l.strip_prefix("0::"))?;
+        let path = PathBuf::from(format!("/sys/fs/cgroup{dir}/memory.events"));
+        path.exists().then_some(path)
+    });
+    let events = std::fs::read_to_string(path.as_ref()?).ok()?;
     events
         .lines()
         .find_map(|l| l.strip_prefix("oom_kill "))

@@ -3,7 +3,7 @@
 use std::cell::UnsafeCell;
 use std::fmt;
 use std::io;
-use std::mem::MaybeUninit;
+use std::mem::{MaybeUninit, size_of};
 use std::ops::Range;
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
@@ -16,6 +16,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::failure::{Failure, oom_kills};
+use super::results::{Region, SharedResults, forking_worker};
 use crate::fork::{ChildExit, ForkedChild, fork_child};
 use crate::ipc::{IpcError, frame};
 use crate::shm::{SharedBox, SharedSlice};
@@ -328,7 +329,13 @@ struct ResultSlot<T>(UnsafeCell<MaybeUninit<T>>);
 unsafe impl<T: Send> Sync for ResultSlot<T> {}
 
 /// Maps `f` over `inputs` in worker processes, for plain-data results: each
-/// worker writes its results straight into shared memory (no serialization).
+/// worker writes its results straight into shared memory (no serialization),
+/// and they are returned in place, as [`SharedResults`] (a `&[O]`), not
+/// copied.
+///
+/// Dropping the results keeps their mapping for the next call, whose workers
+/// then write into pages that already exist (see [`SharedResults`]): the
+/// first call in a process pays for fresh pages, later ones do not.
 ///
 /// # Errors
 ///
@@ -343,33 +350,39 @@ unsafe impl<T: Send> Sync for ResultSlot<T> {}
 /// assert_eq!(squares[9_999], 9_999 * 9_999);
 /// # Ok::<(), ply_os::process::MapError>(())
 /// ```
-pub fn map_plain<I, O, F>(inputs: &[I], f: F, options: &MapOptions) -> Result<Vec<O>, MapError>
+pub fn map_plain<I, O, F>(
+    inputs: &[I],
+    f: F,
+    options: &MapOptions,
+) -> Result<SharedResults<O>, MapError>
 where
     F: Fn(&I) -> O,
     O: Copy + Send,
 {
-    let slots = SharedSlice::new(inputs.len(), |_| {
-        ResultSlot::<O>(UnsafeCell::new(MaybeUninit::uninit()))
-    })?;
+    let region = Region::take::<O>(inputs.len())?;
+    let slots = region.as_ptr().cast::<O>();
     let schedule = options
         .chunking
         .schedule(inputs.len(), options.worker_count());
     run_chunks(&schedule, options, &|_, range, beat| {
+        let size = size_of::<O>();
+        region.populate(range.start * size, range.end * size);
         for i in range {
             beat.store(i + 1, Relaxed);
             let value = f(&inputs[i]);
-            // SAFETY: this worker holds the chunk containing `i` (see
-            // `ResultSlot`); the parent reads only after we exit.
-            unsafe { (*slots[i].0.get()).write(value) };
+            // SAFETY: `i < inputs.len()`, so slot `i` lies in the region
+            // (`take` sized it for `inputs.len()` `O`s, aligned); this worker
+            // holds the chunk containing `i`, so no other process writes the
+            // slot meanwhile (a re-issued chunk goes out only after its
+            // previous holder is dead and reaped), and the parent reads only
+            // after every worker has exited.
+            unsafe { slots.add(i).write(value) };
         }
         Ok(Vec::new())
     })?;
-    // Every chunk was reported complete, so every slot was written.
-    Ok(slots
-        .iter()
-        // SAFETY: written (above) and `O: Copy`, so reading copies plain bits.
-        .map(|slot| unsafe { (*slot.0.get()).assume_init() })
-        .collect())
+    // SAFETY: every chunk was reported complete, so every slot `0..len` was
+    // written, and every worker has been reaped.
+    Ok(unsafe { SharedResults::new(region, inputs.len()) })
 }
 
 /// Folds `map(i)` for every `i` in `range` with `combine`, in worker processes:
@@ -417,7 +430,7 @@ where
             beat.store(i + 1, Relaxed);
             acc = combine(acc, map(start + i));
         }
-        // SAFETY: as in `map_plain`: one writer per chunk, read after exit.
+        // SAFETY: one writer per chunk (see `ResultSlot`), read after exit.
         unsafe { (*partials[chunk].0.get()).write(acc) };
         Ok(Vec::new())
     })?;
@@ -472,22 +485,36 @@ fn run_chunks(
             "workers must be 1 to {MAX_MAP_WORKERS}, not {workers}"
         )));
     }
+    // The round's shared state is initialized whole, so each of its pages is
+    // a fresh page fault: slots for 256 workers take 17 pages, for 8 one.
+    if workers <= 8 {
+        run_rounds::<8>(schedule, options, workers, body)
+    } else {
+        run_rounds::<MAX_MAP_WORKERS>(schedule, options, workers, body)
+    }
+}
+
+/// [`run_chunks`] with room for `W` workers.
+fn run_rounds<const W: usize>(
+    schedule: &CountedSchedule,
+    options: &MapOptions,
+    workers: usize,
+    body: &ChunkBody<'_>,
+) -> Result<Vec<Vec<u8>>, MapError> {
     let chunks = schedule.chunks();
     let max_attempts = options.on_crash.attempts();
     let oom_before = oom_kills();
-    let beats = SharedSlice::new(workers, |_| CachePadded::new(AtomicUsize::new(0)))?;
     let mut reports: Vec<Option<Vec<u8>>> = (0..chunks).map(|_| None).collect();
     let mut attempts = vec![0u32; chunks];
     // Chunks still to do; each round forks workers over what the last left.
     let mut todo: Vec<usize> = (0..chunks).collect();
     while !todo.is_empty() {
         let round = Round {
-            dispenser: SharedBox::new(ChunkDispenser::<MAX_MAP_WORKERS>::new())?,
+            shared: SharedBox::new(RoundShared::<W>::new())?,
             schedule: ListSchedule {
                 base: schedule,
                 list: &todo,
             },
-            beats: &beats,
             body,
         };
         let mut live: Vec<Option<Worker>> = Vec::with_capacity(workers);
@@ -524,66 +551,85 @@ fn run_chunks(
     Ok(reports.into_iter().map(Option::unwrap_or_default).collect())
 }
 
+/// What a round's workers share with the parent, in one mapping.
+struct RoundShared<const W: usize> {
+    dispenser: ChunkDispenser<W>,
+    /// Per worker: the item it is on, plus one (0 when between items), read
+    /// by the parent to find a worker stuck past the timeout.
+    beats: [CachePadded<AtomicUsize>; W],
+}
+
+impl<const W: usize> RoundShared<W> {
+    fn new() -> Self {
+        RoundShared {
+            dispenser: ChunkDispenser::new(),
+            beats: std::array::from_fn(|_| CachePadded::new(AtomicUsize::new(0))),
+        }
+    }
+}
+
 /// One round of workers over a list of chunks.
-struct Round<'a, 'b> {
-    dispenser: SharedBox<ChunkDispenser<MAX_MAP_WORKERS>>,
+struct Round<'a, 'b, const W: usize> {
+    shared: SharedBox<RoundShared<W>>,
     schedule: ListSchedule<'a>,
-    beats: &'a SharedSlice<CachePadded<AtomicUsize>>,
     body: &'a ChunkBody<'b>,
 }
 
-impl Round<'_, '_> {
+impl<const W: usize> Round<'_, '_, W> {
     /// Forks worker `id`: it claims chunks until none are left, reporting each.
     fn spawn(&self, id: usize) -> Result<Worker, MapError> {
         let (reports, mut out) = UnixStream::pair()?;
-        self.beats[id].store(0, Relaxed);
-        let child = fork_child(|| {
-            let beat = &self.beats[id];
-            // Reports are sent in batches, at most every REPORT_INTERVAL: each
-            // one wakes the parent, which on a small machine takes CPU from
-            // the workers. A crash loses only unreported chunks, which the
-            // next round redoes.
-            let mut batch: Vec<u8> = Vec::new();
-            let mut last_sent = Instant::now();
-            while let Ok(Some(claim)) = self.dispenser.claim(id, &self.schedule) {
-                let chunk = self.schedule.list[claim.index];
-                let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    (self.body)(chunk, claim.range, beat)
-                }));
-                let (tag, data) = match run {
-                    Ok(Ok(data)) => (TAG_DONE, data),
-                    Ok(Err(e)) => (
-                        TAG_PANIC,
-                        format!("could not encode results: {e}").into_bytes(),
-                    ),
-                    Err(payload) => (
-                        TAG_PANIC,
-                        crate::thread::panic_message(&*payload).into_bytes(),
-                    ),
-                };
-                let mut message = Vec::with_capacity(9 + data.len());
-                message.push(tag);
-                message.extend_from_slice(&(chunk as u64).to_le_bytes());
-                message.extend_from_slice(&data);
-                // Framing into a Vec cannot fail.
-                let _ = frame::write_frame(&mut batch, &message);
-                let due = tag == TAG_PANIC
-                    || batch.len() >= REPORT_BATCH_BYTES
-                    || last_sent.elapsed() >= REPORT_INTERVAL;
-                if due {
-                    if std::io::Write::write_all(&mut out, &batch).is_err() || tag == TAG_PANIC {
-                        return 101;
+        self.shared.beats[id].store(0, Relaxed);
+        let child = forking_worker(|| {
+            fork_child(|| {
+                let beat = &self.shared.beats[id];
+                // Reports are sent in batches, at most every REPORT_INTERVAL: each
+                // one wakes the parent, which on a small machine takes CPU from
+                // the workers. A crash loses only unreported chunks, which the
+                // next round redoes.
+                let mut batch: Vec<u8> = Vec::new();
+                let mut last_sent = Instant::now();
+                while let Ok(Some(claim)) = self.shared.dispenser.claim(id, &self.schedule) {
+                    let chunk = self.schedule.list[claim.index];
+                    let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        (self.body)(chunk, claim.range, beat)
+                    }));
+                    let (tag, data) = match run {
+                        Ok(Ok(data)) => (TAG_DONE, data),
+                        Ok(Err(e)) => (
+                            TAG_PANIC,
+                            format!("could not encode results: {e}").into_bytes(),
+                        ),
+                        Err(payload) => (
+                            TAG_PANIC,
+                            crate::thread::panic_message(&*payload).into_bytes(),
+                        ),
+                    };
+                    let mut message = Vec::with_capacity(9 + data.len());
+                    message.push(tag);
+                    message.extend_from_slice(&(chunk as u64).to_le_bytes());
+                    message.extend_from_slice(&data);
+                    // Framing into a Vec cannot fail.
+                    let _ = frame::write_frame(&mut batch, &message);
+                    let due = tag == TAG_PANIC
+                        || batch.len() >= REPORT_BATCH_BYTES
+                        || last_sent.elapsed() >= REPORT_INTERVAL;
+                    if due {
+                        if std::io::Write::write_all(&mut out, &batch).is_err() || tag == TAG_PANIC
+                        {
+                            return 101;
+                        }
+                        batch.clear();
+                        last_sent = Instant::now();
                     }
-                    batch.clear();
-                    last_sent = Instant::now();
+                    let _ = self.shared.dispenser.complete(id);
                 }
-                let _ = self.dispenser.complete(id);
-            }
-            beat.store(0, Relaxed);
-            if std::io::Write::write_all(&mut out, &batch).is_err() {
-                return 101;
-            }
-            0
+                beat.store(0, Relaxed);
+                if std::io::Write::write_all(&mut out, &batch).is_err() {
+                    return 101;
+                }
+                0
+            })
         })?;
         drop(out); // only the child writes: its exit closes the stream
         reports.set_read_timeout(Some(Duration::from_secs(10)))?;
@@ -674,7 +720,7 @@ impl Round<'_, '_> {
                     let Some(worker) = slot.as_mut() else {
                         continue;
                     };
-                    let beat = self.beats[id].load(Relaxed);
+                    let beat = self.shared.beats[id].load(Relaxed);
                     if beat != worker.last_beat.0 {
                         worker.last_beat = (beat, Instant::now());
                     } else if beat != 0 && !worker.timed_out && worker.last_beat.1.elapsed() > limit
@@ -717,7 +763,7 @@ impl Round<'_, '_> {
             (Some(message), _) => Failure::Panicked(message),
             (None, false) => Failure::from_exit(exit, oom_before),
         };
-        let held = self.dispenser.reclaim(id).ok().flatten();
+        let held = self.shared.dispenser.reclaim(id).ok().flatten();
         let chunk = held.map(|i| self.schedule.list[i]);
         if let Some(c) = chunk.filter(|&c| reports[c].is_none()) {
             attempts[c] += 1;
