@@ -1,6 +1,6 @@
 //! `ply demo primes`: the sum of the primes ≤ n, by 6k±1 trial division.
 
-use ply_os::process::{MapOptions, reduce};
+use ply_os::process::{MapOptions, map_plain};
 use ply_os::thread::{Chunking, ThreadPool};
 
 use super::{Backend, Outcome};
@@ -52,14 +52,36 @@ pub fn run(backend: Backend, workers: usize, limits: &[u64]) -> Result<Outcome, 
                 .collect()
         }
         Backend::Processes => {
+            // One fork-join call for all the limits (forking per limit would
+            // pay the start-up and the tail of each call three times): every
+            // limit's range cut into blocks of CHUNK numbers, dearest (largest
+            // numbers) first so the last blocks claimed are short; a worker
+            // claims one block at a time and returns (limit, block sum).
+            let mut blocks: Vec<(usize, std::ops::Range<usize>)> = limits
+                .iter()
+                .enumerate()
+                .flat_map(|(k, &n)| {
+                    let end = n as usize + 1;
+                    (0..end)
+                        .step_by(CHUNK)
+                        .map(move |lo| (k, lo..(lo + CHUNK).min(end)))
+                })
+                .collect();
+            blocks.sort_by_key(|(_, range)| std::cmp::Reverse(range.start));
             let options = MapOptions::new()
                 .workers(workers)
-                .chunking(Chunking::Dynamic(CHUNK));
-            limits
-                .iter()
-                .map(|&n| reduce(0..n as usize + 1, &options, 0, prime_or_zero, |a, b| a + b))
-                .collect::<Result<_, _>>()
-                .map_err(|e| e.to_string())?
+                .chunking(Chunking::Dynamic(1));
+            let parts = map_plain(
+                &blocks,
+                |(k, range)| (*k, range.clone().map(prime_or_zero).sum::<u64>()),
+                &options,
+            )
+            .map_err(|e| e.to_string())?;
+            let mut sums = vec![0; limits.len()];
+            for &(k, sum) in parts.iter() {
+                sums[k] += sum;
+            }
+            sums
         }
     };
     let shown = limits
