@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """The classic Python process pools on the workloads of benches/process.rs.
 
-Run: python3 benches/python/process_bench.py   (about a minute)
+Run: python3 benches/python/process_bench.py   (about two minutes)
 
-Prints one line per measurement, in the units BENCHMARKS.md uses, so the
-numbers sit beside ply's from `cargo bench --bench process` on the same machine:
+Prints one line per measurement, in the units BENCHMARKS.md uses — the median
+of several runs, and the best run in brackets — so the numbers sit beside
+ply's from `cargo bench --bench process` on the same machine:
 
 - spawn: multiprocessing.Process start + join, threading.Thread start + join
 - round trip: ProcessPoolExecutor.submit(f, x).result(), one at a time
@@ -53,40 +54,50 @@ def chunks(n):
     return [(lo, min(lo + CHUNK, n + 1)) for lo in range(0, n + 1, CHUNK)]
 
 
-def best(f, runs=3):
+def timed(f, runs):
+    """(median, best) seconds of `runs` calls of f. The median is what
+    BENCHMARKS.md sets beside criterion's estimate (a typical time, not a
+    lucky one); the best is printed too."""
     times = []
     for _ in range(runs):
         t = time.perf_counter()
         f()
         times.append(time.perf_counter() - t)
-    return min(times)
+    times.sort()
+    return times[len(times) // 2], times[0]
+
+
+def show(label, pair, scale, unit):
+    median, best = pair
+    print(f"{label:43}{median * scale:10.1f} {unit}  (best {best * scale:.1f})")
 
 
 def main():
     n = 200
-    t = best(lambda: [p.join() for p in [mp.Process(target=nothing)] if not p.start()], runs=n)
-    print(f"spawn: multiprocessing.Process start+join   {t * 1e6:10.1f} us")
-    t = best(lambda: [th.join() for th in [threading.Thread(target=nothing)] if not th.start()], runs=n)
-    print(f"spawn: threading.Thread start+join          {t * 1e6:10.1f} us")
+    show("spawn: multiprocessing.Process start+join",
+         timed(lambda: [p.join() for p in [mp.Process(target=nothing)] if not p.start()], n), 1e6, "us")
+    show("spawn: threading.Thread start+join",
+         timed(lambda: [th.join() for th in [threading.Thread(target=nothing)] if not th.start()], n), 1e6, "us")
 
     with cf.ProcessPoolExecutor(2) as ex:
         ex.submit(inc, 0).result()
         trips = 2000
-        t = best(lambda: [ex.submit(inc, i).result() for i in range(trips)], runs=3) / trips
-        print(f"round trip: ProcessPoolExecutor.submit     {t * 1e6:10.1f} us")
+        show("round trip: ProcessPoolExecutor.submit",
+             timed(lambda: [ex.submit(inc, i).result() for i in range(trips)], 5), 1e6 / trips, "us")
         items = 1_000_000
-        t = best(lambda: list(ex.map(inc, range(items), chunksize=16384)), runs=3) / items
-        print(f"map 1M trivial: ProcessPoolExecutor.map    {t * 1e9:10.1f} ns/item")
-        t = best(lambda: [sum(ex.map(prime_sum, chunks(n))) for n in LIMITS], runs=2)
-        print(f"primes: ProcessPoolExecutor(2)             {t * 1e3:10.1f} ms")
+        show("map 1M trivial: ProcessPoolExecutor.map",
+             timed(lambda: list(ex.map(inc, range(items), chunksize=16384)), 5), 1e9 / items, "ns/item")
+        show("primes: ProcessPoolExecutor(2)",
+             timed(lambda: [sum(ex.map(prime_sum, chunks(n))) for n in LIMITS], 3), 1e3, "ms")
     with mp.Pool(2) as pool:
         items = 1_000_000
-        t = best(lambda: pool.map(inc, range(items)), runs=3) / items
-        print(f"map 1M trivial: multiprocessing.Pool.map   {t * 1e9:10.1f} ns/item")
-        t = best(lambda: [sum(pool.map(prime_sum, chunks(n))) for n in LIMITS], runs=2)
-        print(f"primes: multiprocessing.Pool(2)            {t * 1e3:10.1f} ms")
-    t = best(lambda: [prime_sum((0, n + 1)) for n in LIMITS], runs=1)
-    print(f"primes: sequential                         {t * 1e3:10.1f} ms")
+        pool.map(inc, range(1000))
+        show("map 1M trivial: multiprocessing.Pool.map",
+             timed(lambda: pool.map(inc, range(items)), 7), 1e9 / items, "ns/item")
+        show("primes: multiprocessing.Pool(2)",
+             timed(lambda: [sum(pool.map(prime_sum, chunks(n))) for n in LIMITS], 3), 1e3, "ms")
+    show("primes: sequential",
+         timed(lambda: [prime_sum((0, n + 1)) for n in LIMITS], 1), 1e3, "ms")
 
 
 if __name__ == "__main__":

@@ -34,6 +34,7 @@
 mod failure;
 mod map;
 mod pool;
+mod prefetch;
 mod results;
 mod server;
 

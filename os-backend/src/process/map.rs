@@ -16,6 +16,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::failure::{Failure, oom_kills};
+use super::prefetch::for_each_prefetched;
 use super::results::{Region, SharedResults, forking_worker};
 use crate::fork::{ChildExit, ForkedChild, fork_child};
 use crate::ipc::{IpcError, frame};
@@ -295,12 +296,11 @@ where
         .chunking
         .schedule(inputs.len(), options.worker_count());
     let payloads = run_chunks(&schedule, options, &|_, range, beat| {
-        let results: Vec<O> = range
-            .map(|i| {
-                beat.store(i + 1, Relaxed);
-                f(&inputs[i])
-            })
-            .collect();
+        let mut results: Vec<O> = Vec::with_capacity(range.len());
+        for_each_prefetched::<I, O>(range, inputs, None, |i| {
+            beat.at(i);
+            results.push(f(&inputs[i]));
+        });
         frame::encode(&results)
     })?;
     let mut out = Vec::with_capacity(inputs.len());
@@ -367,8 +367,8 @@ where
     run_chunks(&schedule, options, &|_, range, beat| {
         let size = size_of::<O>();
         region.populate(range.start * size, range.end * size);
-        for i in range {
-            beat.store(i + 1, Relaxed);
+        for_each_prefetched(range, inputs, Some(slots.cast_const()), |i| {
+            beat.at(i);
             let value = f(&inputs[i]);
             // SAFETY: `i < inputs.len()`, so slot `i` lies in the region
             // (`take` sized it for `inputs.len()` `O`s, aligned); this worker
@@ -377,7 +377,7 @@ where
             // previous holder is dead and reaped), and the parent reads only
             // after every worker has exited.
             unsafe { slots.add(i).write(value) };
-        }
+        });
         Ok(Vec::new())
     })?;
     // SAFETY: every chunk was reported complete, so every slot `0..len` was
@@ -427,7 +427,7 @@ where
     run_chunks(&schedule, options, &|chunk, items, beat| {
         let mut acc = identity;
         for i in items {
-            beat.store(i + 1, Relaxed);
+            beat.at(i);
             acc = combine(acc, map(start + i));
         }
         // SAFETY: one writer per chunk (see `ResultSlot`), read after exit.
@@ -442,7 +442,27 @@ where
 }
 
 /// A chunk body: (chunk index, its items, the worker's heartbeat) → report.
-type ChunkBody<'a> = dyn Fn(usize, Range<usize>, &AtomicUsize) -> Result<Vec<u8>, IpcError> + 'a;
+type ChunkBody<'a> = dyn Fn(usize, Range<usize>, Heartbeat<'_>) -> Result<Vec<u8>, IpcError> + 'a;
+
+/// A worker's heartbeat: the item it is on, in shared memory, which the
+/// parent watches to enforce the per-item timeout. Without a timeout nobody
+/// reads it, and [`at`](Self::at) stores nothing: a store to a shared line
+/// per item is a cost a trivial map would notice.
+#[derive(Clone, Copy)]
+struct Heartbeat<'a> {
+    cell: &'a AtomicUsize,
+    on: bool,
+}
+
+impl Heartbeat<'_> {
+    /// Records that the worker has started item `item`.
+    #[inline(always)]
+    fn at(self, item: usize) {
+        if self.on {
+            self.cell.store(item + 1, Relaxed);
+        }
+    }
+}
 
 /// A subset of a schedule's chunks, renumbered `0..list.len()`: what is left
 /// to do in a later round.
@@ -511,6 +531,7 @@ fn run_rounds<const W: usize>(
     while !todo.is_empty() {
         let round = Round {
             shared: SharedBox::new(RoundShared::<W>::new())?,
+            timed: options.task_timeout.is_some(),
             schedule: ListSchedule {
                 base: schedule,
                 list: &todo,
@@ -571,6 +592,8 @@ impl<const W: usize> RoundShared<W> {
 /// One round of workers over a list of chunks.
 struct Round<'a, 'b, const W: usize> {
     shared: SharedBox<RoundShared<W>>,
+    /// Whether a per-item timeout is set (so heartbeats are watched).
+    timed: bool,
     schedule: ListSchedule<'a>,
     body: &'a ChunkBody<'b>,
 }
@@ -582,7 +605,10 @@ impl<const W: usize> Round<'_, '_, W> {
         self.shared.beats[id].store(0, Relaxed);
         let child = forking_worker(|| {
             fork_child(|| {
-                let beat = &self.shared.beats[id];
+                let beat = Heartbeat {
+                    cell: &self.shared.beats[id],
+                    on: self.timed,
+                };
                 // Reports are sent in batches, at most every REPORT_INTERVAL: each
                 // one wakes the parent, which on a small machine takes CPU from
                 // the workers. A crash loses only unreported chunks, which the
@@ -624,7 +650,7 @@ impl<const W: usize> Round<'_, '_, W> {
                     }
                     let _ = self.shared.dispenser.complete(id);
                 }
-                beat.store(0, Relaxed);
+                beat.cell.store(0, Relaxed);
                 if std::io::Write::write_all(&mut out, &batch).is_err() {
                     return 101;
                 }
