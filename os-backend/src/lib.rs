@@ -8,7 +8,7 @@
 //! | module | what it holds |
 //! |---|---|
 //! | [`thread`] | [`thread::ThreadPool`]: futures, back-pressure, ordered/unordered map, scope, data-parallel helpers; per-worker run queues with batch stealing |
-//! | [`process`] | [`process::map`] / [`process::map_plain`] / [`process::reduce`]: fork-join over a shared chunk dispenser; [`process::ProcessPool`]: persistent workers from a fork server, crash isolation, timeouts, recycling |
+//! | [`process`] | [`process::map`] / [`process::map_plain`] / [`process::reduce`]: fork-join over a shared chunk dispenser, plain results returned in place ([`process::SharedResults`]); [`process::ProcessPool`]: persistent workers from a fork server, crash isolation, timeouts, recycling |
 //! | [`ipc`] | framed serde messages ([`ipc::frame`], fuzzed), [`ipc::Duplex`] channels, [`ipc::ProcessQueue`] (shared memory + futex), [`ipc::SharedValue`] / [`ipc::SharedArray`] |
 //! | [`shm`] | [`shm::SharedBox`] / [`shm::SharedSlice`]: values in an anonymous `MAP_SHARED` mapping, visible to children forked after it |
 //! | [`fork`] | [`fork::fork_child`]: run a closure in a child process; the handle reaps it, kills it on drop |

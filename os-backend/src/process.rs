@@ -25,6 +25,12 @@
 //! nowhere is an error naming the items and the cause. Results are only ever
 //! taken from chunks reported complete, so nothing is silently dropped.
 //!
+//! [`map_plain`] returns its results where the workers wrote them, as
+//! [`SharedResults`] (a `&[O]`), and recycles that mapping for the next call:
+//! on a small VM the cost of a trivial map is page faults and page-table
+//! work, not ply's bookkeeping, so the fast path is the one that touches
+//! fewest fresh pages (see [`SharedResults`] and `BENCHMARKS.md`).
+//!
 //! # Failures
 //!
 //! A worker's end is described by [`Failure`]: the signal with its name (and

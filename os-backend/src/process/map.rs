@@ -370,12 +370,9 @@ where
         for_each_prefetched(range, inputs, Some(slots.cast_const()), |i| {
             beat.at(i);
             let value = f(&inputs[i]);
-            // SAFETY: `i < inputs.len()`, so slot `i` lies in the region
-            // (`take` sized it for `inputs.len()` `O`s, aligned); this worker
-            // holds the chunk containing `i`, so no other process writes the
-            // slot meanwhile (a re-issued chunk goes out only after its
-            // previous holder is dead and reaped), and the parent reads only
-            // after every worker has exited.
+            // SAFETY: slot `i < inputs.len()` is in the region and aligned
+            // (`take`); only this worker, which holds the chunk, writes it,
+            // and the parent reads only after every worker has exited.
             unsafe { slots.add(i).write(value) };
         });
         Ok(Vec::new())

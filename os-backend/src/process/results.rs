@@ -287,11 +287,9 @@ impl<O> Deref for SharedResults<O> {
     type Target = [O];
     fn deref(&self) -> &[O] {
         let region = self.region.as_ref().expect("present until drop");
-        // SAFETY: the mapping is aligned for `O` (page-aligned, and `take`
-        // refused larger alignments), holds `len` initialized `O`s (the
-        // contract of `new`) and stays mapped while `self` lives; nothing
-        // writes it meanwhile, as `Drop` never recycles a mapping a foreign
-        // fork could still be reading.
+        // SAFETY: page-aligned (so aligned for `O`), `len` initialized `O`s
+        // (`new`'s contract), mapped while `self` lives, and never written
+        // meanwhile (`Drop` does not recycle what a foreign fork may read).
         unsafe { std::slice::from_raw_parts(region.as_ptr().cast::<O>(), self.len) }
     }
 }
