@@ -443,8 +443,8 @@ type ChunkBody<'a> = dyn Fn(usize, Range<usize>, Heartbeat<'_>) -> Result<Vec<u8
 
 /// A worker's heartbeat: the item it is on, in shared memory, which the
 /// parent watches to enforce the per-item timeout. Without a timeout nobody
-/// reads it, and [`at`](Self::at) stores nothing: a store to a shared line
-/// per item is a cost a trivial map would notice.
+/// reads it, so [`at`](Self::at) stores nothing rather than write a shared
+/// cache line per item for no reader.
 #[derive(Clone, Copy)]
 struct Heartbeat<'a> {
     cell: &'a AtomicUsize,
