@@ -39,6 +39,7 @@
 
 mod failure;
 mod map;
+mod placement;
 mod pool;
 mod prefetch;
 mod results;

@@ -16,6 +16,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::failure::{Failure, oom_kills};
+use super::placement::Placement;
 use super::prefetch::for_each_prefetched;
 use super::results::{Region, SharedResults, forking_worker};
 use crate::fork::{ChildExit, ForkedChild, fork_child};
@@ -536,9 +537,18 @@ fn run_rounds<const W: usize>(
             body,
         };
         let mut live: Vec<Option<Worker>> = Vec::with_capacity(workers);
-        for id in 0..workers.min(todo.len()) {
-            live.push(Some(round.spawn(id)?));
+        // Every worker but the last is moved off this CPU as soon as it is
+        // forked, so that it starts while the rest are forked (placement.rs).
+        let count = workers.min(todo.len());
+        let mut placement = Placement::new();
+        for id in 0..count {
+            let worker = round.spawn(id)?;
+            if id + 1 < count {
+                placement.move_off_this_cpu(worker.child.pid());
+            }
+            live.push(Some(worker));
         }
+        placement.restore();
         round.supervise(
             &mut live,
             &mut reports,
