@@ -202,13 +202,17 @@ fn bench_spawn_and_ipc_report_rates_and_memory() {
     let v = json_of(&["bench", "ipc", "--items", "1000", "--json"]);
     assert_eq!(v["family"], "ipc");
     assert_eq!(v["trips"], 1000);
+    assert_eq!(v["map_items"], 1_000_000);
     let names = names_of(&v);
     assert_eq!(
         names,
         [
             "ply ProcessQueue (shared memory)",
             "ply Duplex (socket pair, postcard)",
-            "ply ProcessPool submit + join"
+            "ply ProcessPool submit + join",
+            "ply map_plain (shared memory)",
+            "ply map (serialized results)",
+            "one thread (no processes)"
         ]
     );
     assert_rates_ordered(v["results"].as_array().unwrap());
