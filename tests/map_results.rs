@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use ply::os::fork::fork_child;
-use ply::os::process::{MapOptions, RESULT_CACHE_LIMIT, clear_result_cache, map_plain};
+use ply::os::process::{MapError, MapOptions, RESULT_CACHE_LIMIT, clear_result_cache, map_plain};
 use ply::os::shm::SharedBox;
 
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -158,4 +158,26 @@ fn results_larger_than_the_limit_are_unmapped_on_drop() {
         .unwrap()
         .into_vec();
     assert_eq!(owned, vec![0, 10, 20]);
+}
+
+/// Mappings are page-aligned; a type aligned beyond 4 KiB is refused, also
+/// when a kept mapping is there to be taken.
+#[test]
+fn over_aligned_results_are_refused_even_with_a_kept_mapping() {
+    let _guard = serial();
+    clear_result_cache();
+    drop(map_plain(&inputs(10_000), |x| x + 1, &opts()).unwrap()); // kept
+    #[derive(Clone, Copy, Debug)]
+    #[repr(align(8192))]
+    struct Wide;
+    let err = map_plain(&[1u8], |_| Wide, &opts()).unwrap_err();
+    assert!(
+        matches!(err, MapError::Os(ref e) if e.kind() == std::io::ErrorKind::InvalidInput),
+        "{err}"
+    );
+    assert_eq!(
+        clear_result_cache(),
+        10_000 * 8,
+        "the kept mapping was lost"
+    );
 }

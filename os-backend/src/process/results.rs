@@ -122,13 +122,22 @@ pub(super) struct Region {
 unsafe impl Send for Region {}
 
 impl Region {
-    /// A mapping of at least `bytes` bytes aligned for `O`: the cached one if
-    /// it is this process's and large enough, else a fresh one.
+    /// A mapping with room for `len` values of `O`, aligned for `O`: the
+    /// cached one if it is this process's and large enough, else a fresh one.
     pub(super) fn take<O>(len: usize) -> io::Result<Region> {
         let bytes = size_of::<O>()
             .checked_mul(len)
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "results too large"))?
             .max(1);
+        // Mappings are page-aligned: enough for any alignment up to 4 KiB.
+        // Larger ones are refused here, before the cache (`map_shared` would
+        // refuse them too, but a cached mapping is not checked again).
+        if align_of::<O>() > 4096 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "results: type alignment exceeds 4 KiB",
+            ));
+        }
         let cached = CACHE.try_lock().ok().and_then(|mut slot| slot.take());
         if let Some(region) = cached {
             if region.owner == current_pid() && region.bytes >= bytes {
