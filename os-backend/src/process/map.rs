@@ -298,7 +298,9 @@ where
         .schedule(inputs.len(), options.worker_count());
     let payloads = run_chunks(&schedule, options, &|_, range, beat| {
         let mut results: Vec<O> = Vec::with_capacity(range.len());
-        for_each_prefetched::<I, O>(range, inputs, None, |i| {
+        // No output slots here (results go into a Vec): pages are counted
+        // in inputs alone.
+        for_each_prefetched::<I, ()>(range, inputs, None, |i| {
             beat.at(i);
             results.push(f(&inputs[i]));
         });
