@@ -121,7 +121,12 @@ fn copy_interrupted_while_writing_its_files_is_130_not_1() {
 
 /// Runs `ply args` with stdout connected to a pipe whose reader is closed.
 fn with_closed_pipe(args: &[&str]) -> std::process::Output {
-    let (reader, writer) = std::io::pipe().unwrap();
+    use std::os::fd::{FromRawFd, OwnedFd};
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 writes two fds into the array it is given.
+    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+    // SAFETY: both fds are fresh and owned by nothing else.
+    let (reader, writer) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
     drop(reader);
     ply_cmd()
         .args(args)
