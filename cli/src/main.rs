@@ -16,6 +16,7 @@ mod interrupt;
 mod mem;
 mod out;
 mod report;
+mod run;
 
 use std::process::ExitCode;
 
@@ -40,6 +41,10 @@ enum Command {
     },
     /// Quick check-up of this machine: how fast are ply's primitives here?
     Bench(bench::BenchArgs),
+    /// Run a command for every input, in parallel (like GNU parallel):
+    /// `ply run [OPTIONS] COMMAND ::: VALUES...`, `:::: FILES`, or stdin lines.
+    /// Whole job trees are killed on timeout, halt or Ctrl-C.
+    Run(run::RunArgs),
 }
 
 /// Folds a clap error into one line (`error: ... [possible values: ...]`),
@@ -56,6 +61,12 @@ fn one_line(err: &clap::Error) -> String {
 }
 
 fn main() -> ExitCode {
+    // `ply run` reports misuse with GNU parallel's 255; other commands with 2.
+    let misuse = if std::env::args().nth(1).as_deref() == Some("run") {
+        run::EXIT_ERROR
+    } else {
+        2
+    };
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(err) if !err.use_stderr() => {
@@ -70,13 +81,17 @@ fn main() -> ExitCode {
         {
             // `ply` alone: show the help (it is the best hint), but it is misuse.
             out::stderr(&err.render().to_string());
-            return ExitCode::from(2);
+            return ExitCode::from(misuse);
         }
         Err(err) => {
             out::stderr(&format!("{} (see 'ply --help')\n", one_line(&err)));
-            return ExitCode::from(2);
+            return ExitCode::from(misuse);
         }
     };
+    if let Command::Run(args) = cli.command {
+        // ply run handles its signals in its event loop.
+        return run::main(args);
+    }
     // SIGINT / SIGTERM / SIGHUP: flag it; workloads stop at the next safe
     // point, or are ended by force after a grace period (see interrupt.rs).
     interrupt::install();
@@ -94,6 +109,7 @@ fn main() -> ExitCode {
                 ExitCode::from(failed.code)
             }
         },
+        Command::Run(_) => unreachable!("handled above"),
         Command::Bench(args) => match bench::run(&args) {
             Some(text) => match out::stdout(&text) {
                 Ok(()) => ExitCode::SUCCESS,

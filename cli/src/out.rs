@@ -19,11 +19,16 @@ pub struct WriteFailed(pub io::Error);
 impl WriteFailed {
     /// The exit for this failure: quiet 141 on EPIPE, else one line and 1.
     pub fn exit(&self) -> ExitCode {
+        self.exit_with(1)
+    }
+
+    /// As [`exit`](Self::exit), with `code` for errors other than EPIPE.
+    pub fn exit_with(&self, code: u8) -> ExitCode {
         if self.0.kind() == io::ErrorKind::BrokenPipe {
             ExitCode::from(EXIT_BROKEN_PIPE)
         } else {
-            error_line(&format!("writing to stdout: {}", self.0));
-            ExitCode::from(1)
+            error_line(&format!("writing output: {}", self.0));
+            ExitCode::from(code)
         }
     }
 }

@@ -1,0 +1,106 @@
+//! A job's captured output: in memory up to a bound, then in an unnamed
+//! temporary file (`O_TMPFILE`: it has no name, so it is gone when closed,
+//! even if ply is killed). Memory is bounded across all jobs by a shared
+//! budget, so thousands of jobs or one job printing 200 MiB cost the same
+//! few MiB.
+
+use std::fs::File;
+use std::io::{self, Read, Seek, Write};
+
+/// Bytes of output held in memory across all jobs before new output spills
+/// to temporary files.
+pub const MEMORY_BUDGET: usize = 16 << 20;
+
+/// What the captures of all jobs hold in memory.
+#[derive(Debug, Default)]
+pub struct Budget {
+    pub in_memory: usize,
+}
+
+/// One stream's captured bytes.
+#[derive(Debug, Default)]
+pub struct Capture {
+    memory: Vec<u8>,
+    spill: Option<File>,
+    len: u64,
+}
+
+impl Capture {
+    /// Appends `bytes`: to memory while the budget allows, else to the
+    /// spill file (created on first need).
+    pub fn push(&mut self, bytes: &[u8], budget: &mut Budget) -> io::Result<()> {
+        self.len += bytes.len() as u64;
+        if self.spill.is_none() && budget.in_memory + bytes.len() <= MEMORY_BUDGET {
+            budget.in_memory += bytes.len();
+            self.memory.extend_from_slice(bytes);
+            return Ok(());
+        }
+        let spill = match &mut self.spill {
+            Some(file) => file,
+            None => self.spill.insert(tempfile::tempfile()?),
+        };
+        spill.write_all(bytes)
+    }
+
+    /// Bytes captured in all.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Writes everything captured to `out`, in order, passing each chunk
+    /// through `emit`; returns the memory to the budget.
+    pub fn drain(
+        &mut self,
+        budget: &mut Budget,
+        emit: &mut dyn FnMut(&[u8]) -> io::Result<()>,
+    ) -> io::Result<()> {
+        budget.in_memory -= self.memory.len();
+        let memory = std::mem::take(&mut self.memory);
+        emit(&memory)?;
+        if let Some(mut spill) = self.spill.take() {
+            spill.rewind()?;
+            let mut buf = vec![0u8; 64 << 10];
+            loop {
+                let n = spill.read(&mut buf)?;
+                if n == 0 {
+                    break;
+                }
+                emit(&buf[..n])?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether anything spilled to a file.
+    #[cfg(test)]
+    pub fn spilled(&self) -> bool {
+        self.spill.is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spills_past_the_budget_and_drains_in_order() {
+        let mut budget = Budget {
+            in_memory: MEMORY_BUDGET - 10,
+        };
+        let mut c = Capture::default();
+        c.push(b"0123456789", &mut budget).unwrap();
+        assert!(!c.spilled());
+        c.push(b"abc", &mut budget).unwrap();
+        assert!(c.spilled());
+        c.push(b"def", &mut budget).unwrap();
+        assert_eq!(c.len(), 16);
+        let mut out = Vec::new();
+        c.drain(&mut budget, &mut |b| {
+            out.extend_from_slice(b);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(out, b"0123456789abcdef");
+        assert_eq!(budget.in_memory, MEMORY_BUDGET - 10);
+    }
+}
