@@ -205,6 +205,8 @@ pub struct JobInputs {
     link: bool,
     /// The current value of each source (product mode).
     current: Vec<String>,
+    /// Which sources have ended at least once (link mode).
+    ended: Vec<bool>,
     started: bool,
     done: bool,
 }
@@ -225,6 +227,7 @@ impl JobInputs {
             .collect::<Result<Vec<_>, _>>()?;
         Ok(JobInputs {
             current: Vec::with_capacity(readers.len()),
+            ended: Vec::new(),
             readers,
             link,
             started: false,
@@ -267,17 +270,21 @@ impl JobInputs {
     }
 
     /// Pairs the n-th values; a source that ends starts again, and the run
-    /// ends at the first step where every source had to start again.
+    /// ends once every source has ended (as many jobs as the longest has
+    /// values).
     fn next_linked(&mut self) -> Result<Option<Vec<String>>, InputError> {
         let mut values = Vec::with_capacity(self.readers.len());
         let mut fresh = false;
-        for reader in &mut self.readers {
+        self.ended.resize(self.readers.len(), false);
+        for (reader, ended) in self.readers.iter_mut().zip(&mut self.ended) {
             match reader.next()? {
                 Some(v) => {
-                    fresh = true;
+                    // Only a source on its first pass makes a new job.
+                    fresh |= !*ended;
                     values.push(v);
                 }
                 None => {
+                    *ended = true;
                     reader.rewind()?;
                     match reader.next()? {
                         Some(v) => values.push(v),
