@@ -70,6 +70,12 @@ pub fn main(args: RunArgs) -> ExitCode {
         Ok(split) => split,
         Err(e) => return error(&e),
     };
+    if let Some(option) = words.first().filter(|w| w.starts_with('-')) {
+        // Options go before the command; a command never starts with '-'.
+        return error(&format!(
+            "unexpected argument '{option}' (see 'ply run --help')"
+        ));
+    }
     if args.pipe && !sources.is_empty() {
         return error("--pipe reads its data from stdin: give no ::: or :::: inputs");
     }
