@@ -27,7 +27,7 @@ impl WriteFailed {
         if self.0.kind() == io::ErrorKind::BrokenPipe {
             ExitCode::from(EXIT_BROKEN_PIPE)
         } else {
-            error_line(&format!("writing output: {}", self.0));
+            error_line(&format!("writing to stdout: {}", self.0));
             ExitCode::from(code)
         }
     }

@@ -115,7 +115,7 @@ pub fn main(args: RunArgs) -> ExitCode {
             || ((args.bar || args.eta) && std::io::IsTerminal::is_terminal(&std::io::stderr()))
             || args.halt.is_some_and(|h| h.needs_total()));
     let (feed, total) = if args.pipe {
-        match feed::blocks(args.block as usize, 2) {
+        match feed::blocks(args.block as usize) {
             Ok(feed) => (feed, None),
             Err(e) => return error(&format!("starting the input thread: {e}")),
         }
@@ -144,7 +144,7 @@ pub fn main(args: RunArgs) -> ExitCode {
             return dry_run(inputs, &template, range);
         }
         let keep = move |i: u64| range.as_ref().is_none_or(|r| r.contains(&i));
-        match feed::values(inputs, 2 * slots + 16, keep) {
+        match feed::values(inputs, keep) {
             Ok(feed) => (feed, total),
             Err(e) => return error(&format!("starting the input thread: {e}")),
         }

@@ -148,6 +148,7 @@ impl JobHost {
             pidfd,
             cgroup: None,
             status: None,
+            emptied: false,
         };
         if let Some(root) = &self.cgroups {
             let cgroup = match self.free.pop() {
@@ -166,9 +167,8 @@ impl JobHost {
     /// Takes back a finished job's cgroup for reuse (or kills what is in
     /// it, if the job was not finished, by dropping the job).
     pub fn release(&mut self, mut job: Job) {
-        if job.status.is_some()
+        if job.emptied
             && let Some(cgroup) = job.cgroup.take()
-            && cgroup.populated().is_ok_and(|p| !p)
         {
             self.free.push(cgroup);
         }

@@ -18,7 +18,7 @@ use std::collections::{BinaryHeap, VecDeque};
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::os::unix::net::UnixStream;
-use std::os::unix::process::ExitStatusExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{ChildStderr, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -153,16 +153,34 @@ impl Median {
     }
 }
 
-/// Sets `O_NONBLOCK` on `fd`.
+/// Sets `O_NONBLOCK` on a pipe `fd` (whose other status flags are unset,
+/// as std creates its pipes: one `fcntl` instead of two).
 fn set_nonblocking(fd: BorrowedFd<'_>) -> io::Result<()> {
-    let raw = fd.as_raw_fd();
     // SAFETY: fcntl on an fd we hold a borrow of; no pointers involved.
-    let flags = unsafe { libc::fcntl(raw, libc::F_GETFL) };
-    // SAFETY: as above.
-    if flags < 0 || unsafe { libc::fcntl(raw, libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0 {
+    if unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, libc::O_NONBLOCK) } < 0 {
         return Err(io::Error::last_os_error());
     }
     Ok(())
+}
+
+/// Finds `program` in `PATH` as `execvp` would (an executable regular file
+/// in the first directory that has one); `None` if nowhere. Done once per
+/// program name, so a run of 10,000 jobs does not retry every `PATH`
+/// directory (one failed `execve` each) 10,000 times.
+fn find_in_path(program: &str) -> Option<std::path::PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
+    std::env::split_paths(&path).find_map(|dir| {
+        let dir = if dir.as_os_str().is_empty() {
+            ".".into()
+        } else {
+            dir
+        };
+        let candidate = dir.join(program);
+        std::fs::metadata(&candidate)
+            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+            .then_some(candidate)
+    })
 }
 
 /// The loop's state.
@@ -170,6 +188,8 @@ pub struct Engine {
     config: Config,
     host: Option<JobHost>,
     feed: Feed,
+    /// Items taken from the feeder, not yet started.
+    fed: VecDeque<Item>,
     feed_done: bool,
     signals: UnixStream,
     /// The last stop signal's number (set by signal-hook beside the pipe).
@@ -187,6 +207,8 @@ pub struct Engine {
     signal: Option<i32>,
     error: Option<Ended>,
     median: Median,
+    /// Programs found in `PATH` (`None`: not found).
+    programs: std::collections::HashMap<String, Option<std::path::PathBuf>>,
     last_sweep: Instant,
     swept_since_end: bool,
 }
@@ -208,6 +230,7 @@ impl Engine {
             config,
             host: Some(host),
             feed,
+            fed: VecDeque::new(),
             feed_done: false,
             signals,
             last_signal,
@@ -223,6 +246,7 @@ impl Engine {
             signal: None,
             error: None,
             median: Median::default(),
+            programs: std::collections::HashMap::new(),
             last_sweep: Instant::now(),
             swept_since_end: true,
         })
@@ -294,15 +318,22 @@ impl Engine {
         if let Some(p) = self.retry.pop_front() {
             return Some(p);
         }
-        while !self.feed_done {
-            let item = match self.feed.items.try_recv() {
-                Ok(item) => item,
-                Err(crossbeam_channel::TryRecvError::Empty) => return None,
-                Err(crossbeam_channel::TryRecvError::Disconnected) => {
-                    self.feed_done = true;
+        loop {
+            if self.fed.is_empty() {
+                if self.feed_done {
                     return None;
                 }
-            };
+                match self.feed.items.try_recv() {
+                    Ok(batch) => self.fed.extend(batch),
+                    Err(crossbeam_channel::TryRecvError::Empty) => return None,
+                    Err(crossbeam_channel::TryRecvError::Disconnected) => {
+                        self.feed_done = true;
+                        return None;
+                    }
+                }
+                continue;
+            }
+            let item = self.fed.pop_front().expect("not empty");
             let (index, values, block) = match item {
                 Item::Values(index, values) => (index, values, None),
                 Item::Block(index, bytes) => (index, Vec::new(), Some(bytes)),
@@ -338,7 +369,6 @@ impl Engine {
             self.next_order += 1;
             return Some(pending);
         }
-        None
     }
 
     /// The command for a job on `slot`.
@@ -371,9 +401,20 @@ impl Engine {
             .get_or_insert_with(|| invocation.text().into_owned())
             .clone();
         let mut command = match &invocation {
-            Invocation::Direct(argv) => {
+            Invocation::Direct(argv) if argv[0].contains('/') || argv[0].is_empty() => {
                 let mut c = Command::new(&argv[0]);
                 c.args(&argv[1..]);
+                c
+            }
+            Invocation::Direct(argv) => {
+                let found = self
+                    .programs
+                    .entry(argv[0].clone())
+                    .or_insert_with(|| find_in_path(&argv[0]));
+                // Not in PATH: spawning by name fails as "not found" below.
+                let mut c =
+                    Command::new(found.as_deref().unwrap_or(std::path::Path::new(&argv[0])));
+                c.arg0(&argv[0]).args(&argv[1..]);
                 c
             }
             Invocation::Shell(text) => {

@@ -1,13 +1,22 @@
 //! The feeder thread: reads the jobs' inputs (lines, arguments, or `--pipe`
 //! blocks) off the main loop, so a slow or stalled stdin never delays a
-//! timeout, a signal or a job's output. Items go through a bounded channel
-//! (a few per job slot, so input is streamed); an eventfd wakes the main
-//! loop's `poll` when one is ready.
+//! timeout, a signal or a job's output. Items go in batches (up to
+//! [`BATCH`], or fewer when the input has nothing more buffered, so a slow
+//! source is not held back) through a bounded channel of a few batches, so
+//! input is streamed; an eventfd wakes the main loop's `poll` when a batch
+//! is ready. Batching makes the hand-over between the two threads rare: on a
+//! 2-CPU machine each hand-over is a context switch a job start pays for.
 
 use std::io::Read;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
+
+/// Most items per batch.
+pub const BATCH: usize = 256;
+
+/// Batches in flight.
+const BATCHES: usize = 4;
 
 use super::input::JobInputs;
 
@@ -23,7 +32,7 @@ pub enum Item {
 
 /// The main loop's end of the feeder.
 pub struct Feed {
-    pub items: Receiver<Item>,
+    pub items: Receiver<Vec<Item>>,
     ready: OwnedFd,
 }
 
@@ -59,7 +68,7 @@ impl Feed {
 }
 
 /// Sends `item`, waking the main loop; `false` if the main loop is gone.
-fn send(tx: &Sender<Item>, ready: BorrowedFd<'_>, item: Item) -> bool {
+fn send(tx: &Sender<Vec<Item>>, ready: BorrowedFd<'_>, item: Vec<Item>) -> bool {
     let mut item = item;
     loop {
         match tx.try_send(item) {
@@ -86,37 +95,44 @@ fn send(tx: &Sender<Item>, ready: BorrowedFd<'_>, item: Item) -> bool {
     }
 }
 
-/// Starts the feeder over job values; `keep(index)` filters (shard, resume
-/// are decided by the main thread, so only the shard range is here).
+/// Starts the feeder over job values; `keep(index)` filters them (the
+/// shard's range; resume is decided by the main thread).
 pub fn values(
     mut inputs: JobInputs,
-    capacity: usize,
     keep: impl Fn(u64) -> bool + Send + 'static,
 ) -> std::io::Result<Feed> {
-    let (tx, rx) = crossbeam_channel::bounded(capacity);
+    let (tx, rx) = crossbeam_channel::bounded(BATCHES);
     let ready = eventfd()?;
     let writer = ready.try_clone()?;
     std::thread::Builder::new()
         .name("ply-feed".into())
         .spawn(move || {
             let mut index = 0u64;
+            let mut batch = Vec::with_capacity(BATCH);
             loop {
-                let item = match inputs.next_job() {
+                if !batch.is_empty()
+                    && (batch.len() >= BATCH || inputs.may_block())
+                    && !send(&tx, writer.as_fd(), std::mem::take(&mut batch))
+                {
+                    return;
+                }
+                match inputs.next_job() {
                     Ok(Some(values)) => {
                         let i = index;
                         index += 1;
-                        if !keep(i) {
-                            continue;
+                        if keep(i) {
+                            batch.push(Item::Values(i, values));
                         }
-                        Item::Values(i, values)
                     }
                     Ok(None) => break,
-                    Err(e) => Item::Failed(e.to_string()),
-                };
-                let failed = matches!(item, Item::Failed(_));
-                if !send(&tx, writer.as_fd(), item) || failed {
-                    break;
+                    Err(e) => {
+                        batch.push(Item::Failed(e.to_string()));
+                        break;
+                    }
                 }
+            }
+            if !batch.is_empty() {
+                send(&tx, writer.as_fd(), batch);
             }
             drop(tx);
             notify(writer.as_fd());
@@ -126,8 +142,9 @@ pub fn values(
 
 /// Starts the feeder over `--pipe` blocks of stdin: about `block` bytes,
 /// extended to the next newline so no record is cut.
-pub fn blocks(block: usize, capacity: usize) -> std::io::Result<Feed> {
-    let (tx, rx) = crossbeam_channel::bounded(capacity);
+pub fn blocks(block: usize) -> std::io::Result<Feed> {
+    // One block at a time in the channel: blocks are big.
+    let (tx, rx) = crossbeam_channel::bounded(1);
     let ready = eventfd()?;
     let writer = ready.try_clone()?;
     std::thread::Builder::new()
@@ -152,7 +169,7 @@ pub fn blocks(block: usize, capacity: usize) -> std::io::Result<Feed> {
                             send(
                                 &tx,
                                 writer.as_fd(),
-                                Item::Failed(format!("reading stdin: {e}")),
+                                vec![Item::Failed(format!("reading stdin: {e}"))],
                             );
                             drop(tx);
                             notify(writer.as_fd());
@@ -174,7 +191,7 @@ pub fn blocks(block: usize, capacity: usize) -> std::io::Result<Feed> {
                 if chunk.is_empty() {
                     break;
                 }
-                if !send(&tx, writer.as_fd(), Item::Block(index, chunk)) {
+                if !send(&tx, writer.as_fd(), vec![Item::Block(index, chunk)]) {
                     return;
                 }
                 index += 1;

@@ -81,7 +81,7 @@ struct Reader {
     source: Source,
     /// Position in `Args`.
     next_arg: usize,
-    lines: Option<Box<dyn BufRead + Send>>,
+    lines: Option<BufReader<Box<dyn Read + Send>>>,
     /// Stdin copied here when it must be read more than once.
     spool: Option<File>,
     /// Line number of the last line read (for messages).
@@ -122,10 +122,12 @@ impl Reader {
         self.line = 0;
         self.lines = match (&self.source, &mut self.spool) {
             (Source::Args(_), _) => None,
-            (Source::File(path), _) => Some(Box::new(BufReader::with_capacity(
+            (Source::File(path), _) => Some(BufReader::with_capacity(
                 64 << 10,
-                File::open(path).map_err(|e| InputError(format!("{}: {e}", path.display())))?,
-            ))),
+                Box::new(
+                    File::open(path).map_err(|e| InputError(format!("{}: {e}", path.display())))?,
+                ),
+            )),
             (Source::Stdin, Some(spool)) => {
                 spool
                     .rewind()
@@ -133,13 +135,13 @@ impl Reader {
                 let copy = spool
                     .try_clone()
                     .map_err(|e| InputError(format!("stdin's copy: {e}")))?;
-                Some(Box::new(BufReader::with_capacity(64 << 10, copy)))
+                Some(BufReader::with_capacity(64 << 10, Box::new(copy)))
             }
             (Source::Stdin, None) => {
                 if self.lines.is_some() {
                     return Err(InputError("stdin cannot be read twice".into()));
                 }
-                Some(Box::new(BufReader::with_capacity(64 << 10, io::stdin())))
+                Some(BufReader::with_capacity(64 << 10, Box::new(io::stdin())))
             }
         };
         Ok(())
@@ -169,6 +171,12 @@ impl Reader {
         String::from_utf8(bytes)
             .map(Some)
             .map_err(|_| InputError(format!("{}:{}: not UTF-8 text", self.name, self.line)))
+    }
+
+    /// Whether the next value may have to wait for more input (nothing is
+    /// buffered).
+    fn may_block(&self) -> bool {
+        self.lines.as_ref().is_some_and(|l| l.buffer().is_empty())
     }
 
     /// Counts the values from the start (and rewinds).
@@ -251,6 +259,12 @@ impl JobInputs {
                 .try_fold(1u64, u64::checked_mul)
                 .unwrap_or(u64::MAX)
         })
+    }
+
+    /// Whether the next job may have to wait for input (so work read so far
+    /// should be handed on first).
+    pub fn may_block(&self) -> bool {
+        self.readers.first().is_some_and(Reader::may_block)
     }
 
     /// The next job's values, `None` when there are no more.

@@ -9,7 +9,7 @@
 //! ("Core Interface Files", "Delegation").
 
 use std::fs;
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -75,7 +75,7 @@ impl CgroupRoot {
     pub(crate) fn job(&self, name: &str) -> io::Result<JobCgroup> {
         let dir = self.dir.join(name);
         fs::create_dir(&dir)?;
-        Ok(JobCgroup { dir })
+        JobCgroup::open(dir)
     }
 
     /// The directory, for messages.
@@ -96,8 +96,10 @@ impl Drop for CgroupRoot {
         // that could not be emptied) is killed and removed here.
         if let Ok(entries) = fs::read_dir(&self.dir) {
             for entry in entries.flatten() {
-                if entry.path().is_dir() {
-                    drop(JobCgroup { dir: entry.path() }); // killed and removed
+                if entry.path().is_dir()
+                    && let Ok(job) = JobCgroup::open(entry.path())
+                {
+                    drop(job); // killed and removed
                 }
             }
         }
@@ -132,27 +134,38 @@ fn remove_stale(parent: &Path) {
     }
 }
 
-/// One job's cgroup directory.
+/// One job's cgroup directory, with its `cgroup.procs` and `cgroup.events`
+/// kept open (a job start and end then cost a write and a read, no path
+/// lookups).
 #[derive(Debug)]
 pub(crate) struct JobCgroup {
     dir: PathBuf,
+    procs: fs::File,
+    events: fs::File,
 }
 
 impl JobCgroup {
+    fn open(dir: PathBuf) -> io::Result<JobCgroup> {
+        Ok(JobCgroup {
+            procs: fs::OpenOptions::new()
+                .write(true)
+                .open(dir.join("cgroup.procs"))?,
+            events: fs::File::open(dir.join("cgroup.events"))?,
+            dir,
+        })
+    }
+
     /// Moves process `pid` (and so its future children) into this cgroup.
     pub(crate) fn add(&self, pid: u32) -> io::Result<()> {
-        fs::OpenOptions::new()
-            .write(true)
-            .open(self.dir.join("cgroup.procs"))?
-            .write_all(pid.to_string().as_bytes())
+        (&self.procs).write_all(pid.to_string().as_bytes())
     }
 
     /// Whether any live process is in the cgroup (`populated 1` in
     /// `cgroup.events`; zombies do not count).
     pub(crate) fn populated(&self) -> io::Result<bool> {
-        let mut text = String::new();
-        fs::File::open(self.dir.join("cgroup.events"))?.read_to_string(&mut text)?;
-        Ok(text.lines().any(|l| l == "populated 1"))
+        let mut buf = [0u8; 128];
+        let n = std::os::unix::fs::FileExt::read_at(&self.events, &mut buf, 0)?;
+        Ok(buf[..n].split(|&b| b == b'\n').any(|l| l == b"populated 1"))
     }
 
     /// Sends `sig` to every process in the cgroup. SIGKILL goes through

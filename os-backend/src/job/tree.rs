@@ -36,6 +36,8 @@ pub struct Job {
     pub(super) pidfd: OwnedFd,
     pub(super) cgroup: Option<JobCgroup>,
     pub(super) status: Option<ExitStatus>,
+    /// The cgroup was seen empty after the leader was reaped.
+    pub(super) emptied: bool,
 }
 
 /// Opens a pidfd for `pid` (Linux 5.3).
@@ -182,6 +184,7 @@ impl Job {
         self.status = Some(status);
         if let Some(cgroup) = &self.cgroup {
             cgroup.kill_until_empty(LEFTOVER_LIMIT)?;
+            self.emptied = true;
         }
         Ok(status)
     }
