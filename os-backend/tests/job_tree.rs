@@ -62,10 +62,26 @@ fn assert_all_dead(host: &JobHost, pids: &[u32]) {
     }
 }
 
-fn tmp_file(name: &str) -> std::path::PathBuf {
+/// A temporary file path, removed when dropped (a failing test too).
+struct TmpFile(std::path::PathBuf);
+
+impl std::ops::Deref for TmpFile {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TmpFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+fn tmp_file(name: &str) -> TmpFile {
     let path = std::env::temp_dir().join(format!("ply-job-{name}-{}", std::process::id()));
     let _ = std::fs::remove_file(&path);
-    path
+    TmpFile(path)
 }
 
 /// A shell that starts a `setsid sleep` and a double-forked daemon, writes
@@ -112,7 +128,6 @@ fn finishing_a_job_kills_what_it_left_behind() {
         assert_eq!(status.code(), Some(4));
         host.release(job);
         assert_all_dead(&host, &escaped);
-        let _ = std::fs::remove_file(&file);
     }
 }
 
@@ -136,7 +151,6 @@ fn killing_a_running_job_kills_its_escapees() {
         host.release(job);
         assert!(!alive(leader));
         assert_all_dead(&host, &escaped);
-        let _ = std::fs::remove_file(&file);
     }
 }
 
@@ -153,7 +167,6 @@ fn a_dropped_job_is_killed_whole() {
         drop(job);
         assert!(!alive(leader));
         assert_all_dead(&host, &escaped);
-        let _ = std::fs::remove_file(&file);
     }
 }
 
@@ -179,7 +192,6 @@ fn a_term_signal_reaches_a_setsid_escapee_only_through_a_cgroup() {
     let _ = job.wait_timeout(Duration::from_secs(30)).unwrap();
     host.release(job);
     host.sweep(&|_| false);
-    let _ = std::fs::remove_file(&file);
 }
 
 #[test]
