@@ -1,67 +1,84 @@
 #!/usr/bin/env bash
 # ply run beside xargs -P, GNU parallel, rust-parallel and a bare
 # spawn-and-wait loop (the floor), in the same run: N jobs of `true` and of
-# `echo {}` at -j 2, output to /dev/null. Prints one table of wall times and
-# per-job costs, with each runner's ratio to the floor.
+# `echo {}` at -j 2, output to /dev/null. Every runner runs once per round,
+# in a rotating order, for ROUNDS rounds; the table gives each runner's
+# median per-job cost, its range, and the ratio of medians to the floor and
+# to xargs. (On a shared machine, load changes from minute to minute:
+# interleaving the runners exposes them all to the same load.)
 #
-#   bash benches/runner.sh            # 10,000 jobs each
-#   JOBS=2000 bash benches/runner.sh  # fewer
-#   MILLION=1 bash benches/runner.sh  # also: peak RSS of ply run over 1M input lines
+#   bash benches/runner.sh                  # 10,000 jobs, 3 rounds
+#   JOBS=2000 ROUNDS=5 bash benches/runner.sh
+#   MILLION=1 bash benches/runner.sh        # also: peak RSS of ply run over 1M input lines
 #
 # Installs nothing: GNU parallel (Debian package `parallel`) and
 # rust-parallel (`cargo install rust-parallel`) are timed when on PATH and
-# reported as missing otherwise. Builds ply and the floor in release.
+# reported missing otherwise. Builds ply and the floor in release.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 JOBS=${JOBS:-10000}
+ROUNDS=${ROUNDS:-3}
 cargo build --release -q -p ply-cli --bin ply --example spawn_floor
 PLY=target/release/ply
 FLOOR=target/release/examples/spawn_floor
 INPUT=$(mktemp)
-trap 'rm -f "$INPUT"' EXIT
+TIMES=$(mktemp)
+trap 'rm -f "$INPUT" "$TIMES"' EXIT
 seq "$JOBS" > "$INPUT"
 
-# Wall seconds of a command reading $INPUT on stdin, output discarded.
-wall() {
-    local start end
+# Appends "name seconds" for a command reading $INPUT, output discarded.
+timed() {
+    local name=$1 start end
+    shift
     start=$(date +%s%N)
     "$@" < "$INPUT" > /dev/null
     end=$(date +%s%N)
-    awk -v s="$start" -v e="$end" 'BEGIN { printf "%.4f", (e - s) / 1e9 }'
-}
-
-row() { # name floor_seconds seconds
-    local per ratio
-    per=$(awk -v t="$3" -v n="$JOBS" 'BEGIN { printf "%.1f", t * 1e6 / n }')
-    ratio=$(awk -v t="$3" -v f="$2" 'BEGIN { printf "%.2f", t / f }')
-    printf '  %-28s %9.3f s %9s us/job %7sx floor\n' "$1" "$3" "$per" "$ratio"
+    echo "$name $(( end - start ))" >> "$TIMES"
 }
 
 for workload in true echo; do
-    if [ "$workload" = true ]; then
-        cmd=(true); xcmd=(xargs -P 2 -n 1 true); pcmd=(parallel -j 2 true); rcmd=(rust-parallel -j 2 true)
-    else
-        cmd=(echo '{}'); xcmd=(xargs -P 2 -I '{}' echo '{}'); pcmd=(parallel -j 2 echo '{}'); rcmd=(rust-parallel -j 2 echo '{}')
-    fi
-    echo "$JOBS jobs of '${cmd[*]}' at -j 2 ($(date -u +%Y-%m-%dT%H:%MZ), $(nproc) CPUs, load $(cut -d' ' -f1 /proc/loadavg))"
-    # The floor gets the program's absolute path: ply run also searches
-    # PATH once per program, not once per job as xargs does.
-    floor=$(wall "$FLOOR" 2 "$(command -v "${cmd[0]}")" "${cmd[@]:1}")
-    row "floor (spawn + wait)" "$floor" "$floor"
-    row "ply run" "$floor" "$(wall "$PLY" run -j 2 "${cmd[@]}")"
-    row "ply run --no-cgroup" "$floor" "$(wall "$PLY" run -j 2 --no-cgroup "${cmd[@]}")"
-    row "xargs -P 2" "$floor" "$(wall "${xcmd[@]}")"
-    if command -v parallel > /dev/null; then
-        row "GNU parallel" "$floor" "$(wall "${pcmd[@]}")"
-    else
-        echo "  GNU parallel: not installed (apt-get install parallel)"
-    fi
-    if command -v rust-parallel > /dev/null; then
-        row "rust-parallel" "$floor" "$(wall "${rcmd[@]}")"
-    else
-        echo "  rust-parallel: not installed (cargo install rust-parallel)"
-    fi
+    : > "$TIMES"
+    if [ "$workload" = true ]; then cmd=(true); else cmd=(echo '{}'); fi
+    # The floor gets the program's absolute path: ply run also searches PATH
+    # once per program, not once per job as xargs does.
+    runners=(floor ply ply-no-cgroup xargs)
+    command -v parallel > /dev/null && runners+=(gnu-parallel)
+    command -v rust-parallel > /dev/null && runners+=(rust-parallel)
+    for round in $(seq "$ROUNDS"); do
+        n=${#runners[@]}
+        for i in $(seq 0 $(( n - 1 ))); do
+            r=${runners[$(( (i + round) % n ))]}
+            case $r in
+                floor) timed floor "$FLOOR" 2 "$(command -v "${cmd[0]}")" "${cmd[@]:1}" ;;
+                ply) timed ply "$PLY" run -j 2 "${cmd[@]}" ;;
+                ply-no-cgroup) timed ply-no-cgroup "$PLY" run -j 2 --no-cgroup "${cmd[@]}" ;;
+                xargs) if [ "$workload" = true ]; then timed xargs xargs -P 2 -n 1 true
+                       else timed xargs xargs -P 2 -I '{}' echo '{}'; fi ;;
+                gnu-parallel) timed gnu-parallel parallel -j 2 "${cmd[@]}" ;;
+                rust-parallel) timed rust-parallel rust-parallel -j 2 "${cmd[@]}" ;;
+            esac
+        done
+    done
+    echo "$JOBS jobs of '${cmd[*]}' at -j 2, $ROUNDS interleaved rounds ($(date -u +%Y-%m-%dT%H:%MZ), $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg))"
+    awk -v jobs="$JOBS" '
+        { t[$1] = t[$1] " " $2; if (!($1 in seen)) { seen[$1] = 1; order[++n] = $1 } }
+        function median(list,   a, k, i, j, x) {
+            k = split(list, a, " ")
+            for (i = 2; i <= k; i++) { x = a[i]; for (j = i - 1; j >= 1 && a[j] > x; j--) a[j + 1] = a[j]; a[j + 1] = x }
+            lo = a[1]; hi = a[k]
+            return (k % 2) ? a[(k + 1) / 2] : (a[k / 2] + a[k / 2 + 1]) / 2
+        }
+        END {
+            for (i = 1; i <= n; i++) { m[order[i]] = median(t[order[i]]); l[order[i]] = lo; h[order[i]] = hi }
+            printf "  %-16s %12s %18s %9s %9s\n", "runner", "us/job", "range", "vs floor", "vs xargs"
+            for (i = 1; i <= n; i++) {
+                r = order[i]
+                printf "  %-16s %12.1f %8.1f..%-8.1f %8.2fx %8.2fx\n", r, m[r] / jobs / 1000, l[r] / jobs / 1000, h[r] / jobs / 1000, m[r] / m["floor"], m[r] / m["xargs"]
+            }
+        }' "$TIMES"
+    command -v parallel > /dev/null || echo "  GNU parallel: not installed (apt-get install parallel)"
+    command -v rust-parallel > /dev/null || echo "  rust-parallel: not installed (cargo install rust-parallel)"
 done
 
 if [ "${MILLION:-0}" = 1 ]; then
@@ -72,9 +89,9 @@ if [ "${MILLION:-0}" = 1 ]; then
     peak=0
     while kill -0 "$pid" 2> /dev/null; do
         hwm=$(awk '/^VmHWM/ {print $2}' "/proc/$pid/status" 2> /dev/null || true)
-        [ -n "$hwm" ] && [ "$hwm" -gt "$peak" ] && peak=$hwm
+        if [ -n "$hwm" ] && [ "$hwm" -gt "$peak" ]; then peak=$hwm; fi
         sleep 0.01
     done
     wait "$pid"
-    echo "ply run -j 2 true over 1,000,000 stdin lines: peak RSS $((peak / 1024)) MiB ($peak KiB)"
+    echo "ply run -j 2 true over 1,000,000 stdin lines: peak RSS $(( peak / 1024 )) MiB ($peak KiB)"
 fi
