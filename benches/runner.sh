@@ -50,7 +50,7 @@ for workload in true echo; do
         for i in $(seq 0 $(( n - 1 ))); do
             r=${runners[$(( (i + round) % n ))]}
             case $r in
-                floor) timed floor "$FLOOR" 2 "$(command -v "${cmd[0]}")" "${cmd[@]:1}" ;;
+                floor) timed floor "$FLOOR" 2 "$(type -P "${cmd[0]}")" "${cmd[@]:1}" ;;
                 ply) timed ply "$PLY" run -j 2 "${cmd[@]}" ;;
                 ply-no-cgroup) timed ply-no-cgroup "$PLY" run -j 2 --no-cgroup "${cmd[@]}" ;;
                 xargs) if [ "$workload" = true ]; then timed xargs xargs -P 2 -n 1 true
