@@ -42,7 +42,7 @@ for workload in true echo; do
     if [ "$workload" = true ]; then cmd=(true); else cmd=(echo '{}'); fi
     # The floor gets the program's absolute path: ply run also searches PATH
     # once per program, not once per job as xargs does.
-    runners=(floor ply ply-no-cgroup xargs)
+    runners=(floor ply ply-cgroup-per-job ply-no-cgroup xargs)
     command -v parallel > /dev/null && runners+=(gnu-parallel)
     command -v rust-parallel > /dev/null && runners+=(rust-parallel)
     for round in $(seq "$ROUNDS"); do
@@ -52,6 +52,7 @@ for workload in true echo; do
             case $r in
                 floor) timed floor "$FLOOR" 2 "$(type -P "${cmd[0]}")" "${cmd[@]:1}" ;;
                 ply) timed ply "$PLY" run -j 2 "${cmd[@]}" ;;
+                ply-cgroup-per-job) timed ply-cgroup-per-job "$PLY" run -j 2 --cgroup-per-job "${cmd[@]}" ;;
                 ply-no-cgroup) timed ply-no-cgroup "$PLY" run -j 2 --no-cgroup "${cmd[@]}" ;;
                 xargs) if [ "$workload" = true ]; then timed xargs xargs -P 2 -n 1 true
                        else timed xargs xargs -P 2 -I '{}' echo '{}'; fi ;;
@@ -71,10 +72,10 @@ for workload in true echo; do
         }
         END {
             for (i = 1; i <= n; i++) { m[order[i]] = median(t[order[i]]); l[order[i]] = lo; h[order[i]] = hi }
-            printf "  %-16s %12s %18s %9s %9s\n", "runner", "us/job", "range", "vs floor", "vs xargs"
+            printf "  %-18s %12s %18s %9s %9s\n", "runner", "us/job", "range", "vs floor", "vs xargs"
             for (i = 1; i <= n; i++) {
                 r = order[i]
-                printf "  %-16s %12.1f %8.1f..%-8.1f %8.2fx %8.2fx\n", r, m[r] / jobs / 1000, l[r] / jobs / 1000, h[r] / jobs / 1000, m[r] / m["floor"], m[r] / m["xargs"]
+                printf "  %-18s %12.1f %8.1f..%-8.1f %8.2fx %8.2fx\n", r, m[r] / jobs / 1000, l[r] / jobs / 1000, h[r] / jobs / 1000, m[r] / m["floor"], m[r] / m["xargs"]
             }
         }' "$TIMES"
     command -v parallel > /dev/null || echo "  GNU parallel: not installed (apt-get install parallel)"

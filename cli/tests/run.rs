@@ -349,7 +349,7 @@ fn timeout_percent_is_of_the_median_of_succeeded_jobs() {
 #[test]
 fn halt_now_kills_running_trees_and_exits_with_the_failing_status() {
     let job = format!("[ {{}} = 3 ] && sleep 0.5 && exit 7; {ESCAPING}");
-    for extra in [&[][..], &["--no-cgroup"]] {
+    for extra in [&[][..], &["--no-cgroup"], &["--cgroup-per-job"]] {
         let mut args = vec!["--halt", "now,fail=1", "-j", "3"];
         args.extend_from_slice(extra);
         args.extend_from_slice(&[&job, ":::", "3", "1", "2"]);

@@ -22,6 +22,12 @@
 //!    descendants whose parent died are re-parented to it rather than to init;
 //!    [`JobHost::sweep`] kills (without cgroups) and reaps them.
 //!
+//! A cgroup migration per job costs about as much as a third of spawning
+//! `/bin/true` on a small VM. [`Containment::RunCgroup`] trades the per-job
+//! cgroup for one cgroup for the whole run, which the host's process joins
+//! so its jobs are born inside (no migration): nothing can outlive the host,
+//! and within the run jobs are told apart by process group and sweep.
+//!
 //! [`Job::finish`] ends a job whose leader exited: it kills what is left of
 //! its group and cgroup, and reaps the leader. Every wait has a deadline: the
 //! leader's pidfd is polled with a timeout, cgroups are emptied with a
@@ -50,8 +56,15 @@ use cgroup::{CgroupRoot, JobCgroup};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Containment {
-    /// A cgroup v2 per job, plus a process group and the subreaper sweep.
+    /// A cgroup v2 per job, plus a process group and the subreaper sweep:
+    /// every descendant is known per job. Moving each leader into its cgroup
+    /// costs a cgroup migration per job (about 60 µs on the 2-CPU VM).
     Cgroup,
+    /// One cgroup v2 for the whole run, which the host's own process joins
+    /// (so jobs are born in it: no migration per job) and leaves when the
+    /// host is dropped, then kills everything still in it. Per job, a process
+    /// group and the subreaper sweep, as [`ProcessGroup`](Self::ProcessGroup).
+    RunCgroup,
     /// A process group per job and the subreaper sweep only.
     ProcessGroup,
 }
@@ -79,6 +92,8 @@ pub enum Containment {
 /// ```
 #[derive(Debug)]
 pub struct JobHost {
+    /// `RunCgroup`: the cgroup this process and its jobs are in.
+    run: Option<JobCgroup>,
     cgroups: Option<CgroupRoot>,
     /// Empty job cgroups, ready for the next job.
     free: Vec<JobCgroup>,
@@ -93,9 +108,51 @@ impl JobHost {
     ///
     /// Becoming a child subreaper failed.
     pub fn new(cgroups: bool) -> io::Result<JobHost> {
+        JobHost::with_containment(if cgroups {
+            Containment::Cgroup
+        } else {
+            Containment::ProcessGroup
+        })
+    }
+
+    /// A host containing jobs as `wanted`, or by process groups where
+    /// cgroups cannot be created (see [`containment`](Self::containment)).
+    /// [`Containment::RunCgroup`] moves the calling process into the run's
+    /// cgroup until the host is dropped.
+    ///
+    /// # Errors
+    ///
+    /// Becoming a child subreaper failed.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use ply_os::job::{Containment, JobHost};
+    /// let host = JobHost::with_containment(Containment::RunCgroup)?;
+    /// assert!(matches!(host.containment(), Containment::RunCgroup | Containment::ProcessGroup));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn with_containment(wanted: Containment) -> io::Result<JobHost> {
         reaper::become_subreaper()?;
+        let cgroups = match wanted {
+            Containment::ProcessGroup => None,
+            _ => CgroupRoot::create(),
+        };
+        let run = match (&cgroups, wanted) {
+            (Some(root), Containment::RunCgroup) => root
+                .job("run")
+                .and_then(|run| run.add(std::process::id()).map(|()| run))
+                .ok(),
+            _ => None,
+        };
+        let cgroups = if wanted == Containment::RunCgroup && run.is_none() {
+            None // could not join it: process groups only
+        } else {
+            cgroups
+        };
         Ok(JobHost {
-            cgroups: if cgroups { CgroupRoot::create() } else { None },
+            run,
+            cgroups,
             free: Vec::new(),
             created: 0,
         })
@@ -112,10 +169,10 @@ impl JobHost {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn containment(&self) -> Containment {
-        if self.cgroups.is_some() {
-            Containment::Cgroup
-        } else {
-            Containment::ProcessGroup
+        match (&self.run, &self.cgroups) {
+            (Some(_), _) => Containment::RunCgroup,
+            (None, Some(_)) => Containment::Cgroup,
+            (None, None) => Containment::ProcessGroup,
         }
     }
 
@@ -150,7 +207,7 @@ impl JobHost {
             status: None,
             emptied: false,
         };
-        if let Some(root) = &self.cgroups {
+        if let (None, Some(root)) = (&self.run, &self.cgroups) {
             let cgroup = match self.free.pop() {
                 Some(cgroup) => cgroup,
                 None => {
@@ -177,13 +234,26 @@ impl JobHost {
     /// Ends the orphans re-parented to this process: children for which
     /// `keep(pid)` is false. `keep` must hold for the leaders of jobs not
     /// yet finished and for any child this process started by other means.
-    /// With cgroups, a live orphan inside a job's cgroup is left to it
-    /// (killed when that job finishes); one outside every job cgroup (forked
-    /// before its leader was moved in) is killed. Without cgroups, every
+    /// With a cgroup per job, a live orphan inside a job's cgroup is left to
+    /// it (killed when that job finishes); one outside every job cgroup
+    /// (forked before its leader was moved in) is killed. Otherwise every
     /// orphan is killed. Returns how many orphans were seen.
     pub fn sweep(&self, keep: &dyn Fn(u32) -> bool) -> usize {
+        let per_job = self.containment() == Containment::Cgroup;
         reaper::sweep(&|pid| u32::try_from(pid).is_ok_and(keep), &|pid| {
-            self.cgroups.as_ref().is_none_or(|root| !root.contains(pid))
+            !per_job || self.cgroups.as_ref().is_none_or(|root| !root.contains(pid))
         })
+    }
+}
+
+impl Drop for JobHost {
+    /// With a run cgroup: leaves it, then kills everything still in it.
+    fn drop(&mut self) {
+        if let Some(run) = self.run.take() {
+            if let Some(root) = &self.cgroups {
+                let _ = root.return_home();
+            }
+            drop(run); // killed until empty, removed
+        }
     }
 }

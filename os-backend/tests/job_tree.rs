@@ -104,21 +104,34 @@ fn escaping_job(pids: &Path, then: &str, in_cgroup: bool) -> Command {
     command
 }
 
-fn both_hosts() -> Vec<JobHost> {
-    let mut hosts = vec![JobHost::new(false).unwrap()];
-    let with_cgroups = JobHost::new(true).unwrap();
-    if with_cgroups.containment() == Containment::Cgroup {
-        hosts.push(with_cgroups);
-    } else {
-        eprintln!("no cgroup v2 here: testing process groups only");
+/// Runs `test` on a host of each containment this machine offers, one
+/// host at a time (a run cgroup moves this process in and out).
+fn each_host(mut test: impl FnMut(&mut JobHost)) {
+    for wanted in [
+        Containment::ProcessGroup,
+        Containment::Cgroup,
+        Containment::RunCgroup,
+    ] {
+        let before = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+        let mut host = JobHost::with_containment(wanted).unwrap();
+        if host.containment() != wanted {
+            eprintln!("{wanted:?} is not available here");
+            continue;
+        }
+        test(&mut host);
+        drop(host);
+        // A run cgroup is left on drop: this process is back where it was.
+        assert_eq!(
+            std::fs::read_to_string("/proc/self/cgroup").unwrap(),
+            before
+        );
     }
-    hosts
 }
 
 #[test]
 fn finishing_a_job_kills_what_it_left_behind() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    for mut host in both_hosts() {
+    each_host(|host| {
         let file = tmp_file("left");
         let mut job = host
             .spawn(&mut escaping_job(&file, "exit 4", false))
@@ -127,14 +140,14 @@ fn finishing_a_job_kills_what_it_left_behind() {
         let status = job.wait_timeout(Duration::from_secs(30)).unwrap().unwrap();
         assert_eq!(status.code(), Some(4));
         host.release(job);
-        assert_all_dead(&host, &escaped);
-    }
+        assert_all_dead(host, &escaped);
+    });
 }
 
 #[test]
 fn killing_a_running_job_kills_its_escapees() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    for mut host in both_hosts() {
+    each_host(|host| {
         let file = tmp_file("kill");
         let mut job = host
             .spawn(&mut escaping_job(&file, "sleep 1000", false))
@@ -150,14 +163,14 @@ fn killing_a_running_job_kills_its_escapees() {
         );
         host.release(job);
         assert!(!alive(leader));
-        assert_all_dead(&host, &escaped);
-    }
+        assert_all_dead(host, &escaped);
+    });
 }
 
 #[test]
 fn a_dropped_job_is_killed_whole() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    for mut host in both_hosts() {
+    each_host(|host| {
         let file = tmp_file("drop");
         let job = host
             .spawn(&mut escaping_job(&file, "sleep 1000", false))
@@ -166,8 +179,8 @@ fn a_dropped_job_is_killed_whole() {
         let leader = job.pid();
         drop(job);
         assert!(!alive(leader));
-        assert_all_dead(&host, &escaped);
-    }
+        assert_all_dead(host, &escaped);
+    });
 }
 
 #[test]
@@ -215,4 +228,33 @@ fn a_missing_program_is_not_found_and_cgroups_are_removed() {
     if let Some(dir) = dir {
         assert!(!dir.exists(), "{} left behind", dir.display());
     }
+}
+
+#[test]
+fn nothing_outlives_a_run_cgroup_host() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let mut host = JobHost::with_containment(Containment::RunCgroup).unwrap();
+    if host.containment() != Containment::RunCgroup {
+        return;
+    }
+    let file = tmp_file("run");
+    let mut job = host
+        .spawn(&mut escaping_job(&file, "exit 0", false))
+        .unwrap();
+    let escaped = pids_in(&file, 2);
+    assert!(
+        job.wait_timeout(Duration::from_secs(30))
+            .unwrap()
+            .unwrap()
+            .success()
+    );
+    host.release(job);
+    // No sweep: dropping the host kills what is left in the run's cgroup.
+    drop(host);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while escaped.iter().any(|&p| alive(p)) {
+        assert!(Instant::now() < deadline, "escapees outlived the host");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    JobHost::new(false).unwrap().sweep(&|_| false); // reap the zombies
 }

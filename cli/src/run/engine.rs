@@ -55,7 +55,7 @@ pub struct Config {
     pub joblog: Option<Joblog>,
     /// `--resume` (skip any logged) / `--resume-failed` (skip succeeded).
     pub resume: Option<(Outcomes, bool)>,
-    pub cgroups: bool,
+    pub containment: ply_os::job::Containment,
     /// Jobs in the run (known when counting was needed).
     pub total: Option<u64>,
     pub progress: Option<Progress>,
@@ -224,7 +224,7 @@ impl Engine {
     ) -> io::Result<Engine> {
         let (signals, last_signal) = signals;
         set_nonblocking(signals.as_fd())?;
-        let host = JobHost::new(config.cgroups)?;
+        let host = JobHost::with_containment(config.containment)?;
         let slots = config.slots;
         Ok(Engine {
             config,

@@ -46,6 +46,8 @@ pub(crate) struct CgroupRoot {
     dir: PathBuf,
     /// The same directory as a cgroup path (`/…/ply-<pid>-<n>`).
     name: String,
+    /// The cgroup this process was in when the root was created.
+    origin: PathBuf,
 }
 
 impl CgroupRoot {
@@ -63,7 +65,11 @@ impl CgroupRoot {
         fs::create_dir(&dir).ok()?;
         let name = format!("{}/{leaf}", own_name.trim_end_matches('/'));
         // Creating is not enough: moving a process in must be allowed too.
-        let root = CgroupRoot { dir, name };
+        let root = CgroupRoot {
+            dir,
+            name,
+            origin: own,
+        };
         let probe = root.dir.join("probe");
         let usable =
             fs::create_dir(&probe).is_ok() && fs::metadata(probe.join("cgroup.procs")).is_ok();
@@ -81,6 +87,14 @@ impl CgroupRoot {
     /// The directory, for messages.
     pub(crate) fn path(&self) -> &Path {
         &self.dir
+    }
+
+    /// Moves this process back to the cgroup it was in at creation.
+    pub(crate) fn return_home(&self) -> io::Result<()> {
+        fs::OpenOptions::new()
+            .write(true)
+            .open(self.origin.join("cgroup.procs"))?
+            .write_all(std::process::id().to_string().as_bytes())
     }
 
     /// Whether process `pid` is in one of this root's job cgroups.
@@ -129,6 +143,7 @@ fn remove_stale(parent: &Path) {
         let root = CgroupRoot {
             dir: entry.path(),
             name: String::new(),
+            origin: PathBuf::new(),
         };
         drop(root); // kills and removes every job directory, then itself
     }
