@@ -195,13 +195,15 @@ fn array_queue_producer_frozen_mid_push_wedges_consumers() {
     assert_eq!(q.pop(), Some(1));
 }
 
-/// Per-origin accounting in shared memory: pushes and pops, counted and summed.
-#[derive(Default)]
-struct Tally {
-    pushed: AtomicU64,
-    pushed_sum: AtomicU64,
-    popped: AtomicU64,
-    popped_sum: AtomicU64,
+ply::core::shm_safe! {
+    /// Per-origin accounting in shared memory: pushes and pops, counted and summed.
+    #[derive(Default)]
+    struct Tally {
+        pushed: AtomicU64,
+        pushed_sum: AtomicU64,
+        popped: AtomicU64,
+        popped_sum: AtomicU64,
+    }
 }
 
 const PARENT: u64 = 0;

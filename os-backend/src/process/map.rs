@@ -21,7 +21,7 @@ use super::prefetch::for_each_prefetched;
 use super::results::{Region, SharedResults, forking_worker};
 use crate::fork::{ChildExit, ForkedChild, fork_child};
 use crate::ipc::{IpcError, frame};
-use crate::shm::{SharedBox, SharedSlice};
+use crate::shm::{SharedBox, SharedSlice, ShmSafe};
 use crate::thread::{Chunking, CountedSchedule};
 
 /// The most workers one map call forks.
@@ -330,11 +330,17 @@ struct ResultSlot<T>(UnsafeCell<MaybeUninit<T>>);
 // only after its previous holder is dead and reaped), and read by the parent
 // only after every worker has exited.
 unsafe impl<T: Send> Sync for ResultSlot<T> {}
+// SAFETY: a maybe-uninitialized `T` in a cell; `T` is `ShmSafe`.
+unsafe impl<T: ShmSafe> ShmSafe for ResultSlot<T> {}
 
 /// Maps `f` over `inputs` in worker processes, for plain-data results: each
 /// worker writes its results straight into shared memory (no serialization),
 /// and they are returned in place, as [`SharedResults`] (a `&[O]`), not
 /// copied.
+///
+/// `O` is [`ShmSafe`] (no pointers or references, no heap memory: a result
+/// that pointed into a worker's memory would dangle once the worker exits)
+/// and `Copy`. For other results use [`map`].
 ///
 /// Dropping the results keeps their mapping for the next call, whose workers
 /// then write into pages that already exist (see [`SharedResults`]): the
@@ -360,7 +366,7 @@ pub fn map_plain<I, O, F>(
 ) -> Result<SharedResults<O>, MapError>
 where
     F: Fn(&I) -> O,
-    O: Copy + Send,
+    O: ShmSafe + Copy,
 {
     let region = Region::take::<O>(inputs.len())?;
     let slots = region.as_ptr().cast::<O>();
@@ -390,6 +396,9 @@ where
 /// combines the partials in chunk order (so `combine` need only be
 /// associative). `identity` must be a neutral element of `combine`.
 ///
+/// The partials live in shared memory, so `T` is [`ShmSafe`] and `Copy`, as
+/// [`map_plain`]'s results are.
+///
 /// # Errors
 ///
 /// As [`map`].
@@ -414,7 +423,7 @@ pub fn reduce<T, M, C>(
     combine: C,
 ) -> Result<T, MapError>
 where
-    T: Copy + Send,
+    T: ShmSafe + Copy,
     M: Fn(usize) -> T,
     C: Fn(T, T) -> T,
 {
@@ -588,6 +597,9 @@ struct RoundShared<const W: usize> {
     /// by the parent to find a worker stuck past the timeout.
     beats: [CachePadded<AtomicUsize>; W],
 }
+
+// SAFETY: ply-core's `ChunkDispenser` and cache-padded `AtomicUsize`s.
+unsafe impl<const W: usize> ShmSafe for RoundShared<W> {}
 
 impl<const W: usize> RoundShared<W> {
     fn new() -> Self {
