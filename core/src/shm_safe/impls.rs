@@ -166,7 +166,7 @@ unsafe impl<T: ShmSafe, R: spin::RelaxStrategy + Send> ShmSafe for spin::once::O
 #[cfg(not(loom))]
 mod own {
     use super::ShmSafe;
-    use crate::partition::{ChunkDispenser, Even, Fixed, Guided};
+    use crate::partition::{ChunkDispenser, Chunking, Even, Fixed, Guided, Plan};
     use crate::queue::{mpmc, spmc, spsc};
     use crate::sync::{
         Barrier, Event, Park, RawRwLock, RawSpinMutex, RawTicketMutex, Semaphore, SpinPark,
@@ -215,4 +215,8 @@ mod own {
     unsafe impl ShmSafe for Fixed {}
     // SAFETY: plain integers.
     unsafe impl ShmSafe for Guided {}
+    // SAFETY: a fieldless choice or one integer per variant.
+    unsafe impl ShmSafe for Chunking {}
+    // SAFETY: one of the three schedules above, and a count.
+    unsafe impl ShmSafe for Plan {}
 }
