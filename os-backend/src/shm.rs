@@ -34,6 +34,16 @@
 //! same contents several times. A `ShmSafe` type owns nothing outside its own
 //! bytes, so nothing leaks; a `Drop` impl of your own on such a type simply
 //! does not run for values left here.
+//!
+//! # A limit that the types cannot check
+//!
+//! `fork` copies everything the parent holds, including handles that stand
+//! for *exclusive* access to shared memory: a lock guard, a queue's producer.
+//! A child that uses such a handle, captured from the parent, while the parent
+//! goes on using its own copy has two processes inside one critical section.
+//! [`fork_child`](crate::fork::fork_child) does not prevent this yet: do not
+//! capture a guard or a producer in a child's closure; take the lock (or the
+//! producer) inside the child.
 
 use std::io;
 use std::mem::{align_of, size_of};
