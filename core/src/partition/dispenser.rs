@@ -164,7 +164,7 @@ impl<const W: usize> ChunkDispenser<W> {
     /// ```should_panic
     /// # use ply_core::partition::{ChunkDispenser, Even};
     /// let d = ChunkDispenser::<1>::new();
-    /// d.claim(1, &Even::new(10, 2).unwrap()); // panics: worker 1 of 0..1
+    /// let _ = d.claim(1, &Even::new(10, 2).unwrap()); // panics: worker 1 of 0..1
     /// ```
     #[track_caller]
     #[must_use = "a claimed chunk stays held by this worker until it completes or claims again"]
@@ -225,7 +225,7 @@ impl<const W: usize> ChunkDispenser<W> {
     /// use ply_core::partition::{ChunkDispenser, Fixed};
     ///
     /// let d = ChunkDispenser::<1>::new();
-    /// d.claim(0, &Fixed::new(4, 2).unwrap());
+    /// assert!(d.claim(0, &Fixed::new(4, 2).unwrap()).is_some());
     /// d.complete(0);
     /// assert_eq!(d.held_by(0), None);
     /// ```
@@ -246,7 +246,7 @@ impl<const W: usize> ChunkDispenser<W> {
     /// use ply_core::partition::{ChunkDispenser, Fixed};
     ///
     /// let d = ChunkDispenser::<2>::new();
-    /// d.claim(1, &Fixed::new(4, 2).unwrap());
+    /// assert!(d.claim(1, &Fixed::new(4, 2).unwrap()).is_some());
     /// assert_eq!(d.held_by(1), Some(0));
     /// ```
     #[track_caller]
@@ -273,7 +273,7 @@ impl<const W: usize> ChunkDispenser<W> {
     ///
     /// let s = Fixed::new(6, 2).unwrap();
     /// let d = ChunkDispenser::<2>::new();
-    /// d.claim(0, &s); // worker 0 takes chunk 0 ... and dies
+    /// assert!(d.claim(0, &s).is_some()); // worker 0 takes chunk 0 ... and dies
     /// assert_eq!(d.reclaim(0), Some(0));
     /// assert_eq!(d.claim(1, &s).unwrap().index, 0); // re-issued first
     /// assert_eq!(d.claim(1, &s).unwrap().index, 1);
@@ -315,7 +315,7 @@ impl<const W: usize> ChunkDispenser<W> {
     /// ```
     /// use ply_core::partition::{ChunkDispenser, Fixed};
     /// let d = ChunkDispenser::<1>::new();
-    /// d.claim(0, &Fixed::new(4, 2).unwrap());
+    /// assert!(d.claim(0, &Fixed::new(4, 2).unwrap()).is_some());
     /// assert_eq!(d.issued(), 1);
     /// ```
     pub fn issued(&self) -> usize {
