@@ -250,10 +250,20 @@ impl Drop for JobHost {
     /// With a run cgroup: leaves it, then kills everything still in it.
     fn drop(&mut self) {
         if let Some(run) = self.run.take() {
-            if let Some(root) = &self.cgroups {
-                let _ = root.return_home();
+            if self
+                .cgroups
+                .as_ref()
+                .is_some_and(|root| root.return_home().is_ok())
+            {
+                drop(run); // killed until empty, removed
+            } else {
+                // Still inside: killing the cgroup would kill this process.
+                // Kill the others; the directories are left for the next
+                // host's stale-cgroup removal, once this process is gone.
+                run.signal_others(libc::SIGKILL);
+                std::mem::forget(run);
+                std::mem::forget(self.cgroups.take());
             }
-            drop(run); // killed until empty, removed
         }
     }
 }

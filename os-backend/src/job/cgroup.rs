@@ -206,6 +206,19 @@ impl JobCgroup {
         Ok(())
     }
 
+    /// Sends `sig` to every process in the cgroup but this one.
+    pub(crate) fn signal_others(&self, sig: i32) {
+        let me = std::process::id() as libc::pid_t;
+        let procs = fs::read_to_string(self.dir.join("cgroup.procs")).unwrap_or_default();
+        for pid in procs.lines().filter_map(|l| l.parse::<libc::pid_t>().ok()) {
+            if pid != me {
+                // SAFETY: kill has no memory-safety preconditions (the pid
+                // race is as in `signal`).
+                unsafe { libc::kill(pid, sig) };
+            }
+        }
+    }
+
     /// Kills every process in the cgroup and waits until it is empty, for at
     /// most `limit`.
     pub(crate) fn kill_until_empty(&self, limit: Duration) -> io::Result<()> {
