@@ -13,7 +13,8 @@ use std::sync::Mutex;
 use std::sync::mpsc::{RecvTimeoutError, channel};
 use std::time::{Duration, Instant};
 
-use ply::os::process::{Failure, PoolTaskError, ProcessPoolBuilder};
+use ply::os::fork::Signal;
+use ply::os::process::{Failure, PoolTaskError, ProcessPoolBuilder, Retry};
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -122,7 +123,7 @@ fn thousand_tasks_with_random_sigkills_lose_only_the_killed_ones() {
     for retries in [0u32, 3] {
         let pool = ProcessPoolBuilder::new()
             .workers(3)
-            .retry_on_crash(retries)
+            .retry(Retry::runs(retries + 1))
             .build(|x: u64| {
                 // Long enough that a kill often lands mid-task.
                 std::thread::sleep(Duration::from_micros(200 + x % 300));
@@ -155,8 +156,9 @@ fn thousand_tasks_with_random_sigkills_lose_only_the_killed_ones() {
                 Err(PoolTaskError::Worker {
                     failure: Failure::Signaled { signal, .. },
                     attempts,
+                    ..
                 }) => {
-                    assert_eq!(signal, libc::SIGKILL);
+                    assert_eq!(signal, Signal::KILL);
                     assert_eq!(attempts, retries + 1, "failed before using its retries");
                     killed += 1;
                 }
@@ -209,13 +211,13 @@ fn panic_abort_exit_and_hang_each_fail_only_their_task() {
         other => panic!("{}: expected a worker failure, got {other:?}", kinds[i]),
     };
     assert!(matches!(failure(0), Failure::Panicked(m) if m.contains("handler gave up")));
-    assert!(matches!(failure(1), Failure::Signaled { signal, .. } if signal == libc::SIGABRT));
+    assert!(matches!(failure(1), Failure::Signaled { signal, .. } if signal == Signal::ABORT));
     assert_eq!(failure(2), Failure::Exited(7));
     assert!(matches!(failure(3), Failure::Timeout(_)));
     assert_eq!(results[4].as_ref().unwrap(), &4);
     assert_eq!(
         failure(1).to_string(),
-        "killed by signal 6 (SIGABRT)",
+        "was killed by signal 6 (SIGABRT)",
         "the message names the signal"
     );
     wait_for_workers(&pool, 2);
