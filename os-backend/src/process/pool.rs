@@ -354,6 +354,7 @@ impl ProcessPoolBuilder {
                     Ok(started) => started,
                     Err(e) => return drop(ready_tx.send(Err(ProcessPoolError::Os(e)))),
                 };
+                thread_shared.lock().server_pid = Some(server.pid());
                 let mut supervisor = Supervisor::new(thread_shared, config, control, wake_rx);
                 if let Err(why) = supervisor.start() {
                     let e = std::io::Error::other(format!("the fork server did not start: {why}"));
@@ -482,6 +483,21 @@ where
     /// ```
     pub fn worker_pids(&self) -> Vec<i32> {
         self.shared.lock().pids.iter().flatten().copied().collect()
+    }
+
+    /// The fork server's pid while the pool runs (for diagnostics: it is the
+    /// parent of every worker).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// let pool = ply_os::process::ProcessPoolBuilder::new().workers(1).build(|x: u8| x)?;
+    /// let server = pool.server_pid().expect("running");
+    /// assert!(server > 0 && !pool.worker_pids().contains(&server));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn server_pid(&self) -> Option<i32> {
+        self.shared.lock().server_pid
     }
 
     fn enqueue(

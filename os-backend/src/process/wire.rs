@@ -59,7 +59,8 @@ pub(crate) enum ToServer {
     Setup(Setup),
     /// Fork a worker for `slot`, incarnation `generation`.
     Spawn { slot: u32, generation: u64 },
-    /// Fork no more; exit once every worker has exited.
+    /// Kill every worker, reap them, and exit (the supervisor has settled
+    /// every task by then).
     Shutdown,
 }
 

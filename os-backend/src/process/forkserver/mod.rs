@@ -67,11 +67,7 @@ pub(crate) fn serve_ready(control: UnixStream, worker: &dyn Fn(UnixStream) -> i3
 /// forked worker with its end of the socket pair.
 fn serve(control: UnixStream, worker: &dyn Fn(UnixStream) -> i32) -> i32 {
     let mut workers: Vec<ForkedChild> = Vec::new();
-    let mut shutting_down = false;
     loop {
-        if shutting_down && workers.is_empty() {
-            return 0;
-        }
         // Wait for a request or an exit; one poll over the control socket and
         // every worker's pidfd.
         let mut fds: Vec<PollFd<'_>> = Vec::with_capacity(workers.len() + 1);
@@ -110,7 +106,7 @@ fn serve(control: UnixStream, worker: &dyn Fn(UnixStream) -> i32) -> i32 {
             Err(_) => return 0,
         };
         match message {
-            Ok(ToServer::Spawn { slot, generation }) if !shutting_down => {
+            Ok(ToServer::Spawn { slot, generation }) => {
                 let reply = spawn(&control, &workers, worker, slot, generation);
                 let sent = match reply {
                     Ok((child, theirs)) => {
@@ -138,8 +134,11 @@ fn serve(control: UnixStream, worker: &dyn Fn(UnixStream) -> i32) -> i32 {
                     return 0;
                 }
             }
-            Ok(ToServer::Spawn { .. }) => {}
-            Ok(ToServer::Shutdown) => shutting_down = true,
+            // The supervisor has settled every task: what is left is idle, or
+            // a worker whose socket never reached it (still in flight in
+            // this socket) and would wait for requests forever. Dropping each
+            // `ForkedChild` kills and reaps it.
+            Ok(ToServer::Shutdown) => return 0,
             Ok(ToServer::Setup(_)) | Err(_) => return EXIT_BAD_CONTROL,
         }
     }

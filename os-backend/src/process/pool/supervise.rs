@@ -77,6 +77,8 @@ pub(super) struct Inbox {
     pub stopped: bool,
     /// Worker pids, by slot.
     pub pids: Vec<Option<i32>>,
+    /// The fork server's pid, while it runs.
+    pub server_pid: Option<i32>,
 }
 
 pub(super) struct Shared {
@@ -258,6 +260,7 @@ impl Supervisor {
             let mut inbox = self.shared.lock();
             inbox.stopped = true;
             inbox.pids.iter_mut().for_each(|p| *p = None);
+            inbox.server_pid = None;
             inbox.queue.drain(..).collect()
         };
         self.shared.room.notify_all();

@@ -391,3 +391,6 @@ impl<T> Drop for Fleet<T> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
