@@ -10,9 +10,9 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use ply::os::fork::fork_child;
-use ply::os::process::{MapError, MapOptions, RESULT_CACHE_LIMIT, clear_result_cache, map_plain};
-use ply::os::shm::SharedBox;
+use ply_os::fork::fork_child;
+use ply_os::process::{MapError, MapOptions, RESULT_CACHE_LIMIT, clear_result_cache, map_plain};
+use ply_os::shm::SharedBox;
 
 static SERIAL: Mutex<()> = Mutex::new(());
 

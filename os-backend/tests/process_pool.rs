@@ -6,94 +6,20 @@
 //! test's children are not mistaken for another's, and each runs under a
 //! watchdog that aborts the whole binary rather than let CI hang.
 
-use std::collections::{HashMap, HashSet};
+mod common;
+
+use std::collections::HashSet;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-use std::sync::Mutex;
-use std::sync::mpsc::{RecvTimeoutError, channel};
 use std::time::{Duration, Instant};
 
-use ply::os::fork::Signal;
-use ply::os::process::{Failure, PoolTaskError, ProcessPoolBuilder, Retry};
+use common::{assert_no_descendants, descendants, serial, watchdog};
 
-static SERIAL: Mutex<()> = Mutex::new(());
-
-/// Aborts the test binary if not dropped within `limit`.
-struct Watchdog(Option<std::sync::mpsc::Sender<()>>);
-
-fn watchdog(name: &'static str, limit: Duration) -> Watchdog {
-    let (tx, rx) = channel::<()>();
-    std::thread::spawn(move || {
-        if let Err(RecvTimeoutError::Timeout) = rx.recv_timeout(limit) {
-            eprintln!("watchdog: {name} ran over {limit:?}; aborting");
-            std::process::abort();
-        }
-    });
-    Watchdog(Some(tx))
-}
-
-impl Drop for Watchdog {
-    fn drop(&mut self) {
-        drop(self.0.take());
-    }
-}
-
-/// pid → parent pid, for every process in `/proc`.
-fn parents() -> HashMap<i32, i32> {
-    let mut map = HashMap::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        // "pid (comm) state ppid ...": fields after the last ')'.
-        let Some((_, rest)) = stat.rsplit_once(')') else {
-            continue;
-        };
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        if let Some(ppid) = fields.get(1).and_then(|p| p.parse().ok()) {
-            map.insert(pid, ppid);
-        }
-    }
-    map
-}
-
-/// Every descendant of `root` (children, grandchildren, zombies included).
-fn descendants(root: i32) -> HashSet<i32> {
-    let map = parents();
-    let mut found = HashSet::new();
-    let mut frontier = vec![root];
-    while let Some(p) = frontier.pop() {
-        for (&child, &parent) in &map {
-            if parent == p && found.insert(child) {
-                frontier.push(child);
-            }
-        }
-    }
-    found
-}
-
-/// Waits (up to 10 s) until this process has no descendants left.
-fn assert_no_descendants() {
-    let me = std::process::id() as i32;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let left = descendants(me);
-        if left.is_empty() {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "child processes left behind: {left:?}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
+use ply_os::fork::Signal;
+use ply_os::process::{Failure, PoolTaskError, ProcessPoolBuilder, Retry};
 
 /// Waits until the pool has `n` live workers again.
-fn wait_for_workers<Req, Resp>(pool: &ply::os::process::ProcessPool<Req, Resp>, n: usize)
+fn wait_for_workers<Req, Resp>(pool: &ply_os::process::ProcessPool<Req, Resp>, n: usize)
 where
     Req: serde::Serialize + serde::de::DeserializeOwned + 'static,
     Resp: serde::Serialize + serde::de::DeserializeOwned + 'static,
@@ -118,7 +44,7 @@ fn xorshift(state: &mut u64) -> u64 {
 
 #[test]
 fn thousand_tasks_with_random_sigkills_lose_only_the_killed_ones() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = serial();
     let _dog = watchdog("random sigkills", Duration::from_secs(120));
     for retries in [0u32, 3] {
         let pool = ProcessPoolBuilder::new()
@@ -185,7 +111,7 @@ fn thousand_tasks_with_random_sigkills_lose_only_the_killed_ones() {
 
 #[test]
 fn panic_abort_exit_and_hang_each_fail_only_their_task() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = serial();
     let _dog = watchdog("failure kinds", Duration::from_secs(60));
     let pool = ProcessPoolBuilder::new()
         .workers(2)
@@ -231,7 +157,7 @@ fn panic_abort_exit_and_hang_each_fail_only_their_task() {
 
 #[test]
 fn workers_are_recycled_after_max_tasks_and_back_pressure_holds() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = serial();
     let _dog = watchdog("recycling", Duration::from_secs(60));
     let pool = ProcessPoolBuilder::new()
         .workers(1)
@@ -291,7 +217,7 @@ fn sigint_victim() {
 
 #[test]
 fn sigint_to_the_parent_leaves_no_orphan() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = serial();
     let _dog = watchdog("sigint", Duration::from_secs(60));
     let mut victim = Command::new(std::env::current_exe().unwrap())
         .args([
@@ -343,7 +269,7 @@ fn sigint_to_the_parent_leaves_no_orphan() {
 
 #[test]
 fn dropping_a_pool_that_never_ran_a_task_does_not_wait_on_its_workers() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = serial();
     let _dog = watchdog("idle drop", Duration::from_secs(60));
     for _ in 0..3 {
         let pool = ProcessPoolBuilder::new()
