@@ -17,12 +17,14 @@ use std::time::Duration;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::error::MapError;
 use super::prefetch::for_each_prefetched;
 use super::results::{Region, SharedResults};
-use super::{MapError, Retry, ThreadPolicy};
+use super::retry::Retry;
+use super::threads::ThreadPolicy;
 use crate::shm::SharedSlice;
 use crate::thread::Chunking;
-use run::run_chunks;
+use run::{Plan, run_chunks};
 
 /// The most workers one map call forks.
 ///
@@ -33,7 +35,7 @@ use run::run_chunks;
 /// let too_many = MapOptions::new().workers(MAX_MAP_WORKERS + 1);
 /// assert!(matches!(map_plain(&[1u8], |&x| x, &too_many), Err(MapError::Options(_))));
 /// ```
-pub const MAX_MAP_WORKERS: usize = 256;
+pub const MAX_MAP_WORKERS: usize = run::MAX_WORKERS;
 
 /// Options of a fork-join [`map`].
 ///
@@ -154,6 +156,16 @@ impl MapOptions {
         self
     }
 
+    /// What the rounds of a call need of these options.
+    fn plan(&self) -> Plan {
+        Plan {
+            workers: self.worker_count(),
+            task_timeout: self.task_timeout,
+            retry: self.retry,
+            threads: self.threads,
+        }
+    }
+
     /// The number of workers these options ask for.
     ///
     /// # Example
@@ -230,7 +242,9 @@ where
         }
         out
     };
-    match run_chunks::<_, Vec<O>>(&schedule, options, &|_, range, beat| body(range, beat)) {
+    match run_chunks::<_, Vec<O>>(&schedule, &options.plan(), &|_, range, beat| {
+        body(range, beat)
+    }) {
         Ok(reports) => {
             let out = by_chunk(reports);
             if out.iter().all(Option::is_some) {
@@ -297,7 +311,7 @@ where
     let schedule = options
         .chunking
         .schedule(inputs.len(), options.worker_count());
-    let outcome = run_chunks::<(), ()>(&schedule, options, &|_, range, beat| {
+    let outcome = run_chunks::<(), ()>(&schedule, &options.plan(), &|_, range, beat| {
         let size = size_of::<O>();
         region.populate(range.start * size, range.end * size);
         for_each_prefetched(range, inputs, Some(slots.cast_const()), |i| {
@@ -375,7 +389,7 @@ where
         ResultSlot::<T>(UnsafeCell::new(MaybeUninit::uninit()))
     })?;
     let start = range.start;
-    let outcome = run_chunks::<(), ()>(&schedule, options, &|chunk, items, beat| {
+    let outcome = run_chunks::<(), ()>(&schedule, &options.plan(), &|chunk, items, beat| {
         let mut acc = identity;
         for i in items {
             beat.at(i);

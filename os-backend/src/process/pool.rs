@@ -20,10 +20,12 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::error::{Failure, PoolTaskError, ProcessPoolError};
 use super::forkserver::{self, WorkerLoop, reexec};
+use super::retry::Retry;
 use super::threads::ForkPlan;
+use super::threads::ThreadPolicy;
 use super::wire::{Entry, Reply, Setup};
-use super::{Failure, PoolTaskError, ProcessPoolError, Retry, ThreadPolicy};
 use crate::fork::{ForkedChild, fork_child};
 use crate::ipc::frame;
 use supervise::{Completion, Config, Inbox, SPIN_BEFORE_SLEEP, Shared, Supervisor, Task};

@@ -67,7 +67,7 @@ impl Retry {
 
     /// Whether work whose runs so far ended in `failed_runs` failures, the
     /// last being `failure`, runs again.
-    pub(crate) fn again(self, failed_runs: u32, failure: &super::Failure) -> bool {
+    pub(crate) fn again(self, failed_runs: u32, failure: &super::error::Failure) -> bool {
         failure.is_crash() && failed_runs < self.runs
     }
 }
@@ -81,7 +81,7 @@ impl Default for Retry {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::process::Failure;
+    use crate::process::error::Failure;
 
     #[test]
     fn only_crashes_are_retried_and_only_while_runs_are_left() {

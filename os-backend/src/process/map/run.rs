@@ -27,16 +27,18 @@ use ply_core::partition::{ChunkDispenser, Schedule};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::{MAX_MAP_WORKERS, MapOptions};
 use crate::fork::{ChildExit, fork_child};
 use crate::ipc::frame;
+use crate::process::error::{Failure, MapError};
+use crate::process::panic;
 use crate::process::placement::Placement;
 use crate::process::results::forking_worker;
+use crate::process::retry::Retry;
 use crate::process::supervisor::stall::StallWatch;
 use crate::process::supervisor::{Conn, End, Event, Fleet, KillReason, Process, Worker};
 use crate::process::threads::ForkPlan;
+use crate::process::threads::ThreadPolicy;
 use crate::process::wire::{ChunkResult, MapReport};
-use crate::process::{Failure, MapError, panic};
 use crate::shm::SharedBox;
 use crate::thread::CountedSchedule;
 
@@ -46,6 +48,18 @@ const REPORT_INTERVAL: Duration = Duration::from_millis(20);
 const REPORT_BATCH_BYTES: usize = 1 << 20;
 /// How often heartbeats and stalls are looked at, when either is watched.
 const TICK: Duration = Duration::from_millis(20);
+
+/// The most workers one map call forks.
+pub(super) const MAX_WORKERS: usize = 256;
+
+/// What a map call asks of its rounds.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Plan {
+    pub workers: usize,
+    pub task_timeout: Option<Duration>,
+    pub retry: Retry,
+    pub threads: ThreadPolicy,
+}
 
 /// A chunk body: (chunk index, its items, the worker's heartbeat) → what the
 /// report carries back.
@@ -94,7 +108,7 @@ pub(super) type Failed<R> = (MapError, Vec<Option<R>>);
 /// each chunk's report, in chunk order.
 pub(super) fn run_chunks<S, R>(
     schedule: &CountedSchedule,
-    options: &MapOptions,
+    plan: &Plan,
     body: &ChunkBody<'_, S>,
 ) -> Result<Vec<Option<R>>, Failed<R>>
 where
@@ -103,19 +117,17 @@ where
 {
     let chunks = schedule.chunks();
     let mut reports: Vec<Option<R>> = (0..chunks).map(|_| None).collect();
-    let workers = options.worker_count();
-    if workers == 0 || workers > MAX_MAP_WORKERS {
+    let workers = plan.workers;
+    if workers == 0 || workers > MAX_WORKERS {
         return Err((
-            MapError::Options(format!(
-                "workers must be 1 to {MAX_MAP_WORKERS}, not {workers}"
-            )),
+            MapError::Options(format!("workers must be 1 to {MAX_WORKERS}, not {workers}")),
             reports,
         ));
     }
     if chunks == 0 {
         return Ok(reports);
     }
-    let (other_threads, stall) = match options.threads.plan() {
+    let (other_threads, stall) = match plan.threads.plan() {
         ForkPlan::Refuse { other_threads } => {
             return Err((MapError::ThreadsPresent { other_threads }, reports));
         }
@@ -127,7 +139,7 @@ where
     panic::install();
     let mut map = Map {
         schedule,
-        options,
+        plan,
         body,
         reports: &mut reports,
         failed_runs: vec![0; chunks],
@@ -139,7 +151,7 @@ where
     let outcome = if workers <= 8 {
         map.run::<8>(workers)
     } else {
-        map.run::<MAX_MAP_WORKERS>(workers)
+        map.run::<MAX_WORKERS>(workers)
     };
     match outcome {
         Ok(()) => Ok(reports),
@@ -150,7 +162,7 @@ where
 /// One map call's state across its rounds.
 struct Map<'a, 'b, S, R> {
     schedule: &'a CountedSchedule,
-    options: &'a MapOptions,
+    plan: &'a Plan,
     body: &'a ChunkBody<'b, S>,
     reports: &'a mut Vec<Option<R>>,
     /// Per chunk: runs that failed while holding it.
@@ -191,7 +203,7 @@ struct Round<'r, const W: usize> {
 
 impl<S: Serialize, R: DeserializeOwned> Map<'_, '_, S, R> {
     fn run<const W: usize>(&mut self, workers: usize) -> Result<(), MapError> {
-        let max_idle_rounds = self.options.retry.max_runs().max(2);
+        let max_idle_rounds = self.plan.retry.max_runs().max(2);
         let mut idle_rounds = 0;
         let mut last_trouble: Option<(Failure, i32)> = None;
         let mut todo: Vec<usize> = (0..self.reports.len()).collect();
@@ -204,7 +216,7 @@ impl<S: Serialize, R: DeserializeOwned> Map<'_, '_, S, R> {
                     beats: std::array::from_fn(|_| CachePadded::new(AtomicUsize::new(0))),
                 })?,
                 list: &todo,
-                beating: self.options.task_timeout.is_some() || self.stall.is_some(),
+                beating: self.plan.task_timeout.is_some() || self.stall.is_some(),
             };
             self.round(&round, workers.min(todo.len()), &mut last_trouble)?;
             let left: Vec<usize> = todo
@@ -440,7 +452,7 @@ impl<S: Serialize, R: DeserializeOwned> Map<'_, '_, S, R> {
             return Ok(None);
         };
         self.failed_runs[chunk] += 1;
-        if !self.options.retry.again(self.failed_runs[chunk], &failure) {
+        if !self.plan.retry.again(self.failed_runs[chunk], &failure) {
             return Err(MapError::Worker {
                 items: self.schedule.chunk(chunk),
                 failure,
@@ -457,7 +469,7 @@ impl<S: Serialize, R: DeserializeOwned> Map<'_, '_, S, R> {
     /// Timeouts (by heartbeat) and stalls, looked at every tick.
     fn watch<const W: usize>(&self, fleet: &mut Fleet<MapWorker>, round: &Round<'_, W>) {
         let now = Instant::now();
-        let limit = self.options.task_timeout;
+        let limit = self.plan.task_timeout;
         let mut stalled = Vec::new();
         let mut deadlines = Vec::new();
         for (slot, worker) in fleet.iter_mut() {

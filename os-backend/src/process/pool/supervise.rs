@@ -22,10 +22,11 @@ use std::os::fd::OwnedFd;
 
 use crate::fork::{ChildExit, ForkedChild};
 use crate::ipc::frame;
+use crate::process::error::{Failure, PoolTaskError};
+use crate::process::retry::Retry;
 use crate::process::supervisor::stall::StallWatch;
 use crate::process::supervisor::{Conn, End, Event, Fleet, KillReason, Process, Worker};
 use crate::process::wire::{FromServer, ToServer};
-use crate::process::{Failure, PoolTaskError, Retry};
 
 /// How long the loop looks again without sleeping (yielding between
 /// looks) before it sleeps in `poll`: each hop of a round trip — submitter

@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 
 use rustix::event::{PollFd, PollFlags};
 
-use super::Failure;
+use super::error::Failure;
 use crate::fork::{ChildExit, ForkedChild, Signal};
 use crate::ipc::IpcError;
 use crate::ipc::ready::poll_until;
