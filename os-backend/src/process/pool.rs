@@ -25,7 +25,7 @@ use super::forkserver::{self, WorkerLoop, reexec};
 use super::retry::Retry;
 use super::threads::ForkPlan;
 use super::threads::ThreadPolicy;
-use super::wire::{Entry, Reply, Setup};
+use super::wire::{Entry, Reply, RequestHead, Setup};
 use crate::fork::{ForkedChild, fork_child};
 use crate::ipc::frame;
 use supervise::{Completion, Config, Inbox, SPIN_BEFORE_SLEEP, Shared, Supervisor, Task};
@@ -56,6 +56,7 @@ pub struct ProcessPoolBuilder {
     max_tasks_per_child: Option<u64>,
     retry: Retry,
     threads: ThreadPolicy,
+    initializer: Option<fn()>,
 }
 
 impl Default for ProcessPoolBuilder {
@@ -67,6 +68,7 @@ impl Default for ProcessPoolBuilder {
             max_tasks_per_child: None,
             retry: Retry::default(),
             threads: ThreadPolicy::default(),
+            initializer: None,
         }
     }
 }
@@ -195,6 +197,29 @@ impl ProcessPoolBuilder {
         self
     }
 
+    /// Runs `init` once in every worker, before its first task (as Python's
+    /// `Pool(initializer=...)`): to open a connection, load a model, warm a
+    /// cache. If it panics, the worker answers each task with that panic
+    /// (`Failure::Panicked`) instead of running it.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicU32, Ordering};
+    /// static READY: AtomicU32 = AtomicU32::new(0);
+    /// let pool = ply_os::process::ProcessPoolBuilder::new()
+    ///     .workers(1)
+    ///     .initializer(|| { READY.store(42, Ordering::Relaxed); })
+    ///     .build(|(): ()| READY.load(Ordering::Relaxed))?;
+    /// assert_eq!(pool.submit(&())?.join()?, 42); // set in the worker
+    /// assert_eq!(READY.load(Ordering::Relaxed), 0); // not here
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn initializer(mut self, init: fn()) -> Self {
+        self.initializer = Some(init);
+        self
+    }
+
     fn worker_count(&self) -> Result<usize, ProcessPoolError> {
         if self.queue_bound == 0 {
             return Err(ProcessPoolError::Options(
@@ -245,11 +270,37 @@ impl ProcessPoolBuilder {
     {
         let workers = self.worker_count()?;
         let entry = Entry::of(handler).map_err(ProcessPoolError::Options)?;
+        let initializer = self
+            .initializer
+            .map(Entry::of_init)
+            .transpose()
+            .map_err(ProcessPoolError::Options)?;
         let setup = Setup {
             handler: entry,
+            initializer,
             max_tasks: self.max_tasks_per_child,
         };
         self.launch(workers, None, Box::new(move || reexec::start(setup)))
+    }
+
+    /// A pool for [`ProcessPool::submit_fn`] only: its workers run whatever
+    /// functions are submitted, with no handler of their own. As
+    /// [`build`](Self::build), its fork server is a re-executed copy of the
+    /// program.
+    ///
+    /// # Errors
+    ///
+    /// As [`build`](Self::build).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// let pool = ply_os::process::ProcessPoolBuilder::new().workers(1).build_for_functions()?;
+    /// assert_eq!(pool.submit_fn(|x: u32| x * 3, &5)?.join()?, 15);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn build_for_functions(self) -> Result<ProcessPool<(), ()>, ProcessPoolError> {
+        self.build(|(): ()| ())
     }
 
     /// Starts the pool with a fork server forked from the caller, for a
@@ -303,6 +354,7 @@ impl ProcessPoolBuilder {
             max_tasks: self.max_tasks_per_child,
         };
         super::panic::install();
+        let init = self.initializer;
         let start = move || -> std::io::Result<(ForkedChild, UnixStream)> {
             let (control, theirs) = UnixStream::pair()?;
             let control_fd = std::os::fd::AsRawFd::as_raw_fd(&control);
@@ -311,7 +363,10 @@ impl ProcessPoolBuilder {
                 // its owner lives in the parent's frames, never returned to.
                 unsafe { libc::close(control_fd) };
                 forkserver::serve_ready(theirs, &|stream| {
-                    forkserver::serve_requests(&handler, stream, config)
+                    let init = init.as_ref().map(|f| f as &dyn Fn());
+                    forkserver::serve_requests(stream, config, init, &|request| {
+                        forkserver::answer(&handler, request, "task")
+                    })
                 })
             })?;
             Ok((server, control))
@@ -504,12 +559,11 @@ where
 
     fn enqueue(
         &self,
-        request: &Req,
+        request: Vec<u8>,
         tag: usize,
         reply: Sender<Completion>,
         wait: bool,
-    ) -> Result<(), PoolTaskError> {
-        let request = frame::encode(request).map_err(PoolTaskError::Encode)?;
+    ) -> Result<u64, PoolTaskError> {
         let mut inbox = self.shared.lock();
         loop {
             if inbox.closed || inbox.stopped {
@@ -527,7 +581,10 @@ where
                 .wait(inbox)
                 .unwrap_or_else(|e| e.into_inner());
         }
+        inbox.next_id += 1;
+        let id = inbox.next_id;
         inbox.queue.push_back(Task {
+            id,
             request,
             tag,
             reply,
@@ -535,7 +592,19 @@ where
         });
         drop(inbox);
         self.shared.wake();
-        Ok(())
+        Ok(id)
+    }
+
+    /// A task for `request`, queued; `wait`: while the queue is full.
+    fn queue<R>(&self, request: Vec<u8>, wait: bool) -> Result<ProcessTask<R>, PoolTaskError> {
+        let (tx, rx) = channel();
+        let id = self.enqueue(request, 0, tx, wait)?;
+        Ok(ProcessTask {
+            rx,
+            id,
+            shared: Arc::clone(&self.shared),
+            _resp: PhantomData,
+        })
     }
 
     /// Queues `request` (blocking while the queue is at its bound) and
@@ -553,9 +622,7 @@ where
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn submit(&self, request: &Req) -> Result<ProcessTask<Resp>, PoolTaskError> {
-        let (tx, rx) = channel();
-        self.enqueue(request, 0, tx, true)?;
-        Ok(ProcessTask::new(rx))
+        self.queue(handler_request(request)?, true)
     }
 
     /// As [`submit`](Self::submit), but fails with [`PoolTaskError::QueueFull`]
@@ -574,9 +641,44 @@ where
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn try_submit(&self, request: &Req) -> Result<ProcessTask<Resp>, PoolTaskError> {
-        let (tx, rx) = channel();
-        self.enqueue(request, 0, tx, false)?;
-        Ok(ProcessTask::new(rx))
+        self.queue(handler_request(request)?, false)
+    }
+
+    /// Runs `f(args)` on a worker of this pool: any function of the program
+    /// known at compile time, with its own argument and result types, beside
+    /// the pool's handler (no request enum to write). As for the handler,
+    /// `f` is a `fn` (a closure that captures nothing), found again in the
+    /// worker by its offset in the binary.
+    ///
+    /// # Errors
+    ///
+    /// As [`submit`](Self::submit), and [`PoolTaskError::BadRequest`] if `f`
+    /// lives in a shared library.
+    ///
+    /// # Example
+    ///
+    /// One pool, three functions:
+    ///
+    /// ```
+    /// let pool = ply_os::process::ProcessPool::builder().workers(2).build_for_functions()?;
+    /// let len = pool.submit_fn(|s: String| s.len(), &"four".to_string())?;
+    /// let sum = pool.submit_fn(|v: Vec<u64>| v.iter().sum::<u64>(), &vec![1, 2, 3])?;
+    /// let pid = pool.submit_fn(|(): ()| std::process::id(), &())?;
+    /// assert_eq!(len.join()?, 4);
+    /// assert_eq!(sum.join()?, 6);
+    /// assert_ne!(pid.join()?, std::process::id()); // ran in a worker
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn submit_fn<A, B>(&self, f: fn(A) -> B, args: &A) -> Result<ProcessTask<B>, PoolTaskError>
+    where
+        A: Serialize + DeserializeOwned,
+        B: Serialize + DeserializeOwned,
+    {
+        let entry = Entry::of(f).map_err(PoolTaskError::BadRequest)?;
+        let mut request =
+            frame::encode(&RequestHead::Call(entry)).map_err(PoolTaskError::Encode)?;
+        request.extend(frame::encode(args).map_err(PoolTaskError::Encode)?);
+        self.queue(request, true)
     }
 
     /// Runs every request, yielding responses in input order. Requests are
@@ -643,8 +745,10 @@ where
                 let Some((i, request)) = inputs.next() else {
                     break;
                 };
-                match self.enqueue(request.borrow(), i, tx.clone(), true) {
-                    Ok(()) => in_flight += 1,
+                let queued = handler_request(request.borrow())
+                    .and_then(|bytes| self.enqueue(bytes, i, tx.clone(), true));
+                match queued {
+                    Ok(_) => in_flight += 1,
                     Err(e) => failed.push_back((i, e)),
                 }
             }
@@ -754,17 +858,57 @@ impl<Req, Resp> fmt::Debug for ProcessPool<Req, Resp> {
 #[must_use = "a task's result is only seen through its handle"]
 pub struct ProcessTask<Resp> {
     rx: Receiver<Completion>,
+    /// The task's id in its pool, for cancelling.
+    id: u64,
+    shared: Arc<Shared>,
     _resp: PhantomData<fn() -> Resp>,
 }
 
-impl<Resp: DeserializeOwned> ProcessTask<Resp> {
-    fn new(rx: Receiver<Completion>) -> Self {
-        ProcessTask {
-            rx,
-            _resp: PhantomData,
+impl<Resp> ProcessTask<Resp> {
+    /// Cancels the task. A task still queued is taken out and never runs
+    /// (`join` gives [`PoolTaskError::Cancelled`]); a running one has its
+    /// worker killed (`join` gives a [`PoolTaskError::Worker`] whose failure
+    /// is [`Failure::Cancelled`]; the worker is replaced). A task that
+    /// already finished keeps its result. Returns whether the task was
+    /// still queued.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ply_os::process::{Failure, PoolTaskError, ProcessPoolBuilder};
+    /// let pool = ProcessPoolBuilder::new().workers(1)
+    ///     .build(|ms: u64| std::thread::sleep(Duration::from_millis(ms)))?;
+    /// let running = pool.submit(&600_000)?;
+    /// let queued = pool.submit(&0)?;
+    /// assert!(queued.cancel()); // never runs
+    /// assert!(matches!(queued.join(), Err(PoolTaskError::Cancelled)));
+    /// // Killed if the worker had taken it by now; else taken out of the queue.
+    /// let was_queued = running.cancel();
+    /// match running.join() {
+    ///     Err(PoolTaskError::Worker { failure: Failure::Cancelled, .. }) => assert!(!was_queued),
+    ///     Err(PoolTaskError::Cancelled) => assert!(was_queued),
+    ///     other => panic!("{other:?}"),
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn cancel(&self) -> bool {
+        let mut inbox = self.shared.lock();
+        if let Some(at) = inbox.queue.iter().position(|t| t.id == self.id) {
+            let task = inbox.queue.remove(at).expect("found just now");
+            drop(inbox);
+            self.shared.room.notify_one();
+            let _ = task.reply.send((task.tag, Err(PoolTaskError::Cancelled)));
+            return true;
         }
+        inbox.cancels.push(self.id);
+        drop(inbox);
+        self.shared.wake();
+        false
     }
+}
 
+impl<Resp: DeserializeOwned> ProcessTask<Resp> {
     /// Waits for the response.
     ///
     /// # Errors
@@ -823,6 +967,13 @@ impl<Resp> fmt::Debug for ProcessTask<Resp> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ProcessTask").finish_non_exhaustive()
     }
+}
+
+/// A request for the pool's handler: the head, then the argument.
+fn handler_request<Req: Serialize>(request: &Req) -> Result<Vec<u8>, PoolTaskError> {
+    let mut bytes = frame::encode(&RequestHead::Handler).map_err(PoolTaskError::Encode)?;
+    bytes.extend(frame::encode(request).map_err(PoolTaskError::Encode)?);
+    Ok(bytes)
 }
 
 fn decode_reply<Resp: DeserializeOwned>(

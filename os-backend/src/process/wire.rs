@@ -68,6 +68,8 @@ pub(crate) enum ToServer {
 #[derive(Serialize, Deserialize, Debug)]
 pub(crate) struct Setup {
     pub handler: Entry,
+    /// Run once in each worker before its first task.
+    pub initializer: Option<Entry>,
     /// A worker exits after this many tasks.
     pub max_tasks: Option<u64>,
 }
@@ -97,6 +99,15 @@ pub(crate) enum FromServer {
 }
 
 // ---- the process pool: supervisor <-> worker ----
+
+/// What a request to a pool worker runs; its argument follows, encoded.
+#[derive(Serialize, Deserialize, Debug)]
+pub(crate) enum RequestHead {
+    /// The pool's handler.
+    Handler,
+    /// The function this entry names (`submit_fn`).
+    Call(Entry),
+}
 
 /// A worker's answer to one request.
 #[derive(Serialize, Deserialize, Debug)]

@@ -15,7 +15,7 @@
 //! never had a thread other than its own, nor any lock held. This is the
 //! model of Python's `forkserver` start method and of the procspawn crate;
 //! the handler crosses the `exec` as a function's offset from an anchor in
-//! the same binary (see [`reexec`]).
+//! the same binary (see [`entry`]).
 //!
 //! [`build_forking`](super::ProcessPoolBuilder::build_forking) forks the
 //! server from the caller instead, for handlers that capture state; that one
@@ -39,6 +39,8 @@
 //! kills the pool's process takes the whole tree down. The server exits when
 //! its control socket closes, killing its workers.
 
+mod answer;
+mod entry;
 pub(crate) mod reexec;
 mod worker;
 
@@ -53,6 +55,7 @@ use crate::fork::{ForkedChild, fork_child};
 use crate::ipc::frame;
 use crate::ipc::ready::poll_for;
 
+pub(crate) use answer::answer;
 pub(crate) use worker::{WorkerLoop, serve_requests};
 
 /// Tells the supervisor the server is up, then serves; returns the exit code.

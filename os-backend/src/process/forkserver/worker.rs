@@ -1,17 +1,19 @@
 //! A pool worker's loop: answer requests on its socket until the pool closes
 //! it or the task limit is reached.
+//!
+//! A request is a [`RequestHead`] followed by its argument (both postcard):
+//! for the pool's handler, or for a function named by an
+//! [`Entry`](crate::process::wire::Entry) (`submit_fn`).
 
 use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
-use serde::de::DeserializeOwned;
-
+use super::answer::{bad_request, refusal};
 use crate::ipc::frame::{self, DEFAULT_MAX_FRAME};
 use crate::ipc::ready::wait_readable;
 use crate::process::panic;
-use crate::process::wire::{EXIT_SUPERVISOR_GONE, Reply};
+use crate::process::wire::{EXIT_SUPERVISOR_GONE, RequestHead};
 
 /// How long a worker looks for the next request (yielding) before it sleeps
 /// in `read`: a request that follows closely on the last reply is then
@@ -25,18 +27,18 @@ pub(crate) struct WorkerLoop {
     pub max_tasks: Option<u64>,
 }
 
-/// Answers requests on `stream` with `handler` until the supervisor closes
-/// the connection (exit 0), `max_tasks` are done (exit 0, recycled), or a
-/// reply cannot be sent.
-pub(crate) fn serve_requests<Req, Resp>(
-    handler: &dyn Fn(Req) -> Resp,
+/// Answers requests on `stream` until the supervisor closes the connection
+/// (exit 0), `max_tasks` are done (exit 0, recycled), or a reply cannot be
+/// sent. `init` runs first; if it panics, every request is answered with
+/// that panic instead of being run (the worker stays, so it is not
+/// replaced over and over). `handler` answers the pool's own requests.
+pub(crate) fn serve_requests(
     mut stream: UnixStream,
     config: WorkerLoop,
-) -> i32
-where
-    Req: DeserializeOwned,
-    Resp: Serialize,
-{
+    init: Option<&dyn Fn()>,
+    handler: &dyn Fn(&[u8]) -> Vec<u8>,
+) -> i32 {
+    let init_failed = init.and_then(|init| panic::in_worker("initializer", init).err());
     let mut done = 0u64;
     loop {
         if config.max_tasks.is_some_and(|max| done >= max) {
@@ -52,22 +54,20 @@ where
             return 0; // the pool closed the connection: shut down
         };
         done += 1;
-        let reply: Reply<Resp> = match frame::decode::<Req>(&bytes) {
-            Ok(request) => match panic::in_worker(format_args!("task {done}"), || handler(request))
-            {
-                Ok(response) => Reply::Done(response),
-                Err(message) => Reply::Panicked(message),
+        let reply = match (
+            &init_failed,
+            postcard::take_from_bytes::<RequestHead>(&bytes),
+        ) {
+            (Some(why), _) => refusal(format!("the worker's initializer panicked: {why}")),
+            (None, Ok((RequestHead::Handler, args))) => handler(args),
+            (None, Ok((RequestHead::Call(entry), args))) => match entry.resolve() {
+                Ok(function) => function.call(args),
+                Err(why) => bad_request(why),
             },
-            Err(e) => Reply::BadRequest(e.to_string()),
+            (None, Err(e)) => bad_request(format!("a request that did not decode: {e}")),
         };
-        let encoded = frame::encode(&reply).or_else(|e| {
-            frame::encode(&Reply::<Resp>::BadRequest(format!(
-                "the response could not be encoded: {e}"
-            )))
-        });
-        match encoded {
-            Ok(bytes) if frame::write_frame(&mut stream, &bytes).is_ok() => {}
-            _ => return EXIT_SUPERVISOR_GONE,
+        if frame::write_frame(&mut stream, &reply).is_err() {
+            return EXIT_SUPERVISOR_GONE;
         }
     }
 }

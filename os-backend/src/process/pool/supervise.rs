@@ -53,6 +53,8 @@ pub(super) type Completion = (usize, Result<(Vec<u8>, i32), PoolTaskError>);
 
 /// A submitted task.
 pub(super) struct Task {
+    /// Unique in its pool, for cancelling.
+    pub id: u64,
     pub request: Vec<u8>,
     pub tag: usize,
     pub reply: Sender<Completion>,
@@ -80,6 +82,11 @@ pub(super) struct Inbox {
     pub pids: Vec<Option<i32>>,
     /// The fork server's pid, while it runs.
     pub server_pid: Option<i32>,
+    /// The last task id given out.
+    pub next_id: u64,
+    /// Tasks to cancel that had left the queue when asked (they may be
+    /// running).
+    pub cancels: Vec<u64>,
 }
 
 pub(super) struct Shared {
@@ -290,10 +297,21 @@ impl Supervisor {
     fn serve(&mut self) -> Result<(), PoolTaskError> {
         let mut last_activity = Instant::now();
         loop {
-            let (closed, terminate, queued) = {
-                let inbox = self.shared.lock();
-                (inbox.closed, inbox.terminate, inbox.queue.len())
+            let (closed, terminate, queued, cancels) = {
+                let mut inbox = self.shared.lock();
+                let cancels = std::mem::take(&mut inbox.cancels);
+                (inbox.closed, inbox.terminate, inbox.queue.len(), cancels)
             };
+            for id in cancels {
+                let running = self
+                    .fleet
+                    .iter()
+                    .find(|(_, w)| w.state.task.as_ref().is_some_and(|t| t.id == id))
+                    .map(|(slot, _)| slot);
+                if let Some(slot) = running {
+                    self.fleet.kill(slot, KillReason::Cancelled);
+                }
+            }
             if terminate {
                 return Ok(());
             }

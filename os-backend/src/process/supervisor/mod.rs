@@ -49,6 +49,8 @@ pub(crate) enum KillReason {
     },
     /// It sent bytes that are not a valid message.
     Corrupt(String),
+    /// Its work was cancelled.
+    Cancelled,
     /// The pool or map is stopping (terminate, or another chunk failed).
     Shutdown,
 }
@@ -66,6 +68,7 @@ impl KillReason {
                 after: *after,
             },
             KillReason::Corrupt(why) => Failure::Corrupt(why.clone()),
+            KillReason::Cancelled => Failure::Cancelled,
             // Never reported as a task's failure: the callers answer
             // "shut down" for work they stop themselves.
             KillReason::Shutdown => Failure::Cancelled,
