@@ -253,3 +253,43 @@ fn a_stopped_map_worker_times_out_wherever_it_stopped() {
     );
     assert_no_descendants();
 }
+
+/// The socket inodes this process holds that are listening (`/proc/net/unix`
+/// flag `__SO_ACCEPTCON`, 0x10000).
+fn listening_sockets_held() -> Vec<u64> {
+    let held: std::collections::HashSet<u64> = std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| std::fs::read_link(e.path()).ok())
+        .filter_map(|target| {
+            let t = target.to_string_lossy().into_owned();
+            t.strip_prefix("socket:[")?.strip_suffix(']')?.parse().ok()
+        })
+        .collect();
+    std::fs::read_to_string("/proc/net/unix")
+        .unwrap()
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let flags = u64::from_str_radix(fields.get(3)?, 16).ok()?;
+            let inode: u64 = fields.get(6)?.parse().ok()?;
+            (flags & 0x10000 != 0 && held.contains(&inode)).then_some(inode)
+        })
+        .collect()
+}
+
+/// The pool listens on nothing: its workers come with socket pairs, so no
+/// other local process can open an idle connection to it (which used to
+/// stall every task).
+#[test]
+fn a_pool_has_no_socket_another_process_could_connect_to() {
+    let _serial = serial();
+    let _dog = watchdog("no listener", Duration::from_secs(60));
+    let before = listening_sockets_held();
+    let pool = ProcessPoolBuilder::new().workers(2).build(handle).unwrap();
+    assert_eq!(echo(&pool, 3), 3);
+    assert_eq!(listening_sockets_held(), before);
+    drop(pool);
+    assert_no_descendants();
+}

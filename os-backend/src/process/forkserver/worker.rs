@@ -13,12 +13,8 @@ use super::answer::{bad_request, refusal};
 use crate::ipc::frame::{self, DEFAULT_MAX_FRAME};
 use crate::ipc::ready::wait_readable;
 use crate::process::panic;
+use crate::process::supervisor::SPIN_BEFORE_SLEEP;
 use crate::process::wire::{EXIT_SUPERVISOR_GONE, RequestHead};
-
-/// How long a worker looks for the next request (yielding) before it sleeps
-/// in `read`: a request that follows closely on the last reply is then
-/// picked up without a wake-up, which on a VM costs tens of microseconds.
-pub(crate) const SPIN_BEFORE_SLEEP: Duration = Duration::from_micros(200);
 
 /// What every worker of a pool is told.
 #[derive(Clone, Copy, Debug)]

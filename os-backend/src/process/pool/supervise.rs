@@ -12,26 +12,20 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::io::{Read, Write};
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use std::os::fd::OwnedFd;
-
 use crate::fork::{ChildExit, ForkedChild};
 use crate::ipc::frame;
 use crate::process::error::{Failure, PoolTaskError};
 use crate::process::retry::Retry;
+pub(super) use crate::process::supervisor::SPIN_BEFORE_SLEEP;
 use crate::process::supervisor::stall::StallWatch;
 use crate::process::supervisor::{Conn, End, Event, Fleet, KillReason, Process, Worker};
 use crate::process::wire::{FromServer, ToServer};
-
-/// How long the loop looks again without sleeping (yielding between
-/// looks) before it sleeps in `poll`: each hop of a round trip — submitter
-/// to supervisor to worker and back — would otherwise pay a wake-up.
-pub(super) const SPIN_BEFORE_SLEEP: Duration = Duration::from_micros(200);
 
 /// How long a new server and its first workers may take to start.
 const START_PATIENCE: Duration = Duration::from_secs(30);

@@ -37,6 +37,12 @@ use crate::fork::{ChildExit, ForkedChild, Signal};
 use crate::ipc::IpcError;
 use crate::ipc::ready::poll_until;
 
+/// How long a party of a round trip (submitter, supervisor, worker) looks
+/// again without sleeping, yielding between looks, before it sleeps: a
+/// message microseconds away is then seen without paying a wake-up, which on
+/// a VM costs tens of microseconds per hop.
+pub(crate) const SPIN_BEFORE_SLEEP: Duration = Duration::from_micros(200);
+
 /// Why ply killed a worker; reported instead of the signal it used.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum KillReason {
@@ -285,12 +291,17 @@ impl<T> Fleet<T> {
             .chain(until)
             .min();
 
-        // One poll over: the extras, then per worker its socket and pidfd.
+        // One poll over: the extras, then per worker its socket (unless it
+        // has closed and nothing waits to be written: a closed socket is
+        // always "ready", POLLHUP, and would make this loop spin until the
+        // process is gone) and its pidfd.
         let mut fds: Vec<PollFd<'_>> = extra
             .iter()
             .map(|fd| PollFd::from_borrowed_fd(*fd, PollFlags::IN))
             .collect();
-        let mut owners = Vec::new();
+        // Per watched worker: its slot, and the indices of its socket's
+        // entry (if polled) and of its pidfd's.
+        let mut owners: Vec<(usize, Option<usize>, usize)> = Vec::new();
         for (slot, w) in self.slots.iter().enumerate() {
             let Some(w) = w.as_ref().filter(|w| !w.ended) else {
                 continue;
@@ -302,9 +313,12 @@ impl<T> Fleet<T> {
             if w.conn.wants_write() {
                 interest |= PollFlags::OUT;
             }
-            fds.push(PollFd::from_borrowed_fd(w.conn.as_fd(), interest));
+            let conn_at = (!interest.is_empty()).then(|| {
+                fds.push(PollFd::from_borrowed_fd(w.conn.as_fd(), interest));
+                fds.len() - 1
+            });
             fds.push(PollFd::from_borrowed_fd(w.process.pidfd(), PollFlags::IN));
-            owners.push(slot);
+            owners.push((slot, conn_at, fds.len() - 1));
         }
         poll_until(&mut fds, wake)?;
         let extra_ready: Vec<bool> = fds[..extra.len()]
@@ -313,11 +327,9 @@ impl<T> Fleet<T> {
             .collect();
         let ready: Vec<(usize, PollFlags, bool)> = owners
             .iter()
-            .enumerate()
-            .map(|(i, &slot)| {
-                let conn = fds[extra.len() + 2 * i].revents();
-                let ended = !fds[extra.len() + 2 * i + 1].revents().is_empty();
-                (slot, conn, ended)
+            .map(|&(slot, conn_at, pidfd_at)| {
+                let conn = conn_at.map_or(PollFlags::empty(), |i| fds[i].revents());
+                (slot, conn, !fds[pidfd_at].revents().is_empty())
             })
             .collect();
         drop(fds);
