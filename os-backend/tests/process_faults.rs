@@ -9,10 +9,10 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{assert_no_descendants, serial, watchdog};
+use ply_core::partition::Chunking;
 use ply_os::process::{
     Failure, MapError, MapOptions, PoolTaskError, ProcessPool, ProcessPoolBuilder, map, map_plain,
 };
-use ply_os::thread::Chunking;
 
 /// Stops this whole process (a `SIGSTOP` to itself).
 fn stop_self() {
@@ -208,7 +208,7 @@ fn a_stopped_map_worker_times_out_wherever_it_stopped() {
     let inputs: Vec<u64> = (0..64).collect();
     let options = MapOptions::new()
         .workers(2)
-        .chunking(Chunking::Dynamic(8))
+        .chunking(Chunking::Fixed(8))
         .task_timeout(Duration::from_millis(500));
     // Before its first item, in the middle of an item.
     for stop_at in [0u64, 37] {

@@ -7,10 +7,10 @@ use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use common::{assert_no_descendants, serial, watchdog};
+use ply_core::partition::Chunking;
 use ply_os::fork::Signal;
 use ply_os::process::{Failure, MapError, MapOptions, Retry, map, map_plain, reduce};
 use ply_os::shm::SharedBox;
-use ply_os::thread::Chunking;
 
 fn opts() -> MapOptions {
     MapOptions::new().workers(2)
@@ -24,8 +24,8 @@ fn a_million_items_match_sequential_every_way() {
     let expected: Vec<u64> = inputs.iter().map(|x| x * 3 + 1).collect();
     for chunking in [
         Chunking::Auto,
-        Chunking::Static,
-        Chunking::Dynamic(777),
+        Chunking::Even,
+        Chunking::Fixed(777),
         Chunking::Guided { min: 100 },
     ] {
         let o = opts().chunking(chunking);
@@ -75,7 +75,7 @@ fn a_worker_killed_mid_map_has_its_chunk_redone() {
             }
             x + 1
         },
-        &opts().chunking(Chunking::Dynamic(10_000)),
+        &opts().chunking(Chunking::Fixed(10_000)),
     )
     .unwrap();
     assert_eq!(killed.load(Relaxed), 2, "the item ran again after the kill");
@@ -102,9 +102,7 @@ fn a_crash_every_time_fails_with_the_signal_the_items_and_what_completed() {
             }
             x
         },
-        &opts()
-            .chunking(Chunking::Dynamic(100))
-            .retry(Retry::runs(2)),
+        &opts().chunking(Chunking::Fixed(100)).retry(Retry::runs(2)),
     )
     .unwrap_err();
     match err {
@@ -184,7 +182,7 @@ fn two_items_that_crash_once_each_always_succeed_with_two_runs() {
     for round in 0..30 {
         let crashed = SharedBox::new([AtomicUsize::new(0), AtomicUsize::new(0)]).unwrap();
         let chunking = if round % 2 == 0 {
-            Chunking::Dynamic(100)
+            Chunking::Fixed(100)
         } else {
             Chunking::Auto
         };
@@ -224,7 +222,7 @@ fn reduce_reports_the_finished_chunks() {
         10..110,
         &MapOptions::new()
             .workers(1)
-            .chunking(Chunking::Dynamic(10))
+            .chunking(Chunking::Fixed(10))
             .retry(Retry::never()),
         0u64,
         |i| {

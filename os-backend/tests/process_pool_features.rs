@@ -11,10 +11,13 @@ use common::{assert_no_descendants, serial, watchdog};
 use ply_os::process::{Failure, PoolTaskError, ProcessPoolBuilder};
 use ply_os::shm::SharedBox;
 
-/// Runs and starts of tasks, counted in shared memory across processes.
-struct Counters {
-    started: AtomicU32,
-    ran_marker: AtomicU32,
+ply_core::shm_safe! {
+    /// Runs and starts of tasks, counted in shared memory across processes.
+    #[repr(C)]
+    struct Counters {
+        started: AtomicU32,
+        ran_marker: AtomicU32,
+    }
 }
 
 fn counters() -> &'static Counters {

@@ -211,7 +211,7 @@ impl<P> MapError<P> {
     /// ```
     /// use ply_os::process::{MapOptions, map};
     /// let err = map(&[1u32, 2, 3], |&x| if x == 2 { panic!("two") } else { x },
-    ///     &MapOptions::new().workers(1).chunking(ply_os::thread::Chunking::Dynamic(1))).unwrap_err();
+    ///     &MapOptions::new().workers(1).chunking(ply_core::partition::Chunking::Fixed(1))).unwrap_err();
     /// let done = err.completed().unwrap();
     /// assert_eq!(done[0], Some(1));
     /// assert_eq!(done[1], None);

@@ -22,9 +22,9 @@ use super::prefetch::for_each_prefetched;
 use super::results::{Region, SharedResults};
 use super::retry::Retry;
 use super::threads::ThreadPolicy;
-use crate::shm::SharedSlice;
-use crate::thread::Chunking;
-use run::{Plan, run_chunks};
+use crate::shm::{SharedSlice, ShmSafe};
+use ply_core::partition::Chunking;
+use run::{Config, run_chunks};
 
 /// The most workers one map call forks.
 ///
@@ -43,12 +43,12 @@ pub const MAX_MAP_WORKERS: usize = run::MAX_WORKERS;
 ///
 /// ```
 /// use std::time::Duration;
+/// use ply_core::partition::Chunking;
 /// use ply_os::process::{MapOptions, Retry};
-/// use ply_os::thread::Chunking;
 ///
 /// let options = MapOptions::new()
 ///     .workers(2)
-///     .chunking(Chunking::Dynamic(1000))
+///     .chunking(Chunking::Fixed(1000))
 ///     .task_timeout(Duration::from_secs(5))
 ///     .retry(Retry::runs(3));
 /// assert_eq!(options.worker_count(), 2);
@@ -95,8 +95,8 @@ impl MapOptions {
     ///
     /// ```
     /// use ply_os::process::{MapOptions, reduce};
-    /// use ply_os::thread::Chunking;
-    /// let o = MapOptions::new().workers(2).chunking(Chunking::Static);
+    /// use ply_core::partition::Chunking;
+    /// let o = MapOptions::new().workers(2).chunking(Chunking::Even);
     /// assert_eq!(reduce(0..100, &o, 0u64, |i| i as u64, |a, b| a + b)?, 4950);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
@@ -157,8 +157,8 @@ impl MapOptions {
     }
 
     /// What the rounds of a call need of these options.
-    fn plan(&self) -> Plan {
-        Plan {
+    fn config(&self) -> Config {
+        Config {
             workers: self.worker_count(),
             task_timeout: self.task_timeout,
             retry: self.retry,
@@ -242,7 +242,7 @@ where
         }
         out
     };
-    match run_chunks::<_, Vec<O>>(&schedule, &options.plan(), &|_, range, beat| {
+    match run_chunks::<_, Vec<O>>(&schedule, &options.config(), &|_, range, beat| {
         body(range, beat)
     }) {
         Ok(reports) => {
@@ -270,11 +270,17 @@ struct ResultSlot<T>(UnsafeCell<MaybeUninit<T>>);
 // only after its previous holder is dead and reaped), and read by the parent
 // only for chunks reported complete, after every worker has exited.
 unsafe impl<T: Send> Sync for ResultSlot<T> {}
+// SAFETY: a maybe-uninitialized `T` in a cell; `T` is `ShmSafe`.
+unsafe impl<T: ShmSafe> ShmSafe for ResultSlot<T> {}
 
 /// Maps `f` over `inputs` in worker processes, for plain-data results: each
 /// worker writes its results straight into shared memory (no serialization),
 /// and they are returned in place, as [`SharedResults`] (a `&[O]`), not
 /// copied.
+///
+/// `O` is [`ShmSafe`] (no pointers or references, no heap memory: a result
+/// that pointed into a worker's memory would dangle once the worker exits)
+/// and `Copy`. For other results use [`map`].
 ///
 /// Dropping the results keeps their mapping for the next call, whose workers
 /// then write into pages that already exist (see [`SharedResults`]): the
@@ -304,14 +310,14 @@ pub fn map_plain<I, O, F>(
 ) -> Result<SharedResults<O>, MapError<Vec<Option<O>>>>
 where
     F: Fn(&I) -> O,
-    O: Copy + Send,
+    O: ShmSafe + Copy,
 {
     let region = Region::take::<O>(inputs.len())?;
     let slots = region.as_ptr().cast::<O>();
     let schedule = options
         .chunking
         .schedule(inputs.len(), options.worker_count());
-    let outcome = run_chunks::<(), ()>(&schedule, &options.plan(), &|_, range, beat| {
+    let outcome = run_chunks::<(), ()>(&schedule, &options.config(), &|_, range, beat| {
         let size = size_of::<O>();
         region.populate(range.start * size, range.end * size);
         for_each_prefetched(range, inputs, Some(slots.cast_const()), |i| {
@@ -348,6 +354,9 @@ where
 /// combines the partials in chunk order (so `combine` need only be
 /// associative). `identity` must be a neutral element of `combine`.
 ///
+/// The partials live in shared memory, so `T` is [`ShmSafe`] and `Copy`, as
+/// [`map_plain`]'s results are.
+///
 /// # Fork safety
 ///
 /// As for [`map`].
@@ -378,7 +387,7 @@ pub fn reduce<T, M, C>(
     combine: C,
 ) -> Result<T, MapError<Vec<(Range<usize>, T)>>>
 where
-    T: Copy + Send,
+    T: ShmSafe + Copy,
     M: Fn(usize) -> T,
     C: Fn(T, T) -> T,
 {
@@ -389,7 +398,7 @@ where
         ResultSlot::<T>(UnsafeCell::new(MaybeUninit::uninit()))
     })?;
     let start = range.start;
-    let outcome = run_chunks::<(), ()>(&schedule, &options.plan(), &|chunk, items, beat| {
+    let outcome = run_chunks::<(), ()>(&schedule, &options.config(), &|chunk, items, beat| {
         let mut acc = identity;
         for i in items {
             beat.at(i);

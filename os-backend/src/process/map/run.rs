@@ -39,8 +39,8 @@ use crate::process::supervisor::{Conn, End, Event, Fleet, KillReason, Process, W
 use crate::process::threads::ForkPlan;
 use crate::process::threads::ThreadPolicy;
 use crate::process::wire::{ChunkResult, MapReport};
-use crate::shm::SharedBox;
-use crate::thread::CountedSchedule;
+use crate::shm::{SharedBox, ShmSafe};
+use ply_core::partition::Plan;
 
 /// A worker sends its chunk reports at most this often (and when done)...
 const REPORT_INTERVAL: Duration = Duration::from_millis(20);
@@ -54,7 +54,7 @@ pub(super) const MAX_WORKERS: usize = 256;
 
 /// What a map call asks of its rounds.
 #[derive(Clone, Copy, Debug)]
-pub(super) struct Plan {
+pub(super) struct Config {
     pub workers: usize,
     pub task_timeout: Option<Duration>,
     pub retry: Retry,
@@ -88,7 +88,7 @@ impl Heartbeat<'_> {
 /// A subset of a schedule's chunks, renumbered `0..list.len()`: what is left
 /// to do in a later round.
 struct ListSchedule<'a> {
-    base: &'a CountedSchedule,
+    base: &'a Plan,
     list: &'a [usize],
 }
 
@@ -107,8 +107,8 @@ pub(super) type Failed<R> = (MapError, Vec<Option<R>>);
 /// Runs `body` over every chunk of `schedule` in worker processes; returns
 /// each chunk's report, in chunk order.
 pub(super) fn run_chunks<S, R>(
-    schedule: &CountedSchedule,
-    plan: &Plan,
+    schedule: &Plan,
+    config: &Config,
     body: &ChunkBody<'_, S>,
 ) -> Result<Vec<Option<R>>, Failed<R>>
 where
@@ -117,7 +117,7 @@ where
 {
     let chunks = schedule.chunks();
     let mut reports: Vec<Option<R>> = (0..chunks).map(|_| None).collect();
-    let workers = plan.workers;
+    let workers = config.workers;
     if workers == 0 || workers > MAX_WORKERS {
         return Err((
             MapError::Options(format!("workers must be 1 to {MAX_WORKERS}, not {workers}")),
@@ -127,7 +127,7 @@ where
     if chunks == 0 {
         return Ok(reports);
     }
-    let (other_threads, stall) = match plan.threads.plan() {
+    let (other_threads, stall) = match config.threads.plan() {
         ForkPlan::Refuse { other_threads } => {
             return Err((MapError::ThreadsPresent { other_threads }, reports));
         }
@@ -139,7 +139,7 @@ where
     panic::install();
     let mut map = Map {
         schedule,
-        plan,
+        config,
         body,
         reports: &mut reports,
         failed_runs: vec![0; chunks],
@@ -161,8 +161,8 @@ where
 
 /// One map call's state across its rounds.
 struct Map<'a, 'b, S, R> {
-    schedule: &'a CountedSchedule,
-    plan: &'a Plan,
+    schedule: &'a Plan,
+    config: &'a Config,
     body: &'a ChunkBody<'b, S>,
     reports: &'a mut Vec<Option<R>>,
     /// Per chunk: runs that failed while holding it.
@@ -201,9 +201,12 @@ struct Round<'r, const W: usize> {
     beating: bool,
 }
 
+// SAFETY: ply-core's `ChunkDispenser` and cache-padded `AtomicUsize`s.
+unsafe impl<const W: usize> ShmSafe for RoundShared<W> {}
+
 impl<S: Serialize, R: DeserializeOwned> Map<'_, '_, S, R> {
     fn run<const W: usize>(&mut self, workers: usize) -> Result<(), MapError> {
-        let max_idle_rounds = self.plan.retry.max_runs().max(2);
+        let max_idle_rounds = self.config.retry.max_runs().max(2);
         let mut idle_rounds = 0;
         let mut last_trouble: Option<(Failure, i32)> = None;
         let mut todo: Vec<usize> = (0..self.reports.len()).collect();
@@ -216,7 +219,7 @@ impl<S: Serialize, R: DeserializeOwned> Map<'_, '_, S, R> {
                     beats: std::array::from_fn(|_| CachePadded::new(AtomicUsize::new(0))),
                 })?,
                 list: &todo,
-                beating: self.plan.task_timeout.is_some() || self.stall.is_some(),
+                beating: self.config.task_timeout.is_some() || self.stall.is_some(),
             };
             self.round(&round, workers.min(todo.len()), &mut last_trouble)?;
             let left: Vec<usize> = todo
@@ -342,7 +345,7 @@ impl<S: Serialize, R: DeserializeOwned> Map<'_, '_, S, R> {
         let mut last_sent = Instant::now();
         let send = |batch: &mut Vec<u8>| std::io::Write::write_all(out, batch).is_ok();
         let mut send = send;
-        while let Ok(Some(claim)) = round.shared.dispenser.claim(id, &schedule) {
+        while let Some(claim) = round.shared.dispenser.claim(id, &schedule) {
             let chunk = round.list[claim.index];
             let items = claim.range.clone();
             let run =
@@ -378,7 +381,7 @@ impl<S: Serialize, R: DeserializeOwned> Map<'_, '_, S, R> {
                 batch.clear();
                 last_sent = Instant::now();
             }
-            let _ = round.shared.dispenser.complete(id);
+            round.shared.dispenser.complete(id);
         }
         if !send(&mut batch) {
             return crate::process::wire::EXIT_SUPERVISOR_GONE;
@@ -433,8 +436,6 @@ impl<S: Serialize, R: DeserializeOwned> Map<'_, '_, S, R> {
             .shared
             .dispenser
             .reclaim(state.id)
-            .ok()
-            .flatten()
             .map(|i| round.list[i]);
         let failure = match (end.killed, state.panic, end.exit) {
             (Some(reason), _, _) => reason.failure(),
@@ -452,7 +453,7 @@ impl<S: Serialize, R: DeserializeOwned> Map<'_, '_, S, R> {
             return Ok(None);
         };
         self.failed_runs[chunk] += 1;
-        if !self.plan.retry.again(self.failed_runs[chunk], &failure) {
+        if !self.config.retry.again(self.failed_runs[chunk], &failure) {
             return Err(MapError::Worker {
                 items: self.schedule.chunk(chunk),
                 failure,
@@ -469,7 +470,7 @@ impl<S: Serialize, R: DeserializeOwned> Map<'_, '_, S, R> {
     /// Timeouts (by heartbeat) and stalls, looked at every tick.
     fn watch<const W: usize>(&self, fleet: &mut Fleet<MapWorker>, round: &Round<'_, W>) {
         let now = Instant::now();
-        let limit = self.plan.task_timeout;
+        let limit = self.config.task_timeout;
         let mut stalled = Vec::new();
         let mut deadlines = Vec::new();
         for (slot, worker) in fleet.iter_mut() {
