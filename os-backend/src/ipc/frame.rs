@@ -224,9 +224,9 @@ const READ_CHUNK: usize = 64 << 10;
 
 /// Assembles frames from bytes as they arrive, for non-blocking readers.
 ///
-/// It holds at most the frame being assembled plus one read's worth of the
-/// next ([`READ_CHUNK`], 64 KiB): a frame's buffer grows with the bytes that
-/// came, never to the length its header announced.
+/// It holds about twice the bytes that came (at least [`READ_CHUNK`],
+/// 64 KiB): a frame's buffer grows with the bytes that arrived, never to the
+/// length its header announced.
 ///
 /// # Example
 ///
@@ -333,6 +333,15 @@ impl FrameReader {
             return Ok(None);
         }
         let from = self.start + HEADER_LEN;
+        if self.start == 0 && self.end == from + len && len > READ_CHUNK {
+            // A large frame that fills the buffer: hand the buffer over
+            // (shifting out the header) rather than copy it.
+            let mut whole = std::mem::take(&mut self.buf);
+            whole.truncate(self.end);
+            whole.drain(..HEADER_LEN);
+            self.end = 0;
+            return Ok(Some(whole));
+        }
         let payload = self.buf[from..from + len].to_vec();
         self.start = from + len;
         if self.start == self.end {
@@ -347,8 +356,9 @@ impl FrameReader {
     }
 
     /// One `read` from `r` into the buffer; returns the bytes read (0 at end
-    /// of stream). Asks for at most [`READ_CHUNK`] bytes (64 KiB) beyond
-    /// what is buffered, so memory follows the bytes that came.
+    /// of stream). Asks for at most as many bytes as are buffered already,
+    /// or [`READ_CHUNK`] (64 KiB) if that is more, so memory follows the
+    /// bytes that came (at most about twice them).
     ///
     /// # Errors
     ///
@@ -363,16 +373,23 @@ impl FrameReader {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn read_from(&mut self, r: &mut impl Read) -> io::Result<usize> {
-        if self.buf.len() - self.end < READ_CHUNK / 2 {
+        // Room for the rest of the frame being assembled, but never more
+        // than what has arrived already (or one chunk): a large frame is
+        // read in reads that double, without trusting its header up front.
+        let rest = self
+            .announced()
+            .map_or(0, |len| (HEADER_LEN + len).saturating_sub(self.buffered()));
+        let want = rest.min(self.buffered()).max(READ_CHUNK);
+        if self.buf.len() - self.end < want / 2 {
             if self.start > 0 {
                 // Move the live bytes to the front rather than grow.
                 self.buf.copy_within(self.start..self.end, 0);
                 self.end -= self.start;
                 self.start = 0;
             }
-            if self.buf.len() - self.end < READ_CHUNK / 2 {
-                // Grow by one chunk: zeroed once, then reused.
-                let room = self.end + READ_CHUNK;
+            if self.buf.len() - self.end < want / 2 {
+                // Grow: zeroed once, then reused.
+                let room = self.end + want;
                 self.buf.resize(room, 0);
             }
         }

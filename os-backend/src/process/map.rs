@@ -246,15 +246,24 @@ where
         body(range, beat)
     }) {
         Ok(reports) => {
-            let out = by_chunk(reports);
-            if out.iter().all(Option::is_some) {
-                Ok(out.into_iter().flatten().collect())
+            // Every chunk reported: its results, in chunk order, are the
+            // output. A report of the wrong length (a worker's bug or a
+            // corrupt message) fails the call, with what did line up.
+            let whole = reports.iter().enumerate().all(|(chunk, r)| {
+                let want = ply_core::partition::Schedule::chunk(&schedule, chunk).len();
+                r.as_ref().is_some_and(|part| part.len() == want)
+            });
+            if whole {
+                let mut out = Vec::with_capacity(inputs.len());
+                for part in reports.into_iter().flatten() {
+                    out.extend(part);
+                }
+                Ok(out)
             } else {
-                // A worker sent the wrong number of results for a chunk.
                 Err(MapError::Os(std::io::Error::other(
                     "a worker reported a chunk with the wrong number of results",
                 ))
-                .map_completed(|()| out))
+                .map_completed(|()| by_chunk(reports)))
             }
         }
         Err((error, reports)) => Err(error.map_completed(|()| by_chunk(reports))),
