@@ -39,7 +39,7 @@ use serde::de::DeserializeOwned;
 
 use super::IpcError;
 use super::frame;
-use super::ready::{wait_readable, wait_writable};
+use super::ready::{time_left, wait_readable, wait_writable};
 
 /// The send buffer the channel asks for (the kernel may grant less).
 const WANTED_BUFFER: usize = 4 << 20;
@@ -381,14 +381,7 @@ impl<T: DeserializeOwned> Receiver<T> {
                 Err(rustix::io::Errno::INTR) => continue,
                 Err(e) => return Err(IpcError::Io(e.into())),
             }
-            let left = match deadline {
-                None => None,
-                Some(d) => match d.checked_duration_since(Instant::now()) {
-                    Some(left) if !left.is_zero() => Some(left),
-                    _ => return Err(IpcError::Timeout),
-                },
-            };
-            wait_readable(self.fd.as_fd(), left)?;
+            wait_readable(self.fd.as_fd(), time_left(deadline)?)?;
         }
     }
 

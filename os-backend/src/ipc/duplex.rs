@@ -16,7 +16,7 @@ use serde::de::DeserializeOwned;
 
 use super::IpcError;
 use super::frame::{self, DEFAULT_MAX_FRAME, FrameReader, FrameWriter};
-use super::ready::{DontWait, wait_readable, wait_writable};
+use super::ready::{DontWait, time_left, wait_readable, wait_writable};
 use crate::fork::{ForkedChild, fork_child};
 
 /// One end of a two-way channel that sends `S` and receives `R`, as framed
@@ -208,14 +208,7 @@ impl<S, R> Duplex<S, R> {
                 }
                 Err(e) => return Err(IpcError::Io(e)),
             }
-            let left = match deadline {
-                None => None,
-                Some(d) => match d.checked_duration_since(Instant::now()) {
-                    Some(left) if !left.is_zero() => Some(left),
-                    _ => return Err(IpcError::Timeout),
-                },
-            };
-            wait_readable(self.stream.as_fd(), left)?;
+            wait_readable(self.stream.as_fd(), time_left(deadline)?)?;
         }
     }
 }

@@ -35,6 +35,18 @@ pub(crate) fn poll_until(fds: &mut [PollFd<'_>], deadline: Option<Instant>) -> i
     )
 }
 
+/// How long is left until `deadline` (`None`: no limit), or
+/// [`IpcError::Timeout`](super::IpcError::Timeout) if it has passed.
+pub(crate) fn time_left(deadline: Option<Instant>) -> Result<Option<Duration>, super::IpcError> {
+    match deadline {
+        None => Ok(None),
+        Some(d) => match d.checked_duration_since(Instant::now()) {
+            Some(left) if !left.is_zero() => Ok(Some(left)),
+            _ => Err(super::IpcError::Timeout),
+        },
+    }
+}
+
 /// Waits up to `timeout` for `fd` to be readable (or closed); `true` if it is.
 pub(crate) fn wait_readable(fd: BorrowedFd<'_>, timeout: Option<Duration>) -> io::Result<bool> {
     let mut fds = [PollFd::from_borrowed_fd(fd, PollFlags::IN)];

@@ -203,6 +203,17 @@ pub enum MapError<P = ()> {
     Os(io::Error),
 }
 
+impl MapError {
+    /// The same error with its items moved up by `offset` (for `reduce`,
+    /// whose items are counted in its range's own numbers).
+    pub(crate) fn shift_items(mut self, offset: usize) -> Self {
+        if let MapError::Worker { items, .. } = &mut self {
+            *items = items.start + offset..items.end + offset;
+        }
+        self
+    }
+}
+
 impl<P> MapError<P> {
     /// The results that did complete, if the map got as far as running work.
     ///

@@ -423,7 +423,7 @@ where
             // was written, and every worker has been reaped.
             .map(|slot| unsafe { (*slot.0.get()).assume_init() })
             .fold(identity, &combine)),
-        Err((error, reports)) => Err(in_range(error, start).map_completed(|()| {
+        Err((error, reports)) => Err(error.shift_items(start).map_completed(|()| {
             reports
                 .iter()
                 .enumerate()
@@ -437,25 +437,5 @@ where
                 })
                 .collect()
         })),
-    }
-}
-
-/// `error` with its items counted in the reduced range's own numbers.
-fn in_range(error: MapError, start: usize) -> MapError {
-    match error {
-        MapError::Worker {
-            items,
-            failure,
-            attempts,
-            pid,
-            completed,
-        } => MapError::Worker {
-            items: items.start + start..items.end + start,
-            failure,
-            attempts,
-            pid,
-            completed,
-        },
-        other => other,
     }
 }
