@@ -201,7 +201,8 @@ pub fn main(args: RunArgs) -> ExitCode {
         Ended::Signalled(sig) => {
             crate::out::stderr(&format!(
                 "ply: stopped by {}; every running job was killed\n",
-                ply_os::fork::signal_name(sig)
+                ply_os::fork::Signal::from_named_raw(sig)
+                    .map_or_else(|| format!("signal {sig}").into(), ply_os::fork::signal_name)
             ));
             ExitCode::from(crate::interrupt::code_for(sig))
         }

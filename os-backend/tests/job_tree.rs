@@ -155,7 +155,7 @@ fn killing_a_running_job_kills_its_escapees() {
         let escaped = pids_in(&file, 2);
         assert_eq!(job.wait_timeout(Duration::from_millis(20)).unwrap(), None);
         let leader = job.pid();
-        job.signal(libc::SIGKILL).unwrap();
+        job.signal(ply_os::fork::Signal::KILL).unwrap();
         let status = job.wait_timeout(Duration::from_secs(30)).unwrap().unwrap();
         assert_eq!(
             std::os::unix::process::ExitStatusExt::signal(&status),
@@ -195,7 +195,7 @@ fn a_term_signal_reaches_a_setsid_escapee_only_through_a_cgroup() {
         .spawn(&mut escaping_job(&file, "sleep 1000", true))
         .unwrap();
     let escaped = pids_in(&file, 2);
-    job.signal(libc::SIGTERM).unwrap();
+    job.signal(ply_os::fork::Signal::TERM).unwrap();
     // Both escapees die of the TERM itself (no KILL needed, no sweep).
     let deadline = Instant::now() + Duration::from_secs(10);
     while escaped.iter().any(|&p| alive(p)) {

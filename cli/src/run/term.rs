@@ -4,10 +4,12 @@
 
 use std::time::Duration;
 
+use ply_os::fork::Signal;
+
 /// Steps: send the signal, then wait up to the duration.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TermSeq {
-    pub steps: Vec<(i32, Duration)>,
+    pub steps: Vec<(Signal, Duration)>,
 }
 
 /// Signal names accepted, with or without `SIG`.
@@ -22,17 +24,15 @@ const SIGNALS: &[(&str, i32)] = &[
     ("CONT", libc::SIGCONT),
 ];
 
-fn parse_signal(text: &str) -> Result<i32, String> {
+fn parse_signal(text: &str) -> Result<Signal, String> {
     let name = text.strip_prefix("SIG").unwrap_or(text);
-    if let Some(&(_, sig)) = SIGNALS.iter().find(|(n, _)| *n == name) {
-        return Ok(sig);
-    }
-    match name.parse::<i32>() {
-        Ok(sig) if (1..=64).contains(&sig) => Ok(sig),
-        _ => Err(format!(
-            "'{text}' is not a signal (TERM, INT, HUP, KILL, ... or 1-64)"
-        )),
-    }
+    let raw = match SIGNALS.iter().find(|(n, _)| *n == name) {
+        Some(&(_, sig)) => Some(sig),
+        None => name.parse::<i32>().ok(),
+    };
+    raw.and_then(Signal::from_named_raw).ok_or_else(|| {
+        format!("'{text}' is not a signal (TERM, INT, HUP, KILL, ... or its number)")
+    })
 }
 
 impl TermSeq {
@@ -55,8 +55,8 @@ impl TermSeq {
             };
             steps.push((sig, Duration::from_millis(ms)));
         }
-        if steps.last().is_none_or(|&(sig, _)| sig != libc::SIGKILL) {
-            steps.push((libc::SIGKILL, Duration::from_millis(25)));
+        if steps.last().is_none_or(|&(sig, _)| sig != Signal::KILL) {
+            steps.push((Signal::KILL, Duration::from_millis(25)));
         }
         Ok(TermSeq { steps })
     }
@@ -72,13 +72,13 @@ mod tests {
         assert_eq!(
             t.steps,
             [
-                (libc::SIGTERM, Duration::from_millis(200)),
-                (libc::SIGINT, Duration::from_millis(100)),
-                (libc::SIGKILL, Duration::from_millis(25)),
+                (Signal::TERM, Duration::from_millis(200)),
+                (Signal::INT, Duration::from_millis(100)),
+                (Signal::KILL, Duration::from_millis(25)),
             ]
         );
         assert_eq!(TermSeq::parse("KILL").unwrap().steps.len(), 1);
-        assert_eq!(TermSeq::parse("15,10").unwrap().steps[0].0, libc::SIGTERM);
+        assert_eq!(TermSeq::parse("15,10").unwrap().steps[0].0, Signal::TERM);
         for bad in ["", "TERMINATE,1", "TERM,x", "TERM,99999999", "0"] {
             assert!(TermSeq::parse(bad).is_err(), "{bad}");
         }

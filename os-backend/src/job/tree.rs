@@ -6,6 +6,7 @@ use std::process::{Child, ChildStderr, ChildStdin, ChildStdout, ExitStatus};
 use std::time::{Duration, Instant};
 
 use super::cgroup::JobCgroup;
+use crate::fork::Signal;
 
 /// How long [`Job::finish`] waits for leftover processes to die.
 pub(super) const LEFTOVER_LIMIT: Duration = Duration::from_secs(2);
@@ -119,7 +120,8 @@ impl Job {
     /// # Errors
     ///
     /// Reading the cgroup's member list failed.
-    pub fn signal(&self, sig: i32) -> io::Result<()> {
+    pub fn signal(&self, sig: Signal) -> io::Result<()> {
+        let sig = sig.as_raw();
         if self.status.is_none() {
             // SAFETY: kill has no memory-safety preconditions. The group id is
             // the pid of our unreaped leader, which holds it.
@@ -193,7 +195,7 @@ impl Job {
 impl Drop for Job {
     fn drop(&mut self) {
         if self.status.is_none() {
-            let _ = self.signal(libc::SIGKILL);
+            let _ = self.signal(Signal::KILL);
             let _ = self.finish();
         }
     }
