@@ -17,9 +17,11 @@
 //! signals ([`Semaphore`], [`Event`], [`Barrier`]) wait through the [`Park`]
 //! trait — [`SpinPark`] by default, a futex (sleeping in the kernel, also between
 //! processes) with ply-os. Every blocking operation has a bounded form taking a
-//! [`Patience`] ([`Spins`], a [`Deadline`] check): `lock_with`, `acquire_with`,
-//! `wait_with`, `read_with`/`write_with`, so code can give up instead of
-//! deadlocking.
+//! [`Patience`] ([`Spins`], a [`Deadline`] check, ply-os's clock-aware `Until`):
+//! `lock_with`, `acquire_with`, `wait_with`, `read_with`/`write_with`, so code
+//! can give up instead of deadlocking. The bounded forms honour the patience on
+//! every park, not only between parks: each park is given the
+//! [`Timeout`] the patience allows (see [`Park`]).
 //!
 //! # Across processes
 //!
@@ -43,7 +45,7 @@ mod ticket_mutex;
 pub use barrier::{Barrier, BarrierWaitResult};
 pub use event::Event;
 pub use lock_with::{LockWith, RwLockWith};
-pub use park::{Park, SpinPark};
+pub use park::{Park, SpinPark, Timeout};
 pub use patience::{Deadline, Patience, Spins};
 pub use rwlock::RawRwLock;
 #[cfg(not(loom))]

@@ -179,7 +179,8 @@ impl<P: Park> Semaphore<P> {
             // Register, then re-check, then wait (SeqCst: see the module docs).
             self.waiters.fetch_add(1, Ordering::SeqCst);
             if self.permits.load(Ordering::SeqCst) == 0 {
-                self.park.wait(&self.permits, 0);
+                self.park
+                    .wait_timeout(&self.permits, 0, patience.park_timeout());
             }
             self.waiters.fetch_sub(1, Ordering::SeqCst);
         }

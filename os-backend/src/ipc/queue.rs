@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
 use std::time::{Duration, Instant};
 
 use ply_core::queue::mpmc::ScqQueue;
-use ply_core::sync::Park;
+use ply_core::sync::{Park, Timeout};
 
 use crate::park::FutexPark;
 use crate::shm::SharedBox;
@@ -266,7 +266,7 @@ fn sleep_on(word: &AtomicU32, seen: u32, deadline: Option<Instant>) -> bool {
             if now >= deadline {
                 return false;
             }
-            FutexPark::wait_timeout(word, seen, deadline - now);
+            FutexPark.wait_timeout(word, seen, Timeout::After(deadline - now));
             true
         }
     }
