@@ -22,13 +22,13 @@
 //! - `std`: implements `std::error::Error` for the error types, and lets
 //!   spin-waits yield to the OS scheduler once they have backed off.
 //! - `fault-injection` (tests only): hooks that stop a participant at an exact
-//!   point inside a queue operation, to test liveness claims (see `fault`).
+//!   point inside a queue or lock operation, to test liveness claims (see `fault`).
 //!
 //! ## Verification
 //! The algorithms are written against [`primitive`](self) — a private facade that
 //! re-exports `core`'s atomics normally and [loom]'s under `--cfg loom` — so the code
 //! that ships is the code that is model-checked (`RUSTFLAGS="--cfg loom" cargo test
-//! -p ply-core --release --test loom`). The unit tests also run under Miri.
+//! -p ply-core --release --lib --test loom`). The unit tests also run under Miri.
 //!
 //! [loom]: https://docs.rs/loom
 #![no_std]

@@ -3,8 +3,12 @@
 //! Run with:
 //!
 //! ```text
-//! RUSTFLAGS="--cfg loom" cargo test -p ply-core --release --test loom
+//! RUSTFLAGS="--cfg loom" cargo test -p ply-core --release --lib --test loom
 //! ```
+//!
+//! (`--lib` adds the models kept next to the code they check, which need
+//! private access: a waiter that dies holding a ticket, a writer that dies
+//! announced.)
 //!
 //! Under `--cfg loom` the crate's atomics and cells are loom's (see the private
 //! `primitive` module), so these models explore every interleaving (and every
