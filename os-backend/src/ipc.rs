@@ -6,7 +6,7 @@
 //! | [`frame`] | length-prefixed frames with a checked maximum; serde + [postcard] encoding | the codec every pipe message in ply uses |
 //! | [`Duplex`] | a typed two-way channel between two processes (`send`/`recv`) | one `write` and one or two `read`s per message, plus encoding |
 //! | [`ProcessQueue`] | ply-core's SCQ queue in `MAP_SHARED` memory, with futex sleeps | no system call while items flow; no copy through the kernel |
-//! | [`SharedValue`], [`SharedArray`] | plain data in shared memory behind ply-core's spin lock | a memory access |
+//! | [`SharedValue`], [`SharedArray`] | plain data in shared memory behind ply-core's robust lock (a holder that dies never hangs the others) | a memory access and an uncontended CAS |
 //!
 //! # Errors, not panics
 //!
@@ -26,7 +26,7 @@ mod shared;
 
 pub use duplex::{Duplex, DuplexPair, duplex};
 pub use queue::ProcessQueue;
-pub use shared::{SharedArray, SharedArrayGuard, SharedValue};
+pub use shared::{SharedArray, SharedArrayGuard, SharedArrayLock, SharedValue};
 
 use std::fmt;
 use std::io;

@@ -150,6 +150,21 @@ impl Until {
         }
     }
 
+    /// Never gives up: the unbounded forms, as a patience that still lets each
+    /// park sleep without limit.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use ply_core::sync::{Patience, Timeout};
+    /// let mut p = ply_os::park::Until::never();
+    /// assert!(p.keep_waiting());
+    /// assert_eq!(p.park_timeout(), Timeout::Never);
+    /// ```
+    pub fn never() -> Self {
+        Until { deadline: None }
+    }
+
     /// The deadline (`None`: never).
     ///
     /// # Example
