@@ -30,6 +30,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use ply_core::sync::Liveness;
 
+// SAFETY: zero-sized; its tokens are thread ids of the PID namespace, which
+// name the same threads in every process of it.
+unsafe impl ply_core::ShmSafe for ThreadLiveness {}
+
 /// Bits of a token holding the thread id.
 const TID_BITS: u32 = 22;
 const TID_MASK: u32 = (1 << TID_BITS) - 1;

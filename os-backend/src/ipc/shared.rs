@@ -10,7 +10,7 @@ use ply_core::sync::{Patience, RobustError, RobustGuard, RobustMutex};
 
 use crate::liveness::ThreadLiveness;
 use crate::park::{FutexPark, Until};
-use crate::shm::{SharedBox, SharedSlice};
+use crate::shm::{SharedBox, SharedSlice, ShmSafe};
 
 /// The value, twice: `copies[current]` is the value; a write fills the other
 /// copy, then flips `current`. A writer that dies mid-write has only touched
@@ -37,10 +37,17 @@ impl<T: Copy> Copies<T> {
     }
 }
 
+// SAFETY: an `AtomicU32` and two `T`s, which are `ShmSafe`.
+unsafe impl<T: ShmSafe> ShmSafe for Copies<T> {}
+
 type ValueLock<T> = RobustMutex<Copies<T>, ThreadLiveness, FutexPark>;
 
 /// One plain-data value shared with children forked afterwards — Python's
 /// `multiprocessing.Value`.
+///
+/// `T` is [`ShmSafe`] (no pointers or references, no heap memory: a
+/// `&'static str` set by a child would point into the child's memory) and
+/// `Copy` (`get` returns a copy).
 ///
 /// Behind ply-core's [`RobustMutex`]: a process killed while it holds the
 /// lock (inside `set` or `update`) never hangs the others. The next access
@@ -77,7 +84,7 @@ pub struct SharedValue<T> {
     cell: SharedBox<ValueLock<T>>,
 }
 
-impl<T: Copy + Send> SharedValue<T> {
+impl<T: ShmSafe + Copy> SharedValue<T> {
     /// Maps a new shared value.
     ///
     /// # Errors
@@ -225,7 +232,7 @@ impl<T: Copy + Send> SharedValue<T> {
     }
 }
 
-impl<T: Copy + Send + std::fmt::Debug> std::fmt::Debug for SharedValue<T> {
+impl<T: ShmSafe + Copy + std::fmt::Debug> std::fmt::Debug for SharedValue<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.get_timeout(Duration::from_millis(100)) {
             Some(value) => f.debug_tuple("SharedValue").field(&value).finish(),
@@ -242,6 +249,8 @@ struct Slot<T>(UnsafeCell<T>);
 // array's lock, so at most one thread (or process) touches them at a time (a
 // holder that died is gone before its lock is taken over).
 unsafe impl<T: Send> Sync for Slot<T> {}
+// SAFETY: a `T` in an `UnsafeCell`, nothing else; `T` is `ShmSafe`.
+unsafe impl<T: ShmSafe> ShmSafe for Slot<T> {}
 
 /// A fixed-length array of plain data shared with children forked afterwards,
 /// behind one [`RobustMutex`] — Python's `multiprocessing.Array`.
@@ -253,6 +262,8 @@ unsafe impl<T: Send> Sync for Slot<T> {}
 /// unrecoverable ([`RobustError::NotRecoverable`]) — the `pthread` robust
 /// mutex contract. [`lock_timeout`](Self::lock_timeout) bounds the wait for a
 /// holder that is alive but stopped or slow.
+///
+/// `T` is [`ShmSafe`] and `Copy`, as for [`SharedValue`].
 ///
 /// # Example
 ///
@@ -280,7 +291,7 @@ pub struct SharedArray<T> {
 pub type SharedArrayLock<'a, T> =
     Result<SharedArrayGuard<'a, T>, RobustError<SharedArrayGuard<'a, T>>>;
 
-impl<T: Copy + Send> SharedArray<T> {
+impl<T: ShmSafe + Copy> SharedArray<T> {
     /// Maps `len` copies of `value`.
     ///
     /// # Errors
