@@ -21,67 +21,16 @@ use std::time::{Duration, Instant};
 
 use ply::core::queue::mpmc::{ArrayQueue, ScqQueue, TryPopError};
 use ply::core::sync::{Deadline, Spins};
-use ply::os::fork::{ChildExit, ForkedChild, fork_child};
+use ply::os::fork::fork_child;
 use ply::os::shm::SharedBox;
-use ply_core::fault::{Point, set_hook};
+use ply_core::fault::Point;
 
-const WATCHDOG: Duration = Duration::from_secs(60);
+mod support;
+use support::{WATCHDOG, finish, kill, stop_at, wait_until_stopped};
+
 const N: usize = 8;
 /// Rounds of parent traffic while the child is frozen or dead.
 const ROUNDS: u64 = 1000;
-
-/// The process state letter from `/proc/<pid>/stat` ('T' = stopped).
-fn proc_state(pid: i32) -> Option<char> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The state follows the parenthesized command name.
-    stat.rsplit_once(')')?.1.trim_start().chars().next()
-}
-
-fn wait_until_stopped(child: &ForkedChild) {
-    let deadline = Instant::now() + WATCHDOG;
-    while proc_state(child.pid()) != Some('t') && proc_state(child.pid()) != Some('T') {
-        assert!(Instant::now() < deadline, "watchdog: child never stopped");
-        std::thread::sleep(Duration::from_millis(1));
-    }
-}
-
-fn finish(mut child: ForkedChild) -> ChildExit {
-    child.kill(libc::SIGCONT).unwrap();
-    child
-        .wait_timeout(WATCHDOG)
-        .unwrap()
-        .expect("watchdog: child did not finish after SIGCONT")
-}
-
-fn kill(mut child: ForkedChild) {
-    child.kill(libc::SIGKILL).unwrap();
-    let exit = child
-        .wait_timeout(WATCHDOG)
-        .unwrap()
-        .expect("watchdog: reaping");
-    assert_eq!(exit, ChildExit::Signaled(libc::SIGKILL));
-}
-
-fn stop_self() {
-    // SAFETY: raise has no memory-safety preconditions.
-    unsafe { libc::raise(libc::SIGSTOP) };
-}
-
-fn stop_at_scq_push(p: Point) {
-    if p == Point::ScqPushSlotTaken {
-        stop_self();
-    }
-}
-fn stop_at_scq_pop(p: Point) {
-    if p == Point::ScqPopIndexTaken {
-        stop_self();
-    }
-}
-fn stop_at_array_push(p: Point) {
-    if p == Point::ArrayPushClaimed {
-        stop_self();
-    }
-}
 
 /// With the child holding one slot, the parent has `N - 1` and uses them
 /// fully, round after round, in FIFO order.
@@ -104,7 +53,7 @@ fn parent_traffic_with_one_slot_held(q: &ScqQueue<u64, N>) {
 fn scq_producer_frozen_mid_push_blocks_nobody() {
     let q = SharedBox::new(ScqQueue::<u64, N>::new()).unwrap();
     let child = fork_child(|| {
-        set_hook(Some(stop_at_scq_push));
+        stop_at(Point::ScqPushSlotTaken);
         if q.push(999).is_ok() { 0 } else { 1 }
     })
     .unwrap();
@@ -122,7 +71,7 @@ fn scq_consumer_frozen_mid_pop_blocks_nobody() {
     q.push(1).unwrap();
     q.push(2).unwrap();
     let child = fork_child(|| {
-        set_hook(Some(stop_at_scq_pop));
+        stop_at(Point::ScqPopIndexTaken);
         match q.pop() {
             Some(v) => {
                 taken.store(v, SeqCst);
@@ -152,7 +101,7 @@ fn scq_consumer_frozen_mid_pop_blocks_nobody() {
 fn scq_producer_killed_mid_push_costs_one_slot() {
     let q = SharedBox::new(ScqQueue::<u64, N>::new()).unwrap();
     let child = fork_child(|| {
-        set_hook(Some(stop_at_scq_push));
+        stop_at(Point::ScqPushSlotTaken);
         q.push(999).map_or(1, |()| 0)
     })
     .unwrap();
@@ -168,7 +117,7 @@ fn scq_consumer_killed_mid_pop_loses_one_item_and_one_slot() {
     q.push(1).unwrap();
     q.push(2).unwrap();
     let child = fork_child(|| {
-        set_hook(Some(stop_at_scq_pop));
+        stop_at(Point::ScqPopIndexTaken);
         q.pop().map_or(1, |_| 0)
     })
     .unwrap();
@@ -185,7 +134,7 @@ fn array_queue_producer_frozen_mid_push_wedges_consumers() {
     // a bounded `pop_with` gives up; this is the limitation ScqQueue removes.
     let q = SharedBox::new(ArrayQueue::<u64, N>::new()).unwrap();
     let child = fork_child(|| {
-        set_hook(Some(stop_at_array_push));
+        stop_at(Point::ArrayPushClaimed);
         q.push(999).map_or(1, |()| 0)
     })
     .unwrap();
@@ -213,7 +162,7 @@ fn array_queue_pop_waits_for_a_frozen_push_and_gets_its_item() {
     // after the pop starts waiting).
     let q = SharedBox::new(ArrayQueue::<u64, N>::new()).unwrap();
     let mut child = fork_child(|| {
-        set_hook(Some(stop_at_array_push));
+        stop_at(Point::ArrayPushClaimed);
         q.push(999).map_or(1, |()| 0)
     })
     .unwrap();

@@ -25,7 +25,7 @@
 //! locks every reader out. Here the announcement is a *lease*: a waiting writer
 //! renews it on every poll by stepping the 2-bit counter (1 → 2 → 3 → 1), and a
 //! waiting reader that sees the same non-zero value, with no writer inside, for
-//! [`EXPIRE_AFTER`] of its polls clears it and enters. A live writer keeps
+//! `EXPIRE_AFTER` (2^14) of its polls clears it and enters. A live writer keeps
 //! stepping it and keeps its preference; a dead or stopped one loses it after
 //! one expiry delay, paid once (by the first reader to notice), not by every
 //! reader. A writer that gives up clears the announcement itself; any other
@@ -64,10 +64,10 @@ const READER: usize = 8;
 /// long). Each poll after the reader's backoff is a yield to the scheduler.
 /// Small under loom and Miri, which explore or interpret every step.
 #[cfg(not(loom))]
-pub const EXPIRE_AFTER: u32 = if cfg!(miri) { 4 } else { 1 << 14 };
+const EXPIRE_AFTER: u32 = if cfg!(miri) { 4 } else { 1 << 14 };
 /// Polls before a reader expires a stale writer announcement (loom build).
 #[cfg(loom)]
-pub const EXPIRE_AFTER: u32 = 1;
+const EXPIRE_AFTER: u32 = 1;
 
 /// The announcement after `state`'s: the next non-zero value of the counter.
 fn renewed(state: usize) -> usize {

@@ -21,17 +21,20 @@
 //! a turn must be *claimed*: `serving` holds the ticket whose turn it is and a
 //! `TAKEN` bit, and the lock is held only once that ticket's waiter has set the
 //! bit with a compare-and-swap. A turn that stays untaken while another waiter
-//! yields to the scheduler [`REVOKE_AFTER`] times (milliseconds, with an OS) is
-//! *revoked*: that waiter moves `serving` to the next ticket with a CAS on the
+//! yields to the scheduler `REVOKE_AFTER` (2^14) times (tens of milliseconds,
+//! with an OS) is *revoked*: that waiter moves `serving` to the next ticket with a CAS on the
 //! same untaken value. The claim and the revocation compare against the same
 //! word, so exactly one of them wins: a waiter that was merely slow (preempted,
 //! stopped) and finds its turn revoked takes a new ticket at the back of the
 //! line — it never holds the lock alongside another.
 //!
 //! The cost is fairness for that one slow waiter, and one revocation delay for
-//! the waiters behind a dead one. Only waiters that wait (`lock`, and
-//! [`lock_with`](RawTicketMutex::lock_with) given enough patience) revoke;
-//! `try_lock` alone never does.
+//! the waiters behind a dead one. Only waiters that wait revoke: `lock`, and
+//! the raw [`lock_with`](RawTicketMutex::lock_with) given enough patience.
+//! `try_lock` never does, nor does [`LockWith::lock_with`](super::LockWith) on
+//! a [`TicketMutex`] (that trait serves every `lock_api` lock by retrying
+//! `try_lock`): until some `lock` call revokes a dead waiter's turn, they keep
+//! timing out.
 //!
 //! `spin` has a ticket mutex too; this one adds the graded waiting (tight for
 //! the next in line, backoff and yielding for the rest), the revocable turns,
@@ -70,10 +73,10 @@ use crate::sync::Spins;
 /// reached (tens of milliseconds on an idle machine, longer under load). Small
 /// under loom and Miri, which explore or interpret every step.
 #[cfg(not(loom))]
-pub const REVOKE_AFTER: u32 = if cfg!(miri) { 4 } else { 1 << 14 };
+const REVOKE_AFTER: u32 = if cfg!(miri) { 4 } else { 1 << 14 };
 /// Yields before revoking an untaken turn (loom build).
 #[cfg(loom)]
-pub const REVOKE_AFTER: u32 = 1;
+const REVOKE_AFTER: u32 = 1;
 
 /// The next waiter in line yields once every this many polls (every poll under
 /// loom, where a poll that does not yield is a wasted model step).
@@ -261,7 +264,7 @@ impl RawTicketMutex {
                 )
                 .is_ok()
             // A waiter that took the next ticket in between could only revoke
-            // our turn after watching it for `REVOKE_AFTER` polls; if it did,
+            // our turn after watching it for `REVOKE_AFTER` yields; if it did,
             // our ticket is void and we report failure.
             && self.claim(serving)
     }
@@ -270,7 +273,7 @@ impl RawTicketMutex {
     /// taken. It never takes a ticket it might abandon (an abandoned ticket
     /// delays every later one until revoked), so a bounded waiter is not
     /// FIFO-fair. While it waits it revokes a turn left untaken through
-    /// [`REVOKE_AFTER`] of its yields, as `lock` does.
+    /// `REVOKE_AFTER` (2^14) of its yields, as `lock` does.
     ///
     /// # Example
     ///
@@ -366,7 +369,7 @@ struct Watch {
 
 impl Watch {
     /// Called before each yield of a waiter that saw `serving`: `true` once the
-    /// same untaken turn has lasted through [`REVOKE_AFTER`] of them (a taken
+    /// same untaken turn has lasted through `REVOKE_AFTER` (2^14) of them (a taken
     /// turn, or a different one, starts the count again).
     fn untaken_for_too_long(&mut self, serving: usize) -> bool {
         if serving & TAKEN != 0 || serving != self.seen {
