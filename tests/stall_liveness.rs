@@ -14,6 +14,9 @@
 //! waits for the frozen push and gets the item once it resumes), which is why
 //! `ScqQueue` exists.
 //!
+//! `ProcessQueue` (SCQ with sleeping getters) is shown not to strand a sleeping
+//! getter when another is stopped right after its wake-up.
+//!
 //! Every wait has a watchdog, so no test can hang CI.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
@@ -276,4 +279,46 @@ fn scq_random_stops_of_a_busy_child_never_stall_the_parent() {
         );
     }
     assert!(tallies[1].pushed.load(SeqCst) > 0, "the child did work");
+}
+
+#[test]
+fn process_queue_getter_stopped_right_after_its_wakeup_strands_no_other_getter() {
+    // Two getters asleep; a put wakes one (futex wakes in arrival order, so
+    // usually the first), which stops before taking the item. The other must
+    // still get it: sleepers re-check on their own after at most RECHECK.
+    use ply::os::ipc::ProcessQueue;
+    for round in 0..3u64 {
+        let queue = ProcessQueue::<u64, 4>::new().unwrap();
+        let first = fork_child(|| {
+            stop_at(Point::EventCountNotified);
+            (queue.get() != 2) as i32
+        })
+        .unwrap();
+        until_asleep(&first);
+        // Unbounded: only the re-check can end its wait while `first` is stopped.
+        let second = fork_child(|| (queue.get() != 1) as i32).unwrap();
+        until_asleep(&second);
+        support::Jitter::new(round).pause();
+        queue.put(1);
+        support::succeeds(second);
+        queue.put(2);
+        // The first is stopped at its wake-up (or, if the second was woken
+        // instead, still asleep); either way it gets item 2.
+        let exit = if support::proc_state(first.pid()) == Some('T') {
+            finish(first)
+        } else {
+            support::succeeds(first);
+            continue;
+        };
+        assert!(exit.success());
+    }
+}
+
+/// Waits until a child sleeps in the kernel (state 'S').
+fn until_asleep(child: &ply::os::fork::ForkedChild) {
+    let deadline = Instant::now() + WATCHDOG;
+    while support::proc_state(child.pid()) != Some('S') {
+        assert!(Instant::now() < deadline, "watchdog: child never slept");
+        std::thread::sleep(Duration::from_millis(1));
+    }
 }

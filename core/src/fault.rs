@@ -58,6 +58,9 @@ pub enum Point {
     RobustUnlocking,
     /// `sync::EventCount`: the waiter is registered and about to sleep.
     EventCountWaiting,
+    /// `sync::EventCount`: the waiter saw a notify, and has not yet re-checked
+    /// its condition.
+    EventCountNotified,
 }
 
 /// The installed hook, as a `fn(Point)` address (0: none).

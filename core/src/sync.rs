@@ -6,7 +6,8 @@
 //! | [`TicketMutex`] | FIFO-fair spin lock | written here: graded waiting (the next in line polls, the rest back off and yield where there is an OS) and a bounded form that never abandons a ticket |
 //! | [`RwLock`] | writer-preferring reader-writer spin lock | written here: `spin::RwLock` lets a stream of readers starve writers |
 //! | [`RobustMutex`] | a lock whose holder may die (another process): the next `lock` says so, and the data can be repaired | written here, in the spirit of `pthread` robust mutexes; holder identity and liveness through the [`Liveness`] seam |
-//! | [`Semaphore`], [`Permit`] | counting semaphore, RAII permit | written here (spin has none); waits through [`Park`] |
+//! | [`Semaphore`], [`Permit`] | counting semaphore, RAII permit | written here (spin has none); waits through an [`EventCount`] |
+//! | [`EventCount`] | sleep until a condition may have changed, without a lost wake-up: ply's one sleeping protocol | written here, after Vyukov's eventcount and folly's `EventCount`; waits through [`Park`] |
 //! | [`Event`] | settable flag with waiting | written here; waits through [`Park`] |
 //! | [`Barrier`] | reusable `n`-party barrier | written here, because it waits through [`Park`] (spin's spins only) |
 //! | [`Once`], [`Lazy`] | one-time initialization | **taken from `spin`**, re-exported as is |
@@ -44,6 +45,7 @@
 
 mod barrier;
 mod event;
+mod event_count;
 mod liveness;
 mod lock_with;
 mod park;
@@ -56,6 +58,7 @@ mod ticket_mutex;
 
 pub use barrier::{Barrier, BarrierWaitResult};
 pub use event::Event;
+pub use event_count::{EventCount, WaitKey};
 pub use liveness::Liveness;
 pub use lock_with::{LockWith, RwLockWith};
 pub use park::{Park, SpinPark, Timeout};

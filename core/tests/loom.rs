@@ -646,3 +646,66 @@ fn spmc_two_thieves_split_a_batch_exactly() {
         assert_eq!(all, expected);
     });
 }
+
+// ---- the event count: ply's one sleeping protocol ----
+
+use ply_core::sync::EventCount;
+
+/// A waiter sleeping on an event count for a flag, and a notifier that sets
+/// the flag then notifies: the waiter always wakes (a lost wake-up would leave
+/// it parked forever, which loom reports), and sees what was written before
+/// the flag.
+#[test]
+fn event_count_never_loses_a_wakeup() {
+    model(|| {
+        let shared = Arc::new((
+            EventCount::new(),
+            loom::sync::atomic::AtomicBool::new(false),
+            UnsafeCell::new(0u32),
+        ));
+        let other = shared.clone();
+        let notifier = thread::spawn(move || {
+            set(&other.2, 5);
+            other.1.store(true, loom::sync::atomic::Ordering::Release);
+            other.0.notify_one();
+        });
+        shared.0.wait_until(|| {
+            shared
+                .1
+                .load(loom::sync::atomic::Ordering::Acquire)
+                .then_some(())
+        });
+        assert_eq!(get(&shared.2), 5);
+        notifier.join().unwrap();
+        assert_eq!(shared.0.waiters(), 0);
+    });
+}
+
+/// By hand: register, re-check, wait. The notify may come before the
+/// registration (then the re-check sees the flag), between registration and
+/// wait (then the wait returns at once), or during the wait. The flag is
+/// relaxed, so only the event count's fences order it against the
+/// registration: dropping either side's `SeqCst` fence fails this model.
+#[test]
+fn event_count_prepare_recheck_wait() {
+    model(|| {
+        let shared = Arc::new((EventCount::new(), loom::sync::atomic::AtomicU32::new(0)));
+        let other = shared.clone();
+        let notifier = thread::spawn(move || {
+            other.1.store(1, loom::sync::atomic::Ordering::Relaxed);
+            other.0.notify_all();
+        });
+        loop {
+            if shared.1.load(loom::sync::atomic::Ordering::Relaxed) == 1 {
+                break;
+            }
+            let key = shared.0.prepare_wait();
+            if shared.1.load(loom::sync::atomic::Ordering::Relaxed) == 1 {
+                shared.0.cancel_wait(key);
+                break;
+            }
+            shared.0.wait(key);
+        }
+        notifier.join().unwrap();
+    });
+}

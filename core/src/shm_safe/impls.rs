@@ -169,8 +169,8 @@ mod own {
     use crate::partition::{ChunkDispenser, Chunking, Even, Fixed, Guided, Plan};
     use crate::queue::{mpmc, spmc, spsc};
     use crate::sync::{
-        Barrier, Event, Liveness, Park, RawRobustMutex, RawRwLock, RawSpinMutex, RawTicketMutex,
-        RobustMutex, Semaphore, SpinPark,
+        Barrier, Event, EventCount, Liveness, Park, RawRobustMutex, RawRwLock, RawSpinMutex,
+        RawTicketMutex, RobustMutex, Semaphore, SpinPark,
     };
 
     // SAFETY: `locked: AtomicBool`.
@@ -192,8 +192,10 @@ mod own {
     // SAFETY: zero-sized; it spins on the word it is given.
     unsafe impl ShmSafe for SpinPark {}
 
-    // SAFETY: `permits`, `waiters`: `AtomicU32`; `park: P`, `ShmSafe`.
+    // SAFETY: `permits`: `AtomicU32`; `released`: an `EventCount<P>`.
     unsafe impl<P: Park + ShmSafe> ShmSafe for Semaphore<P> {}
+    // SAFETY: `epoch`, `waiters`: `AtomicU32`; `park: P`, `ShmSafe`.
+    unsafe impl<P: Park + ShmSafe> ShmSafe for EventCount<P> {}
     // SAFETY: `flag`, `waiters`: `AtomicU32`; `park: P`, `ShmSafe`.
     unsafe impl<P: Park + ShmSafe> ShmSafe for Event<P> {}
     // SAFETY: `parties: u32`, `arrived`, `generation`: `AtomicU32`; `park: P`.
