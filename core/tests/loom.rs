@@ -479,6 +479,24 @@ fn semaphore_of_one_excludes() {
     });
 }
 
+/// A waiter for the only permit and its release: the waiter always wakes (a
+/// lost wake-up would leave it waiting forever). The release's notify skips
+/// the event count's fence and relies on its `SeqCst` add and
+/// `seq_cst_point` instead. (Dropping that `seq_cst_point` does not make this
+/// model fail: loom does not reach the interleaving; the argument is in
+/// `EventCount::notify_one_after_seq_cst_write`.)
+#[test]
+fn semaphore_release_never_loses_a_waiter() {
+    model(|| {
+        let shared = Arc::new(Semaphore::new(0));
+        let other = shared.clone();
+        let releaser = thread::spawn(move || other.release(1));
+        shared.acquire().forget();
+        releaser.join().unwrap();
+        assert_eq!(shared.available(), 0);
+    });
+}
+
 #[test]
 fn event_publishes_what_was_written_before_set() {
     model(|| {

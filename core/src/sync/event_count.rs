@@ -302,7 +302,35 @@ impl<P: Park> EventCount<P> {
         // SeqCst fence: orders the caller's write of the condition before the
         // read of `waiters` (module docs, "Memory ordering").
         fence(Ordering::SeqCst);
-        if self.waiters.load(Ordering::Relaxed) == 0 {
+        self.bump_if_waiter()
+    }
+
+    /// [`notify_one`](Self::notify_one) for a caller whose write of the
+    /// condition was a `SeqCst` read-modify-write (followed by
+    /// `seq_cst_point`): that write and the `SeqCst` load of `waiters` here are
+    /// both in the single total order that the waiter's fence is in, which
+    /// does the fence's job (C++ [atomics.order]: a read after a `SeqCst`
+    /// fence sees every `SeqCst` write before the fence). Saves a full fence
+    /// on the semaphore's release path.
+    pub(crate) fn notify_one_after_seq_cst_write(&self) {
+        if self.bump_if_waiter() {
+            self.park.wake_one(&self.epoch);
+        }
+    }
+
+    /// As [`notify_one_after_seq_cst_write`](Self::notify_one_after_seq_cst_write),
+    /// waking every waiter.
+    pub(crate) fn notify_all_after_seq_cst_write(&self) {
+        if self.bump_if_waiter() {
+            self.park.wake_all(&self.epoch);
+        }
+    }
+
+    fn bump_if_waiter(&self) -> bool {
+        // SeqCst: after the fence above it adds nothing; without it (the
+        // `_after_seq_cst_write` forms) it is what orders this read after the
+        // caller's `SeqCst` write in the total order.
+        if self.waiters.load(Ordering::SeqCst) == 0 {
             return false;
         }
         // Release: a waiter whose key includes this bump sees the condition.

@@ -16,7 +16,7 @@
 //! them back (there is no owner to detect); one that dies waiting costs nothing
 //! but needless wake-up calls (see [`EventCount`]).
 
-use crate::primitive::{AtomicU32, Ordering};
+use crate::primitive::{AtomicU32, Ordering, seq_cst_point};
 use crate::sync::patience::Forever;
 use crate::sync::{EventCount, Park, Patience, SpinPark};
 
@@ -178,14 +178,15 @@ impl<P: Park> Semaphore<P> {
     /// assert_eq!(s.available(), 2);
     /// ```
     pub fn release(&self, n: u32) {
-        // Release: publishes our work to the acquirer whose Acquire CAS takes
-        // this permit. The event count orders the add before its look for
-        // waiters (its fence).
-        self.permits.fetch_add(n, Ordering::Release);
+        // SeqCst: a release (publishing our work to the acquirer whose Acquire
+        // CAS takes this permit), and in the total order the event count's
+        // waiters register in, so the notify needs no fence of its own.
+        self.permits.fetch_add(n, Ordering::SeqCst);
+        seq_cst_point();
         if n == 1 {
-            self.released.notify_one();
+            self.released.notify_one_after_seq_cst_write();
         } else {
-            self.released.notify_all();
+            self.released.notify_all_after_seq_cst_write();
         }
     }
 
