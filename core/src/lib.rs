@@ -13,7 +13,7 @@
 //! | [`queue::mpmc`] | bounded multi-producer/multi-consumer queues: per-slot stamps, and SCQ (live when a participant stalls) |
 //! | [`queue::spmc`] | bounded single-producer/multi-consumer run queue; consumers take half a ring with one CAS (work stealing) |
 //! | [`partition`] | even, fixed, guided and cost-weighted splits of `0..len`; `shard(k, n)`; the atomic [`partition::ChunkDispenser`] |
-//! | [`sync`] | spin, ticket and reader-writer locks; semaphore, event, barrier, once/lazy; the [`sync::Park`] seam |
+//! | [`sync`] | spin, ticket and reader-writer locks (surviving a waiter's death); a robust lock (surviving a holder's death); semaphore, event, barrier, once/lazy; the event count; the [`sync::Park`] (with deadlines) and [`sync::Liveness`] seams |
 //! | [`ShmSafe`], [`shm_safe!`] | the marker for types that may live in memory shared between processes, and a checked way to implement it |
 //!
 //! ## Targets

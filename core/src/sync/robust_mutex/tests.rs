@@ -64,11 +64,11 @@ fn die_holding(lock: &Arc<Lock>, critical: impl FnOnce(&mut [u32; 2]) + Send + '
         let mut guard = l.lock().unwrap();
         critical(&mut guard);
         core::mem::forget(guard);
-        l.raw.liveness.current()
+        l.raw().liveness.current()
     })
     .join()
     .unwrap();
-    lock.raw.liveness.bury(token);
+    lock.raw().liveness.bury(token);
 }
 
 #[test]
@@ -137,11 +137,11 @@ fn a_holder_that_dies_while_repairing_is_reported_again() {
     let token = std::thread::spawn(move || {
         let guard = l.lock().unwrap_err().into_owner_died().unwrap();
         core::mem::forget(guard);
-        l.raw.liveness.current()
+        l.raw().liveness.current()
     })
     .join()
     .unwrap();
-    lock.raw.liveness.bury(token);
+    lock.raw().liveness.bury(token);
     let l = lock.clone();
     finishes(move || {
         let mut g = l.lock().unwrap_err().into_owner_died().unwrap();
@@ -154,11 +154,11 @@ fn a_holder_that_dies_while_repairing_is_reported_again() {
 fn a_bounded_wait_times_out_on_a_live_holder_and_checks_liveness_when_it_does() {
     let lock = new_lock();
     let held = lock.lock().unwrap();
-    let checks_before = lock.raw.liveness.checks.load(SeqCst);
+    let checks_before = lock.raw().liveness.checks.load(SeqCst);
     let l = lock.clone();
     assert!(finishes(move || l.lock_with(Spins(50)).is_none()));
     assert!(
-        lock.raw.liveness.checks.load(SeqCst) > checks_before,
+        lock.raw().liveness.checks.load(SeqCst) > checks_before,
         "the waiter asked whether the holder lives before giving up"
     );
     drop(held);
