@@ -282,35 +282,45 @@ fn scq_random_stops_of_a_busy_child_never_stall_the_parent() {
 }
 
 #[test]
-fn process_queue_getter_stopped_right_after_its_wakeup_strands_no_other_getter() {
-    // Two getters asleep; a put wakes one (futex wakes in arrival order, so
-    // usually the first), which stops before taking the item. The other must
-    // still get it: sleepers re-check on their own after at most RECHECK.
+fn process_queue_getter_stopped_or_killed_while_waiting_strands_no_other_getter() {
+    // A getter is stopped either after registering on the event count (before
+    // sleeping) or right after a put's wake-up (before taking the item); then
+    // it is resumed or killed. Another getter, asleep with no deadline, must
+    // still get the item: a stopped getter may hold the one wake-up a put
+    // sends (futexes wake in arrival order), and sleepers re-check on their
+    // own after at most RECHECK.
     use ply::os::ipc::ProcessQueue;
-    for round in 0..3u64 {
-        let queue = ProcessQueue::<u64, 4>::new().unwrap();
-        let first = fork_child(|| {
-            stop_at(Point::EventCountNotified);
-            (queue.get() != 2) as i32
-        })
-        .unwrap();
-        until_asleep(&first);
-        // Unbounded: only the re-check can end its wait while `first` is stopped.
-        let second = fork_child(|| (queue.get() != 1) as i32).unwrap();
-        until_asleep(&second);
-        support::Jitter::new(round).pause();
-        queue.put(1);
-        support::succeeds(second);
-        queue.put(2);
-        // The first is stopped at its wake-up (or, if the second was woken
-        // instead, still asleep); either way it gets item 2.
-        let exit = if support::proc_state(first.pid()) == Some('T') {
-            finish(first)
-        } else {
-            support::succeeds(first);
-            continue;
-        };
-        assert!(exit.success());
+    for point in [Point::EventCountWaiting, Point::EventCountNotified] {
+        for kill_it in [false, true] {
+            let queue = ProcessQueue::<u64, 4>::new().unwrap();
+            let first = fork_child(|| {
+                stop_at(point);
+                (queue.get() != 2) as i32
+            })
+            .unwrap();
+            if point == Point::EventCountWaiting {
+                wait_until_stopped(&first);
+            } else {
+                until_asleep(&first);
+            }
+            // Unbounded: only a wake-up or a re-check ends its wait.
+            let second = fork_child(|| (queue.get() != 1) as i32).unwrap();
+            until_asleep(&second);
+            queue.put(1);
+            support::succeeds(second);
+            if kill_it {
+                kill(first);
+                // Its registration stays behind; the queue works on.
+                queue.put(3);
+                assert_eq!(queue.get_timeout(WATCHDOG), Some(3));
+            } else {
+                queue.put(2);
+                // Stopped at its point, or (at EventCountNotified, if the
+                // second getter got the first wake-up) about to stop there on
+                // this one: resume it until it has taken item 2 and exited.
+                assert!(support::resume_until_exit(first).success());
+            }
+        }
     }
 }
 

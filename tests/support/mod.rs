@@ -39,6 +39,19 @@ pub fn finish(mut child: ForkedChild) -> ChildExit {
         .expect("watchdog: child did not finish after SIGCONT")
 }
 
+/// Sends `SIGCONT` to a child until it has exited (it may stop again, at a
+/// fault point it has yet to reach), and reaps it.
+pub fn resume_until_exit(mut child: ForkedChild) -> ChildExit {
+    let deadline = Instant::now() + WATCHDOG;
+    loop {
+        child.kill(libc::SIGCONT).unwrap();
+        if let Some(exit) = child.wait_timeout(Duration::from_millis(10)).unwrap() {
+            return exit;
+        }
+        assert!(Instant::now() < deadline, "watchdog: child did not finish");
+    }
+}
+
 /// Kills a child with `SIGKILL` and reaps it.
 pub fn kill(mut child: ForkedChild) {
     child.kill(libc::SIGKILL).unwrap();
