@@ -400,5 +400,7 @@ pub use error::RobustError;
 #[cfg(not(loom))]
 pub use mutex::{RobustGuard, RobustMutex};
 
+#[cfg(all(test, loom))]
+mod loom_tests;
 #[cfg(all(test, not(loom)))]
 mod tests;
