@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use ply::core::queue::mpmc::{ArrayQueue, ScqQueue, TryPopError};
 use ply::core::sync::{Deadline, Spins};
-use ply::os::fork::fork_child;
+use ply::os::fork::{Signal, fork_child};
 use ply::os::shm::SharedBox;
 use ply_core::fault::Point;
 
@@ -237,7 +237,7 @@ fn scq_random_stops_of_a_busy_child_never_stall_the_parent() {
     for _ in 0..stops {
         rng = rng.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
         std::thread::sleep(Duration::from_micros(rng >> 57)); // 0..127 µs
-        child.kill(libc::SIGSTOP).unwrap();
+        child.kill(Signal::STOP).unwrap();
         wait_until_stopped(&child);
         // Drain what is visible, then use every slot the child cannot hold.
         for _ in 0..=4 * N {
@@ -259,7 +259,7 @@ fn scq_random_stops_of_a_busy_child_never_stall_the_parent() {
         tallies[0].popped.fetch_add(N as u64 - 1, SeqCst);
         tallies[0].popped_sum.fetch_add(sum, SeqCst);
         next += N as u64;
-        child.kill(libc::SIGCONT).unwrap();
+        child.kill(Signal::CONT).unwrap();
     }
     done.store(true, SeqCst);
     let exit = child

@@ -24,7 +24,7 @@ use ply::core::sync::{
     Event, LockWith, RobustError, RobustGuard, RobustMutex, RwLock, RwLockWith, Semaphore,
     TicketMutex,
 };
-use ply::os::fork::{ForkedChild, fork_child};
+use ply::os::fork::{ForkedChild, Signal, fork_child};
 use ply::os::ipc::SharedValue;
 use ply::os::liveness::ThreadLiveness;
 use ply::os::park::{FutexPark, Until};
@@ -124,7 +124,7 @@ fn ticket_lock_counts_exactly_while_children_are_stopped_at_random() {
     while done.load(SeqCst) < CHILDREN as u32 && stops < 300 {
         let victim = &children[jitter.below(CHILDREN as u64) as usize];
         jitter.pause();
-        victim.kill(libc::SIGSTOP).unwrap();
+        victim.kill(Signal::STOP).unwrap();
         // Stopped as a holder, a waiter, or between; now and then long enough
         // for the waiters behind a stopped waiter to revoke its turn.
         if stops % 10 == 9 {
@@ -132,7 +132,7 @@ fn ticket_lock_counts_exactly_while_children_are_stopped_at_random() {
         } else {
             jitter.pause();
         }
-        victim.kill(libc::SIGCONT).unwrap();
+        victim.kill(Signal::CONT).unwrap();
         stops += 1;
     }
     for child in children {
@@ -290,7 +290,7 @@ fn shared_value_counts_every_finished_update_while_children_are_killed_at_random
             if (c + round) % 2 == 0 {
                 jitter.pause();
                 // It may have finished already; either way it is reaped.
-                child.kill(libc::SIGKILL).unwrap();
+                child.kill(Signal::KILL).unwrap();
                 child
                     .wait_timeout(WATCHDOG)
                     .unwrap()

@@ -170,7 +170,7 @@ fn parse_stat(stat: &str) -> Option<Stat> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fork::fork_child;
+    use crate::fork::{Signal, fork_child};
     use crate::shm::SharedBox;
     use std::sync::atomic::AtomicU32;
 
@@ -247,7 +247,7 @@ mod tests {
             ThreadLiveness.is_alive(t),
             "stopped (or about to be): alive"
         );
-        child.kill(libc::SIGKILL).unwrap();
+        child.kill(Signal::KILL).unwrap();
         // Killed but not yet reaped: a zombie, which can never run again.
         while matches!(read_stat(t & TID_MASK), Stat::Running { exited: false, .. }) {
             assert!(std::time::Instant::now() < deadline, "watchdog");

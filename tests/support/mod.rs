@@ -7,7 +7,7 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use ply::os::fork::{ChildExit, ForkedChild};
+use ply::os::fork::{ChildExit, ForkedChild, Signal};
 use ply_core::fault::{Point, set_hook};
 
 /// How long any wait in these tests may take before the test fails instead of
@@ -32,7 +32,7 @@ pub fn wait_until_stopped(child: &ForkedChild) {
 
 /// Resumes a stopped child and reaps it.
 pub fn finish(mut child: ForkedChild) -> ChildExit {
-    child.kill(libc::SIGCONT).unwrap();
+    child.kill(Signal::CONT).unwrap();
     child
         .wait_timeout(WATCHDOG)
         .unwrap()
@@ -44,7 +44,7 @@ pub fn finish(mut child: ForkedChild) -> ChildExit {
 pub fn resume_until_exit(mut child: ForkedChild) -> ChildExit {
     let deadline = Instant::now() + WATCHDOG;
     loop {
-        child.kill(libc::SIGCONT).unwrap();
+        child.kill(Signal::CONT).unwrap();
         if let Some(exit) = child.wait_timeout(Duration::from_millis(10)).unwrap() {
             return exit;
         }
@@ -54,12 +54,12 @@ pub fn resume_until_exit(mut child: ForkedChild) -> ChildExit {
 
 /// Kills a child with `SIGKILL` and reaps it.
 pub fn kill(mut child: ForkedChild) {
-    child.kill(libc::SIGKILL).unwrap();
+    child.kill(Signal::KILL).unwrap();
     let exit = child
         .wait_timeout(WATCHDOG)
         .unwrap()
         .expect("watchdog: reaping");
-    assert_eq!(exit, ChildExit::Signaled(libc::SIGKILL));
+    assert_eq!(exit, ChildExit::Signaled(Signal::KILL));
 }
 
 /// Reaps a child that must exit on its own, successfully.

@@ -234,7 +234,7 @@ impl<T, const N: usize> std::fmt::Debug for ProcessQueue<T, N> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fork::{ChildExit, ForkedChild, fork_child};
+    use crate::fork::{ChildExit, ForkedChild, Signal, fork_child};
     use std::time::Instant;
 
     const WATCHDOG: Duration = Duration::from_secs(60);
@@ -270,7 +270,7 @@ mod tests {
             // wake-up of the next put may go to it and be absorbed.
             let stopped = fork_child(|| (queue.get() != 2) as i32).unwrap();
             wait_for_state(&stopped, 'S');
-            stopped.kill(libc::SIGSTOP).unwrap();
+            stopped.kill(Signal::STOP).unwrap();
             wait_for_state(&stopped, 'T');
             let other = fork_child(|| (queue.get_timeout(WATCHDOG) != Some(1)) as i32).unwrap();
             wait_for_state(&other, 'S');
@@ -280,14 +280,14 @@ mod tests {
                 "the running getter got the item"
             );
             if kill_it {
-                stopped.kill(libc::SIGKILL).unwrap();
-                assert_eq!(exits_with(stopped), ChildExit::Signaled(libc::SIGKILL));
+                stopped.kill(Signal::KILL).unwrap();
+                assert_eq!(exits_with(stopped), ChildExit::Signaled(Signal::KILL));
                 // Its registration stays behind; the queue works on.
                 queue.put(3);
                 assert_eq!(queue.get_timeout(WATCHDOG), Some(3));
             } else {
                 queue.put(2);
-                stopped.kill(libc::SIGCONT).unwrap();
+                stopped.kill(Signal::CONT).unwrap();
                 assert!(
                     exits_with(stopped).success(),
                     "resumed, it gets the next item"

@@ -459,7 +459,7 @@ impl<T> DerefMut for SharedArrayGuard<'_, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fork::{ChildExit, ForkedChild, fork_child};
+    use crate::fork::{ChildExit, ForkedChild, Signal, fork_child};
     use std::time::Instant;
 
     const WATCHDOG: Duration = Duration::from_secs(60);
@@ -520,12 +520,12 @@ mod tests {
             finishes(|| value.update_timeout(|v| v, Duration::from_millis(30))),
             None
         );
-        child.kill(libc::SIGKILL).unwrap();
+        child.kill(Signal::KILL).unwrap();
         let exit = child
             .wait_timeout(WATCHDOG)
             .unwrap()
             .expect("watchdog: reaping");
-        assert_eq!(exit, ChildExit::Signaled(libc::SIGKILL));
+        assert_eq!(exit, ChildExit::Signaled(Signal::KILL));
         // Dead: the next access takes over; the unfinished update never happened.
         assert_eq!(finishes(|| value.get()), [7; 4]);
         assert_eq!(finishes(|| value.update(|v| [v[0] + 1; 4])), [8; 4]);
@@ -555,7 +555,7 @@ mod tests {
                 .unwrap()
             })
             .collect();
-        holder.kill(libc::SIGKILL).unwrap();
+        holder.kill(Signal::KILL).unwrap();
         holder.wait_timeout(WATCHDOG).unwrap().expect("watchdog");
         for mut w in waiters {
             let exit = w
@@ -584,7 +584,7 @@ mod tests {
             assert!(finishes(|| array
                 .lock_timeout(Duration::from_millis(30))
                 .is_none()));
-            child.kill(libc::SIGKILL).unwrap();
+            child.kill(Signal::KILL).unwrap();
             child.wait_timeout(WATCHDOG).unwrap().expect("watchdog");
             finishes(move || {
                 let Err(RobustError::OwnerDied(mut g)) = array.lock() else {
