@@ -32,8 +32,10 @@
 //! between threads. A process can die, or be stopped, anywhere inside them:
 //!
 //! - a *waiter* that dies costs the others at most a bounded delay: a
-//!   [`TicketMutex`] revokes its turn, an [`RwLock`] expires its announcement,
-//!   the signals never depend on one waiter;
+//!   [`TicketMutex`] revokes its turn, an [`RwLock`] expires its announcement;
+//!   [`Semaphore`], [`Event`] and [`EventCount`] never wait for a waiter (a
+//!   [`Barrier`] party that dies *before arriving* does stop its round: use
+//!   [`Barrier::wait_with`]);
 //! - a *holder* that dies leaves [`SpinMutex`], [`TicketMutex`] and [`RwLock`]
 //!   held for good (the bounded forms let the others notice and give up);
 //!   [`RobustMutex`] detects it through the [`Liveness`] seam and lets the next
