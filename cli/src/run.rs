@@ -21,6 +21,7 @@ mod joblog;
 mod printer;
 mod progress;
 mod shard;
+mod sink;
 mod template;
 mod term;
 
@@ -34,10 +35,22 @@ use engine::{Config, Ended, Engine};
 /// Misuse and errors of ply's own: GNU parallel's status 255.
 pub const EXIT_ERROR: u8 = 255;
 
+/// How long ply's own last message may wait for a stalled stderr.
+const MESSAGE_LIMIT: std::time::Duration = std::time::Duration::from_millis(200);
+
 /// One line on stderr, exit 255.
 fn error(message: &str) -> ExitCode {
-    crate::out::error_line(message);
+    sink::message(&format!("error: {message}\n"), MESSAGE_LIMIT);
     ExitCode::from(EXIT_ERROR)
+}
+
+/// The exit for a failed write to stdout or stderr: quiet 141 on a broken
+/// pipe, else one line and 255.
+fn output_failed(e: &std::io::Error) -> ExitCode {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        return ExitCode::from(crate::out::EXIT_BROKEN_PIPE);
+    }
+    error(&format!("writing output: {e}"))
 }
 
 /// The status for `failed` failed jobs: 0, the count up to 100, or 101.
@@ -45,9 +58,12 @@ fn failed_status(failed: u64) -> u8 {
     failed.min(101) as u8
 }
 
+/// The stop signals' self-pipe (read end) and the number of the last one.
+type Signals = (std::os::unix::net::UnixStream, Arc<AtomicUsize>);
+
 /// Registers SIGINT, SIGTERM and SIGHUP to write to a self-pipe (and record
 /// which), so the event loop sees them; returns the pipe's read end.
-fn signal_pipe() -> std::io::Result<(std::os::unix::net::UnixStream, Arc<AtomicUsize>)> {
+fn signal_pipe() -> std::io::Result<Signals> {
     let (read, write) = std::os::unix::net::UnixStream::pair()?;
     write.set_nonblocking(true)?;
     let last = Arc::new(AtomicUsize::new(0));
@@ -101,7 +117,7 @@ pub fn main(args: RunArgs) -> ExitCode {
     };
     let resume = if args.resume || args.resume_failed {
         let path = args.joblog.as_deref().expect("clap requires --joblog");
-        match joblog::read(path) {
+        match joblog::read(path, &|warning| sink::message(warning, MESSAGE_LIMIT)) {
             Ok(outcomes) => Some((outcomes, args.resume_failed)),
             Err(e) => return error(&format!("reading the joblog for --resume: {e}")),
         }
@@ -141,7 +157,7 @@ pub fn main(args: RunArgs) -> ExitCode {
         };
         let total = range.as_ref().map_or(all, |r| Some(r.end - r.start));
         if args.dry_run {
-            return dry_run(inputs, &template, range);
+            return dry_run(inputs, &template, range, &signals);
         }
         let keep = move |i: u64| range.as_ref().is_none_or(|r| r.contains(&i));
         match feed::values(inputs, keep) {
@@ -152,10 +168,9 @@ pub fn main(args: RunArgs) -> ExitCode {
     if args.dry_run {
         // --pipe: the command each block would be given to.
         let text = template.expand(&[], 1, 1).text().into_owned();
-        return match crate::out::stdout(&format!("{text}\n")) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => e.exit(),
-        };
+        let mut out = sink::Sink::stdout();
+        out.push(format!("{text}\n").as_bytes());
+        return finish_output(&mut out, &signals);
     }
     let joblog = match &args.joblog {
         Some(path) => match joblog::Joblog::open(path, args.joblog_format) {
@@ -190,7 +205,12 @@ pub fn main(args: RunArgs) -> ExitCode {
         total,
         progress,
     };
-    let printer = printer::Printer::new(args.keep_order, args.line_buffer);
+    let printer = printer::Printer::new(
+        args.keep_order,
+        args.line_buffer,
+        sink::Sink::stdout(),
+        sink::Sink::stderr(),
+    );
     let engine = match Engine::new(config, feed, signals, printer) {
         Ok(engine) => engine,
         Err(e) => return error(&format!("setting up: {e}")),
@@ -199,15 +219,60 @@ pub fn main(args: RunArgs) -> ExitCode {
         Ended::Done { failed } => ExitCode::from(failed_status(failed)),
         Ended::Halted { status } => ExitCode::from(status),
         Ended::Signalled(sig) => {
-            crate::out::stderr(&format!(
-                "ply: stopped by {}; every running job was killed\n",
-                ply_os::fork::Signal::from_named_raw(sig)
-                    .map_or_else(|| format!("signal {sig}").into(), ply_os::fork::signal_name)
-            ));
+            sink::message(
+                &format!(
+                    "ply: stopped by {}; every running job was killed\n",
+                    ply_os::fork::Signal::from_named_raw(sig)
+                        .map_or_else(|| format!("signal {sig}").into(), ply_os::fork::signal_name)
+                ),
+                MESSAGE_LIMIT,
+            );
             ExitCode::from(crate::interrupt::code_for(sig))
         }
-        Ended::Output(e) => crate::out::WriteFailed(e).exit_with(EXIT_ERROR),
+        Ended::Output(e) => output_failed(&e),
         Ended::Error(message) => error(&message),
+    }
+}
+
+/// Waits until `out` has written everything or a stop signal arrives
+/// (then 128 + the signal); the exit status.
+fn finish_output(out: &mut sink::Sink, signals: &Signals) -> ExitCode {
+    match wait_for_room(out, signals, 0) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(code) => code,
+    }
+}
+
+/// Waits, answering stop signals, until `out` holds at most `at_most`
+/// bytes; `Err` with the exit status on a signal or a write error.
+fn wait_for_room(out: &mut sink::Sink, signals: &Signals, at_most: usize) -> Result<(), ExitCode> {
+    use std::os::fd::AsRawFd;
+    loop {
+        out.flush();
+        if let Some(e) = out.error() {
+            return Err(output_failed(&e));
+        }
+        if out.pending() <= at_most {
+            return Ok(());
+        }
+        let mut fds = [
+            libc::pollfd {
+                fd: out.poll_fd().expect("bytes wait"),
+                events: libc::POLLOUT,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: signals.0.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+        ];
+        // SAFETY: a valid array of two pollfds.
+        unsafe { libc::poll(fds.as_mut_ptr(), 2, 1000) };
+        if fds[1].revents != 0 {
+            let sig = signals.1.load(std::sync::atomic::Ordering::Relaxed) as i32;
+            return Err(ExitCode::from(crate::interrupt::code_for(sig)));
+        }
     }
 }
 
@@ -216,8 +281,9 @@ fn dry_run(
     mut inputs: input::JobInputs,
     template: &template::Template,
     range: Option<std::ops::Range<u64>>,
+    signals: &Signals,
 ) -> ExitCode {
-    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut out = sink::Sink::stdout();
     let mut index = 0u64;
     loop {
         let values = match inputs.next_job() {
@@ -230,15 +296,14 @@ fn dry_run(
         if range.as_ref().is_some_and(|r| !r.contains(&i)) {
             continue;
         }
-        let line = template.expand(&values, i + 1, 1).text().into_owned();
-        if let Err(e) = std::io::Write::write_all(&mut out, line.as_bytes())
-            .and_then(|()| std::io::Write::write_all(&mut out, b"\n"))
+        let mut line = template.expand(&values, i + 1, 1).text().into_owned();
+        line.push('\n');
+        out.push(line.as_bytes());
+        if !out.has_room()
+            && let Err(code) = wait_for_room(&mut out, signals, sink::QUEUE_LIMIT / 2)
         {
-            return crate::out::WriteFailed(e).exit_with(EXIT_ERROR);
+            return code;
         }
     }
-    match std::io::Write::flush(&mut out) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => crate::out::WriteFailed(e).exit_with(EXIT_ERROR),
-    }
+    finish_output(&mut out, signals)
 }

@@ -21,7 +21,11 @@ pub struct Budget {
 #[derive(Debug, Default)]
 pub struct Capture {
     memory: Vec<u8>,
+    /// Bytes of `memory` already handed over by [`Capture::drain_some`].
+    handed: usize,
     spill: Option<File>,
+    /// The spill file is being read back (rewound once).
+    reading_spill: bool,
     len: u64,
 }
 
@@ -47,28 +51,49 @@ impl Capture {
         self.len
     }
 
-    /// Writes everything captured to `out`, in order, passing each chunk
-    /// through `emit`; returns the memory to the budget.
-    pub fn drain(
+    /// Hands the next bytes captured, at most `max`, to `emit`, in order;
+    /// returns how many (0 when everything has been handed over). Memory
+    /// goes back to the budget once all of it has been handed over.
+    pub fn drain_some(
         &mut self,
         budget: &mut Budget,
-        emit: &mut dyn FnMut(&[u8]) -> io::Result<()>,
-    ) -> io::Result<()> {
-        budget.in_memory -= self.memory.len();
-        let memory = std::mem::take(&mut self.memory);
-        emit(&memory)?;
-        if let Some(mut spill) = self.spill.take() {
-            spill.rewind()?;
-            let mut buf = vec![0u8; 64 << 10];
-            loop {
-                let n = spill.read(&mut buf)?;
-                if n == 0 {
-                    break;
-                }
-                emit(&buf[..n])?;
+        max: usize,
+        emit: &mut dyn FnMut(&[u8]),
+    ) -> io::Result<usize> {
+        if self.handed < self.memory.len() {
+            let n = max.min(self.memory.len() - self.handed);
+            emit(&self.memory[self.handed..self.handed + n]);
+            self.handed += n;
+            if self.handed == self.memory.len() {
+                budget.in_memory -= self.memory.len();
+                self.memory = Vec::new();
+                self.handed = 0;
             }
+            return Ok(n);
         }
-        Ok(())
+        let Some(spill) = &mut self.spill else {
+            return Ok(0);
+        };
+        if !self.reading_spill {
+            spill.rewind()?;
+            self.reading_spill = true;
+        }
+        let mut buf = vec![0u8; max.min(64 << 10)];
+        let n = spill.read(&mut buf)?;
+        if n == 0 {
+            self.spill = None;
+        } else {
+            emit(&buf[..n]);
+        }
+        Ok(n)
+    }
+
+    /// Drops everything captured, returning its memory to the budget.
+    pub fn discard(&mut self, budget: &mut Budget) {
+        budget.in_memory -= self.memory.len();
+        self.memory = Vec::new();
+        self.handed = 0;
+        self.spill = None;
     }
 
     /// Whether anything spilled to a file.
@@ -95,12 +120,23 @@ mod tests {
         c.push(b"def", &mut budget).unwrap();
         assert_eq!(c.len(), 16);
         let mut out = Vec::new();
-        c.drain(&mut budget, &mut |b| {
-            out.extend_from_slice(b);
-            Ok(())
-        })
-        .unwrap();
+        // Handed over in pieces of at most 4 bytes, memory first.
+        loop {
+            let n = c
+                .drain_some(&mut budget, 4, &mut |b| {
+                    assert!(b.len() <= 4);
+                    out.extend_from_slice(b)
+                })
+                .unwrap();
+            if n == 0 {
+                break;
+            }
+        }
         assert_eq!(out, b"0123456789abcdef");
+        assert_eq!(budget.in_memory, MEMORY_BUDGET - 10);
+        let mut d = Capture::default();
+        d.push(b"xyz", &mut budget).unwrap();
+        d.discard(&mut budget);
         assert_eq!(budget.in_memory, MEMORY_BUDGET - 10);
     }
 }

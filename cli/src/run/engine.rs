@@ -9,6 +9,16 @@
 //! job's output drain after its leader exited. So nothing waits without a
 //! deadline, and ply's own signals are seen within one loop turn.
 //!
+//! ply's own stdout and stderr are polled too: output goes through
+//! non-blocking sinks (`sink`), so a reader that stops reading never stalls
+//! the loop. While a sink is full, no new job starts and, with
+//! `--line-buffer`, the jobs' pipes are not read (the jobs block on their
+//! writes, and a finished job's pipes are not given up on); grouped output
+//! keeps going to the captures, which spill to temporary files. At the end,
+//! the loop waits for the output to leave — for as long as the reader
+//! takes, still answering signals; after a stop signal, for at most
+//! [`OUTPUT_GRACE`].
+//!
 //! A job ends in three steps: its leader exits (pidfd), [`Job::finish`]
 //! kills what it left behind and reaps the leader, and its pipes are read to
 //! the end (or for at most [`DRAIN_LIMIT`] if an escaped process holds them).
@@ -42,6 +52,9 @@ const DRAIN_LIMIT: Duration = Duration::from_secs(1);
 const READ_PER_TURN: usize = 256 << 10;
 /// How often orphans are swept while jobs end.
 const SWEEP_EVERY: Duration = Duration::from_millis(100);
+/// After a stop signal, how long output already finished may take to leave
+/// ply (a reader that stalls loses the rest).
+const OUTPUT_GRACE: Duration = Duration::from_millis(500);
 
 /// What the run is configured to do.
 pub struct Config {
@@ -211,6 +224,12 @@ pub struct Engine {
     programs: std::collections::HashMap<String, Option<std::path::PathBuf>>,
     last_sweep: Instant,
     swept_since_end: bool,
+    /// When the first stop signal arrived; a second one ends the run at
+    /// once, output or not.
+    signalled_at: Option<Instant>,
+    hurry: bool,
+    /// Jobs' pipes were not read last turn (a full sink, line-buffer mode).
+    paused: bool,
 }
 
 impl Engine {
@@ -249,6 +268,9 @@ impl Engine {
             programs: std::collections::HashMap::new(),
             last_sweep: Instant::now(),
             swept_since_end: true,
+            signalled_at: None,
+            hurry: false,
+            paused: false,
         })
     }
 
@@ -264,6 +286,7 @@ impl Engine {
             self.start_jobs();
             if self.running.is_empty()
                 && (self.draining || (self.feed_done && self.retry.is_empty()))
+                && self.output_done()
             {
                 break;
             }
@@ -288,6 +311,25 @@ impl Engine {
         Ended::Done {
             failed: self.failed,
         }
+    }
+
+    /// Whether the run may end as far as output goes: everything printed,
+    /// or printing given up (a write error, a second stop signal, or the
+    /// grace after a stop signal over).
+    fn output_done(&self) -> bool {
+        self.printer.idle()
+            || self.hurry
+            || matches!(self.error, Some(Ended::Output(_)))
+            || self
+                .signalled_at
+                .is_some_and(|at| at.elapsed() >= OUTPUT_GRACE)
+    }
+
+    /// Whether jobs' output pipes are read: not while a sink is full in
+    /// line-buffer mode, where output goes straight to the sinks (grouped
+    /// output goes to the captures, which spill to temporary files).
+    fn reading(&self) -> bool {
+        !self.printer.line_buffer || self.printer.has_room()
     }
 
     /// Records a fatal problem: no new jobs, the running ones are stopped.
@@ -384,7 +426,8 @@ impl Engine {
 
     /// Starts jobs while slots are free and work is ready.
     fn start_jobs(&mut self) {
-        while !self.draining && !self.free_slots.is_empty() {
+        // A full sink (a reader that stalls) holds new jobs back.
+        while !self.draining && !self.free_slots.is_empty() && self.printer.has_room() {
             let Some(pending) = self.next_pending() else {
                 return;
             };
@@ -517,6 +560,7 @@ impl Engine {
             Out(usize),
             Err(usize),
             In(usize),
+            Sink,
         }
         let mut fds: Vec<libc::pollfd> = Vec::with_capacity(3 + 4 * self.running.len());
         let mut what: Vec<Slot> = Vec::with_capacity(fds.capacity());
@@ -529,9 +573,31 @@ impl Engine {
             what.push(slot);
         };
         add(self.signals.as_raw_fd(), libc::POLLIN, Slot::Signals);
-        if !self.feed_done && !self.draining && !self.free_slots.is_empty() {
+        if !self.feed_done
+            && !self.draining
+            && !self.free_slots.is_empty()
+            && self.printer.has_room()
+        {
             add(self.feed.ready_fd().as_raw_fd(), libc::POLLIN, Slot::Feed);
         }
+        for fd in [self.printer.out.poll_fd(), self.printer.err.poll_fd()]
+            .into_iter()
+            .flatten()
+        {
+            add(fd, libc::POLLOUT, Slot::Sink);
+        }
+        let reading = self.reading();
+        let stopping = self.signal.is_some() || self.error.is_some();
+        if reading && self.paused {
+            // Reading again: finished jobs get their full drain time back.
+            let until = Instant::now() + DRAIN_LIMIT;
+            for r in &mut self.running {
+                if let Some(d) = &mut r.drain_until {
+                    *d = (*d).max(until);
+                }
+            }
+        }
+        self.paused = !reading;
         let now = Instant::now();
         let mut deadline: Option<Instant> = None;
         let mut due = |at: Instant| {
@@ -541,10 +607,10 @@ impl Engine {
             if let (Some(job), None) = (&r.job, r.status) {
                 add(job.pidfd().as_raw_fd(), libc::POLLIN, Slot::Exit(i));
             }
-            if let Some(f) = &r.stdout {
+            if let Some(f) = r.stdout.as_ref().filter(|_| reading) {
                 add(f.as_raw_fd(), libc::POLLIN, Slot::Out(i));
             }
-            if let Some(f) = &r.stderr {
+            if let Some(f) = r.stderr.as_ref().filter(|_| reading) {
                 add(f.as_raw_fd(), libc::POLLIN, Slot::Err(i));
             }
             if let Some(f) = &r.stdin {
@@ -562,9 +628,14 @@ impl Engine {
             if let Some(s) = &r.stopping {
                 due(s.next_at);
             }
-            if let Some(d) = r.drain_until {
+            if let Some(d) = r.drain_until.filter(|_| reading || stopping) {
                 due(d);
             }
+        }
+        if let Some(at) = self.signalled_at
+            && !self.printer.idle()
+        {
+            due(at + OUTPUT_GRACE);
         }
         if self.config.progress.is_some() {
             due(now + Duration::from_millis(200));
@@ -598,6 +669,7 @@ impl Engine {
                 Slot::Out(i) => self.read_pipe(i, Stream::Out)?,
                 Slot::Err(i) => self.read_pipe(i, Stream::Err)?,
                 Slot::In(i) => self.write_block(i),
+                Slot::Sink => {} // written below
             }
         }
         let now = Instant::now();
@@ -607,6 +679,7 @@ impl Engine {
             self.sweep(false);
         }
         self.complete_finished()?;
+        self.print();
         if let Some(p) = &self.config.progress {
             p.tick();
         }
@@ -623,7 +696,9 @@ impl Engine {
             for _ in &buf[..n] {
                 let sig = self.last_signal.load(std::sync::atomic::Ordering::Relaxed) as i32;
                 if self.signal.is_some() {
-                    // A second signal: no more grace, KILL now.
+                    // A second signal: no more grace, KILL now, and no
+                    // waiting for output.
+                    self.hurry = true;
                     for r in &mut self.running {
                         if let Some(s) = &mut r.stopping {
                             s.step = self.config.term_seq.steps.len() - 1;
@@ -632,6 +707,7 @@ impl Engine {
                     }
                 } else {
                     self.signal = Some(sig);
+                    self.signalled_at = Some(Instant::now());
                 }
                 self.stop_all();
             }
@@ -667,10 +743,11 @@ impl Engine {
                         self.printer
                             .arrived(stream, &buf[..n], tag.as_deref(), capture, partial)
                     {
-                        return self.output_failed(e);
+                        self.fail(Ended::Error(format!("capturing a job's output: {e}")));
+                        return Ok(());
                     }
                     total += n;
-                    if total >= READ_PER_TURN {
+                    if total >= READ_PER_TURN || !self.reading() {
                         return Ok(());
                     }
                 }
@@ -685,12 +762,6 @@ impl Engine {
                 }
             }
         }
-    }
-
-    /// Writing ply's stdout or stderr failed: stop everything.
-    fn output_failed(&mut self, e: io::Error) -> io::Result<()> {
-        self.fail(Ended::Output(e));
-        Ok(())
     }
 
     /// Writes more of a `--pipe` block to the job's stdin; closes it at the
@@ -806,11 +877,14 @@ impl Engine {
     /// Completes every job whose leader is reaped and whose pipes are done.
     fn complete_finished(&mut self) -> io::Result<()> {
         let now = Instant::now();
+        // Pipes ply did not read (a full sink) are not given up on, unless
+        // the run is being stopped, when their output no longer matters.
+        let may_give_up = self.reading() || self.signal.is_some() || self.error.is_some();
         let mut i = 0;
         while i < self.running.len() {
             let r = &mut self.running[i];
             let drained = r.stdout.is_none() && r.stderr.is_none();
-            let gave_up = r.drain_until.is_some_and(|d| now >= d);
+            let gave_up = may_give_up && r.drain_until.is_some_and(|d| now >= d);
             let done = r.spawn_failure.is_some() || (r.status.is_some() && (drained || gave_up));
             if !done {
                 i += 1;
@@ -839,9 +913,8 @@ impl Engine {
         // Retry a failure, unless the run is stopping.
         if !ok && r.pending.tries < self.config.retries && !self.draining {
             let pending = r.pending;
-            let mut discard = |_: &[u8]| Ok(());
-            r.out.drain(&mut self.printer.budget, &mut discard)?;
-            r.err.drain(&mut self.printer.budget, &mut discard)?;
+            r.out.discard(&mut self.printer.budget);
+            r.err.discard(&mut self.printer.budget);
             self.retry.push_back(pending);
             return Ok(());
         }
@@ -865,8 +938,8 @@ impl Engine {
             signal,
             command: r.text.clone(),
         };
-        // Print (line-buffer: the unfinished last lines), then log: a job
-        // is in the joblog only once its output is out.
+        // Print (line-buffer: the unfinished last lines), then log: the
+        // printer hands the entry back once the job's output is out.
         let tag = r.tag(self.config.tag);
         if self.printer.line_buffer {
             let mut out = Capture::default();
@@ -880,20 +953,38 @@ impl Engine {
             tag,
             out: std::mem::take(&mut r.out),
             err: std::mem::take(&mut r.err),
+            entry: self.config.joblog.is_some().then_some(entry),
         };
-        if let Err(e) = self.printer.finished(r.pending.order, finished) {
-            return self.output_failed(e);
-        }
-        if let Some(joblog) = &mut self.config.joblog
-            && let Err(e) = joblog.write(&entry)
-        {
-            self.fail(Ended::Error(e));
-        }
+        self.printer.finished(r.pending.order, finished);
         if let Some(p) = &self.config.progress {
             p.done();
         }
         self.check_halt(exitval, signal, ok);
         Ok(())
+    }
+
+    /// Moves output into the sinks as far as they take it, logs the jobs
+    /// whose output is now out, and stops the run on a write error.
+    fn print(&mut self) {
+        let mut printed = Vec::new();
+        if let Err(e) = self.printer.pump(&mut printed) {
+            self.fail(Ended::Error(format!("reading back a job's output: {e}")));
+        }
+        if let Some(joblog) = &mut self.config.joblog {
+            for entry in &printed {
+                if let Err(e) = joblog.write(entry) {
+                    self.fail(Ended::Error(e));
+                    break;
+                }
+            }
+        }
+        if let Some(e) = self.printer.error()
+            && !matches!(self.error, Some(Ended::Output(_)))
+        {
+            // The output error wins over any other: it decides the status.
+            self.error = None;
+            self.fail(Ended::Output(e));
+        }
     }
 
     fn check_halt(&mut self, exitval: i32, signal: i32, ok: bool) {

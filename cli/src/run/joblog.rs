@@ -131,7 +131,7 @@ pub type Outcomes = HashMap<String, bool>;
 /// file is an empty joblog; a malformed line is an error naming the file and
 /// line. A last line without its newline (a writer killed mid-line) is
 /// ignored with a warning on stderr: that job runs again.
-pub fn read(path: &Path) -> Result<Outcomes, String> {
+pub fn read(path: &Path, warn: &dyn Fn(&str)) -> Result<Outcomes, String> {
     let file = match File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Outcomes::new()),
@@ -151,7 +151,7 @@ pub fn read(path: &Path) -> Result<Outcomes, String> {
         }
         number += 1;
         let Some(text) = line.strip_suffix('\n') else {
-            crate::out::stderr(&format!(
+            warn(&format!(
                 "ply: warning: {}:{number}: an unfinished last line is ignored (that job runs again)\n",
                 path.display()
             ));
@@ -231,7 +231,7 @@ mod tests {
         ));
         std::fs::write(&path, &text).unwrap();
         assert!(text.starts_with(HEADER));
-        let outcomes = read(&path).unwrap();
+        let outcomes = read(&path, &|_| {}).unwrap();
         assert_eq!(outcomes.len(), 4);
         assert!(outcomes["echo 'a\tb'\nx\\y"]);
         assert!(!outcomes["false"]);
@@ -261,14 +261,14 @@ mod tests {
             ),
         ] {
             std::fs::write(&path, text).unwrap();
-            let err = read(&path).unwrap_err();
+            let err = read(&path, &|_| {}).unwrap_err();
             assert!(err.starts_with(&path.display().to_string()), "{err}");
             assert!(err.contains(expected), "{err} / {expected}");
         }
         // A torn last line is not an error: that job runs again.
         std::fs::write(&path, "1\t:\t1\t1\t0\t0\t0\t0\tok\n2\t:\t1\t1\t0").unwrap();
-        assert_eq!(read(&path).unwrap().len(), 1);
-        assert!(read(&dir.join("missing")).unwrap().is_empty());
+        assert_eq!(read(&path, &|_| {}).unwrap().len(), 1);
+        assert!(read(&dir.join("missing"), &|_| {}).unwrap().is_empty());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
