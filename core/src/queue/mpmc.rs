@@ -24,4 +24,9 @@ mod scq;
 mod stress;
 
 pub use array_queue::ArrayQueue;
-pub use scq::ScqQueue;
+#[cfg(not(loom))]
+pub use index_ring::BorrowedEntries;
+pub use index_ring::{Entries, InlineEntries};
+#[cfg(not(loom))]
+pub use scq::SliceScqQueue;
+pub use scq::{ScqBase, ScqQueue};

@@ -338,6 +338,14 @@ pub enum CapacityError {
         /// Slots given.
         capacity: usize,
     },
+    /// The index-ring entries given do not match the capacity (`ScqQueue`
+    /// needs `2 * capacity` per ring, `4 * capacity` in all).
+    EntryCount {
+        /// Entries needed.
+        expected: usize,
+        /// Entries given.
+        got: usize,
+    },
 }
 
 impl core::fmt::Display for CapacityError {
@@ -356,6 +364,10 @@ impl core::fmt::Display for CapacityError {
             CapacityError::NotPowerOfTwo { capacity } => write!(
                 f,
                 "{capacity} slots is not a power of two; this queue needs 1, 2, 4, 8, ... slots"
+            ),
+            CapacityError::EntryCount { expected, got } => write!(
+                f,
+                "{got} index-ring entries given, but this capacity needs {expected}"
             ),
         }
     }
