@@ -501,6 +501,21 @@ pub struct Consumer<'a, S: Slots> {
 }
 
 impl<'a, S: Slots> Producer<'a, S> {
+    /// The ring this handle pushes into.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use ply_core::queue::spsc::Ring;
+    ///
+    /// let mut ring = Ring::<u8, 2>::new();
+    /// let (tx, _rx) = ring.split();
+    /// assert_eq!(tx.ring().capacity(), 2);
+    /// ```
+    pub fn ring(&self) -> &'a RingBase<S> {
+        self.ring
+    }
+
     /// Free slots, refreshing the cached consumer position only if needed to
     /// find at least `wanted` of them.
     #[inline]
@@ -791,6 +806,21 @@ impl<S: Slots> fmt::Debug for Producer<'_, S> {
 }
 
 impl<'a, S: Slots> Consumer<'a, S> {
+    /// The ring this handle pops from.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use ply_core::queue::spsc::Ring;
+    ///
+    /// let mut ring = Ring::<u8, 2>::new();
+    /// let (_tx, rx) = ring.split();
+    /// assert_eq!(rx.ring().capacity(), 2);
+    /// ```
+    pub fn ring(&self) -> &'a RingBase<S> {
+        self.ring
+    }
+
     /// Items available, refreshing the cached producer position only if needed to
     /// find at least `wanted` of them.
     #[inline]

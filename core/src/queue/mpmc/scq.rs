@@ -372,6 +372,20 @@ impl<S: Slots, E: Entries> ScqBase<S, E> {
     pub fn capacity(&self) -> usize {
         self.slots.capacity()
     }
+
+    /// The value slots (for storage types that offer more than slots, such as
+    /// the C ABI's element size).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use ply_core::queue::mpmc::ScqQueue;
+    /// use ply_core::queue::storage::Slots;
+    /// assert_eq!(ScqQueue::<u8, 8>::new().slots().capacity(), 8);
+    /// ```
+    pub fn slots(&self) -> &S {
+        &self.slots
+    }
 }
 
 impl<T, S: Slots<Item = MaybeUninit<T>>, E: Entries> ScqBase<S, E> {

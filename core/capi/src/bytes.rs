@@ -1,0 +1,147 @@
+//! The storage C gets: slots of a run-time byte size, and index-ring words, in a
+//! buffer the C program owns. They plug into ply-core's storage traits, so the
+//! queues run ply-core's algorithms unchanged.
+
+use core::sync::atomic::AtomicUsize;
+
+use ply_core::queue::mpmc::Entries;
+use ply_core::queue::storage::Slots;
+
+/// `capacity` slots of `size` bytes each, back to back from `base`.
+///
+/// A slot's "item" is its first byte; the queue moves whole slots through
+/// [`copy_in`] and [`copy_out`].
+pub(crate) struct ByteSlots {
+    base: *mut u8,
+    capacity: usize,
+    size: usize,
+}
+
+// SAFETY: the slots are plain bytes that C copies in and out; the queues decide
+// which thread touches which slot when, and nothing here is thread-local.
+unsafe impl Send for ByteSlots {}
+// SAFETY: as for `Send`.
+unsafe impl Sync for ByteSlots {}
+
+impl ByteSlots {
+    /// Slots over `base[.. capacity * size]`.
+    ///
+    /// # Safety
+    ///
+    /// `base` must be valid for reads and writes of `capacity * size` bytes (which
+    /// must not overflow) for as long as the queue using these slots is used.
+    pub(crate) unsafe fn new(base: *mut u8, capacity: usize, size: usize) -> Self {
+        ByteSlots {
+            base,
+            capacity,
+            size,
+        }
+    }
+
+    /// The size of one slot in bytes.
+    #[inline(always)]
+    pub(crate) fn size(&self) -> usize {
+        self.size
+    }
+}
+
+// SAFETY: `capacity` is fixed, and slot `i < capacity` is the `size` bytes at
+// `base + i * size`, inside the buffer the constructor's caller vouched for;
+// slots do not overlap each other, and the buffer is not the control block.
+unsafe impl Slots for ByteSlots {
+    type Item = u8;
+
+    #[inline(always)]
+    fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    #[inline(always)]
+    fn with_slot<R>(&self, i: usize, f: impl FnOnce(*const u8) -> R) -> R {
+        debug_assert!(i < self.capacity);
+        // SAFETY: `i < capacity`, so the offset stays inside the buffer.
+        f(unsafe { self.base.add(i * self.size) })
+    }
+
+    #[inline(always)]
+    fn with_slot_mut<R>(&self, i: usize, f: impl FnOnce(*mut u8) -> R) -> R {
+        debug_assert!(i < self.capacity);
+        // SAFETY: as in `with_slot`.
+        f(unsafe { self.base.add(i * self.size) })
+    }
+
+    unsafe fn drop_slot(&self, _: usize) {
+        // Plain bytes: nothing to drop.
+    }
+}
+
+/// Copies one item of `size` bytes from `src` into a slot at `dst`. The common
+/// sizes are one move each; others go through `memcpy`.
+///
+/// # Safety
+///
+/// `src` readable and `dst` writable for `size` bytes, not overlapping.
+#[inline(always)]
+pub(crate) unsafe fn copy_item(dst: *mut u8, src: *const u8, size: usize) {
+    // SAFETY: the caller's promise; unaligned accesses because neither the
+    // slot nor the C item is known to be aligned for the wider types.
+    unsafe {
+        match size {
+            8 => dst
+                .cast::<u64>()
+                .write_unaligned(src.cast::<u64>().read_unaligned()),
+            4 => dst
+                .cast::<u32>()
+                .write_unaligned(src.cast::<u32>().read_unaligned()),
+            16 => dst
+                .cast::<u128>()
+                .write_unaligned(src.cast::<u128>().read_unaligned()),
+            _ => core::ptr::copy_nonoverlapping(src, dst, size),
+        }
+    }
+}
+
+/// `len` index-ring entries, as words at `base`.
+pub(crate) struct WordEntries {
+    base: *const AtomicUsize,
+    len: usize,
+}
+
+// SAFETY: atomics in C-owned memory; nothing thread-local.
+unsafe impl Send for WordEntries {}
+// SAFETY: as for `Send`: every access is atomic.
+unsafe impl Sync for WordEntries {}
+
+impl WordEntries {
+    /// Entries over `base[..len]`.
+    ///
+    /// # Safety
+    ///
+    /// `base` must be aligned for `usize` and valid for atomic reads and writes
+    /// of `len` words for as long as the queue using them is used, and no other
+    /// entries may overlap them.
+    pub(crate) unsafe fn new(base: *mut usize, len: usize) -> Self {
+        WordEntries {
+            base: base.cast::<AtomicUsize>(),
+            len,
+        }
+    }
+}
+
+// SAFETY: `len` is fixed; entry `j` is word `j` of the buffer the constructor's
+// caller vouched for. (The queue checks that `len` is twice its power-of-two
+// capacity before it uses the entries.)
+unsafe impl Entries for WordEntries {
+    #[inline(always)]
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    #[inline(always)]
+    fn get(&self, j: usize) -> &AtomicUsize {
+        debug_assert!(j < self.len);
+        // SAFETY: `j < len`: inside the buffer, aligned, and only ever accessed
+        // atomically.
+        unsafe { &*self.base.add(j) }
+    }
+}
