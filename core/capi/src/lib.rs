@@ -60,6 +60,14 @@ ply_core::__if_no_std! {
         }
         abort()
     }
+
+    /// The precompiled `core` of hosted targets is built to unwind, and its
+    /// unwind tables name this symbol, which `std` would define. ply never
+    /// unwinds (its libraries are built with `panic = "abort"`), so nothing
+    /// ever calls it; it only satisfies the linker.
+    #[cfg(all(not(test), not(target_os = "none")))]
+    #[unsafe(no_mangle)]
+    extern "C" fn rust_eh_personality() {}
 }
 
 /// The result of a ply call: `PLY_OK`, an expected outcome (`PLY_FULL`,
