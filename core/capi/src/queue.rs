@@ -3,7 +3,7 @@
 //!
 //! Each is ply-core's generic queue ([`RingBase`], [`ScqBase`]) instantiated with
 //! the byte storage of [`crate::bytes`]; the functions here check C's arguments,
-//! then call the same `push_with`/`pop_with` the Rust types use.
+//! then call the same `push_in_place`/`pop_in_place` the Rust types use.
 
 use core::ffi::c_void;
 
@@ -163,9 +163,9 @@ pub unsafe extern "C" fn ply_spsc_push(
     // SAFETY: a valid handle, used by its one thread (caller).
     let producer = unsafe { &mut (*producer).0 };
     let size = producer.ring().slots().size();
-    // SAFETY: `push_with` hands us a free slot of `size` bytes, which the copy
+    // SAFETY: `push_in_place` hands us a free slot of `size` bytes, which the copy
     // fills completely; `item` is readable for `size` bytes (caller).
-    if unsafe { producer.push_with(|slot| copy_item(slot, item.cast(), size)) } {
+    if unsafe { producer.push_in_place(|slot| copy_item(slot, item.cast(), size)) } {
         PLY_OK
     } else {
         PLY_FULL
@@ -195,9 +195,9 @@ pub unsafe extern "C" fn ply_spsc_pop(
     // SAFETY: a valid handle, used by its one thread (caller).
     let consumer = unsafe { &mut (*consumer).0 };
     let size = consumer.ring().slots().size();
-    // SAFETY: `pop_with` hands us the published slot at the front, `size`
+    // SAFETY: `pop_in_place` hands us the published slot at the front, `size`
     // bytes; `out` is writable for `size` bytes (caller).
-    match consumer.pop_with(|slot| unsafe { copy_item(out.cast(), slot, size) }) {
+    match consumer.pop_in_place(|slot| unsafe { copy_item(out.cast(), slot, size) }) {
         Some(()) => PLY_OK,
         None => PLY_EMPTY,
     }
@@ -321,9 +321,9 @@ pub unsafe extern "C" fn ply_scq_push(queue: *const ply_scq_t, item: *const c_vo
     // SAFETY: initialized (caller).
     let queue = unsafe { &(*queue).0 };
     let size = queue.slots().size();
-    // SAFETY: `push_with` hands us a slot we own, `size` bytes, which the copy
+    // SAFETY: `push_in_place` hands us a slot we own, `size` bytes, which the copy
     // fills; `item` is readable for `size` bytes; the copy cannot panic.
-    if unsafe { queue.push_with(|slot| copy_item(slot, item.cast(), size)) } {
+    if unsafe { queue.push_in_place(|slot| copy_item(slot, item.cast(), size)) } {
         PLY_OK
     } else {
         PLY_FULL
@@ -346,9 +346,9 @@ pub unsafe extern "C" fn ply_scq_pop(queue: *const ply_scq_t, out: *mut c_void) 
     // SAFETY: initialized (caller).
     let queue = unsafe { &(*queue).0 };
     let size = queue.slots().size();
-    // SAFETY: `pop_with` hands us the slot of the item at the front, which we
+    // SAFETY: `pop_in_place` hands us the slot of the item at the front, which we
     // own until it returns; `out` is writable for `size` bytes.
-    match queue.pop_with(|slot| unsafe { copy_item(out.cast(), slot, size) }) {
+    match queue.pop_in_place(|slot| unsafe { copy_item(out.cast(), slot, size) }) {
         Some(()) => PLY_OK,
         None => PLY_EMPTY,
     }

@@ -641,12 +641,12 @@ impl<'a, S: Slots> Producer<'a, S> {
     /// let mut ring = Ring::<u32, 1>::new();
     /// let (mut tx, mut rx) = ring.split();
     /// // SAFETY: the closure initializes the slot.
-    /// assert!(unsafe { tx.push_with(|slot| slot.write(MaybeUninit::new(7))) });
-    /// assert!(!unsafe { tx.push_with(|_| unreachable!("full")) });
+    /// assert!(unsafe { tx.push_in_place(|slot| slot.write(MaybeUninit::new(7))) });
+    /// assert!(!unsafe { tx.push_in_place(|_| unreachable!("full")) });
     /// assert_eq!(rx.pop(), Some(7));
     /// ```
     #[inline]
-    pub unsafe fn push_with(&mut self, write: impl FnOnce(*mut S::Item)) -> bool {
+    pub unsafe fn push_in_place(&mut self, write: impl FnOnce(*mut S::Item)) -> bool {
         if self.free_slots(1) == 0 {
             return false;
         }
@@ -923,14 +923,14 @@ impl<'a, S: Slots> Consumer<'a, S> {
     /// let mut ring = Ring::<u32, 2>::new();
     /// let (mut tx, mut rx) = ring.split();
     /// tx.push(5).unwrap();
-    /// // SAFETY: the slot holds an initialized `u32` (pop_with only calls
+    /// // SAFETY: the slot holds an initialized `u32` (pop_in_place only calls
     /// // `read` for a published item).
-    /// let got = rx.pop_with(|slot| unsafe { (*slot).assume_init() });
+    /// let got = rx.pop_in_place(|slot| unsafe { (*slot).assume_init() });
     /// assert_eq!(got, Some(5));
-    /// assert_eq!(rx.pop_with(|_| ()), None);
+    /// assert_eq!(rx.pop_in_place(|_| ()), None);
     /// ```
     #[inline]
-    pub fn pop_with<R>(&mut self, read: impl FnOnce(*const S::Item) -> R) -> Option<R> {
+    pub fn pop_in_place<R>(&mut self, read: impl FnOnce(*const S::Item) -> R) -> Option<R> {
         if self.available(1) == 0 {
             return None;
         }
@@ -963,10 +963,10 @@ impl<T, S: Slots<Item = MaybeUninit<T>>> Consumer<'_, S> {
     /// ```
     #[inline]
     pub fn pop(&mut self) -> Option<T> {
-        // SAFETY: `pop_with` calls the closure only for a slot the producer
+        // SAFETY: `pop_in_place` calls the closure only for a slot the producer
         // initialized and published, and marks it uninitialized afterwards, so
         // the value is moved out exactly once.
-        self.pop_with(|p| unsafe { p.read().assume_init() })
+        self.pop_in_place(|p| unsafe { p.read().assume_init() })
     }
 
     /// A reference to the item at the front, without removing it.

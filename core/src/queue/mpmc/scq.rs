@@ -300,11 +300,11 @@ impl<S: Slots, E: Entries> ScqBase<S, E> {
     ///
     /// let q = ScqQueue::<u16, 1>::new();
     /// // SAFETY: the closure initializes the slot.
-    /// assert!(unsafe { q.push_with(|slot| slot.write(MaybeUninit::new(9))) });
-    /// assert!(!unsafe { q.push_with(|_| unreachable!("full")) });
+    /// assert!(unsafe { q.push_in_place(|slot| slot.write(MaybeUninit::new(9))) });
+    /// assert!(!unsafe { q.push_in_place(|_| unreachable!("full")) });
     /// assert_eq!(q.pop(), Some(9));
     /// ```
-    pub unsafe fn push_with(&self, write: impl FnOnce(*mut S::Item)) -> bool {
+    pub unsafe fn push_in_place(&self, write: impl FnOnce(*mut S::Item)) -> bool {
         let Some(index) = self.free.dequeue() else {
             return false;
         };
@@ -345,11 +345,11 @@ impl<S: Slots, E: Entries> ScqBase<S, E> {
     ///
     /// let q = ScqQueue::<u16, 2>::new();
     /// q.push(4).unwrap();
-    /// // SAFETY: `pop_with` only calls for an initialized, published slot.
-    /// assert_eq!(q.pop_with(|slot| unsafe { (*slot).assume_init() }), Some(4));
-    /// assert_eq!(q.pop_with(|_| ()), None);
+    /// // SAFETY: `pop_in_place` only calls for an initialized, published slot.
+    /// assert_eq!(q.pop_in_place(|slot| unsafe { (*slot).assume_init() }), Some(4));
+    /// assert_eq!(q.pop_in_place(|_| ()), None);
     /// ```
-    pub fn pop_with<R>(&self, read: impl FnOnce(*const S::Item) -> R) -> Option<R> {
+    pub fn pop_in_place<R>(&self, read: impl FnOnce(*const S::Item) -> R) -> Option<R> {
         let index = self.ready.dequeue()?;
         crate::fault_point!(ScqPopIndexTaken);
         // Taking `index` from `ready` made this pop its only owner, and `ready`'s
@@ -423,10 +423,10 @@ impl<T, S: Slots<Item = MaybeUninit<T>>, E: Entries> ScqBase<S, E> {
     /// assert_eq!(q.pop(), None);
     /// ```
     pub fn pop(&self) -> Option<T> {
-        // SAFETY: `pop_with` calls the closure only for a slot a push initialized
+        // SAFETY: `pop_in_place` calls the closure only for a slot a push initialized
         // and published, and frees the slot afterwards, so the value is moved
         // out exactly once.
-        self.pop_with(|p| unsafe { p.read().assume_init() })
+        self.pop_in_place(|p| unsafe { p.read().assume_init() })
     }
 }
 

@@ -493,15 +493,15 @@ fn raw_push_and_pop_with_move_whole_slots() {
     let (mut tx, mut rx) = ring.split();
     // SAFETY: each closure initializes the slot it is given.
     unsafe {
-        assert!(tx.push_with(|p| p.write(MaybeUninit::new(*b"abcd"))));
-        assert!(tx.push_with(|p| p.write(MaybeUninit::new(*b"efgh"))));
-        assert!(!tx.push_with(|_| panic!("called on a full ring")));
+        assert!(tx.push_in_place(|p| p.write(MaybeUninit::new(*b"abcd"))));
+        assert!(tx.push_in_place(|p| p.write(MaybeUninit::new(*b"efgh"))));
+        assert!(!tx.push_in_place(|_| panic!("called on a full ring")));
     }
     assert_eq!(
-        // SAFETY: `pop_with` only calls for a published, initialized slot.
-        rx.pop_with(|p| unsafe { (*p).assume_init() }),
+        // SAFETY: `pop_in_place` only calls for a published, initialized slot.
+        rx.pop_in_place(|p| unsafe { (*p).assume_init() }),
         Some(*b"abcd")
     );
     assert_eq!(rx.pop(), Some(*b"efgh"));
-    assert_eq!(rx.pop_with(|_| panic!("called on an empty ring")), None);
+    assert_eq!(rx.pop_in_place(|_| panic!("called on an empty ring")), None);
 }
