@@ -30,7 +30,11 @@ mod scq;
 #[cfg(all(test, not(loom)))]
 mod stress;
 
-pub use array_queue::{ArrayQueue, TryPopError, TryPushError};
+pub use array_queue::{
+    ArrayQueue, ArrayQueueBase, ArraySlot, StampedInline, StampedSlots, TryPopError, TryPushError,
+};
+#[cfg(not(loom))]
+pub use array_queue::{SliceArrayQueue, StampedBorrowed};
 #[cfg(not(loom))]
 pub use index_ring::BorrowedEntries;
 pub use index_ring::{Entries, InlineEntries};

@@ -6,7 +6,7 @@ use std::vec::Vec;
 
 use core::mem::MaybeUninit;
 
-use super::{ArrayQueue, Entries, ScqBase};
+use super::{ArrayQueueBase, Entries, ScqBase, StampedSlots};
 use crate::queue::storage::Slots;
 
 /// Items per producer: millions in total in release builds (CI runs the tests
@@ -26,12 +26,12 @@ pub(crate) trait TestQueue<T>: Sync {
     fn is_empty_now(&self) -> bool;
 }
 
-impl<T: Send, const N: usize> TestQueue<T> for ArrayQueue<T, N> {
+impl<T, S: StampedSlots<Item = MaybeUninit<T>> + Sync> TestQueue<T> for ArrayQueueBase<S> {
     fn push(&self, value: T) -> Result<(), T> {
-        ArrayQueue::push(self, value)
+        ArrayQueueBase::push(self, value)
     }
     fn pop(&self) -> Option<T> {
-        ArrayQueue::pop(self)
+        ArrayQueueBase::pop(self)
     }
     fn is_empty_now(&self) -> bool {
         self.is_empty()
