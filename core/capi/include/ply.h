@@ -96,6 +96,17 @@
 #define PLY_SPSC_HANDLE_ALIGN PLY_WORD
 
 /**
+ * Size of a `ply_array_queue_t`: two padded positions and the cell
+ * descriptor.
+ */
+#define PLY_ARRAY_QUEUE_SIZE (3 * PLY_CACHE_LINE)
+
+/**
+ * Alignment of a `ply_array_queue_t`.
+ */
+#define PLY_ARRAY_QUEUE_ALIGN PLY_CACHE_LINE
+
+/**
  * Size of a `ply_scq_t`: two index rings of three padded counters each, and
  * the slot and entry descriptors.
  */
@@ -311,7 +322,19 @@ typedef enum ply_type {
    * `ply_dispenser_t`
    */
   PLY_TYPE_DISPENSER,
+  /**
+   * `ply_array_queue_t`
+   */
+  PLY_TYPE_ARRAY_QUEUE,
 } ply_type;
+
+/**
+ * A multi-producer/multi-consumer queue (ply-core's `mpmc::ArrayQueue`,
+ * Vyukov's per-slot stamps): any capacity, the fastest MPMC queue between
+ * threads, but a participant that dies mid-operation wedges it (use
+ * `ply_scq_t` where one may).
+ */
+typedef struct ply_array_queue_t ply_array_queue_t;
 
 /**
  * A reusable barrier for a fixed number of parties (ply-core's `Barrier`).
@@ -784,6 +807,148 @@ enum ply_status ply_scq_pop(const struct ply_scq_t *queue, void *out);
 size_t ply_scq_capacity(const struct ply_scq_t *queue);
 
 /**
+ * Bytes of buffer a `ply_array_queue_t` of `capacity` items of `elem_size`
+ * bytes needs (as the macro `PLY_ARRAY_QUEUE_BUFFER_SIZE`): per item, a stamp
+ * word and the item, rounded up to a whole word. 0 if that overflows. The
+ * buffer must be aligned like `size_t`.
+ *
+ * Thread safety: a pure function.
+ */
+size_t ply_array_queue_buffer_size(size_t capacity, size_t elem_size);
+
+/**
+ * Initializes `queue` as an empty array queue of `capacity` items (any number
+ * from 1) of `elem_size` bytes each, in `buffer`
+ * (`ply_array_queue_buffer_size(capacity, elem_size)` bytes, aligned like
+ * `size_t`).
+ *
+ * Any number of producers and consumers, in any threads and processes, may
+ * then push and pop. The queue records `buffer`'s address: both must stay put
+ * and be at the same address in every process (a `MAP_SHARED` mapping made
+ * before `fork()`). Call it once, before any other use.
+ *
+ * Returns `PLY_OK`; `PLY_ERR_NULL`/`PLY_ERR_ALIGN` for a bad `queue` or
+ * `buffer`; `PLY_ERR_SIZE` for `elem_size` 0 or a size overflow;
+ * `PLY_ERR_CAPACITY` for `capacity` 0 or above `SIZE_MAX / 4`.
+ *
+ * # Safety
+ *
+ * `queue` must point to writable memory for a `ply_array_queue_t`; `buffer`
+ * to writable memory of the size above that outlives every use of the queue.
+ */
+enum ply_status ply_array_queue_init(struct ply_array_queue_t *queue,
+                                     void *buffer,
+                                     size_t capacity,
+                                     size_t elem_size);
+
+/**
+ * Copies `elem_size` bytes from `item` into the queue, at the back. Any thread
+ * or process.
+ *
+ * Linearizable: `PLY_FULL` means the queue was full at an instant during the
+ * call. If the slot to push into still holds an item whose pop is in flight,
+ * it waits for that pop to finish: a consumer that dies there makes it wait
+ * forever (use `ply_array_queue_trypush` or `_push_until` across processes).
+ *
+ * Returns `PLY_OK`, `PLY_FULL` (nothing copied), or `PLY_ERR_NULL`.
+ *
+ * # Safety
+ *
+ * `queue` initialized; `item` readable for `elem_size` bytes.
+ */
+enum ply_status ply_array_queue_push(const struct ply_array_queue_t *queue, const void *item);
+
+/**
+ * As `ply_array_queue_push`, but never waits for another party: a pop in
+ * flight at the slot gives `PLY_BUSY` (the queue is not full; try again).
+ *
+ * Returns `PLY_OK`, `PLY_FULL`, `PLY_BUSY`, or `PLY_ERR_NULL`.
+ *
+ * # Safety
+ *
+ * As for `ply_array_queue_push`.
+ */
+enum ply_status ply_array_queue_trypush(const struct ply_array_queue_t *queue, const void *item);
+
+/**
+ * As `ply_array_queue_push`, waiting for a pop in flight only until
+ * `give_up(ctx)` returns non-zero (then `PLY_BUSY`; NULL: never gives up).
+ *
+ * Returns `PLY_OK`, `PLY_FULL`, `PLY_BUSY`, or `PLY_ERR_NULL`.
+ *
+ * # Safety
+ *
+ * As for `ply_array_queue_push`; `give_up` callable with `ctx`.
+ */
+enum ply_status ply_array_queue_push_until(const struct ply_array_queue_t *queue,
+                                           const void *item,
+                                           ply_give_up_fn give_up,
+                                           void *ctx);
+
+/**
+ * Copies the item at the front into `out` (`elem_size` bytes) and removes it.
+ * Any thread or process.
+ *
+ * Linearizable: `PLY_EMPTY` means the queue was empty at an instant during the
+ * call. If the oldest item's push is in flight, it waits for that push: a
+ * producer that dies there makes it wait forever (use `_trypop` or
+ * `_pop_until` across processes, or `ply_scq_t`).
+ *
+ * Returns `PLY_OK`, `PLY_EMPTY` (nothing written), or `PLY_ERR_NULL`.
+ *
+ * # Safety
+ *
+ * `queue` initialized; `out` writable for `elem_size` bytes.
+ */
+enum ply_status ply_array_queue_pop(const struct ply_array_queue_t *queue, void *out);
+
+/**
+ * As `ply_array_queue_pop`, but never waits for another party: a push in
+ * flight at the head gives `PLY_BUSY` (the queue is not empty).
+ *
+ * Returns `PLY_OK`, `PLY_EMPTY`, `PLY_BUSY`, or `PLY_ERR_NULL`.
+ *
+ * # Safety
+ *
+ * As for `ply_array_queue_pop`.
+ */
+enum ply_status ply_array_queue_trypop(const struct ply_array_queue_t *queue, void *out);
+
+/**
+ * As `ply_array_queue_pop`, waiting for a push in flight only until
+ * `give_up(ctx)` returns non-zero (then `PLY_BUSY`; NULL: never gives up).
+ *
+ * Returns `PLY_OK`, `PLY_EMPTY`, `PLY_BUSY`, or `PLY_ERR_NULL`.
+ *
+ * # Safety
+ *
+ * As for `ply_array_queue_pop`; `give_up` callable with `ctx`.
+ */
+enum ply_status ply_array_queue_pop_until(const struct ply_array_queue_t *queue,
+                                          void *out,
+                                          ply_give_up_fn give_up,
+                                          void *ctx);
+
+/**
+ * The number of items (a consistent snapshot; stale once others act). 0 for
+ * a NULL `queue`. Any thread or process.
+ *
+ * # Safety
+ *
+ * `queue` must be NULL or initialized.
+ */
+size_t ply_array_queue_len(const struct ply_array_queue_t *queue);
+
+/**
+ * The queue's capacity in items. 0 for a NULL `queue`.
+ *
+ * # Safety
+ *
+ * `queue` must be NULL or initialized.
+ */
+size_t ply_array_queue_capacity(const struct ply_array_queue_t *queue);
+
+/**
  * Initializes `lock` unlocked. Not concurrently with any other use of it.
  *
  * Returns `PLY_OK`, or `PLY_ERR_NULL`/`PLY_ERR_ALIGN`.
@@ -1208,6 +1373,7 @@ bool ply_once_is_done(const struct ply_once_t *once);
 struct ply_spsc_t { PLY_ALIGNAS(PLY_SPSC_ALIGN) unsigned char _opaque[PLY_SPSC_SIZE]; };
 struct ply_spsc_producer_t { PLY_ALIGNAS(PLY_SPSC_HANDLE_ALIGN) unsigned char _opaque[PLY_SPSC_HANDLE_SIZE]; };
 struct ply_spsc_consumer_t { PLY_ALIGNAS(PLY_SPSC_HANDLE_ALIGN) unsigned char _opaque[PLY_SPSC_HANDLE_SIZE]; };
+struct ply_array_queue_t { PLY_ALIGNAS(PLY_ARRAY_QUEUE_ALIGN) unsigned char _opaque[PLY_ARRAY_QUEUE_SIZE]; };
 struct ply_scq_t { PLY_ALIGNAS(PLY_SCQ_ALIGN) unsigned char _opaque[PLY_SCQ_SIZE]; };
 struct ply_spin_t { PLY_ALIGNAS(PLY_SPIN_ALIGN) unsigned char _opaque[PLY_SPIN_SIZE]; };
 struct ply_ticket_t { PLY_ALIGNAS(PLY_TICKET_ALIGN) unsigned char _opaque[PLY_TICKET_SIZE]; };
@@ -1220,8 +1386,10 @@ struct ply_schedule_t { PLY_ALIGNAS(PLY_SCHEDULE_ALIGN) unsigned char _opaque[PL
 struct ply_dispenser_t { PLY_ALIGNAS(PLY_DISPENSER_ALIGN) unsigned char _opaque[PLY_DISPENSER_SIZE]; };
 
 /* Bytes of buffer for a queue of `cap` items of `size` bytes (compile-time
- * forms of ply_spsc_buffer_size and ply_scq_buffer_size; no overflow check). */
+ * forms of the ply_*_buffer_size functions; no overflow check). */
 #define PLY_SPSC_BUFFER_SIZE(cap, size) ((size_t)(cap) * (size_t)(size))
+#define PLY_ARRAY_QUEUE_BUFFER_SIZE(cap, size) \
+    ((size_t)(cap) * (((size_t)(size) + 2u * sizeof(size_t) - 1u) / sizeof(size_t) * sizeof(size_t)))
 #define PLY_SCQ_BUFFER_SIZE(cap, size) \
     ((size_t)(cap) * 4u * sizeof(size_t) + (size_t)(cap) * (size_t)(size))
 

@@ -4,7 +4,7 @@
 
 use core::sync::atomic::AtomicUsize;
 
-use ply_core::queue::mpmc::Entries;
+use ply_core::queue::mpmc::{Entries, StampedSlots};
 use ply_core::queue::storage::Slots;
 
 /// `capacity` slots of `size` bytes each, back to back from `base`.
@@ -143,5 +143,90 @@ unsafe impl Entries for WordEntries {
         // SAFETY: `j < len`: inside the buffer, aligned, and only ever accessed
         // atomically.
         unsafe { &*self.base.add(j) }
+    }
+}
+
+/// `capacity` cells of an array queue in a C buffer: each a stamp word followed
+/// by `size` bytes of value, `stride` bytes apart (a multiple of the word).
+pub(crate) struct ByteCells {
+    base: *mut u8,
+    capacity: usize,
+    size: usize,
+    stride: usize,
+}
+
+// SAFETY: atomics and plain bytes in C-owned memory; nothing thread-local.
+unsafe impl Send for ByteCells {}
+// SAFETY: as for `Send`; the queue decides who touches which value when.
+unsafe impl Sync for ByteCells {}
+
+impl ByteCells {
+    /// Bytes per cell for values of `size` bytes, or `None` on overflow.
+    pub(crate) fn stride(size: usize) -> Option<usize> {
+        let word = core::mem::size_of::<usize>();
+        size.checked_add(2 * word - 1).map(|n| n / word * word)
+    }
+
+    /// Cells over `base[.. capacity * stride(size)]`.
+    ///
+    /// # Safety
+    ///
+    /// `base` must be aligned for `usize` and valid for reads and writes of
+    /// `capacity * stride(size)` bytes (no overflow) while the queue is used.
+    pub(crate) unsafe fn new(base: *mut u8, capacity: usize, size: usize) -> Self {
+        let stride = Self::stride(size).unwrap_or(0);
+        ByteCells {
+            base,
+            capacity,
+            size,
+            stride,
+        }
+    }
+
+    /// The size of one value in bytes.
+    #[inline(always)]
+    pub(crate) fn size(&self) -> usize {
+        self.size
+    }
+
+    #[inline(always)]
+    fn cell(&self, i: usize) -> *mut u8 {
+        debug_assert!(i < self.capacity);
+        // SAFETY: `i < capacity`: inside the buffer.
+        unsafe { self.base.add(i * self.stride) }
+    }
+}
+
+// SAFETY: `capacity` is fixed; cell `i` is the stride at `base + i * stride`:
+// its first word the stamp (aligned: the base and the stride are), then the
+// value; cells do not overlap, and the buffer is not the control block.
+unsafe impl StampedSlots for ByteCells {
+    type Item = u8;
+
+    #[inline(always)]
+    fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    #[inline(always)]
+    fn stamp(&self, i: usize) -> &AtomicUsize {
+        // SAFETY: the cell's first word, aligned, only ever accessed atomically.
+        unsafe { &*self.cell(i).cast::<AtomicUsize>() }
+    }
+
+    #[inline(always)]
+    fn with_value<R>(&self, i: usize, f: impl FnOnce(*const u8) -> R) -> R {
+        // SAFETY: the value follows the stamp word inside the cell.
+        f(unsafe { self.cell(i).add(core::mem::size_of::<usize>()) })
+    }
+
+    #[inline(always)]
+    fn with_value_mut<R>(&self, i: usize, f: impl FnOnce(*mut u8) -> R) -> R {
+        // SAFETY: as in `with_value`.
+        f(unsafe { self.cell(i).add(core::mem::size_of::<usize>()) })
+    }
+
+    unsafe fn drop_value(&self, _: usize) {
+        // Plain bytes: nothing to drop.
     }
 }

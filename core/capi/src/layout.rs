@@ -16,7 +16,9 @@
 use core::mem::{align_of, size_of};
 
 use crate::partition::{ply_dispenser_t, ply_schedule_t};
-use crate::queue::{ply_scq_t, ply_spsc_consumer_t, ply_spsc_producer_t, ply_spsc_t};
+use crate::queue::{
+    ply_array_queue_t, ply_scq_t, ply_spsc_consumer_t, ply_spsc_producer_t, ply_spsc_t,
+};
 use crate::sync::{
     ply_barrier_t, ply_event_t, ply_once_t, ply_rwlock_t, ply_semaphore_t, ply_spin_t, ply_ticket_t,
 };
@@ -56,6 +58,11 @@ pub const PLY_SPSC_ALIGN: usize = PLY_CACHE_LINE;
 pub const PLY_SPSC_HANDLE_SIZE: usize = 3 * PLY_WORD;
 /// Alignment of a `ply_spsc_producer_t` or `ply_spsc_consumer_t`.
 pub const PLY_SPSC_HANDLE_ALIGN: usize = PLY_WORD;
+/// Size of a `ply_array_queue_t`: two padded positions and the cell
+/// descriptor.
+pub const PLY_ARRAY_QUEUE_SIZE: usize = 3 * PLY_CACHE_LINE;
+/// Alignment of a `ply_array_queue_t`.
+pub const PLY_ARRAY_QUEUE_ALIGN: usize = PLY_CACHE_LINE;
 /// Size of a `ply_scq_t`: two index rings of three padded counters each, and
 /// the slot and entry descriptors.
 pub const PLY_SCQ_SIZE: usize = 9 * PLY_CACHE_LINE;
@@ -115,6 +122,7 @@ holds! {
     ply_spsc_t => PLY_SPSC_SIZE, PLY_SPSC_ALIGN;
     ply_spsc_producer_t => PLY_SPSC_HANDLE_SIZE, PLY_SPSC_HANDLE_ALIGN;
     ply_spsc_consumer_t => PLY_SPSC_HANDLE_SIZE, PLY_SPSC_HANDLE_ALIGN;
+    ply_array_queue_t => PLY_ARRAY_QUEUE_SIZE, PLY_ARRAY_QUEUE_ALIGN;
     ply_scq_t => PLY_SCQ_SIZE, PLY_SCQ_ALIGN;
     ply_spin_t => PLY_SPIN_SIZE, PLY_SPIN_ALIGN;
     ply_ticket_t => PLY_TICKET_SIZE, PLY_TICKET_ALIGN;
@@ -155,6 +163,8 @@ pub enum ply_type {
     PLY_TYPE_SCHEDULE,
     /// `ply_dispenser_t`
     PLY_TYPE_DISPENSER,
+    /// `ply_array_queue_t`
+    PLY_TYPE_ARRAY_QUEUE,
 }
 
 /// `(size, align)` of the Rust type behind `ty` (a `ply_type` value), or
@@ -164,7 +174,7 @@ fn layout_of(ty: i32) -> (usize, usize) {
     fn of<T>() -> (usize, usize) {
         (size_of::<T>(), align_of::<T>())
     }
-    const TYPES: [(ply_type, Layout); 12] = [
+    const TYPES: [(ply_type, Layout); 13] = [
         (ply_type::PLY_TYPE_SPSC, of::<ply_spsc_t>),
         (ply_type::PLY_TYPE_SPSC_HANDLE, of::<ply_spsc_producer_t>),
         (ply_type::PLY_TYPE_SCQ, of::<ply_scq_t>),
@@ -177,6 +187,7 @@ fn layout_of(ty: i32) -> (usize, usize) {
         (ply_type::PLY_TYPE_ONCE, of::<ply_once_t>),
         (ply_type::PLY_TYPE_SCHEDULE, of::<ply_schedule_t>),
         (ply_type::PLY_TYPE_DISPENSER, of::<ply_dispenser_t>),
+        (ply_type::PLY_TYPE_ARRAY_QUEUE, of::<ply_array_queue_t>),
     ];
     TYPES
         .iter()

@@ -1,19 +1,20 @@
-//! The queues for C: ply-core's SPSC ring and SCQ queue over C buffers, with
-//! the element size and capacity chosen at run time.
+//! The queues for C: ply-core's SPSC ring, array queue and SCQ queue over C
+//! buffers, with the element size and capacity chosen at run time.
 //!
-//! Each is ply-core's generic queue ([`RingBase`], [`ScqBase`]) instantiated with
+//! Each is ply-core's generic queue ([`RingBase`], [`ArrayQueueBase`],
+//! [`ScqBase`]) instantiated with
 //! the byte storage of [`crate::bytes`]; the functions here check C's arguments,
 //! then call the same `push_in_place`/`pop_in_place` the Rust types use.
 
 use core::ffi::c_void;
 
-use ply_core::queue::mpmc::ScqBase;
+use ply_core::queue::mpmc::{ArrayQueueBase, ScqBase, TryPopError, TryPushError};
 use ply_core::queue::spsc::{Consumer, Producer, RingBase};
 
-use crate::bytes::{ByteSlots, WordEntries, copy_item};
+use crate::bytes::{ByteCells, ByteSlots, WordEntries, copy_item};
 use crate::{
-    PLY_EMPTY, PLY_ERR_CAPACITY, PLY_ERR_NULL, PLY_ERR_SIZE, PLY_FULL, PLY_OK, check_ptrs,
-    ply_status,
+    GiveUp, PLY_BUSY, PLY_EMPTY, PLY_ERR_CAPACITY, PLY_ERR_NULL, PLY_ERR_SIZE, PLY_FULL, PLY_OK,
+    check_ptrs, ply_give_up_fn, ply_status,
 };
 
 /// A single-producer/single-consumer ring (ply-core's `spsc::Ring`): wait-free,
@@ -30,6 +31,12 @@ pub struct ply_spsc_consumer_t(Consumer<'static, ByteSlots>);
 /// A multi-producer/multi-consumer queue that stays live when a participant
 /// stalls or dies (ply-core's `mpmc::ScqQueue`, Nikolaev's SCQ).
 pub struct ply_scq_t(ScqBase<ByteSlots, WordEntries>);
+
+/// A multi-producer/multi-consumer queue (ply-core's `mpmc::ArrayQueue`,
+/// Vyukov's per-slot stamps): any capacity, the fastest MPMC queue between
+/// threads, but a participant that dies mid-operation wedges it (use
+/// `ply_scq_t` where one may).
+pub struct ply_array_queue_t(ArrayQueueBase<ByteCells>);
 
 /// `capacity * elem_size`, or `None` if it overflows what a buffer can be.
 fn bytes_for(capacity: usize, elem_size: usize) -> Option<usize> {
@@ -361,6 +368,254 @@ pub unsafe extern "C" fn ply_scq_pop(queue: *const ply_scq_t, out: *mut c_void) 
 /// `queue` must be NULL or initialized.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ply_scq_capacity(queue: *const ply_scq_t) -> usize {
+    // SAFETY: NULL or initialized (caller).
+    unsafe { queue.as_ref() }.map_or(0, |q| q.0.capacity())
+}
+
+/// Bytes of buffer a `ply_array_queue_t` of `capacity` items of `elem_size`
+/// bytes needs (as the macro `PLY_ARRAY_QUEUE_BUFFER_SIZE`): per item, a stamp
+/// word and the item, rounded up to a whole word. 0 if that overflows. The
+/// buffer must be aligned like `size_t`.
+///
+/// Thread safety: a pure function.
+#[unsafe(no_mangle)]
+pub extern "C" fn ply_array_queue_buffer_size(capacity: usize, elem_size: usize) -> usize {
+    ByteCells::stride(elem_size)
+        .and_then(|stride| bytes_for(capacity, stride))
+        .unwrap_or(0)
+}
+
+/// Initializes `queue` as an empty array queue of `capacity` items (any number
+/// from 1) of `elem_size` bytes each, in `buffer`
+/// (`ply_array_queue_buffer_size(capacity, elem_size)` bytes, aligned like
+/// `size_t`).
+///
+/// Any number of producers and consumers, in any threads and processes, may
+/// then push and pop. The queue records `buffer`'s address: both must stay put
+/// and be at the same address in every process (a `MAP_SHARED` mapping made
+/// before `fork()`). Call it once, before any other use.
+///
+/// Returns `PLY_OK`; `PLY_ERR_NULL`/`PLY_ERR_ALIGN` for a bad `queue` or
+/// `buffer`; `PLY_ERR_SIZE` for `elem_size` 0 or a size overflow;
+/// `PLY_ERR_CAPACITY` for `capacity` 0 or above `SIZE_MAX / 4`.
+///
+/// # Safety
+///
+/// `queue` must point to writable memory for a `ply_array_queue_t`; `buffer`
+/// to writable memory of the size above that outlives every use of the queue.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ply_array_queue_init(
+    queue: *mut ply_array_queue_t,
+    buffer: *mut c_void,
+    capacity: usize,
+    elem_size: usize,
+) -> ply_status {
+    check_ptrs!(queue, buffer.cast::<usize>());
+    if elem_size == 0 || ply_array_queue_buffer_size(capacity, elem_size) == 0 && capacity != 0 {
+        return PLY_ERR_SIZE;
+    }
+    // SAFETY: aligned (checked) and of the size above (the caller's promise).
+    let cells = unsafe { ByteCells::new(buffer.cast(), capacity, elem_size) };
+    match ArrayQueueBase::with_slots(cells) {
+        Ok(inner) => {
+            // SAFETY: `queue` is valid for writes (caller; checked above).
+            unsafe { queue.write(ply_array_queue_t(inner)) };
+            PLY_OK
+        }
+        Err(_) => PLY_ERR_CAPACITY,
+    }
+}
+
+/// The push of the three `ply_array_queue_push*` functions.
+///
+/// # Safety
+///
+/// As for `ply_array_queue_push`.
+unsafe fn array_push(
+    queue: *const ply_array_queue_t,
+    item: *const c_void,
+    patience: impl ply_core::sync::Patience,
+) -> ply_status {
+    if queue.is_null() || item.is_null() {
+        return PLY_ERR_NULL;
+    }
+    // SAFETY: initialized (caller).
+    let queue = unsafe { &(*queue).0 };
+    let size = queue.slots().size();
+    let write = |slot: *mut u8, src: *const u8| {
+        // SAFETY: the claimed slot holds `size` bytes; `src` is readable for
+        // `size` bytes (caller).
+        unsafe { copy_item(slot, src, size) }
+    };
+    // SAFETY: `write` fills the whole slot and cannot panic.
+    match unsafe { queue.push_in_place(item.cast::<u8>(), write, patience) } {
+        Ok(()) => PLY_OK,
+        Err(TryPushError::Full(_)) => PLY_FULL,
+        Err(_) => PLY_BUSY,
+    }
+}
+
+/// The pop of the three `ply_array_queue_pop*` functions.
+///
+/// # Safety
+///
+/// As for `ply_array_queue_pop`.
+unsafe fn array_pop(
+    queue: *const ply_array_queue_t,
+    out: *mut c_void,
+    patience: impl ply_core::sync::Patience,
+) -> ply_status {
+    if queue.is_null() || out.is_null() {
+        return PLY_ERR_NULL;
+    }
+    // SAFETY: initialized (caller).
+    let queue = unsafe { &(*queue).0 };
+    let size = queue.slots().size();
+    // SAFETY: `read` runs on the claimed, published slot of `size` bytes; `out`
+    // is writable for `size` bytes (caller).
+    let read = |slot: *const u8| unsafe { copy_item(out.cast(), slot, size) };
+    match queue.pop_in_place(read, patience) {
+        Ok(()) => PLY_OK,
+        Err(TryPopError::Empty) => PLY_EMPTY,
+        Err(_) => PLY_BUSY,
+    }
+}
+
+/// Copies `elem_size` bytes from `item` into the queue, at the back. Any thread
+/// or process.
+///
+/// Linearizable: `PLY_FULL` means the queue was full at an instant during the
+/// call. If the slot to push into still holds an item whose pop is in flight,
+/// it waits for that pop to finish: a consumer that dies there makes it wait
+/// forever (use `ply_array_queue_trypush` or `_push_until` across processes).
+///
+/// Returns `PLY_OK`, `PLY_FULL` (nothing copied), or `PLY_ERR_NULL`.
+///
+/// # Safety
+///
+/// `queue` initialized; `item` readable for `elem_size` bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ply_array_queue_push(
+    queue: *const ply_array_queue_t,
+    item: *const c_void,
+) -> ply_status {
+    // SAFETY: the caller's promises, passed on.
+    unsafe { array_push(queue, item, GiveUp::new(None, core::ptr::null_mut())) }
+}
+
+/// As `ply_array_queue_push`, but never waits for another party: a pop in
+/// flight at the slot gives `PLY_BUSY` (the queue is not full; try again).
+///
+/// Returns `PLY_OK`, `PLY_FULL`, `PLY_BUSY`, or `PLY_ERR_NULL`.
+///
+/// # Safety
+///
+/// As for `ply_array_queue_push`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ply_array_queue_trypush(
+    queue: *const ply_array_queue_t,
+    item: *const c_void,
+) -> ply_status {
+    // SAFETY: the caller's promises, passed on.
+    unsafe { array_push(queue, item, ply_core::sync::Spins(0)) }
+}
+
+/// As `ply_array_queue_push`, waiting for a pop in flight only until
+/// `give_up(ctx)` returns non-zero (then `PLY_BUSY`; NULL: never gives up).
+///
+/// Returns `PLY_OK`, `PLY_FULL`, `PLY_BUSY`, or `PLY_ERR_NULL`.
+///
+/// # Safety
+///
+/// As for `ply_array_queue_push`; `give_up` callable with `ctx`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ply_array_queue_push_until(
+    queue: *const ply_array_queue_t,
+    item: *const c_void,
+    give_up: ply_give_up_fn,
+    ctx: *mut c_void,
+) -> ply_status {
+    // SAFETY: the caller's promises, passed on.
+    unsafe { array_push(queue, item, GiveUp::new(give_up, ctx)) }
+}
+
+/// Copies the item at the front into `out` (`elem_size` bytes) and removes it.
+/// Any thread or process.
+///
+/// Linearizable: `PLY_EMPTY` means the queue was empty at an instant during the
+/// call. If the oldest item's push is in flight, it waits for that push: a
+/// producer that dies there makes it wait forever (use `_trypop` or
+/// `_pop_until` across processes, or `ply_scq_t`).
+///
+/// Returns `PLY_OK`, `PLY_EMPTY` (nothing written), or `PLY_ERR_NULL`.
+///
+/// # Safety
+///
+/// `queue` initialized; `out` writable for `elem_size` bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ply_array_queue_pop(
+    queue: *const ply_array_queue_t,
+    out: *mut c_void,
+) -> ply_status {
+    // SAFETY: the caller's promises, passed on.
+    unsafe { array_pop(queue, out, GiveUp::new(None, core::ptr::null_mut())) }
+}
+
+/// As `ply_array_queue_pop`, but never waits for another party: a push in
+/// flight at the head gives `PLY_BUSY` (the queue is not empty).
+///
+/// Returns `PLY_OK`, `PLY_EMPTY`, `PLY_BUSY`, or `PLY_ERR_NULL`.
+///
+/// # Safety
+///
+/// As for `ply_array_queue_pop`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ply_array_queue_trypop(
+    queue: *const ply_array_queue_t,
+    out: *mut c_void,
+) -> ply_status {
+    // SAFETY: the caller's promises, passed on.
+    unsafe { array_pop(queue, out, ply_core::sync::Spins(0)) }
+}
+
+/// As `ply_array_queue_pop`, waiting for a push in flight only until
+/// `give_up(ctx)` returns non-zero (then `PLY_BUSY`; NULL: never gives up).
+///
+/// Returns `PLY_OK`, `PLY_EMPTY`, `PLY_BUSY`, or `PLY_ERR_NULL`.
+///
+/// # Safety
+///
+/// As for `ply_array_queue_pop`; `give_up` callable with `ctx`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ply_array_queue_pop_until(
+    queue: *const ply_array_queue_t,
+    out: *mut c_void,
+    give_up: ply_give_up_fn,
+    ctx: *mut c_void,
+) -> ply_status {
+    // SAFETY: the caller's promises, passed on.
+    unsafe { array_pop(queue, out, GiveUp::new(give_up, ctx)) }
+}
+
+/// The number of items (a consistent snapshot; stale once others act). 0 for
+/// a NULL `queue`. Any thread or process.
+///
+/// # Safety
+///
+/// `queue` must be NULL or initialized.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ply_array_queue_len(queue: *const ply_array_queue_t) -> usize {
+    // SAFETY: NULL or initialized (caller).
+    unsafe { queue.as_ref() }.map_or(0, |q| q.0.len())
+}
+
+/// The queue's capacity in items. 0 for a NULL `queue`.
+///
+/// # Safety
+///
+/// `queue` must be NULL or initialized.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ply_array_queue_capacity(queue: *const ply_array_queue_t) -> usize {
     // SAFETY: NULL or initialized (caller).
     unsafe { queue.as_ref() }.map_or(0, |q| q.0.capacity())
 }

@@ -129,6 +129,11 @@ fn spsc() {
 }
 
 #[test]
+fn array_queue() {
+    c_test("array_queue");
+}
+
+#[test]
 fn scq() {
     c_test("scq");
 }

@@ -10,6 +10,7 @@ const OPAQUE: &[(&str, &str)] = &[
     ("ply_spsc_t", "PLY_SPSC"),
     ("ply_spsc_producer_t", "PLY_SPSC_HANDLE"),
     ("ply_spsc_consumer_t", "PLY_SPSC_HANDLE"),
+    ("ply_array_queue_t", "PLY_ARRAY_QUEUE"),
     ("ply_scq_t", "PLY_SCQ"),
     ("ply_spin_t", "PLY_SPIN"),
     ("ply_ticket_t", "PLY_TICKET"),
@@ -38,8 +39,10 @@ fn trailer() -> String {
     }
     t.push_str(
         "\n/* Bytes of buffer for a queue of `cap` items of `size` bytes (compile-time\n \
-         * forms of ply_spsc_buffer_size and ply_scq_buffer_size; no overflow check). */\n\
+         * forms of the ply_*_buffer_size functions; no overflow check). */\n\
          #define PLY_SPSC_BUFFER_SIZE(cap, size) ((size_t)(cap) * (size_t)(size))\n\
+         #define PLY_ARRAY_QUEUE_BUFFER_SIZE(cap, size) \\\n    \
+         ((size_t)(cap) * (((size_t)(size) + 2u * sizeof(size_t) - 1u) / sizeof(size_t) * sizeof(size_t)))\n\
          #define PLY_SCQ_BUFFER_SIZE(cap, size) \\\n    \
          ((size_t)(cap) * 4u * sizeof(size_t) + (size_t)(cap) * (size_t)(size))\n\n\
          #endif /* PLY_H */\n",

@@ -12,6 +12,7 @@
 SAME(ply_spsc_t, PLY_SPSC);
 SAME(ply_spsc_producer_t, PLY_SPSC_HANDLE);
 SAME(ply_spsc_consumer_t, PLY_SPSC_HANDLE);
+SAME(ply_array_queue_t, PLY_ARRAY_QUEUE);
 SAME(ply_scq_t, PLY_SCQ);
 SAME(ply_spin_t, PLY_SPIN);
 SAME(ply_ticket_t, PLY_TICKET);
@@ -35,6 +36,7 @@ int main(void) {
     watchdog(30);
     RUNTIME(ply_spsc_t, PLY_TYPE_SPSC);
     RUNTIME(ply_spsc_producer_t, PLY_TYPE_SPSC_HANDLE);
+    RUNTIME(ply_array_queue_t, PLY_TYPE_ARRAY_QUEUE);
     RUNTIME(ply_scq_t, PLY_TYPE_SCQ);
     RUNTIME(ply_spin_t, PLY_TYPE_SPIN);
     RUNTIME(ply_ticket_t, PLY_TYPE_TICKET);
@@ -47,6 +49,8 @@ int main(void) {
     RUNTIME(ply_dispenser_t, PLY_TYPE_DISPENSER);
     CHECK(ply_layout_size(-1) == 0 && ply_layout_size(1000) == 0);
     CHECK(ply_scq_buffer_size(8, 3) == PLY_SCQ_BUFFER_SIZE(8, 3));
+    CHECK(ply_array_queue_buffer_size(5, 3) == PLY_ARRAY_QUEUE_BUFFER_SIZE(5, 3));
+    CHECK(ply_array_queue_buffer_size(5, 3) == 5 * 2 * sizeof(size_t));
     CHECK(ply_spsc_buffer_size(5, 7) == PLY_SPSC_BUFFER_SIZE(5, 7));
     CHECK(ply_spsc_buffer_size((size_t)-1, 2) == 0); /* overflow */
     puts("layout: ok");
