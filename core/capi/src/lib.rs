@@ -11,6 +11,10 @@
 //! cc app.c -Icore/capi/include target/capi/libply_capi.a -o app
 //! ```
 //!
+//! (`--profile capi` is needed on hosts: it sets `panic = "abort"`, without
+//! which Rust cannot build a `no_std` library. Bare-metal targets abort by
+//! default: `cargo build -p ply-capi --release --target thumbv7em-none-eabihf`.)
+//!
 //! ## Memory: the caller owns all of it
 //!
 //! ply never allocates. Every object is an opaque type of a fixed size and
