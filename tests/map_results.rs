@@ -167,9 +167,11 @@ fn over_aligned_results_are_refused_even_with_a_kept_mapping() {
     let _guard = serial();
     clear_result_cache();
     drop(map_plain(&inputs(10_000), |x| x + 1, &opts()).unwrap()); // kept
-    #[derive(Clone, Copy, Debug)]
-    #[repr(align(8192))]
-    struct Wide;
+    ply::core::shm_safe! {
+        #[derive(Clone, Copy, Debug)]
+        #[repr(align(8192))]
+        struct Wide;
+    }
     let err = map_plain(&[1u8], |_| Wide, &opts()).unwrap_err();
     assert!(
         matches!(err, MapError::Os(ref e) if e.kind() == std::io::ErrorKind::InvalidInput),

@@ -238,13 +238,15 @@ fn array_queue_pop_waits_for_a_frozen_push_and_gets_its_item() {
     assert!(exit.success());
 }
 
-/// Per-origin accounting in shared memory: pushes and pops, counted and summed.
-#[derive(Default)]
-struct Tally {
-    pushed: AtomicU64,
-    pushed_sum: AtomicU64,
-    popped: AtomicU64,
-    popped_sum: AtomicU64,
+ply::core::shm_safe! {
+    /// Per-origin accounting in shared memory: pushes and pops, counted and summed.
+    #[derive(Default)]
+    struct Tally {
+        pushed: AtomicU64,
+        pushed_sum: AtomicU64,
+        popped: AtomicU64,
+        popped_sum: AtomicU64,
+    }
 }
 
 const PARENT: u64 = 0;

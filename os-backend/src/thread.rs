@@ -9,7 +9,7 @@
 //! | ordered map | [`ThreadPool::map`]: lazy, at most `2 × workers` in flight |
 //! | completion order | [`ThreadPool::map_unordered`], [`as_completed`] |
 //! | borrowing | [`ThreadPool::scope`] |
-//! | data parallel | [`ThreadPool::for_each_chunk`], [`for_each`](ThreadPool::for_each), [`map_slice`](ThreadPool::map_slice), [`reduce`](ThreadPool::reduce), [`reduce_slice`](ThreadPool::reduce_slice) over ply-core's [`Chunking`] strategies |
+//! | data parallel | [`ThreadPool::for_each_chunk`], [`for_each`](ThreadPool::for_each), [`map_slice`](ThreadPool::map_slice), [`reduce`](ThreadPool::reduce), [`reduce_slice`](ThreadPool::reduce_slice) over ply-core's partition schedules, chosen with a [`Chunking`] (the same choice as the process map's) |
 //! | lifecycle | [`ThreadPool::shutdown`] and `Drop` finish queued work and join every worker |
 //!
 //! # Scheduling
@@ -48,7 +48,7 @@
 //!
 //! [`ArrayQueue`]: ply_core::queue::mpmc::ArrayQueue
 //! [`spmc::Ring`]: ply_core::queue::spmc::Ring
-//! [`Chunking`]: Chunking
+//! [`Chunking`]: ply_core::partition::Chunking
 
 mod iter;
 mod job;
@@ -58,8 +58,6 @@ mod scope;
 mod task;
 
 pub use iter::{AsCompleted, Map, MapUnordered, as_completed};
-pub use parallel::Chunking;
-pub(crate) use parallel::CountedSchedule;
 pub use pool::{
     MAX_QUEUE_BOUND, PoolError, SubmitError, ThreadPool, ThreadPoolBuilder, TrySubmitError,
 };

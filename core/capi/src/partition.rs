@@ -73,6 +73,12 @@ impl Schedule for Kind {
     }
 }
 
+/// Whether `worker` is an id the dispenser tracks (ply-core panics on any
+/// other, and no panic may reach C).
+fn worker_in_range(worker: usize) -> bool {
+    worker < PLY_DISPENSER_WORKERS
+}
+
 /// Writes `kind` to `*schedule`, or returns `PLY_ERR_SCHEDULE` for `None`.
 ///
 /// # Safety
@@ -310,8 +316,11 @@ pub unsafe extern "C" fn ply_dispenser_claim(
     check_ptrs!(dispenser, schedule, index, start, end);
     // SAFETY: checked above; initialized (caller).
     let (dispenser, schedule) = unsafe { (&(*dispenser).0, &(*schedule).0) };
+    if !worker_in_range(worker) {
+        return PLY_ERR_RANGE;
+    }
     match dispenser.claim(worker, schedule) {
-        Ok(Some(claim)) => {
+        Some(claim) => {
             // SAFETY: checked above; writable (caller).
             unsafe {
                 index.write(claim.index);
@@ -319,8 +328,7 @@ pub unsafe extern "C" fn ply_dispenser_claim(
             }
             PLY_OK
         }
-        Ok(None) => PLY_DONE,
-        Err(_) => PLY_ERR_RANGE,
+        None => PLY_DONE,
     }
 }
 
@@ -338,11 +346,12 @@ pub unsafe extern "C" fn ply_dispenser_complete(
     worker: usize,
 ) -> ply_status {
     check_ptrs!(dispenser);
-    // SAFETY: checked above; initialized (caller).
-    match unsafe { &(*dispenser).0 }.complete(worker) {
-        Ok(()) => PLY_OK,
-        Err(_) => PLY_ERR_RANGE,
+    if !worker_in_range(worker) {
+        return PLY_ERR_RANGE;
     }
+    // SAFETY: checked above; initialized (caller).
+    unsafe { &(*dispenser).0 }.complete(worker);
+    PLY_OK
 }
 
 /// Writes the chunk `worker` holds now to `*index`.
@@ -360,15 +369,17 @@ pub unsafe extern "C" fn ply_dispenser_held_by(
     index: *mut usize,
 ) -> ply_status {
     check_ptrs!(dispenser, index);
+    if !worker_in_range(worker) {
+        return PLY_ERR_RANGE;
+    }
     // SAFETY: checked above; initialized (caller).
     match unsafe { &(*dispenser).0 }.held_by(worker) {
-        Ok(Some(held)) => {
+        Some(held) => {
             // SAFETY: checked above; writable (caller).
             unsafe { index.write(held) };
             PLY_OK
         }
-        Ok(None) => PLY_EMPTY,
-        Err(_) => PLY_ERR_RANGE,
+        None => PLY_EMPTY,
     }
 }
 
@@ -389,15 +400,17 @@ pub unsafe extern "C" fn ply_dispenser_reclaim(
     index: *mut usize,
 ) -> ply_status {
     check_ptrs!(dispenser, index);
+    if !worker_in_range(worker) {
+        return PLY_ERR_RANGE;
+    }
     // SAFETY: checked above; initialized (caller).
     match unsafe { &(*dispenser).0 }.reclaim(worker) {
-        Ok(Some(chunk)) => {
+        Some(chunk) => {
             // SAFETY: checked above; writable (caller).
             unsafe { index.write(chunk) };
             PLY_OK
         }
-        Ok(None) => PLY_EMPTY,
-        Err(_) => PLY_ERR_RANGE,
+        None => PLY_EMPTY,
     }
 }
 

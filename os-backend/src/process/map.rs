@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use crossbeam_utils::CachePadded;
-use ply_core::partition::{ChunkDispenser, Schedule};
+use ply_core::partition::{ChunkDispenser, Chunking, Plan, Schedule};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -21,8 +21,7 @@ use super::prefetch::for_each_prefetched;
 use super::results::{Region, SharedResults, forking_worker};
 use crate::fork::{ChildExit, ForkedChild, fork_child};
 use crate::ipc::{IpcError, frame};
-use crate::shm::{SharedBox, SharedSlice};
-use crate::thread::{Chunking, CountedSchedule};
+use crate::shm::{SharedBox, SharedSlice, ShmSafe};
 
 /// The most workers one map call forks.
 ///
@@ -82,11 +81,11 @@ impl OnCrash {
 /// ```
 /// use std::time::Duration;
 /// use ply_os::process::{MapOptions, OnCrash};
-/// use ply_os::thread::Chunking;
+/// use ply_core::partition::Chunking;
 ///
 /// let options = MapOptions::new()
 ///     .workers(2)
-///     .chunking(Chunking::Dynamic(1000))
+///     .chunking(Chunking::Fixed(1000))
 ///     .task_timeout(Duration::from_secs(5))
 ///     .on_crash(OnCrash::Retry { attempts: 3 });
 /// assert_eq!(options.worker_count(), 2);
@@ -142,8 +141,8 @@ impl MapOptions {
     ///
     /// ```
     /// use ply_os::process::{MapOptions, reduce};
-    /// use ply_os::thread::Chunking;
-    /// let o = MapOptions::new().workers(2).chunking(Chunking::Static);
+    /// use ply_core::partition::Chunking;
+    /// let o = MapOptions::new().workers(2).chunking(Chunking::Even);
     /// assert_eq!(reduce(0..100, &o, 0u64, |i| i as u64, |a, b| a + b)?, 4950);
     /// # Ok::<(), ply_os::process::MapError>(())
     /// ```
@@ -330,11 +329,17 @@ struct ResultSlot<T>(UnsafeCell<MaybeUninit<T>>);
 // only after its previous holder is dead and reaped), and read by the parent
 // only after every worker has exited.
 unsafe impl<T: Send> Sync for ResultSlot<T> {}
+// SAFETY: a maybe-uninitialized `T` in a cell; `T` is `ShmSafe`.
+unsafe impl<T: ShmSafe> ShmSafe for ResultSlot<T> {}
 
 /// Maps `f` over `inputs` in worker processes, for plain-data results: each
 /// worker writes its results straight into shared memory (no serialization),
 /// and they are returned in place, as [`SharedResults`] (a `&[O]`), not
 /// copied.
+///
+/// `O` is [`ShmSafe`] (no pointers or references, no heap memory: a result
+/// that pointed into a worker's memory would dangle once the worker exits)
+/// and `Copy`. For other results use [`map`].
 ///
 /// Dropping the results keeps their mapping for the next call, whose workers
 /// then write into pages that already exist (see [`SharedResults`]): the
@@ -360,7 +365,7 @@ pub fn map_plain<I, O, F>(
 ) -> Result<SharedResults<O>, MapError>
 where
     F: Fn(&I) -> O,
-    O: Copy + Send,
+    O: ShmSafe + Copy,
 {
     let region = Region::take::<O>(inputs.len())?;
     let slots = region.as_ptr().cast::<O>();
@@ -390,6 +395,9 @@ where
 /// combines the partials in chunk order (so `combine` need only be
 /// associative). `identity` must be a neutral element of `combine`.
 ///
+/// The partials live in shared memory, so `T` is [`ShmSafe`] and `Copy`, as
+/// [`map_plain`]'s results are.
+///
 /// # Errors
 ///
 /// As [`map`].
@@ -414,7 +422,7 @@ pub fn reduce<T, M, C>(
     combine: C,
 ) -> Result<T, MapError>
 where
-    T: Copy + Send,
+    T: ShmSafe + Copy,
     M: Fn(usize) -> T,
     C: Fn(T, T) -> T,
 {
@@ -467,7 +475,7 @@ impl Heartbeat<'_> {
 /// A subset of a schedule's chunks, renumbered `0..list.len()`: what is left
 /// to do in a later round.
 struct ListSchedule<'a> {
-    base: &'a CountedSchedule,
+    base: &'a Plan,
     list: &'a [usize],
 }
 
@@ -495,7 +503,7 @@ struct Worker {
 /// Runs `body` over every chunk of `schedule` in worker processes; returns
 /// each chunk's report, in chunk order.
 fn run_chunks(
-    schedule: &CountedSchedule,
+    schedule: &Plan,
     options: &MapOptions,
     body: &ChunkBody<'_>,
 ) -> Result<Vec<Vec<u8>>, MapError> {
@@ -516,7 +524,7 @@ fn run_chunks(
 
 /// [`run_chunks`] with room for `W` workers.
 fn run_rounds<const W: usize>(
-    schedule: &CountedSchedule,
+    schedule: &Plan,
     options: &MapOptions,
     workers: usize,
     body: &ChunkBody<'_>,
@@ -589,6 +597,9 @@ struct RoundShared<const W: usize> {
     beats: [CachePadded<AtomicUsize>; W],
 }
 
+// SAFETY: ply-core's `ChunkDispenser` and cache-padded `AtomicUsize`s.
+unsafe impl<const W: usize> ShmSafe for RoundShared<W> {}
+
 impl<const W: usize> RoundShared<W> {
     fn new() -> Self {
         RoundShared {
@@ -624,7 +635,7 @@ impl<const W: usize> Round<'_, '_, W> {
                 // next round redoes.
                 let mut batch: Vec<u8> = Vec::new();
                 let mut last_sent = Instant::now();
-                while let Ok(Some(claim)) = self.shared.dispenser.claim(id, &self.schedule) {
+                while let Some(claim) = self.shared.dispenser.claim(id, &self.schedule) {
                     let chunk = self.schedule.list[claim.index];
                     let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                         (self.body)(chunk, claim.range, beat)
@@ -657,7 +668,7 @@ impl<const W: usize> Round<'_, '_, W> {
                         batch.clear();
                         last_sent = Instant::now();
                     }
-                    let _ = self.shared.dispenser.complete(id);
+                    self.shared.dispenser.complete(id);
                 }
                 beat.cell.store(0, Relaxed);
                 if std::io::Write::write_all(&mut out, &batch).is_err() {
@@ -798,7 +809,7 @@ impl<const W: usize> Round<'_, '_, W> {
             (Some(message), _) => Failure::Panicked(message),
             (None, false) => Failure::from_exit(exit, oom_before),
         };
-        let held = self.shared.dispenser.reclaim(id).ok().flatten();
+        let held = self.shared.dispenser.reclaim(id);
         let chunk = held.map(|i| self.schedule.list[i]);
         if let Some(c) = chunk.filter(|&c| reports[c].is_none()) {
             attempts[c] += 1;
@@ -852,8 +863,8 @@ mod tests {
         let expected: Vec<u64> = inputs.iter().map(|x| x * 3 + 1).collect();
         for chunking in [
             Chunking::Auto,
-            Chunking::Static,
-            Chunking::Dynamic(777),
+            Chunking::Even,
+            Chunking::Fixed(777),
             Chunking::Guided { min: 100 },
         ] {
             let o = opts().chunking(chunking);
@@ -901,7 +912,7 @@ mod tests {
                 }
                 x + 1
             },
-            &opts().chunking(Chunking::Dynamic(10_000)),
+            &opts().chunking(Chunking::Fixed(10_000)),
         )
         .unwrap();
         assert_eq!(killed.load(Relaxed), 2, "the item ran again after the kill");
@@ -927,7 +938,7 @@ mod tests {
                 x
             },
             &opts()
-                .chunking(Chunking::Dynamic(100))
+                .chunking(Chunking::Fixed(100))
                 .on_crash(OnCrash::Retry { attempts: 2 }),
         )
         .unwrap_err();

@@ -43,7 +43,7 @@ use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
 use std::sync::{Mutex, Once};
 
-use crate::shm::{current_pid, map_shared};
+use crate::shm::{ShmSafe, current_pid, map_shared};
 
 /// The largest mapping kept for reuse when its [`SharedResults`] is dropped
 /// (64 MiB); larger results are unmapped on drop.
@@ -228,7 +228,8 @@ pub fn clear_result_cache() -> usize {
 
 /// The results of [`map_plain`](super::map_plain): a `&[O]` (through
 /// `Deref`) over the shared memory the workers wrote them into, so nothing is
-/// copied. Dropping it keeps the mapping for the next call (see
+/// copied. `O` is [`ShmSafe`]: a result that pointed into a worker's memory
+/// would dangle. Dropping it keeps the mapping for the next call (see
 /// [`clear_result_cache`]); [`into_vec`](Self::into_vec) copies the results
 /// into a `Vec`.
 ///
@@ -261,7 +262,7 @@ unsafe impl<O: Send> Send for SharedResults<O> {}
 // SAFETY: as above.
 unsafe impl<O: Sync> Sync for SharedResults<O> {}
 
-impl<O: Copy> SharedResults<O> {
+impl<O: ShmSafe + Copy> SharedResults<O> {
     /// Wraps `region`, whose first `len` slots of `O` the caller has written.
     ///
     /// # Safety
