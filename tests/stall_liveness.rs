@@ -14,6 +14,9 @@
 //! waits for the frozen push and gets the item once it resumes), which is why
 //! `ScqQueue` exists.
 //!
+//! `ProcessQueue` (SCQ with sleeping getters) is shown not to strand a sleeping
+//! getter when another is stopped right after its wake-up.
+//!
 //! Every wait has a watchdog, so no test can hang CI.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
@@ -21,67 +24,16 @@ use std::time::{Duration, Instant};
 
 use ply::core::queue::mpmc::{ArrayQueue, ScqQueue, TryPopError};
 use ply::core::sync::{Deadline, Spins};
-use ply::os::fork::{ChildExit, ForkedChild, Signal, fork_child};
+use ply::os::fork::{Signal, fork_child};
 use ply::os::shm::SharedBox;
-use ply_core::fault::{Point, set_hook};
+use ply_core::fault::Point;
 
-const WATCHDOG: Duration = Duration::from_secs(60);
+mod support;
+use support::{WATCHDOG, finish, kill, stop_at, wait_until_stopped};
+
 const N: usize = 8;
 /// Rounds of parent traffic while the child is frozen or dead.
 const ROUNDS: u64 = 1000;
-
-/// The process state letter from `/proc/<pid>/stat` ('T' = stopped).
-fn proc_state(pid: i32) -> Option<char> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The state follows the parenthesized command name.
-    stat.rsplit_once(')')?.1.trim_start().chars().next()
-}
-
-fn wait_until_stopped(child: &ForkedChild) {
-    let deadline = Instant::now() + WATCHDOG;
-    while proc_state(child.pid()) != Some('t') && proc_state(child.pid()) != Some('T') {
-        assert!(Instant::now() < deadline, "watchdog: child never stopped");
-        std::thread::sleep(Duration::from_millis(1));
-    }
-}
-
-fn finish(mut child: ForkedChild) -> ChildExit {
-    child.kill(Signal::CONT).unwrap();
-    child
-        .wait_timeout(WATCHDOG)
-        .unwrap()
-        .expect("watchdog: child did not finish after SIGCONT")
-}
-
-fn kill(mut child: ForkedChild) {
-    child.kill(Signal::KILL).unwrap();
-    let exit = child
-        .wait_timeout(WATCHDOG)
-        .unwrap()
-        .expect("watchdog: reaping");
-    assert_eq!(exit, ChildExit::Signaled(Signal::KILL));
-}
-
-fn stop_self() {
-    // SAFETY: raise has no memory-safety preconditions.
-    unsafe { libc::raise(libc::SIGSTOP) };
-}
-
-fn stop_at_scq_push(p: Point) {
-    if p == Point::ScqPushSlotTaken {
-        stop_self();
-    }
-}
-fn stop_at_scq_pop(p: Point) {
-    if p == Point::ScqPopIndexTaken {
-        stop_self();
-    }
-}
-fn stop_at_array_push(p: Point) {
-    if p == Point::ArrayPushClaimed {
-        stop_self();
-    }
-}
 
 /// With the child holding one slot, the parent has `N - 1` and uses them
 /// fully, round after round, in FIFO order.
@@ -104,7 +56,7 @@ fn parent_traffic_with_one_slot_held(q: &ScqQueue<u64, N>) {
 fn scq_producer_frozen_mid_push_blocks_nobody() {
     let q = SharedBox::new(ScqQueue::<u64, N>::new()).unwrap();
     let child = fork_child(|| {
-        set_hook(Some(stop_at_scq_push));
+        stop_at(Point::ScqPushSlotTaken);
         if q.push(999).is_ok() { 0 } else { 1 }
     })
     .unwrap();
@@ -122,7 +74,7 @@ fn scq_consumer_frozen_mid_pop_blocks_nobody() {
     q.push(1).unwrap();
     q.push(2).unwrap();
     let child = fork_child(|| {
-        set_hook(Some(stop_at_scq_pop));
+        stop_at(Point::ScqPopIndexTaken);
         match q.pop() {
             Some(v) => {
                 taken.store(v, SeqCst);
@@ -152,7 +104,7 @@ fn scq_consumer_frozen_mid_pop_blocks_nobody() {
 fn scq_producer_killed_mid_push_costs_one_slot() {
     let q = SharedBox::new(ScqQueue::<u64, N>::new()).unwrap();
     let child = fork_child(|| {
-        set_hook(Some(stop_at_scq_push));
+        stop_at(Point::ScqPushSlotTaken);
         q.push(999).map_or(1, |()| 0)
     })
     .unwrap();
@@ -168,7 +120,7 @@ fn scq_consumer_killed_mid_pop_loses_one_item_and_one_slot() {
     q.push(1).unwrap();
     q.push(2).unwrap();
     let child = fork_child(|| {
-        set_hook(Some(stop_at_scq_pop));
+        stop_at(Point::ScqPopIndexTaken);
         q.pop().map_or(1, |_| 0)
     })
     .unwrap();
@@ -185,7 +137,7 @@ fn array_queue_producer_frozen_mid_push_wedges_consumers() {
     // a bounded `pop_with` gives up; this is the limitation ScqQueue removes.
     let q = SharedBox::new(ArrayQueue::<u64, N>::new()).unwrap();
     let child = fork_child(|| {
-        set_hook(Some(stop_at_array_push));
+        stop_at(Point::ArrayPushClaimed);
         q.push(999).map_or(1, |()| 0)
     })
     .unwrap();
@@ -213,7 +165,7 @@ fn array_queue_pop_waits_for_a_frozen_push_and_gets_its_item() {
     // after the pop starts waiting).
     let q = SharedBox::new(ArrayQueue::<u64, N>::new()).unwrap();
     let mut child = fork_child(|| {
-        set_hook(Some(stop_at_array_push));
+        stop_at(Point::ArrayPushClaimed);
         q.push(999).map_or(1, |()| 0)
     })
     .unwrap();
@@ -327,4 +279,56 @@ fn scq_random_stops_of_a_busy_child_never_stall_the_parent() {
         );
     }
     assert!(tallies[1].pushed.load(SeqCst) > 0, "the child did work");
+}
+
+#[test]
+fn process_queue_getter_stopped_or_killed_while_waiting_strands_no_other_getter() {
+    // A getter is stopped either after registering on the event count (before
+    // sleeping) or right after a put's wake-up (before taking the item); then
+    // it is resumed or killed. Another getter, asleep with no deadline, must
+    // still get the item: a stopped getter may hold the one wake-up a put
+    // sends (futexes wake in arrival order), and sleepers re-check on their
+    // own after at most RECHECK.
+    use ply::os::ipc::ProcessQueue;
+    for point in [Point::EventCountWaiting, Point::EventCountNotified] {
+        for kill_it in [false, true] {
+            let queue = ProcessQueue::<u64, 4>::new().unwrap();
+            let first = fork_child(|| {
+                stop_at(point);
+                (queue.get() != 2) as i32
+            })
+            .unwrap();
+            if point == Point::EventCountWaiting {
+                wait_until_stopped(&first);
+            } else {
+                until_asleep(&first);
+            }
+            // Unbounded: only a wake-up or a re-check ends its wait.
+            let second = fork_child(|| (queue.get() != 1) as i32).unwrap();
+            until_asleep(&second);
+            queue.put(1);
+            support::succeeds(second);
+            if kill_it {
+                kill(first);
+                // Its registration stays behind; the queue works on.
+                queue.put(3);
+                assert_eq!(queue.get_timeout(WATCHDOG), Some(3));
+            } else {
+                queue.put(2);
+                // Stopped at its point, or (at EventCountNotified, if the
+                // second getter got the first wake-up) about to stop there on
+                // this one: resume it until it has taken item 2 and exited.
+                assert!(support::resume_until_exit(first).success());
+            }
+        }
+    }
+}
+
+/// Waits until a child sleeps in the kernel (state 'S').
+fn until_asleep(child: &ply::os::fork::ForkedChild) {
+    let deadline = Instant::now() + WATCHDOG;
+    while support::proc_state(child.pid()) != Some('S') {
+        assert!(Instant::now() < deadline, "watchdog: child never slept");
+        std::thread::sleep(Duration::from_millis(1));
+    }
 }

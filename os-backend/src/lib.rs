@@ -13,7 +13,8 @@
 //! | [`shm`] | [`shm::SharedBox`] / [`shm::SharedSlice`]: values in an anonymous `MAP_SHARED` mapping, visible to children forked after it |
 //! | [`fork`] | [`fork::fork_child`]: run a closure in a child process; the handle reaps it, kills it on drop |
 //! | [`affinity`] | pin the calling thread to one CPU; list the CPUs this process may use |
-//! | [`park`] | [`park::FutexPark`]: ply-core's `Park` seam on Linux futexes (sleeping waiters, also across processes) |
+//! | [`park`] | [`park::FutexPark`]: ply-core's `Park` seam on Linux futexes (sleeping waiters, also across processes); [`park::Until`], a deadline every futex wait honours |
+//! | [`liveness`] | [`liveness::ThreadLiveness`]: ply-core's `Liveness` seam (who holds a robust lock, and whether that thread still runs) |
 //!
 //! Everything here is Linux-specific and built on `libc`.
 #![deny(missing_docs)]
@@ -23,6 +24,7 @@
 pub mod affinity;
 pub mod fork;
 pub mod ipc;
+pub mod liveness;
 pub mod park;
 pub mod process;
 pub mod shm;

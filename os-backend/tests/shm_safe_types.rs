@@ -71,7 +71,7 @@ fn enums_cross_a_shared_array_and_a_process_queue() {
     let array = SharedArray::new(30, Reply::Idle).unwrap();
     let queue = ProcessQueue::<Reply, 8>::new().unwrap();
     let child = fork_child(|| {
-        let mut slots = array.lock();
+        let mut slots = array.lock().expect("no holder died");
         for (i, slot) in slots.iter_mut().enumerate() {
             *slot = reply(i as u32);
         }
@@ -91,7 +91,7 @@ fn enums_cross_a_shared_array_and_a_process_queue() {
     assert!(child.wait().unwrap().success());
     assert_eq!(queue.try_get(), None, "no extra items");
     let expected: Vec<Reply> = (0..30).map(reply).collect();
-    assert_eq!(&*array.lock(), &expected[..]);
+    assert_eq!(&*array.lock().expect("no holder died"), &expected[..]);
 }
 
 #[test]

@@ -138,9 +138,9 @@
 #define PLY_TICKET_ALIGN PLY_CACHE_LINE
 
 /**
- * Size of a `ply_rwlock_t`: two padded words.
+ * Size of a `ply_rwlock_t`: one padded word.
  */
-#define PLY_RWLOCK_SIZE (2 * PLY_CACHE_LINE)
+#define PLY_RWLOCK_SIZE PLY_CACHE_LINE
 
 /**
  * Alignment of a `ply_rwlock_t`.
@@ -148,9 +148,10 @@
 #define PLY_RWLOCK_ALIGN PLY_CACHE_LINE
 
 /**
- * Size of a `ply_semaphore_t`: two 32-bit words.
+ * Size of a `ply_semaphore_t`: three 32-bit words (the permits and an event
+ * count).
  */
-#define PLY_SEMAPHORE_SIZE 8
+#define PLY_SEMAPHORE_SIZE 12
 
 /**
  * Alignment of a `ply_semaphore_t`.

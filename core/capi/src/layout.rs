@@ -76,12 +76,13 @@ pub const PLY_SPIN_ALIGN: usize = 1;
 pub const PLY_TICKET_SIZE: usize = 2 * PLY_CACHE_LINE;
 /// Alignment of a `ply_ticket_t`.
 pub const PLY_TICKET_ALIGN: usize = PLY_CACHE_LINE;
-/// Size of a `ply_rwlock_t`: two padded words.
-pub const PLY_RWLOCK_SIZE: usize = 2 * PLY_CACHE_LINE;
+/// Size of a `ply_rwlock_t`: one padded word.
+pub const PLY_RWLOCK_SIZE: usize = PLY_CACHE_LINE;
 /// Alignment of a `ply_rwlock_t`.
 pub const PLY_RWLOCK_ALIGN: usize = PLY_CACHE_LINE;
-/// Size of a `ply_semaphore_t`: two 32-bit words.
-pub const PLY_SEMAPHORE_SIZE: usize = 8;
+/// Size of a `ply_semaphore_t`: three 32-bit words (the permits and an event
+/// count).
+pub const PLY_SEMAPHORE_SIZE: usize = 12;
 /// Alignment of a `ply_semaphore_t`.
 pub const PLY_SEMAPHORE_ALIGN: usize = 4;
 /// Size of a `ply_event_t`: two 32-bit words.

@@ -355,6 +355,27 @@ unsafe impl<T> StampedSlots for StampedBorrowed<'_, T> {
     }
 }
 
+/// Spinning waits for an operation in flight before `push`/`pop` start
+/// yielding to the OS. The other party needs two stores to finish; when it
+/// takes longer than this, it is most likely preempted.
+const SPINS_IN_FLIGHT: u32 = 32;
+
+/// A push's or pop's waiting state: its backoff, and how many times it has
+/// waited for an operation in flight.
+struct Wait {
+    backoff: Backoff,
+    waits: u32,
+}
+
+impl Wait {
+    fn new() -> Self {
+        Wait {
+            backoff: Backoff::new(),
+            waits: 0,
+        }
+    }
+}
+
 /// What a push or pop does after finding its slot claimed by an operation in
 /// flight.
 enum InFlight {
@@ -570,14 +591,15 @@ impl<S: StampedSlots> ArrayQueueBase<S> {
     /// After finding the slot at `*position` (a copy of `end`) claimed by an
     /// operation in flight: either others have moved `end` on since (our view
     /// was stale: retry at once from there), or the caller waits for that
-    /// operation — one backoff step, yielding to the OS once backed off — or
-    /// gives up if `patience` has run out.
+    /// operation — spinning for its first [`SPINS_IN_FLIGHT`] waits (it needs
+    /// two stores to finish, as in crossbeam), then yielding to the OS each
+    /// time, in case it was preempted — or gives up if `patience` has run out.
     fn in_flight(
         &self,
         end: &AtomicUsize,
         position: &mut usize,
         patience: &mut impl Patience,
-        backoff: &Backoff,
+        wait: &mut Wait,
     ) -> InFlight {
         let current = end.load(Ordering::Relaxed);
         if current != *position {
@@ -587,11 +609,12 @@ impl<S: StampedSlots> ArrayQueueBase<S> {
         if !patience.keep_waiting() {
             return InFlight::GaveUp;
         }
-        if backoff.is_completed() {
+        if wait.waits < SPINS_IN_FLIGHT {
+            wait.waits += 1;
+            wait.backoff.spin();
+        } else {
             // The party in flight may be preempted: give it the CPU.
             yield_now();
-        } else {
-            backoff.snooze();
         }
         *position = end.load(Ordering::Relaxed);
         InFlight::Retry
@@ -632,7 +655,7 @@ impl<S: StampedSlots> ArrayQueueBase<S> {
         mut patience: impl Patience,
     ) -> Result<(), TryPushError<V>> {
         let one_lap = self.one_lap();
-        let backoff = Backoff::new();
+        let mut wait = Wait::new();
         let mut tail = self.tail.load(Ordering::Relaxed);
         loop {
             let index = tail & (one_lap - 1);
@@ -664,7 +687,7 @@ impl<S: StampedSlots> ArrayQueueBase<S> {
                     Err(current) => {
                         // Another producer took it: try the position it left us.
                         tail = current;
-                        backoff.spin();
+                        wait.backoff.spin();
                     }
                 }
             } else if stamp.wrapping_add(one_lap) == tail + 1 {
@@ -677,13 +700,13 @@ impl<S: StampedSlots> ArrayQueueBase<S> {
                 if head.wrapping_add(one_lap) == tail {
                     return Err(TryPushError::Full(value));
                 }
-                match self.in_flight(&self.tail, &mut tail, &mut patience, &backoff) {
+                match self.in_flight(&self.tail, &mut tail, &mut patience, &mut wait) {
                     InFlight::Retry => {}
                     InFlight::GaveUp => return Err(TryPushError::Busy(value)),
                 }
             } else {
                 // Our `tail` is stale (others pushed since): reload and retry.
-                backoff.snooze();
+                wait.backoff.snooze();
                 tail = self.tail.load(Ordering::Relaxed);
             }
         }
@@ -715,7 +738,7 @@ impl<S: StampedSlots> ArrayQueueBase<S> {
         mut patience: impl Patience,
     ) -> Result<R, TryPopError> {
         let one_lap = self.one_lap();
-        let backoff = Backoff::new();
+        let mut wait = Wait::new();
         let mut head = self.head.load(Ordering::Relaxed);
         loop {
             let index = head & (one_lap - 1);
@@ -745,7 +768,7 @@ impl<S: StampedSlots> ArrayQueueBase<S> {
                     }
                     Err(current) => {
                         head = current;
-                        backoff.spin();
+                        wait.backoff.spin();
                     }
                 }
             } else if stamp == head {
@@ -758,13 +781,13 @@ impl<S: StampedSlots> ArrayQueueBase<S> {
                 if tail == head {
                     return Err(TryPopError::Empty);
                 }
-                match self.in_flight(&self.head, &mut head, &mut patience, &backoff) {
+                match self.in_flight(&self.head, &mut head, &mut patience, &mut wait) {
                     InFlight::Retry => {}
                     InFlight::GaveUp => return Err(TryPopError::Busy),
                 }
             } else {
                 // Our `head` is stale (others popped since): reload and retry.
-                backoff.snooze();
+                wait.backoff.snooze();
                 head = self.head.load(Ordering::Relaxed);
             }
         }
