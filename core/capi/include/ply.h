@@ -6,6 +6,23 @@
  * never allocates. Objects are opaque types of fixed size and alignment:
  * declare them anywhere (static, stack, shared memory), then call ply_*_init.
  * C11 or later (the opaque types use _Alignas), or C++11.
+ *
+ * Shared memory. Locks and signals are a few atomic words: they work in any
+ * MAP_SHARED mapping, between processes as between threads. Queues keep their
+ * items in a buffer you pass to ply_*_init, and the control block records
+ * where that buffer is as a distance from itself, never as an address, so
+ * processes may map the memory at different addresses (shm_open or
+ * memfd_create, then mmap, each process wherever the kernel puts it). The rule:
+ *   in every process, the buffer is at the same distance from the control
+ *   block as it was at init: put both in one mapping (one struct, say), and
+ *   never copy an initialized control block.
+ * A process that did not call ply_*_init calls ply_*_attach(object, buffer)
+ * once, with the buffer's address as it sees it: PLY_ERR_MAPPING if the rule
+ * is broken, PLY_ERR_UNINIT if the object is not initialized yet (a fresh,
+ * zero-filled mapping reads as uninitialized). Every call on a queue also
+ * returns PLY_ERR_UNINIT for an object that is not an initialized queue of its
+ * type (the SPSC ring checks when a handle is made). ply_*_init must not run
+ * while anything else uses the object; start the other processes after it.
  */
 #ifndef PLY_H
 #define PLY_H
@@ -269,6 +286,23 @@ typedef enum ply_status {
    * A schedule's parameters are invalid (zero parts, chunk size or factor).
    */
   PLY_ERR_SCHEDULE = -6,
+  /**
+   * The object is not initialized: its `ply_*_init` has not run (or not
+   * finished), the memory is a fresh zero-filled mapping, or the pointer is
+   * to an object of another type.
+   */
+  PLY_ERR_UNINIT = -7,
+  /**
+   * In this process, the buffer is not where the object will look for it:
+   * the buffer was mapped at a different distance from the control block
+   * than at init (map both from one object), or the control block was
+   * copied after init (see "Shared memory" at the top of `ply.h`).
+   */
+  PLY_ERR_MAPPING = -8,
+  /**
+   * The buffer given to `ply_*_init` overlaps the control block.
+   */
+  PLY_ERR_OVERLAP = -9,
 } ply_status;
 
 /**
@@ -391,8 +425,9 @@ typedef struct ply_spin_t ply_spin_t;
 typedef struct ply_spsc_consumer_t ply_spsc_consumer_t;
 
 /**
- * The producer's handle on a `ply_spsc_t`: its position and a cached copy of
- * the consumer's. Process-local: keep it where only the producer uses it.
+ * The producer's handle on a `ply_spsc_t`: where the ring is in this process,
+ * its position and a cached copy of the consumer's. Process-local: keep it
+ * where only the producer uses it (not in shared memory).
  */
 typedef struct ply_spsc_producer_t ply_spsc_producer_t;
 
@@ -624,117 +659,182 @@ enum ply_status ply_dispenser_reclaim(const struct ply_dispenser_t *dispenser,
 size_t ply_dispenser_issued(const struct ply_dispenser_t *dispenser);
 
 /**
- * Bytes of buffer a `ply_spsc_t` of `capacity` items of `elem_size` bytes
- * needs: `capacity * elem_size` (as the macro `PLY_SPSC_BUFFER_SIZE`), or 0 if
- * that overflows. The buffer needs no particular alignment.
+ * Bytes of buffer a `ply_array_queue_t` of `capacity` items of `elem_size`
+ * bytes needs (as the macro `PLY_ARRAY_QUEUE_BUFFER_SIZE`): per item, a stamp
+ * word and the item, rounded up to a whole word. 0 if that overflows. The
+ * buffer must be aligned like `size_t`.
  *
  * Thread safety: a pure function.
  */
-size_t ply_spsc_buffer_size(size_t capacity, size_t elem_size);
+size_t ply_array_queue_buffer_size(size_t capacity, size_t elem_size);
 
 /**
- * Initializes `ring` as an empty ring of `capacity` items of `elem_size` bytes
- * each, stored in `buffer` (at least `ply_spsc_buffer_size(capacity,
- * elem_size)` bytes, any alignment). Any `capacity` from 1 works, not only
- * powers of two.
+ * Initializes `queue` as an empty array queue of `capacity` items (any number
+ * from 1) of `elem_size` bytes each, in `buffer`
+ * (`ply_array_queue_buffer_size(capacity, elem_size)` bytes, aligned like
+ * `size_t`).
  *
- * The ring records `buffer`'s address: `ring` and `buffer` must stay where they
- * are, and be at the same address in every process using them (a `MAP_SHARED`
- * mapping made before `fork()`). Call it once, before any handle is made; it
- * must not race with any other use of `ring`.
+ * Any number of producers and consumers, in any threads and processes, may
+ * then push and pop.
  *
- * Returns `PLY_OK`; `PLY_ERR_NULL` or `PLY_ERR_ALIGN` for a bad `ring` or a
- * NULL `buffer`; `PLY_ERR_SIZE` if `elem_size` is 0 or the buffer size
- * overflows; `PLY_ERR_CAPACITY` if `capacity` is 0 or above `SIZE_MAX / 4`.
+ * The queue records where `buffer` is relative to itself: in every process
+ * that uses it, the buffer must be at the same distance from `queue` (map both
+ * from one object), and an initialized queue must not be copied (see "Shared
+ * memory" above). Other processes check that with `ply_array_queue_attach`.
+ *
+ * Thread and process safety: call it once, before any other use of `queue`,
+ * and not while anything else uses it.
+ *
+ * Returns `PLY_OK`; `PLY_ERR_NULL`/`PLY_ERR_ALIGN` for a bad `queue` or
+ * `buffer`; `PLY_ERR_SIZE` for `elem_size` 0 or a size overflow;
+ * `PLY_ERR_CAPACITY` for `capacity` 0 or above `SIZE_MAX / 4`;
+ * `PLY_ERR_OVERLAP` if the buffer overlaps `queue`.
  *
  * # Safety
  *
- * `ring` must point to writable memory for a `ply_spsc_t`, and `buffer` to
- * writable memory of the size above that outlives every use of the ring.
+ * `queue` must point to writable memory for a `ply_array_queue_t`; `buffer`
+ * to writable memory of the size above that outlives every use of the queue.
  */
-enum ply_status ply_spsc_init(struct ply_spsc_t *ring,
-                              void *buffer,
-                              size_t capacity,
-                              size_t elem_size);
+enum ply_status ply_array_queue_init(struct ply_array_queue_t *queue,
+                                     void *buffer,
+                                     size_t capacity,
+                                     size_t elem_size);
 
 /**
- * Makes the producer handle of `ring` in `*out`.
+ * Checks, in a process that did not call `ply_array_queue_init`, that `queue`
+ * is initialized and that `buffer` (the buffer as this process maps it) is
+ * where the queue will look for it. Call it once per process before other
+ * calls; it changes nothing.
  *
- * At most one producer handle may be in use for a ring at a time, across all
- * threads and processes (after `fork()`, the side that does not produce simply
- * never uses its copy). A new handle continues from where the last one stopped.
+ * Thread and process safety: any thread or process, at any time after the
+ * queue's `ply_array_queue_init` returned.
  *
- * Returns `PLY_OK`, or `PLY_ERR_NULL`/`PLY_ERR_ALIGN` for a bad pointer.
+ * Returns `PLY_OK`; `PLY_ERR_UNINIT` if `queue` is not an initialized array
+ * queue; `PLY_ERR_MAPPING` if the queue would find its buffer elsewhere;
+ * `PLY_ERR_NULL`/`PLY_ERR_ALIGN` for a bad pointer.
  *
  * # Safety
  *
- * `ring` must be initialized and outlive the handle; `out` writable.
+ * `queue` must point to readable memory of a `ply_array_queue_t`'s size.
  */
-enum ply_status ply_spsc_producer(const struct ply_spsc_t *ring, struct ply_spsc_producer_t *out);
+enum ply_status ply_array_queue_attach(const struct ply_array_queue_t *queue, void *buffer);
 
 /**
- * Makes the consumer handle of `ring` in `*out`. At most one consumer handle
- * may be in use at a time (see `ply_spsc_producer`).
+ * Copies `elem_size` bytes from `item` into the queue, at the back. Any thread
+ * or process.
  *
- * Returns `PLY_OK`, or `PLY_ERR_NULL`/`PLY_ERR_ALIGN` for a bad pointer.
+ * Linearizable: `PLY_FULL` means the queue was full at an instant during the
+ * call. If the slot to push into still holds an item whose pop is in flight,
+ * it waits for that pop to finish: a consumer that dies there makes it wait
+ * forever (use `ply_array_queue_trypush` or `_push_until` across processes).
+ *
+ * Returns `PLY_OK`, `PLY_FULL` (nothing copied), `PLY_ERR_UNINIT` if `queue`
+ * is not an initialized array queue, or `PLY_ERR_NULL`/`PLY_ERR_ALIGN`.
  *
  * # Safety
  *
- * `ring` must be initialized and outlive the handle; `out` writable.
+ * `queue` points to a `ply_array_queue_t`'s worth of readable memory; `item`
+ * readable for `elem_size` bytes.
  */
-enum ply_status ply_spsc_consumer(const struct ply_spsc_t *ring, struct ply_spsc_consumer_t *out);
+enum ply_status ply_array_queue_push(const struct ply_array_queue_t *queue, const void *item);
 
 /**
- * Copies `elem_size` bytes from `item` into the ring, at the back.
- * Wait-free: never waits for the consumer.
+ * As `ply_array_queue_push`, but never waits for another party: a pop in
+ * flight at the slot gives `PLY_BUSY` (the queue is not full; try again).
  *
- * Only the thread holding `producer` may call it (one producer per ring); it
- * runs concurrently with the consumer's calls, in this or another process.
- *
- * Returns `PLY_OK`, `PLY_FULL` if the ring has no free slot (nothing copied),
- * or `PLY_ERR_NULL` for a NULL pointer.
+ * Returns `PLY_OK`, `PLY_FULL`, `PLY_BUSY`, or an error as for
+ * `ply_array_queue_push`.
  *
  * # Safety
  *
- * `producer` must be a handle from `ply_spsc_producer`; `item` readable for
- * `elem_size` bytes.
+ * As for `ply_array_queue_push`.
  */
-enum ply_status ply_spsc_push(struct ply_spsc_producer_t *producer, const void *item);
+enum ply_status ply_array_queue_trypush(const struct ply_array_queue_t *queue, const void *item);
 
 /**
- * Copies the item at the front of the ring into `out` (`elem_size` bytes) and
- * removes it. Wait-free.
+ * As `ply_array_queue_push`, waiting for a pop in flight only until
+ * `give_up(ctx)` returns non-zero (then `PLY_BUSY`; NULL: never gives up).
  *
- * Only the thread holding `consumer` may call it (one consumer per ring).
- *
- * Returns `PLY_OK`, `PLY_EMPTY` if there is no item (nothing written), or
- * `PLY_ERR_NULL` for a NULL pointer.
+ * Returns `PLY_OK`, `PLY_FULL`, `PLY_BUSY`, or an error as for
+ * `ply_array_queue_push`.
  *
  * # Safety
  *
- * `consumer` must be a handle from `ply_spsc_consumer`; `out` writable for
- * `elem_size` bytes.
+ * As for `ply_array_queue_push`; `give_up` callable with `ctx`.
  */
-enum ply_status ply_spsc_pop(struct ply_spsc_consumer_t *consumer, void *out);
+enum ply_status ply_array_queue_push_until(const struct ply_array_queue_t *queue,
+                                           const void *item,
+                                           ply_give_up_fn give_up,
+                                           void *ctx);
 
 /**
- * The number of items in the ring: a snapshot, exact only when neither side is
- * active. Any thread or process may call it. Returns 0 for a NULL `ring`.
+ * Copies the item at the front into `out` (`elem_size` bytes) and removes it.
+ * Any thread or process.
+ *
+ * Linearizable: `PLY_EMPTY` means the queue was empty at an instant during the
+ * call. If the oldest item's push is in flight, it waits for that push: a
+ * producer that dies there makes it wait forever (use `_trypop` or
+ * `_pop_until` across processes, or `ply_scq_t`).
+ *
+ * Returns `PLY_OK`, `PLY_EMPTY` (nothing written), `PLY_ERR_UNINIT` if
+ * `queue` is not an initialized array queue, or `PLY_ERR_NULL`/`PLY_ERR_ALIGN`.
  *
  * # Safety
  *
- * `ring` must be NULL or initialized.
+ * `queue` points to a `ply_array_queue_t`'s worth of readable memory; `out`
+ * writable for `elem_size` bytes.
  */
-size_t ply_spsc_len(const struct ply_spsc_t *ring);
+enum ply_status ply_array_queue_pop(const struct ply_array_queue_t *queue, void *out);
 
 /**
- * The ring's capacity in items. Returns 0 for a NULL `ring`.
+ * As `ply_array_queue_pop`, but never waits for another party: a push in
+ * flight at the head gives `PLY_BUSY` (the queue is not empty).
+ *
+ * Returns `PLY_OK`, `PLY_EMPTY`, `PLY_BUSY`, or an error as for
+ * `ply_array_queue_pop`.
  *
  * # Safety
  *
- * `ring` must be NULL or initialized.
+ * As for `ply_array_queue_pop`.
  */
-size_t ply_spsc_capacity(const struct ply_spsc_t *ring);
+enum ply_status ply_array_queue_trypop(const struct ply_array_queue_t *queue, void *out);
+
+/**
+ * As `ply_array_queue_pop`, waiting for a push in flight only until
+ * `give_up(ctx)` returns non-zero (then `PLY_BUSY`; NULL: never gives up).
+ *
+ * Returns `PLY_OK`, `PLY_EMPTY`, `PLY_BUSY`, or an error as for
+ * `ply_array_queue_pop`.
+ *
+ * # Safety
+ *
+ * As for `ply_array_queue_pop`; `give_up` callable with `ctx`.
+ */
+enum ply_status ply_array_queue_pop_until(const struct ply_array_queue_t *queue,
+                                          void *out,
+                                          ply_give_up_fn give_up,
+                                          void *ctx);
+
+/**
+ * The number of items (a consistent snapshot; stale once others act). Any
+ * thread or process. 0 for a NULL, misaligned or uninitialized `queue`.
+ *
+ * # Safety
+ *
+ * `queue` must be NULL or point to a `ply_array_queue_t`'s worth of readable
+ * memory.
+ */
+size_t ply_array_queue_len(const struct ply_array_queue_t *queue);
+
+/**
+ * The queue's capacity in items. Any thread or process. 0 for a NULL,
+ * misaligned or uninitialized `queue`.
+ *
+ * # Safety
+ *
+ * As for `ply_array_queue_len`.
+ */
+size_t ply_array_queue_capacity(const struct ply_array_queue_t *queue);
 
 /**
  * Bytes of buffer a `ply_scq_t` of `capacity` items of `elem_size` bytes needs
@@ -756,13 +856,18 @@ size_t ply_scq_buffer_size(size_t capacity, size_t elem_size);
  * `ply_scq_pop` costs the others at most that one item and one slot of
  * capacity; nothing else waits for it.
  *
- * The queue records `buffer`'s address: both must stay put and be at the same
- * address in every process (a `MAP_SHARED` mapping made before `fork()`). Call
- * it once, before any other use; it must not race with any use of `queue`.
+ * The queue records where `buffer` is relative to itself: in every process
+ * that uses it, the buffer must be at the same distance from `queue` (map both
+ * from one object), and an initialized queue must not be copied (see "Shared
+ * memory" above). Other processes check that with `ply_scq_attach`.
+ *
+ * Thread and process safety: call it once, before any other use of `queue`,
+ * and not while anything else uses it.
  *
  * Returns `PLY_OK`; `PLY_ERR_NULL`/`PLY_ERR_ALIGN` for a bad `queue` or
  * `buffer`; `PLY_ERR_SIZE` for `elem_size` 0 or a size overflow;
- * `PLY_ERR_CAPACITY` if `capacity` is 0, not a power of two, or too large.
+ * `PLY_ERR_CAPACITY` if `capacity` is 0, not a power of two, or too large;
+ * `PLY_ERR_OVERLAP` if the buffer overlaps `queue`.
  *
  * # Safety
  *
@@ -775,14 +880,35 @@ enum ply_status ply_scq_init(struct ply_scq_t *queue,
                              size_t elem_size);
 
 /**
- * Copies `elem_size` bytes from `item` into the queue, at the back.
- * Lock-free; safe to call from any thread or process at once.
+ * Checks, in a process that did not call `ply_scq_init`, that `queue` is
+ * initialized and that `buffer` (the buffer as this process maps it) is where
+ * the queue will look for it. Call it once per process before other calls; it
+ * changes nothing.
  *
- * Returns `PLY_OK`, `PLY_FULL` (nothing copied), or `PLY_ERR_NULL`.
+ * Thread and process safety: any thread or process, at any time after the
+ * queue's `ply_scq_init` returned.
+ *
+ * Returns `PLY_OK`; `PLY_ERR_UNINIT` if `queue` is not an initialized SCQ
+ * queue; `PLY_ERR_MAPPING` if the queue would find its buffer elsewhere;
+ * `PLY_ERR_NULL`/`PLY_ERR_ALIGN` for a bad pointer.
  *
  * # Safety
  *
- * `queue` initialized; `item` readable for `elem_size` bytes.
+ * `queue` must point to readable memory of a `ply_scq_t`'s size.
+ */
+enum ply_status ply_scq_attach(const struct ply_scq_t *queue, void *buffer);
+
+/**
+ * Copies `elem_size` bytes from `item` into the queue, at the back.
+ * Lock-free; safe to call from any thread or process at once.
+ *
+ * Returns `PLY_OK`, `PLY_FULL` (nothing copied), `PLY_ERR_UNINIT` if `queue` is
+ * not an initialized SCQ queue, or `PLY_ERR_NULL`/`PLY_ERR_ALIGN`.
+ *
+ * # Safety
+ *
+ * `queue` points to a `ply_scq_t`'s worth of readable memory; `item` readable
+ * for `elem_size` bytes.
  */
 enum ply_status ply_scq_push(const struct ply_scq_t *queue, const void *item);
 
@@ -790,164 +916,169 @@ enum ply_status ply_scq_push(const struct ply_scq_t *queue, const void *item);
  * Copies the item at the front of the queue into `out` (`elem_size` bytes)
  * and removes it. Lock-free; safe to call from any thread or process at once.
  *
- * Returns `PLY_OK`, `PLY_EMPTY` (nothing written), or `PLY_ERR_NULL`.
+ * Returns `PLY_OK`, `PLY_EMPTY` (nothing written), `PLY_ERR_UNINIT` if `queue`
+ * is not an initialized SCQ queue, or `PLY_ERR_NULL`/`PLY_ERR_ALIGN`.
  *
  * # Safety
  *
- * `queue` initialized; `out` writable for `elem_size` bytes.
+ * `queue` points to a `ply_scq_t`'s worth of readable memory; `out` writable
+ * for `elem_size` bytes.
  */
 enum ply_status ply_scq_pop(const struct ply_scq_t *queue, void *out);
 
 /**
- * The queue's capacity in items. Returns 0 for a NULL `queue`.
+ * The queue's capacity in items. Any thread or process. Returns 0 for a NULL,
+ * misaligned or uninitialized `queue`.
  *
  * # Safety
  *
- * `queue` must be NULL or initialized.
+ * `queue` must be NULL or point to a `ply_scq_t`'s worth of readable memory.
  */
 size_t ply_scq_capacity(const struct ply_scq_t *queue);
 
 /**
- * Bytes of buffer a `ply_array_queue_t` of `capacity` items of `elem_size`
- * bytes needs (as the macro `PLY_ARRAY_QUEUE_BUFFER_SIZE`): per item, a stamp
- * word and the item, rounded up to a whole word. 0 if that overflows. The
- * buffer must be aligned like `size_t`.
+ * Bytes of buffer a `ply_spsc_t` of `capacity` items of `elem_size` bytes
+ * needs: `capacity * elem_size` (as the macro `PLY_SPSC_BUFFER_SIZE`), or 0 if
+ * that overflows. The buffer needs no particular alignment.
  *
  * Thread safety: a pure function.
  */
-size_t ply_array_queue_buffer_size(size_t capacity, size_t elem_size);
+size_t ply_spsc_buffer_size(size_t capacity, size_t elem_size);
 
 /**
- * Initializes `queue` as an empty array queue of `capacity` items (any number
- * from 1) of `elem_size` bytes each, in `buffer`
- * (`ply_array_queue_buffer_size(capacity, elem_size)` bytes, aligned like
- * `size_t`).
+ * Initializes `ring` as an empty ring of `capacity` items of `elem_size` bytes
+ * each, stored in `buffer` (at least `ply_spsc_buffer_size(capacity,
+ * elem_size)` bytes, any alignment). Any `capacity` from 1 works, not only
+ * powers of two.
  *
- * Any number of producers and consumers, in any threads and processes, may
- * then push and pop. The queue records `buffer`'s address: both must stay put
- * and be at the same address in every process (a `MAP_SHARED` mapping made
- * before `fork()`). Call it once, before any other use.
+ * The ring records where `buffer` is relative to itself: in every process
+ * that uses it, the buffer must be at the same distance from `ring` (map both
+ * from one object), and an initialized ring must not be copied (see "Shared
+ * memory" at the top of this header). Other processes check that with
+ * `ply_spsc_attach`.
  *
- * Returns `PLY_OK`; `PLY_ERR_NULL`/`PLY_ERR_ALIGN` for a bad `queue` or
- * `buffer`; `PLY_ERR_SIZE` for `elem_size` 0 or a size overflow;
- * `PLY_ERR_CAPACITY` for `capacity` 0 or above `SIZE_MAX / 4`.
+ * Thread and process safety: call it once, before any other use of `ring`,
+ * and not while anything else uses it; other processes may start once it has
+ * returned.
+ *
+ * Returns `PLY_OK`; `PLY_ERR_NULL` or `PLY_ERR_ALIGN` for a bad `ring` or a
+ * NULL `buffer`; `PLY_ERR_SIZE` if `elem_size` is 0 or the buffer size
+ * overflows; `PLY_ERR_CAPACITY` if `capacity` is 0 or above `SIZE_MAX / 4`;
+ * `PLY_ERR_OVERLAP` if the buffer overlaps `ring`.
  *
  * # Safety
  *
- * `queue` must point to writable memory for a `ply_array_queue_t`; `buffer`
- * to writable memory of the size above that outlives every use of the queue.
+ * `ring` must point to writable memory for a `ply_spsc_t`, and `buffer` to
+ * writable memory of the size above that outlives every use of the ring.
  */
-enum ply_status ply_array_queue_init(struct ply_array_queue_t *queue,
-                                     void *buffer,
-                                     size_t capacity,
-                                     size_t elem_size);
+enum ply_status ply_spsc_init(struct ply_spsc_t *ring,
+                              void *buffer,
+                              size_t capacity,
+                              size_t elem_size);
 
 /**
- * Copies `elem_size` bytes from `item` into the queue, at the back. Any thread
- * or process.
+ * Checks, in a process that did not call `ply_spsc_init`, that `ring` is
+ * initialized and that `buffer` (the buffer as this process maps it) is where
+ * the ring will look for it. Call it once per process before making a handle;
+ * it changes nothing.
  *
- * Linearizable: `PLY_FULL` means the queue was full at an instant during the
- * call. If the slot to push into still holds an item whose pop is in flight,
- * it waits for that pop to finish: a consumer that dies there makes it wait
- * forever (use `ply_array_queue_trypush` or `_push_until` across processes).
+ * Thread and process safety: any thread or process, at any time after the
+ * ring's `ply_spsc_init` returned.
  *
- * Returns `PLY_OK`, `PLY_FULL` (nothing copied), or `PLY_ERR_NULL`.
+ * Returns `PLY_OK`; `PLY_ERR_UNINIT` if `ring` is not an initialized ring (a
+ * fresh zero-filled mapping, say); `PLY_ERR_MAPPING` if the ring would find
+ * its buffer elsewhere (the memory breaks the rule of "Shared memory" above);
+ * `PLY_ERR_NULL`/`PLY_ERR_ALIGN` for a bad `ring` or a NULL `buffer`.
  *
  * # Safety
  *
- * `queue` initialized; `item` readable for `elem_size` bytes.
+ * `ring` must point to readable memory of a `ply_spsc_t`'s size.
  */
-enum ply_status ply_array_queue_push(const struct ply_array_queue_t *queue, const void *item);
+enum ply_status ply_spsc_attach(const struct ply_spsc_t *ring, void *buffer);
 
 /**
- * As `ply_array_queue_push`, but never waits for another party: a pop in
- * flight at the slot gives `PLY_BUSY` (the queue is not full; try again).
+ * Makes the producer handle of `ring` in `*out`.
  *
- * Returns `PLY_OK`, `PLY_FULL`, `PLY_BUSY`, or `PLY_ERR_NULL`.
+ * At most one producer handle may be in use for a ring at a time, across all
+ * threads and processes (after `fork()`, the side that does not produce simply
+ * never uses its copy). A new handle continues from where the last one stopped.
+ *
+ * Returns `PLY_OK`; `PLY_ERR_UNINIT` if `ring` is not an initialized ring;
+ * `PLY_ERR_NULL`/`PLY_ERR_ALIGN` for a bad pointer.
  *
  * # Safety
  *
- * As for `ply_array_queue_push`.
+ * `ring` must point to a `ply_spsc_t`'s worth of readable memory and, once
+ * initialized, outlive the handle; `out` writable.
  */
-enum ply_status ply_array_queue_trypush(const struct ply_array_queue_t *queue, const void *item);
+enum ply_status ply_spsc_producer(const struct ply_spsc_t *ring, struct ply_spsc_producer_t *out);
 
 /**
- * As `ply_array_queue_push`, waiting for a pop in flight only until
- * `give_up(ctx)` returns non-zero (then `PLY_BUSY`; NULL: never gives up).
+ * Makes the consumer handle of `ring` in `*out`. At most one consumer handle
+ * may be in use at a time (see `ply_spsc_producer`).
  *
- * Returns `PLY_OK`, `PLY_FULL`, `PLY_BUSY`, or `PLY_ERR_NULL`.
+ * Returns `PLY_OK`; `PLY_ERR_UNINIT` if `ring` is not an initialized ring;
+ * `PLY_ERR_NULL`/`PLY_ERR_ALIGN` for a bad pointer.
  *
  * # Safety
  *
- * As for `ply_array_queue_push`; `give_up` callable with `ctx`.
+ * As for `ply_spsc_producer`.
  */
-enum ply_status ply_array_queue_push_until(const struct ply_array_queue_t *queue,
-                                           const void *item,
-                                           ply_give_up_fn give_up,
-                                           void *ctx);
+enum ply_status ply_spsc_consumer(const struct ply_spsc_t *ring, struct ply_spsc_consumer_t *out);
 
 /**
- * Copies the item at the front into `out` (`elem_size` bytes) and removes it.
- * Any thread or process.
+ * Copies `elem_size` bytes from `item` into the ring, at the back.
+ * Wait-free: never waits for the consumer.
  *
- * Linearizable: `PLY_EMPTY` means the queue was empty at an instant during the
- * call. If the oldest item's push is in flight, it waits for that push: a
- * producer that dies there makes it wait forever (use `_trypop` or
- * `_pop_until` across processes, or `ply_scq_t`).
+ * Only the thread holding `producer` may call it (one producer per ring); it
+ * runs concurrently with the consumer's calls, in this or another process.
  *
- * Returns `PLY_OK`, `PLY_EMPTY` (nothing written), or `PLY_ERR_NULL`.
+ * Returns `PLY_OK`, `PLY_FULL` if the ring has no free slot (nothing copied),
+ * or `PLY_ERR_NULL`/`PLY_ERR_ALIGN` for a bad pointer.
  *
  * # Safety
  *
- * `queue` initialized; `out` writable for `elem_size` bytes.
+ * `producer` must be a handle from `ply_spsc_producer`; `item` readable for
+ * `elem_size` bytes.
  */
-enum ply_status ply_array_queue_pop(const struct ply_array_queue_t *queue, void *out);
+enum ply_status ply_spsc_push(struct ply_spsc_producer_t *producer, const void *item);
 
 /**
- * As `ply_array_queue_pop`, but never waits for another party: a push in
- * flight at the head gives `PLY_BUSY` (the queue is not empty).
+ * Copies the item at the front of the ring into `out` (`elem_size` bytes) and
+ * removes it. Wait-free.
  *
- * Returns `PLY_OK`, `PLY_EMPTY`, `PLY_BUSY`, or `PLY_ERR_NULL`.
+ * Only the thread holding `consumer` may call it (one consumer per ring).
+ *
+ * Returns `PLY_OK`, `PLY_EMPTY` if there is no item (nothing written), or
+ * `PLY_ERR_NULL`/`PLY_ERR_ALIGN` for a bad pointer.
  *
  * # Safety
  *
- * As for `ply_array_queue_pop`.
+ * `consumer` must be a handle from `ply_spsc_consumer`; `out` writable for
+ * `elem_size` bytes.
  */
-enum ply_status ply_array_queue_trypop(const struct ply_array_queue_t *queue, void *out);
+enum ply_status ply_spsc_pop(struct ply_spsc_consumer_t *consumer, void *out);
 
 /**
- * As `ply_array_queue_pop`, waiting for a push in flight only until
- * `give_up(ctx)` returns non-zero (then `PLY_BUSY`; NULL: never gives up).
- *
- * Returns `PLY_OK`, `PLY_EMPTY`, `PLY_BUSY`, or `PLY_ERR_NULL`.
+ * The number of items in the ring: a snapshot, exact only when neither side is
+ * active. Any thread or process. Returns 0 for a NULL, misaligned or
+ * uninitialized `ring`.
  *
  * # Safety
  *
- * As for `ply_array_queue_pop`; `give_up` callable with `ctx`.
+ * `ring` must be NULL or point to a `ply_spsc_t`'s worth of readable memory.
  */
-enum ply_status ply_array_queue_pop_until(const struct ply_array_queue_t *queue,
-                                          void *out,
-                                          ply_give_up_fn give_up,
-                                          void *ctx);
+size_t ply_spsc_len(const struct ply_spsc_t *ring);
 
 /**
- * The number of items (a consistent snapshot; stale once others act). 0 for
- * a NULL `queue`. Any thread or process.
+ * The ring's capacity in items. Any thread or process. Returns 0 for a NULL,
+ * misaligned or uninitialized `ring`.
  *
  * # Safety
  *
- * `queue` must be NULL or initialized.
+ * As for `ply_spsc_len`.
  */
-size_t ply_array_queue_len(const struct ply_array_queue_t *queue);
-
-/**
- * The queue's capacity in items. 0 for a NULL `queue`.
- *
- * # Safety
- *
- * `queue` must be NULL or initialized.
- */
-size_t ply_array_queue_capacity(const struct ply_array_queue_t *queue);
+size_t ply_spsc_capacity(const struct ply_spsc_t *ring);
 
 /**
  * Initializes `lock` unlocked. Not concurrently with any other use of it.

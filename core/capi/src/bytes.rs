@@ -1,27 +1,28 @@
 //! The storage C gets: slots of a run-time byte size, and index-ring words, in a
 //! buffer the C program owns. They plug into ply-core's storage traits, so the
 //! queues run ply-core's algorithms unchanged.
+//!
+//! The control block never holds the buffer's address: each storage finds it
+//! through a [`Place`] (see [`crate::place`]), so a queue works in every
+//! process that maps it, wherever each maps it.
 
 use core::sync::atomic::AtomicUsize;
 
 use ply_core::queue::mpmc::{Entries, StampedSlots};
 use ply_core::queue::storage::Slots;
 
+use crate::place::{Place, Tag};
+
 /// `capacity` slots of `size` bytes each, back to back from `base`.
 ///
-/// A slot's "item" is its first byte; the queue moves whole slots through
-/// [`copy_in`] and [`copy_out`].
+/// A slot's "item" is its first byte; the C functions move whole slots with
+/// [`copy_item`].
 pub(crate) struct ByteSlots {
-    base: *mut u8,
+    place: Place,
+    tag: Tag,
     capacity: usize,
     size: usize,
 }
-
-// SAFETY: the slots are plain bytes that C copies in and out; the queues decide
-// which thread touches which slot when, and nothing here is thread-local.
-unsafe impl Send for ByteSlots {}
-// SAFETY: as for `Send`.
-unsafe impl Sync for ByteSlots {}
 
 impl ByteSlots {
     /// Slots over `base[.. capacity * size]`.
@@ -32,7 +33,8 @@ impl ByteSlots {
     /// must not overflow) for as long as the queue using these slots is used.
     pub(crate) unsafe fn new(base: *mut u8, capacity: usize, size: usize) -> Self {
         ByteSlots {
-            base,
+            place: Place::absolute(base),
+            tag: Tag::new(),
             capacity,
             size,
         }
@@ -43,11 +45,22 @@ impl ByteSlots {
     pub(crate) fn size(&self) -> usize {
         self.size
     }
+
+    /// Where the slots are.
+    pub(crate) fn place(&self) -> &Place {
+        &self.place
+    }
+
+    /// What the control block that holds these slots is.
+    pub(crate) fn tag(&self) -> &Tag {
+        &self.tag
+    }
 }
 
 // SAFETY: `capacity` is fixed, and slot `i < capacity` is the `size` bytes at
-// `base + i * size`, inside the buffer the constructor's caller vouched for;
-// slots do not overlap each other, and the buffer is not the control block.
+// `i * size` into the buffer the constructor's caller vouched for, which
+// `place` finds (before and after anchoring alike); slots do not overlap each
+// other, and `ply_*_init` checks that the buffer is not the control block.
 unsafe impl Slots for ByteSlots {
     type Item = u8;
 
@@ -60,14 +73,14 @@ unsafe impl Slots for ByteSlots {
     fn with_slot<R>(&self, i: usize, f: impl FnOnce(*const u8) -> R) -> R {
         debug_assert!(i < self.capacity);
         // SAFETY: `i < capacity`, so the offset stays inside the buffer.
-        f(unsafe { self.base.add(i * self.size) })
+        f(unsafe { self.place.get().add(i * self.size) })
     }
 
     #[inline(always)]
     fn with_slot_mut<R>(&self, i: usize, f: impl FnOnce(*mut u8) -> R) -> R {
         debug_assert!(i < self.capacity);
         // SAFETY: as in `with_slot`.
-        f(unsafe { self.base.add(i * self.size) })
+        f(unsafe { self.place.get().add(i * self.size) })
     }
 
     unsafe fn drop_slot(&self, _: usize) {
@@ -103,14 +116,9 @@ pub(crate) unsafe fn copy_item(dst: *mut u8, src: *const u8, size: usize) {
 
 /// `len` index-ring entries, as words at `base`.
 pub(crate) struct WordEntries {
-    base: *const AtomicUsize,
+    place: Place,
     len: usize,
 }
-
-// SAFETY: atomics in C-owned memory; nothing thread-local.
-unsafe impl Send for WordEntries {}
-// SAFETY: as for `Send`: every access is atomic.
-unsafe impl Sync for WordEntries {}
 
 impl WordEntries {
     /// Entries over `base[..len]`.
@@ -122,14 +130,19 @@ impl WordEntries {
     /// entries may overlap them.
     pub(crate) unsafe fn new(base: *mut usize, len: usize) -> Self {
         WordEntries {
-            base: base.cast::<AtomicUsize>(),
+            place: Place::absolute(base.cast()),
             len,
         }
+    }
+
+    /// Where the entries are.
+    pub(crate) fn place(&self) -> &Place {
+        &self.place
     }
 }
 
 // SAFETY: `len` is fixed; entry `j` is word `j` of the buffer the constructor's
-// caller vouched for. (The queue checks that `len` is twice its power-of-two
+// caller vouched for, which `place` finds. (The queue checks that `len` is twice its power-of-two
 // capacity before it uses the entries.)
 unsafe impl Entries for WordEntries {
     #[inline(always)]
@@ -142,23 +155,19 @@ unsafe impl Entries for WordEntries {
         debug_assert!(j < self.len);
         // SAFETY: `j < len`: inside the buffer, aligned, and only ever accessed
         // atomically.
-        unsafe { &*self.base.add(j) }
+        unsafe { &*self.place.get().cast::<AtomicUsize>().add(j) }
     }
 }
 
 /// `capacity` cells of an array queue in a C buffer: each a stamp word followed
 /// by `size` bytes of value, `stride` bytes apart (a multiple of the word).
 pub(crate) struct ByteCells {
-    base: *mut u8,
+    place: Place,
+    tag: Tag,
     capacity: usize,
     size: usize,
     stride: usize,
 }
-
-// SAFETY: atomics and plain bytes in C-owned memory; nothing thread-local.
-unsafe impl Send for ByteCells {}
-// SAFETY: as for `Send`; the queue decides who touches which value when.
-unsafe impl Sync for ByteCells {}
 
 impl ByteCells {
     /// Bytes per cell for values of `size` bytes, or `None` on overflow.
@@ -176,7 +185,8 @@ impl ByteCells {
     pub(crate) unsafe fn new(base: *mut u8, capacity: usize, size: usize) -> Self {
         let stride = Self::stride(size).unwrap_or(0);
         ByteCells {
-            base,
+            place: Place::absolute(base),
+            tag: Tag::new(),
             capacity,
             size,
             stride,
@@ -189,15 +199,26 @@ impl ByteCells {
         self.size
     }
 
+    /// Where the cells are.
+    pub(crate) fn place(&self) -> &Place {
+        &self.place
+    }
+
+    /// What the control block that holds these cells is.
+    pub(crate) fn tag(&self) -> &Tag {
+        &self.tag
+    }
+
     #[inline(always)]
     fn cell(&self, i: usize) -> *mut u8 {
         debug_assert!(i < self.capacity);
         // SAFETY: `i < capacity`: inside the buffer.
-        unsafe { self.base.add(i * self.stride) }
+        unsafe { self.place.get().add(i * self.stride) }
     }
 }
 
-// SAFETY: `capacity` is fixed; cell `i` is the stride at `base + i * stride`:
+// SAFETY: `capacity` is fixed; cell `i` is the stride at `i * stride` into the
+// buffer `place` finds:
 // its first word the stamp (aligned: the base and the stride are), then the
 // value; cells do not overlap, and the buffer is not the control block.
 unsafe impl StampedSlots for ByteCells {

@@ -26,10 +26,12 @@
 //! queues run ply-core's own algorithms over that memory (ply-core's storage
 //! traits), not a copy of them.
 //!
-//! A queue's control block records the address of its buffer, so the two must be
-//! at the same address in every process that uses them: a `MAP_SHARED` mapping
-//! made before `fork()`, as the C tests do. Locks, signals and the dispenser hold
-//! no addresses at all.
+//! A control block never records its buffer's address, only the distance from
+//! itself to the buffer: processes may map shared memory at
+//! different addresses, as long as the control block and its buffer keep the
+//! same distance (one mapping; see `src/place.rs`). `ply_*_attach` checks that
+//! in each process.
+//! Locks and signals have no buffer and hold no addresses at all.
 //!
 //! ## Panics: abort, never unwind
 //!
@@ -51,6 +53,7 @@
 mod bytes;
 pub mod layout;
 pub mod partition;
+mod place;
 pub mod queue;
 pub mod sync;
 
@@ -105,6 +108,17 @@ pub enum ply_status {
     PLY_ERR_RANGE = -5,
     /// A schedule's parameters are invalid (zero parts, chunk size or factor).
     PLY_ERR_SCHEDULE = -6,
+    /// The object is not initialized: its `ply_*_init` has not run (or not
+    /// finished), the memory is a fresh zero-filled mapping, or the pointer is
+    /// to an object of another type.
+    PLY_ERR_UNINIT = -7,
+    /// In this process, the buffer is not where the object will look for it:
+    /// the buffer was mapped at a different distance from the control block
+    /// than at init (map both from one object), or the control block was
+    /// copied after init (see "Shared memory" at the top of `ply.h`).
+    PLY_ERR_MAPPING = -8,
+    /// The buffer given to `ply_*_init` overlaps the control block.
+    PLY_ERR_OVERLAP = -9,
 }
 
 pub use ply_status::*;

@@ -139,6 +139,11 @@ fn scq() {
 }
 
 #[test]
+fn shared_memory() {
+    c_test("shared_memory");
+}
+
+#[test]
 fn sync() {
     c_test("sync");
 }

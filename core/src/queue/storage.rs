@@ -11,7 +11,10 @@
 //!
 //! A third kind of storage lives outside this crate: ply's C ABI (`core/capi`)
 //! implements [`Slots`] for slots of a run-time *byte* size in a buffer owned by C
-//! code, so C gets the very same algorithms.
+//! code, so C gets the very same algorithms. It finds its buffer relative to its
+//! own address, so a queue works in processes that map it at different
+//! addresses; the traits make that possible because every access goes through
+//! `&self` of the storage where it lives inside the queue.
 //!
 //! The trait hands out slot access through closures, as loom's `UnsafeCell`
 //! does, so that under `--cfg loom` every slot read and write of the inline

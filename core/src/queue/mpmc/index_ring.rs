@@ -311,6 +311,11 @@ impl<E: Entries> IndexRing<E> {
         }
     }
 
+    /// The entries (for [`ScqBase::entries`](super::ScqBase::entries)).
+    pub(crate) fn entries(&self) -> &E {
+        &self.entries
+    }
+
     /// Resets the ring to empty. Only with no operation in flight.
     pub(crate) fn clear(&self) {
         for j in 0..self.ring() {

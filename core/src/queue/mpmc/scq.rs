@@ -386,6 +386,22 @@ impl<S: Slots, E: Entries> ScqBase<S, E> {
     pub fn slots(&self) -> &S {
         &self.slots
     }
+
+    /// The entries of the two index rings, `(free, ready)` (for storage types
+    /// that must reach their own fields once the queue is in place, such as the
+    /// C ABI's, which then record where their buffer is relative to themselves).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use ply_core::queue::mpmc::{Entries, ScqQueue};
+    /// let q = ScqQueue::<u8, 4>::new();
+    /// let (free, ready) = q.entries();
+    /// assert_eq!((free.len(), ready.len()), (8, 8));
+    /// ```
+    pub fn entries(&self) -> (&E, &E) {
+        (self.free.entries(), self.ready.entries())
+    }
 }
 
 impl<T, S: Slots<Item = MaybeUninit<T>>, E: Entries> ScqBase<S, E> {
