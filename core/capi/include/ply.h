@@ -233,6 +233,16 @@
 #define PLY_DISPENSER_WORKERS 64
 
 /**
+ * The value of a free `ply_spin_t`'s lock word.
+ */
+#define PLY_SPIN_UNLOCKED 0
+
+/**
+ * The value of a held `ply_spin_t`'s lock word.
+ */
+#define PLY_SPIN_LOCKED 1
+
+/**
  * The result of a ply call: `PLY_OK`, an expected outcome (`PLY_FULL`,
  * `PLY_EMPTY`, `PLY_BUSY`, `PLY_TIMEOUT`, `PLY_DONE`, all positive), or a
  * misuse (`PLY_ERR_*`, all negative), which changes nothing.
@@ -416,6 +426,12 @@ typedef struct ply_semaphore_t ply_semaphore_t;
 
 /**
  * A test-and-test-and-set spin lock with backoff (ply-core's `RawSpinMutex`).
+ *
+ * Its one byte is the lock word, part of the ABI: `PLY_SPIN_UNLOCKED` when
+ * free, `PLY_SPIN_LOCKED` when held. It is taken by a compare-and-swap from
+ * unlocked to locked with acquire ordering, and released by a store of
+ * unlocked with release ordering; `ply.h` does both inline (see the end of the
+ * header), the library's functions do the same, and the two mix freely.
  */
 typedef struct ply_spin_t ply_spin_t;
 
@@ -1095,6 +1111,10 @@ enum ply_status ply_spin_init(struct ply_spin_t *lock);
  * Takes `lock`, spinning (with backoff) until it is free. Any thread or
  * process; not reentrant (a holder that locks again spins forever).
  *
+ * With GCC or Clang, `ply.h` turns `ply_spin_lock(lock)` into an inline
+ * compare-and-swap that calls this function only when the lock is held (see
+ * the end of the header); `(ply_spin_lock)(lock)` always calls it.
+ *
  * Returns `PLY_OK`, or `PLY_ERR_NULL`.
  *
  * # Safety
@@ -1129,7 +1149,11 @@ enum ply_status ply_spin_lock_until(const struct ply_spin_t *lock,
                                     void *ctx);
 
 /**
- * Releases `lock`. Only its holder may call it.
+ * Releases `lock`. Only its holder may call it (a lock taken in one process
+ * may be released by the same holder's code in any form: inline or not).
+ *
+ * With GCC or Clang, `ply.h` turns `ply_spin_unlock(lock)` into the same
+ * release store, inline; `(ply_spin_unlock)(lock)` always calls this function.
  *
  * Returns `PLY_OK`, or `PLY_ERR_NULL`.
  *
@@ -1524,5 +1548,39 @@ struct ply_dispenser_t { PLY_ALIGNAS(PLY_DISPENSER_ALIGN) unsigned char _opaque[
     ((size_t)(cap) * (((size_t)(size) + 2u * sizeof(size_t) - 1u) / sizeof(size_t) * sizeof(size_t)))
 #define PLY_SCQ_BUFFER_SIZE(cap, size) \
     ((size_t)(cap) * 4u * sizeof(size_t) + (size_t)(cap) * (size_t)(size))
+
+/* The spin lock's fast path, inline (as Concurrency Kit's header-only
+ * ck_spinlock is): no call at all while the lock is free.
+ *
+ * ply_spin_t is one byte, the lock word: PLY_SPIN_UNLOCKED (0) when free,
+ * PLY_SPIN_LOCKED (1) when held. Taking it is a compare-and-swap from unlocked
+ * to locked with acquire ordering; releasing it, a store of unlocked with
+ * release ordering. That is ply-core's RawSpinMutex, which the library's
+ * functions run, so inline and library callers, in any threads and processes,
+ * share one lock. Only when the lock is held (or the pointer is NULL) does the
+ * inline ply_spin_lock call the library's, which spins with backoff.
+ *
+ * Define PLY_NO_INLINE before including ply.h to call the library every time;
+ * (ply_spin_lock)(lock), the name in parentheses, calls it once. Needs GCC or
+ * Clang (their __atomic builtins); other compilers always call the library. */
+#if !defined(PLY_NO_INLINE) && (defined(__GNUC__) || defined(__clang__))
+static inline enum ply_status ply_spin_lock_inline(const struct ply_spin_t *lock) {
+    unsigned char expected = PLY_SPIN_UNLOCKED;
+    if (lock != NULL &&
+        __atomic_compare_exchange_n((unsigned char *)&lock->_opaque[0], &expected,
+                                    PLY_SPIN_LOCKED, 1, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
+        return PLY_OK;
+    return (ply_spin_lock)(lock); /* held (or NULL): the library waits (or says so) */
+}
+
+static inline enum ply_status ply_spin_unlock_inline(const struct ply_spin_t *lock) {
+    if (lock == NULL) return PLY_ERR_NULL;
+    __atomic_store_n((unsigned char *)&lock->_opaque[0], PLY_SPIN_UNLOCKED, __ATOMIC_RELEASE);
+    return PLY_OK;
+}
+
+#define ply_spin_lock(lock) ply_spin_lock_inline(lock)
+#define ply_spin_unlock(lock) ply_spin_unlock_inline(lock)
+#endif
 
 #endif /* PLY_H */

@@ -15,7 +15,18 @@ use crate::{
 };
 
 /// A test-and-test-and-set spin lock with backoff (ply-core's `RawSpinMutex`).
+///
+/// Its one byte is the lock word, part of the ABI: `PLY_SPIN_UNLOCKED` when
+/// free, `PLY_SPIN_LOCKED` when held. It is taken by a compare-and-swap from
+/// unlocked to locked with acquire ordering, and released by a store of
+/// unlocked with release ordering; `ply.h` does both inline (see the end of the
+/// header), the library's functions do the same, and the two mix freely.
 pub struct ply_spin_t(RawSpinMutex);
+
+/// The value of a free `ply_spin_t`'s lock word.
+pub const PLY_SPIN_UNLOCKED: u8 = 0;
+/// The value of a held `ply_spin_t`'s lock word.
+pub const PLY_SPIN_LOCKED: u8 = 1;
 /// A FIFO-fair ticket spin lock (ply-core's `RawTicketMutex`).
 pub struct ply_ticket_t(RawTicketMutex);
 /// A writer-preferring reader-writer spin lock (ply-core's `RawRwLock`).
@@ -77,6 +88,10 @@ pub unsafe extern "C" fn ply_spin_init(lock: *mut ply_spin_t) -> ply_status {
 /// Takes `lock`, spinning (with backoff) until it is free. Any thread or
 /// process; not reentrant (a holder that locks again spins forever).
 ///
+/// With GCC or Clang, `ply.h` turns `ply_spin_lock(lock)` into an inline
+/// compare-and-swap that calls this function only when the lock is held (see
+/// the end of the header); `(ply_spin_lock)(lock)` always calls it.
+///
 /// Returns `PLY_OK`, or `PLY_ERR_NULL`.
 ///
 /// # Safety
@@ -117,7 +132,11 @@ pub unsafe extern "C" fn ply_spin_lock_until(
     ok_or_timeout(deref!(lock).lock_with(GiveUp::new(give_up, ctx)))
 }
 
-/// Releases `lock`. Only its holder may call it.
+/// Releases `lock`. Only its holder may call it (a lock taken in one process
+/// may be released by the same holder's code in any form: inline or not).
+///
+/// With GCC or Clang, `ply.h` turns `ply_spin_unlock(lock)` into the same
+/// release store, inline; `(ply_spin_unlock)(lock)` always calls this function.
 ///
 /// Returns `PLY_OK`, or `PLY_ERR_NULL`.
 ///

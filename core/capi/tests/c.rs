@@ -144,6 +144,11 @@ fn shared_memory() {
 }
 
 #[test]
+fn spin_inline() {
+    c_test("spin_inline");
+}
+
+#[test]
 fn sync() {
     c_test("sync");
 }
