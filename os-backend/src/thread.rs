@@ -10,7 +10,21 @@
 //! | completion order | [`ThreadPool::map_unordered`], [`as_completed`] |
 //! | borrowing | [`ThreadPool::scope`] |
 //! | data parallel | [`ThreadPool::for_each_chunk`], [`for_each`](ThreadPool::for_each), [`map_slice`](ThreadPool::map_slice), [`reduce`](ThreadPool::reduce), [`reduce_slice`](ThreadPool::reduce_slice) over ply-core's [`Chunking`] strategies |
+//! | cancelling | [`TaskHandle::cancel`]: a queued task never runs; [`ThreadPool::terminate`] cancels everything queued |
 //! | lifecycle | [`ThreadPool::shutdown`] and `Drop` finish queued work and join every worker |
+//!
+//! # Tasks cannot take the pool down
+//!
+//! A worker survives anything a task does short of aborting the process: a
+//! panic fails only its task ([`TaskError::Panicked`]), and a panicking `Drop`
+//! of anything the task leaves behind — its panic payload, a result whose
+//! handle was dropped, the captured values of a task that never runs — is
+//! contained where it happens (the panic hook still reports it). A worker lost
+//! anyway (a bug in the pool itself) is replaced; if no thread can be started
+//! and none is left, the pool shuts down and cancels what was queued, so no
+//! handle waits for a task that can no longer run. A task that never returns
+//! still holds its worker: threads cannot be killed (the process pool can kill
+//! its workers).
 //!
 //! # Scheduling
 //!
@@ -56,6 +70,7 @@ mod parallel;
 mod pool;
 mod scope;
 mod task;
+mod unwind;
 
 pub use iter::{AsCompleted, Map, MapUnordered, as_completed};
 pub use parallel::Chunking;
@@ -64,8 +79,8 @@ pub use pool::{
     MAX_QUEUE_BOUND, PoolError, SubmitError, ThreadPool, ThreadPoolBuilder, TrySubmitError,
 };
 pub use scope::Scope;
-pub(crate) use task::panic_message;
 pub use task::{TaskError, TaskHandle};
+pub(crate) use unwind::panic_message;
 
 #[cfg(test)]
 mod tests;

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::sync::mpsc::{Receiver, Sender, channel};
 
 use super::pool::{Job, ThreadPool};
-use super::task::{TaskError, TaskHandle, TaskState, panic_message};
+use super::task::{TaskError, TaskHandle};
+use super::unwind::{Quiet, panic_message};
 
 impl ThreadPool {
     /// Applies `f` to every input on the pool, yielding results **in input
@@ -102,12 +103,11 @@ where
                 break;
             };
             let f = Arc::clone(&self.f);
-            let handle = self.pool.submit(move || f(input)).unwrap_or_else(|_| {
-                // Shut down: this input's result is "cancelled", not lost.
-                let state = TaskState::new();
-                state.finish(Err(TaskError::Cancelled));
-                TaskHandle { state }
-            });
+            // Shut down: this input's result is "cancelled", not lost.
+            let handle = self
+                .pool
+                .submit(move || f(input))
+                .unwrap_or_else(|_| TaskHandle::cancelled());
             self.in_flight.push_back(handle);
         }
         Some(self.in_flight.pop_front()?.join())
@@ -119,22 +119,26 @@ pub struct MapUnordered<'p, I: Iterator, F, T> {
     pool: &'p ThreadPool,
     inputs: I,
     f: Arc<F>,
-    tx: Sender<(usize, Result<T, TaskError>)>,
-    rx: Receiver<(usize, Result<T, TaskError>)>,
+    tx: Sender<Reply<T>>,
+    rx: Receiver<Reply<T>>,
     in_flight: usize,
     limit: usize,
 }
 
+/// An input's index and result, on its way to [`MapUnordered`]. Dropped
+/// quietly if the iterator is gone (see [`Quiet`]).
+type Reply<T> = Quiet<(usize, Result<T, TaskError>)>;
+
 /// Sends `Cancelled` for its index if dropped before sending a result.
 struct SendOnDrop<T> {
     index: usize,
-    tx: Option<Sender<(usize, Result<T, TaskError>)>>,
+    tx: Option<Sender<Reply<T>>>,
 }
 
 impl<T> Drop for SendOnDrop<T> {
     fn drop(&mut self) {
         if let Some(tx) = self.tx.take() {
-            let _ = tx.send((self.index, Err(TaskError::Cancelled)));
+            let _ = tx.send(Quiet::new((self.index, Err(TaskError::Cancelled))));
         }
     }
 }
@@ -162,7 +166,7 @@ where
                 let result = catch_unwind(AssertUnwindSafe(|| f(input)))
                     .map_err(|payload| TaskError::Panicked(panic_message(&*payload)));
                 if let Some(tx) = reply.tx.take() {
-                    let _ = tx.send((index, result));
+                    let _ = tx.send(Quiet::new((index, result))); // may be gone
                 }
             };
             // On shutdown the job is dropped, and its guard reports Cancelled.
@@ -175,7 +179,7 @@ where
         self.in_flight -= 1;
         // Every job in flight sends exactly once (result or Cancelled), and we
         // hold a sender, so this cannot block forever.
-        self.rx.recv().ok()
+        self.rx.recv().ok().map(Quiet::into_inner)
     }
 }
 

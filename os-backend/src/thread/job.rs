@@ -12,7 +12,10 @@
 //! support that only `Box` has on stable Rust.
 
 use std::mem::{ManuallyDrop, MaybeUninit, align_of, size_of};
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::ptr;
+
+use super::unwind::drop_payload;
 
 /// Pointer-sized words of closure state a job holds without allocating. A
 /// scope's wrapper (the user closure plus one reference) fits when the user
@@ -59,19 +62,35 @@ impl Job {
         Job { consume, storage }
     }
 
-    /// Runs the closure.
+    /// Runs the closure. Never unwinds: a panic that escapes the closure (the
+    /// task wrappers catch the task's own) is caught and its payload dropped
+    /// quietly, so the thread running the job lives on.
     pub(crate) fn run(self) {
         let mut this = ManuallyDrop::new(self);
-        // SAFETY: `storage` holds the closure `consume` was made for; `this` is
-        // never used or dropped again, so the closure is consumed exactly once.
-        unsafe { (this.consume)(&mut this.storage, true) }
+        let consumed = catch_unwind(AssertUnwindSafe(|| {
+            // SAFETY: `storage` holds the closure `consume` was made for; `this`
+            // is never used or dropped again (even if this call unwinds: the
+            // closure was read out first), so it is consumed exactly once.
+            unsafe { (this.consume)(&mut this.storage, true) }
+        }));
+        if let Err(payload) = consumed {
+            drop_payload(payload);
+        }
     }
 }
 
+/// Dropping a job unrun drops the closure, which cancels the task it wraps
+/// (each wrapper's guard says how). Never unwinds: a panicking `Drop` of a
+/// captured value is contained as in [`Job::run`].
 impl Drop for Job {
     fn drop(&mut self) {
-        // SAFETY: as in `run`: the job is being dropped, never used again.
-        unsafe { (self.consume)(&mut self.storage, false) }
+        let consumed = catch_unwind(AssertUnwindSafe(|| {
+            // SAFETY: as in `run`: the job is being dropped, never used again.
+            unsafe { (self.consume)(&mut self.storage, false) }
+        }));
+        if let Err(payload) = consumed {
+            drop_payload(payload);
+        }
     }
 }
 

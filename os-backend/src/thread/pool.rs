@@ -2,7 +2,6 @@
 
 use std::fmt;
 use std::io;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release, SeqCst};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, fence};
 use std::sync::{Arc, Mutex, mpsc};
@@ -12,7 +11,7 @@ use ply_core::queue::mpmc::ArrayQueue;
 use ply_core::queue::spmc::{Ring, Take};
 use ply_core::sync::{Park, Semaphore};
 
-use super::task::{CancelOnDrop, TaskError, TaskHandle, TaskState, panic_message};
+use super::task::{TaskHandle, TaskState, task_job};
 use crate::park::FutexPark;
 
 /// The largest number of queued (not yet started) tasks a pool can hold.
@@ -91,9 +90,28 @@ pub(crate) struct Shared {
     slots: Semaphore<FutexPark>,
     /// Set by `shutdown`: no new submissions.
     closed: AtomicBool,
+    /// Set by `terminate` (before `closed`): every job found from now on is
+    /// cancelled instead of run.
+    terminating: AtomicBool,
     /// Submissions between their `closed` check and their push.
     submitting: AtomicUsize,
     workers: usize,
+    /// Worker threads running (a worker lost and not replaced is not).
+    pub(crate) alive: AtomicUsize,
+    /// Join handles of every worker started, replacements included.
+    threads: Mutex<Vec<JoinHandle<()>>>,
+    /// How to start a worker (again).
+    config: WorkerConfig,
+    #[cfg(test)]
+    pub(crate) faults: faults::Faults,
+}
+
+/// What a worker thread is started with; kept to start a replacement.
+struct WorkerConfig {
+    name_prefix: String,
+    stack_size: Option<usize>,
+    /// CPUs to pin worker `i` to (`cpus[i % len]`); empty: no pinning.
+    cpus: Vec<usize>,
 }
 
 /// How a submission got its place.
@@ -126,7 +144,13 @@ impl Shared {
             Admission::RunHere
         } else {
             self.slots.acquire().forget();
-            return Admission::Queued;
+            if !self.closed.load(SeqCst) {
+                return Admission::Queued;
+            }
+            // Closed while we waited (and perhaps drained to free our place):
+            // a job pushed now might find no worker left.
+            self.slots.release(1);
+            Admission::Closed
         };
         self.submitting.fetch_sub(1, SeqCst);
         admission
@@ -304,11 +328,129 @@ impl Shared {
     fn run_one(&self, me: Option<usize>) -> bool {
         match self.find_job(me) {
             Some(job) => {
-                job.run();
+                self.execute(job);
                 true
             }
             None => false,
         }
+    }
+
+    /// Runs a job taken from a queue, or cancels it (drops it unrun) once
+    /// `terminate` has begun. Never unwinds (see [`Job::run`]).
+    pub(crate) fn execute(&self, job: Job) {
+        if self.terminating.load(Relaxed) {
+            drop(job);
+        } else {
+            job.run();
+        }
+    }
+
+    /// Cancels every queued job until no submission is in flight: what
+    /// `terminate` does, and what happens when the last worker is lost and
+    /// none can be started. Helps submitters blocked on a full queue: each
+    /// cancelled injector job frees a place, and they then see `closed`.
+    fn cancel_queued(&self) {
+        loop {
+            while let Some(job) = self.find_job(None) {
+                drop(job);
+            }
+            if self.submitting.load(SeqCst) == 0 && !self.has_work() {
+                break;
+            }
+            std::thread::yield_now();
+        }
+    }
+
+    /// Wakes every sleeping worker (to see `closed`, or new work).
+    fn wake_all(&self) {
+        self.wake_word.fetch_add(1, SeqCst);
+        FutexPark.wake_all(&self.wake_word);
+    }
+
+    fn lock_threads(&self) -> std::sync::MutexGuard<'_, Vec<JoinHandle<()>>> {
+        self.threads.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Starts the thread of worker `index`. `ready` hears whether pinning
+    /// worked (for `build`; a replacement passes `None`).
+    fn spawn_worker(
+        self: &Arc<Self>,
+        index: usize,
+        ready: Option<mpsc::Sender<Result<(), PoolError>>>,
+    ) -> io::Result<JoinHandle<()>> {
+        #[cfg(test)]
+        if faults::take(&self.faults.fail_spawns) {
+            return Err(io::Error::other("injected spawn failure"));
+        }
+        let config = &self.config;
+        let mut builder =
+            std::thread::Builder::new().name(format!("{}-{index}", config.name_prefix));
+        if let Some(bytes) = config.stack_size {
+            builder = builder.stack_size(bytes);
+        }
+        let cpu = (!config.cpus.is_empty()).then(|| config.cpus[index % config.cpus.len()]);
+        let shared = Arc::clone(self);
+        builder.spawn(move || {
+            let pinned = match cpu {
+                Some(cpu) => {
+                    crate::affinity::pin_current_thread(cpu).map_err(|error| PoolError::Pin {
+                        worker: index,
+                        cpu,
+                        error,
+                    })
+                }
+                None => Ok(()),
+            };
+            if let Some(ready) = ready {
+                // A worker that could not be pinned still serves until
+                // shutdown (`build` shuts the pool down), so the pool's exit
+                // protocol stays simple.
+                let _ = ready.send(pinned);
+            }
+            let watch = WorkerWatch {
+                shared: &shared,
+                index,
+            };
+            worker_loop(&shared, index);
+            std::mem::forget(watch);
+            CURRENT_WORKER.with(|s| s.borrow_mut().take());
+            shared.alive.fetch_sub(1, SeqCst);
+        })
+    }
+
+    /// Worker `index` is unwinding out of its loop (a panic outside any task:
+    /// tasks cannot cause one, see [`Job::run`]). Starts a replacement, unless
+    /// the pool is finished; if none can be started and no worker is left,
+    /// closes the pool and cancels what is queued, so no handle waits forever.
+    /// Runs on the dying thread, before it ends: `shutdown` joins that thread,
+    /// then finds the replacement's handle.
+    fn replace_worker(self: &Arc<Self>, index: usize) {
+        if !self.finished() {
+            if let Ok(handle) = self.spawn_worker(index, None) {
+                self.lock_threads().push(handle);
+                return; // the replacement takes over this thread's `alive` count
+            }
+        }
+        if self.alive.fetch_sub(1, SeqCst) == 1 && !self.finished() {
+            self.closed.store(true, SeqCst);
+            self.terminating.store(true, SeqCst);
+            self.cancel_queued();
+            self.wake_all();
+        }
+    }
+}
+
+/// Replaces its worker if dropped: armed while the worker loop runs, forgotten
+/// when the loop returns, so only an unwinding loop drops it.
+struct WorkerWatch<'a> {
+    shared: &'a Arc<Shared>,
+    index: usize,
+}
+
+impl Drop for WorkerWatch<'_> {
+    fn drop(&mut self) {
+        CURRENT_WORKER.with(|s| s.borrow_mut().take());
+        self.shared.replace_worker(self.index);
     }
 }
 
@@ -316,9 +458,13 @@ fn worker_loop(shared: &Arc<Shared>, index: usize) {
     CURRENT_WORKER.with(|s| *s.borrow_mut() = Some((Arc::clone(shared), index)));
     let mut idle = 0u32;
     loop {
+        #[cfg(test)]
+        faults::at(&shared.faults.die_between_jobs);
         if let Some(job) = shared.find_job(Some(index)) {
             idle = 0;
-            job.run(); // every job catches its own panic
+            #[cfg(test)]
+            faults::at(&shared.faults.die_holding_job); // drops `job` unrun
+            shared.execute(job); // never unwinds
             continue;
         }
         if shared.finished() {
@@ -352,7 +498,39 @@ fn worker_loop(shared: &Arc<Shared>, index: usize) {
         shared.sleepers.fetch_sub(1, SeqCst);
         idle = 0;
     }
-    CURRENT_WORKER.with(|s| s.borrow_mut().take());
+}
+
+/// Test-only hooks that make a worker die outside any task, as a bug in the
+/// pool itself would, to test that it is replaced.
+#[cfg(test)]
+pub(crate) mod faults {
+    use std::sync::atomic::AtomicU32;
+    use std::sync::atomic::Ordering::SeqCst;
+
+    /// Each counter: how many more times the fault fires.
+    #[derive(Default)]
+    pub(crate) struct Faults {
+        /// A worker panics at the top of its loop.
+        pub(crate) die_between_jobs: AtomicU32,
+        /// A worker panics after taking a job, before running it.
+        pub(crate) die_holding_job: AtomicU32,
+        /// Starting a worker thread fails.
+        pub(crate) fail_spawns: AtomicU32,
+    }
+
+    /// Takes one firing of `counter`, if any is left.
+    pub(crate) fn take(counter: &AtomicU32) -> bool {
+        counter
+            .fetch_update(SeqCst, SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+    }
+
+    /// Panics if `counter` has a firing left.
+    pub(crate) fn at(counter: &AtomicU32) {
+        if take(counter) {
+            panic!("injected worker fault");
+        }
+    }
 }
 
 /// Why a pool could not be built.
@@ -547,6 +725,11 @@ impl ThreadPoolBuilder {
         if self.queue_bound == 0 || self.queue_bound > MAX_QUEUE_BOUND {
             return Err(PoolError::QueueBound(self.queue_bound));
         }
+        let cpus = if self.pin {
+            crate::affinity::allowed_cpus().map_err(PoolError::Spawn)?
+        } else {
+            Vec::new()
+        };
         let shared = Arc::new(Shared {
             queue: ArrayQueue::new(),
             rings: (0..workers + GUEST_RINGS).map(|_| Ring::new()).collect(),
@@ -556,47 +739,30 @@ impl ThreadPoolBuilder {
             wake_word: AtomicU32::new(0),
             slots: Semaphore::with_park(self.queue_bound as u32, FutexPark),
             closed: AtomicBool::new(false),
+            terminating: AtomicBool::new(false),
             submitting: AtomicUsize::new(0),
             workers,
-        });
-        let cpus = if self.pin {
-            crate::affinity::allowed_cpus().map_err(PoolError::Spawn)?
-        } else {
-            Vec::new()
-        };
-        let pool = ThreadPool {
-            shared,
+            alive: AtomicUsize::new(0),
             threads: Mutex::new(Vec::with_capacity(workers)),
-        };
+            config: WorkerConfig {
+                name_prefix: self.name_prefix,
+                stack_size: self.stack_size,
+                cpus,
+            },
+            #[cfg(test)]
+            faults: Default::default(),
+        });
+        let pool = ThreadPool { shared };
         let (ready_tx, ready_rx) = mpsc::channel::<Result<(), PoolError>>();
         for i in 0..workers {
-            let mut builder = std::thread::Builder::new().name(format!("{}-{i}", self.name_prefix));
-            if let Some(bytes) = self.stack_size {
-                builder = builder.stack_size(bytes);
-            }
-            let shared = Arc::clone(&pool.shared);
-            let cpu = (!cpus.is_empty()).then(|| cpus[i % cpus.len()]);
-            let ready = ready_tx.clone();
-            let spawned = builder.spawn(move || {
-                if let Some(cpu) = cpu
-                    && let Err(error) = crate::affinity::pin_current_thread(cpu)
-                {
-                    let _ = ready.send(Err(PoolError::Pin {
-                        worker: i,
-                        cpu,
-                        error,
-                    }));
-                    // Still serve as a worker until shutdown, so the pool's
-                    // exit protocol stays simple.
-                } else {
-                    let _ = ready.send(Ok(()));
+            // Counted before the thread starts: it uncounts itself on exit.
+            pool.shared.alive.fetch_add(1, SeqCst);
+            match pool.shared.spawn_worker(i, Some(ready_tx.clone())) {
+                Ok(handle) => pool.shared.lock_threads().push(handle),
+                Err(e) => {
+                    pool.shared.alive.fetch_sub(1, SeqCst);
+                    return Err(PoolError::Spawn(e)); // drop shuts down the rest
                 }
-                drop(ready);
-                worker_loop(&shared, i);
-            });
-            match spawned {
-                Ok(handle) => pool.lock_threads().push(handle),
-                Err(e) => return Err(PoolError::Spawn(e)), // drop shuts down the rest
             }
         }
         drop(ready_tx);
@@ -629,7 +795,6 @@ impl ThreadPoolBuilder {
 /// ```
 pub struct ThreadPool {
     pub(crate) shared: Arc<Shared>,
-    threads: Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl ThreadPool {
@@ -672,10 +837,6 @@ impl ThreadPool {
         self.shared.workers
     }
 
-    fn lock_threads(&self) -> std::sync::MutexGuard<'_, Vec<JoinHandle<()>>> {
-        self.threads.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
     /// Queues `job`, blocking while the queue is full (a worker of this pool
     /// runs it inline instead). `Err` gives the job back if the pool is shut down.
     #[allow(clippy::result_large_err)]
@@ -691,7 +852,7 @@ impl ThreadPool {
                 Ok(())
             }
             Admission::RunHere => {
-                job.run();
+                self.shared.execute(job);
                 Ok(())
             }
             Admission::Closed | Admission::Full => Err(job),
@@ -790,16 +951,73 @@ impl ThreadPool {
                 std::thread::yield_now();
             }
             // Wake every sleeper: each sees `finished()` once the queue is empty.
-            shared.wake_word.fetch_add(1, SeqCst);
-            FutexPark.wake_all(&shared.wake_word);
+            shared.wake_all();
         }
-        let threads: Vec<JoinHandle<()>> = self.lock_threads().drain(..).collect();
+        self.join_workers();
+    }
+
+    /// Stops now: takes no new tasks, cancels every queued one (their handles
+    /// report [`TaskError::Cancelled`](super::TaskError::Cancelled); a
+    /// [`scope`](Self::scope) that had tasks cancelled panics when it ends),
+    /// lets running tasks finish, and joins the workers. Idempotent; after
+    /// [`shutdown`](Self::shutdown) it has nothing left to cancel.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use std::sync::mpsc::channel;
+    /// use ply_os::thread::{TaskError, ThreadPool};
+    ///
+    /// let pool = ThreadPool::new(1).unwrap();
+    /// let (started_tx, started) = channel();
+    /// let (release, release_rx) = channel::<()>();
+    /// let running = pool
+    ///     .submit(move || {
+    ///         started_tx.send(()).unwrap();
+    ///         release_rx.recv().unwrap();
+    ///         "finished"
+    ///     })
+    ///     .unwrap();
+    /// started.recv().unwrap(); // the only worker is busy: the rest wait in the queue
+    /// let queued: Vec<_> = (0..3).map(|i| pool.submit(move || i).unwrap()).collect();
+    /// std::thread::scope(|s| {
+    ///     s.spawn(|| pool.terminate());
+    ///     for h in queued {
+    ///         assert_eq!(h.join(), Err(TaskError::Cancelled)); // without waiting for `running`
+    ///     }
+    ///     release.send(()).unwrap();
+    /// });
+    /// assert_eq!(running.join(), Ok("finished")); // a running task runs to its end
+    /// ```
+    pub fn terminate(&self) {
+        let shared = &self.shared;
+        // Before `closed`: a worker or helper that sees the pool closed also
+        // cancels, rather than runs, what it finds.
+        shared.terminating.store(true, SeqCst);
+        shared.closed.store(true, SeqCst);
+        shared.cancel_queued();
+        shared.wake_all();
+        self.join_workers();
+    }
+
+    /// Joins every worker thread, replacements started meanwhile included (a
+    /// dying worker registers its replacement before it ends). A worker
+    /// calling this (shutdown from inside a task) skips itself: it exits on
+    /// its own once the pool is finished.
+    fn join_workers(&self) {
         let me = std::thread::current().id();
-        for t in threads {
-            if t.thread().id() == me {
-                continue; // shutdown from inside a task: the worker exits by itself
+        loop {
+            let threads: Vec<JoinHandle<()>> = self.shared.lock_threads().drain(..).collect();
+            let mut joined = false;
+            for t in threads {
+                if t.thread().id() != me {
+                    let _ = t.join();
+                    joined = true;
+                }
             }
-            let _ = t.join();
+            if !joined {
+                break;
+            }
         }
     }
 
@@ -829,21 +1047,4 @@ impl fmt::Debug for ThreadPool {
             .field("shut_down", &self.shared.closed.load(SeqCst))
             .finish()
     }
-}
-
-/// Wraps a task: run it, catch a panic, store the result in `state`. If the job
-/// is dropped unrun, the state becomes `Cancelled`.
-pub(crate) fn task_job<F, T>(f: F, state: Arc<TaskState<T>>) -> Job
-where
-    F: FnOnce() -> T + Send + 'static,
-    T: Send + 'static,
-{
-    let mut guard = CancelOnDrop { state: Some(state) };
-    Job::new(move || {
-        let result = catch_unwind(AssertUnwindSafe(f))
-            .map_err(|payload| TaskError::Panicked(panic_message(&*payload)));
-        if let Some(state) = guard.state.take() {
-            state.finish(result);
-        }
-    })
 }

@@ -1,12 +1,16 @@
 //! Task handles: a submitted task's result, its panic, or its cancellation.
 
-use std::any::Any;
 use std::fmt;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::AtomicU8;
+use std::sync::atomic::Ordering::{AcqRel, Acquire};
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use super::job::Job;
 use super::pool::help_own_pool;
+use super::unwind::{drop_payload, drop_quietly, panic_message};
 
 /// Why a task produced no value.
 ///
@@ -23,7 +27,9 @@ use super::pool::help_own_pool;
 pub enum TaskError {
     /// The task panicked; the panic message (or a note that it had none).
     Panicked(String),
-    /// The task was dropped without running (its pool was torn down first).
+    /// The task never ran: it was cancelled ([`TaskHandle::cancel`],
+    /// [`ThreadPool::terminate`](super::ThreadPool::terminate)), or the pool
+    /// lost every worker and could start none.
     Cancelled,
 }
 
@@ -38,19 +44,17 @@ impl fmt::Display for TaskError {
 
 impl std::error::Error for TaskError {}
 
-/// The message of a panic payload.
-pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_owned()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "(panic payload is not a string)".to_owned()
-    }
-}
+/// Where a task is in its life. Only `Queued` can become `Cancelled`, so a
+/// task that a worker has started is never reported as cancelled.
+const QUEUED: u8 = 0;
+const RUNNING: u8 = 1;
+const CANCELLED: u8 = 2;
 
 /// The result slot a task and its handle share.
 pub(crate) struct TaskState<T> {
+    /// `QUEUED` → `RUNNING` (a worker starts it) or → `CANCELLED` (its handle
+    /// cancelled it); the compare-exchange decides which came first.
+    phase: AtomicU8,
     slot: Mutex<Slot<T>>,
     done: Condvar,
 }
@@ -58,6 +62,9 @@ pub(crate) struct TaskState<T> {
 struct Slot<T> {
     result: Option<Result<T, TaskError>>,
     finished: bool,
+    /// The handle is gone: nobody will take the result, so whoever holds it
+    /// drops it, quietly (see [`drop_quietly`]).
+    abandoned: bool,
     /// Completion notification for `as_completed`: (index, channel).
     notify: Option<(usize, Sender<usize>)>,
 }
@@ -65,9 +72,11 @@ struct Slot<T> {
 impl<T> TaskState<T> {
     pub(crate) fn new() -> Arc<Self> {
         Arc::new(TaskState {
+            phase: AtomicU8::new(QUEUED),
             slot: Mutex::new(Slot {
                 result: None,
                 finished: false,
+                abandoned: false,
                 notify: None,
             }),
             done: Condvar::new(),
@@ -75,30 +84,76 @@ impl<T> TaskState<T> {
     }
 
     fn lock(&self) -> MutexGuard<'_, Slot<T>> {
-        // Only this module touches the slot and never panics while holding it.
+        // Only this module touches the slot, and runs no user code (no drop of
+        // a result) while holding it.
         self.slot.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Stores the result (first call wins) and wakes the joiner.
+    /// Claims the task for running: `false` if it was cancelled first.
+    pub(crate) fn start(&self) -> bool {
+        // AcqRel/Acquire: one side's claim is ordered with the other's check;
+        // the result itself travels under the slot's mutex.
+        self.phase
+            .compare_exchange(QUEUED, RUNNING, AcqRel, Acquire)
+            .is_ok()
+    }
+
+    /// Cancels the task if it has not started; `true` if it never will run.
+    fn cancel(&self) -> bool {
+        match self
+            .phase
+            .compare_exchange(QUEUED, CANCELLED, AcqRel, Acquire)
+        {
+            Ok(_) => {
+                self.finish(Err(TaskError::Cancelled));
+                true
+            }
+            Err(phase) => phase == CANCELLED,
+        }
+    }
+
+    /// Stores the result (first call wins) and wakes the joiner. A result
+    /// nobody can take any more (the handle is gone, or a result is already
+    /// stored) is dropped here, outside the lock, quietly.
     pub(crate) fn finish(&self, result: Result<T, TaskError>) {
         let mut slot = self.lock();
         if slot.finished {
+            drop(slot);
+            drop_quietly(result);
             return;
         }
-        slot.result = Some(result);
         slot.finished = true;
-        if let Some((index, tx)) = slot.notify.take() {
-            let _ = tx.send(index); // the receiver may be gone: fine
-        }
+        let unwanted = if slot.abandoned {
+            Some(result)
+        } else {
+            slot.result = Some(result);
+            None
+        };
+        let notify = slot.notify.take();
         drop(slot);
         self.done.notify_all();
+        if let Some((index, tx)) = notify {
+            let _ = tx.send(index); // the receiver may be gone: fine
+        }
+        drop_quietly(unwanted);
+    }
+
+    /// The handle is going away: drop a result already stored, and have
+    /// [`finish`](Self::finish) drop one that comes later.
+    fn abandon(&self) {
+        let mut slot = self.lock();
+        slot.abandoned = true;
+        let result = slot.result.take();
+        drop(slot);
+        drop_quietly(result);
     }
 }
 
 /// A submitted task: wait for its result with [`join`](TaskHandle::join).
 ///
-/// Dropping the handle does not cancel the task; it runs and its result is
-/// discarded.
+/// Dropping the handle does not cancel the task ([`cancel`](Self::cancel)
+/// does): it runs and its result is dropped (a panic in the result's `Drop` is
+/// contained; the panic hook reports it).
 ///
 /// # Example
 ///
@@ -114,11 +169,52 @@ impl<T> TaskState<T> {
 /// let slow = slow.join_timeout(Duration::from_millis(1)).unwrap_err(); // not yet
 /// assert!(slow.join().is_ok());
 /// ```
+#[must_use = "a task's result or panic is only seen through its handle"]
 pub struct TaskHandle<T> {
     pub(crate) state: Arc<TaskState<T>>,
 }
 
 impl<T> TaskHandle<T> {
+    /// A handle to a task that was cancelled before it was queued.
+    pub(crate) fn cancelled() -> Self {
+        let state = TaskState::new();
+        state.cancel();
+        TaskHandle { state }
+    }
+
+    /// Cancels the task if it has not started: it will never run, and
+    /// [`join`](Self::join) returns [`TaskError::Cancelled`]. Returns whether
+    /// the task is cancelled (now or before); `false` if it has started, in
+    /// which case it runs to the end. Its captured values are dropped when a
+    /// worker next reaches it in the queue.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use std::sync::mpsc::channel;
+    /// use ply_os::thread::{TaskError, ThreadPool};
+    ///
+    /// let pool = ThreadPool::new(1).unwrap();
+    /// let (started_tx, started) = channel();
+    /// let (release, release_rx) = channel::<()>();
+    /// let busy = pool
+    ///     .submit(move || {
+    ///         started_tx.send(()).unwrap();
+    ///         release_rx.recv().unwrap(); // occupies the only worker
+    ///     })
+    ///     .unwrap();
+    /// started.recv().unwrap();
+    /// let queued = pool.submit(|| unreachable!("cancelled tasks never run")).unwrap();
+    /// assert!(queued.cancel());
+    /// assert!(!busy.cancel()); // already running
+    /// release.send(()).unwrap();
+    /// assert_eq!(queued.join(), Err(TaskError::Cancelled));
+    /// assert_eq!(busy.join(), Ok(()));
+    /// ```
+    pub fn cancel(&self) -> bool {
+        self.state.cancel()
+    }
+
     /// Waits for the task and returns its value, or why there is none.
     ///
     /// # Errors
@@ -244,6 +340,12 @@ impl<T> TaskHandle<T> {
     }
 }
 
+impl<T> Drop for TaskHandle<T> {
+    fn drop(&mut self) {
+        self.state.abandon();
+    }
+}
+
 impl<T> fmt::Debug for TaskHandle<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TaskHandle")
@@ -253,14 +355,44 @@ impl<T> fmt::Debug for TaskHandle<T> {
 }
 
 /// Completes the task's state with `Cancelled` if the job is dropped unrun.
-pub(crate) struct CancelOnDrop<T> {
-    pub(crate) state: Option<Arc<TaskState<T>>>,
+struct CancelOnDrop<T> {
+    state: Option<Arc<TaskState<T>>>,
 }
 
 impl<T> Drop for CancelOnDrop<T> {
     fn drop(&mut self) {
         if let Some(state) = self.state.take() {
-            state.finish(Err(TaskError::Cancelled));
+            state.cancel();
         }
     }
+}
+
+/// Wraps a task: claim it (unless cancelled), run it, catch a panic, store the
+/// result in `state`. If the job is dropped unrun, the state becomes
+/// `Cancelled`. Nothing the task does unwinds out of the job: its panic and
+/// the panic payload's `Drop` are contained here, and a result nobody wants is
+/// dropped quietly by [`TaskState::finish`].
+pub(crate) fn task_job<F, T>(f: F, state: Arc<TaskState<T>>) -> Job
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    let mut guard = CancelOnDrop { state: Some(state) };
+    Job::new(move || {
+        let Some(state) = guard.state.take() else {
+            return;
+        };
+        if !state.start() {
+            drop_quietly(f); // cancelled while queued: never runs
+            return;
+        }
+        match catch_unwind(AssertUnwindSafe(f)) {
+            Ok(value) => state.finish(Ok(value)),
+            Err(payload) => {
+                // Report first: the payload's `Drop` may panic.
+                state.finish(Err(TaskError::Panicked(panic_message(&*payload))));
+                drop_payload(payload);
+            }
+        }
+    })
 }
