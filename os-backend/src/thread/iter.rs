@@ -6,8 +6,10 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, Sender, channel};
 
-use super::pool::{Job, ThreadPool};
-use super::task::{TaskError, TaskHandle};
+use super::error::TaskError;
+use super::job::Job;
+use super::pool::ThreadPool;
+use super::task::TaskHandle;
 use super::unwind::{Quiet, panic_message};
 
 impl ThreadPool {
@@ -80,6 +82,16 @@ impl ThreadPool {
 }
 
 /// Ordered results of [`ThreadPool::map`].
+///
+/// # Example
+///
+/// ```
+/// let pool = ply_os::thread::ThreadPool::new(2).unwrap();
+/// let mut lengths = pool.map(["a", "bb", "ccc"], str::len);
+/// assert_eq!(lengths.next(), Some(Ok(1)));
+/// assert_eq!(lengths.collect::<Vec<_>>(), [Ok(2), Ok(3)]);
+/// ```
+#[must_use = "iterators are lazy: no input is submitted until the results are pulled"]
 pub struct Map<'p, I: Iterator, F, T> {
     pool: &'p ThreadPool,
     inputs: I,
@@ -115,6 +127,19 @@ where
 }
 
 /// Results of [`ThreadPool::map_unordered`], in completion order.
+///
+/// # Example
+///
+/// ```
+/// let pool = ply_os::thread::ThreadPool::new(2).unwrap();
+/// let mut sum = 0;
+/// for (index, result) in pool.map_unordered(1..=4u32, |x| x * 10) {
+///     assert_eq!(result, Ok((index as u32 + 1) * 10)); // each result keeps its index
+///     sum += result.unwrap();
+/// }
+/// assert_eq!(sum, 100);
+/// ```
+#[must_use = "iterators are lazy: no input is submitted until the results are pulled"]
 pub struct MapUnordered<'p, I: Iterator, F, T> {
     pool: &'p ThreadPool,
     inputs: I,
@@ -185,6 +210,20 @@ where
 
 /// Yields `(index, result)` for handles as their tasks finish (from
 /// [`as_completed`]).
+///
+/// # Example
+///
+/// ```
+/// use ply_os::thread::{ThreadPool, as_completed};
+///
+/// let pool = ThreadPool::new(2).unwrap();
+/// let handles = (0..3).map(|i| pool.submit(move || i * i).unwrap());
+/// let mut results: Vec<(usize, i32)> =
+///     as_completed(handles).map(|(i, r)| (i, r.unwrap())).collect();
+/// results.sort();
+/// assert_eq!(results, [(0, 0), (1, 1), (2, 4)]);
+/// ```
+#[must_use = "dropping it drops the handles; their results are discarded"]
 pub struct AsCompleted<T> {
     handles: HashMap<usize, TaskHandle<T>>,
     rx: Receiver<usize>,

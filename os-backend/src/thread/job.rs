@@ -1,15 +1,18 @@
 //! [`Job`]: a type-erased `FnOnce()` that stores small closures inline.
 //!
-//! Every task the pool runs is a `Job`. A `Box<dyn FnOnce()>` would cost one heap
-//! allocation per task, made by the spawning thread and freed by the worker that
-//! runs it — and glibc's allocator handles that cross-thread pattern slowly: in a
-//! profile of a million empty `scope.spawn`s, `malloc`/`free` took over 40% of all
-//! cycles. So a job keeps closures of up to [`INLINE_WORDS`] words (pointer-aligned)
-//! in place, next to one function pointer that runs or drops them; larger or
-//! over-aligned closures are boxed as before. This is the small-buffer
-//! optimisation of C++'s `std::function` and of the `smallbox` crate, which we
-//! cannot use directly: calling a boxed `dyn FnOnce` by value needs compiler
-//! support that only `Box` has on stable Rust.
+//! Every task the pool runs is a `Job`. A `Box<dyn FnOnce()>` would cost one
+//! heap allocation per task, made by the spawning thread and freed by the
+//! worker that runs it — a cross-thread pattern glibc's allocator handles
+//! slowly, and the largest cost of a spawn when closures were boxed
+//! (BENCHMARKS.md, thread pool). So a job keeps closures of up to
+//! [`INLINE_WORDS`] words (pointer-aligned) in place, next to one function
+//! pointer that runs or drops them; larger or over-aligned closures are boxed.
+//! This is the small-buffer optimisation of C++'s `std::function` and of the
+//! `smallbox` crate, which we cannot use directly: calling a boxed `dyn FnOnce`
+//! by value needs compiler support that only `Box` has on stable Rust.
+//!
+//! A job never unwinds out of [`Job::run`] or its `Drop` (see `unwind`), so
+//! whatever runs it — a worker, a waiting thread that helps — lives on.
 
 use std::mem::{ManuallyDrop, MaybeUninit, align_of, size_of};
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -115,7 +118,7 @@ unsafe fn consume_boxed<F: FnOnce()>(storage: *mut Storage, run: bool) {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
     use std::sync::Arc;

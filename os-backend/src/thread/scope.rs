@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use crossbeam_utils::CachePadded;
 
-use super::pool::{GuestBuffer, Job, ThreadPool};
+use super::engine::GuestBuffer;
+use super::job::Job;
+use super::pool::ThreadPool;
 use super::unwind::{drop_payload, drop_quietly};
 
 /// Tasks spawned here may borrow anything that outlives the `scope` call;
@@ -164,13 +166,13 @@ impl ThreadPool {
                 cancelled: AtomicUsize::new(0),
                 panic: Mutex::new(None),
             },
-            guest: self.shared.claim_guest(),
+            guest: self.registry.claim_guest(),
             _marker: PhantomData,
         };
         let result = catch_unwind(AssertUnwindSafe(|| f(&scope)));
         scope.wait_all();
         if let Some(guest) = &scope.guest {
-            self.shared.release_guest(guest);
+            self.registry.release_guest(guest);
         }
         let task_panic = scope
             .state
@@ -232,7 +234,7 @@ impl<'scope> Scope<'scope, '_> {
         let job = unsafe { Job::new_unchecked(task) };
         // The owner's guest ring or the worker's own run queue; else the
         // injector; and if the pool is shut down, right here rather than lose it.
-        if let Err(job) = self.pool.shared.push_spawn(job, self.guest.as_ref())
+        if let Err(job) = self.pool.registry.push_spawn(job, self.guest.as_ref())
             && let Err(job) = self.pool.submit_job(job)
         {
             job.run();
@@ -245,10 +247,10 @@ impl<'scope> Scope<'scope, '_> {
     fn wait_all(&self) {
         let mut idle_rounds = 0u32;
         while !self.all_finished() {
-            let shared = &self.pool.shared;
-            let own = self.guest.as_ref().and_then(|g| shared.pop_guest(g));
+            let registry = &self.pool.registry;
+            let own = self.guest.as_ref().and_then(|g| registry.pop_guest(g));
             if let Some(job) = own {
-                shared.execute(job);
+                registry.execute(job);
                 idle_rounds = 0;
                 continue;
             }

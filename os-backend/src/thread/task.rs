@@ -8,41 +8,10 @@ use std::sync::mpsc::Sender;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use super::engine::help_own_pool;
+use super::error::TaskError;
 use super::job::Job;
-use super::pool::help_own_pool;
 use super::unwind::{drop_payload, drop_quietly, panic_message};
-
-/// Why a task produced no value.
-///
-/// # Example
-///
-/// ```
-/// use ply_os::thread::{TaskError, ThreadPool};
-///
-/// let pool = ThreadPool::new(1).unwrap();
-/// let h = pool.submit(|| -> u32 { panic!("bad input") }).unwrap();
-/// assert_eq!(h.join(), Err(TaskError::Panicked("bad input".into())));
-/// ```
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum TaskError {
-    /// The task panicked; the panic message (or a note that it had none).
-    Panicked(String),
-    /// The task never ran: it was cancelled ([`TaskHandle::cancel`],
-    /// [`ThreadPool::terminate`](super::ThreadPool::terminate)), or the pool
-    /// lost every worker and could start none.
-    Cancelled,
-}
-
-impl fmt::Display for TaskError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            TaskError::Panicked(msg) => write!(f, "task panicked: {msg}"),
-            TaskError::Cancelled => write!(f, "task was cancelled before it ran"),
-        }
-    }
-}
-
-impl std::error::Error for TaskError {}
 
 /// Where a task is in its life. Only `Queued` can become `Cancelled`, so a
 /// task that a worker has started is never reported as cancelled.
@@ -51,7 +20,7 @@ const RUNNING: u8 = 1;
 const CANCELLED: u8 = 2;
 
 /// The result slot a task and its handle share.
-pub(crate) struct TaskState<T> {
+struct TaskState<T> {
     /// `QUEUED` → `RUNNING` (a worker starts it) or → `CANCELLED` (its handle
     /// cancelled it); the compare-exchange decides which came first.
     phase: AtomicU8,
@@ -70,7 +39,7 @@ struct Slot<T> {
 }
 
 impl<T> TaskState<T> {
-    pub(crate) fn new() -> Arc<Self> {
+    fn new() -> Arc<Self> {
         Arc::new(TaskState {
             phase: AtomicU8::new(QUEUED),
             slot: Mutex::new(Slot {
@@ -90,7 +59,7 @@ impl<T> TaskState<T> {
     }
 
     /// Claims the task for running: `false` if it was cancelled first.
-    pub(crate) fn start(&self) -> bool {
+    fn start(&self) -> bool {
         // AcqRel/Acquire: one side's claim is ordered with the other's check;
         // the result itself travels under the slot's mutex.
         self.phase
@@ -115,7 +84,7 @@ impl<T> TaskState<T> {
     /// Stores the result (first call wins) and wakes the joiner. A result
     /// nobody can take any more (the handle is gone, or a result is already
     /// stored) is dropped here, outside the lock, quietly.
-    pub(crate) fn finish(&self, result: Result<T, TaskError>) {
+    fn finish(&self, result: Result<T, TaskError>) {
         let mut slot = self.lock();
         if slot.finished {
             drop(slot);
@@ -171,7 +140,7 @@ impl<T> TaskState<T> {
 /// ```
 #[must_use = "a task's result or panic is only seen through its handle"]
 pub struct TaskHandle<T> {
-    pub(crate) state: Arc<TaskState<T>>,
+    state: Arc<TaskState<T>>,
 }
 
 impl<T> TaskHandle<T> {
@@ -367,18 +336,22 @@ impl<T> Drop for CancelOnDrop<T> {
     }
 }
 
-/// Wraps a task: claim it (unless cancelled), run it, catch a panic, store the
-/// result in `state`. If the job is dropped unrun, the state becomes
-/// `Cancelled`. Nothing the task does unwinds out of the job: its panic and
-/// the panic payload's `Drop` are contained here, and a result nobody wants is
-/// dropped quietly by [`TaskState::finish`].
-pub(crate) fn task_job<F, T>(f: F, state: Arc<TaskState<T>>) -> Job
+/// Wraps a task in a job, with a handle to its result. The job claims the
+/// task (unless cancelled), runs it, catches a panic and stores the result; if
+/// the job is dropped unrun, the task is cancelled. Nothing the task does
+/// unwinds out of the job: its panic and the panic payload's `Drop` are
+/// contained here, and a result nobody wants is dropped quietly by
+/// [`TaskState::finish`].
+pub(crate) fn task_job<F, T>(f: F) -> (Job, TaskHandle<T>)
 where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    let mut guard = CancelOnDrop { state: Some(state) };
-    Job::new(move || {
+    let state = TaskState::new();
+    let mut guard = CancelOnDrop {
+        state: Some(Arc::clone(&state)),
+    };
+    let job = Job::new(move || {
         let Some(state) = guard.state.take() else {
             return;
         };
@@ -394,5 +367,6 @@ where
                 drop_payload(payload);
             }
         }
-    })
+    });
+    (job, TaskHandle { state })
 }
