@@ -10,14 +10,17 @@
 //!
 //! `ScqQueue` must let the parent go on pushing and popping — every item counted,
 //! in order — with at most the child's one slot out of use. `ArrayQueue` is
-//! shown wedging in the same situation, which is why `ScqQueue` exists.
+//! shown wedging in the same situation (its `try_pop` answers `Busy`, its `pop`
+//! waits for the frozen push and gets the item once it resumes), which is why
+//! `ScqQueue` exists.
 //!
 //! Every wait has a watchdog, so no test can hang CI.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
 use std::time::{Duration, Instant};
 
-use ply::core::queue::mpmc::{ArrayQueue, ScqQueue};
+use ply::core::queue::mpmc::{ArrayQueue, ScqQueue, TryPopError};
+use ply::core::sync::{Deadline, Spins};
 use ply::os::fork::{ChildExit, ForkedChild, fork_child};
 use ply::os::shm::SharedBox;
 use ply_core::fault::{Point, set_hook};
@@ -178,7 +181,8 @@ fn scq_consumer_killed_mid_pop_loses_one_item_and_one_slot() {
 #[test]
 fn array_queue_producer_frozen_mid_push_wedges_consumers() {
     // The contrast: the per-slot-stamp queue cannot get past a claimed,
-    // unpublished slot. This documents the limitation ScqQueue removes.
+    // unpublished slot. `try_pop` says so (`Busy`, never a false "empty"), and
+    // a bounded `pop_with` gives up; this is the limitation ScqQueue removes.
     let q = SharedBox::new(ArrayQueue::<u64, N>::new()).unwrap();
     let child = fork_child(|| {
         set_hook(Some(stop_at_array_push));
@@ -188,11 +192,50 @@ fn array_queue_producer_frozen_mid_push_wedges_consumers() {
     wait_until_stopped(&child);
     assert_eq!(q.push(1), Ok(()));
     for _ in 0..10_000 {
-        assert_eq!(q.pop(), None, "item 1 is queued, but stuck behind the hole");
+        assert_eq!(
+            q.try_pop(),
+            Err(TryPopError::Busy),
+            "item 1 is queued, but stuck behind the push in flight"
+        );
     }
+    assert_eq!(q.pop_with(Spins(1000)), Err(TryPopError::Busy));
     assert!(finish(child).success());
     assert_eq!(q.pop(), Some(999));
     assert_eq!(q.pop(), Some(1));
+    assert_eq!(q.try_pop(), Err(TryPopError::Empty));
+}
+
+#[test]
+fn array_queue_pop_waits_for_a_frozen_push_and_gets_its_item() {
+    // `pop` is linearizable: with the producer frozen mid-push the queue is
+    // not empty, so `pop` waits instead of answering `None`, and gets the
+    // item once the producer is resumed (whether the resume comes before or
+    // after the pop starts waiting).
+    let q = SharedBox::new(ArrayQueue::<u64, N>::new()).unwrap();
+    let mut child = fork_child(|| {
+        set_hook(Some(stop_at_array_push));
+        q.push(999).map_or(1, |()| 0)
+    })
+    .unwrap();
+    wait_until_stopped(&child);
+    let pid = child.pid();
+    let resumer = std::thread::spawn(move || {
+        // SAFETY: kill has no memory-safety preconditions; `pid` is our
+        // unreaped child, so it cannot have been reused.
+        unsafe { libc::kill(pid, libc::SIGCONT) }
+    });
+    let deadline = Instant::now() + WATCHDOG;
+    assert_eq!(
+        q.pop_with(Deadline(|| Instant::now() >= deadline)),
+        Ok(999),
+        "pop must wait for the push in flight, not report empty"
+    );
+    assert_eq!(resumer.join().unwrap(), 0);
+    let exit = child
+        .wait_timeout(WATCHDOG)
+        .unwrap()
+        .expect("watchdog: child did not finish");
+    assert!(exit.success());
 }
 
 /// Per-origin accounting in shared memory: pushes and pops, counted and summed.

@@ -153,15 +153,18 @@ fn mpmc_two_producers_one_consumer_no_loss() {
 
 #[test]
 fn mpmc_one_producer_two_consumers_fifo_and_no_duplicate() {
+    // The never-waiting forms: a consumer that could wait for the push in
+    // flight (and the push for a pop in flight) multiplies the interleavings
+    // past what loom explores in minutes; the waits have their own models above.
     model(|| {
         let q = Arc::new(ArrayQueue::<usize, 1>::new());
         let consumers: Vec<_> = (0..2)
             .map(|_| {
                 let q = q.clone();
-                thread::spawn(move || q.pop())
+                thread::spawn(move || q.try_pop().ok())
             })
             .collect();
-        let pushed: Vec<usize> = (0..2).filter(|&i| q.push(i).is_ok()).collect();
+        let pushed: Vec<usize> = (0..2).filter(|&i| q.try_push(i).is_ok()).collect();
         let mut got: Vec<usize> = consumers
             .into_iter()
             .filter_map(|c| c.join().unwrap())
@@ -188,6 +191,71 @@ fn mpmc_force_push_against_pop() {
         // Item 0 went to exactly one of the evictor and the consumer; item 1 is
         // either popped by the consumer or still there.
         assert_eq!(all, vec![0, 1]);
+    });
+}
+
+/// Two threads each push, then pop: each thread's own item is in the queue
+/// from its push until a pop takes it, so no pop may report "empty" — even
+/// when the head slot belongs to the other thread's push still in flight (pop
+/// waits for it). Fails if the wait is replaced by an early `None`, or if the
+/// `SeqCst` fence before the empty verdict is dropped.
+#[test]
+fn mpmc_pop_after_own_push_never_reports_empty() {
+    model(|| {
+        let q = Arc::new(ArrayQueue::<usize, 2>::new());
+        let q2 = q.clone();
+        let other = thread::spawn(move || {
+            q2.push(1).unwrap();
+            q2.pop().is_some()
+        });
+        q.push(0).unwrap();
+        assert!(q.pop().is_some(), "a false \"empty\"");
+        assert!(other.join().unwrap(), "a false \"empty\"");
+        assert_eq!(q.pop(), None);
+    });
+}
+
+/// The mirror image: a full queue of 2; two threads each pop, then push back.
+/// No pop may report "empty", no push "full" — even when the slot to push into
+/// is still being read by the other thread's pop (push waits for it).
+#[test]
+fn mpmc_push_after_own_pop_never_reports_full() {
+    model(|| {
+        let q = Arc::new(ArrayQueue::<usize, 2>::new());
+        q.push(0).unwrap();
+        q.push(1).unwrap();
+        let q2 = q.clone();
+        let other = thread::spawn(move || {
+            let item = q2.pop().expect("a false \"empty\"");
+            q2.push(item).is_ok()
+        });
+        let item = q.pop().expect("a false \"empty\"");
+        assert!(q.push(item).is_ok(), "a false \"full\"");
+        assert!(other.join().unwrap(), "a false \"full\"");
+        let mut left = vec![q.pop().unwrap(), q.pop().unwrap()];
+        left.sort();
+        assert_eq!(left, vec![0, 1]);
+    });
+}
+
+/// `try_pop` never waits: with a push in flight it may answer `Busy`, but
+/// never `Empty` while the pusher's item is due, and never loses the item.
+#[test]
+fn mpmc_try_pop_is_busy_or_gets_the_item_never_a_false_empty() {
+    use ply_core::queue::mpmc::TryPopError;
+    model(|| {
+        let q = Arc::new(ArrayQueue::<usize, 2>::new());
+        let q2 = q.clone();
+        let pusher = thread::spawn(move || q2.push(7).unwrap());
+        let first = q.try_pop();
+        pusher.join().unwrap();
+        match first {
+            Ok(v) => assert_eq!(v, 7),
+            // Either verdict is honest here: the push may not have started
+            // (empty) or may be in flight (busy). The item is then still there.
+            Err(TryPopError::Empty) | Err(TryPopError::Busy) => assert_eq!(q.try_pop(), Ok(7)),
+            Err(e) => panic!("unexpected {e:?}"),
+        }
     });
 }
 

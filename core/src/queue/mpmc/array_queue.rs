@@ -29,38 +29,42 @@
 //! and operations loop forever or panic. The lap/index split above never masks
 //! with `N`, so every `N` works (tests cover 1 through 17 and odd sizes).
 //!
-//! # Progress: not lock-free when a participant stalls
+//! # "Empty" means empty: waiting for an operation in flight
 //!
-//! A producer stopped *between* claiming a slot and publishing it leaves a hole:
-//! consumers reaching that slot see it unpublished and report `None` ("nothing to
-//! take now") even though later slots may be full; once the queue wraps around to
-//! the hole, producers report "full". Likewise a consumer stopped between claiming
-//! and releasing a slot makes producers report full when they reach it. Nothing
-//! hangs — `push` and `pop` always return — and the queue resumes when the
-//! participant does, but a participant that *dies* there (a killed process)
-//! wedges the queue for good. This is the classic weakness of the stamp design
-//! (crossbeam's `ArrayQueue` spins instead of returning, so there a stalled
-//! producer makes `pop` wait). See `DESIGN.md`, "Crash and preemption tolerance".
+//! A claim and its publication are separate steps, so a pop can find the head
+//! slot claimed by a push that has not yet written its item (the queue is *not*
+//! empty: that item is in it), and a push can find its slot still being read
+//! by a pop that claimed it (the queue is *not* full). The queue offers both
+//! answers to that situation, under different names:
 //!
-//! # Memory ordering
+//! | | [`pop`](ArrayQueue::pop) / [`push`](ArrayQueue::push) | [`try_pop`](ArrayQueue::try_pop) / [`try_push`](ArrayQueue::try_push) |
+//! |---|---|---|
+//! | operation in flight at the slot | waits for it (spin, then yield to the OS) | returns at once with `Busy` |
+//! | `None` / `Err(full)` means | empty / full at an instant during the call (linearizable) | `Empty`/`Full`: the same; `Busy`: neither |
+//! | a participant stalls mid-operation | this call waits until it resumes | this call returns; the queue is stuck at that slot until it resumes |
 //!
-//! - A slot's stamp is the only publication point. Stores to it are `Release`
-//!   (after writing or reading the value); loads of it are `Acquire`. So a pop that
-//!   sees "full" sees the value, and a push that sees "empty" knows the previous
-//!   reader is done with the slot.
-//! - The claims (`compare_exchange` on `head`/`tail`) only decide *who* owns a
-//!   position; they publish nothing, so they are `Relaxed`. Exclusivity comes from
-//!   the claims being read-modify-writes of one location.
-//! - [`len`](ArrayQueue::len) and friends read `head` and `tail` with `SeqCst` and
-//!   retry until `tail` is unchanged, for a consistent snapshot.
+//! `pop` returning `None` is therefore a safe "drained" signal for a shutdown
+//! loop, as in crossbeam's `ArrayQueue` (whose algorithm this is). The wait is
+//! for the two stores that finish the other party's operation: brief between
+//! threads, where a preempted thread is soon rescheduled (the wait yields to
+//! the OS so it can be). A participant that is *stopped* mid-operation
+//! (`SIGSTOP`, a debugger) or *killed* (a process sharing the queue) makes
+//! `pop`/`push` wait as long as it is stopped, or for good. Callers that must
+//! stay live then pick [`pop_with`](ArrayQueue::pop_with) /
+//! [`push_with`](ArrayQueue::push_with) with a [`Patience`] (which answer `Busy`
+//! when it runs out) or the never-waiting `try_*` forms; or they use
+//! [`ScqQueue`](super::ScqQueue), which is both linearizable and live. See
+//! `DESIGN.md`, "Crash and preemption tolerance".
 //!
 //! # Across processes
 //!
 //! An [`ArrayQueue`] holds no pointers: placed in memory shared between processes
 //! (anonymous `MAP_SHARED` before `fork()`), any process can push and pop, for
 //! plain-data item types (no pointers, no heap). A process killed mid-operation
-//! leaves a hole as described above; use per-worker [`spsc`](crate::queue::spsc) rings
-//! where a worker may die, or [`ScqQueue`](super::ScqQueue), which stays live.
+//! leaves its slot claimed for good: `pop`/`push` then wait forever at it and the
+//! `try_*` forms answer `Busy` forever. Use per-worker
+//! [`spsc`](crate::queue::spsc) rings where a worker may die, or
+//! [`ScqQueue`](super::ScqQueue), which stays live.
 //!
 //! # Example
 //!
@@ -94,13 +98,29 @@ use core::mem::MaybeUninit;
 
 use crossbeam_utils::CachePadded;
 
-use crate::primitive::{AtomicUsize, Backoff, Ordering, UnsafeCell};
+use crate::primitive::{
+    AtomicUsize, Backoff, Ordering, UnsafeCell, fence, seq_cst_point, yield_now,
+};
+use crate::sync::patience::Forever;
+use crate::sync::{Patience, Spins};
+
+mod error;
+pub use error::{TryPopError, TryPushError};
 
 /// One cell of the queue: a value and the stamp that says who may touch it next.
 struct Slot<T> {
     /// See the state table in the module docs.
     stamp: AtomicUsize,
     value: UnsafeCell<MaybeUninit<T>>,
+}
+
+/// What a push or pop does after finding its slot claimed by an operation in
+/// flight.
+enum InFlight {
+    /// Look at the slot again (after waiting, or at once if the view was stale).
+    Retry,
+    /// Patience ran out: report `Busy`.
+    GaveUp,
 }
 
 /// A bounded MPMC queue of capacity `N` (any `N ≥ 1`), storing items inline.
@@ -206,9 +226,13 @@ impl<T, const N: usize> ArrayQueue<T, N> {
         }
     }
 
-    /// Adds `value` at the back, or gives it back when no slot can be taken now:
-    /// the queue is full, or the consumer of the oldest item claimed it and has
-    /// not finished reading it (see "Progress" in the module docs).
+    /// Adds `value` at the back, or gives it back if the queue is full.
+    ///
+    /// Linearizable: `Err` means the queue was full at an instant during the
+    /// call. If the slot to push into still holds an item whose pop is in
+    /// flight (claimed, not yet read), this waits for that pop to finish; see
+    /// the module docs for the trade-off, and [`try_push`](Self::try_push) for
+    /// the form that never waits.
     ///
     /// # Example
     ///
@@ -217,9 +241,47 @@ impl<T, const N: usize> ArrayQueue<T, N> {
     ///
     /// let q = ArrayQueue::<u8, 1>::new();
     /// assert_eq!(q.push(1), Ok(()));
-    /// assert_eq!(q.push(2), Err(2));
+    /// assert_eq!(q.push(2), Err(2)); // full
     /// ```
     pub fn push(&self, value: T) -> Result<(), T> {
+        self.push_with(value, Forever)
+            .map_err(TryPushError::into_inner)
+    }
+
+    /// Adds `value` at the back without ever waiting for another party: if the
+    /// slot to push into is still being read by a pop in flight, answers
+    /// [`TryPushError::Busy`] (the queue is not full) instead of waiting.
+    ///
+    /// For callers that choose liveness over linearizability: a consumer stopped
+    /// mid-pop cannot stop this call, but `Busy` is not a verdict on the queue.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use ply_core::queue::mpmc::{ArrayQueue, TryPushError};
+    ///
+    /// let q = ArrayQueue::<u8, 1>::new();
+    /// assert_eq!(q.try_push(1), Ok(()));
+    /// assert_eq!(q.try_push(2), Err(TryPushError::Full(2)));
+    /// ```
+    pub fn try_push(&self, value: T) -> Result<(), TryPushError<T>> {
+        self.push_with(value, Spins(0))
+    }
+
+    /// Adds `value` at the back, waiting for a pop in flight at its slot until
+    /// `patience` runs out (then [`TryPushError::Busy`]). `Full` is returned at
+    /// once, as by [`push`](Self::push).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use ply_core::queue::mpmc::{ArrayQueue, TryPushError};
+    /// use ply_core::sync::Spins;
+    ///
+    /// let q = ArrayQueue::<u8, 2>::new();
+    /// assert_eq!(q.push_with(1, Spins(100)), Ok(()));
+    /// ```
+    pub fn push_with(&self, value: T, mut patience: impl Patience) -> Result<(), TryPushError<T>> {
         let backoff = Backoff::new();
         let mut tail = self.tail.load(Ordering::Relaxed);
         loop {
@@ -229,14 +291,17 @@ impl<T, const N: usize> ArrayQueue<T, N> {
             let stamp = slot.stamp.load(Ordering::Acquire);
             if stamp == tail {
                 // The slot is free for this lap: try to claim position `tail`.
-                // Relaxed: the claim publishes nothing; the stamp store does.
+                // SeqCst: the claim publishes nothing (the stamp store does), but
+                // it must be in the total order the empty verdict of `pop` reads
+                // (module docs, "Memory ordering").
                 match self.tail.compare_exchange_weak(
                     tail,
                     Self::next_position(tail),
-                    Ordering::Relaxed,
+                    Ordering::SeqCst,
                     Ordering::Relaxed,
                 ) {
                     Ok(_) => {
+                        seq_cst_point();
                         crate::fault_point!(ArrayPushClaimed);
                         slot.value.with_mut(|p| {
                             // SAFETY: the claim of `tail` makes us this slot's only
@@ -254,15 +319,55 @@ impl<T, const N: usize> ArrayQueue<T, N> {
                     }
                 }
             } else if stamp.wrapping_add(Self::ONE_LAP) == tail + 1 {
-                // The slot still holds the item from the previous lap: the queue is
-                // full (or that item's consumer has not finished). Report it.
-                return Err(value);
+                // The slot still holds the item of the previous lap. If `head` is
+                // still at that item, the queue is full. Otherwise its consumer
+                // has claimed it and is reading it: the queue is not full.
+                // SeqCst fence: see "Memory ordering" in the module docs.
+                fence(Ordering::SeqCst);
+                let head = self.head.load(Ordering::Relaxed);
+                if head.wrapping_add(Self::ONE_LAP) == tail {
+                    return Err(TryPushError::Full(value));
+                }
+                match self.in_flight(&self.tail, &mut tail, &mut patience, &backoff) {
+                    InFlight::Retry => {}
+                    InFlight::GaveUp => return Err(TryPushError::Busy(value)),
+                }
             } else {
                 // Our `tail` is stale (others pushed since): reload and retry.
                 backoff.snooze();
                 tail = self.tail.load(Ordering::Relaxed);
             }
         }
+    }
+
+    /// After finding the slot at `*position` (a copy of `end`) claimed by an
+    /// operation in flight: either others have moved `end` on since (our view
+    /// was stale: retry at once from there), or the caller waits for that
+    /// operation — one backoff step, yielding to the OS once backed off — or
+    /// gives up if `patience` has run out.
+    fn in_flight(
+        &self,
+        end: &AtomicUsize,
+        position: &mut usize,
+        patience: &mut impl Patience,
+        backoff: &Backoff,
+    ) -> InFlight {
+        let current = end.load(Ordering::Relaxed);
+        if current != *position {
+            *position = current;
+            return InFlight::Retry;
+        }
+        if !patience.keep_waiting() {
+            return InFlight::GaveUp;
+        }
+        if backoff.is_completed() {
+            // The party in flight may be preempted: give it the CPU.
+            yield_now();
+        } else {
+            backoff.snooze();
+        }
+        *position = end.load(Ordering::Relaxed);
+        InFlight::Retry
     }
 
     /// Adds `value` at the back; if the queue is full, evicts the oldest item
@@ -296,9 +401,10 @@ impl<T, const N: usize> ArrayQueue<T, N> {
                 // Free: push exactly as `push` does (see there for the orderings).
                 if self
                     .tail
-                    .compare_exchange_weak(tail, next, Ordering::Relaxed, Ordering::Relaxed)
+                    .compare_exchange_weak(tail, next, Ordering::SeqCst, Ordering::Relaxed)
                     .is_ok()
                 {
+                    seq_cst_point();
                     slot.value.with_mut(|p| {
                         // SAFETY: as in `push`: the claim makes the slot ours.
                         unsafe { p.write(MaybeUninit::new(value)) }
@@ -310,18 +416,22 @@ impl<T, const N: usize> ArrayQueue<T, N> {
                 tail = self.tail.load(Ordering::Relaxed);
             } else if stamp.wrapping_add(Self::ONE_LAP) == tail + 1 {
                 // Full: the oldest item is in this very slot, at `head = tail - lap`.
-                // Claim it as a consumer would, by moving `head` past it. Relaxed:
-                // exclusivity comes from the CAS; visibility from the stamp Acquire.
+                // Claim it as a consumer would, by moving `head` past it.
+                // Exclusivity comes from the CAS, visibility from the stamp
+                // Acquire; SeqCst (here and on the `tail` store) keeps both moves
+                // in the total order the empty/full verdicts read.
                 let head = tail.wrapping_sub(Self::ONE_LAP);
                 let new_head = next.wrapping_sub(Self::ONE_LAP);
                 if self
                     .head
-                    .compare_exchange_weak(head, new_head, Ordering::Relaxed, Ordering::Relaxed)
+                    .compare_exchange_weak(head, new_head, Ordering::SeqCst, Ordering::Relaxed)
                     .is_ok()
                 {
+                    seq_cst_point();
                     // We own the slot as its consumer. No producer can claim `tail`
                     // (its stamp is not `tail`), so a plain store moves it.
-                    self.tail.store(next, Ordering::Relaxed);
+                    self.tail.store(next, Ordering::SeqCst);
+                    seq_cst_point();
                     // SAFETY: the slot holds the previous lap's initialized value
                     // (stamp Acquire above), and both claims are ours: no one else
                     // reads or writes it until we publish the new stamp.
@@ -342,9 +452,13 @@ impl<T, const N: usize> ArrayQueue<T, N> {
         }
     }
 
-    /// Removes the item at the front, or returns `None` when none can be taken
-    /// now: the queue is empty, or the producer of the oldest item claimed its
-    /// slot and has not finished writing it (see "Progress" in the module docs).
+    /// Removes the item at the front, or returns `None` if the queue is empty.
+    ///
+    /// Linearizable: `None` means the queue was empty at an instant during the
+    /// call, so a consumer may treat it as "drained". If the oldest item's push
+    /// is in flight (its slot claimed, the item not yet written), this waits for
+    /// that push to finish; see the module docs for the trade-off, and
+    /// [`try_pop`](Self::try_pop) for the form that never waits.
     ///
     /// # Example
     ///
@@ -357,6 +471,48 @@ impl<T, const N: usize> ArrayQueue<T, N> {
     /// assert_eq!(q.pop(), None);
     /// ```
     pub fn pop(&self) -> Option<T> {
+        // `Forever` never gives up, so the only error is `Empty`.
+        self.pop_with(Forever).ok()
+    }
+
+    /// Removes the item at the front without ever waiting for another party:
+    /// if the oldest item's push is in flight, answers [`TryPopError::Busy`]
+    /// (the queue is not empty) instead of waiting.
+    ///
+    /// For callers that choose liveness over linearizability: a producer stopped
+    /// mid-push cannot stop this call, but `Busy` is not "drained".
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use ply_core::queue::mpmc::{ArrayQueue, TryPopError};
+    ///
+    /// let q = ArrayQueue::<u8, 2>::new();
+    /// assert_eq!(q.try_pop(), Err(TryPopError::Empty));
+    /// q.push(5).unwrap();
+    /// assert_eq!(q.try_pop(), Ok(5));
+    /// ```
+    pub fn try_pop(&self) -> Result<T, TryPopError> {
+        self.pop_with(Spins(0))
+    }
+
+    /// Removes the item at the front, waiting for a push in flight at the head
+    /// until `patience` runs out (then [`TryPopError::Busy`]). `Empty` is
+    /// returned at once, as by [`pop`](Self::pop).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use ply_core::queue::mpmc::{ArrayQueue, TryPopError};
+    /// use ply_core::sync::Deadline;
+    ///
+    /// let q = ArrayQueue::<u8, 2>::new();
+    /// let deadline = Instant::now() + Duration::from_millis(10);
+    /// let got = q.pop_with(Deadline(|| Instant::now() >= deadline));
+    /// assert_eq!(got, Err(TryPopError::Empty));
+    /// ```
+    pub fn pop_with(&self, mut patience: impl Patience) -> Result<T, TryPopError> {
         let backoff = Backoff::new();
         let mut head = self.head.load(Ordering::Relaxed);
         loop {
@@ -365,14 +521,16 @@ impl<T, const N: usize> ArrayQueue<T, N> {
             // this slot, so its value is visible.
             let stamp = slot.stamp.load(Ordering::Acquire);
             if stamp == head + 1 {
-                // Full for this lap: try to claim position `head`. Relaxed: as in push.
+                // Full for this lap: try to claim position `head`. SeqCst: as in
+                // `push_with`, for the total order of claims and verdicts.
                 match self.head.compare_exchange_weak(
                     head,
                     Self::next_position(head),
-                    Ordering::Relaxed,
+                    Ordering::SeqCst,
                     Ordering::Relaxed,
                 ) {
                     Ok(_) => {
+                        seq_cst_point();
                         crate::fault_point!(ArrayPopClaimed);
                         // SAFETY: winning the claim makes us the only reader of this
                         // slot, whose value the producer initialized (stamp Acquire).
@@ -381,7 +539,7 @@ impl<T, const N: usize> ArrayQueue<T, N> {
                         // (which Acquires this stamp) overwrites the slot.
                         slot.stamp
                             .store(head.wrapping_add(Self::ONE_LAP), Ordering::Release);
-                        return Some(value);
+                        return Ok(value);
                     }
                     Err(current) => {
                         head = current;
@@ -389,8 +547,19 @@ impl<T, const N: usize> ArrayQueue<T, N> {
                     }
                 }
             } else if stamp == head {
-                // Not yet written for this lap: empty, or its producer is mid-push.
-                return None;
+                // Not yet written for this lap. If `tail` is still here, the
+                // queue is empty. Otherwise a push has claimed this position and
+                // is writing it: the queue is not empty.
+                // SeqCst fence: see "Memory ordering" in the module docs.
+                fence(Ordering::SeqCst);
+                let tail = self.tail.load(Ordering::Relaxed);
+                if tail == head {
+                    return Err(TryPopError::Empty);
+                }
+                match self.in_flight(&self.head, &mut head, &mut patience, &backoff) {
+                    InFlight::Retry => {}
+                    InFlight::GaveUp => return Err(TryPopError::Busy),
+                }
             } else {
                 // Our `head` is stale (others popped since): reload and retry.
                 backoff.snooze();

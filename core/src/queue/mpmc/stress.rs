@@ -95,3 +95,65 @@ pub(crate) fn stress(q: &impl TestQueue<(usize, usize)>, producers: usize, consu
     assert!(count.iter().all(|&c| c == 1), "every item exactly once");
     assert!(q.is_empty_now());
 }
+
+/// Rounds per thread of the linearizability tests.
+pub(crate) const LINEARIZABLE_ROUNDS: usize = if cfg!(miri) {
+    20
+} else if cfg!(debug_assertions) {
+    100_000
+} else {
+    1_000_000
+};
+
+/// Ported from crossbeam-queue's and concurrent-queue's `linearizable` tests:
+/// `threads` threads (at most the capacity) each push an item, then pop one.
+/// Each thread's own item is in the queue from its push until some pop takes
+/// it, so when a thread pops, the queue holds at least one item at every
+/// instant of the call: a `None` is a false "empty".
+pub(crate) fn push_then_pop_always_finds_an_item(q: &impl TestQueue<usize>, threads: usize) {
+    let pops = AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        for t in 0..threads {
+            let pops = &pops;
+            s.spawn(move || {
+                for i in 0..LINEARIZABLE_ROUNDS {
+                    assert!(q.push(t).is_ok(), "push {i}: a false \"full\"");
+                    assert!(q.pop().is_some(), "pop {i}: a false \"empty\"");
+                    pops.fetch_add(1, SeqCst);
+                }
+            });
+        }
+    });
+    assert_eq!(pops.load(SeqCst), threads * LINEARIZABLE_ROUNDS);
+    assert!(q.is_empty_now());
+}
+
+/// The mirror image for `push`: the queue starts full (`capacity` items, and
+/// `threads <= capacity`), and each thread pops an item, then pushes one.
+/// While a thread holds no item the queue holds at least one (the others hold
+/// at most `threads - 1`), and while it holds one the queue has a free slot:
+/// so every pop must find an item and every push must find room.
+pub(crate) fn pop_then_push_always_finds_room(
+    q: &impl TestQueue<usize>,
+    capacity: usize,
+    threads: usize,
+) {
+    for i in 0..capacity {
+        assert!(q.push(i).is_ok());
+    }
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(move || {
+                for i in 0..LINEARIZABLE_ROUNDS {
+                    let Some(item) = q.pop() else {
+                        panic!("pop {i}: a false \"empty\"");
+                    };
+                    assert!(q.push(item).is_ok(), "push {i}: a false \"full\"");
+                }
+            });
+        }
+    });
+    let mut left: Vec<usize> = core::iter::from_fn(|| q.pop()).collect();
+    left.sort_unstable();
+    assert_eq!(left, (0..capacity).collect::<Vec<_>>(), "every item once");
+}

@@ -1,4 +1,5 @@
 use super::*;
+use crate::sync::{Deadline, Spins};
 use core::sync::atomic::{AtomicUsize as StdAtomicUsize, Ordering::SeqCst};
 use std::vec;
 use std::vec::Vec;
@@ -197,23 +198,83 @@ fn debug_names_capacity_and_len() {
 }
 
 #[test]
-fn unpublished_hole_reports_empty_instead_of_hanging() {
-    // Simulate a producer that claimed position 0 and stalled before publishing:
-    // tail moved, the stamp did not. pop must return, not spin.
+fn a_push_in_flight_at_the_head_is_busy_not_empty() {
+    // Play a producer that claimed position 0 and has not published it yet:
+    // tail moved, the stamp did not.
     let q = ArrayQueue::<u32, 4>::new();
     q.tail.store(1, SeqCst);
-    assert_eq!(q.pop(), None);
-    // A later producer's item is stuck behind the hole until it is filled.
+    assert_eq!(
+        q.try_pop(),
+        Err(TryPopError::Busy),
+        "not empty: an item is on its way"
+    );
+    let mut checks = 0;
+    let gave_up = q.pop_with(Deadline(|| {
+        checks += 1;
+        checks > 3
+    }));
+    assert_eq!(gave_up, Err(TryPopError::Busy));
+    assert_eq!(checks, 4, "asked its patience once per wait");
+    // A later producer's item queues behind the one in flight.
     assert_eq!(q.push(7), Ok(()));
-    assert_eq!(q.pop(), None);
-    // The stalled producer resumes: writes and publishes position 0.
+    assert_eq!(q.try_pop(), Err(TryPopError::Busy));
+    // The producer finishes: writes and publishes position 0.
     q.slots[0].value.with_mut(|p| {
         // SAFETY: the test plays the producer that owns the claim of position 0.
         unsafe { p.write(MaybeUninit::new(6)) }
     });
     q.slots[0].stamp.store(1, SeqCst);
-    assert_eq!(q.pop(), Some(6));
+    assert_eq!(q.try_pop(), Ok(6));
     assert_eq!(q.pop(), Some(7));
+    assert_eq!(q.try_pop(), Err(TryPopError::Empty));
+    assert_eq!(q.pop_with(Spins(0)), Err(TryPopError::Empty));
+}
+
+#[test]
+fn pop_waits_for_a_push_in_flight_instead_of_reporting_empty() {
+    let q = ArrayQueue::<u32, 2>::new();
+    q.tail.store(1, SeqCst); // position 0 claimed, not yet published
+    std::thread::scope(|s| {
+        let consumer = s.spawn(|| q.pop());
+        // Whether the consumer is already waiting or not, it must get the item.
+        q.slots[0].value.with_mut(|p| {
+            // SAFETY: the test plays the producer that owns the claim.
+            unsafe { p.write(MaybeUninit::new(5)) }
+        });
+        q.slots[0].stamp.store(1, SeqCst);
+        assert_eq!(consumer.join().unwrap(), Some(5));
+    });
+}
+
+#[test]
+fn a_pop_in_flight_at_the_next_slot_is_busy_not_full() {
+    // A full queue of 2 whose oldest item a consumer has claimed (head moved)
+    // but not read yet (stamp unchanged): there is room, once it finishes.
+    let q = ArrayQueue::<u32, 2>::new();
+    q.push(1).unwrap();
+    q.push(2).unwrap();
+    assert_eq!(q.try_push(3), Err(TryPushError::Full(3)));
+    q.head.store(1, SeqCst);
+    assert_eq!(q.try_push(3), Err(TryPushError::Busy(3)));
+    assert_eq!(q.push_with(3, Spins(5)), Err(TryPushError::Busy(3)));
+    std::thread::scope(|s| {
+        let producer = s.spawn(|| q.push(3));
+        // The consumer finishes: reads the item, releases the slot.
+        // SAFETY: the test plays the consumer that owns the claim of position 0.
+        let value = q.slots[0].value.with(|p| unsafe { p.read().assume_init() });
+        assert_eq!(value, 1);
+        q.slots[0]
+            .stamp
+            .store(ArrayQueue::<u32, 2>::ONE_LAP, SeqCst);
+        assert_eq!(
+            producer.join().unwrap(),
+            Ok(()),
+            "push must wait, not say full"
+        );
+    });
+    assert_eq!(q.pop(), Some(2));
+    assert_eq!(q.pop(), Some(3));
+    assert_eq!(q.try_pop(), Err(TryPopError::Empty));
 }
 
 use crate::queue::mpmc::stress::{PER_PRODUCER, stress};
@@ -283,4 +344,48 @@ fn stress_force_push_never_duplicates_or_invents() {
         count[v] += 1;
     }
     assert!(count.iter().all(|&c| c == 1), "every item exactly once");
+}
+
+use crate::queue::mpmc::stress::{
+    LINEARIZABLE_ROUNDS, pop_then_push_always_finds_room, push_then_pop_always_finds_an_item,
+};
+
+#[test]
+fn linearizable_pop_after_own_push_finds_an_item() {
+    push_then_pop_always_finds_an_item(&ArrayQueue::<usize, 4>::new(), 2);
+    push_then_pop_always_finds_an_item(&ArrayQueue::<usize, 4>::new(), 4);
+}
+
+#[test]
+fn linearizable_push_after_own_pop_finds_room() {
+    pop_then_push_always_finds_room(&ArrayQueue::<usize, 4>::new(), 4, 2);
+    pop_then_push_always_finds_room(&ArrayQueue::<usize, 3>::new(), 3, 3);
+}
+
+#[test]
+fn linearizable_with_force_push_as_in_crossbeam() {
+    // crossbeam-queue's `linearizable` test as it is: half the threads push
+    // then pop, half force-push then pop unless they evicted. Each thread adds
+    // one item before it pops, and the capacity equals the thread count, so
+    // the pop must find an item (and a force-push never needs to evict).
+    const THREADS: usize = 4;
+    let q = ArrayQueue::<usize, THREADS>::new();
+    std::thread::scope(|s| {
+        for _ in 0..THREADS / 2 {
+            s.spawn(|| {
+                for _ in 0..LINEARIZABLE_ROUNDS {
+                    while q.push(0).is_err() {}
+                    q.pop().expect("a false \"empty\" after push");
+                }
+            });
+            s.spawn(|| {
+                for _ in 0..LINEARIZABLE_ROUNDS {
+                    if q.force_push(0).is_none() {
+                        q.pop().expect("a false \"empty\" after force_push");
+                    }
+                }
+            });
+        }
+    });
+    assert!(q.is_empty());
 }

@@ -196,3 +196,19 @@ fn static_queue() {
     });
     assert_eq!(total, PER_PRODUCER / 10);
 }
+
+use crate::queue::mpmc::stress::{
+    pop_then_push_always_finds_room, push_then_pop_always_finds_an_item,
+};
+
+#[test]
+fn linearizable_pop_after_own_push_finds_an_item() {
+    push_then_pop_always_finds_an_item(&ScqQueue::<usize, 4>::new(), 2);
+    push_then_pop_always_finds_an_item(&ScqQueue::<usize, 4>::new(), 4);
+}
+
+#[test]
+fn linearizable_push_after_own_pop_finds_room() {
+    pop_then_push_always_finds_room(&ScqQueue::<usize, 4>::new(), 4, 2);
+    pop_then_push_always_finds_room(&ScqQueue::<usize, 4>::new(), 4, 4);
+}
