@@ -9,7 +9,7 @@
 //! closing racing submission (run: `RUSTFLAGS="--cfg loom" cargo test -p
 //! ply-os --release --lib loom`).
 
-mod primitive;
+pub(crate) mod primitive;
 mod registry;
 mod sleep;
 
@@ -17,6 +17,4 @@ mod sleep;
 mod loom_models;
 
 pub use registry::MAX_QUEUE_BOUND;
-pub(crate) use registry::{
-    Admission, GuestBuffer, Registry, StartFailure, WorkerConfig, help_own_pool,
-};
+pub(crate) use registry::{Admission, Registry, StartFailure, WorkerConfig, help_own_pool};

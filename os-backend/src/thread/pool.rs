@@ -139,8 +139,11 @@ impl ThreadPoolBuilder {
         self
     }
 
-    /// At most this many tasks wait in the queue (default 1024, at most
-    /// [`MAX_QUEUE_BOUND`]); beyond it `submit` blocks and `try_submit` fails.
+    /// At most this many tasks wait in each queue (default 1024, at most
+    /// [`MAX_QUEUE_BOUND`]): in a worker's or an outside thread's own ring, and
+    /// in the shared injector behind them. When both are full, `submit` blocks
+    /// (a worker runs the task itself), `try_submit` fails, and a scope's
+    /// `spawn` runs the task on the spawning thread.
     ///
     /// # Example
     ///

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use crossbeam_utils::CachePadded;
 
-use super::engine::GuestBuffer;
+use super::engine::Admission;
 use super::job::Job;
 use super::pool::ThreadPool;
 use super::unwind::{drop_payload, drop_quietly};
@@ -34,9 +34,6 @@ use super::unwind::{drop_payload, drop_quietly};
 pub struct Scope<'scope, 'env: 'scope> {
     pool: &'scope ThreadPool,
     state: ScopeState,
-    /// The spawn buffer of the thread that opened the scope, if it is not a
-    /// worker and a guest ring was free.
-    guest: Option<GuestBuffer>,
     /// Invariance over both lifetimes, as in `std::thread::Scope`.
     _marker: PhantomData<(&'scope mut &'scope (), &'env mut &'env ())>,
 }
@@ -166,14 +163,10 @@ impl ThreadPool {
                 cancelled: AtomicUsize::new(0),
                 panic: Mutex::new(None),
             },
-            guest: self.registry.claim_guest(),
             _marker: PhantomData,
         };
         let result = catch_unwind(AssertUnwindSafe(|| f(&scope)));
         scope.wait_all();
-        if let Some(guest) = &scope.guest {
-            self.registry.release_guest(guest);
-        }
         let task_panic = scope
             .state
             .panic
@@ -232,12 +225,15 @@ impl<'scope> Scope<'scope, '_> {
         // this one included, has been counted as finished: by `run` after the
         // closure returned, or by `drop` after the closure was dropped unrun.
         let job = unsafe { Job::new_unchecked(task) };
-        // The owner's guest ring or the worker's own run queue; else the
-        // injector; and if the pool is shut down, right here rather than lose it.
-        if let Err(job) = self.pool.registry.push_spawn(job, self.guest.as_ref())
-            && let Err(job) = self.pool.submit_job(job)
-        {
-            job.run();
+        // The calling thread's own queue (its run queue, or its guest ring);
+        // else the injector, if it has room; else run it right here: a scope
+        // never blocks on a full queue, and a shut-down pool still runs it.
+        let registry = &self.pool.registry;
+        if let Err(job) = registry.push_local(job) {
+            match registry.admit(false) {
+                Admission::Queued => registry.push(job),
+                Admission::Full | Admission::RunHere | Admission::Closed => job.run(),
+            }
         }
     }
 
@@ -248,8 +244,7 @@ impl<'scope> Scope<'scope, '_> {
         let mut idle_rounds = 0u32;
         while !self.all_finished() {
             let registry = &self.pool.registry;
-            let own = self.guest.as_ref().and_then(|g| registry.pop_guest(g));
-            if let Some(job) = own {
+            if let Some(job) = registry.pop_guest() {
                 registry.execute(job);
                 idle_rounds = 0;
                 continue;

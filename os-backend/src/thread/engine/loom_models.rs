@@ -31,7 +31,7 @@ use loom::sync::atomic::Ordering::SeqCst;
 use loom::sync::{Condvar, Mutex};
 use loom::thread;
 
-use super::registry::{Registry, WorkerConfig};
+use super::registry::{Admission, Registry, WorkerConfig};
 use crate::thread::job::Job;
 
 /// Bounds the preemptions loom explores to two: each protocol here is one
@@ -84,13 +84,13 @@ fn signalling_job(done: &Arc<Done>) -> Job {
 }
 
 #[test]
-fn loom_a_job_submitted_while_the_worker_falls_asleep_wakes_it() {
+fn loom_a_job_injected_while_the_worker_falls_asleep_wakes_it() {
     model(|| {
         let registry = registry(1);
         let r = Arc::clone(&registry);
         let worker = thread::spawn(move || r.run_worker(0));
         let done = Arc::new(Done::default());
-        assert!(registry.submit(signalling_job(&done)).is_ok());
+        assert!(submit_via(&registry, Path::Injector, signalling_job(&done)));
         done.wait(); // deadlocks if the worker slept through the push
         registry.shutdown();
         worker.join().unwrap();
@@ -104,14 +104,10 @@ fn loom_a_spawn_into_a_guest_ring_wakes_a_sleeping_worker() {
         let r = Arc::clone(&registry);
         let worker = thread::spawn(move || r.run_worker(0));
         let done = Arc::new(Done::default());
-        let guest = registry.claim_guest().expect("a free guest ring");
-        assert!(
-            registry
-                .push_spawn(signalling_job(&done), Some(&guest))
-                .is_ok()
-        );
-        done.wait(); // the worker must steal it: the owner only waits here
-        registry.release_guest(&guest);
+        // This thread is not a worker: the push goes to the guest ring it
+        // takes a lease on.
+        assert!(registry.push_local(signalling_job(&done)).is_ok());
+        done.wait(); // the worker must steal it: the holder only waits here
         registry.shutdown();
         worker.join().unwrap();
     });
@@ -139,9 +135,31 @@ fn counted_job(fate: &Arc<Fate>) -> Job {
     })
 }
 
+/// How the racing submission travels.
+#[derive(Clone, Copy)]
+enum Path {
+    /// `Registry::submit` from a thread outside the pool: its guest ring.
+    GuestRing,
+    /// The injector (`admit` + `push`), as when the guest rings are all held.
+    Injector,
+}
+
+fn submit_via(registry: &Arc<Registry>, path: Path, job: Job) -> bool {
+    match path {
+        Path::GuestRing => registry.submit(job).is_ok(),
+        Path::Injector => match registry.admit(true) {
+            Admission::Queued => {
+                registry.push(job);
+                true
+            }
+            _ => false,
+        },
+    }
+}
+
 /// `close` races a submission; returns (accepted, ran, dropped unrun, left in
 /// a queue after the worker exited).
-fn close_racing_submit(close: fn(&Registry)) -> (bool, usize, usize, bool) {
+fn close_racing_submit(close: fn(&Registry), path: Path) -> (bool, usize, usize, bool) {
     let registry = registry(1);
     let r = Arc::clone(&registry);
     let worker = thread::spawn(move || r.run_worker(0));
@@ -150,7 +168,7 @@ fn close_racing_submit(close: fn(&Registry)) -> (bool, usize, usize, bool) {
         dropped: AtomicUsize::new(0),
     });
     let (r, f) = (Arc::clone(&registry), Arc::clone(&fate));
-    let submitter = thread::spawn(move || r.submit(counted_job(&f)).is_ok());
+    let submitter = thread::spawn(move || submit_via(&r, path, counted_job(&f)));
     close(&registry);
     let accepted = submitter.join().unwrap();
     worker.join().unwrap();
@@ -163,10 +181,9 @@ fn close_racing_submit(close: fn(&Registry)) -> (bool, usize, usize, bool) {
     )
 }
 
-#[test]
-fn loom_shutdown_racing_submit_runs_every_accepted_job() {
-    model(|| {
-        let (accepted, ran, dropped, stranded) = close_racing_submit(Registry::shutdown);
+fn check_shutdown(path: Path) {
+    model(move || {
+        let (accepted, ran, dropped, stranded) = close_racing_submit(Registry::shutdown, path);
         assert!(!stranded, "a job was left queued after the worker exited");
         if accepted {
             assert_eq!((ran, dropped), (1, 0), "an accepted job runs once");
@@ -176,14 +193,33 @@ fn loom_shutdown_racing_submit_runs_every_accepted_job() {
     });
 }
 
-#[test]
-fn loom_terminate_racing_submit_runs_or_cancels_every_job_once() {
-    model(|| {
-        let (accepted, ran, dropped, stranded) = close_racing_submit(Registry::terminate);
+fn check_terminate(path: Path) {
+    model(move || {
+        let (accepted, ran, dropped, stranded) = close_racing_submit(Registry::terminate, path);
         assert!(!stranded, "a job was left queued after the worker exited");
         assert_eq!(ran + dropped, 1, "each job runs or is dropped, once");
         if !accepted {
             assert_eq!(ran, 0);
         }
     });
+}
+
+#[test]
+fn loom_shutdown_racing_submit_to_a_guest_ring_runs_every_accepted_job() {
+    check_shutdown(Path::GuestRing);
+}
+
+#[test]
+fn loom_shutdown_racing_submit_to_the_injector_runs_every_accepted_job() {
+    check_shutdown(Path::Injector);
+}
+
+#[test]
+fn loom_terminate_racing_submit_to_a_guest_ring_runs_or_cancels_each_job_once() {
+    check_terminate(Path::GuestRing);
+}
+
+#[test]
+fn loom_terminate_racing_submit_to_the_injector_runs_or_cancels_each_job_once() {
+    check_terminate(Path::Injector);
 }

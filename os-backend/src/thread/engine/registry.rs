@@ -3,36 +3,48 @@
 //!
 //! # Queues
 //!
-//! - **The injector**: ply-core's bounded MPMC [`ArrayQueue`], for tasks
-//!   submitted from outside the pool, with a semaphore of free places under
-//!   the queue bound (a blocking submitter waits on it).
 //! - **Run queues**: each worker owns a ply-core [`spmc::Ring`]; a task that
-//!   spawns or submits pushes onto its worker's ring. A `scope` opened by a
-//!   thread outside the pool borrows one of [`GUEST_RINGS`] *guest* rings for
-//!   its spawns. A push is a slot write and a `Release` store, with no
-//!   read-modify-write.
+//!   spawns or submits pushes onto its worker's ring.
+//! - **Guest rings**: a thread outside the pool that submits or spawns holds
+//!   one of [`GUEST_RINGS`] guest rings (a `Lease`, kept until the thread
+//!   exits or moves to another pool) and pushes there. A push onto any ring
+//!   is a slot write and a `Release` store, with no read-modify-write, so an
+//!   outside thread's `submit` costs about what a worker's spawn does.
+//! - **The injector**: ply-core's bounded MPMC [`ArrayQueue`], for what does
+//!   not fit: a ring at the queue bound, or a thread that found every guest
+//!   ring held. A semaphore counts its free places (a blocking submitter
+//!   waits on it).
 //! - **Stealing**: an idle worker looks at its own ring, then the injector,
-//!   then takes **half** of another ring (up to [`STEAL_BATCH`] jobs) with one
-//!   CAS into its own ring, from where others can steal them back. Threads
-//!   outside the pool that help while they wait take one job at a time.
+//!   then takes a share of another worker's ring, then of a guest ring, into
+//!   its own ring (from where others can steal it back) with one CAS: a
+//!   `1 / workers` share, at most [`STEAL_BATCH`] jobs, so a long queue moves
+//!   in batches and a short one is dealt out in order. Threads outside the
+//!   pool that help while they wait take one job at a time.
 //!
 //! # Idle workers
 //!
-//! A worker that finds no job spins (with growing pauses: a poll reads the
-//! lines the spawners write, and polling flat out slows their pushes), then
-//! yields, then sleeps ([`Sleep`]). A steady stream of tasks never pays for a
-//! wake-up system call; an idle pool burns no CPU.
+//! A worker that finds no job spins a little (with growing pauses: a poll
+//! reads the lines the spawners write, and polling flat out slows their
+//! pushes), then yields, then sleeps ([`Sleep`]). A steady stream of tasks
+//! never pays for a wake-up system call; an idle pool burns no CPU. The spin
+//! is short because a spinning worker holds a core that, on a busy machine
+//! or with more threads than cores, the thread feeding it may need.
 //!
 //! # Closing
 //!
-//! A submitter registers in `submitting`, then checks `closed`; `close` sets
-//! `closed`, then waits for `submitting` to drain, and only then marks the
-//! pool `drained`. It is Dekker's pattern with a `SeqCst` fence on each side:
-//! either the submitter sees `closed` and backs off, or the closer sees the
-//! submitter and waits for its push. Workers exit once the pool is drained and
-//! every queue is empty, so no admitted job is stranded; loom checks this
-//! (`engine::loom_models`), and finds a stranded job when either fence is
-//! removed.
+//! A submitter to the injector registers in `submitting`, then checks
+//! `closed`; a guest ring's holder raises the ring's `guest_busy` flag,
+//! pushes, then checks `closed`. `close` sets `closed`, then waits for
+//! `submitting` to drain and every busy flag to clear, and only then marks
+//! the pool `drained`. It is Dekker's pattern with a `SeqCst` fence on each
+//! side: either the submitter sees `closed` (and backs off, or, having pushed
+//! already, runs its ring's jobs itself), or the closer sees it and waits for
+//! its push. Workers exit once the pool is drained and every queue is empty,
+//! so no accepted job is stranded. loom checks this (`engine::loom_models`)
+//! and finds a stranded job when a submitter's or the closer's fence is
+//! removed, or the holder's re-check of `closed`. (loom cannot fail without
+//! the wait for busy flags: its `SeqCst` fences order more than C11's do.
+//! The wait keeps the argument within C11.)
 //!
 //! # Lost workers
 //!
@@ -48,9 +60,10 @@
 use std::cell::RefCell;
 use std::io;
 use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release, SeqCst};
-use std::sync::{Arc, Mutex, MutexGuard, mpsc};
+use std::sync::{Arc, Mutex, MutexGuard, Weak, mpsc};
 use std::thread::JoinHandle;
 
+use crossbeam_utils::CachePadded;
 use ply_core::queue::mpmc::ArrayQueue;
 use ply_core::queue::spmc::{Ring, Take};
 use ply_core::sync::Semaphore;
@@ -86,7 +99,7 @@ const STEAL_BATCH: usize = 32;
 /// of microseconds in all. Under loom every pause is a model yield, so the
 /// phases shrink to one look each.
 #[cfg(not(loom))]
-const SPIN_ROUNDS: u32 = 64;
+const SPIN_ROUNDS: u32 = 8;
 #[cfg(not(loom))]
 const ROUNDS_BEFORE_SLEEP: u32 = 256;
 #[cfg(loom)]
@@ -99,24 +112,18 @@ type RunQueue = Ring<Job, RING_CAPACITY>;
 
 // The registry this thread works for and its index there, so a task that
 // spawns pushes to its worker's own run queue, and a task that waits (joins a
-// handle) runs queued jobs meanwhile instead of blocking its worker. The
-// address of `THREAD_MARK` tells threads apart (see `current_thread_mark`).
+// handle) runs queued jobs meanwhile instead of blocking its worker. And, for
+// a thread outside the pool, the guest ring it holds (see `Lease`).
 #[cfg(not(loom))]
 thread_local! {
     static CURRENT_WORKER: RefCell<Option<(Arc<Registry>, usize)>> =
         const { RefCell::new(None) };
-    static THREAD_MARK: u8 = const { 0 };
+    static LEASE: RefCell<Option<Lease>> = const { RefCell::new(None) };
 }
 #[cfg(loom)]
 thread_local! {
     static CURRENT_WORKER: RefCell<Option<(Arc<Registry>, usize)>> = RefCell::new(None);
-    static THREAD_MARK: u8 = 0;
-}
-
-/// A number unique to the calling thread while it lives: the address of a
-/// thread-local. Cheaper than `thread::current().id()`.
-pub(crate) fn current_thread_mark() -> usize {
-    THREAD_MARK.with(|m| std::ptr::from_ref(m) as usize)
+    static LEASE: RefCell<Option<Lease>> = RefCell::new(None);
 }
 
 /// On a pool worker: runs one queued job of that pool (`Some(true)`), or finds
@@ -126,12 +133,27 @@ pub(crate) fn help_own_pool() -> Option<bool> {
     Some(registry.run_one(Some(index)))
 }
 
-/// A scope's claim on a guest ring: the thread that opened the scope (`owner`)
-/// pushes its spawns there, where workers steal them in batches. Claimed with
-/// [`Registry::claim_guest`], given back with [`Registry::release_guest`].
-pub(crate) struct GuestBuffer {
-    owner: usize,
-    index: usize,
+/// A thread's hold on one guest ring of one registry: the thread is that
+/// ring's only producer (a ring has one), so its submissions and spawns are a
+/// slot write and a `Release` store, where workers steal them in batches. Taken
+/// on the thread's first push to the pool, kept until the thread exits or
+/// pushes to another pool (a thread holds one lease at a time), then given
+/// back; jobs left in the ring are stolen as usual. The `Weak` keeps only the
+/// registry's small allocation alive, not its queues.
+struct Lease {
+    registry: Weak<Registry>,
+    /// Index into `guests_taken` / `guest_busy`; the ring is `workers + slot`.
+    slot: usize,
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        if let Some(registry) = self.registry.upgrade() {
+            // Release: our pushes happen before the next holder's (the
+            // `push_unchecked` contract), which acquires in `guest_slot`.
+            registry.guests_taken[self.slot].store(false, Release);
+        }
+    }
 }
 
 /// How a submission to the injector got its place.
@@ -169,16 +191,20 @@ pub(crate) struct WorkerConfig {
 
 /// Every queue, flag and thread of one pool (see the module docs).
 pub(crate) struct Registry {
-    /// The injector (see the module docs).
-    queue: ArrayQueue<Job, MAX_QUEUE_BOUND>,
+    /// The injector (see the module docs); boxed, so a thread's lease
+    /// (a `Weak`) outliving the pool keeps no queue memory alive.
+    queue: Box<ArrayQueue<Job, MAX_QUEUE_BOUND>>,
     /// One run queue per worker (index = worker), then [`GUEST_RINGS`] spawn
     /// buffers for scopes opened outside the pool. Workers steal from all.
     rings: Box<[RunQueue]>,
     /// The configured queue bound, which also caps each ring.
     queue_bound: usize,
     sleep: Sleep,
-    /// Which guest rings a scope holds (index = ring index - workers).
+    /// Which guest rings a thread holds (index = ring index - workers).
     guests_taken: [AtomicBool; GUEST_RINGS],
+    /// Set while a guest ring's holder pushes (see the module docs on
+    /// closing): the closer waits for every one to clear.
+    guest_busy: [CachePadded<AtomicBool>; GUEST_RINGS],
     /// Permits = free places under the queue bound. Submitters wait on it.
     slots: Semaphore<EnginePark>,
     /// Set by `close`: no new submissions.
@@ -205,11 +231,12 @@ impl Registry {
     /// A registry with no workers started yet (see [`start_workers`](Self::start_workers)).
     pub(crate) fn new(workers: usize, queue_bound: usize, config: WorkerConfig) -> Arc<Self> {
         Arc::new(Registry {
-            queue: ArrayQueue::new(),
+            queue: Box::new(ArrayQueue::new()),
             rings: (0..workers + GUEST_RINGS).map(|_| Ring::new()).collect(),
             queue_bound,
             sleep: Sleep::new(),
             guests_taken: std::array::from_fn(|_| AtomicBool::new(false)),
+            guest_busy: std::array::from_fn(|_| CachePadded::new(AtomicBool::new(false))),
             slots: Semaphore::with_park(queue_bound as u32, engine_park()),
             closed: AtomicBool::new(false),
             drained: AtomicBool::new(false),
@@ -309,12 +336,13 @@ impl Registry {
         self.submitting.fetch_sub(1, Release);
     }
 
-    /// Queues `job` for the pool: onto the calling worker's own run queue, else
-    /// into the injector, blocking while it is full (a worker of this pool runs
-    /// the job inline instead). `Err` gives the job back if the pool is closed.
+    /// Queues `job` for the pool: onto the calling thread's own queue (see
+    /// [`push_local`](Self::push_local)), else into the injector, blocking
+    /// while it is full (a worker of this pool runs the job inline instead).
+    /// `Err` gives the job back if the pool is closed.
     #[allow(clippy::result_large_err)] // the job is four words
-    pub(crate) fn submit(&self, job: Job) -> Result<(), Job> {
-        let job = match self.push_spawn(job, None) {
+    pub(crate) fn submit(self: &Arc<Self>, job: Job) -> Result<(), Job> {
+        let job = match self.push_local(job) {
             Ok(()) => return Ok(()),
             Err(job) => job,
         };
@@ -346,60 +374,94 @@ impl Registry {
         })
     }
 
-    /// A guest ring for a scope opened on this thread, unless the thread is a
-    /// worker (it uses its own run queue) or all guest rings are taken.
-    pub(crate) fn claim_guest(&self) -> Option<GuestBuffer> {
+    /// The guest ring slot the calling thread holds in this registry; if it
+    /// holds none here and `claim`, takes a free one (giving back a ring held
+    /// in another pool). `None` on a worker of this pool (it has its own run
+    /// queue) or when every guest ring is held.
+    fn guest_slot(self: &Arc<Self>, claim: bool) -> Option<usize> {
         if self.is_current() {
             return None;
         }
-        // Acquire: pairs with the Release in `release_guest`, so the previous
-        // owner's pushes happen before ours (the `push_unchecked` contract).
-        let slot = self.guests_taken.iter().position(|taken| {
-            taken
-                .compare_exchange(false, true, Acquire, Relaxed)
-                .is_ok()
-        })?;
-        Some(GuestBuffer {
-            owner: current_thread_mark(),
-            index: self.workers + slot,
+        let me = Arc::as_ptr(self);
+        LEASE.with(|lease| {
+            let mut lease = lease.try_borrow_mut().ok()?;
+            // A live `Weak` pins its allocation, so an equal address is this
+            // registry, not a new one at a freed one's address.
+            if let Some(held) = &*lease
+                && held.registry.as_ptr() == me
+            {
+                return Some(held.slot);
+            }
+            if !claim {
+                return None;
+            }
+            // Acquire: pairs with the Release in `Lease::drop`, so the
+            // previous holder's pushes happen before ours.
+            let slot = self.guests_taken.iter().position(|taken| {
+                taken
+                    .compare_exchange(false, true, Acquire, Relaxed)
+                    .is_ok()
+            })?;
+            let old = lease.replace(Lease {
+                registry: Arc::downgrade(self),
+                slot,
+            });
+            drop(lease);
+            drop(old); // gives back a ring held in another pool
+            Some(slot)
         })
     }
 
-    /// Gives a guest ring back once every job pushed to it has run.
-    pub(crate) fn release_guest(&self, guest: &GuestBuffer) {
-        debug_assert!(self.rings[guest.index].is_empty());
-        // Release: our pushes happen before the next owner's (see `claim_guest`).
-        self.guests_taken[guest.index - self.workers].store(false, Release);
-    }
-
-    /// The owner of a guest ring takes back one of its own spawns.
-    pub(crate) fn pop_guest(&self, guest: &GuestBuffer) -> Option<Job> {
-        self.rings[guest.index].pop()
-    }
-
-    /// The fast path of a spawn: into the scope's guest ring when called by its
-    /// owner, or into the calling worker's own run queue. `Err` gives the job
-    /// back when neither applies, the ring is at the bound, or the pool is
-    /// closed; the caller then takes the injector path.
+    /// Pushes `job` onto the calling thread's own queue: its run queue if it
+    /// is a worker, else its guest ring (see `Lease`). `Err` gives the job
+    /// back when the pool is closed, the thread has no ring here, or the ring
+    /// is at the queue bound; the caller then takes another path.
     #[allow(clippy::result_large_err)] // the job is four words
-    pub(crate) fn push_spawn(&self, job: Job, guest: Option<&GuestBuffer>) -> Result<(), Job> {
+    pub(crate) fn push_local(self: &Arc<Self>, job: Job) -> Result<(), Job> {
         if self.closed.load(Relaxed) {
             return Err(job);
         }
-        let ring = match guest {
-            Some(g) if g.owner == current_thread_mark() => &self.rings[g.index],
-            _ => match self.worker_index() {
-                Some(index) => &self.rings[index],
-                None => return Err(job),
-            },
+        if let Some(index) = self.worker_index() {
+            // A worker drains its own ring before it exits, so a push that
+            // races `close` is run (or cancelled) by the worker itself.
+            // SAFETY: only worker `index` (this thread) pushes to its ring.
+            unsafe { self.rings[index].push_unchecked(job, self.queue_bound) }?;
+            self.sleep.notify_one();
+            return Ok(());
+        }
+        let Some(slot) = self.guest_slot(true) else {
+            return Err(job);
         };
-        // `guests_taken` gives each guest ring one owner at a time, handed over
-        // with Release/Acquire; `worker_index` is per thread.
-        // SAFETY: a guest ring is pushed to only by its owner thread (checked
-        // above), a worker's ring only by that worker's thread.
-        unsafe { ring.push_unchecked(job, self.queue_bound) }?;
+        let busy = &self.guest_busy[slot];
+        busy.store(true, Relaxed);
+        let ring = &self.rings[self.workers + slot];
+        // SAFETY: this thread holds the lease on the ring (`guest_slot`), and
+        // leases change hands with Release/Acquire.
+        if let Err(job) = unsafe { ring.push_unchecked(job, self.queue_bound) } {
+            busy.store(false, Release);
+            return Err(job);
+        }
+        // Its fence is also the holder's side of closing (module docs).
         self.sleep.notify_one();
+        if self.closed.load(Relaxed) {
+            // `close` may have looked at `busy` before we set it, and workers
+            // may have exited: run (or, terminating, cancel) our ring's jobs
+            // ourselves. They were all accepted.
+            while let Some(job) = ring.pop() {
+                self.execute(job);
+            }
+        }
+        // Release: `close` acquires the flag, so our push is in the ring
+        // before the pool is marked drained.
+        busy.store(false, Release);
         Ok(())
+    }
+
+    /// One job from the calling thread's guest ring, if it holds one here:
+    /// a scope waiting for its tasks runs its own spawns first.
+    pub(crate) fn pop_guest(self: &Arc<Self>) -> Option<Job> {
+        let slot = self.guest_slot(false)?;
+        self.rings[self.workers + slot].pop()
     }
 
     /// Takes a job from the injector, if one is queued.
@@ -433,18 +495,25 @@ impl Registry {
         self.steal(me)
     }
 
-    /// Takes jobs from another ring. A worker takes a batch into its own run
-    /// queue (where others can steal them back) and returns the first; a
-    /// helper outside the pool takes one.
+    /// Takes jobs from another ring: other workers' rings first (they hold
+    /// batches stolen earlier, so older jobs than the guest rings), starting
+    /// after our own index so thieves spread over victims; then the guest
+    /// rings. A worker takes a batch into its own run queue (where others can
+    /// steal them back) and returns the first; a helper outside the pool takes
+    /// one.
+    ///
+    /// A batch is at most a `1 / workers` share of what the victim holds (and
+    /// at most [`STEAL_BATCH`]): a long queue goes in batches, a short one is
+    /// dealt out a job at a time, in order. So when tasks block, the first
+    /// ones submitted are the ones running, not held in the ring of a worker
+    /// that blocked on an earlier one.
     fn steal(&self, me: Option<usize>) -> Option<Job> {
-        let rings = self.rings.len();
-        // Start after our own index so workers spread over different victims.
+        let workers = self.workers;
         let start = me.map_or(0, |i| i + 1);
-        for k in 0..rings {
-            let victim = (start + k) % rings;
-            if Some(victim) == me {
-                continue;
-            }
+        let other_workers = (0..workers)
+            .map(|k| (start + k) % workers)
+            .filter(|&victim| Some(victim) != me);
+        for victim in other_workers.chain(workers..self.rings.len()) {
             let ring = &self.rings[victim];
             let Some(index) = me else {
                 if let Some(job) = ring.pop() {
@@ -452,9 +521,10 @@ impl Registry {
                 }
                 continue;
             };
+            let share = ring.len().div_ceil(workers).clamp(1, STEAL_BATCH);
             let own = &self.rings[index];
             let mut overflow = Vec::new();
-            let taken = ring.take_batch(STEAL_BATCH, |job| {
+            let taken = ring.take_batch(share, |job| {
                 // SAFETY: only worker `index` (this thread) pushes to its ring.
                 if let Err(job) = unsafe { own.push_unchecked(job, RING_CAPACITY) } {
                     overflow.push(job); // not expected: our ring was just empty
@@ -511,7 +581,9 @@ impl Registry {
     fn drain(&self) {
         // Acquire: pairs with `push`'s Release, so every admitted job is in a
         // queue before `drained` says so.
-        while self.submitting.load(Acquire) != 0 {
+        while self.submitting.load(Acquire) != 0
+            || self.guest_busy.iter().any(|busy| busy.load(Acquire))
+        {
             yield_now();
         }
         self.drained.store(true, Release);
