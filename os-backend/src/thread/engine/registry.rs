@@ -90,18 +90,21 @@ const RING_CAPACITY: usize = 4;
 /// Spawn buffers for scopes opened by threads that are not workers.
 const GUEST_RINGS: usize = 4;
 
-/// Most jobs a worker steals in one go (it takes half of what it sees, up to
-/// this), so one steal's cost is shared by many jobs.
+/// Most jobs a worker steals in one go (see `steal` for the share it takes),
+/// so one steal's cost is shared by many jobs.
 const STEAL_BATCH: usize = 32;
 
 /// Failed looks for a job an idle worker spends spinning (with pauses that
-/// double up to 128 spin hints), then yielding, before it sleeps: a few tens
-/// of microseconds in all. Under loom every pause is a model yield, so the
-/// phases shrink to one look each.
+/// double, 2 to 128 spin hints: a few microseconds in all), then yielding,
+/// before it sleeps: as rayon-core's 32 rounds. Short, because on a busy
+/// machine a spinning worker holds a core the thread feeding it may need, and
+/// a yield hands the core to another process for a time slice, where a
+/// sleeper that is woken runs again promptly. Under loom every pause is a
+/// model yield, so the phases shrink to one look each.
 #[cfg(not(loom))]
 const SPIN_ROUNDS: u32 = 8;
 #[cfg(not(loom))]
-const ROUNDS_BEFORE_SLEEP: u32 = 256;
+const ROUNDS_BEFORE_SLEEP: u32 = 32;
 #[cfg(loom)]
 const SPIN_ROUNDS: u32 = 1;
 #[cfg(loom)]
@@ -234,7 +237,7 @@ impl Registry {
             queue: Box::new(ArrayQueue::new()),
             rings: (0..workers + GUEST_RINGS).map(|_| Ring::new()).collect(),
             queue_bound,
-            sleep: Sleep::new(),
+            sleep: Sleep::new(workers),
             guests_taken: std::array::from_fn(|_| AtomicBool::new(false)),
             guest_busy: std::array::from_fn(|_| CachePadded::new(AtomicBool::new(false))),
             slots: Semaphore::with_park(queue_bound as u32, engine_park()),
@@ -725,7 +728,7 @@ impl Registry {
                 yield_now();
             } else {
                 self.sleep
-                    .sleep(|| self.has_work() || self.drained.load(Acquire));
+                    .sleep(index, || self.has_work() || self.drained.load(Acquire));
                 idle = 0;
             }
         }

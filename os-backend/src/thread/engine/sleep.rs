@@ -1,13 +1,16 @@
-//! How idle workers sleep, and how new work wakes them: an event count (a
-//! sleeper count and a wake word, with a re-check before sleeping).
+//! How idle workers sleep, and how new work wakes them: an event count with
+//! one slot per worker (a sleeper count, a wake word per worker, and a
+//! re-check before sleeping), after rayon-core's `sleep` module.
 //!
-//! A worker that found no work registers as a sleeper, re-checks every queue,
-//! and only then waits on the wake word. A thread that publishes work then
-//! reads the sleeper count, and pays for a wake-up (a word bump and a futex
-//! wake) only if someone sleeps — an awake pool pays one fence per task for
-//! "work is ready", no system call and no contended write. This is the
-//! protocol of rayon-core's `sleep` module and of tokio's idle workers, and
-//! Vyukov's event count.
+//! A worker that found no work registers as a sleeper (counts itself and marks
+//! its word `SLEEPING`), re-checks every queue, and only then waits on its
+//! word. A thread that publishes work then reads the sleeper count and, only
+//! if someone sleeps, claims one sleeper — it flips that worker's word to
+//! `NOTIFIED` and uncounts it — and wakes it. An awake pool pays one fence per
+//! task for "work is ready": no system call, no contended write. And a burst
+//! of pushes pays one wake-up per sleeper, not one per push: the first push
+//! uncounts the sleeper it wakes, so the next ones see no sleeper even before
+//! the woken worker runs (on a busy machine that can take a time slice).
 //!
 //! # Why no wake-up is lost
 //!
@@ -15,16 +18,16 @@
 //!
 //! | sleeper ([`Sleep::sleep`]) | notifier ([`Sleep::notify_one`]) |
 //! |---|---|
-//! | read the word (`seen`) | publish work (a queue push) |
-//! | `sleepers += 1`; **fence** | **fence** |
-//! | re-check for work; if none, wait while word = `seen` | read `sleepers`; if > 0, bump the word, wake one |
+//! | `sleepers += 1`; word = `SLEEPING`; **fence** | publish work (a queue push); **fence** |
+//! | re-check for work; if none, wait while word = `SLEEPING` | read `sleepers`; if > 0, flip a `SLEEPING` word to `NOTIFIED`, wake it |
 //!
-//! The fences are ordered one way or the other: either the notifier's read
-//! sees the registration (it bumps the word, so a waiter whose `seen` predates
-//! the bump returns at once, or is woken), or the sleeper's re-check sees the
-//! work. The word is read with `Acquire` and bumped with `Release`, so a
-//! sleeper that saw a bump also sees everything published before it (and a
-//! registration can never be read by a notifier whose bump it saw).
+//! The fences are ordered one way or the other: either the notifier sees the
+//! registration (and the word, so its compare-exchange finds it), or the
+//! sleeper's re-check sees the work. A word leaves `SLEEPING` only by one
+//! compare-exchange — the notifier's, or the sleeper's own when its re-check
+//! found work — so each registration is uncounted exactly once. The word is
+//! set with `Release` and claimed with `Acquire`, so the count is incremented
+//! before a notifier decrements it.
 //!
 //! loom checks the protocol (`engine::loom_models`): removing either fence
 //! makes the model find a lost wake-up.
@@ -34,24 +37,31 @@
 
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release, SeqCst};
 
+use crossbeam_utils::CachePadded;
 use ply_core::sync::Park;
 
 use super::primitive::{AtomicU32, EnginePark, engine_park, fence};
 
-/// Sleepers and the word they wait on.
+const AWAKE: u32 = 0;
+const SLEEPING: u32 = 1;
+const NOTIFIED: u32 = 2;
+
+/// Sleepers and the words they wait on.
 pub(crate) struct Sleep {
-    /// Workers asleep, or about to sleep, on `word`.
-    sleepers: AtomicU32,
-    /// The futex word; bumped to wake sleepers.
-    word: AtomicU32,
+    /// Workers registered as sleeping and not yet claimed by a notifier.
+    sleepers: CachePadded<AtomicU32>,
+    /// One word per worker: `AWAKE`, `SLEEPING` or `NOTIFIED`.
+    words: Box<[CachePadded<AtomicU32>]>,
     park: EnginePark,
 }
 
 impl Sleep {
-    pub(crate) fn new() -> Self {
+    pub(crate) fn new(workers: usize) -> Self {
         Sleep {
-            sleepers: AtomicU32::new(0),
-            word: AtomicU32::new(0),
+            sleepers: CachePadded::new(AtomicU32::new(0)),
+            words: (0..workers)
+                .map(|_| CachePadded::new(AtomicU32::new(AWAKE)))
+                .collect(),
             park: engine_park(),
         }
     }
@@ -62,29 +72,62 @@ impl Sleep {
         // The notifier's fence (see the module docs).
         fence(SeqCst);
         if self.sleepers.load(Relaxed) != 0 {
-            self.word.fetch_add(1, Release);
-            self.park.wake_one(&self.word);
+            self.wake_sleepers(1);
         }
     }
 
     /// Wakes every sleeper, to see a change of state made before this call
-    /// (the pool closing or draining). Unconditional: it is rare.
+    /// (the pool closing or draining). Rare, so it always looks.
     pub(crate) fn notify_all(&self) {
-        self.word.fetch_add(1, Release);
-        self.park.wake_all(&self.word);
+        // Pairs with the sleeper's fence, as `notify_one`'s does.
+        fence(SeqCst);
+        self.wake_sleepers(usize::MAX);
     }
 
-    /// Sleeps until notified, unless `ready()` holds once registered. May
-    /// return without a notification; callers look for work again either way.
-    pub(crate) fn sleep(&self, ready: impl FnOnce() -> bool) {
-        let seen = self.word.load(Acquire);
+    /// Claims and wakes up to `count` sleeping workers.
+    fn wake_sleepers(&self, count: usize) {
+        let mut woken = 0;
+        for word in self.words.iter() {
+            if woken == count {
+                break;
+            }
+            // Acquire: the sleeper counted itself before marking its word.
+            if word.load(Relaxed) == SLEEPING
+                && word
+                    .compare_exchange(SLEEPING, NOTIFIED, Acquire, Relaxed)
+                    .is_ok()
+            {
+                self.sleepers.fetch_sub(1, Relaxed);
+                self.park.wake_one(word);
+                woken += 1;
+            }
+        }
+    }
+
+    /// Worker `index` sleeps until notified, unless `ready()` holds once it is
+    /// registered. Callers look for work again either way.
+    pub(crate) fn sleep(&self, index: usize, ready: impl FnOnce() -> bool) {
+        let word = &self.words[index];
         self.sleepers.fetch_add(1, Relaxed);
+        word.store(SLEEPING, Release);
         // The sleeper's fence (see the module docs).
         fence(SeqCst);
         if !ready() {
-            // Returns at once if the word moved since `seen`.
-            self.park.wait(&self.word, seen);
+            // Waits until a notifier flips the word (a spurious return, or a
+            // signal, waits again).
+            while word.load(Acquire) == SLEEPING {
+                self.park.wait(word, SLEEPING);
+            }
         }
-        self.sleepers.fetch_sub(1, Relaxed);
+        // Still `SLEEPING` (the re-check found work): withdraw the
+        // registration ourselves. Otherwise a notifier uncounted us.
+        if word
+            .compare_exchange(SLEEPING, AWAKE, Relaxed, Relaxed)
+            .is_ok()
+        {
+            self.sleepers.fetch_sub(1, Relaxed);
+        } else {
+            word.store(AWAKE, Relaxed);
+        }
     }
 }
