@@ -21,7 +21,8 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use ply::os::thread::{Chunking, ThreadPool};
+use ply::core::partition::Chunking;
+use ply::os::thread::ThreadPool;
 use rayon::prelude::*;
 use workloads::{PRIME_LIMITS, prime_or_zero};
 
@@ -234,7 +235,7 @@ fn primes(c: &mut Criterion) {
             PRIME_LIMITS.map(|n| {
                 ply_pool.reduce(
                     0..n + 1,
-                    Chunking::Dynamic(4096),
+                    Chunking::Fixed(4096),
                     || 0,
                     prime_or_zero,
                     |a, b| a + b,

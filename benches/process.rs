@@ -21,11 +21,11 @@ use std::ops::Range;
 use std::time::Duration;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use ply::core::partition::Chunking;
 use ply::os::fork::fork_child;
 use ply::os::process::{
     MapOptions, ProcessPoolBuilder, clear_result_cache, map, map_plain, reduce,
 };
-use ply::os::thread::Chunking;
 use workloads::{PRIME_LIMITS, prime_or_zero};
 
 fn spawn(c: &mut Criterion) {
@@ -111,7 +111,7 @@ fn primes(c: &mut Criterion) {
         })
         .collect();
     blocks.sort_by_key(|(_, range)| std::cmp::Reverse(range.start));
-    let options = MapOptions::new().workers(2).chunking(Chunking::Dynamic(1));
+    let options = MapOptions::new().workers(2).chunking(Chunking::Fixed(1));
     let block_sum = |b: usize| {
         let (k, range) = &blocks[b];
         let mut sums = [0u64; 3];

@@ -149,10 +149,12 @@ fn mpmc_two_children_to_parent_each_once_in_producer_order() {
     assert_eq!(queue.pop(), None);
 }
 
-/// What each consumer child reports back through shared memory.
-struct Tally {
-    count: AtomicU64,
-    sum: AtomicU64,
+ply::core::shm_safe! {
+    /// What each consumer child reports back through shared memory.
+    struct Tally {
+        count: AtomicU64,
+        sum: AtomicU64,
+    }
 }
 
 #[test]

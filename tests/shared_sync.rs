@@ -88,12 +88,14 @@ fn rwlock_across_processes_counts_exactly_and_readers_see_whole_writes() {
     assert_eq!(*pair.read(), (writes, writes));
 }
 
-/// Shared state for the semaphore test: a plain counter of processes inside.
-struct Gate {
-    semaphore: Semaphore,
-    inside: AtomicU32,
-    high_water: AtomicU32,
-    entries: AtomicU64,
+ply::core::shm_safe! {
+    /// Shared state for the semaphore test: a plain counter of processes inside.
+    struct Gate {
+        semaphore: Semaphore,
+        inside: AtomicU32,
+        high_water: AtomicU32,
+        entries: AtomicU64,
+    }
 }
 
 #[test]
@@ -124,11 +126,13 @@ fn semaphore_across_processes_admits_at_most_its_permits() {
     assert_eq!(gate.semaphore.available(), PERMITS);
 }
 
-/// One slot per child per round; the barrier guarantees a round's slots are all
-/// written before anyone checks them.
-struct Rounds {
-    barrier: Barrier,
-    marks: [[AtomicU32; CHILDREN]; 2],
+ply::core::shm_safe! {
+    /// One slot per child per round; the barrier guarantees a round's slots are all
+    /// written before anyone checks them.
+    struct Rounds {
+        barrier: Barrier,
+        marks: [[AtomicU32; CHILDREN]; 2],
+    }
 }
 
 #[test]
@@ -153,11 +157,13 @@ fn barrier_across_processes_keeps_rounds_in_step() {
     });
 }
 
-/// A non-atomic per-chunk tally: each chunk must be claimed by exactly one
-/// process, so plain writes never race.
-struct Work {
-    dispenser: ChunkDispenser<CHILDREN>,
-    done: [UnsafeCell<u8>; 1000],
+ply::core::shm_safe! {
+    /// A non-atomic per-chunk tally: each chunk must be claimed by exactly one
+    /// process, so plain writes never race.
+    struct Work {
+        dispenser: ChunkDispenser<CHILDREN>,
+        done: [UnsafeCell<u8>; 1000],
+    }
 }
 // SAFETY: each `done` cell is written only by the one process the dispenser
 // gave that chunk to (which is what the test checks), and read after all exit.
@@ -173,10 +179,10 @@ fn dispenser_across_processes_gives_each_chunk_to_one_process() {
     })
     .unwrap();
     run_children(|id| {
-        while let Some(claim) = work.dispenser.claim(id, &schedule).unwrap() {
+        while let Some(claim) = work.dispenser.claim(id, &schedule) {
             // SAFETY: this chunk was handed to this process alone.
             unsafe { *work.done[claim.index].get() += 1 };
-            work.dispenser.complete(id).unwrap();
+            work.dispenser.complete(id);
         }
         0
     });

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use ply::core::queue::mpmc::{ArrayQueue, ScqQueue, TryPopError};
 use ply::core::sync::{Deadline, Spins};
-use ply::os::fork::{ChildExit, ForkedChild, fork_child};
+use ply::os::fork::{ChildExit, ForkedChild, Signal, fork_child};
 use ply::os::shm::SharedBox;
 use ply_core::fault::{Point, set_hook};
 
@@ -46,7 +46,7 @@ fn wait_until_stopped(child: &ForkedChild) {
 }
 
 fn finish(mut child: ForkedChild) -> ChildExit {
-    child.kill(libc::SIGCONT).unwrap();
+    child.kill(Signal::CONT).unwrap();
     child
         .wait_timeout(WATCHDOG)
         .unwrap()
@@ -54,12 +54,12 @@ fn finish(mut child: ForkedChild) -> ChildExit {
 }
 
 fn kill(mut child: ForkedChild) {
-    child.kill(libc::SIGKILL).unwrap();
+    child.kill(Signal::KILL).unwrap();
     let exit = child
         .wait_timeout(WATCHDOG)
         .unwrap()
         .expect("watchdog: reaping");
-    assert_eq!(exit, ChildExit::Signaled(libc::SIGKILL));
+    assert_eq!(exit, ChildExit::Signaled(Signal::KILL));
 }
 
 fn stop_self() {
@@ -238,13 +238,15 @@ fn array_queue_pop_waits_for_a_frozen_push_and_gets_its_item() {
     assert!(exit.success());
 }
 
-/// Per-origin accounting in shared memory: pushes and pops, counted and summed.
-#[derive(Default)]
-struct Tally {
-    pushed: AtomicU64,
-    pushed_sum: AtomicU64,
-    popped: AtomicU64,
-    popped_sum: AtomicU64,
+ply::core::shm_safe! {
+    /// Per-origin accounting in shared memory: pushes and pops, counted and summed.
+    #[derive(Default)]
+    struct Tally {
+        pushed: AtomicU64,
+        pushed_sum: AtomicU64,
+        popped: AtomicU64,
+        popped_sum: AtomicU64,
+    }
 }
 
 const PARENT: u64 = 0;
@@ -283,7 +285,7 @@ fn scq_random_stops_of_a_busy_child_never_stall_the_parent() {
     for _ in 0..stops {
         rng = rng.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
         std::thread::sleep(Duration::from_micros(rng >> 57)); // 0..127 µs
-        child.kill(libc::SIGSTOP).unwrap();
+        child.kill(Signal::STOP).unwrap();
         wait_until_stopped(&child);
         // Drain what is visible, then use every slot the child cannot hold.
         for _ in 0..=4 * N {
@@ -305,7 +307,7 @@ fn scq_random_stops_of_a_busy_child_never_stall_the_parent() {
         tallies[0].popped.fetch_add(N as u64 - 1, SeqCst);
         tallies[0].popped_sum.fetch_add(sum, SeqCst);
         next += N as u64;
-        child.kill(libc::SIGCONT).unwrap();
+        child.kill(Signal::CONT).unwrap();
     }
     done.store(true, SeqCst);
     let exit = child

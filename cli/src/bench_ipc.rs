@@ -5,7 +5,7 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use ply_os::fork::fork_child;
-use ply_os::ipc::{ProcessQueue, duplex};
+use ply_os::ipc::{ProcessQueue, fork_duplex};
 use ply_os::process::{MapOptions, ProcessPoolBuilder, clear_result_cache, map, map_plain};
 
 use crate::report::{Report, Row};
@@ -51,11 +51,8 @@ pub fn run(trips: u64) -> Report {
     }
 
     // A socket pair: framed, serialized messages.
-    if let Ok((parent, child_end)) = duplex::<u64, u64>() {
-        let mut parent = Some(parent);
-        let echo = fork_child(|| {
-            drop(parent.take());
-            let mut end = child_end.reverse();
+    {
+        let echo = fork_duplex::<u64, u64, _>(|mut end| {
             while let Ok(x) = end.recv() {
                 if end.send(&(x + 1)).is_err() {
                     break;
@@ -63,7 +60,7 @@ pub fn run(trips: u64) -> Report {
             }
             0
         });
-        if let (Ok(echo), Some(mut parent)) = (echo, parent) {
+        if let Ok((mut parent, echo)) = echo {
             rows.push(Row::measure(
                 group,
                 "ply Duplex (socket pair, postcard)",

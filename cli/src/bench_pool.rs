@@ -6,8 +6,9 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
+use ply_core::partition::Chunking;
 use ply_os::process::ProcessPoolBuilder;
-use ply_os::thread::{Chunking, ThreadPool};
+use ply_os::thread::ThreadPool;
 
 use crate::report::{Report, Row};
 

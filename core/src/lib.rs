@@ -4,7 +4,8 @@
 //! allocator and no operating system. Every type has a `const fn new()`, so it can
 //! live in a `static`, and every type holds its state inline with no pointers, so
 //! the *same object* works between threads of one process and between processes
-//! that share a `mmap(MAP_SHARED)` region after `fork()`.
+//! that share a `mmap(MAP_SHARED)` region after `fork()`. Which types may be
+//! placed there is checked by the compiler: they implement [`ShmSafe`].
 //!
 //! | module | what it holds |
 //! |---|---|
@@ -13,6 +14,7 @@
 //! | [`queue::spmc`] | bounded single-producer/multi-consumer run queue; consumers take half a ring with one CAS (work stealing) |
 //! | [`partition`] | even, fixed, guided and cost-weighted splits of `0..len`; `shard(k, n)`; the atomic [`partition::ChunkDispenser`] |
 //! | [`sync`] | spin, ticket and reader-writer locks; semaphore, event, barrier, once/lazy; the [`sync::Park`] seam |
+//! | [`ShmSafe`], [`shm_safe!`] | the marker for types that may live in memory shared between processes, and a checked way to implement it |
 //!
 //! ## Targets
 //! The crate builds for `thumbv7em-none-eabihf` (32-bit atomics only, no allocator).
@@ -53,4 +55,7 @@ pub mod fault;
 pub mod partition;
 mod primitive;
 pub mod queue;
+mod shm_safe;
 pub mod sync;
+
+pub use shm_safe::ShmSafe;

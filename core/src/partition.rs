@@ -11,6 +11,10 @@
 //! | [`Guided`] | shrinking: `max(min, remaining / (k·workers))` | uneven work: big chunks early, small ones to even out the end (OpenMP `guided`) |
 //! | [`Weighted`] | `parts` ranges of nearly equal total *cost* | known per-item costs (or a cost function) |
 //!
+//! [`Chunking`] is the choice among these that ply's parallel loops (the
+//! thread pool's data-parallel helpers, the fork-join process map) offer their
+//! callers: `Auto`, `Even`, `Fixed(size)` or `Guided { min }`.
+//!
 //! [`shard`] picks the `k`-th of `n` stable contiguous shards, so `n` machines can
 //! split one job with no coordination. [`ChunkDispenser`] hands chunk indices of
 //! any schedule to whichever worker asks next (dynamic self-scheduling) with one
@@ -33,6 +37,7 @@
 use core::fmt;
 use core::ops::Range;
 
+mod chunking;
 mod dispenser;
 mod even;
 mod fixed;
@@ -40,6 +45,7 @@ mod guided;
 mod shard;
 mod weighted;
 
+pub use chunking::{Chunking, Plan};
 pub use dispenser::{ChunkDispenser, Claim};
 pub use even::Even;
 pub use fixed::Fixed;
@@ -107,7 +113,7 @@ impl<S: Schedule> Iterator for Chunks<'_, S> {
     }
 }
 
-/// Why a schedule, a shard or a claim was refused.
+/// Why a schedule or a shard was refused.
 ///
 /// # Example
 ///
@@ -116,6 +122,7 @@ impl<S: Schedule> Iterator for Chunks<'_, S> {
 /// assert_eq!(Even::new(10, 0).unwrap_err(), PartitionError::ZeroParts);
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum PartitionError {
     /// `parts` (or `workers`, or the shard count) was 0.
     ZeroParts,
@@ -129,13 +136,6 @@ pub enum PartitionError {
         k: usize,
         /// The number of shards.
         n: usize,
-    },
-    /// A worker id at or above the dispenser's worker capacity.
-    WorkerOutOfRange {
-        /// The worker id given.
-        worker: usize,
-        /// The dispenser's capacity `W`.
-        capacity: usize,
     },
 }
 
@@ -152,11 +152,6 @@ impl fmt::Display for PartitionError {
                     n - 1
                 )
             }
-            PartitionError::WorkerOutOfRange { worker, capacity } => write!(
-                f,
-                "worker {worker} is out of range: this dispenser tracks workers 0 to {}",
-                capacity.saturating_sub(1)
-            ),
         }
     }
 }

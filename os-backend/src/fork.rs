@@ -1,25 +1,66 @@
 //! Run a closure in a forked child process, and always reap it.
 //!
 //! [`fork_child`] forks; the child runs the closure and exits with the code it
-//! returns (101 if it panics) through `_exit`, so no destructor or `atexit`
-//! handler of the parent's state runs twice. The child asks the kernel for
-//! `SIGKILL` when its parent dies (`PR_SET_PDEATHSIG`), so it cannot outlive the
-//! parent as an orphan. The returned [`ForkedChild`] reaps the child when waited
-//! on, and if dropped un-waited kills it with `SIGKILL` and reaps it, so no zombie
-//! is left either way.
+//! returns ([`EXIT_PANICKED`] if it panics) through `_exit`, so no destructor
+//! or `atexit` handler of the parent's state runs twice. The child asks the
+//! kernel for `SIGKILL` when its parent dies (`PR_SET_PDEATHSIG`), so it
+//! cannot outlive the parent as an orphan. The returned [`ForkedChild`] reaps
+//! the child when waited on, and if dropped un-waited kills it with `SIGKILL`
+//! and reaps it, so no zombie is left either way. It also holds a pidfd
+//! (Linux 5.3+), which becomes readable when the child ends, so a supervisor
+//! can wait for many children and sockets in one `poll`.
 //!
 //! # Fork in a multi-threaded process
 //!
-//! Only the forking thread exists in the child. If another thread held a lock
-//! (the allocator's, stdout's) at the moment of `fork`, that lock stays held in
-//! the child forever. The closure should therefore stick to what needs no such
-//! lock — atomics, ply-core's queues and locks in shared memory, raw syscalls —
-//! unless the parent is known to be single-threaded. (The remedy for a pool of
-//! processes is to fork its workers from a single-threaded fork server; this
-//! module is the low-level building block.)
+//! Only the forking thread exists in the child. A lock another thread held at
+//! the moment of `fork` stays held in the child forever. `fork_child` takes
+//! the process-wide locks of Rust's standard library that a child is likely
+//! to need, stdout's and stderr's, across the fork and releases them on both
+//! sides, and glibc does the same for its allocator: so a child may print and
+//! allocate even while other threads of the parent print and allocate. A lock
+//! of the program's own (a `static Mutex`) that another thread held at the
+//! fork cannot be repaired: the closure must not wait for such a lock unless
+//! the parent is known to be single-threaded. The process APIs built on this
+//! (`process::map` and friends) detect such a stall and report it; see
+//! `process::ThreadPolicy`.
+//!
+//! # Signals
+//!
+//! Signals are [`Signal`]s, rustix's type, re-exported here: it names every
+//! signal the kernel can deliver, real-time ones included (where nix's enum
+//! has no value for those), and rustix is also the crate ply uses for pidfds.
 
+mod locks;
+
+pub(crate) use locks::{ForkLocks, other_threads};
+
+use std::borrow::Cow;
 use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::{Duration, Instant};
+
+pub use rustix::process::Signal;
+
+/// The exit code of a forked child whose closure panicked.
+///
+/// # Example
+///
+/// ```
+/// use ply_os::fork::{EXIT_PANICKED, ChildExit, fork_child};
+/// let child = fork_child(|| panic!("no"))?;
+/// assert_eq!(child.wait()?, ChildExit::Exited(EXIT_PANICKED));
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub const EXIT_PANICKED: i32 = 101;
+
+/// The exit code of a forked child whose parent died before it could start.
+///
+/// # Example
+///
+/// ```
+/// assert_eq!(ply_os::fork::EXIT_ORPHANED, 102);
+/// ```
+pub const EXIT_ORPHANED: i32 = 102;
 
 /// How a child process ended.
 ///
@@ -33,11 +74,12 @@ use std::time::{Duration, Instant};
 /// # Ok::<(), std::io::Error>(())
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(into = "RawExit", try_from = "RawExit")]
 pub enum ChildExit {
     /// It exited with this status code.
     Exited(i32),
-    /// It was killed by this signal number.
-    Signaled(i32),
+    /// It was killed by this signal.
+    Signaled(Signal),
 }
 
 impl ChildExit {
@@ -46,18 +88,58 @@ impl ChildExit {
     /// # Example
     ///
     /// ```
-    /// assert!(ply_os::fork::ChildExit::Exited(0).success());
-    /// assert!(!ply_os::fork::ChildExit::Signaled(9).success());
+    /// use ply_os::fork::{ChildExit, Signal};
+    /// assert!(ChildExit::Exited(0).success());
+    /// assert!(!ChildExit::Signaled(Signal::KILL).success());
     /// ```
     pub fn success(&self) -> bool {
         *self == ChildExit::Exited(0)
     }
 
+    /// Decodes a `waitpid` status of a child that ended.
     pub(crate) fn from_wait_status(status: libc::c_int) -> Self {
         if libc::WIFSIGNALED(status) {
-            ChildExit::Signaled(libc::WTERMSIG(status))
+            ChildExit::Signaled(signal_from_kernel(libc::WTERMSIG(status)))
         } else {
             ChildExit::Exited(libc::WEXITSTATUS(status))
+        }
+    }
+}
+
+/// A signal number the kernel reported (a wait status, `siginfo`): valid by
+/// construction, so it can be wrapped without a check of its own.
+pub(crate) fn signal_from_kernel(raw: i32) -> Signal {
+    match Signal::from_named_raw(raw) {
+        Some(signal) => signal,
+        // SAFETY: `raw` came from the kernel as the signal that ended a
+        // process, so it is a valid, non-zero signal number. A real-time one
+        // is only ever displayed, never sent or blocked, as rustix requires
+        // of libc-reserved numbers.
+        None => unsafe { Signal::from_raw_unchecked(raw.max(1)) },
+    }
+}
+
+/// [`ChildExit`] on the wire: `(0, code)` or `(1, signal number)`.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct RawExit(u8, i32);
+
+impl From<ChildExit> for RawExit {
+    fn from(exit: ChildExit) -> Self {
+        match exit {
+            ChildExit::Exited(code) => RawExit(0, code),
+            ChildExit::Signaled(signal) => RawExit(1, signal.as_raw()),
+        }
+    }
+}
+
+impl TryFrom<RawExit> for ChildExit {
+    type Error = String;
+    fn try_from(raw: RawExit) -> Result<Self, String> {
+        match raw {
+            RawExit(0, code) => Ok(ChildExit::Exited(code)),
+            // Linux's signals are 1 to 64 (SIGRTMAX).
+            RawExit(1, sig @ 1..=64) => Ok(ChildExit::Signaled(signal_from_kernel(sig))),
+            RawExit(tag, value) => Err(format!("not an exit status: ({tag}, {value})")),
         }
     }
 }
@@ -66,47 +148,70 @@ impl std::fmt::Display for ChildExit {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             ChildExit::Exited(code) => write!(f, "exited with code {code}"),
-            ChildExit::Signaled(sig) => write!(f, "killed by signal {sig} ({})", signal_name(*sig)),
+            ChildExit::Signaled(sig) => write!(
+                f,
+                "killed by signal {} ({})",
+                sig.as_raw(),
+                signal_name(*sig)
+            ),
         }
     }
 }
 
-/// The conventional name of a signal number (`"SIGKILL"` for 9), or `"SIG?"`.
+/// The conventional name of a signal (`"SIGKILL"`), or `"SIGRTMIN+n"` for a
+/// real-time one.
 ///
 /// # Example
 ///
 /// ```
-/// assert_eq!(ply_os::fork::signal_name(libc::SIGSEGV), "SIGSEGV");
-/// assert_eq!(ply_os::fork::ChildExit::Signaled(9).to_string(), "killed by signal 9 (SIGKILL)");
+/// use ply_os::fork::{ChildExit, Signal, signal_name};
+/// assert_eq!(signal_name(Signal::SEGV), "SIGSEGV");
+/// assert_eq!(ChildExit::Signaled(Signal::KILL).to_string(), "killed by signal 9 (SIGKILL)");
 /// ```
-pub fn signal_name(sig: i32) -> &'static str {
-    const NAMES: &[(i32, &str)] = &[
-        (libc::SIGHUP, "SIGHUP"),
-        (libc::SIGINT, "SIGINT"),
-        (libc::SIGQUIT, "SIGQUIT"),
-        (libc::SIGILL, "SIGILL"),
-        (libc::SIGTRAP, "SIGTRAP"),
-        (libc::SIGABRT, "SIGABRT"),
-        (libc::SIGBUS, "SIGBUS"),
-        (libc::SIGFPE, "SIGFPE"),
-        (libc::SIGKILL, "SIGKILL"),
-        (libc::SIGUSR1, "SIGUSR1"),
-        (libc::SIGSEGV, "SIGSEGV"),
-        (libc::SIGUSR2, "SIGUSR2"),
-        (libc::SIGPIPE, "SIGPIPE"),
-        (libc::SIGALRM, "SIGALRM"),
-        (libc::SIGTERM, "SIGTERM"),
-        (libc::SIGCHLD, "SIGCHLD"),
-        (libc::SIGCONT, "SIGCONT"),
-        (libc::SIGSTOP, "SIGSTOP"),
-        (libc::SIGXCPU, "SIGXCPU"),
-        (libc::SIGXFSZ, "SIGXFSZ"),
-        (libc::SIGSYS, "SIGSYS"),
+pub fn signal_name(sig: Signal) -> Cow<'static, str> {
+    const NAMES: &[(Signal, &str)] = &[
+        (Signal::HUP, "SIGHUP"),
+        (Signal::INT, "SIGINT"),
+        (Signal::QUIT, "SIGQUIT"),
+        (Signal::ILL, "SIGILL"),
+        (Signal::TRAP, "SIGTRAP"),
+        (Signal::ABORT, "SIGABRT"),
+        (Signal::BUS, "SIGBUS"),
+        (Signal::FPE, "SIGFPE"),
+        (Signal::KILL, "SIGKILL"),
+        (Signal::USR1, "SIGUSR1"),
+        (Signal::SEGV, "SIGSEGV"),
+        (Signal::USR2, "SIGUSR2"),
+        (Signal::PIPE, "SIGPIPE"),
+        (Signal::ALARM, "SIGALRM"),
+        (Signal::TERM, "SIGTERM"),
+        (Signal::CHILD, "SIGCHLD"),
+        (Signal::CONT, "SIGCONT"),
+        (Signal::STOP, "SIGSTOP"),
+        (Signal::TSTP, "SIGTSTP"),
+        (Signal::TTIN, "SIGTTIN"),
+        (Signal::TTOU, "SIGTTOU"),
+        (Signal::URG, "SIGURG"),
+        (Signal::XCPU, "SIGXCPU"),
+        (Signal::XFSZ, "SIGXFSZ"),
+        (Signal::VTALARM, "SIGVTALRM"),
+        (Signal::PROF, "SIGPROF"),
+        (Signal::WINCH, "SIGWINCH"),
+        (Signal::IO, "SIGIO"),
+        (Signal::POWER, "SIGPWR"),
+        (Signal::SYS, "SIGSYS"),
     ];
-    NAMES
-        .iter()
-        .find(|&&(n, _)| n == sig)
-        .map_or("SIG?", |&(_, name)| name)
+    match NAMES.iter().find(|&&(s, _)| s == sig) {
+        Some(&(_, name)) => Cow::Borrowed(name),
+        None => {
+            let rtmin = libc::SIGRTMIN();
+            if sig.as_raw() >= rtmin {
+                Cow::Owned(format!("SIGRTMIN+{}", sig.as_raw() - rtmin))
+            } else {
+                Cow::Owned(format!("signal {}", sig.as_raw()))
+            }
+        }
+    }
 }
 
 /// A forked child that has not been reaped yet. Dropping it kills and reaps it.
@@ -115,28 +220,33 @@ pub fn signal_name(sig: i32) -> &'static str {
 ///
 /// ```
 /// use std::time::Duration;
-/// use ply_os::fork::{fork_child, ChildExit};
+/// use ply_os::fork::{fork_child, ChildExit, Signal};
 ///
 /// let mut child = fork_child(|| loop { std::hint::spin_loop() })?;
 /// assert_eq!(child.wait_timeout(Duration::from_millis(50))?, None);
-/// child.kill(libc::SIGTERM)?;
-/// assert_eq!(child.wait()?, ChildExit::Signaled(libc::SIGTERM));
+/// child.kill(Signal::TERM)?;
+/// assert_eq!(child.wait()?, ChildExit::Signaled(Signal::TERM));
 /// # Ok::<(), std::io::Error>(())
 /// ```
 #[derive(Debug)]
+#[must_use = "dropping a ForkedChild kills it"]
 pub struct ForkedChild {
     pid: libc::pid_t,
+    /// Readable once the child has ended.
+    pidfd: OwnedFd,
     reaped: bool,
 }
 
 /// Forks a child process that runs `f` and exits with the code `f` returns
-/// (101 if `f` panics).
+/// ([`EXIT_PANICKED`] if `f` panics).
 ///
-/// See the module docs for what `f` may safely do in a multi-threaded parent.
+/// Stdout's and stderr's locks are taken across the fork (see the module
+/// docs), so the call waits while another thread is in the middle of a print.
 ///
 /// # Errors
 ///
-/// The `fork` error (for example `EAGAIN` at the process limit).
+/// The `fork` error (for example `EAGAIN` at the process limit), or the
+/// `pidfd_open` error on a kernel older than 5.3.
 ///
 /// # Example
 ///
@@ -148,11 +258,13 @@ pub struct ForkedChild {
 pub fn fork_child<F: FnOnce() -> i32>(f: F) -> io::Result<ForkedChild> {
     // SAFETY: getpid has no preconditions.
     let parent = unsafe { libc::getpid() };
+    let locks = ForkLocks::acquire();
     // SAFETY: fork has no memory-safety preconditions; the child only runs `f`
     // and then `_exit`s, never returning into the caller's frames.
     match unsafe { libc::fork() } {
         -1 => Err(io::Error::last_os_error()),
         0 => {
+            drop(locks);
             // SAFETY: prctl(PR_SET_PDEATHSIG) takes a signal number and has no
             // memory-safety preconditions.
             unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
@@ -161,17 +273,50 @@ pub fn fork_child<F: FnOnce() -> i32>(f: F) -> io::Result<ForkedChild> {
             // SAFETY: getppid has no preconditions.
             if unsafe { libc::getppid() } != parent {
                 // SAFETY: _exit ends this process immediately; always sound.
-                unsafe { libc::_exit(102) };
+                unsafe { libc::_exit(EXIT_ORPHANED) };
             }
-            let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or(101);
+            let code =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or(EXIT_PANICKED);
             // SAFETY: as above; skipping destructors and atexit is the point.
             unsafe { libc::_exit(code) }
         }
-        pid => Ok(ForkedChild { pid, reaped: false }),
+        pid => {
+            drop(locks);
+            // Race-free: the child cannot be reaped (and its pid reused)
+            // before this process waits for it.
+            ForkedChild::adopt(pid)
+        }
     }
 }
 
 impl ForkedChild {
+    /// Takes charge of `pid`, a child of this process started another way
+    /// (by `std::process::Command`) and not yet reaped: it will be reaped, or
+    /// killed and reaped on drop, as a forked one.
+    pub(crate) fn adopt(pid: libc::pid_t) -> io::Result<ForkedChild> {
+        let open = rustix::process::Pid::from_raw(pid)
+            .ok_or_else(|| io::Error::other("not a pid"))
+            .and_then(|p| {
+                rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty())
+                    .map_err(io::Error::from)
+            });
+        match open {
+            Ok(pidfd) => Ok(ForkedChild {
+                pid,
+                pidfd,
+                reaped: false,
+            }),
+            Err(e) => {
+                // SAFETY: kill and waitpid on our own unreaped child.
+                unsafe {
+                    libc::kill(pid, libc::SIGKILL);
+                    libc::waitpid(pid, std::ptr::null_mut(), 0);
+                }
+                Err(e)
+            }
+        }
+    }
+
     /// The child's process id.
     ///
     /// # Example
@@ -199,17 +344,18 @@ impl ForkedChild {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn wait(mut self) -> io::Result<ChildExit> {
-        let exit = self
-            .waitpid(0)?
-            .expect("blocking waitpid returned no status");
-        Ok(exit)
+        loop {
+            if let Some(exit) = self.waitpid(0)? {
+                return Ok(exit);
+            }
+        }
     }
 
     /// Waits up to `timeout` for the child to end; `None` if it is still running.
     ///
     /// # Errors
     ///
-    /// The `waitpid` error.
+    /// The `waitpid` or `poll` error.
     ///
     /// # Example
     ///
@@ -221,21 +367,29 @@ impl ForkedChild {
     /// ```
     pub fn wait_timeout(&mut self, timeout: Duration) -> io::Result<Option<ChildExit>> {
         let deadline = Instant::now() + timeout;
-        let mut pause = Duration::from_micros(100);
         loop {
-            if let Some(exit) = self.waitpid(libc::WNOHANG)? {
+            if let Some(exit) = self.try_wait()? {
                 return Ok(Some(exit));
             }
             let now = Instant::now();
             if now >= deadline {
                 return Ok(None);
             }
-            std::thread::sleep(pause.min(deadline - now));
-            pause = (pause * 2).min(Duration::from_millis(20));
+            // The pidfd turns readable when the child ends.
+            let mut fds = [rustix::event::PollFd::new(
+                &self.pidfd,
+                rustix::event::PollFlags::IN,
+            )];
+            let left = rustix::event::Timespec::try_from(deadline - now)
+                .map_err(|_| io::Error::other("timeout out of range"))?;
+            match rustix::event::poll(&mut fds, Some(&left)) {
+                Ok(_) | Err(rustix::io::Errno::INTR) => {}
+                Err(e) => return Err(e.into()),
+            }
         }
     }
 
-    /// Sends signal `sig` to the child (a no-op once it has been reaped).
+    /// Sends `signal` to the child (a no-op once it has been reaped).
     ///
     /// # Errors
     ///
@@ -244,21 +398,18 @@ impl ForkedChild {
     /// # Example
     ///
     /// ```
-    /// let child = ply_os::fork::fork_child(|| loop { std::hint::spin_loop() })?;
-    /// child.kill(libc::SIGKILL)?;
-    /// assert_eq!(child.wait()?, ply_os::fork::ChildExit::Signaled(libc::SIGKILL));
+    /// use ply_os::fork::{ChildExit, Signal, fork_child};
+    /// let child = fork_child(|| loop { std::hint::spin_loop() })?;
+    /// child.kill(Signal::KILL)?;
+    /// assert_eq!(child.wait()?, ChildExit::Signaled(Signal::KILL));
     /// # Ok::<(), std::io::Error>(())
     /// ```
-    pub fn kill(&self, sig: i32) -> io::Result<()> {
+    pub fn kill(&self, signal: Signal) -> io::Result<()> {
         if self.reaped {
             return Ok(());
         }
-        // SAFETY: kill has no memory-safety preconditions; the pid is our
-        // un-reaped child, so it cannot have been recycled for another process.
-        if unsafe { libc::kill(self.pid, sig) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(())
+        // Through the pidfd: it names this process and no other, ever.
+        rustix::process::pidfd_send_signal(&self.pidfd, signal).map_err(io::Error::from)
     }
 
     /// Reaps the child if it has exited; `None` if it is still running.
@@ -284,12 +435,34 @@ impl ForkedChild {
         self.waitpid(libc::WNOHANG)
     }
 
+    /// A descriptor that turns readable (`POLLIN`) when the child ends, for
+    /// waiting on many children and sockets at once.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use std::os::fd::AsRawFd;
+    /// let child = ply_os::fork::fork_child(|| 0)?;
+    /// assert!(child.pidfd().as_raw_fd() >= 0);
+    /// # drop(child);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn pidfd(&self) -> BorrowedFd<'_> {
+        self.pidfd.as_fd()
+    }
+
     fn waitpid(&mut self, flags: libc::c_int) -> io::Result<Option<ChildExit>> {
+        if self.reaped {
+            return Err(io::Error::from_raw_os_error(libc::ECHILD));
+        }
         loop {
             let mut status = 0;
             // SAFETY: `status` is a valid out-pointer; the pid is our child.
             let rc = unsafe { libc::waitpid(self.pid, &mut status, flags) };
             if rc == self.pid {
+                if libc::WIFSTOPPED(status) || libc::WIFCONTINUED(status) {
+                    continue; // not an end (only reported with WUNTRACED)
+                }
                 self.reaped = true;
                 return Ok(Some(ChildExit::from_wait_status(status)));
             }
@@ -304,10 +477,16 @@ impl ForkedChild {
     }
 }
 
+impl AsFd for ForkedChild {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.pidfd.as_fd()
+    }
+}
+
 impl Drop for ForkedChild {
     fn drop(&mut self) {
         if !self.reaped {
-            let _ = self.kill(libc::SIGKILL);
+            let _ = self.kill(Signal::KILL);
             let _ = self.waitpid(0);
         }
     }
@@ -328,7 +507,7 @@ mod tests {
             ChildExit::Exited(5)
         );
         let panicking = fork_child(|| panic!("boom")).unwrap();
-        assert_eq!(panicking.wait().unwrap(), ChildExit::Exited(101));
+        assert_eq!(panicking.wait().unwrap(), ChildExit::Exited(EXIT_PANICKED));
     }
 
     #[test]
@@ -355,13 +534,13 @@ mod tests {
         })
         .unwrap();
         assert_eq!(child.wait_timeout(Duration::from_millis(20)).unwrap(), None);
-        child.kill(libc::SIGTERM).unwrap();
+        child.kill(Signal::TERM).unwrap();
         assert_eq!(
             child.wait_timeout(Duration::from_secs(30)).unwrap(),
-            Some(ChildExit::Signaled(libc::SIGTERM))
+            Some(ChildExit::Signaled(Signal::TERM))
         );
         assert_eq!(
-            format!("{}", ChildExit::Signaled(15)),
+            format!("{}", ChildExit::Signaled(Signal::TERM)),
             "killed by signal 15 (SIGTERM)"
         );
     }

@@ -4,7 +4,8 @@
 //! | piece | what it is | cost |
 //! |---|---|---|
 //! | [`frame`] | length-prefixed frames with a checked maximum; serde + [postcard] encoding | the codec every pipe message in ply uses |
-//! | [`Duplex`] | a typed two-way channel between two processes (`send`/`recv`) | one `write` and one or two `read`s per message, plus encoding |
+//! | [`Duplex`] | a typed two-way channel between two processes (`send`/`recv`, deadlines per message) | one `send` and one or two `recv`s per message, plus encoding |
+//! | [`channel`] | a multi-producer, multi-consumer channel between processes for any serde type, with close and iteration (`SOCK_SEQPACKET`) | one `send` and one or two `recv`s per message, plus encoding |
 //! | [`ProcessQueue`] | ply-core's SCQ queue in `MAP_SHARED` memory, with futex sleeps | no system call while items flow; no copy through the kernel |
 //! | [`SharedValue`], [`SharedArray`] | plain data in shared memory behind ply-core's spin lock | a memory access |
 //!
@@ -20,11 +21,14 @@
 
 pub mod frame;
 
+mod channel;
 mod duplex;
 mod queue;
+pub(crate) mod ready;
 mod shared;
 
-pub use duplex::{Duplex, DuplexPair, duplex};
+pub use channel::{IntoIter, Receiver, Sender, channel};
+pub use duplex::{Duplex, duplex, fork_duplex};
 pub use queue::ProcessQueue;
 pub use shared::{SharedArray, SharedArrayGuard, SharedValue};
 

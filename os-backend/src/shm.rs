@@ -8,17 +8,56 @@
 //! so a queue or lock placed here works between processes exactly as between
 //! threads.
 //!
-//! The value is dropped only by the process that created the box (children
-//! inherit a copy of the handle; when a child's copy is dropped it only unmaps
-//! the child's view). Values that own heap memory or pointers are unsound to use
-//! from a child in any way that follows those pointers: keep to plain data.
+//! # What may be placed here
+//!
+//! Only values of [`ShmSafe`] types, which the compiler checks: no pointers or
+//! references (a `&'static str` written by a child means nothing to its
+//! parent), no heap ownership (a `String` assigned in a child leaves the
+//! parent with a pointer into the child's heap), no process-local identity.
+//! Primitives, atomics, arrays and tuples of them, and ply-core's queues,
+//! locks, signals and dispenser over such types qualify; for your own structs
+//! use [`shm_safe!`] (checked, no `unsafe`) or an `unsafe impl ShmSafe`. Since
+//! every process that maps the value may use it at once through `&T`, `T` must
+//! also be `Sync`, as between threads.
+//!
+//! ```compile_fail,E0277
+//! // A `String` owns memory in one process's heap: refused.
+//! let name = ply_os::shm::SharedBox::new(ply_core::sync::SpinMutex::new(String::new()));
+//! ```
+//!
+//! # Dropping
+//!
+//! The value is never dropped: dropping a `SharedBox` (or `SharedSlice`) only
+//! unmaps this process's view, and the pages go when the last process that
+//! maps them does. Running the destructor in one process would race with
+//! another process still using the value; running it in each would drop the
+//! same contents several times. A `ShmSafe` type owns nothing outside its own
+//! bytes, so nothing leaks; a `Drop` impl of your own on such a type simply
+//! does not run for values left here.
+//!
+//! # A limit that the types cannot check
+//!
+//! `fork` copies everything the parent holds, including handles that stand
+//! for *exclusive* access to shared memory: a lock guard, a queue's producer.
+//! A child that uses such a handle, captured from the parent, while the parent
+//! goes on using its own copy has two processes inside one critical section.
+//! [`fork_child`](crate::fork::fork_child) does not prevent this yet: do not
+//! capture a guard or a producer in a child's closure; take the lock (or the
+//! producer) inside the child.
 
 use std::io;
 use std::mem::{align_of, size_of};
 use std::ops::Deref;
 use std::ptr::NonNull;
 
+pub use ply_core::{ShmSafe, shm_safe};
+
+use crate::park::FutexPark;
+
 /// A `T` in an anonymous `MAP_SHARED` mapping, shared with children forked later.
+///
+/// `T` must be [`ShmSafe`] and `Sync` (see the [module docs](self)); the value
+/// is never dropped, only unmapped.
 ///
 /// # Example
 ///
@@ -39,18 +78,21 @@ pub struct SharedBox<T> {
     ptr: NonNull<T>,
     /// Bytes mapped (the size of `T` rounded up to at least one byte).
     len: usize,
-    /// The process that created the value and is the one to drop it.
-    owner: libc::pid_t,
 }
 
 // SAFETY: a `SharedBox<T>` gives out only `&T`, so sharing or sending it between
 // threads is exactly as safe as sharing `&T`, which requires `T: Sync`.
 unsafe impl<T: Sync> Sync for SharedBox<T> {}
-// SAFETY: as above; dropping `T` on another thread also needs `T: Send`.
+// SAFETY: as above; moving the handle moves no `T` (it is never dropped),
+// but `T: Send` keeps this as strict as sending a `Box<T>`.
 unsafe impl<T: Sync + Send> Send for SharedBox<T> {}
 
-impl<T> SharedBox<T> {
+impl<T: ShmSafe + Sync> SharedBox<T> {
     /// Maps a shared region and moves `value` into it.
+    ///
+    /// `T: ShmSafe` keeps pointers and heap memory out of shared memory;
+    /// `T: Sync` because every process that maps the value uses it through
+    /// `&T` at once.
     ///
     /// # Errors
     ///
@@ -70,11 +112,7 @@ impl<T> SharedBox<T> {
         // SAFETY: the mapping is fresh, writable, at least `size_of::<T>()` bytes
         // and page-aligned (checked above), so writing a `T` there is valid.
         unsafe { ptr.as_ptr().write(value) };
-        Ok(SharedBox {
-            ptr,
-            len,
-            owner: current_pid(),
-        })
+        Ok(SharedBox { ptr, len })
     }
 }
 
@@ -125,13 +163,10 @@ impl<T> Deref for SharedBox<T> {
 
 impl<T> Drop for SharedBox<T> {
     fn drop(&mut self) {
-        if current_pid() == self.owner {
-            // SAFETY: the creating process owns the value and drops it once; no
-            // `&T` outlives `self`.
-            unsafe { self.ptr.as_ptr().drop_in_place() };
-        }
+        // The value is not dropped: other processes may still be using it
+        // (see the module docs). Only this process's view goes.
         // SAFETY: unmapping exactly the region `new` mapped, which nothing
-        // references any more in this process.
+        // references any more in this process (no `&T` outlives `self`).
         unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
     }
 }
@@ -144,7 +179,8 @@ impl<T: std::fmt::Debug> std::fmt::Debug for SharedBox<T> {
 
 /// `len` values of `T` in one anonymous `MAP_SHARED` mapping, shared with
 /// children forked later — the slice form of [`SharedBox`], with the same rules:
-/// plain data, dropped by the creating process only.
+/// `T` is [`ShmSafe`] and `Sync`, and the values are never dropped, only
+/// unmapped.
 ///
 /// # Example
 ///
@@ -165,7 +201,6 @@ pub struct SharedSlice<T> {
     ptr: NonNull<T>,
     len: usize,
     bytes: usize,
-    owner: libc::pid_t,
 }
 
 // SAFETY: as for `SharedBox`: only `&[T]` is handed out.
@@ -173,8 +208,11 @@ unsafe impl<T: Sync> Sync for SharedSlice<T> {}
 // SAFETY: as for `SharedBox`.
 unsafe impl<T: Sync + Send> Send for SharedSlice<T> {}
 
-impl<T> SharedSlice<T> {
+impl<T: ShmSafe + Sync> SharedSlice<T> {
     /// Maps room for `len` values and fills slot `i` with `init(i)`.
+    ///
+    /// If `init` panics, the mapping is unmapped and the values made so far
+    /// are not dropped (as always here).
     ///
     /// # Errors
     ///
@@ -193,17 +231,11 @@ impl<T> SharedSlice<T> {
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "slice too large"))?
             .max(1);
         let ptr = map_shared(bytes, align_of::<T>())?.cast::<T>();
-        let slice = SharedSlice {
-            ptr,
-            len: 0,
-            bytes,
-            owner: current_pid(),
-        };
-        let mut slice = slice;
+        // Made before the slots are filled, so a panicking `init` unmaps.
+        let mut slice = SharedSlice { ptr, len: 0, bytes };
         for i in 0..len {
             // SAFETY: the mapping holds `len` aligned slots; slot `i` is fresh.
             unsafe { ptr.as_ptr().add(i).write(init(i)) };
-            // Counted as we go, so a panicking `init` drops only what was made.
             slice.len = i + 1;
         }
         Ok(slice)
@@ -220,16 +252,17 @@ impl<T> Deref for SharedSlice<T> {
 
 impl<T> Drop for SharedSlice<T> {
     fn drop(&mut self) {
-        if current_pid() == self.owner {
-            // SAFETY: the creator drops the initialized slots once.
-            unsafe {
-                std::ptr::slice_from_raw_parts_mut(self.ptr.as_ptr(), self.len).drop_in_place()
-            };
-        }
-        // SAFETY: unmapping exactly the region `new` mapped.
+        // As for `SharedBox`: the values are not dropped, only unmapped here.
+        // SAFETY: unmapping exactly the region `new` mapped; no `&[T]`
+        // outlives `self`.
         unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.bytes) };
     }
 }
+
+// SAFETY: zero-sized; it passes the address of a word to the kernel, which
+// keys a shared futex by the physical page, so a wait in one process is woken
+// by a wake in another.
+unsafe impl ShmSafe for FutexPark {}
 
 impl<T: std::fmt::Debug> std::fmt::Debug for SharedSlice<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -240,33 +273,95 @@ impl<T: std::fmt::Debug> std::fmt::Debug for SharedSlice<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::SeqCst};
+    use std::time::{Duration, Instant};
+
+    use ply_core::queue::mpmc::ArrayQueue;
+    use ply_core::sync::SpinMutex;
 
     #[test]
     fn child_writes_are_seen_by_parent() {
         let counter = SharedBox::new(AtomicU64::new(0)).unwrap();
         let child = crate::fork::fork_child(|| {
-            counter.fetch_add(7, Ordering::SeqCst);
+            counter.fetch_add(7, SeqCst);
             0
         })
         .unwrap();
         assert!(child.wait().unwrap().success());
-        assert_eq!(counter.load(Ordering::SeqCst), 7);
+        assert_eq!(counter.load(SeqCst), 7);
+    }
+
+    /// What the issue's `SpinMutex<String>` wanted, with a type that can
+    /// cross: a value assigned in the child is read whole by the parent.
+    #[test]
+    fn a_locked_value_assigned_in_a_child_is_read_by_the_parent() {
+        let name = SharedBox::new(SpinMutex::new((0usize, [0u8; 32]))).unwrap();
+        let child = crate::fork::fork_child(|| {
+            let text = b"written by the child";
+            let mut guard = name.lock();
+            guard.1[..text.len()].copy_from_slice(text);
+            guard.0 = text.len();
+            0
+        })
+        .unwrap();
+        assert!(child.wait().unwrap().success());
+        let (len, bytes) = *name.lock();
+        assert_eq!(&bytes[..len], b"written by the child");
+    }
+
+    /// Drops counted in this process: a `ShmSafe` type may have a `Drop` of
+    /// its own, which the containers never run.
+    static DROPS: AtomicUsize = AtomicUsize::new(0);
+
+    ply_core::shm_safe! {
+        struct Noisy(u32);
+    }
+
+    impl Drop for Noisy {
+        fn drop(&mut self) {
+            DROPS.fetch_add(1, SeqCst);
+        }
     }
 
     #[test]
-    fn value_dropped_once_by_owner() {
-        use std::sync::Arc;
-        let marker = Arc::new(());
-        let shared = SharedBox::new(marker.clone()).unwrap();
-        assert_eq!(Arc::strong_count(&marker), 2);
-        drop(shared);
-        assert_eq!(Arc::strong_count(&marker), 1);
+    fn values_in_shared_memory_are_never_dropped() {
+        let one = SharedBox::new(Noisy(1)).unwrap();
+        let many = SharedSlice::new(3, |i| Noisy(i as u32)).unwrap();
+        assert_eq!(many[2].0, 2);
+        drop(one);
+        drop(many);
+        assert_eq!(DROPS.load(SeqCst), 0);
+    }
+
+    /// The parent drops its box while a child still uses the value: only the
+    /// parent's view goes, and the child finds the value intact.
+    #[test]
+    fn a_child_keeps_using_a_value_its_parent_dropped() {
+        let go = SharedBox::new(AtomicBool::new(false)).unwrap();
+        let queue = SharedBox::new(ArrayQueue::<u64, 4>::new()).unwrap();
+        queue.push(41).unwrap();
+        let child = crate::fork::fork_child(|| {
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while !go.load(SeqCst) {
+                if Instant::now() > deadline {
+                    return 2;
+                }
+                std::thread::yield_now();
+            }
+            let ok = queue.pop() == Some(41) && queue.push(42).is_ok() && queue.pop() == Some(42);
+            if ok { 0 } else { 1 }
+        })
+        .unwrap();
+        drop(queue);
+        go.store(true, SeqCst);
+        assert!(child.wait().unwrap().success());
     }
 
     #[test]
     fn zero_sized_value() {
         let unit = SharedBox::new(()).unwrap();
         assert_eq!(*unit, ());
+        let none = SharedSlice::new(0, |_| 0u8).unwrap();
+        assert!(none.is_empty());
     }
 }

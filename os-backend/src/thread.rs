@@ -9,7 +9,7 @@
 //! | ordered map | [`ThreadPool::map`]: lazy, at most `2 × workers` in flight |
 //! | completion order | [`ThreadPool::map_unordered`], [`as_completed`] |
 //! | borrowing | [`ThreadPool::scope`] |
-//! | data parallel | [`ThreadPool::for_each_chunk`], [`for_each`](ThreadPool::for_each), [`map_slice`](ThreadPool::map_slice), [`reduce`](ThreadPool::reduce), [`reduce_slice`](ThreadPool::reduce_slice) over ply-core's [`Chunking`] strategies |
+//! | data parallel | [`ThreadPool::for_each_chunk`], [`for_each`](ThreadPool::for_each), [`map_slice`](ThreadPool::map_slice), [`reduce`](ThreadPool::reduce), [`reduce_slice`](ThreadPool::reduce_slice) over ply-core's partition schedules, chosen with a [`Chunking`] (the same choice as the process map's) |
 //! | cancelling | [`TaskHandle::cancel`]: a queued task never runs; [`ThreadPool::terminate`] cancels everything queued |
 //! | lifecycle | [`ThreadPool::shutdown`] and `Drop` finish queued work and join every worker |
 //!
@@ -41,6 +41,8 @@
 //! Waiting threads help: `scope` runs queued tasks while it waits, and a worker
 //! joining a handle or submitting to its own full pool runs tasks itself — so
 //! nested use never deadlocks.
+//!
+//! [`Chunking`]: ply_core::partition::Chunking
 
 mod engine;
 mod error;
@@ -55,9 +57,6 @@ mod unwind;
 pub use engine::MAX_QUEUE_BOUND;
 pub use error::{PoolError, SubmitError, TaskError, TrySubmitError};
 pub use iter::{AsCompleted, Map, MapUnordered, as_completed};
-pub use parallel::Chunking;
-#[cfg_attr(loom, allow(unused_imports))]
-pub(crate) use parallel::CountedSchedule;
 pub use pool::{ThreadPool, ThreadPoolBuilder};
 pub use scope::Scope;
 pub use task::TaskHandle;

@@ -122,7 +122,7 @@ fn scope_and_for_each_re_raise_one_payload_and_drop_the_rest() {
     let reached = AtomicUsize::new(0);
     let before = drops.load(SeqCst);
     let caught = catch_unwind(AssertUnwindSafe(|| {
-        pool.for_each_chunk(0..1000, ply_os::thread::Chunking::Dynamic(1), |r| {
+        pool.for_each_chunk(0..1000, ply_core::partition::Chunking::Fixed(1), |r| {
             for i in r {
                 if i % 100 == 7 {
                     reached.fetch_add(1, SeqCst);
@@ -491,11 +491,15 @@ fn terminate_during_scopes_and_for_each_loses_no_task() {
                 }))
             });
             let for_each_thread = s.spawn(|| {
-                pool.for_each_chunk(0..items.len(), ply_os::thread::Chunking::Dynamic(3), |r| {
-                    for i in r {
-                        items[i].fetch_add(1, SeqCst);
-                    }
-                })
+                pool.for_each_chunk(
+                    0..items.len(),
+                    ply_core::partition::Chunking::Fixed(3),
+                    |r| {
+                        for i in r {
+                            items[i].fetch_add(1, SeqCst);
+                        }
+                    },
+                )
             });
             go.recv().unwrap();
             pool.terminate();

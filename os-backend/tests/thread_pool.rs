@@ -4,6 +4,7 @@
 
 mod support;
 
+use ply_core::partition::Chunking;
 use ply_os::thread::*;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
@@ -589,9 +590,9 @@ fn data_parallel_helpers_match_sequential_for_every_chunking() {
     let items: Vec<u64> = (0..100_003).collect();
     for chunking in [
         Chunking::Auto,
-        Chunking::Dynamic(0),
-        Chunking::Dynamic(1000),
-        Chunking::Static,
+        Chunking::Fixed(0),
+        Chunking::Fixed(1000),
+        Chunking::Even,
         Chunking::Guided { min: 0 },
         Chunking::Guided { min: 64 },
     ] {
@@ -614,7 +615,7 @@ fn data_parallel_helpers_match_sequential_for_every_chunking() {
         });
         assert_eq!(visits.load(SeqCst), 100, "{chunking:?}");
     }
-    for chunking in [Chunking::Auto, Chunking::Static, Chunking::Dynamic(333)] {
+    for chunking in [Chunking::Auto, Chunking::Even, Chunking::Fixed(333)] {
         let s = pool.reduce_slice(&items, chunking, || 0u64, |x| x * 3, |a, b| a + b);
         assert_eq!(s, items.iter().map(|x| x * 3).sum::<u64>(), "{chunking:?}");
     }

@@ -6,8 +6,9 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+use ply_core::partition::Chunking;
 use ply_os::process::{MapOptions, map};
-use ply_os::thread::{Chunking, ThreadPool};
+use ply_os::thread::ThreadPool;
 
 use super::{Backend, Outcome, interrupted};
 
@@ -103,7 +104,7 @@ impl Workspace {
             Backend::Processes => {
                 let options = MapOptions::new()
                     .workers(workers)
-                    .chunking(Chunking::Dynamic(1));
+                    .chunking(Chunking::Fixed(1));
                 map(&ids, copy_one, &options).map_err(|e| e.to_string())?
             }
         };

@@ -17,11 +17,14 @@ use ply_os::shm::SharedBox;
 
 use super::{Backend, Outcome};
 
-/// The three counters, in memory shared by the workers.
-struct Counters {
-    racy: AtomicU64,
-    locked: SpinMutex<u64>,
-    atomic: AtomicU64,
+ply_os::shm::shm_safe! {
+    /// The three counters, in memory shared by the workers (`shm_safe!`
+    /// checks that each field may be shared between processes).
+    struct Counters {
+        racy: AtomicU64,
+        locked: SpinMutex<u64>,
+        atomic: AtomicU64,
+    }
 }
 
 impl Counters {

@@ -1,7 +1,8 @@
 //! `ply demo primes`: the sum of the primes ≤ n, by 6k±1 trial division.
 
+use ply_core::partition::Chunking;
 use ply_os::process::{MapOptions, map_plain};
-use ply_os::thread::{Chunking, ThreadPool};
+use ply_os::thread::ThreadPool;
 
 use super::{Backend, Outcome};
 
@@ -43,7 +44,7 @@ pub fn run(backend: Backend, workers: usize, limits: &[u64]) -> Result<Outcome, 
                 .map(|&n| {
                     pool.reduce(
                         0..n as usize + 1,
-                        Chunking::Dynamic(CHUNK),
+                        Chunking::Fixed(CHUNK),
                         || 0,
                         prime_or_zero,
                         |a, b| a + b,
@@ -70,7 +71,7 @@ pub fn run(backend: Backend, workers: usize, limits: &[u64]) -> Result<Outcome, 
             blocks.sort_by_key(|(_, range)| std::cmp::Reverse(range.start));
             let options = MapOptions::new()
                 .workers(workers)
-                .chunking(Chunking::Dynamic(1));
+                .chunking(Chunking::Fixed(1));
             let parts = map_plain(
                 &blocks,
                 |(k, range)| (*k, range.clone().map(prime_or_zero).sum::<u64>()),

@@ -2,8 +2,9 @@
 
 use std::time::Duration;
 
+use ply_core::partition::Chunking;
 use ply_os::process::{MapOptions, map_plain};
-use ply_os::thread::{Chunking, ThreadPool};
+use ply_os::thread::ThreadPool;
 
 use super::{Backend, Outcome};
 
@@ -28,7 +29,7 @@ pub fn run(backend: Backend, workers: usize, tasks: u64, ms: u64) -> Result<Outc
         Backend::Processes => {
             let options = MapOptions::new()
                 .workers(workers)
-                .chunking(Chunking::Dynamic(1));
+                .chunking(Chunking::Fixed(1));
             map_plain(&ids, task, &options)
                 .map_err(|e| e.to_string())?
                 .iter()

@@ -2,8 +2,9 @@
 
 use std::hint::black_box;
 
+use ply_core::partition::Chunking;
 use ply_os::process::{MapOptions, reduce};
-use ply_os::thread::{Chunking, ThreadPool};
+use ply_os::thread::ThreadPool;
 
 use super::{Backend, Outcome};
 

@@ -57,15 +57,43 @@ fn errors_instead_of_panics() {
         msg,
         "shard 4 of 4 does not exist: shards are numbered 0 to 3"
     );
+}
+
+/// A worker id past the dispenser's capacity panics in every method, as an
+/// index past a slice's end does, and leaves the dispenser untouched.
+#[test]
+fn dispenser_panics_on_a_worker_id_out_of_range() {
+    use std::panic::{AssertUnwindSafe, catch_unwind};
     let d = ChunkDispenser::<2>::new();
+    let s = Fixed::new(4, 1).unwrap();
+    let message = |f: &dyn Fn()| -> std::string::String {
+        let payload = catch_unwind(AssertUnwindSafe(f)).expect_err("should panic");
+        payload
+            .downcast_ref::<std::string::String>()
+            .cloned()
+            .unwrap_or_default()
+    };
     assert_eq!(
-        d.claim(2, &Fixed::new(4, 1).unwrap()),
-        Err(PartitionError::WorkerOutOfRange {
-            worker: 2,
-            capacity: 2
-        })
+        message(&|| {
+            let _ = d.claim(2, &s);
+        }),
+        "worker 2 is out of range: this dispenser tracks workers 0 to 1"
     );
-    assert!(d.complete(9).is_err() && d.held_by(9).is_err() && d.reclaim(9).is_err());
+    assert!(message(&|| d.complete(9)).starts_with("worker 9 is out of range"));
+    assert!(
+        message(&|| {
+            d.held_by(2);
+        })
+        .starts_with("worker 2 ")
+    );
+    assert!(
+        message(&|| {
+            d.reclaim(usize::MAX);
+        })
+        .contains("out of range")
+    );
+    assert_eq!(d.issued(), 0, "nothing was claimed");
+    assert_eq!(d.claim(1, &s).map(|c| c.index), Some(0));
 }
 
 #[test]
@@ -122,10 +150,10 @@ fn dispenser_hands_out_every_chunk_once_across_threads() {
                 let (d, schedule) = (&dispenser, &schedule);
                 s.spawn(move || {
                     let mut mine = Vec::new();
-                    while let Some(c) = d.claim(w, schedule).unwrap() {
-                        assert_eq!(d.held_by(w).unwrap(), Some(c.index));
+                    while let Some(c) = d.claim(w, schedule) {
+                        assert_eq!(d.held_by(w), Some(c.index));
                         mine.push(c.index);
-                        d.complete(w).unwrap();
+                        d.complete(w);
                     }
                     mine
                 })
@@ -142,20 +170,20 @@ fn dispenser_hands_out_every_chunk_once_across_threads() {
 fn dispenser_reissues_a_dead_workers_chunk_first() {
     let s = Fixed::new(10, 2).unwrap();
     let d = ChunkDispenser::<3>::new();
-    assert_eq!(d.claim(0, &s).unwrap().unwrap().index, 0);
-    assert_eq!(d.claim(1, &s).unwrap().unwrap().index, 1);
+    assert_eq!(d.claim(0, &s).unwrap().index, 0);
+    assert_eq!(d.claim(1, &s).unwrap().index, 1);
     // Worker 0 dies holding chunk 0; worker 1 dies holding chunk 1.
-    assert_eq!(d.reclaim(0).unwrap(), Some(0));
-    assert_eq!(d.reclaim(1).unwrap(), Some(1));
-    assert_eq!(d.reclaim(1).unwrap(), None, "nothing held any more");
+    assert_eq!(d.reclaim(0), Some(0));
+    assert_eq!(d.reclaim(1), Some(1));
+    assert_eq!(d.reclaim(1), None, "nothing held any more");
     let mut got: Vec<usize> = (0..5)
         .map(|_| {
-            let c = d.claim(2, &s).unwrap().unwrap();
-            d.complete(2).unwrap();
+            let c = d.claim(2, &s).unwrap();
+            d.complete(2);
             c.index
         })
         .collect();
-    assert_eq!(d.claim(2, &s).unwrap(), None);
+    assert_eq!(d.claim(2, &s), None);
     got.sort_unstable();
     assert_eq!(got, [0, 1, 2, 3, 4], "each chunk done exactly once");
 }
@@ -214,6 +242,31 @@ mod properties {
         fn weighted_from_a_cost_function_covers(len in 0usize..3000, parts in 1usize..16) {
             let s = Weighted::new(CostFn::new(len, |i| (i % 17) as u64), parts).unwrap();
             assert_covers_exactly_once(&s, len);
+        }
+
+        /// Every `Chunking` makes a plan that covers `0..len` once, whatever
+        /// the sizes (zeros included), and its cached count is the schedule's.
+        #[test]
+        fn every_chunking_covers(
+            len in 0usize..5000,
+            workers in 0usize..40,
+            size in 0usize..700,
+            which in 0usize..4,
+        ) {
+            let chunking = [
+                Chunking::Auto,
+                Chunking::Even,
+                Chunking::Fixed(size),
+                Chunking::Guided { min: size },
+            ][which];
+            let plan = chunking.schedule(len, workers);
+            assert_covers_exactly_once(&plan, len);
+            prop_assert_eq!(plan.chunks(), plan.iter().count());
+            match chunking {
+                Chunking::Even => prop_assert_eq!(plan.chunks(), workers.clamp(1, len.max(1)).min(len)),
+                Chunking::Fixed(size) => prop_assert!(plan.iter().all(|r| r.len() <= size.max(1))),
+                _ => {}
+            }
         }
 
         #[test]

@@ -1,70 +1,66 @@
 //! [`Duplex`]: a typed two-way channel between two processes.
+//!
+//! Each end keeps its own partial-message buffers, and reads and writes its
+//! socket without blocking (`MSG_DONTWAIT`), waiting in `poll` with the
+//! caller's deadline in between. So [`Duplex::recv_timeout`] bounds the whole
+//! message: a peer that drips one byte at a time cannot hold it past its
+//! timeout, and the bytes that did arrive are kept for the next call.
 
 use std::marker::PhantomData;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::os::unix::net::UnixStream;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::IpcError;
-use super::frame::{self, DEFAULT_MAX_FRAME};
+use super::frame::{self, DEFAULT_MAX_FRAME, FrameReader, FrameWriter};
+use super::ready::{DontWait, time_left, wait_readable, wait_writable};
+use crate::fork::{ForkedChild, fork_child};
 
 /// One end of a two-way channel that sends `S` and receives `R`, as framed
 /// postcard messages over a Unix socket pair.
 ///
-/// Make both ends with [`duplex`] before `fork()`; afterwards each process
-/// keeps its end and drops the other, so that when one side exits the other
-/// sees [`IpcError::Closed`] instead of waiting forever.
+/// [`duplex`] makes both ends, typed as mirrors of each other
+/// (`Duplex<A, B>` and `Duplex<B, A>`); [`fork_duplex`] forks a child that
+/// gets one end while the caller keeps the other, each process holding only
+/// its own, so that when one side exits the other sees [`IpcError::Closed`]
+/// instead of waiting forever.
 ///
 /// # Example
 ///
 /// A child squares the numbers its parent sends:
 ///
 /// ```
-/// use ply_os::fork::fork_child;
-/// use ply_os::ipc::{IpcError, duplex};
+/// use ply_os::ipc::fork_duplex;
 ///
-/// let (parent, child_end) = duplex::<u64, u64>()?;
-/// let mut parent = Some(parent);
-/// let child = fork_child(|| {
-///     drop(parent.take()); // the child's copy of the parent's end
-///     let mut end = child_end.reverse();
+/// let (mut parent, child) = fork_duplex::<u64, u64, _>(|mut end| {
 ///     while let Ok(x) = end.recv() {
-///         end.send(&(x * x)).unwrap();
+///         if end.send(&(x * x)).is_err() {
+///             return 1;
+///         }
 ///     }
-///     0
+///     0 // the parent closed its end
 /// })?;
-/// let mut parent = parent.unwrap();
 /// for x in 1..=3 {
 ///     parent.send(&x)?;
 ///     assert_eq!(parent.recv()?, x * x);
 /// }
-/// drop(parent); // the child sees Closed and exits
+/// drop(parent);
 /// assert!(child.wait()?.success());
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug)]
 pub struct Duplex<S, R> {
     stream: UnixStream,
-    max_frame: usize,
+    reader: FrameReader,
+    writer: FrameWriter,
     _types: PhantomData<fn(S) -> R>,
 }
 
-/// Both ends of a new channel, as [`duplex`] returns them.
-///
-/// # Example
-///
-/// ```
-/// let (a, b): ply_os::ipc::DuplexPair<u8, u8> = ply_os::ipc::duplex()?;
-/// # drop((a, b));
-/// # Ok::<(), ply_os::ipc::IpcError>(())
-/// ```
-pub type DuplexPair<A, B> = (Duplex<A, B>, Duplex<A, B>);
-
 /// Makes the two ends of a channel: the first sends `A` and receives `B`, the
-/// second is its mirror (turn it around with [`Duplex::reverse`]).
+/// second sends `B` and receives `A`.
 ///
 /// # Errors
 ///
@@ -73,17 +69,56 @@ pub type DuplexPair<A, B> = (Duplex<A, B>, Duplex<A, B>);
 /// # Example
 ///
 /// ```
-/// let (mut a, b) = ply_os::ipc::duplex::<String, u32>()?;
-/// let mut b = b.reverse();
+/// let (mut a, mut b) = ply_os::ipc::duplex::<String, u32>()?;
 /// a.send(&"hello".to_string())?;
 /// b.send(&5)?;
 /// assert_eq!(b.recv()?, "hello");
 /// assert_eq!(a.recv()?, 5);
 /// # Ok::<(), ply_os::ipc::IpcError>(())
 /// ```
-pub fn duplex<A, B>() -> Result<DuplexPair<A, B>, IpcError> {
+#[allow(clippy::type_complexity)] // two mirrored ends say more than an alias
+pub fn duplex<A, B>() -> Result<(Duplex<A, B>, Duplex<B, A>), IpcError> {
     let (x, y) = UnixStream::pair()?;
     Ok((Duplex::from_stream(x), Duplex::from_stream(y)))
+}
+
+/// Forks a child that runs `f` with one end of a new channel, and returns
+/// the other end with the child. Each process closes the end it does not
+/// use, so either side sees [`IpcError::Closed`] once the other is gone.
+///
+/// # Errors
+///
+/// The `socketpair` or `fork` error.
+///
+/// # Example
+///
+/// ```
+/// use ply_os::ipc::{IpcError, fork_duplex};
+/// let (mut parent, child) = fork_duplex::<String, usize, _>(|mut end| {
+///     let word = end.recv().unwrap_or_default();
+///     let _ = end.send(&word.len());
+///     0
+/// })?;
+/// parent.send(&"four".to_string())?;
+/// assert_eq!(parent.recv()?, 4);
+/// assert!(matches!(parent.recv(), Err(IpcError::Closed))); // the child is done
+/// child.wait()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn fork_duplex<A, B, F>(f: F) -> Result<(Duplex<A, B>, ForkedChild), IpcError>
+where
+    F: FnOnce(Duplex<B, A>) -> i32,
+{
+    let (mine, theirs) = duplex::<A, B>()?;
+    let mine_fd = mine.as_raw_fd();
+    let child = fork_child(move || {
+        // SAFETY: closes this process's copy of the parent's end; the
+        // `Duplex` that owns it lives in the parent's frames, which this
+        // process never returns to (it ends with `_exit`).
+        unsafe { libc::close(mine_fd) };
+        f(theirs)
+    })?;
+    Ok((mine, child))
 }
 
 impl<S, R> Duplex<S, R> {
@@ -104,24 +139,8 @@ impl<S, R> Duplex<S, R> {
     pub fn from_stream(stream: UnixStream) -> Self {
         Duplex {
             stream,
-            max_frame: DEFAULT_MAX_FRAME,
-            _types: PhantomData,
-        }
-    }
-
-    /// The same end with the message types swapped: what the other side of a
-    /// [`duplex`] pair is.
-    ///
-    /// # Example
-    ///
-    /// ```
-    /// let (_a, b) = ply_os::ipc::duplex::<u8, String>().unwrap();
-    /// let _b: ply_os::ipc::Duplex<String, u8> = b.reverse();
-    /// ```
-    pub fn reverse(self) -> Duplex<R, S> {
-        Duplex {
-            stream: self.stream,
-            max_frame: self.max_frame,
+            reader: FrameReader::new(DEFAULT_MAX_FRAME),
+            writer: FrameWriter::default(),
             _types: PhantomData,
         }
     }
@@ -133,13 +152,13 @@ impl<S, R> Duplex<S, R> {
     /// ```
     /// use ply_os::ipc::{IpcError, duplex};
     /// let (mut a, b) = duplex::<Vec<u8>, Vec<u8>>()?;
-    /// let mut b = b.reverse().with_max_frame(16);
+    /// let mut b = b.with_max_frame(16);
     /// a.send(&vec![0u8; 100])?;
     /// assert!(matches!(b.recv(), Err(IpcError::TooLarge { .. })));
     /// # Ok::<(), IpcError>(())
     /// ```
     pub fn with_max_frame(mut self, bytes: usize) -> Self {
-        self.max_frame = bytes;
+        self.reader = FrameReader::new(bytes);
         self
     }
 
@@ -154,10 +173,48 @@ impl<S, R> Duplex<S, R> {
     pub fn stream(&self) -> &UnixStream {
         &self.stream
     }
+
+    #[cfg(test)]
+    fn reader_capacity(&self) -> usize {
+        self.reader.capacity()
+    }
+
+    /// Writes pending bytes until none are left or `deadline` passes.
+    fn flush_until(&mut self, deadline: Option<Instant>) -> Result<(), IpcError> {
+        loop {
+            if self.writer.write_to(&mut DontWait(self.stream.as_fd()))? {
+                return Ok(());
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Err(IpcError::Timeout);
+            }
+            wait_writable(self.stream.as_fd(), deadline)?;
+        }
+    }
+
+    /// Reads until a whole frame is in or `deadline` passes.
+    fn frame_until(&mut self, deadline: Option<Instant>) -> Result<Vec<u8>, IpcError> {
+        loop {
+            if let Some(payload) = self.reader.next_frame()? {
+                return Ok(payload);
+            }
+            match self.reader.read_from(&mut DontWait(self.stream.as_fd())) {
+                Ok(0) => return Err(self.reader.end_of_stream()),
+                Ok(_) => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {
+                    return Err(self.reader.end_of_stream());
+                }
+                Err(e) => return Err(IpcError::Io(e)),
+            }
+            wait_readable(self.stream.as_fd(), time_left(deadline)?)?;
+        }
+    }
 }
 
 impl<S: Serialize, R: DeserializeOwned> Duplex<S, R> {
-    /// Sends one message.
+    /// Sends one message, waiting as long as the peer takes to make room.
     ///
     /// # Errors
     ///
@@ -174,7 +231,34 @@ impl<S: Serialize, R: DeserializeOwned> Duplex<S, R> {
     /// # Ok::<(), IpcError>(())
     /// ```
     pub fn send(&mut self, message: &S) -> Result<(), IpcError> {
-        frame::write_frame(&mut self.stream, &frame::encode(message)?)
+        self.writer.push(&frame::encode(message)?)?;
+        self.flush_until(None)
+    }
+
+    /// As [`send`](Self::send), giving up after `timeout` with
+    /// [`IpcError::Timeout`] if the peer does not take the whole message. The
+    /// rest of the message stays queued and goes out first on the next send,
+    /// so the stream stays in step.
+    ///
+    /// # Errors
+    ///
+    /// As `send`, plus [`IpcError::Timeout`].
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ply_os::ipc::{IpcError, duplex};
+    /// let (mut a, _b) = duplex::<Vec<u8>, u8>()?;
+    /// // Nobody reads: a big message cannot all go out.
+    /// let big = vec![7u8; 8 << 20];
+    /// assert!(matches!(a.send_timeout(&big, Duration::from_millis(20)), Err(IpcError::Timeout)));
+    /// # Ok::<(), IpcError>(())
+    /// ```
+    pub fn send_timeout(&mut self, message: &S, timeout: Duration) -> Result<(), IpcError> {
+        let deadline = Instant::now() + timeout;
+        self.writer.push(&frame::encode(message)?)?;
+        self.flush_until(Some(deadline))
     }
 
     /// Waits for the next message.
@@ -188,19 +272,20 @@ impl<S: Serialize, R: DeserializeOwned> Duplex<S, R> {
     ///
     /// ```
     /// use ply_os::ipc::{IpcError, duplex};
-    /// let (a, b) = duplex::<u8, u8>()?;
+    /// let (a, mut b) = duplex::<u8, u8>()?;
     /// drop(a);
-    /// assert!(matches!(b.reverse().recv(), Err(IpcError::Closed)));
+    /// assert!(matches!(b.recv(), Err(IpcError::Closed)));
     /// # Ok::<(), IpcError>(())
     /// ```
     pub fn recv(&mut self) -> Result<R, IpcError> {
-        self.stream.set_read_timeout(None)?;
-        frame::decode(&frame::read_frame(&mut self.stream, self.max_frame)?)
+        frame::decode(&self.frame_until(None)?)
     }
 
-    /// As [`recv`](Self::recv), giving up after `timeout` with
-    /// [`IpcError::Timeout`] if no message started arriving. A message that
-    /// starts but does not finish within `timeout` is [`IpcError::Truncated`].
+    /// As [`recv`](Self::recv), giving up with [`IpcError::Timeout`] when the
+    /// whole message has not arrived within `timeout`. The timeout bounds the
+    /// message, not each read: a peer that sends one byte at a time cannot
+    /// hold the call longer. Bytes of a message that started arriving are
+    /// kept, and the next call continues it.
     ///
     /// # Errors
     ///
@@ -211,18 +296,34 @@ impl<S: Serialize, R: DeserializeOwned> Duplex<S, R> {
     /// ```
     /// use std::time::Duration;
     /// use ply_os::ipc::{IpcError, duplex};
-    /// let (_a, b) = duplex::<u8, u8>()?;
-    /// let mut b = b.reverse();
+    /// let (_a, mut b) = duplex::<u8, u8>()?;
     /// assert!(matches!(b.recv_timeout(Duration::from_millis(10)), Err(IpcError::Timeout)));
     /// # Ok::<(), IpcError>(())
     /// ```
     pub fn recv_timeout(&mut self, timeout: Duration) -> Result<R, IpcError> {
-        // A zero timeout means "block" to the socket API.
-        self.stream
-            .set_read_timeout(Some(timeout.max(Duration::from_micros(1))))?;
-        let result = frame::read_frame(&mut self.stream, self.max_frame);
-        self.stream.set_read_timeout(None)?;
-        frame::decode(&result?)
+        let deadline = Instant::now() + timeout;
+        frame::decode(&self.frame_until(Some(deadline))?)
+    }
+
+    /// The next message if a whole one has arrived; never waits.
+    ///
+    /// # Errors
+    ///
+    /// As [`recv`](Self::recv), plus [`IpcError::Timeout`] when no whole
+    /// message is there yet.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use ply_os::ipc::{IpcError, duplex};
+    /// let (mut a, mut b) = duplex::<u8, u8>()?;
+    /// assert!(matches!(b.try_recv(), Err(IpcError::Timeout)));
+    /// a.send(&3)?;
+    /// assert_eq!(b.try_recv()?, 3);
+    /// # Ok::<(), IpcError>(())
+    /// ```
+    pub fn try_recv(&mut self) -> Result<R, IpcError> {
+        frame::decode(&self.frame_until(Some(Instant::now()))?)
     }
 }
 
@@ -246,7 +347,7 @@ mod tests {
 
     #[test]
     fn a_peer_that_dies_mid_message_is_truncated_not_a_hang() {
-        let (a, b) = duplex::<u8, String>().unwrap();
+        let (mut a, b) = duplex::<u8, String>().unwrap();
         let mut raw = b.stream.try_clone().unwrap();
         let child = fork_child(move || {
             // Announce 100 bytes, send 3, die.
@@ -256,7 +357,6 @@ mod tests {
         .unwrap();
         drop(b);
         assert!(child.wait().unwrap().success());
-        let mut a = a;
         assert!(matches!(
             a.recv_timeout(Duration::from_secs(10)),
             Err(IpcError::Truncated {
@@ -268,10 +368,73 @@ mod tests {
 
     #[test]
     fn garbage_is_a_decode_error() {
-        let (a, b) = duplex::<u8, (u64, String)>().unwrap();
+        let (mut a, b) = duplex::<u8, (u64, String)>().unwrap();
         let mut raw = b.stream.try_clone().unwrap();
         raw.write_all(&[3, 0, 0, 0, 0xff, 0xff, 0xff]).unwrap();
-        let mut a = a;
         assert!(matches!(a.recv(), Err(IpcError::Decode(_))));
+    }
+
+    /// A peer sends one byte every few milliseconds: the timeout bounds the
+    /// whole message (it once bounded each read, so the drip held the call
+    /// for as long as it went on), and the bytes that came are kept for the
+    /// next call, which completes the message.
+    #[test]
+    fn a_drip_feeding_peer_cannot_hold_recv_past_its_timeout() {
+        let (mut a, b) = duplex::<u8, Vec<u8>>().unwrap();
+        let mut wire = Vec::new();
+        frame::write_frame(&mut wire, &frame::encode(&vec![9u8; 40]).unwrap()).unwrap();
+        let go = crate::shm::SharedBox::new(std::sync::atomic::AtomicBool::new(false)).unwrap();
+        let mut raw = b.stream.try_clone().unwrap();
+        let child = fork_child(|| {
+            for (i, byte) in wire.iter().enumerate() {
+                // Hold the last byte until the parent has timed out once.
+                if i + 1 == wire.len() {
+                    while !go.load(std::sync::atomic::Ordering::Acquire) {
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                }
+                if raw.write_all(&[*byte]).is_err() {
+                    return 1;
+                }
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            0
+        })
+        .unwrap();
+        drop(b);
+        let start = Instant::now();
+        let first = a.recv_timeout(Duration::from_millis(30));
+        let took = start.elapsed();
+        assert!(matches!(first, Err(IpcError::Timeout)), "{first:?}");
+        // The bound is the message's: far less than the drip's whole length
+        // (45 bytes at 2 ms, and a last byte that waits for `go`).
+        assert!(took < Duration::from_secs(5), "held for {took:?}");
+        go.store(true, std::sync::atomic::Ordering::Release);
+        assert_eq!(
+            a.recv_timeout(Duration::from_secs(30)).unwrap(),
+            vec![9u8; 40]
+        );
+        assert!(child.wait().unwrap().success());
+    }
+
+    /// A header that announces just under the maximum, then nothing: the
+    /// receiver's memory is what arrived, not what was announced.
+    #[test]
+    fn an_oversized_header_is_not_allocated_up_front() {
+        let (mut a, b) = duplex::<u8, Vec<u8>>().unwrap();
+        let mut raw = b.stream.try_clone().unwrap();
+        let announced = (DEFAULT_MAX_FRAME - 1) as u32;
+        raw.write_all(&announced.to_le_bytes()).unwrap();
+        raw.write_all(&[1, 2, 3]).unwrap();
+        assert!(matches!(
+            a.recv_timeout(Duration::from_millis(20)),
+            Err(IpcError::Timeout)
+        ));
+        assert_eq!(a.reader.buffered(), 7);
+        assert!(
+            a.reader_capacity() < 1 << 20,
+            "{} bytes held for 7 received",
+            a.reader_capacity()
+        );
     }
 }

@@ -1,10 +1,15 @@
 //! Length-prefixed frames and their serde encoding.
 //!
 //! A frame is a 4-byte little-endian length `n` followed by `n` bytes of
-//! payload. The reader checks `n` against a maximum *before* allocating, so a
-//! corrupt or hostile length cannot exhaust memory, and tells a clean close
-//! between frames ([`IpcError::Closed`]) from one inside a frame
-//! ([`IpcError::Truncated`]).
+//! payload. The reader checks `n` against a maximum, and even below it
+//! allocates only as bytes arrive (a header announcing 60 MiB followed by
+//! nothing costs a few KiB, not 60 MiB), so a corrupt or hostile length cannot
+//! exhaust memory; it tells a clean close between frames
+//! ([`IpcError::Closed`]) from one inside a frame ([`IpcError::Truncated`]).
+//!
+//! [`FrameReader`] is the incremental form: it keeps a connection's partial
+//! frame between reads, so an event loop can feed it whatever a non-blocking
+//! read returned and take out whole frames, never waiting for the rest of one.
 //!
 //! Payloads are encoded with [postcard]: serde's compact binary format (varint
 //! integers, no field names), well kept and `no_std`-capable. Decoding requires
@@ -125,7 +130,8 @@ pub fn write_frame(w: &mut impl Write, payload: &[u8]) -> Result<(), IpcError> {
     })
 }
 
-/// Reads one frame's payload, refusing lengths over `max`.
+/// Reads one frame's payload, refusing lengths over `max`, from a blocking
+/// reader.
 ///
 /// # Errors
 ///
@@ -160,19 +166,26 @@ pub fn read_frame(r: &mut impl Read, max: usize) -> Result<Vec<u8>, IpcError> {
     if len > max {
         return Err(IpcError::TooLarge { len, max });
     }
-    let mut payload = vec![0u8; len];
-    let got = read_full(r, &mut payload).map_err(|e| match e {
-        IpcError::Timeout => IpcError::Truncated {
-            expected: HEADER_LEN + len,
-            got: HEADER_LEN,
-        },
-        e => e,
-    })?;
-    if got < len {
-        return Err(IpcError::Truncated {
-            expected: HEADER_LEN + len,
-            got: HEADER_LEN + got,
-        });
+    // Grown a chunk at a time as bytes come, never to `len` up front: a
+    // header that lies costs what actually arrives.
+    let mut payload = Vec::new();
+    while payload.len() < len {
+        let have = payload.len();
+        let step = (len - have).min(READ_CHUNK.max(have));
+        payload.resize(have + step, 0);
+        let got = read_full(r, &mut payload[have..]).map_err(|e| match e {
+            IpcError::Timeout => IpcError::Truncated {
+                expected: HEADER_LEN + len,
+                got: HEADER_LEN + have,
+            },
+            e => e,
+        })?;
+        if got < step {
+            return Err(IpcError::Truncated {
+                expected: HEADER_LEN + len,
+                got: HEADER_LEN + have + got,
+            });
+        }
     }
     Ok(payload)
 }
@@ -203,6 +216,302 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> Result<usize, IpcError> {
         }
     }
     Ok(got)
+}
+
+/// Bytes asked of one `read`: what a reader may hold beyond the frame it is
+/// assembling.
+const READ_CHUNK: usize = 64 << 10;
+
+/// Assembles frames from bytes as they arrive, for non-blocking readers.
+///
+/// It holds about twice the bytes that came (at least [`READ_CHUNK`],
+/// 64 KiB): a frame's buffer grows with the bytes that arrived, never to the
+/// length its header announced.
+///
+/// # Example
+///
+/// Bytes arriving in dribs and drabs make whole frames once complete:
+///
+/// ```
+/// use ply_os::ipc::frame::{FrameReader, write_frame};
+///
+/// let mut wire = Vec::new();
+/// write_frame(&mut wire, b"one")?;
+/// write_frame(&mut wire, b"two")?;
+/// let mut reader = FrameReader::new(1024);
+/// let mut frames = Vec::new();
+/// for byte in wire.chunks(1) {
+///     reader.read_from(&mut &byte[..])?;
+///     while let Some(frame) = reader.next_frame()? {
+///         frames.push(frame);
+///     }
+/// }
+/// assert_eq!(frames, [b"one".to_vec(), b"two".to_vec()]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug)]
+pub struct FrameReader {
+    /// `buf[start..end]` holds received bytes not yet handed out; the rest of
+    /// `buf` is room for the next read.
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+    max: usize,
+}
+
+impl FrameReader {
+    /// A reader that refuses frames over `max` bytes of payload.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// let reader = ply_os::ipc::frame::FrameReader::new(1 << 20);
+    /// assert_eq!(reader.buffered(), 0);
+    /// ```
+    pub fn new(max: usize) -> Self {
+        FrameReader {
+            buf: Vec::new(),
+            start: 0,
+            end: 0,
+            max,
+        }
+    }
+
+    /// Bytes received and not yet taken out as frames: a partial frame when
+    /// [`next_frame`](Self::next_frame) has returned `None`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// let mut reader = ply_os::ipc::frame::FrameReader::new(64);
+    /// reader.read_from(&mut &[9u8, 0, 0][..])?; // half a header
+    /// assert_eq!(reader.buffered(), 3);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn buffered(&self) -> usize {
+        self.end - self.start
+    }
+
+    /// Bytes of memory the buffer holds (received or room for more).
+    #[cfg(test)]
+    pub(crate) fn capacity(&self) -> usize {
+        self.buf.capacity()
+    }
+
+    /// The payload length announced by the buffered header, if one is
+    /// complete.
+    fn announced(&self) -> Option<usize> {
+        let live = &self.buf[self.start..self.end];
+        let header: [u8; HEADER_LEN] = live.get(..HEADER_LEN)?.try_into().ok()?;
+        Some(u32::from_le_bytes(header) as usize)
+    }
+
+    /// Takes the next complete frame's payload out, if one has arrived.
+    ///
+    /// # Errors
+    ///
+    /// [`IpcError::TooLarge`] as soon as a header announces more than the
+    /// maximum (the stream is then out of step and should be dropped).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use ply_os::ipc::{IpcError, frame::FrameReader};
+    /// let mut reader = FrameReader::new(4);
+    /// reader.read_from(&mut &[200u8, 0, 0, 0][..])?;
+    /// assert!(matches!(reader.next_frame(), Err(IpcError::TooLarge { len: 200, max: 4 })));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn next_frame(&mut self) -> Result<Option<Vec<u8>>, IpcError> {
+        let Some(len) = self.announced() else {
+            return Ok(None);
+        };
+        if len > self.max {
+            return Err(IpcError::TooLarge { len, max: self.max });
+        }
+        if self.buffered() < HEADER_LEN + len {
+            return Ok(None);
+        }
+        let from = self.start + HEADER_LEN;
+        if self.start == 0 && self.end == from + len && len > READ_CHUNK {
+            // A large frame that fills the buffer: hand the buffer over
+            // (shifting out the header) rather than copy it.
+            let mut whole = std::mem::take(&mut self.buf);
+            whole.truncate(self.end);
+            whole.drain(..HEADER_LEN);
+            self.end = 0;
+            return Ok(Some(whole));
+        }
+        let payload = self.buf[from..from + len].to_vec();
+        self.start = from + len;
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+            if self.buf.len() > 4 * READ_CHUNK {
+                // A large frame has left: don't keep its buffer for small ones.
+                self.buf = Vec::new();
+            }
+        }
+        Ok(Some(payload))
+    }
+
+    /// One `read` from `r` into the buffer; returns the bytes read (0 at end
+    /// of stream). Asks for at most as many bytes as are buffered already,
+    /// or [`READ_CHUNK`] (64 KiB) if that is more, so memory follows the
+    /// bytes that came (at most about twice them).
+    ///
+    /// # Errors
+    ///
+    /// The reader's error (`WouldBlock` from a non-blocking source).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// let mut reader = ply_os::ipc::frame::FrameReader::new(64);
+    /// assert_eq!(reader.read_from(&mut &[1u8, 0, 0, 0, 42][..])?, 5);
+    /// assert_eq!(reader.next_frame().unwrap(), Some(vec![42]));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn read_from(&mut self, r: &mut impl Read) -> io::Result<usize> {
+        // Room for the rest of the frame being assembled, but never more
+        // than what has arrived already (or one chunk): a large frame is
+        // read in reads that double, without trusting its header up front.
+        let rest = self
+            .announced()
+            .map_or(0, |len| (HEADER_LEN + len).saturating_sub(self.buffered()));
+        let want = rest.min(self.buffered()).max(READ_CHUNK);
+        if self.buf.len() - self.end < want / 2 {
+            if self.start > 0 {
+                // Move the live bytes to the front rather than grow.
+                self.buf.copy_within(self.start..self.end, 0);
+                self.end -= self.start;
+                self.start = 0;
+            }
+            if self.buf.len() - self.end < want / 2 {
+                // Grow: zeroed once, then reused.
+                let room = self.end + want;
+                self.buf.resize(room, 0);
+            }
+        }
+        let got = r.read(&mut self.buf[self.end..])?;
+        self.end += got;
+        Ok(got)
+    }
+
+    /// The error for an end of stream now: [`IpcError::Closed`] between
+    /// frames, [`IpcError::Truncated`] inside one.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use ply_os::ipc::{IpcError, frame::FrameReader};
+    /// let mut reader = FrameReader::new(64);
+    /// assert!(matches!(reader.end_of_stream(), IpcError::Closed));
+    /// reader.read_from(&mut &[5u8, 0, 0, 0, 1][..])?;
+    /// assert!(matches!(reader.end_of_stream(), IpcError::Truncated { expected: 9, got: 5 }));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn end_of_stream(&self) -> IpcError {
+        match (self.buffered(), self.announced()) {
+            (0, _) => IpcError::Closed,
+            (got, Some(len)) => IpcError::Truncated {
+                expected: HEADER_LEN + len,
+                got,
+            },
+            (got, None) => IpcError::Truncated {
+                expected: HEADER_LEN,
+                got,
+            },
+        }
+    }
+}
+
+/// Frames waiting to be written to a non-blocking stream, and how much of
+/// the first has gone.
+///
+/// # Example
+///
+/// ```
+/// use ply_os::ipc::frame::{FrameWriter, read_frame};
+/// let mut w = FrameWriter::default();
+/// w.push(b"hello")?;
+/// let mut wire = Vec::new();
+/// assert!(w.write_to(&mut wire)?); // all flushed
+/// assert_eq!(read_frame(&mut wire.as_slice(), 64)?, b"hello");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Default)]
+pub struct FrameWriter {
+    pending: Vec<u8>,
+    sent: usize,
+}
+
+impl FrameWriter {
+    /// Queues one frame.
+    ///
+    /// # Errors
+    ///
+    /// [`IpcError::TooLarge`] for a payload over 4 GiB − 1.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// let mut w = ply_os::ipc::frame::FrameWriter::default();
+    /// w.push(b"x")?;
+    /// assert_eq!(w.pending(), 5);
+    /// # Ok::<(), ply_os::ipc::IpcError>(())
+    /// ```
+    pub fn push(&mut self, payload: &[u8]) -> Result<(), IpcError> {
+        if self.sent == self.pending.len() {
+            self.pending.clear();
+            self.sent = 0;
+        }
+        write_frame(&mut self.pending, payload)
+    }
+
+    /// Bytes queued and not yet written.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// assert_eq!(ply_os::ipc::frame::FrameWriter::default().pending(), 0);
+    /// ```
+    pub fn pending(&self) -> usize {
+        self.pending.len() - self.sent
+    }
+
+    /// Writes what it can without blocking; `true` once nothing is pending.
+    ///
+    /// # Errors
+    ///
+    /// [`IpcError::Closed`] if the reader is gone; other I/O errors
+    /// (`WouldBlock` is not an error: it returns `false`).
+    ///
+    /// # Example
+    ///
+    /// See [`FrameWriter`].
+    pub fn write_to(&mut self, w: &mut impl Write) -> Result<bool, IpcError> {
+        while self.sent < self.pending.len() {
+            match w.write(&self.pending[self.sent..]) {
+                Ok(0) => return Err(IpcError::Closed),
+                Ok(n) => self.sent += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
+                    ) =>
+                {
+                    return Err(IpcError::Closed);
+                }
+                Err(e) => return Err(IpcError::Io(e)),
+            }
+        }
+        self.pending.clear();
+        self.sent = 0;
+        Ok(true)
+    }
 }
 
 #[cfg(test)]

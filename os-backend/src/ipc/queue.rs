@@ -8,7 +8,7 @@ use ply_core::queue::mpmc::ScqQueue;
 use ply_core::sync::Park;
 
 use crate::park::FutexPark;
-use crate::shm::SharedBox;
+use crate::shm::{SharedBox, ShmSafe};
 
 /// Spins on an empty (or full) queue before sleeping: a busy producer/consumer
 /// pair never pays for a system call.
@@ -26,6 +26,9 @@ struct State<T, const N: usize> {
     put_sleepers: AtomicU32,
 }
 
+// SAFETY: ply-core's `ScqQueue` of `ShmSafe` items and four `AtomicU32`s.
+unsafe impl<T: ShmSafe, const N: usize> ShmSafe for State<T, N> {}
+
 /// A bounded FIFO queue of plain-data items shared by a process and the
 /// children it forks afterwards — Python's `multiprocessing.Queue`, without the
 /// pickling and the feeder thread.
@@ -37,8 +40,9 @@ struct State<T, const N: usize> {
 /// process is stopped or killed in the middle of an operation (see ply-core's
 /// `stall_liveness` tests): at worst the item it was moving is lost.
 ///
-/// `T` must be plain data (`Copy`: no heap pointers, which would mean nothing
-/// in another process). `N`, the capacity, is a power of two.
+/// `T` must be [`ShmSafe`] (no pointers or references, no heap memory: they
+/// would mean nothing in another process) and `Copy`. `N`, the capacity, is a
+/// power of two.
 ///
 /// # Example
 ///
@@ -67,7 +71,7 @@ pub struct ProcessQueue<T, const N: usize> {
     state: SharedBox<State<T, N>>,
 }
 
-impl<T: Copy + Send, const N: usize> ProcessQueue<T, N> {
+impl<T: ShmSafe + Copy, const N: usize> ProcessQueue<T, N> {
     /// Maps a new, empty queue.
     ///
     /// # Errors

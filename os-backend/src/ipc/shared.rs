@@ -6,10 +6,14 @@ use std::ops::{Deref, DerefMut};
 
 use ply_core::sync::{SpinMutex, SpinMutexGuard};
 
-use crate::shm::{SharedBox, SharedSlice};
+use crate::shm::{SharedBox, SharedSlice, ShmSafe};
 
 /// One plain-data value shared with children forked afterwards, behind
 /// ply-core's [`SpinMutex`] — Python's `multiprocessing.Value`.
+///
+/// `T` is [`ShmSafe`] (no pointers or references, no heap memory: a
+/// `&'static str` set by a child would point into the child's memory) and
+/// `Copy` (`get` returns a copy).
 ///
 /// A spin lock because the holder is another *process*: there is no owner
 /// thread the kernel could hand it to. Keep critical sections short. A process
@@ -41,7 +45,7 @@ pub struct SharedValue<T> {
     cell: SharedBox<SpinMutex<T>>,
 }
 
-impl<T: Copy + Send> SharedValue<T> {
+impl<T: ShmSafe + Copy> SharedValue<T> {
     /// Maps a new shared value.
     ///
     /// # Errors
@@ -111,7 +115,7 @@ impl<T: Copy + Send> SharedValue<T> {
     }
 }
 
-impl<T: Copy + Send + std::fmt::Debug> std::fmt::Debug for SharedValue<T> {
+impl<T: ShmSafe + Copy + std::fmt::Debug> std::fmt::Debug for SharedValue<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_tuple("SharedValue").field(&self.get()).finish()
     }
@@ -124,9 +128,13 @@ struct Slot<T>(UnsafeCell<T>);
 // SAFETY: slots are only accessed through a `SharedArrayGuard`, which holds the
 // array's lock, so at most one thread (or process) touches them at a time.
 unsafe impl<T: Send> Sync for Slot<T> {}
+// SAFETY: a `T` in an `UnsafeCell`, nothing else; `T` is `ShmSafe`.
+unsafe impl<T: ShmSafe> ShmSafe for Slot<T> {}
 
 /// A fixed-length array of plain data shared with children forked afterwards,
 /// behind one [`SpinMutex`] — Python's `multiprocessing.Array`.
+///
+/// `T` is [`ShmSafe`] and `Copy`, as for [`SharedValue`].
 ///
 /// # Example
 ///
@@ -148,7 +156,7 @@ pub struct SharedArray<T> {
     slots: SharedSlice<Slot<T>>,
 }
 
-impl<T: Copy + Send> SharedArray<T> {
+impl<T: ShmSafe + Copy> SharedArray<T> {
     /// Maps `len` copies of `value`.
     ///
     /// # Errors

@@ -1,166 +1,34 @@
-//! [`ProcessPool`]: persistent worker processes with a fixed handler.
+//! [`ProcessPool`]: persistent worker processes with a fixed handler, and
+//! its [`ProcessPoolBuilder`].
+//!
+//! The supervisor (a thread of the caller's process, in `pool/supervise.rs`)
+//! runs the engine's loop; the workers come from the fork server
+//! (`forkserver/`).
+
+mod supervise;
 
 use std::borrow::Borrow;
 use std::collections::VecDeque;
 use std::fmt;
-use std::io::{Read, Write};
 use std::marker::PhantomData;
-use std::os::fd::AsRawFd;
-use std::os::unix::net::{UnixListener, UnixStream};
+use std::os::unix::net::UnixStream;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::failure::{Failure, oom_kills};
-use super::server::{self, FromServer, Hello, Reply, ToServer, WorkerSetup};
+use super::error::{Failure, PoolTaskError, ProcessPoolError};
+use super::forkserver::{self, WorkerLoop, reexec};
+use super::retry::Retry;
+use super::threads::ForkPlan;
+use super::threads::ThreadPolicy;
+use super::wire::{Entry, Reply, RequestHead, Setup};
 use crate::fork::{ForkedChild, fork_child};
-use crate::ipc::{IpcError, frame};
-
-/// How long a waiting party polls (yielding) before it sleeps. Each of the
-/// round trip's hops — caller to supervisor to worker and back — would
-/// otherwise pay a wake-up.
-pub(crate) const SPIN_BEFORE_SLEEP: Duration = Duration::from_micros(200);
-
-/// How long the supervisor waits for the rest of a frame that has started.
-const FRAME_PATIENCE: Duration = Duration::from_secs(5);
-
-/// Why a task of a [`ProcessPool`] did not produce a response.
-///
-/// # Example
-///
-/// ```
-/// use ply_os::process::{Failure, PoolTaskError};
-/// let e = PoolTaskError::Worker { failure: Failure::Exited(3), attempts: 1 };
-/// assert_eq!(e.to_string(), "the worker exited with code 3 (attempt 1)");
-/// ```
-#[derive(Debug)]
-pub enum PoolTaskError {
-    /// The worker running the task failed: crashed, exited, panicked, or ran
-    /// past the timeout.
-    Worker {
-        /// What happened to the worker.
-        failure: Failure,
-        /// How many times the task was run.
-        attempts: u32,
-    },
-    /// The worker could not decode the request.
-    BadRequest(String),
-    /// The request could not be encoded.
-    Encode(IpcError),
-    /// The response did not decode.
-    Corrupt(IpcError),
-    /// `try_submit` found the queue at its bound.
-    QueueFull,
-    /// The pool was shut down (or terminated) before the task could run.
-    ShutDown,
-    /// The fork server died, so no worker can be replaced: the pool is unusable.
-    PoolBroken(String),
-}
-
-impl fmt::Display for PoolTaskError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            PoolTaskError::Worker { failure, attempts } => {
-                write!(f, "the worker {failure} (attempt {attempts})")
-            }
-            PoolTaskError::BadRequest(why) => write!(f, "the worker rejected the request: {why}"),
-            PoolTaskError::Encode(e) => write!(f, "the request could not be encoded: {e}"),
-            PoolTaskError::Corrupt(e) => write!(f, "the response was corrupt: {e}"),
-            PoolTaskError::QueueFull => write!(f, "the process pool's queue is full; retry later"),
-            PoolTaskError::ShutDown => write!(f, "the process pool is shut down"),
-            PoolTaskError::PoolBroken(why) => write!(f, "the process pool is broken: {why}"),
-        }
-    }
-}
-
-impl std::error::Error for PoolTaskError {}
-
-/// Why a [`ProcessPool`] could not be built.
-///
-/// # Example
-///
-/// ```
-/// use ply_os::process::{ProcessPoolBuilder, ProcessPoolError};
-/// let err = ProcessPoolBuilder::new().workers(0).build(|x: u8| x).unwrap_err();
-/// assert!(matches!(err, ProcessPoolError::Options(_)));
-/// ```
-#[derive(Debug)]
-pub enum ProcessPoolError {
-    /// A pool needs at least one worker and a queue bound of at least one.
-    Options(&'static str),
-    /// The OS refused a socket or the fork server.
-    Os(std::io::Error),
-}
-
-impl fmt::Display for ProcessPoolError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ProcessPoolError::Options(why) => write!(f, "invalid process pool options: {why}"),
-            ProcessPoolError::Os(e) => write!(f, "could not start the process pool: {e}"),
-        }
-    }
-}
-
-impl std::error::Error for ProcessPoolError {}
-
-impl From<std::io::Error> for ProcessPoolError {
-    fn from(e: std::io::Error) -> Self {
-        ProcessPoolError::Os(e)
-    }
-}
-
-/// What a finished task sends to whoever waits for it: its tag (position in
-/// a batch) and the worker's encoded [`Reply`], or why there is none.
-type Completion = (usize, Result<Vec<u8>, PoolTaskError>);
-
-struct Task {
-    request: Vec<u8>,
-    tag: usize,
-    reply: Sender<Completion>,
-    attempts: u32,
-}
-
-impl Task {
-    fn finish(self, result: Result<Vec<u8>, PoolTaskError>) {
-        let _ = self.reply.send((self.tag, result)); // the waiter may be gone
-    }
-}
-
-#[derive(Default)]
-struct Inbox {
-    queue: VecDeque<Task>,
-    /// No new submissions; finish what is queued, then stop.
-    closed: bool,
-    /// Stop now: fail what is queued, kill the workers.
-    terminate: bool,
-    /// The supervisor has stopped: nothing will run any more.
-    stopped: bool,
-    /// Worker pids, by slot (for diagnostics and tests).
-    pids: Vec<Option<i32>>,
-}
-
-struct Shared {
-    inbox: Mutex<Inbox>,
-    /// Signalled when the queue shrinks (submitters wait for room).
-    room: Condvar,
-    /// One byte written here wakes the supervisor.
-    waker: UnixStream,
-    queue_bound: usize,
-}
-
-impl Shared {
-    fn lock(&self) -> MutexGuard<'_, Inbox> {
-        self.inbox.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn wake(&self) {
-        let _ = (&self.waker).write(&[1]); // full pipe: a wake-up is pending anyway
-    }
-}
+use crate::ipc::frame;
+use supervise::{Completion, Config, Inbox, SPIN_BEFORE_SLEEP, Shared, Supervisor, Task};
 
 /// Configures a [`ProcessPool`].
 ///
@@ -168,14 +36,14 @@ impl Shared {
 ///
 /// ```
 /// use std::time::Duration;
-/// use ply_os::process::ProcessPoolBuilder;
+/// use ply_os::process::{ProcessPool, Retry};
 ///
-/// let pool = ProcessPoolBuilder::new()
+/// let pool = ProcessPool::builder()
 ///     .workers(2)
 ///     .queue_bound(64)
 ///     .task_timeout(Duration::from_secs(30))
 ///     .max_tasks_per_child(1000)
-///     .retry_on_crash(1)
+///     .retry(Retry::runs(2))
 ///     .build(|n: u64| n + 1)?;
 /// assert_eq!(pool.submit(&41)?.join()?, 42);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -186,7 +54,9 @@ pub struct ProcessPoolBuilder {
     queue_bound: usize,
     task_timeout: Option<Duration>,
     max_tasks_per_child: Option<u64>,
-    retries: u32,
+    retry: Retry,
+    threads: ThreadPolicy,
+    initializer: Option<fn()>,
 }
 
 impl Default for ProcessPoolBuilder {
@@ -196,14 +66,17 @@ impl Default for ProcessPoolBuilder {
             queue_bound: 1024,
             task_timeout: None,
             max_tasks_per_child: None,
-            retries: 0,
+            retry: Retry::default(),
+            threads: ThreadPolicy::default(),
+            initializer: None,
         }
     }
 }
 
 impl ProcessPoolBuilder {
     /// Defaults: one worker per available CPU, a queue bound of 1024, no
-    /// timeout, no recycling, no retries.
+    /// timeout, no recycling, [`Retry::default`] (three runs per task),
+    /// [`ThreadPolicy::default`] (for [`build_forking`](Self::build_forking)).
     ///
     /// # Example
     ///
@@ -246,7 +119,8 @@ impl ProcessPoolBuilder {
     }
 
     /// A task running longer is failed with [`Failure::Timeout`]; its worker
-    /// is killed and replaced.
+    /// is killed and replaced. The timeout covers the whole task, reply
+    /// included: a worker stopped in the middle of its reply times out too.
     ///
     /// # Example
     ///
@@ -286,37 +160,98 @@ impl ProcessPoolBuilder {
         self
     }
 
-    /// Run a task again, on a fresh worker, up to `n` more times when its
-    /// worker crashes or exits under it (default 0). Panics and timeouts are
-    /// not retried.
+    /// How often a task whose worker crashed is run (default
+    /// [`Retry::default`]: three runs in all). Panics, timeouts and cancels
+    /// are never retried.
     ///
     /// # Example
     ///
     /// ```
-    /// use ply_os::{process::ProcessPoolBuilder, shm::SharedBox};
-    /// use std::sync::atomic::{AtomicU32, Ordering};
-    /// // Crashes on its first run only (a counter in shared memory remembers).
-    /// let runs = SharedBox::new(AtomicU32::new(0))?;
-    /// let runs_ref: &'static AtomicU32 = Box::leak(Box::new(runs));
-    /// let pool = ProcessPoolBuilder::new().workers(1).retry_on_crash(1).build(move |x: u8| {
-    ///     if runs_ref.fetch_add(1, Ordering::SeqCst) == 0 {
-    ///         std::process::abort();
-    ///     }
-    ///     x
-    /// })?;
-    /// assert_eq!(pool.submit(&9)?.join()?, 9); // failed once, retried on a fresh worker
+    /// use ply_os::process::{Failure, PoolTaskError, ProcessPoolBuilder, Retry};
+    /// let pool = ProcessPoolBuilder::new().workers(1).retry(Retry::runs(2))
+    ///     .build(|_: ()| -> u8 { std::process::abort() })?;
+    /// let err = pool.submit(&())?.join().unwrap_err();
+    /// assert!(matches!(err, PoolTaskError::Worker { attempts: 2, failure: Failure::Signaled { .. }, .. }));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn retry_on_crash(mut self, n: u32) -> Self {
-        self.retries = n;
+    pub fn retry(mut self, retry: Retry) -> Self {
+        self.retry = retry;
         self
     }
 
-    /// Forks the fork server and the workers; every worker runs `handler`.
+    /// What [`build_forking`](Self::build_forking) does when the caller has
+    /// other threads (default [`ThreadPolicy::default`]). [`build`](Self::build)
+    /// never forks the caller and ignores it.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use ply_os::process::{ProcessPoolBuilder, ThreadPolicy};
+    /// let pool = ProcessPoolBuilder::new().workers(1).threads(ThreadPolicy::Refuse)
+    ///     .build_forking(|x: u8| x + 1)?; // a single-threaded doc test: not refused
+    /// assert_eq!(pool.submit(&1)?.join()?, 2);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn threads(mut self, policy: ThreadPolicy) -> Self {
+        self.threads = policy;
+        self
+    }
+
+    /// Runs `init` once in every worker, before its first task (as Python's
+    /// `Pool(initializer=...)`): to open a connection, load a model, warm a
+    /// cache. If it panics, the worker answers each task with that panic
+    /// (`Failure::Panicked`) instead of running it.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicU32, Ordering};
+    /// static READY: AtomicU32 = AtomicU32::new(0);
+    /// let pool = ply_os::process::ProcessPoolBuilder::new()
+    ///     .workers(1)
+    ///     .initializer(|| { READY.store(42, Ordering::Relaxed); })
+    ///     .build(|(): ()| READY.load(Ordering::Relaxed))?;
+    /// assert_eq!(pool.submit(&())?.join()?, 42); // set in the worker
+    /// assert_eq!(READY.load(Ordering::Relaxed), 0); // not here
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn initializer(mut self, init: fn()) -> Self {
+        self.initializer = Some(init);
+        self
+    }
+
+    fn worker_count(&self) -> Result<usize, ProcessPoolError> {
+        if self.queue_bound == 0 {
+            return Err(ProcessPoolError::Options(
+                "the queue bound must be at least 1".into(),
+            ));
+        }
+        match self.workers {
+            Some(0) => Err(ProcessPoolError::Options(
+                "a process pool needs at least one worker".into(),
+            )),
+            Some(n) => Ok(n),
+            None => Ok(std::thread::available_parallelism().map_or(1, |n| n.get())),
+        }
+    }
+
+    /// Starts the pool: a fork server started by re-executing this program
+    /// (it never has the caller's threads, nor any lock they hold), and the
+    /// workers, each running `handler`. Returns once every worker is up, so
+    /// [`ProcessPool::worker_pids`] is complete.
+    ///
+    /// `handler` is a function, or a closure that captures nothing (it
+    /// coerces to a `fn`): the re-executed program finds it again by its
+    /// offset in the binary. Nothing of the caller's state reaches the
+    /// workers, not even what `main` set up, because `main` does not run in
+    /// them. For a handler that captures state, see
+    /// [`build_forking`](Self::build_forking).
     ///
     /// # Errors
     ///
-    /// [`ProcessPoolError`] for zero workers or queue bound, or an OS refusal.
+    /// [`ProcessPoolError::Options`] for zero workers or queue bound, or a
+    /// handler that lives in a shared library; [`ProcessPoolError::Os`] if a
+    /// socket, the server or a worker could not be started.
     ///
     /// # Example
     ///
@@ -325,30 +260,128 @@ impl ProcessPoolBuilder {
     /// assert_eq!(pool.submit(&"ply".to_string())?.join()?, "hello, ply");
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn build<Req, Resp, F>(self, handler: F) -> Result<ProcessPool<Req, Resp>, ProcessPoolError>
+    pub fn build<Req, Resp>(
+        self,
+        handler: fn(Req) -> Resp,
+    ) -> Result<ProcessPool<Req, Resp>, ProcessPoolError>
+    where
+        Req: Serialize + DeserializeOwned + 'static,
+        Resp: Serialize + DeserializeOwned + 'static,
+    {
+        let workers = self.worker_count()?;
+        let entry = Entry::of(handler).map_err(ProcessPoolError::Options)?;
+        let initializer = self
+            .initializer
+            .map(Entry::of_init)
+            .transpose()
+            .map_err(ProcessPoolError::Options)?;
+        let setup = Setup {
+            handler: entry,
+            initializer,
+            max_tasks: self.max_tasks_per_child,
+        };
+        self.launch(workers, None, Box::new(move || reexec::start(setup)))
+    }
+
+    /// A pool for [`ProcessPool::submit_fn`] only: its workers run whatever
+    /// functions are submitted, with no handler of their own. As
+    /// [`build`](Self::build), its fork server is a re-executed copy of the
+    /// program.
+    ///
+    /// # Errors
+    ///
+    /// As [`build`](Self::build).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// let pool = ply_os::process::ProcessPoolBuilder::new().workers(1).build_for_functions()?;
+    /// assert_eq!(pool.submit_fn(|x: u32| x * 3, &5)?.join()?, 15);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn build_for_functions(self) -> Result<ProcessPool<(), ()>, ProcessPoolError> {
+        self.build(|(): ()| ())
+    }
+
+    /// Starts the pool with a fork server forked from the caller, for a
+    /// handler that captures state (which the workers inherit, copy-on-write).
+    ///
+    /// # Fork safety
+    ///
+    /// The server is forked from the calling process once, here; every
+    /// worker is then forked from that single-threaded server. If the caller
+    /// has other threads, [`threads`](Self::threads) decides: by default a
+    /// worker that sits blocked on a lock one of them held at that fork is
+    /// killed and its task fails with [`Failure::Stalled`]. Printing and
+    /// allocating are always safe. Prefer [`build`](Self::build) when the
+    /// handler can be a plain function.
+    ///
+    /// # Errors
+    ///
+    /// As [`build`](Self::build), and [`ProcessPoolError::ThreadsPresent`]
+    /// under [`ThreadPolicy::Refuse`].
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use ply_os::process::ProcessPoolBuilder;
+    /// let greeting = String::from("hello");
+    /// let pool = ProcessPoolBuilder::new().workers(1)
+    ///     .build_forking(move |name: String| format!("{greeting}, {name}"))?;
+    /// assert_eq!(pool.submit(&"ply".to_string())?.join()?, "hello, ply");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn build_forking<Req, Resp, F>(
+        self,
+        handler: F,
+    ) -> Result<ProcessPool<Req, Resp>, ProcessPoolError>
     where
         Req: Serialize + DeserializeOwned + 'static,
         Resp: Serialize + DeserializeOwned + 'static,
         F: Fn(Req) -> Resp + Send + 'static,
     {
-        let workers = match self.workers {
-            Some(0) => {
-                return Err(ProcessPoolError::Options(
-                    "a process pool needs at least one worker",
-                ));
+        let workers = self.worker_count()?;
+        let stall = match self.threads.plan() {
+            ForkPlan::Refuse { other_threads } => {
+                return Err(ProcessPoolError::ThreadsPresent { other_threads });
             }
-            Some(n) => n,
-            None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            ForkPlan::Fork {
+                other_threads,
+                watch,
+            } => watch.map(|patience| (other_threads, patience)),
         };
-        if self.queue_bound == 0 {
-            return Err(ProcessPoolError::Options(
-                "the queue bound must be at least 1",
-            ));
-        }
-        let address = server::pool_address()?;
-        let listener = UnixListener::bind_addr(&address)?;
-        listener.set_nonblocking(true)?;
-        let token = server::random_token()?;
+        let config = WorkerLoop {
+            max_tasks: self.max_tasks_per_child,
+        };
+        super::panic::install();
+        let init = self.initializer;
+        let start = move || -> std::io::Result<(ForkedChild, UnixStream)> {
+            let (control, theirs) = UnixStream::pair()?;
+            let control_fd = std::os::fd::AsRawFd::as_raw_fd(&control);
+            let server = fork_child(move || {
+                // SAFETY: closes this process's copy of the supervisor's end;
+                // its owner lives in the parent's frames, never returned to.
+                unsafe { libc::close(control_fd) };
+                forkserver::serve_ready(theirs, &|stream| {
+                    let init = init.as_ref().map(|f| f as &dyn Fn());
+                    forkserver::serve_requests(stream, config, init, &|request| {
+                        forkserver::answer(&handler, request, "task")
+                    })
+                })
+            })?;
+            Ok((server, control))
+        };
+        self.launch(workers, stall, Box::new(start))
+    }
+
+    /// Starts the supervisor thread, which starts the server with `start`,
+    /// and waits until the first workers are up.
+    fn launch<Req, Resp>(
+        self,
+        workers: usize,
+        stall: Option<(usize, Duration)>,
+        start: Box<dyn FnOnce() -> std::io::Result<(ForkedChild, UnixStream)> + Send>,
+    ) -> Result<ProcessPool<Req, Resp>, ProcessPoolError> {
         let (waker, wake_rx) = UnixStream::pair()?;
         waker.set_nonblocking(true)?;
         wake_rx.set_nonblocking(true)?;
@@ -361,72 +394,49 @@ impl ProcessPoolBuilder {
             waker,
             queue_bound: self.queue_bound,
         });
-        let (ready_tx, ready_rx) = channel::<std::io::Result<()>>();
-        let config = self.clone();
+        let config = Config {
+            workers,
+            task_timeout: self.task_timeout,
+            retry: self.retry,
+            stall,
+        };
+        let (ready_tx, ready_rx) = channel::<Result<(), ProcessPoolError>>();
         let thread_shared = Arc::clone(&shared);
-        // The supervisor thread forks the server: PR_SET_PDEATHSIG follows the
-        // forking *thread*, and this one lives exactly as long as the pool.
+        // The supervisor thread starts the server: PR_SET_PDEATHSIG follows
+        // the starting *thread*, and this one lives exactly as long as the pool.
         let supervisor = std::thread::Builder::new()
             .name("ply-process-pool".into())
             .spawn(move || {
-                let (control, server_end) = match UnixStream::pair() {
-                    Ok(pair) => pair,
-                    Err(e) => return drop(ready_tx.send(Err(e))),
+                let (server, control) = match start() {
+                    Ok(started) => started,
+                    Err(e) => return drop(ready_tx.send(Err(ProcessPoolError::Os(e)))),
                 };
-                let listener_fd = listener.as_raw_fd();
-                let control_fd = control.as_raw_fd();
-                let wake_fd = wake_rx.as_raw_fd();
-                let setup = WorkerSetup {
-                    handler: &handler,
-                    address: &address,
-                    token,
-                    max_tasks: config.max_tasks_per_child,
-                };
-                let server = fork_child(move || {
-                    // The server drops its copies of the pool's descriptors, so the
-                    // pool sees EOF when the server dies and no worker inherits them.
-                    // SAFETY: only closes fds; their owners are never used or
-                    // dropped in this process, which ends with `_exit`.
-                    unsafe {
-                        libc::close(listener_fd);
-                        libc::close(control_fd);
-                        libc::close(wake_fd);
-                    }
-                    server::serve::<Req, Resp, F>(server_end, &setup)
-                });
-                let server = match server {
-                    Ok(server) => server,
-                    Err(e) => return drop(ready_tx.send(Err(e))),
-                };
-                let _ = ready_tx.send(Ok(()));
-                Supervisor {
-                    shared: thread_shared,
-                    config,
-                    token,
-                    listener: Some(listener),
-                    control,
-                    wake_rx,
-                    slots: (0..workers).map(|_| Slot::default()).collect(),
-                    oom_baseline: oom_kills(),
+                thread_shared.lock().server_pid = Some(server.pid());
+                let mut supervisor = Supervisor::new(thread_shared, config, control, wake_rx);
+                if let Err(why) = supervisor.start() {
+                    let e = std::io::Error::other(format!("the fork server did not start: {why}"));
+                    drop(ready_tx.send(Err(ProcessPoolError::Os(e))));
+                    // Dropping the server kills and reaps it, with its workers.
+                    return drop((supervisor, server));
                 }
-                .run(server);
+                let _ = ready_tx.send(Ok(()));
+                supervisor.run(server);
             })?;
-        match ready_rx.recv() {
-            Ok(Ok(())) => Ok(ProcessPool {
+        let started = ready_rx.recv().unwrap_or_else(|_| {
+            Err(ProcessPoolError::Os(std::io::Error::other(
+                "the supervisor thread died",
+            )))
+        });
+        match started {
+            Ok(()) => Ok(ProcessPool {
                 shared,
                 supervisor: Mutex::new(Some(supervisor)),
                 workers,
                 _types: PhantomData,
             }),
-            Ok(Err(e)) => {
+            Err(e) => {
                 let _ = supervisor.join();
-                Err(ProcessPoolError::Os(e))
-            }
-            Err(_) => {
-                let _ = supervisor.join();
-                Err(ProcessPoolError::Os(std::io::Error::other(
-                    "the supervisor thread died",
-                )))
+                Err(e)
             }
         }
     }
@@ -439,13 +449,18 @@ impl ProcessPoolBuilder {
 /// - **Crash isolation**: a worker killed by a signal, aborting, exiting or
 ///   panicking fails only the task it held — with a [`Failure`] that says what
 ///   happened — and (unless it merely panicked, which it survives) is replaced;
-///   the pool keeps going. [`retry_on_crash`](ProcessPoolBuilder::retry_on_crash)
-///   re-runs such tasks.
+///   the pool keeps going. [`retry`](ProcessPoolBuilder::retry) re-runs
+///   crashed tasks.
 /// - **Timeouts**: a task past [`task_timeout`](ProcessPoolBuilder::task_timeout)
 ///   has its worker killed and fails with [`Failure::Timeout`].
-/// - **Fork safety**: workers are forked by a single-threaded fork server
-///   (see the `server` module docs); the pool's own process forks once, at
-///   creation — make pools before the program's other threads hold locks.
+/// - **Fork safety**: workers are forked by a fork server that never had the
+///   caller's threads: [`build`](ProcessPoolBuilder::build) starts it by
+///   re-executing the program. Only [`build_forking`](ProcessPoolBuilder::build_forking)
+///   forks the caller, once, under a [`ThreadPolicy`]. See "Fork safety" in
+///   the [module docs](super).
+/// - **Isolation from other processes**: workers reach the supervisor over
+///   socket pairs the fork server passes it; no other process can connect,
+///   and a stopped worker or server delays only its own task.
 /// - **Lifecycle**: every child is reaped; children die with the pool (and
 ///   with the process, by `PR_SET_PDEATHSIG`). [`shutdown`](Self::shutdown)
 ///   and `Drop` finish the queued tasks and wait for the workers;
@@ -454,9 +469,10 @@ impl ProcessPoolBuilder {
 /// # Example
 ///
 /// ```
-/// use ply_os::process::{Failure, PoolTaskError, ProcessPoolBuilder};
+/// use ply_os::fork::Signal;
+/// use ply_os::process::{Failure, PoolTaskError, ProcessPoolBuilder, Retry};
 ///
-/// let pool = ProcessPoolBuilder::new().workers(2).build(|n: i32| {
+/// let pool = ProcessPoolBuilder::new().workers(2).retry(Retry::never()).build(|n: i32| {
 ///     if n < 0 {
 ///         std::process::abort(); // a crash takes down only this task
 ///     }
@@ -467,7 +483,7 @@ impl ProcessPoolBuilder {
 /// assert_eq!(ok.join()?, 42);
 /// assert!(matches!(
 ///     crash.join(),
-///     Err(PoolTaskError::Worker { failure: Failure::Signaled { signal: libc::SIGABRT, .. }, .. })
+///     Err(PoolTaskError::Worker { failure: Failure::Signaled { signal: Signal::ABORT, .. }, .. })
 /// ));
 /// assert_eq!(pool.submit(&5)?.join()?, 10); // a replacement worker serves on
 /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -477,6 +493,21 @@ pub struct ProcessPool<Req, Resp> {
     supervisor: Mutex<Option<JoinHandle<()>>>,
     workers: usize,
     _types: PhantomData<fn(Req) -> Resp>,
+}
+
+impl ProcessPool<(), ()> {
+    /// A builder: the same as [`ProcessPoolBuilder::new`].
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// let pool = ply_os::process::ProcessPool::builder().workers(1).build(|x: u8| x * 2)?;
+    /// assert_eq!(pool.submit(&4)?.join()?, 8);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn builder() -> ProcessPoolBuilder {
+        ProcessPoolBuilder::new()
+    }
 }
 
 impl<Req, Resp> ProcessPool<Req, Resp>
@@ -498,28 +529,41 @@ where
     }
 
     /// The pids of the workers alive now (a snapshot; a slot being refilled
-    /// has none).
+    /// has none). Complete right after `build`.
     ///
     /// # Example
     ///
     /// ```
     /// let pool = ply_os::process::ProcessPoolBuilder::new().workers(2).build(|x: u8| x)?;
-    /// pool.submit(&1)?.join()?;
-    /// assert!(pool.worker_pids().len() <= 2);
+    /// assert_eq!(pool.worker_pids().len(), 2);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn worker_pids(&self) -> Vec<i32> {
         self.shared.lock().pids.iter().flatten().copied().collect()
     }
 
+    /// The fork server's pid while the pool runs (for diagnostics: it is the
+    /// parent of every worker).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// let pool = ply_os::process::ProcessPoolBuilder::new().workers(1).build(|x: u8| x)?;
+    /// let server = pool.server_pid().expect("running");
+    /// assert!(server > 0 && !pool.worker_pids().contains(&server));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn server_pid(&self) -> Option<i32> {
+        self.shared.lock().server_pid
+    }
+
     fn enqueue(
         &self,
-        request: &Req,
+        request: Vec<u8>,
         tag: usize,
         reply: Sender<Completion>,
         wait: bool,
-    ) -> Result<(), PoolTaskError> {
-        let request = frame::encode(request).map_err(PoolTaskError::Encode)?;
+    ) -> Result<u64, PoolTaskError> {
         let mut inbox = self.shared.lock();
         loop {
             if inbox.closed || inbox.stopped {
@@ -537,15 +581,30 @@ where
                 .wait(inbox)
                 .unwrap_or_else(|e| e.into_inner());
         }
+        inbox.next_id += 1;
+        let id = inbox.next_id;
         inbox.queue.push_back(Task {
+            id,
             request,
             tag,
             reply,
-            attempts: 0,
+            failed_runs: 0,
         });
         drop(inbox);
         self.shared.wake();
-        Ok(())
+        Ok(id)
+    }
+
+    /// A task for `request`, queued; `wait`: while the queue is full.
+    fn queue<R>(&self, request: Vec<u8>, wait: bool) -> Result<ProcessTask<R>, PoolTaskError> {
+        let (tx, rx) = channel();
+        let id = self.enqueue(request, 0, tx, wait)?;
+        Ok(ProcessTask {
+            rx,
+            id,
+            shared: Arc::clone(&self.shared),
+            _resp: PhantomData,
+        })
     }
 
     /// Queues `request` (blocking while the queue is at its bound) and
@@ -563,9 +622,7 @@ where
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn submit(&self, request: &Req) -> Result<ProcessTask<Resp>, PoolTaskError> {
-        let (tx, rx) = channel();
-        self.enqueue(request, 0, tx, true)?;
-        Ok(ProcessTask::new(rx))
+        self.queue(handler_request(request)?, true)
     }
 
     /// As [`submit`](Self::submit), but fails with [`PoolTaskError::QueueFull`]
@@ -584,9 +641,44 @@ where
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn try_submit(&self, request: &Req) -> Result<ProcessTask<Resp>, PoolTaskError> {
-        let (tx, rx) = channel();
-        self.enqueue(request, 0, tx, false)?;
-        Ok(ProcessTask::new(rx))
+        self.queue(handler_request(request)?, false)
+    }
+
+    /// Runs `f(args)` on a worker of this pool: any function of the program
+    /// known at compile time, with its own argument and result types, beside
+    /// the pool's handler (no request enum to write). As for the handler,
+    /// `f` is a `fn` (a closure that captures nothing), found again in the
+    /// worker by its offset in the binary.
+    ///
+    /// # Errors
+    ///
+    /// As [`submit`](Self::submit), and [`PoolTaskError::BadRequest`] if `f`
+    /// lives in a shared library.
+    ///
+    /// # Example
+    ///
+    /// One pool, three functions:
+    ///
+    /// ```
+    /// let pool = ply_os::process::ProcessPool::builder().workers(2).build_for_functions()?;
+    /// let len = pool.submit_fn(|s: String| s.len(), &"four".to_string())?;
+    /// let sum = pool.submit_fn(|v: Vec<u64>| v.iter().sum::<u64>(), &vec![1, 2, 3])?;
+    /// let pid = pool.submit_fn(|(): ()| std::process::id(), &())?;
+    /// assert_eq!(len.join()?, 4);
+    /// assert_eq!(sum.join()?, 6);
+    /// assert_ne!(pid.join()?, std::process::id()); // ran in a worker
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn submit_fn<A, B>(&self, f: fn(A) -> B, args: &A) -> Result<ProcessTask<B>, PoolTaskError>
+    where
+        A: Serialize + DeserializeOwned,
+        B: Serialize + DeserializeOwned,
+    {
+        let entry = Entry::of(f).map_err(PoolTaskError::BadRequest)?;
+        let mut request =
+            frame::encode(&RequestHead::Call(entry)).map_err(PoolTaskError::Encode)?;
+        request.extend(frame::encode(args).map_err(PoolTaskError::Encode)?);
+        self.queue(request, true)
     }
 
     /// Runs every request, yielding responses in input order. Requests are
@@ -653,8 +745,10 @@ where
                 let Some((i, request)) = inputs.next() else {
                     break;
                 };
-                match self.enqueue(request.borrow(), i, tx.clone(), true) {
-                    Ok(()) => in_flight += 1,
+                let queued = handler_request(request.borrow())
+                    .and_then(|bytes| self.enqueue(bytes, i, tx.clone(), true));
+                match queued {
+                    Ok(_) => in_flight += 1,
                     Err(e) => failed.push_back((i, e)),
                 }
             }
@@ -761,19 +855,60 @@ impl<Req, Resp> fmt::Debug for ProcessPool<Req, Resp> {
 /// }
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
+#[must_use = "a task's result is only seen through its handle"]
 pub struct ProcessTask<Resp> {
     rx: Receiver<Completion>,
+    /// The task's id in its pool, for cancelling.
+    id: u64,
+    shared: Arc<Shared>,
     _resp: PhantomData<fn() -> Resp>,
 }
 
-impl<Resp: DeserializeOwned> ProcessTask<Resp> {
-    fn new(rx: Receiver<Completion>) -> Self {
-        ProcessTask {
-            rx,
-            _resp: PhantomData,
+impl<Resp> ProcessTask<Resp> {
+    /// Cancels the task. A task still queued is taken out and never runs
+    /// (`join` gives [`PoolTaskError::Cancelled`]); a running one has its
+    /// worker killed (`join` gives a [`PoolTaskError::Worker`] whose failure
+    /// is [`Failure::Cancelled`]; the worker is replaced). A task that
+    /// already finished keeps its result. Returns whether the task was
+    /// still queued.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ply_os::process::{Failure, PoolTaskError, ProcessPoolBuilder};
+    /// let pool = ProcessPoolBuilder::new().workers(1)
+    ///     .build(|ms: u64| std::thread::sleep(Duration::from_millis(ms)))?;
+    /// let running = pool.submit(&600_000)?;
+    /// let queued = pool.submit(&0)?;
+    /// assert!(queued.cancel()); // never runs
+    /// assert!(matches!(queued.join(), Err(PoolTaskError::Cancelled)));
+    /// // Killed if the worker had taken it by now; else taken out of the queue.
+    /// let was_queued = running.cancel();
+    /// match running.join() {
+    ///     Err(PoolTaskError::Worker { failure: Failure::Cancelled, .. }) => assert!(!was_queued),
+    ///     Err(PoolTaskError::Cancelled) => assert!(was_queued),
+    ///     other => panic!("{other:?}"),
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn cancel(&self) -> bool {
+        let mut inbox = self.shared.lock();
+        if let Some(at) = inbox.queue.iter().position(|t| t.id == self.id) {
+            let task = inbox.queue.remove(at).expect("found just now");
+            drop(inbox);
+            self.shared.room.notify_one();
+            let _ = task.reply.send((task.tag, Err(PoolTaskError::Cancelled)));
+            return true;
         }
+        inbox.cancels.push(self.id);
+        drop(inbox);
+        self.shared.wake();
+        false
     }
+}
 
+impl<Resp: DeserializeOwned> ProcessTask<Resp> {
     /// Waits for the response.
     ///
     /// # Errors
@@ -834,374 +969,24 @@ impl<Resp> fmt::Debug for ProcessTask<Resp> {
     }
 }
 
+/// A request for the pool's handler: the head, then the argument.
+fn handler_request<Req: Serialize>(request: &Req) -> Result<Vec<u8>, PoolTaskError> {
+    let mut bytes = frame::encode(&RequestHead::Handler).map_err(PoolTaskError::Encode)?;
+    bytes.extend(frame::encode(request).map_err(PoolTaskError::Encode)?);
+    Ok(bytes)
+}
+
 fn decode_reply<Resp: DeserializeOwned>(
-    result: Result<Vec<u8>, PoolTaskError>,
+    result: Result<(Vec<u8>, i32), PoolTaskError>,
 ) -> Result<Resp, PoolTaskError> {
-    match frame::decode::<Reply<Resp>>(&result?).map_err(PoolTaskError::Corrupt)? {
+    let (bytes, pid) = result?;
+    match frame::decode::<Reply<Resp>>(&bytes).map_err(PoolTaskError::Corrupt)? {
         Reply::Done(response) => Ok(response),
         Reply::Panicked(message) => Err(PoolTaskError::Worker {
             failure: Failure::Panicked(message),
             attempts: 1,
+            pid,
         }),
         Reply::BadRequest(why) => Err(PoolTaskError::BadRequest(why)),
-    }
-}
-
-/// One worker slot as the supervisor sees it.
-#[derive(Default)]
-struct Slot {
-    /// Incarnation: bumped at each (re)spawn, so a late hello from a dead
-    /// incarnation is ignored.
-    generation: u64,
-    pid: Option<i32>,
-    /// Connected and not known to be closing.
-    stream: Option<UnixStream>,
-    busy: Option<(Task, Instant)>,
-    killed_for_timeout: bool,
-}
-
-struct Supervisor {
-    shared: Arc<Shared>,
-    config: ProcessPoolBuilder,
-    token: [u8; server::TOKEN_LEN],
-    listener: Option<UnixListener>,
-    control: UnixStream,
-    wake_rx: UnixStream,
-    slots: Vec<Slot>,
-    oom_baseline: Option<u64>,
-}
-
-impl Supervisor {
-    fn run(mut self, server: ForkedChild) {
-        let broken = self.serve();
-        // Stopping: fail what can no longer run, close every worker's
-        // connection (they exit), tell the server, and reap it.
-        let reason = broken.unwrap_or(PoolTaskError::ShutDown);
-        let leftover: Vec<Task> = {
-            let mut inbox = self.shared.lock();
-            inbox.stopped = true;
-            inbox.queue.drain(..).collect()
-        };
-        self.shared.room.notify_all();
-        for task in leftover {
-            task.finish(Err(clone_error(&reason)));
-        }
-        for slot in &mut self.slots {
-            if let Some((task, _)) = slot.busy.take() {
-                task.finish(Err(clone_error(&reason)));
-            }
-            slot.stream = None;
-        }
-        // Close the listener too: a worker whose connection is still in its
-        // backlog (never accepted) then sees the connection reset and exits,
-        // instead of waiting for a request forever.
-        self.listener = None;
-        let _ = send(&mut self.control, &ToServer::Shutdown);
-        let _ = self.control.set_read_timeout(Some(Duration::from_secs(10)));
-        // Drain the server's reports until it exits (EOF), then reap it; if it
-        // does not finish in time, dropping the handle kills it.
-        while frame::read_frame(&mut self.control, frame::DEFAULT_MAX_FRAME).is_ok() {}
-        let mut server = server;
-        let _ = server.wait_timeout(Duration::from_secs(10));
-        self.shared.lock().pids.iter_mut().for_each(|p| *p = None);
-    }
-
-    /// The main loop; returns `Some(error)` if the pool broke, `None` on an
-    /// orderly stop.
-    fn serve(&mut self) -> Option<PoolTaskError> {
-        let _ = self.control.set_read_timeout(Some(FRAME_PATIENCE));
-        for slot in 0..self.slots.len() {
-            if let Err(e) = self.respawn(slot) {
-                return Some(e);
-            }
-        }
-        loop {
-            let (closed, terminate, queued) = {
-                let inbox = self.shared.lock();
-                (inbox.closed, inbox.terminate, inbox.queue.len())
-            };
-            if terminate {
-                self.kill_all();
-                return None;
-            }
-            if closed && queued == 0 && self.slots.iter().all(|s| s.busy.is_none()) {
-                return None;
-            }
-            let ready = self.poll_once();
-            if ready[2] != 0
-                && let Err(e) = self.read_control()
-            {
-                return Some(e);
-            }
-            if ready[1] != 0 {
-                self.accept_workers();
-            }
-            self.read_replies(&ready[3..]);
-            self.assign();
-            self.enforce_timeouts();
-        }
-    }
-
-    fn respawn(&mut self, slot: usize) -> Result<(), PoolTaskError> {
-        let s = &mut self.slots[slot];
-        s.generation += 1;
-        s.pid = None;
-        s.stream = None;
-        s.killed_for_timeout = false;
-        let message = ToServer::Spawn {
-            slot: slot as u32,
-            generation: s.generation,
-        };
-        send(&mut self.control, &message)
-            .map_err(|e| PoolTaskError::PoolBroken(format!("the fork server is gone: {e}")))
-    }
-
-    /// Waits for input; returns each descriptor's `revents`: the waker, the
-    /// listener, the control socket, then one per slot.
-    fn poll_once(&mut self) -> Vec<libc::c_short> {
-        let mut fds = vec![
-            pollfd(self.wake_rx.as_raw_fd()),
-            pollfd(self.listener.as_ref().map_or(-1, |l| l.as_raw_fd())),
-            pollfd(self.control.as_raw_fd()),
-        ];
-        fds.extend(
-            self.slots
-                .iter()
-                .map(|s| pollfd(s.stream.as_ref().map_or(-1, |x| x.as_raw_fd()))),
-        );
-        // Poll without sleeping for a moment first (yielding the CPU between
-        // looks): a reply that is microseconds away is seen without paying a
-        // wake-up, which on a VM costs tens of microseconds.
-        let spin_until = Instant::now() + SPIN_BEFORE_SLEEP;
-        let mut ready = 0;
-        while ready == 0 && Instant::now() < spin_until {
-            // SAFETY: `fds` is a live array of `fds.len()` pollfds.
-            ready = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 0) };
-            if ready == 0 {
-                std::thread::yield_now();
-            }
-        }
-        if ready == 0 {
-            // SAFETY: as above.
-            unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 20) };
-        }
-        if fds[0].revents != 0 {
-            let mut sink = [0u8; 64];
-            while matches!((&self.wake_rx).read(&mut sink), Ok(n) if n > 0) {}
-        }
-        fds.iter().map(|p| p.revents).collect()
-    }
-
-    fn read_control(&mut self) -> Result<(), PoolTaskError> {
-        match peek_ready(&self.control) {
-            Some(true) => {}
-            Some(false) => return Err(PoolTaskError::PoolBroken("the fork server died".into())),
-            None => return Ok(()),
-        }
-        let message = frame::read_frame(&mut self.control, frame::DEFAULT_MAX_FRAME)
-            .and_then(|bytes| frame::decode::<FromServer>(&bytes))
-            .map_err(|e| {
-                PoolTaskError::PoolBroken(format!("the fork server's report failed: {e}"))
-            })?;
-        match message {
-            FromServer::Spawned {
-                slot,
-                generation,
-                pid,
-            } => {
-                let slot = slot as usize;
-                if self
-                    .slots
-                    .get(slot)
-                    .is_some_and(|s| s.generation == generation)
-                {
-                    self.slots[slot].pid = Some(pid);
-                    self.shared.lock().pids[slot] = Some(pid);
-                }
-            }
-            FromServer::SpawnFailed { slot, .. } => {
-                // Try again shortly (the process limit may clear).
-                std::thread::sleep(Duration::from_millis(50));
-                self.respawn(slot as usize)?;
-            }
-            FromServer::Exited { pid, exit } => {
-                let Some(index) = self.slots.iter().position(|s| s.pid == Some(pid)) else {
-                    return Ok(());
-                };
-                self.shared.lock().pids[index] = None;
-                let slot = &mut self.slots[index];
-                if let Some((mut task, _)) = slot.busy.take() {
-                    task.attempts += 1;
-                    let failure = if slot.killed_for_timeout {
-                        Failure::Timeout(self.config.task_timeout.unwrap_or_default())
-                    } else {
-                        let f = Failure::from_exit(exit, self.oom_baseline);
-                        self.oom_baseline = oom_kills();
-                        f
-                    };
-                    let crash = matches!(failure, Failure::Signaled { .. } | Failure::Exited(_));
-                    if crash && task.attempts <= self.config.retries {
-                        self.shared.lock().queue.push_front(task);
-                    } else {
-                        let attempts = task.attempts;
-                        task.finish(Err(PoolTaskError::Worker { failure, attempts }));
-                    }
-                }
-                let stopping = self.shared.lock().terminate;
-                if !stopping {
-                    self.respawn(index)?;
-                }
-            }
-        }
-        Ok(())
-    }
-
-    fn accept_workers(&mut self) {
-        let Some(listener) = &self.listener else {
-            return;
-        };
-        while let Ok((mut stream, _)) = listener.accept() {
-            let hello = stream
-                .set_nonblocking(false)
-                .and_then(|()| stream.set_read_timeout(Some(Duration::from_secs(1))))
-                .map_err(IpcError::Io)
-                .and_then(|()| frame::read_frame(&mut stream, 1024))
-                .and_then(|bytes| frame::decode::<Hello>(&bytes));
-            let Ok(hello) = hello else { continue };
-            let slot = hello.slot as usize;
-            let ours = hello.token == self.token
-                && self
-                    .slots
-                    .get(slot)
-                    .is_some_and(|s| s.generation == hello.generation);
-            if ours && stream.set_read_timeout(Some(FRAME_PATIENCE)).is_ok() {
-                self.slots[slot].stream = Some(stream);
-            }
-        }
-    }
-
-    /// Reads from the workers whose `revents` (one per slot) show input.
-    fn read_replies(&mut self, ready: &[libc::c_short]) {
-        for (slot, &revents) in self.slots.iter_mut().zip(ready) {
-            if revents == 0 {
-                continue;
-            }
-            let Some(stream) = slot.stream.as_mut() else {
-                continue;
-            };
-            match peek_ready(stream) {
-                Some(false) => slot.stream = None, // closed: the exit report follows
-                Some(true) => match frame::read_frame(stream, frame::DEFAULT_MAX_FRAME) {
-                    Ok(reply) => {
-                        if let Some((task, _)) = slot.busy.take() {
-                            task.finish(Ok(reply));
-                        }
-                    }
-                    Err(_) => {
-                        // Torn or stalled mid-reply: this worker is broken.
-                        slot.stream = None;
-                        if let Some(pid) = slot.pid {
-                            // SAFETY: kill has no memory-safety preconditions.
-                            unsafe { libc::kill(pid, libc::SIGKILL) };
-                        }
-                    }
-                },
-                None => {}
-            }
-        }
-    }
-
-    fn assign(&mut self) {
-        for index in 0..self.slots.len() {
-            let slot = &mut self.slots[index];
-            if slot.busy.is_some() || slot.stream.is_none() {
-                continue;
-            }
-            let task = {
-                let mut inbox = self.shared.lock();
-                let task = inbox.queue.pop_front();
-                drop(inbox);
-                self.shared.room.notify_one();
-                task
-            };
-            let Some(task) = task else { return };
-            let stream = slot.stream.as_mut().expect("checked above");
-            if frame::write_frame(stream, &task.request).is_ok() {
-                slot.busy = Some((task, Instant::now()));
-            } else {
-                // The worker is going away; the task never reached it.
-                slot.stream = None;
-                self.shared.lock().queue.push_front(task);
-            }
-        }
-    }
-
-    fn enforce_timeouts(&mut self) {
-        let Some(limit) = self.config.task_timeout else {
-            return;
-        };
-        for slot in &mut self.slots {
-            let overdue = slot.busy.as_ref().is_some_and(|(_, t)| t.elapsed() > limit);
-            if overdue && !slot.killed_for_timeout {
-                slot.killed_for_timeout = true;
-                if let Some(pid) = slot.pid {
-                    // SAFETY: kill has no memory-safety preconditions.
-                    unsafe { libc::kill(pid, libc::SIGKILL) };
-                }
-            }
-        }
-    }
-
-    fn kill_all(&mut self) {
-        for slot in &mut self.slots {
-            if let Some(pid) = slot.pid {
-                // SAFETY: kill has no memory-safety preconditions.
-                unsafe { libc::kill(pid, libc::SIGKILL) };
-            }
-        }
-    }
-}
-
-fn send(control: &mut UnixStream, message: &ToServer) -> Result<(), IpcError> {
-    frame::write_frame(control, &frame::encode(message)?)
-}
-
-/// Without blocking: `Some(true)` if bytes are waiting, `Some(false)` at end
-/// of stream (or a reset), `None` if nothing has arrived.
-fn peek_ready(stream: &UnixStream) -> Option<bool> {
-    let mut probe = 0u8;
-    // SAFETY: `probe` is a live one-byte buffer; MSG_PEEK leaves the data in
-    // the socket and MSG_DONTWAIT makes the call return at once.
-    let n = unsafe {
-        libc::recv(
-            stream.as_raw_fd(),
-            (&mut probe as *mut u8).cast(),
-            1,
-            libc::MSG_PEEK | libc::MSG_DONTWAIT,
-        )
-    };
-    match n {
-        0 => Some(false),
-        n if n > 0 => Some(true),
-        _ => match std::io::Error::last_os_error().kind() {
-            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted => None,
-            _ => Some(false),
-        },
-    }
-}
-
-fn pollfd(fd: i32) -> libc::pollfd {
-    libc::pollfd {
-        fd,
-        events: libc::POLLIN,
-        revents: 0,
-    }
-}
-
-/// The errors handed to several tasks at once.
-fn clone_error(e: &PoolTaskError) -> PoolTaskError {
-    match e {
-        PoolTaskError::PoolBroken(why) => PoolTaskError::PoolBroken(why.clone()),
-        _ => PoolTaskError::ShutDown,
     }
 }

@@ -40,10 +40,10 @@ use std::marker::PhantomData;
 use std::mem::{align_of, size_of};
 use std::ops::Deref;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
-use std::sync::{Mutex, Once};
+use std::sync::Once;
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering::SeqCst};
 
-use crate::shm::{current_pid, map_shared};
+use crate::shm::{ShmSafe, current_pid, map_shared};
 
 /// The largest mapping kept for reuse when its [`SharedResults`] is dropped
 /// (64 MiB); larger results are unmapped on drop.
@@ -58,8 +58,22 @@ pub const RESULT_CACHE_LIMIT: usize = 64 << 20;
 /// `madvise` advice: populate page tables as if read (Linux 5.14+).
 const MADV_POPULATE_READ: libc::c_int = 22;
 
-/// The mapping kept for the next call.
-static CACHE: Mutex<Option<Region>> = Mutex::new(None);
+/// The mapping kept for the next call (a leaked `Box<Region>`, or null).
+///
+/// One atomic pointer, not a lock: a lock held by another thread at a fork
+/// would stay held in the child, and a child may map too. Taking is a swap
+/// with null, so a mapping has one owner at a time; `SeqCst` for simplicity
+/// (a few operations per map call), and it publishes the `Region`'s fields
+/// with the pointer.
+static CACHE: AtomicPtr<Region> = AtomicPtr::new(std::ptr::null_mut());
+
+/// Takes the kept mapping out of the cache.
+fn take_cached() -> Option<Region> {
+    let ptr = CACHE.swap(std::ptr::null_mut(), SeqCst);
+    // SAFETY: a non-null pointer in CACHE came from `Box::into_raw` in
+    // `Region::recycle`, and the swap made this call its only owner.
+    (!ptr.is_null()).then(|| *unsafe { Box::from_raw(ptr) })
+}
 
 /// Forks of this process other than map workers' (see the module doc), and
 /// whether they are being counted at all.
@@ -138,8 +152,7 @@ impl Region {
                 "results: type alignment exceeds 4 KiB",
             ));
         }
-        let cached = CACHE.try_lock().ok().and_then(|mut slot| slot.take());
-        if let Some(region) = cached {
+        if let Some(region) = take_cached() {
             if region.owner == current_pid() && region.bytes >= bytes {
                 return Ok(region);
             }
@@ -186,12 +199,15 @@ impl Region {
         if self.owner != current_pid() || self.bytes > RESULT_CACHE_LIMIT {
             return;
         }
-        // `try_lock`: never wait here (a fork while another thread held the
-        // lock leaves it held forever in the child); a busy slot means unmap.
-        if let Ok(mut slot) = CACHE.try_lock() {
-            if slot.is_none() {
-                *slot = Some(self);
-            }
+        let boxed = Box::into_raw(Box::new(self));
+        if CACHE
+            .compare_exchange(std::ptr::null_mut(), boxed, SeqCst, SeqCst)
+            .is_err()
+        {
+            // Another mapping is kept already: unmap this one.
+            // SAFETY: `boxed` came from `Box::into_raw` just above and was not
+            // published, so this is its only owner.
+            drop(unsafe { Box::from_raw(boxed) });
         }
     }
 }
@@ -216,19 +232,16 @@ impl Drop for Region {
 /// drop(doubled); // its mapping is kept for the next call...
 /// assert!(clear_result_cache() > 0); // ...until released
 /// assert_eq!(clear_result_cache(), 0);
-/// # Ok::<(), ply_os::process::MapError>(())
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn clear_result_cache() -> usize {
-    let taken = match CACHE.lock() {
-        Ok(mut slot) => slot.take(),
-        Err(poisoned) => poisoned.into_inner().take(),
-    };
-    taken.map_or(0, |region| region.bytes)
+    take_cached().map_or(0, |region| region.bytes)
 }
 
 /// The results of [`map_plain`](super::map_plain): a `&[O]` (through
 /// `Deref`) over the shared memory the workers wrote them into, so nothing is
-/// copied. Dropping it keeps the mapping for the next call (see
+/// copied. `O` is [`ShmSafe`]: a result that pointed into a worker's memory
+/// would dangle. Dropping it keeps the mapping for the next call (see
 /// [`clear_result_cache`]); [`into_vec`](Self::into_vec) copies the results
 /// into a `Vec`.
 ///
@@ -243,7 +256,7 @@ pub fn clear_result_cache() -> usize {
 /// assert_eq!(squares.iter().filter(|&&s| s % 2 == 1).count(), 500);
 /// let owned: Vec<u32> = squares.into_vec();
 /// assert_eq!(owned[999], 998_001);
-/// # Ok::<(), ply_os::process::MapError>(())
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct SharedResults<O> {
     /// `Some` until drop.
@@ -261,7 +274,7 @@ unsafe impl<O: Send> Send for SharedResults<O> {}
 // SAFETY: as above.
 unsafe impl<O: Sync> Sync for SharedResults<O> {}
 
-impl<O: Copy> SharedResults<O> {
+impl<O: ShmSafe + Copy> SharedResults<O> {
     /// Wraps `region`, whose first `len` slots of `O` the caller has written.
     ///
     /// # Safety
@@ -285,7 +298,7 @@ impl<O: Copy> SharedResults<O> {
     /// use ply_os::process::{MapOptions, map_plain};
     /// let v: Vec<u8> = map_plain(&[1u8, 2], |x| x + 1, &MapOptions::new().workers(1))?.into_vec();
     /// assert_eq!(v, vec![2, 3]);
-    /// # Ok::<(), ply_os::process::MapError>(())
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn into_vec(self) -> Vec<O> {
         self.to_vec()

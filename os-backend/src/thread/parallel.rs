@@ -1,106 +1,18 @@
 //! Data-parallel helpers: split an index range or a slice into chunks
-//! (ply-core's partitioning) and hand them to workers through a
-//! [`ChunkDispenser`].
+//! (ply-core's partitioning, chosen with a [`Chunking`]) and hand them to
+//! workers through a [`ChunkDispenser`].
 
 use std::mem::MaybeUninit;
 use std::ops::Range;
 use std::sync::Mutex;
 
-use ply_core::partition::{ChunkDispenser, Even, Fixed, Guided, Schedule};
+use ply_core::partition::{ChunkDispenser, Chunking, Schedule};
 
 use super::pool::ThreadPool;
 use super::scope::OnCancel;
 
 /// Most parallel loops a helper runs at once (the dispenser's worker slots).
 const MAX_LOOPS: usize = 64;
-
-/// How a data-parallel helper splits its range.
-///
-/// # Example
-///
-/// ```
-/// use ply_os::thread::{Chunking, ThreadPool};
-///
-/// let pool = ThreadPool::new(2).unwrap();
-/// let sum = pool.reduce(0..1000, Chunking::Guided { min: 16 }, || 0u64, |i| i as u64, |a, b| a + b);
-/// assert_eq!(sum, 999 * 1000 / 2);
-/// ```
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Chunking {
-    /// Dynamic chunks of about `len / (workers · 8)` items (the default):
-    /// balances uneven work at low overhead.
-    #[default]
-    Auto,
-    /// Dynamic chunks of exactly this many items (0 is taken as 1).
-    Dynamic(usize),
-    /// One equal chunk per worker (no balancing; least overhead).
-    Static,
-    /// Shrinking chunks (OpenMP `guided`), never below `min` items.
-    Guided {
-        /// The smallest chunk (0 is taken as 1).
-        min: usize,
-    },
-}
-
-/// The schedule a `Chunking` describes, as one type.
-enum AnySchedule {
-    Even(Even),
-    Fixed(Fixed),
-    Guided(Guided),
-}
-
-impl AnySchedule {
-    fn count(&self) -> usize {
-        match self {
-            AnySchedule::Even(s) => s.chunks(),
-            AnySchedule::Fixed(s) => s.chunks(),
-            AnySchedule::Guided(s) => s.chunks(),
-        }
-    }
-}
-
-/// A schedule with its chunk count computed once: the dispenser asks for it on
-/// every claim, and for `Guided` counting walks the whole sequence.
-pub(crate) struct CountedSchedule {
-    schedule: AnySchedule,
-    chunks: usize,
-}
-
-impl Schedule for CountedSchedule {
-    fn chunks(&self) -> usize {
-        self.chunks
-    }
-    fn chunk(&self, i: usize) -> Range<usize> {
-        match &self.schedule {
-            AnySchedule::Even(s) => s.chunk(i),
-            AnySchedule::Fixed(s) => s.chunk(i),
-            AnySchedule::Guided(s) => s.chunk(i),
-        }
-    }
-}
-
-impl Chunking {
-    pub(crate) fn schedule(self, len: usize, workers: usize) -> CountedSchedule {
-        let workers = workers.max(1);
-        // Every constructor argument below is at least 1, so none can fail; the
-        // fallback keeps that a non-panicking guarantee anyway.
-        let fixed = |size: usize| Fixed::new(len, size.max(1)).map(AnySchedule::Fixed);
-        let made = match self {
-            Chunking::Auto => fixed(len / (workers * 8)),
-            Chunking::Dynamic(size) => fixed(size),
-            Chunking::Static => Even::new(len, workers).map(AnySchedule::Even),
-            Chunking::Guided { min } => {
-                Guided::new(len, workers, 2, min.max(1)).map(AnySchedule::Guided)
-            }
-        };
-        let schedule = made
-            .unwrap_or_else(|_| AnySchedule::Fixed(Fixed::new(len, 1).expect("size 1 is valid")));
-        CountedSchedule {
-            chunks: schedule.count(),
-            schedule,
-        }
-    }
-}
 
 /// A raw pointer that may cross to the worker threads (the helpers guarantee
 /// that each element is written by exactly one of them).
@@ -119,11 +31,12 @@ impl ThreadPool {
     ///
     /// ```
     /// use std::sync::atomic::{AtomicU64, Ordering};
-    /// use ply_os::thread::{Chunking, ThreadPool};
+    /// use ply_core::partition::Chunking;
+    /// use ply_os::thread::ThreadPool;
     ///
     /// let pool = ThreadPool::new(2).unwrap();
     /// let total = AtomicU64::new(0);
-    /// pool.for_each_chunk(0..100, Chunking::Dynamic(7), |chunk| {
+    /// pool.for_each_chunk(0..100, Chunking::Fixed(7), |chunk| {
     ///     total.fetch_add(chunk.map(|i| i as u64).sum(), Ordering::Relaxed);
     /// });
     /// assert_eq!(total.into_inner(), 4950);
@@ -137,7 +50,7 @@ impl ThreadPool {
         let loops = self.workers().min(schedule.chunks()).clamp(1, MAX_LOOPS);
         let offset = range.start;
         let run = |dispenser: &ChunkDispenser<MAX_LOOPS>, id: usize| {
-            while let Ok(Some(claim)) = dispenser.claim(id, &schedule) {
+            while let Some(claim) = dispenser.claim(id, &schedule) {
                 body(claim.range.start + offset..claim.range.end + offset);
             }
         };
@@ -214,7 +127,8 @@ impl ThreadPool {
     /// # Example
     ///
     /// ```
-    /// use ply_os::thread::{Chunking, ThreadPool};
+    /// use ply_core::partition::Chunking;
+    /// use ply_os::thread::ThreadPool;
     /// let pool = ThreadPool::new(2).unwrap();
     /// let sum_sq = pool.reduce(0..1000, Chunking::Auto, || 0u64, |i| (i * i) as u64, |a, b| a + b);
     /// assert_eq!(sum_sq, (0..1000u64).map(|i| i * i).sum());
@@ -245,7 +159,8 @@ impl ThreadPool {
     /// # Example
     ///
     /// ```
-    /// use ply_os::thread::{Chunking, ThreadPool};
+    /// use ply_core::partition::Chunking;
+    /// use ply_os::thread::ThreadPool;
     /// let pool = ThreadPool::new(2).unwrap();
     /// let data: Vec<u64> = (1..=100).collect();
     /// let sum_sq = pool.reduce_slice(&data, Chunking::Auto, || 0, |x| x * x, |a, b| a + b);

@@ -6,93 +6,20 @@
 //! test's children are not mistaken for another's, and each runs under a
 //! watchdog that aborts the whole binary rather than let CI hang.
 
-use std::collections::{HashMap, HashSet};
+mod common;
+
+use std::collections::HashSet;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-use std::sync::Mutex;
-use std::sync::mpsc::{RecvTimeoutError, channel};
 use std::time::{Duration, Instant};
 
-use ply::os::process::{Failure, PoolTaskError, ProcessPoolBuilder};
+use common::{assert_no_descendants, descendants, serial, watchdog};
 
-static SERIAL: Mutex<()> = Mutex::new(());
-
-/// Aborts the test binary if not dropped within `limit`.
-struct Watchdog(Option<std::sync::mpsc::Sender<()>>);
-
-fn watchdog(name: &'static str, limit: Duration) -> Watchdog {
-    let (tx, rx) = channel::<()>();
-    std::thread::spawn(move || {
-        if let Err(RecvTimeoutError::Timeout) = rx.recv_timeout(limit) {
-            eprintln!("watchdog: {name} ran over {limit:?}; aborting");
-            std::process::abort();
-        }
-    });
-    Watchdog(Some(tx))
-}
-
-impl Drop for Watchdog {
-    fn drop(&mut self) {
-        drop(self.0.take());
-    }
-}
-
-/// pid → parent pid, for every process in `/proc`.
-fn parents() -> HashMap<i32, i32> {
-    let mut map = HashMap::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        // "pid (comm) state ppid ...": fields after the last ')'.
-        let Some((_, rest)) = stat.rsplit_once(')') else {
-            continue;
-        };
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        if let Some(ppid) = fields.get(1).and_then(|p| p.parse().ok()) {
-            map.insert(pid, ppid);
-        }
-    }
-    map
-}
-
-/// Every descendant of `root` (children, grandchildren, zombies included).
-fn descendants(root: i32) -> HashSet<i32> {
-    let map = parents();
-    let mut found = HashSet::new();
-    let mut frontier = vec![root];
-    while let Some(p) = frontier.pop() {
-        for (&child, &parent) in &map {
-            if parent == p && found.insert(child) {
-                frontier.push(child);
-            }
-        }
-    }
-    found
-}
-
-/// Waits (up to 10 s) until this process has no descendants left.
-fn assert_no_descendants() {
-    let me = std::process::id() as i32;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let left = descendants(me);
-        if left.is_empty() {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "child processes left behind: {left:?}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
+use ply_os::fork::Signal;
+use ply_os::process::{Failure, PoolTaskError, ProcessPoolBuilder, Retry};
 
 /// Waits until the pool has `n` live workers again.
-fn wait_for_workers<Req, Resp>(pool: &ply::os::process::ProcessPool<Req, Resp>, n: usize)
+fn wait_for_workers<Req, Resp>(pool: &ply_os::process::ProcessPool<Req, Resp>, n: usize)
 where
     Req: serde::Serialize + serde::de::DeserializeOwned + 'static,
     Resp: serde::Serialize + serde::de::DeserializeOwned + 'static,
@@ -117,12 +44,12 @@ fn xorshift(state: &mut u64) -> u64 {
 
 #[test]
 fn thousand_tasks_with_random_sigkills_lose_only_the_killed_ones() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = serial();
     let _dog = watchdog("random sigkills", Duration::from_secs(120));
     for retries in [0u32, 3] {
         let pool = ProcessPoolBuilder::new()
             .workers(3)
-            .retry_on_crash(retries)
+            .retry(Retry::runs(retries + 1))
             .build(|x: u64| {
                 // Long enough that a kill often lands mid-task.
                 std::thread::sleep(Duration::from_micros(200 + x % 300));
@@ -155,8 +82,9 @@ fn thousand_tasks_with_random_sigkills_lose_only_the_killed_ones() {
                 Err(PoolTaskError::Worker {
                     failure: Failure::Signaled { signal, .. },
                     attempts,
+                    ..
                 }) => {
-                    assert_eq!(signal, libc::SIGKILL);
+                    assert_eq!(signal, Signal::KILL);
                     assert_eq!(attempts, retries + 1, "failed before using its retries");
                     killed += 1;
                 }
@@ -183,7 +111,7 @@ fn thousand_tasks_with_random_sigkills_lose_only_the_killed_ones() {
 
 #[test]
 fn panic_abort_exit_and_hang_each_fail_only_their_task() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = serial();
     let _dog = watchdog("failure kinds", Duration::from_secs(60));
     let pool = ProcessPoolBuilder::new()
         .workers(2)
@@ -209,13 +137,13 @@ fn panic_abort_exit_and_hang_each_fail_only_their_task() {
         other => panic!("{}: expected a worker failure, got {other:?}", kinds[i]),
     };
     assert!(matches!(failure(0), Failure::Panicked(m) if m.contains("handler gave up")));
-    assert!(matches!(failure(1), Failure::Signaled { signal, .. } if signal == libc::SIGABRT));
+    assert!(matches!(failure(1), Failure::Signaled { signal, .. } if signal == Signal::ABORT));
     assert_eq!(failure(2), Failure::Exited(7));
     assert!(matches!(failure(3), Failure::Timeout(_)));
     assert_eq!(results[4].as_ref().unwrap(), &4);
     assert_eq!(
         failure(1).to_string(),
-        "killed by signal 6 (SIGABRT)",
+        "was killed by signal 6 (SIGABRT)",
         "the message names the signal"
     );
     wait_for_workers(&pool, 2);
@@ -229,7 +157,7 @@ fn panic_abort_exit_and_hang_each_fail_only_their_task() {
 
 #[test]
 fn workers_are_recycled_after_max_tasks_and_back_pressure_holds() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = serial();
     let _dog = watchdog("recycling", Duration::from_secs(60));
     let pool = ProcessPoolBuilder::new()
         .workers(1)
@@ -289,7 +217,7 @@ fn sigint_victim() {
 
 #[test]
 fn sigint_to_the_parent_leaves_no_orphan() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = serial();
     let _dog = watchdog("sigint", Duration::from_secs(60));
     let mut victim = Command::new(std::env::current_exe().unwrap())
         .args([
@@ -341,7 +269,7 @@ fn sigint_to_the_parent_leaves_no_orphan() {
 
 #[test]
 fn dropping_a_pool_that_never_ran_a_task_does_not_wait_on_its_workers() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = serial();
     let _dog = watchdog("idle drop", Duration::from_secs(60));
     for _ in 0..3 {
         let pool = ProcessPoolBuilder::new()

@@ -10,9 +10,9 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use ply::os::fork::fork_child;
-use ply::os::process::{MapError, MapOptions, RESULT_CACHE_LIMIT, clear_result_cache, map_plain};
-use ply::os::shm::SharedBox;
+use ply_os::fork::fork_child;
+use ply_os::process::{MapError, MapOptions, RESULT_CACHE_LIMIT, clear_result_cache, map_plain};
+use ply_os::shm::SharedBox;
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -167,9 +167,11 @@ fn over_aligned_results_are_refused_even_with_a_kept_mapping() {
     let _guard = serial();
     clear_result_cache();
     drop(map_plain(&inputs(10_000), |x| x + 1, &opts()).unwrap()); // kept
-    #[derive(Clone, Copy, Debug)]
-    #[repr(align(8192))]
-    struct Wide;
+    ply_core::shm_safe! {
+        #[derive(Clone, Copy, Debug)]
+        #[repr(align(8192))]
+        struct Wide;
+    }
     let err = map_plain(&[1u8], |_| Wide, &opts()).unwrap_err();
     assert!(
         matches!(err, MapError::Os(ref e) if e.kind() == std::io::ErrorKind::InvalidInput),

@@ -1,0 +1,570 @@
+//! The process pool's supervisor: a thread of the pool's process that runs
+//! the engine's loop over the workers, the fork server's control socket and
+//! the submitters' wake-ups.
+//!
+//! Tasks wait in the [`Inbox`] (a mutex-guarded queue the submitters share);
+//! the loop hands each to an idle worker, sets the task's deadline, and
+//! completes it from the worker's reply or its end. A worker's end is seen
+//! through its pidfd, without the fork server: a task killed for its timeout
+//! (or cancelled) is reported at once even if the server is stopped. A crash
+//! needs the exit status, which only the server (the worker's parent) can
+//! read: the task waits for the server's report, and only it does.
+
+use std::collections::{HashMap, VecDeque};
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::sync::mpsc::Sender;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use crate::fork::{ChildExit, ForkedChild};
+use crate::ipc::frame;
+use crate::process::error::{Failure, PoolTaskError};
+use crate::process::retry::Retry;
+pub(super) use crate::process::supervisor::SPIN_BEFORE_SLEEP;
+use crate::process::supervisor::stall::StallWatch;
+use crate::process::supervisor::{Conn, End, Event, Fleet, KillReason, Process, Worker};
+use crate::process::wire::{FromServer, ToServer};
+
+/// How long a new server and its first workers may take to start.
+const START_PATIENCE: Duration = Duration::from_secs(30);
+
+/// How long after a failed fork the slot is tried again.
+const RESPAWN_PAUSE: Duration = Duration::from_millis(50);
+
+/// How often workers are looked at for stalls, when they are watched.
+const TICK: Duration = Duration::from_millis(20);
+
+/// The poll slots the loop adds to the fleet's own.
+const WAKER: usize = 0;
+const CONTROL: usize = 1;
+
+/// What a finished task sends to whoever waits for it: its tag (position in
+/// a batch) and the worker's encoded reply with the worker's pid, or why
+/// there is none.
+pub(super) type Completion = (usize, Result<(Vec<u8>, i32), PoolTaskError>);
+
+/// A submitted task.
+pub(super) struct Task {
+    /// Unique in its pool, for cancelling.
+    pub id: u64,
+    pub request: Vec<u8>,
+    pub tag: usize,
+    pub reply: Sender<Completion>,
+    /// Runs so far that failed.
+    pub failed_runs: u32,
+}
+
+impl Task {
+    fn finish(self, result: Result<(Vec<u8>, i32), PoolTaskError>) {
+        let _ = self.reply.send((self.tag, result)); // the waiter may be gone
+    }
+}
+
+/// What the submitters and the supervisor share.
+#[derive(Default)]
+pub(super) struct Inbox {
+    pub queue: VecDeque<Task>,
+    /// No new submissions; finish what is queued, then stop.
+    pub closed: bool,
+    /// Stop now: fail what is queued, kill the workers.
+    pub terminate: bool,
+    /// The supervisor has stopped: nothing will run any more.
+    pub stopped: bool,
+    /// Worker pids, by slot.
+    pub pids: Vec<Option<i32>>,
+    /// The fork server's pid, while it runs.
+    pub server_pid: Option<i32>,
+    /// The last task id given out.
+    pub next_id: u64,
+    /// Tasks to cancel that had left the queue when asked (they may be
+    /// running).
+    pub cancels: Vec<u64>,
+}
+
+pub(super) struct Shared {
+    pub inbox: Mutex<Inbox>,
+    /// Signalled when the queue shrinks (submitters wait for room).
+    pub room: Condvar,
+    /// One byte written here wakes the supervisor.
+    pub waker: UnixStream,
+    pub queue_bound: usize,
+}
+
+impl Shared {
+    pub(super) fn lock(&self) -> MutexGuard<'_, Inbox> {
+        self.inbox.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(super) fn wake(&self) {
+        let _ = (&self.waker).write(&[1]); // full pipe: a wake-up is pending anyway
+    }
+}
+
+/// The pool's settings, as the supervisor needs them.
+#[derive(Clone, Debug)]
+pub(super) struct Config {
+    pub workers: usize,
+    pub task_timeout: Option<Duration>,
+    pub retry: Retry,
+    /// Threads of the caller when a forked server was forked, and the
+    /// stall watch's patience, if workers are watched.
+    pub stall: Option<(usize, Duration)>,
+}
+
+/// The parent's state for one pool worker.
+#[derive(Debug, Default)]
+struct PoolWorker {
+    /// The task it runs, if any.
+    task: Option<Task>,
+    /// Replies received (progress, for the stall watch).
+    replies: u64,
+    stall: Option<StallWatch>,
+}
+
+impl std::fmt::Debug for Task {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Task")
+            .field("tag", &self.tag)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A slot's incarnation and whether a worker has been asked for.
+#[derive(Debug, Default)]
+struct SlotInfo {
+    generation: u64,
+    /// Ask the server for a worker at this time (after a failed fork).
+    retry_at: Option<Instant>,
+}
+
+/// A decoded control message, with the descriptors of a `Spawned`.
+type Control = (FromServer, Option<(OwnedFd, UnixStream)>);
+
+pub(super) struct Supervisor {
+    shared: Arc<Shared>,
+    config: Config,
+    control: Conn,
+    /// Control messages read and not yet handled.
+    pending_control: VecDeque<Control>,
+    wake_rx: UnixStream,
+    fleet: Fleet<PoolWorker>,
+    slots: Vec<SlotInfo>,
+    /// Tasks whose worker died of a crash, waiting for the server's report
+    /// of its exit status, by pid.
+    awaiting_status: HashMap<i32, Task>,
+    /// Exit statuses the server reported before the worker's pidfd fired.
+    early_status: HashMap<i32, ChildExit>,
+    oom_baseline: Option<u64>,
+    /// Stopping: no more respawns.
+    stopping: bool,
+}
+
+impl Supervisor {
+    pub(super) fn new(
+        shared: Arc<Shared>,
+        config: Config,
+        control: UnixStream,
+        wake_rx: UnixStream,
+    ) -> Self {
+        let workers = config.workers;
+        Supervisor {
+            shared,
+            control: Conn::with_fds(control),
+            pending_control: VecDeque::new(),
+            wake_rx,
+            fleet: Fleet::new(workers),
+            slots: (0..workers).map(|_| SlotInfo::default()).collect(),
+            awaiting_status: HashMap::new(),
+            early_status: HashMap::new(),
+            oom_baseline: crate::process::error::oom_kills(),
+            config,
+            stopping: false,
+        }
+    }
+
+    /// Waits for the server's `Ready` and every first worker, so that the
+    /// pool can report all its pids when `build` returns.
+    pub(super) fn start(&mut self) -> Result<(), String> {
+        let deadline = Instant::now() + START_PATIENCE;
+        match self.next_control(deadline)? {
+            (FromServer::Ready, _) => {}
+            (FromServer::SetupFailed(why), _) => return Err(why),
+            (other, _) => return Err(format!("unexpected first message {other:?}")),
+        }
+        for slot in 0..self.slots.len() {
+            self.request_spawn(slot).map_err(|e| e.to_string())?;
+        }
+        while self.fleet.iter().count() < self.slots.len() {
+            let message = self.next_control(deadline)?;
+            if let (FromServer::SpawnFailed { error, .. }, _) = &message {
+                return Err(format!("the first workers could not be forked: {error}"));
+            }
+            self.on_control(message);
+        }
+        Ok(())
+    }
+
+    /// The next control message, waiting until `deadline` (for `start`).
+    fn next_control(&mut self, deadline: Instant) -> Result<Control, String> {
+        loop {
+            if let Some(message) = self.pending_control.pop_front() {
+                return Ok(message);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err("the fork server did not start in time".into());
+            }
+            crate::ipc::ready::wait_readable(self.control.as_fd(), Some(left))
+                .map_err(|e| e.to_string())?;
+            self.read_control().map_err(|e| e.to_string())?;
+        }
+    }
+
+    /// Reads what the server sent into `pending_control`.
+    fn read_control(&mut self) -> Result<(), PoolTaskError> {
+        let frames = self.control.receive(false).map_err(|e| {
+            PoolTaskError::PoolBroken(format!("the fork server's messages broke off: {e}"))
+        })?;
+        for bytes in frames {
+            let message = frame::decode::<FromServer>(&bytes).map_err(|e| {
+                PoolTaskError::PoolBroken(format!("the fork server sent garbage: {e}"))
+            })?;
+            let fds = match message {
+                FromServer::Spawned { .. } => {
+                    match (self.control.take_fd(), self.control.take_fd()) {
+                        (Some(pidfd), Some(stream)) => Some((pidfd, UnixStream::from(stream))),
+                        _ => {
+                            return Err(PoolTaskError::PoolBroken(
+                                "the fork server sent a worker without its descriptors".into(),
+                            ));
+                        }
+                    }
+                }
+                _ => None,
+            };
+            self.pending_control.push_back((message, fds));
+        }
+        if self.control.eof() {
+            return Err(PoolTaskError::PoolBroken("the fork server died".into()));
+        }
+        Ok(())
+    }
+
+    /// Runs the pool until it is closed and drained, terminated, or broken;
+    /// then stops every worker and the server.
+    pub(super) fn run(mut self, server: ForkedChild) {
+        let stop = self.serve();
+        self.stopping = true;
+        let reason = stop.err().unwrap_or(PoolTaskError::ShutDown);
+        let leftover: Vec<Task> = {
+            let mut inbox = self.shared.lock();
+            inbox.stopped = true;
+            inbox.pids.iter_mut().for_each(|p| *p = None);
+            inbox.server_pid = None;
+            inbox.queue.drain(..).collect()
+        };
+        self.shared.room.notify_all();
+        for task in leftover {
+            task.finish(Err(reason.duplicate()));
+        }
+        for (_, worker) in self.fleet.iter_mut() {
+            if let Some(task) = worker.state.task.take() {
+                task.finish(Err(reason.duplicate()));
+            }
+        }
+        for (_, task) in self.awaiting_status.drain() {
+            task.finish(Err(reason.duplicate()));
+        }
+        // Idle workers would exit on their own when their sockets close;
+        // killing them is as clean and does not wait for a stopped one.
+        self.fleet.kill_all(KillReason::Shutdown);
+        let _ = self.send_control(&ToServer::Shutdown);
+        let mut server = server;
+        // The server exits once its workers have; if it does not (stopped,
+        // say), dropping it kills it.
+        let _ = server.wait_timeout(Duration::from_secs(10));
+    }
+
+    /// The main loop; `Err` if the pool broke, `Ok` on an orderly stop.
+    fn serve(&mut self) -> Result<(), PoolTaskError> {
+        let mut last_activity = Instant::now();
+        loop {
+            let (closed, terminate, queued, cancels) = {
+                let mut inbox = self.shared.lock();
+                let cancels = std::mem::take(&mut inbox.cancels);
+                (inbox.closed, inbox.terminate, inbox.queue.len(), cancels)
+            };
+            for id in cancels {
+                let running = self
+                    .fleet
+                    .iter()
+                    .find(|(_, w)| w.state.task.as_ref().is_some_and(|t| t.id == id))
+                    .map(|(slot, _)| slot);
+                if let Some(slot) = running {
+                    self.fleet.kill(slot, KillReason::Cancelled);
+                }
+            }
+            if terminate {
+                return Ok(());
+            }
+            let busy = self.fleet.iter().any(|(_, w)| w.state.task.is_some());
+            if closed && queued == 0 && !busy && self.awaiting_status.is_empty() {
+                return Ok(());
+            }
+            self.respawn_due()?;
+            self.assign();
+            let now = Instant::now();
+            let until = if now.duration_since(last_activity) < SPIN_BEFORE_SLEEP {
+                // Look again without sleeping: a reply that is microseconds
+                // away is seen without paying a wake-up.
+                std::thread::yield_now();
+                Some(now)
+            } else {
+                let tick = self.config.stall.map(|_| now + TICK);
+                self.slots
+                    .iter()
+                    .filter_map(|s| s.retry_at)
+                    .chain(tick)
+                    .min()
+            };
+            let extra = [self.wake_rx.as_fd(), self.control.as_fd()];
+            let (events, ready) = self
+                .fleet
+                .poll(&extra, until)
+                .map_err(|e| PoolTaskError::PoolBroken(format!("poll failed: {e}")))?;
+            if !events.is_empty() || ready.iter().any(|&r| r) {
+                last_activity = Instant::now();
+            }
+            if ready[WAKER] {
+                let mut sink = [0u8; 64];
+                while matches!((&self.wake_rx).read(&mut sink), Ok(n) if n > 0) {}
+            }
+            if self.control.wants_write() {
+                let _ = self.control.flush();
+            }
+            // Workers' events first: an exit status the server reports in
+            // this same turn then finds its task waiting for it.
+            for event in events {
+                self.on_event(event)?;
+            }
+            if ready[CONTROL] {
+                self.read_control()?;
+            }
+            while let Some(message) = self.pending_control.pop_front() {
+                self.on_control(message);
+            }
+            if self.config.stall.is_some() {
+                self.watch_stalls();
+            }
+        }
+    }
+
+    fn send_control(&mut self, message: &ToServer) -> Result<(), PoolTaskError> {
+        let bytes = frame::encode(message).map_err(PoolTaskError::Encode)?;
+        self.control
+            .send(&bytes)
+            .map_err(|e| PoolTaskError::PoolBroken(format!("the fork server is gone: {e}")))
+    }
+
+    fn request_spawn(&mut self, slot: usize) -> Result<(), PoolTaskError> {
+        let info = &mut self.slots[slot];
+        info.generation += 1;
+        info.retry_at = None;
+        let message = ToServer::Spawn {
+            slot: slot as u32,
+            generation: info.generation,
+        };
+        self.send_control(&message)
+    }
+
+    /// Asks again for workers whose fork failed a while ago.
+    fn respawn_due(&mut self) -> Result<(), PoolTaskError> {
+        let now = Instant::now();
+        for slot in 0..self.slots.len() {
+            if self.slots[slot].retry_at.is_some_and(|t| t <= now) {
+                self.request_spawn(slot)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn on_control(&mut self, (message, fds): Control) {
+        match message {
+            FromServer::Spawned {
+                slot,
+                generation,
+                pid,
+            } => {
+                let slot = slot as usize;
+                let current = self
+                    .slots
+                    .get(slot)
+                    .is_some_and(|s| s.generation == generation)
+                    && self.fleet.get(slot).is_none()
+                    && !self.stopping;
+                let Some((pidfd, stream)) = fds else { return };
+                if !current {
+                    // A stale incarnation: closing its socket ends it.
+                    return;
+                }
+                let stall = self
+                    .config
+                    .stall
+                    .map(|(threads, patience)| StallWatch::new(threads, patience));
+                let state = PoolWorker {
+                    stall,
+                    ..PoolWorker::default()
+                };
+                self.fleet.insert(
+                    slot,
+                    Worker::new(Process::Foreign { pid, pidfd }, Conn::new(stream), state),
+                );
+                self.shared.lock().pids[slot] = Some(pid);
+            }
+            FromServer::SpawnFailed {
+                slot, generation, ..
+            } => {
+                if let Some(info) = self.slots.get_mut(slot as usize)
+                    && info.generation == generation
+                {
+                    info.retry_at = Some(Instant::now() + RESPAWN_PAUSE);
+                }
+            }
+            FromServer::Exited { pid, exit } => {
+                if let Some(task) = self.awaiting_status.remove(&pid) {
+                    self.settle_crash(task, exit, pid);
+                } else if self.fleet.iter().any(|(_, w)| w.pid() == pid) {
+                    self.early_status.insert(pid, exit);
+                }
+            }
+            FromServer::Ready | FromServer::SetupFailed(_) => {}
+        }
+    }
+
+    fn on_event(&mut self, event: Event) -> Result<(), PoolTaskError> {
+        match event {
+            Event::Frame { slot, payload } => {
+                let Some(worker) = self.fleet.get_mut(slot) else {
+                    return Ok(());
+                };
+                let pid = worker.pid();
+                match worker.state.task.take() {
+                    Some(task) => {
+                        worker.state.replies += 1;
+                        self.fleet.set_deadline(slot, None);
+                        task.finish(Ok((payload, pid)));
+                    }
+                    None => self
+                        .fleet
+                        .kill(slot, KillReason::Corrupt("a reply to no request".into())),
+                }
+            }
+            Event::Ended { slot, end } => {
+                let worker = self.fleet.remove(slot);
+                self.shared.lock().pids[slot] = None;
+                if !self.stopping {
+                    self.request_spawn(slot)?;
+                }
+                let early = self.early_status.remove(&end.pid);
+                if let Some(task) = worker.state.task {
+                    self.settle(task, end, early);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A worker ended holding `task`.
+    fn settle(&mut self, mut task: Task, end: End, status: Option<ChildExit>) {
+        match end.killed {
+            Some(KillReason::Shutdown) => task.finish(Err(PoolTaskError::ShutDown)),
+            Some(reason) => {
+                // A kill ply decided: reported with its reason, at once (no
+                // need to wait for the server), and never retried.
+                task.failed_runs += 1;
+                let attempts = task.failed_runs;
+                task.finish(Err(PoolTaskError::Worker {
+                    failure: reason.failure(),
+                    attempts,
+                    pid: end.pid,
+                }));
+            }
+            None => match status.or(end.exit) {
+                Some(exit) => self.settle_crash(task, exit, end.pid),
+                // Only the server can say how it ended: wait for its report.
+                None => {
+                    self.awaiting_status.insert(end.pid, task);
+                }
+            },
+        }
+    }
+
+    /// A worker ended on its own with `exit` while holding `task`: retry or fail.
+    fn settle_crash(&mut self, mut task: Task, exit: ChildExit, pid: i32) {
+        let failure = Failure::from_exit(exit, self.oom_baseline);
+        self.oom_baseline = crate::process::error::oom_kills();
+        task.failed_runs += 1;
+        if self.config.retry.again(task.failed_runs, &failure) && !self.stopping {
+            self.shared.lock().queue.push_front(task);
+        } else {
+            let attempts = task.failed_runs;
+            task.finish(Err(PoolTaskError::Worker {
+                failure,
+                attempts,
+                pid,
+            }));
+        }
+    }
+
+    /// Hands queued tasks to idle workers.
+    fn assign(&mut self) {
+        let idle: Vec<usize> = self
+            .fleet
+            .iter()
+            .filter(|(_, w)| w.state.task.is_none())
+            .map(|(slot, _)| slot)
+            .collect();
+        for slot in idle {
+            let task = {
+                let mut inbox = self.shared.lock();
+                let task = inbox.queue.pop_front();
+                drop(inbox);
+                self.shared.room.notify_one();
+                task
+            };
+            let Some(task) = task else { return };
+            if self.fleet.send(slot, &task.request).is_err() {
+                // The worker is going away; the task never reached it.
+                self.shared.lock().queue.push_front(task);
+                continue;
+            }
+            if let Some(limit) = self.config.task_timeout {
+                let deadline = (Instant::now() + limit, KillReason::Timeout(limit));
+                self.fleet.set_deadline(slot, Some(deadline));
+            }
+            if let Some(worker) = self.fleet.get_mut(slot) {
+                worker.state.task = Some(task);
+            }
+        }
+    }
+
+    /// Kills workers that sit blocked on a lock without progress.
+    fn watch_stalls(&mut self) {
+        let now = Instant::now();
+        let stalled: Vec<(usize, KillReason)> = self
+            .fleet
+            .iter_mut()
+            .filter_map(|(slot, w)| {
+                let pid = w.pid();
+                let state = &mut w.state;
+                let reason = state.stall.as_mut()?.check(pid, state.replies, now)?;
+                Some((slot, reason))
+            })
+            .collect();
+        for (slot, reason) in stalled {
+            self.fleet.kill(slot, reason);
+        }
+    }
+}
