@@ -25,10 +25,9 @@
 //!
 //! A worker that finds no job spins a little (with growing pauses: a poll
 //! reads the lines the spawners write, and polling flat out slows their
-//! pushes), then yields, then sleeps ([`Sleep`]). A steady stream of tasks
-//! never pays for a wake-up system call; an idle pool burns no CPU. The spin
-//! is short because a spinning worker holds a core that, on a busy machine
-//! or with more threads than cores, the thread feeding it may need.
+//! pushes), then sleeps ([`Sleep`]); it does not yield (see [`SPIN_ROUNDS`]).
+//! A steady stream of tasks never pays for a wake-up system call; an idle
+//! pool burns no CPU.
 //!
 //! # Closing
 //!
@@ -94,21 +93,19 @@ const GUEST_RINGS: usize = 4;
 /// so one steal's cost is shared by many jobs.
 const STEAL_BATCH: usize = 32;
 
-/// Failed looks for a job an idle worker spends spinning (with pauses that
-/// double, 2 to 128 spin hints: a few microseconds in all), then yielding,
-/// before it sleeps: as rayon-core's 32 rounds. Short, because on a busy
-/// machine a spinning worker holds a core the thread feeding it may need, and
-/// a yield hands the core to another process for a time slice, where a
-/// sleeper that is woken runs again promptly. Under loom every pause is a
-/// model yield, so the phases shrink to one look each.
+/// Failed looks for a job an idle worker makes, spinning (with pauses that
+/// double, 4 to 256 spin hints: a few microseconds in all), before it sleeps.
+/// Short, and with no `yield` phase: on a busy machine a spinning worker
+/// holds a core the thread feeding it needs, and a yield hands the core to
+/// another process for a whole time slice (the scheduler pushes the yielder
+/// back), during which new work waits; a sleeping worker is woken by the
+/// first push, and a woken thread runs again promptly. BENCHMARKS.md has the
+/// measurements that chose this. Under loom every pause is a model yield, so
+/// the spin shrinks to no look at all.
 #[cfg(not(loom))]
 const SPIN_ROUNDS: u32 = 8;
-#[cfg(not(loom))]
-const ROUNDS_BEFORE_SLEEP: u32 = 32;
 #[cfg(loom)]
 const SPIN_ROUNDS: u32 = 1;
-#[cfg(loom)]
-const ROUNDS_BEFORE_SLEEP: u32 = 2;
 
 /// A worker's run queue, or a scope's spawn buffer.
 type RunQueue = Ring<Job, RING_CAPACITY>;
@@ -718,14 +715,12 @@ impl Registry {
             if self.finished() {
                 break;
             }
-            // Nothing queued: spin, then yield, then sleep (module docs).
+            // Nothing queued: spin, then sleep (module docs).
             idle += 1;
             if idle < SPIN_ROUNDS {
-                for _ in 0..1u32 << idle.min(7) {
+                for _ in 0..2u32 << idle {
                     spin_loop();
                 }
-            } else if idle < ROUNDS_BEFORE_SLEEP {
-                yield_now();
             } else {
                 self.sleep
                     .sleep(index, || self.has_work() || self.drained.load(Acquire));
