@@ -198,10 +198,10 @@ fn sum_squares(c: &mut Criterion) {
         b.iter(|| {
             ply_pool.reduce_slice(
                 data,
-                Chunking::Auto,
                 || 0u64,
                 |x| x.wrapping_mul(*x),
                 u64::wrapping_add,
+                Chunking::Auto,
             )
         })
     });
@@ -235,10 +235,10 @@ fn primes(c: &mut Criterion) {
             PRIME_LIMITS.map(|n| {
                 ply_pool.reduce(
                     0..n + 1,
-                    Chunking::Fixed(4096),
                     || 0,
                     prime_or_zero,
                     |a, b| a + b,
+                    Chunking::Fixed(4096),
                 )
             })
         })

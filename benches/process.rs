@@ -5,7 +5,7 @@
 //! - `spawn`: start and stop one worker: `fork` + `waitpid` vs thread spawn + join.
 //! - `pool_round_trip`: one request at a time through a persistent pool.
 //! - `map_1m_trivial`: x + 1 over 1,000,000 `u64` (ns per item), in the
-//!   default chunks; results of `map_plain` dropped (so recycled) each time.
+//!   default chunks; results of `map_slice_plain` dropped (so recycled) each time.
 //! - `primes_1e6_2e6_3e6`: sum of primes ≤ n for n = 1e6, 2e6, 3e6 with two
 //!   processes, split finely, vs sequential.
 //!
@@ -24,7 +24,7 @@ use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_mai
 use ply::core::partition::Chunking;
 use ply::os::fork::fork_child;
 use ply::os::process::{
-    MapOptions, ProcessPoolBuilder, clear_result_cache, map, map_plain, reduce,
+    MapOptions, ProcessPoolBuilder, clear_result_cache, map_slice, map_slice_plain, reduce,
 };
 use workloads::{PRIME_LIMITS, prime_or_zero};
 
@@ -66,19 +66,19 @@ fn map_trivial(c: &mut Criterion) {
     // Pool.map's default chunksize (len / (workers · 4)) on the Python side.
     let options = MapOptions::new().workers(2);
     g.bench_function("ply map_plain (shared memory)", |b| {
-        b.iter(|| map_plain(&inputs, |x| x + 1, &options).unwrap())
+        b.iter(|| map_slice_plain(&inputs, |x| x + 1, &options).unwrap())
     });
     // The first call in a process (or after clear_result_cache) maps fresh
     // pages for its results: shown for honesty, not the steady state.
     g.bench_function("ply map_plain, cold (fresh result mapping)", |b| {
         b.iter_batched(
             clear_result_cache,
-            |_| map_plain(&inputs, |x| x + 1, &options).unwrap(),
+            |_| map_slice_plain(&inputs, |x| x + 1, &options).unwrap(),
             BatchSize::PerIteration,
         )
     });
     g.bench_function("ply map (serialized results)", |b| {
-        b.iter(|| map(&inputs, |x| x + 1, &options).unwrap())
+        b.iter(|| map_slice(&inputs, |x| x + 1, &options).unwrap())
     });
     g.bench_function("sequential", |b| {
         b.iter(|| {
@@ -120,13 +120,13 @@ fn primes(c: &mut Criterion) {
     };
     let add = |a: [u64; 3], b: [u64; 3]| [a[0] + b[0], a[1] + b[1], a[2] + b[2]];
     // A wrong result must never be reported as fast.
-    let check = reduce(0..blocks.len(), &options, [0; 3], block_sum, add).unwrap();
+    let check = reduce(0..blocks.len(), || [0; 3], block_sum, add, &options).unwrap();
     assert_eq!(
         check,
         PRIME_LIMITS.map(|n| (0..n + 1).map(prime_or_zero).sum::<u64>())
     );
     g.bench_function("ply process reduce (2 processes)", |b| {
-        b.iter(|| reduce(0..blocks.len(), &options, [0; 3], block_sum, add).unwrap())
+        b.iter(|| reduce(0..blocks.len(), || [0; 3], block_sum, add, &options).unwrap())
     });
     g.bench_function("sequential", |b| {
         b.iter(|| PRIME_LIMITS.map(|n| (0..n + 1).map(prime_or_zero).sum::<u64>()))

@@ -295,7 +295,7 @@ fn process_queue_getter_stopped_or_killed_while_waiting_strands_no_other_getter(
             let queue = ProcessQueue::<u64, 4>::new().unwrap();
             let first = fork_child(|| {
                 stop_at(point);
-                (queue.get() != 2) as i32
+                (queue.recv() != 2) as i32
             })
             .unwrap();
             if point == Point::EventCountWaiting {
@@ -304,17 +304,17 @@ fn process_queue_getter_stopped_or_killed_while_waiting_strands_no_other_getter(
                 until_asleep(&first);
             }
             // Unbounded: only a wake-up or a re-check ends its wait.
-            let second = fork_child(|| (queue.get() != 1) as i32).unwrap();
+            let second = fork_child(|| (queue.recv() != 1) as i32).unwrap();
             until_asleep(&second);
-            queue.put(1);
+            queue.send(1);
             support::succeeds(second);
             if kill_it {
                 kill(first);
                 // Its registration stays behind; the queue works on.
-                queue.put(3);
-                assert_eq!(queue.get_timeout(WATCHDOG), Some(3));
+                queue.send(3);
+                assert_eq!(queue.recv_timeout(WATCHDOG), Some(3));
             } else {
-                queue.put(2);
+                queue.send(2);
                 // Stopped at its point, or (at EventCountNotified, if the
                 // second getter got the first wake-up) about to stop there on
                 // this one: resume it until it has taken item 2 and exited.

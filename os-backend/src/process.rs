@@ -1,4 +1,4 @@
-//! Process parallelism: a fork-join [`map`] and a persistent, crash-proof
+//! Process parallelism: a fork-join [`map_slice`] and a persistent, crash-proof
 //! [`ProcessPool`].
 //!
 //! Processes are for isolation: code that may crash, leak or hang, and limits
@@ -10,14 +10,14 @@
 //! | `multiprocessing.Pool` hangs forever when a worker is killed | a dead worker's chunk is re-issued (or the call fails with the cause); never a hang |
 //! | `ProcessPoolExecutor` breaks the whole pool (`BrokenProcessPool`) | only the task the worker held fails, with the signal or exit code; the worker is replaced |
 //! | forking a process that has threads can deadlock the child | pool workers come from a fork server started by re-executing the program; the fork-join map takes the standard locks across its forks and detects a stall on any other |
-//! | everything crosses a pipe pickled | `map`'s closure and inputs are shared copy-on-write; plain-data results come back through shared memory |
+//! | everything crosses a pipe pickled | `map_slice`'s closure and inputs are shared copy-on-write; plain-data results come back through shared memory |
 //!
 //! # Shape
 //!
 //! | file | what it holds |
 //! |---|---|
-//! | `map.rs` | [`map`], [`map_plain`], [`reduce`] and [`MapOptions`] (the rounds are in `map/run.rs`) |
-//! | `pool.rs` | [`ProcessPool`], [`ProcessPoolBuilder`], [`ProcessTask`] |
+//! | `map.rs` | [`map_slice`], [`map_slice_plain`], [`reduce`] and [`MapOptions`] (the rounds are in `map/run.rs`) |
+//! | `pool.rs` | [`ProcessPool`], [`ProcessPoolBuilder`]; [`TaskHandle`] in `pool/task.rs` |
 //! | `supervisor/` | the engine both use: one `poll` loop over workers' sockets and pidfds, deadlines, kills with reasons |
 //! | `forkserver/` | the pool's fork server: re-executed from `/proc/self/exe`, or forked on request |
 //! | `error.rs` | [`Failure`], [`MapError`], [`PoolTaskError`], [`ProcessPoolError`] |
@@ -26,19 +26,19 @@
 //!
 //! # Fork-join map
 //!
-//! [`map`], [`map_plain`] and [`reduce`] fork `workers` children for one call.
+//! [`map_slice`], [`map_slice_plain`] and [`reduce`] fork `workers` children for one call.
 //! The closure and the inputs are *not* serialized: `fork` gives each child the
 //! parent's memory, copy-on-write. Children claim chunks from ply-core's
 //! `ChunkDispenser` in shared memory and report each finished chunk on their
-//! own socket (with the results, serialized, for [`map`]; results of
-//! [`map_plain`] and [`reduce`] are written straight into shared memory). The
+//! own socket (with the results, serialized, for [`map_slice`]; results of
+//! [`map_slice_plain`] and [`reduce`] are written straight into shared memory). The
 //! parent watches: a child that crashes has the chunk it held re-issued to a
 //! fresh child, as [`Retry`] allows; a chunk that fails for good is an error
 //! naming the items, the worker and the cause, with the results that did
 //! complete. Results are only ever taken from chunks reported complete, so
 //! nothing is silently dropped.
 //!
-//! [`map_plain`] returns its results where the workers wrote them, as
+//! [`map_slice_plain`] returns its results where the workers wrote them, as
 //! [`SharedResults`] (a `&[O]`), and recycles that mapping for the next call:
 //! on a small VM the cost of a trivial map is page faults and page-table
 //! work, not ply's bookkeeping, so the fast path is the one that touches
@@ -57,7 +57,7 @@
 //!   in the binary. Capturing closures need the server forked from the caller
 //!   instead: [`ProcessPoolBuilder::build_forking`], under the same
 //!   [`ThreadPolicy`] as the map.
-//! - **[`map`], [`map_plain`], [`reduce`]** must fork the caller: the closure
+//! - **[`map_slice`], [`map_slice_plain`], [`reduce`]** must fork the caller: the closure
 //!   and the inputs reach the workers that way. ply takes the process-wide
 //!   locks of its own and of Rust's standard library (stdout's, stderr's)
 //!   across the fork and releases them on both sides, as glibc does for its
@@ -112,9 +112,16 @@ mod supervisor;
 mod threads;
 mod wire;
 
+pub use crate::completion::WaitFor;
 pub use error::{Failure, MapError, PoolTaskError, ProcessPoolError};
-pub use map::{MAX_MAP_WORKERS, MapOptions, map, map_plain, reduce};
-pub use pool::{ProcessPool, ProcessPoolBuilder, ProcessTask};
+pub use map::{MAX_MAP_WORKERS, MapOptions, map_slice, map_slice_plain, reduce};
+#[allow(deprecated)]
+pub use map::{map, map_plain};
+pub use pool::{AsCompleted, ProcessPool, ProcessPoolBuilder, TaskHandle, as_completed, wait};
+
+/// The old name of [`TaskHandle`].
+#[deprecated(since = "0.1.0", note = "renamed `TaskHandle`, as in `thread`")]
+pub type ProcessTask<Resp> = TaskHandle<Resp>;
 pub use results::{RESULT_CACHE_LIMIT, SharedResults, clear_result_cache};
 pub use retry::Retry;
 pub use threads::ThreadPolicy;

@@ -54,14 +54,15 @@ mod scope;
 mod task;
 mod unwind;
 
+pub use crate::completion::WaitFor;
 pub use engine::MAX_QUEUE_BOUND;
 pub use error::{PoolError, SubmitError, TaskError, TrySubmitError};
-pub use iter::{AsCompleted, Map, MapUnordered, as_completed};
+pub use iter::{AsCompleted, Map, MapUnordered, as_completed, wait};
 pub use pool::{ThreadPool, ThreadPoolBuilder};
 pub use scope::Scope;
 pub use task::TaskHandle;
 #[cfg_attr(loom, allow(unused_imports))]
-pub(crate) use unwind::panic_message;
+pub(crate) use unwind::{drop_payload, panic_message};
 
 #[cfg(all(test, not(loom)))]
 mod tests;

@@ -22,8 +22,8 @@ use std::time::Duration;
 use common::{Noise, NoiseKind, USER_LOCK, watchdog};
 use ply_os::fork::{ChildExit, fork_child};
 use ply_os::process::{
-    Failure, MapError, MapOptions, PoolTaskError, ProcessPoolBuilder, ThreadPolicy, map, map_plain,
-    reduce,
+    Failure, MapError, MapOptions, PoolTaskError, ProcessPoolBuilder, ThreadPolicy, map_slice,
+    map_slice_plain, reduce,
 };
 
 const ROUNDS: usize = 50;
@@ -75,7 +75,7 @@ fn run_case(api: &str, noise: NoiseKind) -> (usize, usize) {
     let (mut ok, mut stalls) = (0, 0);
     for round in 0..ROUNDS {
         let outcome: Result<(), String> = match api {
-            "map" => match map(&inputs, |&x| work(x, noise), &options) {
+            "map" => match map_slice(&inputs, |&x| work(x, noise), &options) {
                 Ok(out) => {
                     assert_eq!(out, inputs.iter().map(|x| x * 2).collect::<Vec<_>>());
                     Ok(())
@@ -85,7 +85,7 @@ fn run_case(api: &str, noise: NoiseKind) -> (usize, usize) {
                 }
                 Err(e) => panic!("round {round}: {e}"),
             },
-            "map_plain" => match map_plain(&inputs, |&x| work(x, noise), &options) {
+            "map_slice_plain" => match map_slice_plain(&inputs, |&x| work(x, noise), &options) {
                 Ok(out) => {
                     assert!(out.iter().zip(&inputs).all(|(y, x)| *y == x * 2));
                     Ok(())
@@ -97,10 +97,10 @@ fn run_case(api: &str, noise: NoiseKind) -> (usize, usize) {
             },
             "reduce" => match reduce(
                 0..64,
-                &options,
-                0u64,
+                || 0u64,
                 |i| work(i as u64, noise),
                 |a, b| a + b,
+                &options,
             ) {
                 Ok(sum) => {
                     assert_eq!(sum, (0..64u64).map(|x| x * 2).sum::<u64>());
@@ -245,8 +245,8 @@ must_succeed! {
     map_while_threads_print: "map", "stdout";
     map_while_threads_write_stderr: "map", "stderr";
     map_while_threads_allocate: "map", "alloc";
-    map_plain_while_threads_print: "map_plain", "stdout";
-    map_plain_while_threads_allocate: "map_plain", "alloc";
+    map_plain_while_threads_print: "map_slice_plain", "stdout";
+    map_plain_while_threads_allocate: "map_slice_plain", "alloc";
     reduce_while_threads_print: "reduce", "stdout";
     reduce_while_threads_allocate: "reduce", "alloc";
     pool_while_threads_print: "pool", "stdout";
@@ -274,7 +274,7 @@ macro_rules! may_stall {
 
 may_stall! {
     map_while_threads_hold_a_mutex: "map";
-    map_plain_while_threads_hold_a_mutex: "map_plain";
+    map_plain_while_threads_hold_a_mutex: "map_slice_plain";
     reduce_while_threads_hold_a_mutex: "reduce";
     pool_forking_while_threads_hold_a_mutex: "pool_forking";
     fork_child_while_threads_hold_a_mutex: "fork_child";
@@ -303,7 +303,7 @@ fn with_lock_held<T>(f: impl FnOnce() -> T) -> T {
 fn a_held_user_lock_fails_the_map_within_seconds_with_a_clear_error() {
     let _dog = watchdog("held lock, default policy", Duration::from_secs(60));
     let err = with_lock_held(|| {
-        map(
+        map_slice(
             &[1u64, 2, 3],
             |&x| work(x, NoiseKind::UserMutex),
             &MapOptions::new().workers(2),
@@ -350,7 +350,7 @@ fn a_held_user_lock_fails_a_forked_pools_task_not_the_pool() {
 #[test]
 fn refuse_forks_nothing_while_other_threads_exist() {
     let _noise = Noise::start(NoiseKind::Alloc, 1);
-    let err = map(
+    let err = map_slice(
         &[1u8],
         |&x| x,
         &MapOptions::new().threads(ThreadPolicy::Refuse),

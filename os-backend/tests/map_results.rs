@@ -1,4 +1,4 @@
-//! `map_plain`'s results stay in shared memory and their mapping is recycled
+//! `map_slice_plain`'s results stay in shared memory and their mapping is recycled
 //! across calls. Recycling must never show a caller stale values, never write
 //! into pages another process still reads, and never keep very large
 //! mappings.
@@ -11,7 +11,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use ply_os::fork::fork_child;
-use ply_os::process::{MapError, MapOptions, RESULT_CACHE_LIMIT, clear_result_cache, map_plain};
+use ply_os::process::{
+    MapError, MapOptions, RESULT_CACHE_LIMIT, clear_result_cache, map_slice_plain,
+};
 use ply_os::shm::SharedBox;
 
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -32,7 +34,7 @@ fn inputs(n: u64) -> Vec<u64> {
 fn a_dropped_mapping_is_reused_without_stale_values() {
     let _guard = serial();
     clear_result_cache();
-    let first = map_plain(&inputs(100_000), |x| x * 2, &opts()).unwrap();
+    let first = map_slice_plain(&inputs(100_000), |x| x * 2, &opts()).unwrap();
     assert_eq!(
         first,
         inputs(100_000).iter().map(|x| x * 2).collect::<Vec<_>>()
@@ -41,7 +43,7 @@ fn a_dropped_mapping_is_reused_without_stale_values() {
     drop(first);
 
     // A smaller call takes the kept mapping; it sees only its own results.
-    let second = map_plain(&inputs(60_000), |x| x + 7, &opts()).unwrap();
+    let second = map_slice_plain(&inputs(60_000), |x| x + 7, &opts()).unwrap();
     assert_eq!(
         second.as_ptr() as usize,
         first_at,
@@ -54,7 +56,7 @@ fn a_dropped_mapping_is_reused_without_stale_values() {
     );
 
     // While `second` holds it, a third call needs a mapping of its own.
-    let third = map_plain(&inputs(1_000), |x| x * x, &opts()).unwrap();
+    let third = map_slice_plain(&inputs(1_000), |x| x * x, &opts()).unwrap();
     assert_ne!(third.as_ptr() as usize, first_at);
     assert_eq!(
         third,
@@ -83,7 +85,7 @@ fn results_alive_across_a_foreign_fork_are_not_recycled() {
     let _guard = serial();
     clear_result_cache();
     const N: u64 = 200_000;
-    let tripled = map_plain(&inputs(N), |x| x * 3, &opts()).unwrap();
+    let tripled = map_slice_plain(&inputs(N), |x| x * 3, &opts()).unwrap();
     let go = SharedBox::new(AtomicU32::new(0)).unwrap();
     let reader = fork_child(|| {
         let deadline = Instant::now() + Duration::from_secs(60);
@@ -100,7 +102,7 @@ fn results_alive_across_a_foreign_fork_are_not_recycled() {
     drop(tripled);
     assert_eq!(clear_result_cache(), 0, "shared results were recycled");
     // Same size, so a recycled mapping would be taken and overwritten here.
-    let next = map_plain(&inputs(N), |x| x + 1, &opts()).unwrap();
+    let next = map_slice_plain(&inputs(N), |x| x + 1, &opts()).unwrap();
     assert_eq!(next[7], 8);
     go.store(1, Ordering::Release);
     let exit = reader.wait().unwrap();
@@ -114,11 +116,11 @@ fn a_child_does_not_reuse_its_parents_kept_mapping() {
     let _guard = serial();
     clear_result_cache();
     const N: u64 = 50_000;
-    let five = map_plain(&inputs(N), |x| x * 5, &opts()).unwrap();
+    let five = map_slice_plain(&inputs(N), |x| x * 5, &opts()).unwrap();
     let kept_at = five.as_ptr();
     drop(five); // kept, with the multiples of five in it
     let child = fork_child(|| {
-        let mine = map_plain(&inputs(N), |x| x + 11, &MapOptions::new().workers(1)).unwrap();
+        let mine = map_slice_plain(&inputs(N), |x| x + 11, &MapOptions::new().workers(1)).unwrap();
         let right = mine.iter().enumerate().all(|(i, &v)| v == i as u64 + 11);
         if right { 0 } else { 1 }
     })
@@ -143,7 +145,7 @@ fn results_larger_than_the_limit_are_unmapped_on_drop() {
     // 4 KiB results, one more than fit under the limit.
     let n = RESULT_CACHE_LIMIT / 4096 + 1;
     let ids: Vec<u64> = (0..n as u64).collect();
-    let pages = map_plain(&ids, |&i| [i; 512], &opts()).unwrap();
+    let pages = map_slice_plain(&ids, |&i| [i; 512], &opts()).unwrap();
     assert_eq!(pages.len(), n);
     assert!(
         pages
@@ -154,7 +156,7 @@ fn results_larger_than_the_limit_are_unmapped_on_drop() {
     drop(pages);
     assert_eq!(clear_result_cache(), 0);
     // Owned copies are plain `Vec`s.
-    let owned: Vec<u64> = map_plain(&ids[..3], |&i| i * 10, &opts())
+    let owned: Vec<u64> = map_slice_plain(&ids[..3], |&i| i * 10, &opts())
         .unwrap()
         .into_vec();
     assert_eq!(owned, vec![0, 10, 20]);
@@ -166,13 +168,13 @@ fn results_larger_than_the_limit_are_unmapped_on_drop() {
 fn over_aligned_results_are_refused_even_with_a_kept_mapping() {
     let _guard = serial();
     clear_result_cache();
-    drop(map_plain(&inputs(10_000), |x| x + 1, &opts()).unwrap()); // kept
+    drop(map_slice_plain(&inputs(10_000), |x| x + 1, &opts()).unwrap()); // kept
     ply_core::shm_safe! {
         #[derive(Clone, Copy, Debug)]
         #[repr(align(8192))]
         struct Wide;
     }
-    let err = map_plain(&[1u8], |_| Wide, &opts()).unwrap_err();
+    let err = map_slice_plain(&[1u8], |_| Wide, &opts()).unwrap_err();
     assert!(
         matches!(err, MapError::Os(ref e) if e.kind() == std::io::ErrorKind::InvalidInput),
         "{err}"

@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 use common::{assert_no_descendants, serial, watchdog};
 use ply_core::partition::Chunking;
 use ply_os::process::{
-    Failure, MapError, MapOptions, PoolTaskError, ProcessPool, ProcessPoolBuilder, map, map_plain,
+    Failure, MapError, MapOptions, PoolTaskError, ProcessPool, ProcessPoolBuilder, map_slice,
+    map_slice_plain,
 };
 
 /// Stops this whole process (a `SIGSTOP` to itself).
@@ -212,7 +213,7 @@ fn a_stopped_map_worker_times_out_wherever_it_stopped() {
         .task_timeout(Duration::from_millis(500));
     // Before its first item, in the middle of an item.
     for stop_at in [0u64, 37] {
-        let err = map_plain(
+        let err = map_slice_plain(
             &inputs,
             |&x| {
                 if x == stop_at {
@@ -230,7 +231,7 @@ fn a_stopped_map_worker_times_out_wherever_it_stopped() {
         assert_no_descendants();
     }
     // In the middle of sending a report of 8 MiB.
-    let err = map(
+    let err = map_slice(
         &inputs,
         |&x| {
             if x == 40 {

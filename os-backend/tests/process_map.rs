@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use common::{assert_no_descendants, serial, watchdog};
 use ply_core::partition::Chunking;
 use ply_os::fork::Signal;
-use ply_os::process::{Failure, MapError, MapOptions, Retry, map, map_plain, reduce};
+use ply_os::process::{Failure, MapError, MapOptions, Retry, map_slice, map_slice_plain, reduce};
 use ply_os::shm::SharedBox;
 
 fn opts() -> MapOptions {
@@ -29,19 +29,22 @@ fn a_million_items_match_sequential_every_way() {
         Chunking::Guided { min: 100 },
     ] {
         let o = opts().chunking(chunking);
-        assert_eq!(map_plain(&inputs, |x| x * 3 + 1, &o).unwrap(), expected);
+        assert_eq!(
+            map_slice_plain(&inputs, |x| x * 3 + 1, &o).unwrap(),
+            expected
+        );
     }
     let small = &inputs[..50_000];
     assert_eq!(
-        map(small, |x| x * 3 + 1, &opts()).unwrap(),
+        map_slice(small, |x| x * 3 + 1, &opts()).unwrap(),
         expected[..50_000]
     );
     let total = reduce(
         0..1_000_000,
-        &opts(),
-        0u64,
+        || 0u64,
         |i| i as u64 * 3 + 1,
         |a, b| a + b,
+        &opts(),
     );
     assert_eq!(total.unwrap(), expected.iter().sum::<u64>());
     assert_no_descendants();
@@ -50,9 +53,9 @@ fn a_million_items_match_sequential_every_way() {
 #[test]
 fn empty_input_and_bad_options() {
     let none: [u8; 0] = [];
-    assert_eq!(map_plain(&none, |&x| x, &opts()).unwrap(), []);
+    assert_eq!(map_slice_plain(&none, |&x| x, &opts()).unwrap(), []);
     assert!(matches!(
-        map_plain(&[1u8], |&x| x, &MapOptions::new().workers(0)),
+        map_slice_plain(&[1u8], |&x| x, &MapOptions::new().workers(0)),
         Err(MapError::Options(_))
     ));
 }
@@ -66,7 +69,7 @@ fn a_worker_killed_mid_map_has_its_chunk_redone() {
     let _dog = watchdog("killed mid map", Duration::from_secs(120));
     let killed = SharedBox::new(AtomicUsize::new(0)).unwrap();
     let inputs: Vec<u64> = (0..1_000_000).collect();
-    let out = map_plain(
+    let out = map_slice_plain(
         &inputs,
         |&x| {
             if x == 500_000 && killed.fetch_add(1, Relaxed) == 0 {
@@ -88,7 +91,7 @@ fn a_crash_every_time_fails_with_the_signal_the_items_and_what_completed() {
     let _serial = serial();
     let _dog = watchdog("crash every time", Duration::from_secs(120));
     let inputs: Vec<u32> = (0..1000).collect();
-    let err = map(
+    let err = map_slice(
         &inputs,
         |&x| {
             if x == 700 {
@@ -136,7 +139,7 @@ fn a_panic_and_a_hang_are_reported_not_retried() {
     let _serial = serial();
     let _dog = watchdog("panic and hang", Duration::from_secs(120));
     let inputs: Vec<u32> = (0..100).collect();
-    let err = map_plain(
+    let err = map_slice_plain(
         &inputs,
         |&x| if x == 5 { panic!("bad item {x}") } else { x },
         &opts(),
@@ -151,7 +154,7 @@ fn a_panic_and_a_hang_are_reported_not_retried() {
     assert!(text.contains("worker process"), "{text}");
     assert!(text.contains("process_map.rs"), "{text}");
     let start = Instant::now();
-    let err = map_plain(
+    let err = map_slice_plain(
         &inputs,
         |&x| {
             if x == 50 {
@@ -186,7 +189,7 @@ fn two_items_that_crash_once_each_always_succeed_with_two_runs() {
         } else {
             Chunking::Auto
         };
-        let out = map_plain(
+        let out = map_slice_plain(
             &inputs,
             |&x| {
                 let which = match x {
@@ -220,11 +223,7 @@ fn reduce_reports_the_finished_chunks() {
     let _dog = watchdog("reduce partials", Duration::from_secs(60));
     let err = reduce(
         10..110,
-        &MapOptions::new()
-            .workers(1)
-            .chunking(Chunking::Fixed(10))
-            .retry(Retry::never()),
-        0u64,
+        || 0u64,
         |i| {
             if i == 55 {
                 panic!("no");
@@ -232,6 +231,10 @@ fn reduce_reports_the_finished_chunks() {
             i as u64
         },
         |a, b| a + b,
+        &MapOptions::new()
+            .workers(1)
+            .chunking(Chunking::Fixed(10))
+            .retry(Retry::never()),
     )
     .unwrap_err();
     let MapError::Worker {

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use ply_os::fork::fork_child;
 use ply_os::ipc::{ProcessQueue, SharedArray, SharedValue};
-use ply_os::process::{MapOptions, map_plain, reduce};
+use ply_os::process::{MapOptions, map_slice_plain, reduce};
 
 ply_os::shm::shm_safe! {
     #[derive(Clone, Copy, Debug, PartialEq)]
@@ -77,19 +77,19 @@ fn enums_cross_a_shared_array_and_a_process_queue() {
         }
         drop(slots);
         for i in 0..100 {
-            queue.put(reply(i));
+            queue.send(reply(i));
         }
         0
     })
     .unwrap();
     for i in 0..100 {
         let got = queue
-            .get_timeout(Duration::from_secs(60))
+            .recv_timeout(Duration::from_secs(60))
             .expect("the child stalled");
         assert_eq!(got, reply(i), "item {i} out of order or corrupt");
     }
     assert!(child.wait().unwrap().success());
-    assert_eq!(queue.try_get(), None, "no extra items");
+    assert_eq!(queue.try_recv(), None, "no extra items");
     let expected: Vec<Reply> = (0..30).map(reply).collect();
     assert_eq!(&*array.lock().expect("no holder died"), &expected[..]);
 }
@@ -98,13 +98,12 @@ fn enums_cross_a_shared_array_and_a_process_queue() {
 fn map_plain_returns_enums_and_reduce_folds_tuples() {
     let inputs: Vec<u32> = (0..10_000).collect();
     let options = MapOptions::new().workers(2);
-    let replies = map_plain(&inputs, |&i| reply(i), &options).unwrap();
+    let replies = map_slice_plain(&inputs, |&i| reply(i), &options).unwrap();
     assert!(replies.iter().zip(&inputs).all(|(&r, &i)| r == reply(i)));
     // (count, sum) of the squares of the multiples of 7.
     let (count, sum) = reduce(
         0..10_000,
-        &options,
-        (0u64, 0u64),
+        || (0u64, 0u64),
         |i| {
             if i % 7 == 0 {
                 (1, (i * i) as u64)
@@ -113,6 +112,7 @@ fn map_plain_returns_enums_and_reduce_folds_tuples() {
             }
         },
         |a, b| (a.0 + b.0, a.1 + b.1),
+        &options,
     )
     .unwrap();
     let multiples = (0..10_000u64).filter(|i| i % 7 == 0);

@@ -122,15 +122,19 @@ fn scope_and_for_each_re_raise_one_payload_and_drop_the_rest() {
     let reached = AtomicUsize::new(0);
     let before = drops.load(SeqCst);
     let caught = catch_unwind(AssertUnwindSafe(|| {
-        pool.for_each_chunk(0..1000, ply_core::partition::Chunking::Fixed(1), |r| {
-            for i in r {
-                if i % 100 == 7 {
-                    reached.fetch_add(1, SeqCst);
-                    panic_any(Bomb::new(&drops));
+        pool.for_each_chunk(
+            0..1000,
+            |r| {
+                for i in r {
+                    if i % 100 == 7 {
+                        reached.fetch_add(1, SeqCst);
+                        panic_any(Bomb::new(&drops));
+                    }
+                    visited[i].fetch_add(1, SeqCst);
                 }
-                visited[i].fetch_add(1, SeqCst);
-            }
-        })
+            },
+            ply_core::partition::Chunking::Fixed(1),
+        )
     }));
     let payload = caught.expect_err("for_each re-raises a body's panic");
     std::mem::forget(payload); // its drop would panic; leaking is fine here
@@ -493,12 +497,12 @@ fn terminate_during_scopes_and_for_each_loses_no_task() {
             let for_each_thread = s.spawn(|| {
                 pool.for_each_chunk(
                     0..items.len(),
-                    ply_core::partition::Chunking::Fixed(3),
                     |r| {
                         for i in r {
                             items[i].fetch_add(1, SeqCst);
                         }
                     },
+                    ply_core::partition::Chunking::Fixed(3),
                 )
             });
             go.recv().unwrap();

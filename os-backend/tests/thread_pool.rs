@@ -598,10 +598,10 @@ fn data_parallel_helpers_match_sequential_for_every_chunking() {
     ] {
         let sum = pool.reduce(
             0..items.len(),
-            chunking,
             || 0u64,
             |i| items[i] * items[i],
             |a, b| a + b,
+            chunking,
         );
         assert_eq!(
             sum,
@@ -609,14 +609,18 @@ fn data_parallel_helpers_match_sequential_for_every_chunking() {
             "{chunking:?}"
         );
         let visits = AtomicUsize::new(0);
-        pool.for_each_chunk(5..105, chunking, |r| {
-            assert!(r.start >= 5 && r.end <= 105);
-            visits.fetch_add(r.len(), SeqCst);
-        });
+        pool.for_each_chunk(
+            5..105,
+            |r| {
+                assert!(r.start >= 5 && r.end <= 105);
+                visits.fetch_add(r.len(), SeqCst);
+            },
+            chunking,
+        );
         assert_eq!(visits.load(SeqCst), 100, "{chunking:?}");
     }
     for chunking in [Chunking::Auto, Chunking::Even, Chunking::Fixed(333)] {
-        let s = pool.reduce_slice(&items, chunking, || 0u64, |x| x * 3, |a, b| a + b);
+        let s = pool.reduce_slice(&items, || 0u64, |x| x * 3, |a, b| a + b, chunking);
         assert_eq!(s, items.iter().map(|x| x * 3).sum::<u64>(), "{chunking:?}");
     }
     let doubled = pool.map_slice(&items, |x| x * 2);
@@ -630,7 +634,7 @@ fn data_parallel_helpers_match_sequential_for_every_chunking() {
     assert_eq!(count.load(SeqCst), items.len());
     assert_eq!(pool.map_slice(&[] as &[u8], |x| *x), Vec::<u8>::new());
     assert_eq!(
-        pool.reduce(0..0, Chunking::Auto, || 1u8, |_| 0, |a, b| a * b),
+        pool.reduce(0..0, || 1u8, |_| 0, |a, b| a * b, Chunking::Auto),
         1
     );
 }

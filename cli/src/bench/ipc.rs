@@ -6,7 +6,9 @@ use std::time::Instant;
 
 use ply_os::fork::fork_child;
 use ply_os::ipc::{ProcessQueue, fork_duplex};
-use ply_os::process::{MapOptions, ProcessPoolBuilder, clear_result_cache, map, map_plain};
+use ply_os::process::{
+    MapOptions, ProcessPoolBuilder, clear_result_cache, map_slice, map_slice_plain,
+};
 
 use crate::report::{Report, Row};
 
@@ -25,11 +27,11 @@ pub fn run(trips: u64) -> Report {
         ProcessQueue::<u64, 64>::new(),
     ) && let Ok(child) = fork_child(|| {
         loop {
-            let x = there.get();
+            let x = there.recv();
             if x == STOP {
                 return 0;
             }
-            back.put(x + 1);
+            back.send(x + 1);
         }
     }) {
         rows.push(Row::measure(
@@ -40,13 +42,13 @@ pub fn run(trips: u64) -> Report {
             || {
                 let start = Instant::now();
                 for i in 0..trips {
-                    there.put(i);
-                    let _ = back.get();
+                    there.send(i);
+                    let _ = back.recv();
                 }
                 start.elapsed()
             },
         ));
-        there.put(STOP);
+        there.send(STOP);
         let _ = child.wait();
     }
 
@@ -130,7 +132,7 @@ fn fork_join_map(rows: &mut Vec<Row>) -> Vec<String> {
     // them (see `SharedResults`). Both are shown: the rows are steady state.
     clear_result_cache();
     let start = Instant::now();
-    black_box(map_plain(&inputs, |x| x + 1, &options).ok());
+    black_box(map_slice_plain(&inputs, |x| x + 1, &options).ok());
     let cold = start.elapsed();
     let plain = Row::measure(
         group,
@@ -139,7 +141,7 @@ fn fork_join_map(rows: &mut Vec<Row>) -> Vec<String> {
         MAP_ITEMS,
         || {
             let start = Instant::now();
-            let out = map_plain(&inputs, |x| x + 1, &options);
+            let out = map_slice_plain(&inputs, |x| x + 1, &options);
             let took = start.elapsed();
             black_box(out.map(|r| r[r.len() - 1]).ok());
             took
@@ -152,7 +154,7 @@ fn fork_join_map(rows: &mut Vec<Row>) -> Vec<String> {
         MAP_ITEMS,
         || {
             let start = Instant::now();
-            black_box(map(&inputs, |x| x + 1, &options).ok());
+            black_box(map_slice(&inputs, |x| x + 1, &options).ok());
             start.elapsed()
         },
     );

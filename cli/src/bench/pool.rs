@@ -171,10 +171,10 @@ pub fn run(tasks: u64) -> Report {
             let start = Instant::now();
             black_box(pool.reduce_slice(
                 &data,
-                Chunking::Auto,
                 || 0u64,
                 |x| x.wrapping_mul(*x),
                 u64::wrapping_add,
+                Chunking::Auto,
             ));
             start.elapsed()
         },

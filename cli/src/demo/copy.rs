@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use ply_core::partition::Chunking;
-use ply_os::process::{MapOptions, map};
+use ply_os::process::{MapOptions, map_slice};
 use ply_os::thread::ThreadPool;
 
 use super::{Backend, Outcome, interrupted};
@@ -112,7 +112,7 @@ impl Workspace {
                 let options = MapOptions::new()
                     .workers(workers)
                     .chunking(Chunking::Fixed(1));
-                map(&ids, copy_one, &options).map_err(|e| e.to_string())?
+                map_slice(&ids, copy_one, &options).map_err(|e| e.to_string())?
             }
         };
         let mut total = 0;

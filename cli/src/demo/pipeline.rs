@@ -124,7 +124,7 @@ pub fn run(backend: Backend, workers: usize, items: u64) -> Result<Outcome, Stri
                     let queue = &queue;
                     fork_child(move || {
                         for x in share(items, producers, p) {
-                            queue.put(x);
+                            queue.send(x);
                         }
                         0
                     })
@@ -132,7 +132,7 @@ pub fn run(backend: Backend, workers: usize, items: u64) -> Result<Outcome, Stri
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| e.to_string())?;
             while tally.count < items {
-                match queue.get_timeout(std::time::Duration::from_secs(30)) {
+                match queue.recv_timeout(std::time::Duration::from_secs(30)) {
                     Some(x) => tally.take(x)?,
                     None => return Err(format!("stalled after {} items", tally.count)),
                 }

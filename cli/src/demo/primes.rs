@@ -1,7 +1,7 @@
 //! `ply demo primes`: the sum of the primes ≤ n, by 6k±1 trial division.
 
 use ply_core::partition::Chunking;
-use ply_os::process::{MapOptions, map_plain};
+use ply_os::process::{MapOptions, map_slice_plain};
 use ply_os::thread::ThreadPool;
 
 use super::{Backend, Outcome};
@@ -44,10 +44,10 @@ pub fn run(backend: Backend, workers: usize, limits: &[u64]) -> Result<Outcome, 
                 .map(|&n| {
                     pool.reduce(
                         0..n as usize + 1,
-                        Chunking::Fixed(CHUNK),
                         || 0,
                         prime_or_zero,
                         |a, b| a + b,
+                        Chunking::Fixed(CHUNK),
                     )
                 })
                 .collect()
@@ -72,7 +72,7 @@ pub fn run(backend: Backend, workers: usize, limits: &[u64]) -> Result<Outcome, 
             let options = MapOptions::new()
                 .workers(workers)
                 .chunking(Chunking::Fixed(1));
-            let parts = map_plain(
+            let parts = map_slice_plain(
                 &blocks,
                 |(k, range)| (*k, range.clone().map(prime_or_zero).sum::<u64>()),
                 &options,

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use ply_core::partition::Chunking;
-use ply_os::process::{MapOptions, map_plain};
+use ply_os::process::{MapOptions, map_slice_plain};
 use ply_os::thread::ThreadPool;
 
 use super::{Backend, Outcome};
@@ -30,7 +30,7 @@ pub fn run(backend: Backend, workers: usize, tasks: u64, ms: u64) -> Result<Outc
             let options = MapOptions::new()
                 .workers(workers)
                 .chunking(Chunking::Fixed(1));
-            map_plain(&ids, task, &options)
+            map_slice_plain(&ids, task, &options)
                 .map_err(|e| e.to_string())?
                 .iter()
                 .sum()

@@ -21,11 +21,11 @@ pub fn run(backend: Backend, workers: usize, n: u64) -> Result<Outcome, String> 
         Backend::Seq => (0..len).map(square).sum(),
         Backend::Threads => {
             let pool = ThreadPool::new(workers).map_err(|e| e.to_string())?;
-            pool.reduce(0..len, Chunking::Auto, || 0, square, |a, b| a + b)
+            pool.reduce(0..len, || 0, square, |a, b| a + b, Chunking::Auto)
         }
         Backend::Processes => {
             let options = MapOptions::new().workers(workers);
-            reduce(0..len, &options, 0, square, |a, b| a + b).map_err(|e| e.to_string())?
+            reduce(0..len, || 0, square, |a, b| a + b, &options).map_err(|e| e.to_string())?
         }
     };
     // The closed form, as an independent check of every backend.

@@ -11,9 +11,9 @@ use crate::shm::{SharedBox, ShmSafe};
 
 struct State<T, const N: usize> {
     queue: ScqQueue<T, N>,
-    /// Notified after every put: getters sleep on it.
+    /// Notified after every send: receivers sleep on it.
     not_empty: EventCount<FutexPark>,
-    /// Notified after every get: putters sleep on it.
+    /// Notified after every recv: senders sleep on it.
     not_full: EventCount<FutexPark>,
 }
 
@@ -21,8 +21,8 @@ struct State<T, const N: usize> {
 // (`AtomicU32` words and the zero-sized `FutexPark`).
 unsafe impl<T: ShmSafe, const N: usize> ShmSafe for State<T, N> {}
 
-/// A deadline whose parks last at most [`RECHECK`]: a process woken by a put
-/// (or get) and stopped before it takes the item holds on to that one
+/// A deadline whose parks last at most [`RECHECK`]: a process woken by a send
+/// (or recv) and stopped before it takes the item holds on to that one
 /// wake-up, so sleepers look at the queue again on their own after that long
 /// rather than rely on every peer running.
 struct Rechecking(Until);
@@ -41,14 +41,14 @@ impl Patience for Rechecking {
 /// children it forks afterwards — Python's `multiprocessing.Queue`, without the
 /// pickling and the feeder thread.
 ///
-/// Items live in ply-core's [`ScqQueue`] in a `MAP_SHARED` mapping, so a put and
-/// a get are a few atomic operations on shared memory: nothing goes through the
-/// kernel while items flow. Blocking `put`/`get` sleep when the queue is full
+/// Items live in ply-core's [`ScqQueue`] in a `MAP_SHARED` mapping, so a send and
+/// a recv are a few atomic operations on shared memory: nothing goes through the
+/// kernel while items flow. Blocking `send`/`recv` sleep when the queue is full
 /// or empty (ply-core's [`EventCount`] on futexes), so an idle consumer burns
 /// no CPU. SCQ stays live when a process is stopped or killed in the middle of
 /// an operation (see the workspace's `stall_liveness` tests): at worst the item
-/// it was moving is lost. A process stopped or killed while it sleeps in `get`
-/// or `put`, or just woken from it, delays nobody by more than [`RECHECK`].
+/// it was moving is lost. A process stopped or killed while it sleeps in `recv`
+/// or `send`, or just woken from it, delays nobody by more than [`RECHECK`].
 ///
 /// `T` must be [`ShmSafe`] (no pointers or references, no heap memory: they
 /// would mean nothing in another process) and `Copy`. `N`, the capacity, is a
@@ -65,13 +65,13 @@ impl Patience for Rechecking {
 /// let queue = ProcessQueue::<u64, 8>::new()?;
 /// let child = fork_child(|| {
 ///     for i in 0..100 {
-///         queue.put(i);
+///         queue.send(i);
 ///     }
 ///     0
 /// })?;
 /// let mut sum = 0;
 /// for _ in 0..100 {
-///     sum += queue.get_timeout(Duration::from_secs(10)).expect("producer stalled");
+///     sum += queue.recv_timeout(Duration::from_secs(10)).expect("producer stalled");
 /// }
 /// assert_eq!(sum, 4950);
 /// assert!(child.wait()?.success());
@@ -92,7 +92,7 @@ impl<T: ShmSafe + Copy, const N: usize> ProcessQueue<T, N> {
     ///
     /// ```
     /// let q = ply_os::ipc::ProcessQueue::<u8, 4>::new().unwrap();
-    /// assert_eq!(q.try_get(), None);
+    /// assert_eq!(q.try_recv(), None);
     /// ```
     pub fn new() -> io::Result<Self> {
         Ok(ProcessQueue {
@@ -110,11 +110,11 @@ impl<T: ShmSafe + Copy, const N: usize> ProcessQueue<T, N> {
     ///
     /// ```
     /// let q = ply_os::ipc::ProcessQueue::<u8, 2>::new().unwrap();
-    /// assert_eq!(q.try_put(1), Ok(()));
-    /// assert_eq!(q.try_put(2), Ok(()));
-    /// assert_eq!(q.try_put(3), Err(3)); // full at N = 2
+    /// assert_eq!(q.try_send(1), Ok(()));
+    /// assert_eq!(q.try_send(2), Ok(()));
+    /// assert_eq!(q.try_send(3), Err(3)); // full at N = 2
     /// ```
-    pub fn try_put(&self, item: T) -> Result<(), T> {
+    pub fn try_send(&self, item: T) -> Result<(), T> {
         self.state.queue.push(item)?;
         self.state.not_empty.notify_one();
         Ok(())
@@ -126,10 +126,10 @@ impl<T: ShmSafe + Copy, const N: usize> ProcessQueue<T, N> {
     ///
     /// ```
     /// let q = ply_os::ipc::ProcessQueue::<u8, 4>::new().unwrap();
-    /// q.put(3);
-    /// assert_eq!(q.try_get(), Some(3));
+    /// q.send(3);
+    /// assert_eq!(q.try_recv(), Some(3));
     /// ```
-    pub fn try_get(&self) -> Option<T> {
+    pub fn try_recv(&self) -> Option<T> {
         let item = self.state.queue.pop()?;
         self.state.not_full.notify_one();
         Some(item)
@@ -141,12 +141,12 @@ impl<T: ShmSafe + Copy, const N: usize> ProcessQueue<T, N> {
     ///
     /// ```
     /// let q = ply_os::ipc::ProcessQueue::<u8, 4>::new().unwrap();
-    /// q.put(1);
-    /// assert_eq!(q.get(), 1);
+    /// q.send(1);
+    /// assert_eq!(q.recv(), 1);
     /// ```
-    pub fn put(&self, item: T) {
-        if self.put_until(item, Until::never()).is_err() {
-            unreachable!("an unbounded put only returns once the item is in");
+    pub fn send(&self, item: T) {
+        if self.send_until(item, Until::never()).is_err() {
+            unreachable!("an unbounded send only returns once the item is in");
         }
     }
 
@@ -161,11 +161,11 @@ impl<T: ShmSafe + Copy, const N: usize> ProcessQueue<T, N> {
     /// ```
     /// use std::time::Duration;
     /// let q = ply_os::ipc::ProcessQueue::<u8, 1>::new().unwrap();
-    /// q.put(1);
-    /// assert_eq!(q.put_timeout(2, Duration::from_millis(10)), Err(2));
+    /// q.send(1);
+    /// assert_eq!(q.send_timeout(2, Duration::from_millis(10)), Err(2));
     /// ```
-    pub fn put_timeout(&self, item: T, timeout: Duration) -> Result<(), T> {
-        self.put_until(item, Until::after(timeout))
+    pub fn send_timeout(&self, item: T, timeout: Duration) -> Result<(), T> {
+        self.send_until(item, Until::after(timeout))
     }
 
     /// Takes the oldest item, sleeping while the queue is empty.
@@ -175,13 +175,13 @@ impl<T: ShmSafe + Copy, const N: usize> ProcessQueue<T, N> {
     /// ```
     /// let q = ply_os::ipc::ProcessQueue::<u32, 4>::new().unwrap();
     /// std::thread::scope(|s| {
-    ///     s.spawn(|| q.put(9));
-    ///     assert_eq!(q.get(), 9);
+    ///     s.spawn(|| q.send(9));
+    ///     assert_eq!(q.recv(), 9);
     /// });
     /// ```
-    pub fn get(&self) -> T {
-        self.get_until(Until::never())
-            .expect("an unbounded get only returns with an item")
+    pub fn recv(&self) -> T {
+        self.recv_until(Until::never())
+            .expect("an unbounded recv only returns with an item")
     }
 
     /// Takes the oldest item, waiting at most `timeout` for one.
@@ -191,16 +191,46 @@ impl<T: ShmSafe + Copy, const N: usize> ProcessQueue<T, N> {
     /// ```
     /// use std::time::Duration;
     /// let q = ply_os::ipc::ProcessQueue::<u8, 4>::new().unwrap();
-    /// assert_eq!(q.get_timeout(Duration::from_millis(5)), None);
+    /// assert_eq!(q.recv_timeout(Duration::from_millis(5)), None);
     /// ```
-    pub fn get_timeout(&self, timeout: Duration) -> Option<T> {
-        self.get_until(Until::after(timeout))
+    pub fn recv_timeout(&self, timeout: Duration) -> Option<T> {
+        self.recv_until(Until::after(timeout))
     }
 
-    fn put_until(&self, item: T, until: Until) -> Result<(), T> {
+    /// The old name of [`send`](Self::send).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #![allow(deprecated)]
+    /// let q = ply_os::ipc::ProcessQueue::<u8, 4>::new().unwrap();
+    /// q.put(1);
+    /// assert_eq!(q.get(), 1);
+    /// ```
+    #[deprecated(since = "0.1.0", note = "renamed `send`, as on every ply channel")]
+    pub fn put(&self, item: T) {
+        self.send(item)
+    }
+
+    /// The old name of [`recv`](Self::recv).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #![allow(deprecated)]
+    /// let q = ply_os::ipc::ProcessQueue::<u8, 4>::new().unwrap();
+    /// q.send(2);
+    /// assert_eq!(q.get(), 2);
+    /// ```
+    #[deprecated(since = "0.1.0", note = "renamed `recv`, as on every ply channel")]
+    pub fn get(&self) -> T {
+        self.recv()
+    }
+
+    fn send_until(&self, item: T, until: Until) -> Result<(), T> {
         let mut item = Some(item);
         let put = self.state.not_full.wait_until_with(
-            || match self.try_put(item.take()?) {
+            || match self.try_send(item.take()?) {
                 Ok(()) => Some(()),
                 Err(back) => {
                     item = Some(back);
@@ -212,14 +242,14 @@ impl<T: ShmSafe + Copy, const N: usize> ProcessQueue<T, N> {
         match (put, item) {
             (Some(()), _) => Ok(()),
             (None, Some(item)) => Err(item),
-            (None, None) => unreachable!("a failed put gives the item back"),
+            (None, None) => unreachable!("a failed send gives the item back"),
         }
     }
 
-    fn get_until(&self, until: Until) -> Option<T> {
+    fn recv_until(&self, until: Until) -> Option<T> {
         self.state
             .not_empty
-            .wait_until_with(|| self.try_get(), Rechecking(until))
+            .wait_until_with(|| self.try_recv(), Rechecking(until))
     }
 }
 
@@ -267,14 +297,14 @@ mod tests {
         for kill_it in [false, true] {
             let queue = ProcessQueue::<u32, 4>::new().unwrap();
             // The first getter falls asleep, then is stopped there: the one
-            // wake-up of the next put may go to it and be absorbed.
-            let stopped = fork_child(|| (queue.get() != 2) as i32).unwrap();
+            // wake-up of the next send may go to it and be absorbed.
+            let stopped = fork_child(|| (queue.recv() != 2) as i32).unwrap();
             wait_for_state(&stopped, 'S');
             stopped.kill(Signal::STOP).unwrap();
             wait_for_state(&stopped, 'T');
-            let other = fork_child(|| (queue.get_timeout(WATCHDOG) != Some(1)) as i32).unwrap();
+            let other = fork_child(|| (queue.recv_timeout(WATCHDOG) != Some(1)) as i32).unwrap();
             wait_for_state(&other, 'S');
-            queue.put(1);
+            queue.send(1);
             assert!(
                 exits_with(other).success(),
                 "the running getter got the item"
@@ -283,10 +313,10 @@ mod tests {
                 stopped.kill(Signal::KILL).unwrap();
                 assert_eq!(exits_with(stopped), ChildExit::Signaled(Signal::KILL));
                 // Its registration stays behind; the queue works on.
-                queue.put(3);
-                assert_eq!(queue.get_timeout(WATCHDOG), Some(3));
+                queue.send(3);
+                assert_eq!(queue.recv_timeout(WATCHDOG), Some(3));
             } else {
-                queue.put(2);
+                queue.send(2);
                 stopped.kill(Signal::CONT).unwrap();
                 assert!(
                     exits_with(stopped).success(),
@@ -305,7 +335,7 @@ mod tests {
                 let queue = &queue;
                 fork_child(move || {
                     for i in 0..PER_CHILD {
-                        queue.put(c * PER_CHILD + i);
+                        queue.send(c * PER_CHILD + i);
                     }
                     0
                 })
@@ -316,7 +346,7 @@ mod tests {
         let mut last = [None::<u64>; 2];
         for _ in 0..2 * PER_CHILD {
             let x = queue
-                .get_timeout(Duration::from_secs(30))
+                .recv_timeout(Duration::from_secs(30))
                 .expect("a producer stalled");
             assert!(!seen[x as usize], "duplicate {x}");
             seen[x as usize] = true;
@@ -331,22 +361,22 @@ mod tests {
         }
         // Empty now: a timed get sleeps and returns None.
         let start = Instant::now();
-        assert_eq!(queue.get_timeout(Duration::from_millis(50)), None);
+        assert_eq!(queue.recv_timeout(Duration::from_millis(50)), None);
         assert!(start.elapsed() >= Duration::from_millis(50));
     }
 
     #[test]
     fn a_full_queue_blocks_the_putter_until_a_get() {
         let queue = ProcessQueue::<u32, 1>::new().unwrap();
-        queue.put(1);
+        queue.send(1);
         let child = fork_child(|| {
-            queue.put(2); // blocks until the parent takes 1
+            queue.send(2); // blocks until the parent takes 1
             0
         })
         .unwrap();
         std::thread::sleep(Duration::from_millis(50));
-        assert_eq!(queue.get(), 1);
-        assert_eq!(queue.get_timeout(Duration::from_secs(30)), Some(2));
+        assert_eq!(queue.recv(), 1);
+        assert_eq!(queue.recv_timeout(Duration::from_secs(30)), Some(2));
         assert!(child.wait().unwrap().success());
     }
 }

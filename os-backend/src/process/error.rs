@@ -147,18 +147,18 @@ pub(crate) fn oom_kills() -> Option<u64> {
 
 /// Why a fork-join map failed. `P` holds the results that did complete
 /// (see [`completed`](Self::completed)): `Vec<Option<O>>` by input position
-/// for [`map`](super::map) and [`map_plain`](super::map_plain), the partial
+/// for [`map_slice`](super::map) and [`map_slice_plain`](super::map_slice_plain), the partial
 /// results of the finished chunks for [`reduce`](super::reduce).
 ///
 /// # Example
 ///
 /// ```
 /// use ply_os::fork::Signal;
-/// use ply_os::process::{Failure, MapError, MapOptions, Retry, map_plain};
+/// use ply_os::process::{Failure, MapError, MapOptions, Retry, map_slice_plain};
 ///
 /// let inputs: Vec<u32> = (0..100).collect();
 /// let options = MapOptions::new().workers(2).retry(Retry::never());
-/// let err = map_plain(&inputs, |&x| {
+/// let err = map_slice_plain(&inputs, |&x| {
 ///     if x == 42 {
 ///         std::process::abort(); // a crash in one item
 ///     }
@@ -220,8 +220,8 @@ impl<P> MapError<P> {
     /// # Example
     ///
     /// ```
-    /// use ply_os::process::{MapOptions, map};
-    /// let err = map(&[1u32, 2, 3], |&x| if x == 2 { panic!("two") } else { x },
+    /// use ply_os::process::{MapOptions, map_slice};
+    /// let err = map_slice(&[1u32, 2, 3], |&x| if x == 2 { panic!("two") } else { x },
     ///     &MapOptions::new().workers(1).chunking(ply_core::partition::Chunking::Fixed(1))).unwrap_err();
     /// let done = err.completed().unwrap();
     /// assert_eq!(done[0], Some(1));
@@ -239,9 +239,9 @@ impl<P> MapError<P> {
     /// # Example
     ///
     /// ```
-    /// use ply_os::process::{MapError, MapOptions, map};
+    /// use ply_os::process::{MapError, MapOptions, map_slice};
     /// let err: MapError<Vec<Option<u32>>> =
-    ///     map(&[1u32], |_| -> u32 { panic!("no") }, &MapOptions::new().workers(1)).unwrap_err();
+    ///     map_slice(&[1u32], |_| -> u32 { panic!("no") }, &MapOptions::new().workers(1)).unwrap_err();
     /// let plain: MapError = err.map_completed(|_| ());
     /// assert!(plain.to_string().contains("panicked: no"));
     /// ```

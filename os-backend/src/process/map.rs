@@ -1,4 +1,4 @@
-//! The fork-join map: [`map`], [`map_plain`], [`reduce`], and their
+//! The fork-join map: [`map_slice`], [`map_slice_plain`], [`reduce`], and their
 //! [`MapOptions`].
 //!
 //! Each call forks its workers (the closure and the inputs reach them
@@ -31,13 +31,13 @@ use run::{Config, run_chunks};
 /// # Example
 ///
 /// ```
-/// use ply_os::process::{MAX_MAP_WORKERS, MapError, MapOptions, map_plain};
+/// use ply_os::process::{MAX_MAP_WORKERS, MapError, MapOptions, map_slice_plain};
 /// let too_many = MapOptions::new().workers(MAX_MAP_WORKERS + 1);
-/// assert!(matches!(map_plain(&[1u8], |&x| x, &too_many), Err(MapError::Options(_))));
+/// assert!(matches!(map_slice_plain(&[1u8], |&x| x, &too_many), Err(MapError::Options(_))));
 /// ```
 pub const MAX_MAP_WORKERS: usize = run::MAX_WORKERS;
 
-/// Options of a fork-join [`map`].
+/// Options of a fork-join [`map_slice`].
 ///
 /// # Example
 ///
@@ -97,7 +97,7 @@ impl MapOptions {
     /// use ply_os::process::{MapOptions, reduce};
     /// use ply_core::partition::Chunking;
     /// let o = MapOptions::new().workers(2).chunking(Chunking::Even);
-    /// assert_eq!(reduce(0..100, &o, 0u64, |i| i as u64, |a, b| a + b)?, 4950);
+    /// assert_eq!(reduce(0..100, || 0u64, |i| i as u64, |a, b| a + b, &o)?, 4950);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn chunking(mut self, chunking: Chunking) -> Self {
@@ -113,9 +113,9 @@ impl MapOptions {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use ply_os::process::{Failure, MapError, MapOptions, map_plain};
+    /// use ply_os::process::{Failure, MapError, MapOptions, map_slice_plain};
     /// let o = MapOptions::new().workers(1).task_timeout(Duration::from_millis(200));
-    /// let err = map_plain(&[1u64, 60_000], |&ms| std::thread::sleep(Duration::from_millis(ms)), &o).unwrap_err();
+    /// let err = map_slice_plain(&[1u64, 60_000], |&ms| std::thread::sleep(Duration::from_millis(ms)), &o).unwrap_err();
     /// assert!(matches!(err, MapError::Worker { failure: Failure::Timeout(_), .. }));
     /// ```
     pub fn task_timeout(mut self, timeout: Duration) -> Self {
@@ -145,10 +145,10 @@ impl MapOptions {
     /// # Example
     ///
     /// ```
-    /// use ply_os::process::{MapOptions, ThreadPolicy, map};
+    /// use ply_os::process::{MapOptions, ThreadPolicy, map_slice};
     /// let o = MapOptions::new().workers(1).threads(ThreadPolicy::Refuse);
     /// // This doc test is single-threaded, so nothing is refused.
-    /// assert_eq!(map(&[1, 2], |x| x * 10, &o)?, [10, 20]);
+    /// assert_eq!(map_slice(&[1, 2], |x| x * 10, &o)?, [10, 20]);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn threads(mut self, policy: ThreadPolicy) -> Self {
@@ -183,7 +183,7 @@ impl MapOptions {
 /// through each worker's socket, in input order.
 ///
 /// `f` and `inputs` reach the workers through `fork` (copy-on-write), so they
-/// need no serialization and no `Send`. Use [`map_plain`] when `O` is plain
+/// need no serialization and no `Send`. Use [`map_slice_plain`] when `O` is plain
 /// data: it skips serialization on the way back too.
 ///
 /// # Fork safety
@@ -203,13 +203,13 @@ impl MapOptions {
 /// # Example
 ///
 /// ```
-/// use ply_os::process::{MapOptions, map};
+/// use ply_os::process::{MapOptions, map_slice};
 /// let words = ["fork", "join", "map"];
-/// let upper = map(&words, |w| w.to_uppercase(), &MapOptions::new().workers(2))?;
+/// let upper = map_slice(&words, |w| w.to_uppercase(), &MapOptions::new().workers(2))?;
 /// assert_eq!(upper, ["FORK", "JOIN", "MAP"]);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub fn map<I, O, F>(
+pub fn map_slice<I, O, F>(
     inputs: &[I],
     f: F,
     options: &MapOptions,
@@ -289,7 +289,7 @@ unsafe impl<T: ShmSafe> ShmSafe for ResultSlot<T> {}
 ///
 /// `O` is [`ShmSafe`] (no pointers or references, no heap memory: a result
 /// that pointed into a worker's memory would dangle once the worker exits)
-/// and `Copy`. For other results use [`map`].
+/// and `Copy`. For other results use [`map_slice`].
 ///
 /// Dropping the results keeps their mapping for the next call, whose workers
 /// then write into pages that already exist (see [`SharedResults`]): the
@@ -297,22 +297,22 @@ unsafe impl<T: ShmSafe> ShmSafe for ResultSlot<T> {}
 ///
 /// # Fork safety
 ///
-/// As for [`map`].
+/// As for [`map_slice`].
 ///
 /// # Errors
 ///
-/// As [`map`]; the completed results are copied out of shared memory.
+/// As [`map_slice`]; the completed results are copied out of shared memory.
 ///
 /// # Example
 ///
 /// ```
-/// use ply_os::process::{MapOptions, map_plain};
+/// use ply_os::process::{MapOptions, map_slice_plain};
 /// let inputs: Vec<u64> = (0..10_000).collect();
-/// let squares = map_plain(&inputs, |&x| x * x, &MapOptions::new().workers(2))?;
+/// let squares = map_slice_plain(&inputs, |&x| x * x, &MapOptions::new().workers(2))?;
 /// assert_eq!(squares[9_999], 9_999 * 9_999);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub fn map_plain<I, O, F>(
+pub fn map_slice_plain<I, O, F>(
     inputs: &[I],
     f: F,
     options: &MapOptions,
@@ -361,18 +361,20 @@ where
 /// Folds `map(i)` for every `i` in `range` with `combine`, in worker processes:
 /// each chunk's partial result is written to shared memory, and the parent
 /// combines the partials in chunk order (so `combine` need only be
-/// associative). `identity` must be a neutral element of `combine`.
+/// associative). `identity()` must be a neutral element of `combine`; it is
+/// called once per chunk (the convention of `ThreadPool::reduce` and
+/// rayon's `reduce`).
 ///
 /// The partials live in shared memory, so `T` is [`ShmSafe`] and `Copy`, as
-/// [`map_plain`]'s results are.
+/// [`map_slice_plain`]'s results are.
 ///
 /// # Fork safety
 ///
-/// As for [`map`].
+/// As for [`map_slice`].
 ///
 /// # Errors
 ///
-/// As [`map`]; the completed results are the finished chunks' items and
+/// As [`map_slice`]; the completed results are the finished chunks' items and
 /// partial results.
 ///
 /// # Example
@@ -382,21 +384,22 @@ where
 /// ```
 /// use ply_os::process::{MapOptions, reduce};
 /// let is_prime = |n: usize| n >= 2 && (2..).take_while(|d| d * d <= n).all(|d| n % d != 0);
-/// let sum = reduce(0..100_000, &MapOptions::new().workers(2), 0u64,
-///     |i| if is_prime(i) { i as u64 } else { 0 }, |a, b| a + b)?;
+/// let sum = reduce(0..100_000, || 0u64,
+///     |i| if is_prime(i) { i as u64 } else { 0 }, |a, b| a + b, &MapOptions::new().workers(2))?;
 /// assert_eq!(sum, 454_396_537);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[allow(clippy::type_complexity)]
-pub fn reduce<T, M, C>(
+pub fn reduce<T, I, M, C>(
     range: Range<usize>,
-    options: &MapOptions,
-    identity: T,
+    identity: I,
     map: M,
     combine: C,
+    options: &MapOptions,
 ) -> Result<T, MapError<Vec<(Range<usize>, T)>>>
 where
     T: ShmSafe + Copy,
+    I: Fn() -> T,
     M: Fn(usize) -> T,
     C: Fn(T, T) -> T,
 {
@@ -408,7 +411,7 @@ where
     })?;
     let start = range.start;
     let outcome = run_chunks::<(), ()>(&schedule, &options.config(), &|chunk, items, beat| {
-        let mut acc = identity;
+        let mut acc = identity();
         for i in items {
             beat.at(i);
             acc = combine(acc, map(start + i));
@@ -422,7 +425,7 @@ where
             // SAFETY: every chunk was reported complete, so every partial
             // was written, and every worker has been reaped.
             .map(|slot| unsafe { (*slot.0.get()).assume_init() })
-            .fold(identity, &combine)),
+            .fold(identity(), &combine)),
         Err((error, reports)) => Err(error.shift_items(start).map_completed(|()| {
             reports
                 .iter()
@@ -438,4 +441,50 @@ where
                 .collect()
         })),
     }
+}
+
+/// The old name of [`map_slice`].
+///
+/// # Example
+///
+/// ```
+/// # #![allow(deprecated)]
+/// use ply_os::process::{MapOptions, map};
+/// assert_eq!(map(&[1, 2], |x| x + 1, &MapOptions::new().workers(1))?, [2, 3]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[deprecated(since = "0.1.0", note = "renamed `map_slice`, as on `ThreadPool`")]
+pub fn map<I, O, F>(
+    inputs: &[I],
+    f: F,
+    options: &MapOptions,
+) -> Result<Vec<O>, MapError<Vec<Option<O>>>>
+where
+    F: Fn(&I) -> O,
+    O: Serialize + DeserializeOwned,
+{
+    map_slice(inputs, f, options)
+}
+
+/// The old name of [`map_slice_plain`].
+///
+/// # Example
+///
+/// ```
+/// # #![allow(deprecated)]
+/// use ply_os::process::{MapOptions, map_plain};
+/// assert_eq!(map_plain(&[1u8, 2], |x| x + 1, &MapOptions::new().workers(1))?, [2, 3]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[deprecated(since = "0.1.0", note = "renamed `map_slice_plain`")]
+pub fn map_plain<I, O, F>(
+    inputs: &[I],
+    f: F,
+    options: &MapOptions,
+) -> Result<SharedResults<O>, MapError<Vec<Option<O>>>>
+where
+    F: Fn(&I) -> O,
+    O: ShmSafe + Copy,
+{
+    map_slice_plain(inputs, f, options)
 }

@@ -10,7 +10,7 @@
 //! taken out); when all are forked, [`Placement::restore`] gives each the
 //! whole set back, so workers end with the affinity they would have
 //! inherited. Measured there in an in-process A/B: a 1,000,000-item
-//! `map_plain` 7–10% faster (medians 1.72 → 1.59, 1.83 → 1.65 and
+//! `map_slice_plain` 7–10% faster (medians 1.72 → 1.59, 1.83 → 1.65 and
 //! 2.04 → 1.88 ms); the 170 ms primes reduce unchanged.
 //!
 //! Only ever an optimisation: every failure is ignored, and the worst case

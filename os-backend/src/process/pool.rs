@@ -5,30 +5,37 @@
 //! runs the engine's loop; the workers come from the fork server
 //! (`forkserver/`).
 
+mod completed;
+mod reply;
 mod supervise;
+mod task;
 
 use std::borrow::Borrow;
 use std::collections::VecDeque;
 use std::fmt;
 use std::marker::PhantomData;
 use std::os::unix::net::UnixStream;
-use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
+use std::sync::mpsc::channel;
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::error::{Failure, PoolTaskError, ProcessPoolError};
+use super::error::{PoolTaskError, ProcessPoolError};
 use super::forkserver::{self, WorkerLoop, reexec};
 use super::retry::Retry;
 use super::threads::ForkPlan;
 use super::threads::ThreadPolicy;
-use super::wire::{Entry, Reply, RequestHead, Setup};
+use super::wire::{Entry, RequestHead, Setup};
 use crate::fork::{ForkedChild, fork_child};
 use crate::ipc::frame;
-use supervise::{Completion, Config, Inbox, SPIN_BEFORE_SLEEP, Shared, Supervisor, Task};
+pub use completed::{AsCompleted, as_completed, wait};
+use reply::{Completion, ReplyTo, Route};
+use supervise::{Config, Inbox, Shared, Supervisor, Task};
+pub use task::TaskHandle;
+use task::decode_reply;
 
 /// Configures a [`ProcessPool`].
 ///
@@ -118,7 +125,7 @@ impl ProcessPoolBuilder {
         self
     }
 
-    /// A task running longer is failed with [`Failure::Timeout`]; its worker
+    /// A task running longer is failed with [`Failure::Timeout`](super::Failure::Timeout); its worker
     /// is killed and replaced. The timeout covers the whole task, reply
     /// included: a worker stopped in the middle of its reply times out too.
     ///
@@ -312,7 +319,7 @@ impl ProcessPoolBuilder {
     /// worker is then forked from that single-threaded server. If the caller
     /// has other threads, [`threads`](Self::threads) decides: by default a
     /// worker that sits blocked on a lock one of them held at that fork is
-    /// killed and its task fails with [`Failure::Stalled`]. Printing and
+    /// killed and its task fails with [`Failure::Stalled`](super::Failure::Stalled). Printing and
     /// allocating are always safe. Prefer [`build`](Self::build) when the
     /// handler can be a plain function.
     ///
@@ -447,12 +454,12 @@ impl ProcessPoolBuilder {
 /// (serde + postcard) over a socket per worker.
 ///
 /// - **Crash isolation**: a worker killed by a signal, aborting, exiting or
-///   panicking fails only the task it held — with a [`Failure`] that says what
+///   panicking fails only the task it held — with a [`Failure`](super::Failure) that says what
 ///   happened — and (unless it merely panicked, which it survives) is replaced;
 ///   the pool keeps going. [`retry`](ProcessPoolBuilder::retry) re-runs
 ///   crashed tasks.
 /// - **Timeouts**: a task past [`task_timeout`](ProcessPoolBuilder::task_timeout)
-///   has its worker killed and fails with [`Failure::Timeout`].
+///   has its worker killed and fails with [`Failure::Timeout`](super::Failure::Timeout).
 /// - **Fork safety**: workers are forked by a fork server that never had the
 ///   caller's threads: [`build`](ProcessPoolBuilder::build) starts it by
 ///   re-executing the program. Only [`build_forking`](ProcessPoolBuilder::build_forking)
@@ -557,22 +564,20 @@ where
         self.shared.lock().server_pid
     }
 
-    fn enqueue(
-        &self,
-        request: Vec<u8>,
-        tag: usize,
-        reply: Sender<Completion>,
-        wait: bool,
-    ) -> Result<u64, PoolTaskError> {
+    fn enqueue(&self, request: Vec<u8>, reply: ReplyTo, wait: bool) -> Result<u64, PoolTaskError> {
         let mut inbox = self.shared.lock();
         loop {
             if inbox.closed || inbox.stopped {
+                drop(inbox);
+                reply.disarm();
                 return Err(PoolTaskError::ShutDown);
             }
             if inbox.queue.len() < self.shared.queue_bound {
                 break;
             }
             if !wait {
+                drop(inbox);
+                reply.disarm();
                 return Err(PoolTaskError::QueueFull);
             }
             inbox = self
@@ -586,7 +591,7 @@ where
         inbox.queue.push_back(Task {
             id,
             request,
-            tag,
+            tag: reply.tag(),
             reply,
             failed_runs: 0,
         });
@@ -596,15 +601,11 @@ where
     }
 
     /// A task for `request`, queued; `wait`: while the queue is full.
-    fn queue<R>(&self, request: Vec<u8>, wait: bool) -> Result<ProcessTask<R>, PoolTaskError> {
+    fn queue<R>(&self, request: Vec<u8>, wait: bool) -> Result<TaskHandle<R>, PoolTaskError> {
         let (tx, rx) = channel();
-        let id = self.enqueue(request, 0, tx, wait)?;
-        Ok(ProcessTask {
-            rx,
-            id,
-            shared: Arc::clone(&self.shared),
-            _resp: PhantomData,
-        })
+        let route = Route::to(tx);
+        let id = self.enqueue(request, ReplyTo::new(route.clone(), 0), wait)?;
+        Ok(TaskHandle::new(rx, route, id, Arc::clone(&self.shared)))
     }
 
     /// Queues `request` (blocking while the queue is at its bound) and
@@ -621,7 +622,7 @@ where
     /// assert_eq!(pool.submit(&vec![1, 2, 3])?.join()?, 6);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn submit(&self, request: &Req) -> Result<ProcessTask<Resp>, PoolTaskError> {
+    pub fn submit(&self, request: &Req) -> Result<TaskHandle<Resp>, PoolTaskError> {
         self.queue(handler_request(request)?, true)
     }
 
@@ -640,7 +641,7 @@ where
     /// assert_eq!(h.join()?, 7);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn try_submit(&self, request: &Req) -> Result<ProcessTask<Resp>, PoolTaskError> {
+    pub fn try_submit(&self, request: &Req) -> Result<TaskHandle<Resp>, PoolTaskError> {
         self.queue(handler_request(request)?, false)
     }
 
@@ -669,7 +670,7 @@ where
     /// assert_ne!(pid.join()?, std::process::id()); // ran in a worker
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn submit_fn<A, B>(&self, f: fn(A) -> B, args: &A) -> Result<ProcessTask<B>, PoolTaskError>
+    pub fn submit_fn<A, B>(&self, f: fn(A) -> B, args: &A) -> Result<TaskHandle<B>, PoolTaskError>
     where
         A: Serialize + DeserializeOwned,
         B: Serialize + DeserializeOwned,
@@ -699,7 +700,7 @@ where
         I::IntoIter: 'static,
     {
         let mut inputs = requests.into_iter();
-        let mut in_flight: VecDeque<Result<ProcessTask<Resp>, PoolTaskError>> = VecDeque::new();
+        let mut in_flight: VecDeque<Result<TaskHandle<Resp>, PoolTaskError>> = VecDeque::new();
         let window = 2 * self.workers;
         std::iter::from_fn(move || {
             while in_flight.len() < window {
@@ -708,8 +709,31 @@ where
                     None => break,
                 }
             }
-            Some(in_flight.pop_front()?.and_then(ProcessTask::join))
+            Some(in_flight.pop_front()?.and_then(TaskHandle::join))
         })
+    }
+
+    /// The old name of [`map_unordered`](Self::map_unordered).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #![allow(deprecated)]
+    /// let pool = ply_os::process::ProcessPool::builder().workers(1).build(|x: u8| x)?;
+    /// assert_eq!(pool.as_completed([5u8]).count(), 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[deprecated(since = "0.1.0", note = "renamed `map_unordered`, as on `ThreadPool`")]
+    pub fn as_completed<I>(
+        &self,
+        requests: I,
+    ) -> impl Iterator<Item = (usize, Result<Resp, PoolTaskError>)> + '_
+    where
+        I: IntoIterator,
+        I::Item: Borrow<Req>,
+        I::IntoIter: 'static,
+    {
+        self.map_unordered(requests)
     }
 
     /// Runs every request, yielding `(position, response)` as they complete.
@@ -722,11 +746,11 @@ where
     ///     std::thread::sleep(std::time::Duration::from_millis(ms));
     ///     ms
     /// })?;
-    /// let order: Vec<usize> = pool.as_completed([300u64, 1]).map(|(i, _)| i).collect();
+    /// let order: Vec<usize> = pool.map_unordered([300u64, 1]).map(|(i, _)| i).collect();
     /// assert_eq!(order, [1, 0]); // the short task finished first
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn as_completed<I>(
+    pub fn map_unordered<I>(
         &self,
         requests: I,
     ) -> impl Iterator<Item = (usize, Result<Resp, PoolTaskError>)> + '_
@@ -745,8 +769,9 @@ where
                 let Some((i, request)) = inputs.next() else {
                     break;
                 };
-                let queued = handler_request(request.borrow())
-                    .and_then(|bytes| self.enqueue(bytes, i, tx.clone(), true));
+                let queued = handler_request(request.borrow()).and_then(|bytes| {
+                    self.enqueue(bytes, ReplyTo::new(Route::to(tx.clone()), i), true)
+                });
                 match queued {
                     Ok(_) => in_flight += 1,
                     Err(e) => failed.push_back((i, e)),
@@ -841,152 +866,9 @@ impl<Req, Resp> fmt::Debug for ProcessPool<Req, Resp> {
     }
 }
 
-/// A handle to one task of a [`ProcessPool`].
-///
-/// # Example
-///
-/// ```
-/// use std::time::Duration;
-/// let pool = ply_os::process::ProcessPoolBuilder::new().workers(1).build(|x: u32| x + 1)?;
-/// let task = pool.submit(&1)?;
-/// match task.join_timeout(Duration::from_secs(30)) {
-///     Ok(result) => assert_eq!(result?, 2),
-///     Err(_still_running) => unreachable!("one addition takes less than 30 s"),
-/// }
-/// # Ok::<(), Box<dyn std::error::Error>>(())
-/// ```
-#[must_use = "a task's result is only seen through its handle"]
-pub struct ProcessTask<Resp> {
-    rx: Receiver<Completion>,
-    /// The task's id in its pool, for cancelling.
-    id: u64,
-    shared: Arc<Shared>,
-    _resp: PhantomData<fn() -> Resp>,
-}
-
-impl<Resp> ProcessTask<Resp> {
-    /// Cancels the task. A task still queued is taken out and never runs
-    /// (`join` gives [`PoolTaskError::Cancelled`]); a running one has its
-    /// worker killed (`join` gives a [`PoolTaskError::Worker`] whose failure
-    /// is [`Failure::Cancelled`]; the worker is replaced). A task that
-    /// already finished keeps its result. Returns whether the task was
-    /// still queued.
-    ///
-    /// # Example
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use ply_os::process::{Failure, PoolTaskError, ProcessPoolBuilder};
-    /// let pool = ProcessPoolBuilder::new().workers(1)
-    ///     .build(|ms: u64| std::thread::sleep(Duration::from_millis(ms)))?;
-    /// let running = pool.submit(&600_000)?;
-    /// let queued = pool.submit(&0)?;
-    /// assert!(queued.cancel()); // never runs
-    /// assert!(matches!(queued.join(), Err(PoolTaskError::Cancelled)));
-    /// // Killed if the worker had taken it by now; else taken out of the queue.
-    /// let was_queued = running.cancel();
-    /// match running.join() {
-    ///     Err(PoolTaskError::Worker { failure: Failure::Cancelled, .. }) => assert!(!was_queued),
-    ///     Err(PoolTaskError::Cancelled) => assert!(was_queued),
-    ///     other => panic!("{other:?}"),
-    /// }
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn cancel(&self) -> bool {
-        let mut inbox = self.shared.lock();
-        if let Some(at) = inbox.queue.iter().position(|t| t.id == self.id) {
-            let task = inbox.queue.remove(at).expect("found just now");
-            drop(inbox);
-            self.shared.room.notify_one();
-            let _ = task.reply.send((task.tag, Err(PoolTaskError::Cancelled)));
-            return true;
-        }
-        inbox.cancels.push(self.id);
-        drop(inbox);
-        self.shared.wake();
-        false
-    }
-}
-
-impl<Resp: DeserializeOwned> ProcessTask<Resp> {
-    /// Waits for the response.
-    ///
-    /// # Errors
-    ///
-    /// [`PoolTaskError`]: the worker failed, the request or response was bad,
-    /// or the pool stopped first.
-    ///
-    /// # Example
-    ///
-    /// ```
-    /// let pool = ply_os::process::ProcessPoolBuilder::new().workers(1).build(|x: i64| -x)?;
-    /// assert_eq!(pool.submit(&5)?.join()?, -5);
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn join(self) -> Result<Resp, PoolTaskError> {
-        let spin_until = Instant::now() + SPIN_BEFORE_SLEEP;
-        while Instant::now() < spin_until {
-            match self.rx.try_recv() {
-                Ok((_, result)) => return decode_reply(result),
-                Err(std::sync::mpsc::TryRecvError::Empty) => std::thread::yield_now(),
-                Err(std::sync::mpsc::TryRecvError::Disconnected) => break,
-            }
-        }
-        match self.rx.recv() {
-            Ok((_, result)) => decode_reply(result),
-            Err(_) => Err(PoolTaskError::ShutDown),
-        }
-    }
-
-    /// Waits at most `timeout`; gives the handle back if the task is not done.
-    ///
-    /// # Errors
-    ///
-    /// `Err(self)` on timeout; the inner result as for [`join`](Self::join).
-    ///
-    /// # Example
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// let pool = ply_os::process::ProcessPoolBuilder::new().workers(1).build(|ms: u64| std::thread::sleep(Duration::from_millis(ms)))?;
-    /// let slow = pool.submit(&300)?;
-    /// let slow = slow.join_timeout(Duration::from_millis(10)).expect_err("not done yet");
-    /// assert!(slow.join_timeout(Duration::from_secs(30)).is_ok());
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn join_timeout(self, timeout: Duration) -> Result<Result<Resp, PoolTaskError>, Self> {
-        match self.rx.recv_timeout(timeout) {
-            Ok((_, result)) => Ok(decode_reply(result)),
-            Err(RecvTimeoutError::Timeout) => Err(self),
-            Err(RecvTimeoutError::Disconnected) => Ok(Err(PoolTaskError::ShutDown)),
-        }
-    }
-}
-
-impl<Resp> fmt::Debug for ProcessTask<Resp> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ProcessTask").finish_non_exhaustive()
-    }
-}
-
 /// A request for the pool's handler: the head, then the argument.
 fn handler_request<Req: Serialize>(request: &Req) -> Result<Vec<u8>, PoolTaskError> {
     let mut bytes = frame::encode(&RequestHead::Handler).map_err(PoolTaskError::Encode)?;
     bytes.extend(frame::encode(request).map_err(PoolTaskError::Encode)?);
     Ok(bytes)
-}
-
-fn decode_reply<Resp: DeserializeOwned>(
-    result: Result<(Vec<u8>, i32), PoolTaskError>,
-) -> Result<Resp, PoolTaskError> {
-    let (bytes, pid) = result?;
-    match frame::decode::<Reply<Resp>>(&bytes).map_err(PoolTaskError::Corrupt)? {
-        Reply::Done(response) => Ok(response),
-        Reply::Panicked(message) => Err(PoolTaskError::Worker {
-            failure: Failure::Panicked(message),
-            attempts: 1,
-            pid,
-        }),
-        Reply::BadRequest(why) => Err(PoolTaskError::BadRequest(why)),
-    }
 }

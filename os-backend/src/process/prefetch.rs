@@ -1,6 +1,6 @@
 //! Walking a chunk a few pages ahead of itself.
 //!
-//! A map worker streams through its chunk of inputs (and, for `map_plain`, of
+//! A map worker streams through its chunk of inputs (and, for `map_slice_plain`, of
 //! result slots). Hardware prefetchers follow such a stream only within a
 //! 4 KiB page: at each new page the next load misses the TLB and waits for a
 //! page walk, and only then does the stream pick up again. In a forked worker
@@ -10,7 +10,7 @@
 //! software prefetch per page, [`PAGES_AHEAD`] pages ahead, which starts the
 //! walk (and the first line's fetch) while the current page is still being
 //! worked on. Measured on the 2-vCPU VM of `BENCHMARKS.md`: a 1,000,000-item
-//! `map_plain` went from a median of 3.1–3.9 ms to 2.6–3.3 ms; 2 to 8 pages
+//! `map_slice_plain` went from a median of 3.1–3.9 ms to 2.6–3.3 ms; 2 to 8 pages
 //! ahead all did about as well.
 //!
 //! A prefetch is only a hint: it never faults, and it is compiled only on

@@ -1,4 +1,4 @@
-//! The results of [`map_plain`](super::map_plain), left where the workers
+//! The results of [`map_slice_plain`](super::map_slice_plain), left where the workers
 //! wrote them, and the warm mapping they are recycled into.
 //!
 //! # Why the results stay in shared memory
@@ -220,14 +220,14 @@ impl Drop for Region {
     }
 }
 
-/// Unmaps the mapping kept for reuse by [`map_plain`](super::map_plain), if
+/// Unmaps the mapping kept for reuse by [`map_slice_plain`](super::map_slice_plain), if
 /// any; returns its size in bytes (0 if there was none).
 ///
 /// # Example
 ///
 /// ```
-/// use ply_os::process::{MapOptions, clear_result_cache, map_plain};
-/// let doubled = map_plain(&[1u64, 2, 3], |x| x * 2, &MapOptions::new().workers(1))?;
+/// use ply_os::process::{MapOptions, clear_result_cache, map_slice_plain};
+/// let doubled = map_slice_plain(&[1u64, 2, 3], |x| x * 2, &MapOptions::new().workers(1))?;
 /// assert_eq!(doubled, [2, 4, 6]);
 /// drop(doubled); // its mapping is kept for the next call...
 /// assert!(clear_result_cache() > 0); // ...until released
@@ -238,7 +238,7 @@ pub fn clear_result_cache() -> usize {
     take_cached().map_or(0, |region| region.bytes)
 }
 
-/// The results of [`map_plain`](super::map_plain): a `&[O]` (through
+/// The results of [`map_slice_plain`](super::map_slice_plain): a `&[O]` (through
 /// `Deref`) over the shared memory the workers wrote them into, so nothing is
 /// copied. `O` is [`ShmSafe`]: a result that pointed into a worker's memory
 /// would dangle. Dropping it keeps the mapping for the next call (see
@@ -248,9 +248,9 @@ pub fn clear_result_cache() -> usize {
 /// # Example
 ///
 /// ```
-/// use ply_os::process::{MapOptions, map_plain};
+/// use ply_os::process::{MapOptions, map_slice_plain};
 /// let inputs: Vec<u32> = (0..1000).collect();
-/// let squares = map_plain(&inputs, |&x| x * x, &MapOptions::new().workers(2))?;
+/// let squares = map_slice_plain(&inputs, |&x| x * x, &MapOptions::new().workers(2))?;
 /// assert_eq!(squares.len(), 1000);
 /// assert_eq!(squares[31], 961);
 /// assert_eq!(squares.iter().filter(|&&s| s % 2 == 1).count(), 500);
@@ -295,8 +295,8 @@ impl<O: ShmSafe + Copy> SharedResults<O> {
     /// # Example
     ///
     /// ```
-    /// use ply_os::process::{MapOptions, map_plain};
-    /// let v: Vec<u8> = map_plain(&[1u8, 2], |x| x + 1, &MapOptions::new().workers(1))?.into_vec();
+    /// use ply_os::process::{MapOptions, map_slice_plain};
+    /// let v: Vec<u8> = map_slice_plain(&[1u8, 2], |x| x + 1, &MapOptions::new().workers(1))?.into_vec();
     /// assert_eq!(v, vec![2, 3]);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```

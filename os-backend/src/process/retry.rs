@@ -1,7 +1,7 @@
 //! [`Retry`]: when a crashed run is run again, the same for the fork-join
 //! map's chunks and the process pool's tasks.
 
-/// How many times one piece of work (a chunk of a [`map`](super::map), a
+/// How many times one piece of work (a chunk of a [`map_slice`](super::map), a
 /// task of a [`ProcessPool`](super::ProcessPool)) may be *run*, the first run
 /// included.
 ///

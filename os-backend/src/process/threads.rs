@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 /// What to do when the caller has other threads at the moment ply must fork
-/// it (the fork-join [`map`](super::map), [`map_plain`](super::map_plain),
+/// it (the fork-join [`map_slice`](super::map), [`map_slice_plain`](super::map_slice_plain),
 /// [`reduce`](super::reduce), and
 /// [`ProcessPoolBuilder::build_forking`](super::ProcessPoolBuilder::build_forking)).
 ///

@@ -31,7 +31,7 @@ pub(crate) struct MapReport<R> {
 #[derive(Serialize, Deserialize, Debug)]
 pub(crate) enum ChunkResult<R> {
     /// Done; `R` is what the map sends back (the results for `map`, nothing
-    /// for `map_plain` and `reduce`, whose results are in shared memory).
+    /// for `map_slice_plain` and `reduce`, whose results are in shared memory).
     Done(R),
     /// The closure panicked, with this message.
     Panicked(String),

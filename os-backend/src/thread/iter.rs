@@ -1,16 +1,18 @@
 //! Mapping an iterator over a pool: ordered [`Map`], unordered [`MapUnordered`],
 //! and [`AsCompleted`] over existing handles.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, Sender, channel};
+use std::time::{Duration, Instant};
 
 use super::error::TaskError;
 use super::job::Job;
 use super::pool::ThreadPool;
 use super::task::TaskHandle;
 use super::unwind::{Quiet, panic_message};
+use crate::completion::{Awaitable, Completions, WaitFor};
 
 impl ThreadPool {
     /// Applies `f` to every input on the pool, yielding results **in input
@@ -209,7 +211,7 @@ where
 }
 
 /// Yields `(index, result)` for handles as their tasks finish (from
-/// [`as_completed`]).
+/// [`as_completed`] or [`wait`]).
 ///
 /// # Example
 ///
@@ -224,9 +226,22 @@ where
 /// assert_eq!(results, [(0, 0), (1, 1), (2, 4)]);
 /// ```
 #[must_use = "dropping it drops the handles; their results are discarded"]
-pub struct AsCompleted<T> {
-    handles: HashMap<usize, TaskHandle<T>>,
-    rx: Receiver<usize>,
+pub struct AsCompleted<T>(Completions<TaskHandle<T>>);
+
+impl<T> Awaitable for TaskHandle<T> {
+    type Outcome = Result<T, TaskError>;
+
+    fn notify(&self, index: usize, tx: Sender<usize>) {
+        self.notify_on_finish(index, tx);
+    }
+
+    fn join(self) -> Self::Outcome {
+        TaskHandle::join(self)
+    }
+
+    fn failed(outcome: &Self::Outcome) -> bool {
+        outcome.is_err()
+    }
 }
 
 /// Waits on many handles at once, yielding `(position, result)` in the order
@@ -254,27 +269,112 @@ pub struct AsCompleted<T> {
 /// assert_eq!(done.next(), None);
 /// ```
 pub fn as_completed<T>(handles: impl IntoIterator<Item = TaskHandle<T>>) -> AsCompleted<T> {
-    let (tx, rx) = channel();
-    let handles = handles
-        .into_iter()
-        .enumerate()
-        .map(|(i, h)| {
-            h.notify_on_finish(i, tx.clone());
-            (i, h)
-        })
-        .collect();
-    AsCompleted { handles, rx }
+    AsCompleted(Completions::new(handles))
+}
+
+/// Waits until `until` holds for `handles`, or `timeout` passes (Python's
+/// `concurrent.futures.wait`). Returns the tasks finished by then, as
+/// `(position, result)` in completion order, and the others, still
+/// running, as an [`AsCompleted`] to wait on again or iterate.
+///
+/// # Example
+///
+/// ```
+/// use std::sync::mpsc::channel;
+/// use std::time::Duration;
+/// use ply_os::thread::{TaskError, ThreadPool, WaitFor, wait};
+///
+/// let pool = ThreadPool::new(2).unwrap();
+/// let (release, gate) = channel::<()>();
+/// let blocked = pool.submit(move || gate.recv().unwrap()).unwrap();
+/// let fails = pool.submit(|| -> () { panic!("no") }).unwrap();
+/// // FirstError returns at the panic, without waiting for the blocked task.
+/// let (done, mut pending) = wait([fails, blocked], WaitFor::FirstError, Duration::from_secs(60));
+/// assert!(matches!(done[..], [(0, Err(TaskError::Panicked(_)))]));
+/// assert_eq!(pending.len(), 1);
+/// release.send(()).unwrap();
+/// let rest = pending.wait(WaitFor::AllCompleted, Duration::from_secs(60));
+/// assert!(matches!(rest[..], [(1, Ok(()))]));
+/// ```
+#[allow(clippy::type_complexity)] // Python's `done, not_done`, spelled out
+pub fn wait<T>(
+    handles: impl IntoIterator<Item = TaskHandle<T>>,
+    until: WaitFor,
+    timeout: Duration,
+) -> (Vec<(usize, Result<T, TaskError>)>, AsCompleted<T>) {
+    let mut pending = as_completed(handles);
+    let done = pending.wait(until, timeout);
+    (done, pending)
+}
+
+impl<T> AsCompleted<T> {
+    /// Tasks not reported yet.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// let pool = ply_os::thread::ThreadPool::new(1).unwrap();
+    /// let mut tasks = ply_os::thread::as_completed([pool.submit(|| 1).unwrap()]);
+    /// assert_eq!(tasks.len(), 1);
+    /// assert_eq!(tasks.next(), Some((0, Ok(1))));
+    /// assert_eq!(tasks.len(), 0);
+    /// ```
+    #[allow(clippy::len_without_is_empty)] // an iterator: `next` says empty
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Waits until `until` holds for the tasks not reported yet, or
+    /// `timeout` passes; returns those finished by then (see [`wait`]).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ply_os::thread::{ThreadPool, WaitFor, as_completed};
+    /// let pool = ThreadPool::new(2).unwrap();
+    /// let mut tasks = as_completed((0..3).map(|i| pool.submit(move || i).unwrap()));
+    /// let first = tasks.wait(WaitFor::FirstCompleted, Duration::from_secs(60));
+    /// assert!(!first.is_empty());
+    /// let rest = tasks.wait(WaitFor::AllCompleted, Duration::from_secs(60));
+    /// assert_eq!(first.len() + rest.len(), 3);
+    /// ```
+    pub fn wait(
+        &mut self,
+        until: WaitFor,
+        timeout: Duration,
+    ) -> Vec<(usize, Result<T, TaskError>)> {
+        self.0.wait(until, timeout)
+    }
+
+    /// The next task to finish, waiting at most `timeout`; `None` if every
+    /// task is reported or none finished in time.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let pool = ply_os::thread::ThreadPool::new(1).unwrap();
+    /// let mut tasks = ply_os::thread::as_completed([pool.submit(|| 'x').unwrap()]);
+    /// assert_eq!(tasks.next_timeout(Duration::from_secs(60)), Some((0, Ok('x'))));
+    /// ```
+    pub fn next_timeout(&mut self, timeout: Duration) -> Option<(usize, Result<T, TaskError>)> {
+        self.0.next_until(Instant::now().checked_add(timeout))
+    }
 }
 
 impl<T> Iterator for AsCompleted<T> {
     type Item = (usize, Result<T, TaskError>);
 
     fn next(&mut self) -> Option<Self::Item> {
-        if self.handles.is_empty() {
-            return None;
-        }
-        let index = self.rx.recv().ok()?;
-        let handle = self.handles.remove(&index)?;
-        Some((index, handle.join()))
+        self.0.next_until(None)
+    }
+}
+
+impl<T> std::fmt::Debug for AsCompleted<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AsCompleted")
+            .field("pending", &self.len())
+            .finish()
     }
 }

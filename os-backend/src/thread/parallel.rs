@@ -36,12 +36,16 @@ impl ThreadPool {
     ///
     /// let pool = ThreadPool::new(2).unwrap();
     /// let total = AtomicU64::new(0);
-    /// pool.for_each_chunk(0..100, Chunking::Fixed(7), |chunk| {
-    ///     total.fetch_add(chunk.map(|i| i as u64).sum(), Ordering::Relaxed);
-    /// });
+    /// pool.for_each_chunk(
+    ///     0..100,
+    ///     |chunk| {
+    ///         total.fetch_add(chunk.map(|i| i as u64).sum(), Ordering::Relaxed);
+    ///     },
+    ///     Chunking::Fixed(7),
+    /// );
     /// assert_eq!(total.into_inner(), 4950);
     /// ```
-    pub fn for_each_chunk<F>(&self, range: Range<usize>, chunking: Chunking, body: F)
+    pub fn for_each_chunk<F>(&self, range: Range<usize>, body: F, chunking: Chunking)
     where
         F: Fn(Range<usize>) + Sync,
     {
@@ -84,9 +88,11 @@ impl ThreadPool {
     /// assert_eq!(seen.into_inner(), 3);
     /// ```
     pub fn for_each<T: Sync>(&self, items: &[T], f: impl Fn(&T) + Sync) {
-        self.for_each_chunk(0..items.len(), Chunking::Auto, |chunk| {
-            items[chunk].iter().for_each(&f);
-        });
+        self.for_each_chunk(
+            0..items.len(),
+            |chunk| items[chunk].iter().for_each(&f),
+            Chunking::Auto,
+        );
     }
 
     /// Maps every item of `items` through `f` in parallel, collecting the
@@ -104,14 +110,15 @@ impl ThreadPool {
         unsafe { out.set_len(items.len()) };
         let dst = SendPtr(out.as_mut_ptr());
         let dst = &dst;
-        self.for_each_chunk(0..items.len(), Chunking::Auto, |chunk| {
+        let body = |chunk: Range<usize>| {
             for i in chunk {
                 // SAFETY: `i < items.len() == out.len()`, and the dispenser gives
                 // each index to exactly one chunk, so each element is written once
                 // and by one thread, while `out` outlives the scope.
                 unsafe { dst.0.add(i).write(MaybeUninit::new(f(&items[i]))) };
             }
-        });
+        };
+        self.for_each_chunk(0..items.len(), body, Chunking::Auto);
         // Every element was written (a panic would have unwound past here,
         // leaking the written ones — never reading unwritten ones).
         let mut out = std::mem::ManuallyDrop::new(out);
@@ -121,7 +128,8 @@ impl ThreadPool {
     }
 
     /// Maps each index of `range` through `map` and combines the results with
-    /// `reduce`, starting each worker from `identity()`. `reduce` must be
+    /// `reduce`, starting each chunk from `identity()` (the argument order and
+    /// identity convention of [`process::reduce`](crate::process::reduce)). `reduce` must be
     /// associative and commutative (chunks finish in any order).
     ///
     /// # Example
@@ -130,16 +138,16 @@ impl ThreadPool {
     /// use ply_core::partition::Chunking;
     /// use ply_os::thread::ThreadPool;
     /// let pool = ThreadPool::new(2).unwrap();
-    /// let sum_sq = pool.reduce(0..1000, Chunking::Auto, || 0u64, |i| (i * i) as u64, |a, b| a + b);
+    /// let sum_sq = pool.reduce(0..1000, || 0u64, |i| (i * i) as u64, |a, b| a + b, Chunking::Auto);
     /// assert_eq!(sum_sq, (0..1000u64).map(|i| i * i).sum());
     /// ```
     pub fn reduce<U, I, M, R>(
         &self,
         range: Range<usize>,
-        chunking: Chunking,
         identity: I,
         map: M,
         reduce: R,
+        chunking: Chunking,
     ) -> U
     where
         U: Send,
@@ -163,16 +171,16 @@ impl ThreadPool {
     /// use ply_os::thread::ThreadPool;
     /// let pool = ThreadPool::new(2).unwrap();
     /// let data: Vec<u64> = (1..=100).collect();
-    /// let sum_sq = pool.reduce_slice(&data, Chunking::Auto, || 0, |x| x * x, |a, b| a + b);
+    /// let sum_sq = pool.reduce_slice(&data, || 0, |x| x * x, |a, b| a + b, Chunking::Auto);
     /// assert_eq!(sum_sq, 338_350);
     /// ```
     pub fn reduce_slice<T, U, I, M, R>(
         &self,
         items: &[T],
-        chunking: Chunking,
         identity: I,
         map: M,
         reduce: R,
+        chunking: Chunking,
     ) -> U
     where
         T: Sync,
@@ -204,13 +212,14 @@ impl ThreadPool {
         R: Fn(U, U) -> U + Sync,
     {
         let partials = Mutex::new(Vec::new());
-        self.for_each_chunk(range, chunking, |chunk| {
+        let body = |chunk| {
             let part = fold_chunk(chunk);
             partials
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .push(part);
-        });
+        };
+        self.for_each_chunk(range, body, chunking);
         partials
             .into_inner()
             .unwrap_or_else(|e| e.into_inner())

@@ -70,14 +70,18 @@ const JOIN_SPINS: u32 = 1;
 /// it looks for work again (a task it waits for may spawn work to help with).
 const WORKER_NAP: Duration = Duration::from_micros(200);
 
+/// What runs when a task finishes, for those who asked.
+type Notice = Box<dyn FnOnce() + Send>;
+
 /// The cell a task and its handle share (see the module docs).
 struct Cell<T> {
     state: AtomicU32,
     park: EnginePark,
     /// Written by the job before `COMPLETE`, unless the task was cancelled.
     result: UnsafeCell<MaybeUninit<Result<T, TaskError>>>,
-    /// Written by `as_completed` before `NOTIFY`; taken by whoever sends.
-    notify: UnsafeCell<Option<(usize, Sender<usize>)>>,
+    /// Written by `as_completed`, `wait` or `on_complete` before `NOTIFY`;
+    /// taken and called by whoever sees both `NOTIFY` and `COMPLETE` first.
+    notify: UnsafeCell<Option<Notice>>,
 }
 
 /// A pointer to a live cell, for the two sides.
@@ -127,8 +131,12 @@ impl<T> CellRef<T> {
     fn send_notice(&self) {
         // SAFETY: one caller, once (see above), after the slot was written.
         let notice = self.cell().notify.with_mut(|n| unsafe { (*n).take() });
-        if let Some((index, tx)) = notice {
-            let _ = tx.send(index); // the receiver may be gone: fine
+        if let Some(notice) = notice {
+            // A user's callback may panic: contained here, so the task is
+            // still let go of and a worker lives on (the hook reports it).
+            if let Err(payload) = catch_unwind(AssertUnwindSafe(notice)) {
+                drop_payload(payload);
+            }
         }
     }
 
@@ -482,21 +490,74 @@ impl<T> TaskHandle<T> {
         }
     }
 
+    /// Calls `f` with the task's outcome when it finishes, instead of a
+    /// [`join`](Self::join) (Python's `Future.add_done_callback`). `f` runs
+    /// on the worker that finishes the task, or on the thread that cancels
+    /// it, or at once on the calling thread if the task has finished: keep it
+    /// short, as that worker runs nothing else meanwhile. A panic in `f` is
+    /// contained where it runs (the panic hook reports it).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicU64, Ordering};
+    /// use std::sync::{Arc, mpsc::channel};
+    /// use ply_os::thread::ThreadPool;
+    ///
+    /// let pool = ThreadPool::new(2).unwrap();
+    /// let sum = Arc::new(AtomicU64::new(0));
+    /// let (done, all_done) = channel();
+    /// for i in 1..=4u64 {
+    ///     let (sum, done) = (Arc::clone(&sum), done.clone());
+    ///     pool.submit(move || i * 10).unwrap().on_complete(move |r| {
+    ///         sum.fetch_add(r.unwrap(), Ordering::Relaxed);
+    ///         done.send(()).unwrap();
+    ///     });
+    /// }
+    /// for _ in 0..4 {
+    ///     all_done.recv().unwrap();
+    /// }
+    /// assert_eq!(sum.load(Ordering::Relaxed), 100);
+    /// ```
+    pub fn on_complete<F>(self, f: F)
+    where
+        F: FnOnce(Result<T, TaskError>) + Send + 'static,
+        T: Send + 'static,
+    {
+        // The notice owns the handle: the cell stays alive until the notice
+        // has joined it, and joining a completed task does not block.
+        let cell = CellRef(self.cell.0);
+        let handle = self;
+        cell_register(&cell, Box::new(move || f(handle.join())));
+    }
+
     /// Asks to be told on `tx`, with `index`, when the task finishes (at once
     /// if it already has).
     pub(crate) fn notify_on_finish(&self, index: usize, tx: Sender<usize>) {
+        cell_register(
+            &self.cell,
+            Box::new(move || {
+                let _ = tx.send(index); // the receiver may be gone: fine
+            }),
+        );
+    }
+}
+
+/// Registers the one notice of a task (through its handle, which is then
+/// given up: `on_complete` consumes it, `as_completed` and `wait` own it).
+fn cell_register<T>(cell: &CellRef<T>, notice: Notice) {
+    {
         // SAFETY: the slot is the handle's until `NOTIFY` is set; this is
-        // called once per handle (by `as_completed`, which owns it).
-        self.cell
-            .cell()
+        // called once per handle, by its owner.
+        cell.cell()
             .notify
-            .with_mut(|n| unsafe { *n = Some((index, tx)) });
-        // AcqRel: Release publishes the slot to the completer; Acquire sees
-        // its `COMPLETE`, so exactly one of us sends.
-        let before = self.state().fetch_or(NOTIFY, AcqRel);
-        if before & COMPLETE != 0 {
-            self.cell.send_notice();
-        }
+            .with_mut(|n| unsafe { *n = Some(notice) });
+    }
+    // AcqRel: Release publishes the slot to the completer; Acquire sees
+    // its `COMPLETE`, so exactly one of us sends.
+    let before = cell.cell().state.fetch_or(NOTIFY, AcqRel);
+    if before & COMPLETE != 0 {
+        cell.send_notice();
     }
 }
 

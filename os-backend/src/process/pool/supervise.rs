@@ -14,10 +14,10 @@ use std::collections::{HashMap, VecDeque};
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixStream;
-use std::sync::mpsc::Sender;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use super::reply::ReplyTo;
 use crate::fork::{ChildExit, ForkedChild};
 use crate::ipc::frame;
 use crate::process::error::{Failure, PoolTaskError};
@@ -40,18 +40,13 @@ const TICK: Duration = Duration::from_millis(20);
 const WAKER: usize = 0;
 const CONTROL: usize = 1;
 
-/// What a finished task sends to whoever waits for it: its tag (position in
-/// a batch) and the worker's encoded reply with the worker's pid, or why
-/// there is none.
-pub(super) type Completion = (usize, Result<(Vec<u8>, i32), PoolTaskError>);
-
 /// A submitted task.
 pub(super) struct Task {
     /// Unique in its pool, for cancelling.
     pub id: u64,
     pub request: Vec<u8>,
     pub tag: usize,
-    pub reply: Sender<Completion>,
+    pub reply: ReplyTo,
     /// Runs so far that failed.
     pub failed_runs: u32,
 }
