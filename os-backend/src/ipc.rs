@@ -49,6 +49,7 @@ use std::io;
 /// assert_eq!(err.to_string(), "frame of 4294967295 bytes exceeds the maximum of 1048576");
 /// ```
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum IpcError {
     /// The peer closed the connection between messages.
     Closed,

@@ -80,6 +80,9 @@
 // thread pool is built: the rest does not use loom's atomics.
 pub mod affinity;
 mod completion;
+mod options;
+
+pub use options::InvalidOption;
 #[cfg(not(loom))]
 pub mod fork;
 #[cfg(not(loom))]

@@ -1,6 +1,7 @@
 //! The errors of the process APIs, and [`Failure`]: how a worker process
 //! failed, in words a user can act on.
 
+use crate::InvalidOption;
 use std::fmt;
 use std::io;
 use std::ops::Range;
@@ -197,8 +198,9 @@ pub enum MapError<P = ()> {
         /// Threads other than the caller.
         other_threads: usize,
     },
-    /// Bad options (zero workers, too many).
-    Options(String),
+    /// A setting out of range (zero workers, too many); also the
+    /// [`source`](std::error::Error::source).
+    Options(InvalidOption),
     /// The OS refused a fork, a socket or a mapping.
     Os(io::Error),
 }
@@ -288,7 +290,7 @@ impl<P> fmt::Display for MapError<P> {
                 "refused to fork: the caller has {other_threads} other thread(s), and the \
                  thread policy is Refuse ({FORK_SAFETY_DOCS})"
             ),
-            MapError::Options(why) => write!(f, "invalid map options: {why}"),
+            MapError::Options(bad) => bad.fmt(f),
             MapError::Os(_) => write!(f, "could not start workers"),
         }
     }
@@ -298,6 +300,7 @@ impl<P: fmt::Debug> std::error::Error for MapError<P> {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             MapError::Os(e) => Some(e),
+            MapError::Options(bad) => Some(bad),
             _ => None,
         }
     }
@@ -400,8 +403,9 @@ impl PoolTaskError {
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum ProcessPoolError {
-    /// A pool needs at least one worker and a queue bound of at least one.
-    Options(String),
+    /// A setting out of range: zero workers, a queue bound of zero; also
+    /// the [`source`](std::error::Error::source).
+    Options(InvalidOption),
     /// The caller had other threads and the pool's
     /// [`ThreadPolicy`](super::ThreadPolicy) is
     /// [`Refuse`](super::ThreadPolicy::Refuse) (only for
@@ -417,7 +421,7 @@ pub enum ProcessPoolError {
 impl fmt::Display for ProcessPoolError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ProcessPoolError::Options(why) => write!(f, "invalid process pool options: {why}"),
+            ProcessPoolError::Options(bad) => bad.fmt(f),
             ProcessPoolError::ThreadsPresent { other_threads } => write!(
                 f,
                 "refused to fork the fork server: the caller has {other_threads} other \
@@ -432,6 +436,7 @@ impl std::error::Error for ProcessPoolError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             ProcessPoolError::Os(e) => Some(e),
+            ProcessPoolError::Options(bad) => Some(bad),
             _ => None,
         }
     }

@@ -54,6 +54,7 @@ pub const MAX_MAP_WORKERS: usize = run::MAX_WORKERS;
 /// assert_eq!(options.worker_count(), 2);
 /// ```
 #[derive(Clone, Debug, Default)]
+#[must_use = "options do nothing until passed to a map"]
 pub struct MapOptions {
     workers: Option<usize>,
     chunking: Chunking,

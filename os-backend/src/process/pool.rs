@@ -29,6 +29,7 @@ use super::retry::Retry;
 use super::threads::ForkPlan;
 use super::threads::ThreadPolicy;
 use super::wire::{Entry, RequestHead, Setup};
+use crate::InvalidOption;
 use crate::fork::{ForkedChild, fork_child};
 use crate::ipc::frame;
 pub use completed::{AsCompleted, as_completed, wait};
@@ -56,6 +57,7 @@ use task::decode_reply;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone, Debug)]
+#[must_use = "a builder does nothing until `build` is called"]
 pub struct ProcessPoolBuilder {
     workers: Option<usize>,
     queue_bound: usize,
@@ -229,14 +231,16 @@ impl ProcessPoolBuilder {
 
     fn worker_count(&self) -> Result<usize, ProcessPoolError> {
         if self.queue_bound == 0 {
-            return Err(ProcessPoolError::Options(
-                "the queue bound must be at least 1".into(),
-            ));
+            return Err(ProcessPoolError::Options(InvalidOption::new(
+                "queue_bound",
+                "must be at least 1, not 0",
+            )));
         }
         match self.workers {
-            Some(0) => Err(ProcessPoolError::Options(
-                "a process pool needs at least one worker".into(),
-            )),
+            Some(0) => Err(ProcessPoolError::Options(InvalidOption::new(
+                "workers",
+                "must be at least 1, not 0",
+            ))),
             Some(n) => Ok(n),
             None => Ok(std::thread::available_parallelism().map_or(1, |n| n.get())),
         }
@@ -276,12 +280,13 @@ impl ProcessPoolBuilder {
         Resp: Serialize + DeserializeOwned + 'static,
     {
         let workers = self.worker_count()?;
-        let entry = Entry::of(handler).map_err(ProcessPoolError::Options)?;
+        let entry = Entry::of(handler)
+            .map_err(|why| ProcessPoolError::Options(InvalidOption::new("handler", why)))?;
         let initializer = self
             .initializer
             .map(Entry::of_init)
             .transpose()
-            .map_err(ProcessPoolError::Options)?;
+            .map_err(|why| ProcessPoolError::Options(InvalidOption::new("initializer", why)))?;
         let setup = Setup {
             handler: entry,
             initializer,

@@ -2,9 +2,9 @@
 //! task produced no value.
 
 use std::fmt;
-use std::io;
 
-use super::engine::MAX_QUEUE_BOUND;
+use crate::InvalidOption;
+use std::io;
 
 /// Why a pool could not be built.
 ///
@@ -17,10 +17,10 @@ use super::engine::MAX_QUEUE_BOUND;
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum PoolError {
-    /// A pool needs at least one worker.
-    ZeroWorkers,
-    /// The queue bound must be between 1 and [`MAX_QUEUE_BOUND`].
-    QueueBound(usize),
+    /// A setting out of range: zero workers, or a queue bound that is not
+    /// between 1 and [`MAX_QUEUE_BOUND`](super::MAX_QUEUE_BOUND) (the error of every ply-os
+    /// builder; also the [`source`](std::error::Error::source)).
+    Options(InvalidOption),
     /// The OS refused to start a worker thread (the cause is the
     /// [`source`](std::error::Error::source)).
     Spawn(io::Error),
@@ -39,11 +39,7 @@ pub enum PoolError {
 impl fmt::Display for PoolError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            PoolError::ZeroWorkers => write!(f, "a thread pool needs at least one worker"),
-            PoolError::QueueBound(n) => write!(
-                f,
-                "queue bound {n} is out of range: it must be 1 to {MAX_QUEUE_BOUND}"
-            ),
+            PoolError::Options(bad) => bad.fmt(f),
             PoolError::Spawn(_) => write!(f, "could not start a worker thread"),
             PoolError::Pin { worker, cpu, .. } => {
                 write!(f, "could not pin worker {worker} to CPU {cpu}")
@@ -56,7 +52,7 @@ impl std::error::Error for PoolError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             PoolError::Spawn(e) | PoolError::Pin { error: e, .. } => Some(e),
-            PoolError::ZeroWorkers | PoolError::QueueBound(_) => None,
+            PoolError::Options(bad) => Some(bad),
         }
     }
 }

@@ -2,6 +2,7 @@
 //! building it, submitting tasks, shutting it down. The queues and worker
 //! threads behind it are the engine's ([`Registry`]).
 
+use crate::InvalidOption;
 use std::fmt;
 use std::sync::Arc;
 
@@ -181,12 +182,20 @@ impl ThreadPoolBuilder {
     /// ```
     pub fn build(self) -> Result<ThreadPool, PoolError> {
         let workers = match self.workers {
-            Some(0) => return Err(PoolError::ZeroWorkers),
+            Some(0) => {
+                return Err(PoolError::Options(InvalidOption::new(
+                    "workers",
+                    "must be at least 1, not 0",
+                )));
+            }
             Some(n) => n,
             None => std::thread::available_parallelism().map_or(1, |n| n.get()),
         };
         if self.queue_bound == 0 || self.queue_bound > MAX_QUEUE_BOUND {
-            return Err(PoolError::QueueBound(self.queue_bound));
+            return Err(PoolError::Options(InvalidOption::new(
+                "queue_bound",
+                format!("must be 1 to {MAX_QUEUE_BOUND}, not {}", self.queue_bound),
+            )));
         }
         let cpus = if self.pin {
             crate::affinity::allowed_cpus().map_err(PoolError::Spawn)?

@@ -17,6 +17,7 @@
 //! towards a bound of idle rounds, so a pathological run still ends — with
 //! the real end of a worker that caused it, never an invented exit status.
 
+use crate::InvalidOption;
 use std::ops::Range;
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
@@ -120,7 +121,10 @@ where
     let workers = config.workers;
     if workers == 0 || workers > MAX_WORKERS {
         return Err((
-            MapError::Options(format!("workers must be 1 to {MAX_WORKERS}, not {workers}")),
+            MapError::Options(InvalidOption::new(
+                "workers",
+                format!("must be 1 to {MAX_WORKERS}, not {workers}"),
+            )),
             reports,
         ));
     }
