@@ -6,8 +6,8 @@
 //! chunk *index* with one `fetch_add` and maps it to a range through the
 //! [`Schedule`] (which every worker computes for itself). The counter cannot be
 //! left half-updated by a worker that dies — a `fetch_add` either happened or
-//! did not — which is why DESIGN.md chooses it as the data plane for process
-//! pools.
+//! did not — which is why the process map (in ply-os) uses it to hand out
+//! work: a crashed worker cannot corrupt the hand-out.
 //!
 //! Each worker also records the chunk it holds in its own slot, so a supervisor
 //! that sees a worker die can [`reclaim`](ChunkDispenser::reclaim) that chunk; the

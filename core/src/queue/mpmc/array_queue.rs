@@ -53,8 +53,9 @@
 //! stay live then pick [`pop_with`](ArrayQueue::pop_with) /
 //! [`push_with`](ArrayQueue::push_with) with a [`Patience`] (which answer `Busy`
 //! when it runs out) or the never-waiting `try_*` forms; or they use
-//! [`ScqQueue`](super::ScqQueue), which is both linearizable and live. See
-//! `DESIGN.md`, "Crash and preemption tolerance".
+//! [`ScqQueue`](super::ScqQueue), which is both linearizable and live (the
+//! [`mpmc`](super) module docs say which queue to use where a participant
+//! can be stopped or killed).
 //!
 //! # Across processes
 //!

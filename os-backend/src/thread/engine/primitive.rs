@@ -42,7 +42,7 @@ pub(crate) fn engine_park() -> EnginePark {
 /// ply-core's `Park` seam on a *private* Linux futex (`FUTEX_PRIVATE_FLAG`).
 /// The pool's words never leave the process, and a private futex is keyed by
 /// address alone, without the page lookup (`get_user_pages`) a shared one
-/// needs on every wait and wake — which showed in profiles of loaded runs.
+/// needs on every wait and wake.
 /// (`crate::park::FutexPark` is the shared one, for words in shared memory.)
 #[cfg(not(loom))]
 #[derive(Clone, Copy, Debug, Default)]
