@@ -12,7 +12,7 @@ use std::io;
 ///
 /// ```
 /// use ply_os::thread::{PoolError, ThreadPool};
-/// assert!(matches!(ThreadPool::new(0), Err(PoolError::ZeroWorkers)));
+/// assert!(matches!(ThreadPool::new(0), Err(PoolError::Options(_))));
 /// ```
 #[derive(Debug)]
 #[non_exhaustive]

@@ -153,7 +153,7 @@ impl ThreadPoolBuilder {
     ///
     /// assert!(ThreadPoolBuilder::new().queue_bound(16).build().is_ok());
     /// let too_big = ThreadPoolBuilder::new().queue_bound(MAX_QUEUE_BOUND + 1).build();
-    /// assert!(matches!(too_big, Err(PoolError::QueueBound(_))));
+    /// assert!(matches!(too_big, Err(PoolError::Options(_))));
     /// ```
     pub fn queue_bound(mut self, n: usize) -> Self {
         self.queue_bound = n;
@@ -174,7 +174,7 @@ impl ThreadPoolBuilder {
     ///
     /// assert!(matches!(
     ///     ThreadPoolBuilder::new().workers(0).build(),
-    ///     Err(PoolError::ZeroWorkers)
+    ///     Err(PoolError::Options(_))
     /// ));
     /// let pool = ThreadPoolBuilder::new().workers(2).build()?;
     /// assert_eq!(pool.submit(|| 6 * 7).unwrap().join(), Ok(42));
