@@ -121,3 +121,65 @@ impl<H: Awaitable> Completions<H> {
         done
     }
 }
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    /// A handle whose completion the test announces by hand, and whose
+    /// join says so on `joined`.
+    struct Fake {
+        index: usize,
+        outcome: Result<u32, ()>,
+        announce: Arc<Mutex<Vec<Option<Sender<usize>>>>>,
+        joined: Sender<usize>,
+    }
+
+    impl Awaitable for Fake {
+        type Outcome = Result<u32, ()>;
+
+        fn notify(&self, index: usize, tx: Sender<usize>) {
+            self.announce.lock().unwrap()[index] = Some(tx);
+        }
+
+        fn join(self) -> Self::Outcome {
+            let _ = self.joined.send(self.index); // the helper listens for the first only
+            self.outcome
+        }
+
+        fn failed(outcome: &Self::Outcome) -> bool {
+            outcome.is_err()
+        }
+    }
+
+    #[test]
+    fn first_error_waits_past_successes_for_the_failure() {
+        let announce = Arc::new(Mutex::new(vec![None, None, None]));
+        let (joined, joins) = channel();
+        let outcomes = [Ok(10), Err(()), Ok(12)];
+        let fakes = outcomes.iter().enumerate().map(|(index, &outcome)| Fake {
+            index,
+            outcome,
+            announce: Arc::clone(&announce),
+            joined: joined.clone(),
+        });
+        let mut pending = Completions::new(fakes);
+        let tx = |i: usize| announce.lock().unwrap()[i].clone().unwrap();
+        let (first, second, third) = (tx(0), tx(2), tx(1));
+        first.send(0).unwrap();
+        // Only once the waiter has taken task 0 does task 2 (a success), and
+        // then task 1 (the failure), finish: a wait that stopped at the first
+        // success would return before they finish.
+        let helper = std::thread::spawn(move || {
+            assert_eq!(joins.recv_timeout(Duration::from_secs(60)), Ok(0));
+            second.send(2).unwrap();
+            third.send(1).unwrap();
+        });
+        let done = pending.wait(WaitFor::FirstError, Duration::from_secs(60));
+        helper.join().unwrap();
+        assert_eq!(done, [(0, Ok(10)), (2, Ok(12)), (1, Err(()))]);
+        assert_eq!(pending.len(), 0);
+    }
+}

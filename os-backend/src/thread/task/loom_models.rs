@@ -94,3 +94,41 @@ fn loom_a_completion_notice_is_sent_once() {
         assert_eq!(handle.join(), Ok(1));
     });
 }
+
+#[test]
+fn loom_on_complete_racing_the_completion_calls_once_and_drops_once() {
+    model(|| {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let calls = Arc::new(AtomicUsize::new(0));
+        let d = drops.clone();
+        let (job, handle) = task_job(move || Counted(d));
+        let worker = thread::spawn(move || job.run());
+        // The callback owns the handle: whichever side runs it, the handle
+        // lets go inside it, and the cell is freed once, by the side last out.
+        let c = calls.clone();
+        handle.on_complete(move |r| {
+            assert!(r.is_ok());
+            c.fetch_add(1, SeqCst);
+        });
+        worker.join().unwrap();
+        assert_eq!(
+            calls.load(SeqCst),
+            1,
+            "the callback ran {} times",
+            calls.load(SeqCst)
+        );
+        assert_eq!(drops.load(SeqCst), 1);
+    });
+}
+
+#[test]
+fn loom_on_complete_hears_of_a_job_dropped_unrun() {
+    model(|| {
+        let (job, handle): (_, TaskHandle<()>) = task_job(|| ());
+        let (tx, rx) = channel();
+        let dropper = thread::spawn(move || drop(job));
+        handle.on_complete(move |r| tx.send(r).unwrap());
+        dropper.join().unwrap();
+        assert_eq!(rx.try_recv(), Ok(Err(TaskError::Cancelled)));
+    });
+}
