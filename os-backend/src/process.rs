@@ -17,7 +17,7 @@
 //! | file | what it holds |
 //! |---|---|
 //! | `map.rs` | [`map_slice`], [`map_slice_plain`], [`reduce`] and [`MapOptions`] (the rounds are in `map/run.rs`) |
-//! | `pool.rs` | [`ProcessPool`], [`ProcessPoolBuilder`]; [`TaskHandle`] in `pool/task.rs` |
+//! | `pool.rs` | [`ProcessPool`], [`ProcessPoolBuilder`]; [`TaskHandle`] in `pool/task.rs`, [`as_completed`] and [`wait`] in `pool/completed.rs`, where an outcome goes (handle, batch or callback) in `pool/reply.rs` |
 //! | `supervisor/` | the engine both use: one `poll` loop over workers' sockets and pidfds, deadlines, kills with reasons |
 //! | `forkserver/` | the pool's fork server: re-executed from `/proc/self/exe`, or forked on request |
 //! | `error.rs` | [`Failure`], [`MapError`], [`PoolTaskError`], [`ProcessPoolError`] |

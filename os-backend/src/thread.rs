@@ -7,7 +7,8 @@
 //! | futures | [`ThreadPool::submit`] → [`TaskHandle`] (`join`, `join_timeout`, `is_finished`); panics come back as [`TaskError::Panicked`] |
 //! | back-pressure | a bounded queue: `submit` blocks when full, [`ThreadPool::try_submit`] fails |
 //! | ordered map | [`ThreadPool::map`]: lazy, at most `2 × workers` in flight |
-//! | completion order | [`ThreadPool::map_unordered`], [`as_completed`] |
+//! | completion order | [`ThreadPool::map_unordered`], [`as_completed`], [`wait`] (first completed, first error, or all, with a deadline) |
+//! | callbacks | [`TaskHandle::on_complete`] |
 //! | borrowing | [`ThreadPool::scope`] |
 //! | data parallel | [`ThreadPool::for_each_chunk`], [`for_each`](ThreadPool::for_each), [`map_slice`](ThreadPool::map_slice), [`reduce`](ThreadPool::reduce), [`reduce_slice`](ThreadPool::reduce_slice) over ply-core's partition schedules, chosen with a [`Chunking`] (the same choice as the process map's) |
 //! | cancelling | [`TaskHandle::cancel`]: a queued task never runs; [`ThreadPool::terminate`] cancels everything queued |
