@@ -5,7 +5,7 @@
 //! - [`core`] (`ply-core`): the `no_std`, allocation-free scheduling core —
 //!   lock-free queues, locks and signals, work partitioning;
 //! - [`os`] (`ply-os`): the Linux backend — a thread pool; process
-//!   parallelism (a fork-join `map`/`reduce` and a crash-proof `ProcessPool`);
+//!   parallelism (a fork-join `map_slice`/`reduce` and a crash-proof `ProcessPool`);
 //!   running external commands as whole process trees (`job`); IPC, shared
 //!   memory, forked children, futex waiting, CPU pinning.
 //!
