@@ -6,7 +6,7 @@
 //! | [`frame`] | length-prefixed frames with a checked maximum; serde + [postcard] encoding | the codec every pipe message in ply uses |
 //! | [`Duplex`] | a typed two-way channel between two processes (`send`/`recv`, deadlines per message) | one `send` and one or two `recv`s per message, plus encoding |
 //! | [`channel`] | a multi-producer, multi-consumer channel between processes for any serde type, with close and iteration (`SOCK_SEQPACKET`) | one `send` and one or two `recv`s per message, plus encoding |
-//! | [`ProcessQueue`] | ply-core's SCQ queue in `MAP_SHARED` memory, with futex sleeps | no system call while items flow; no copy through the kernel |
+//! | [`ProcessQueue`] | ply-core's SCQ queue in `MAP_SHARED` memory, with futex sleeps (`send`/`recv`, as every channel here) | no system call while items flow; no copy through the kernel |
 //! | [`SharedValue`], [`SharedArray`] | plain data in shared memory behind ply-core's robust lock (a holder that dies never hangs the others) | a memory access and an uncontended CAS |
 //!
 //! # Errors, not panics
