@@ -329,6 +329,32 @@ fn a_timeout_kills_the_whole_job_tree_with_and_without_cgroups() {
 }
 
 #[test]
+fn a_job_ending_spares_the_helpers_a_running_job_still_needs() {
+    // Job h starts two helpers that outlive their parents (one double
+    // forked, one also in a new session), then waits while five other jobs
+    // end, each leaving a process behind that ply kills; at the end h
+    // checks that its helpers still run.
+    let dir = TempDir::new("run-helpers");
+    let d = dir.path().display();
+    let helper = format!(
+        "(sh -c 'sleep 1000 & echo $! > {d}/helper1' &); \
+         (setsid sh -c 'sleep 1000 & echo $! > {d}/helper2' &); \
+         until [ -s {d}/helper1 ] && [ -s {d}/helper2 ] && \
+               [ \"$(wc -l < {d}/ends 2>/dev/null)\" -ge 5 ]; do sleep 0.05; done; \
+         sleep 0.5; kill -0 $(cat {d}/helper1) && kill -0 $(cat {d}/helper2)"
+    );
+    let quick = format!("setsid sleep 1000 & sleep 0.2; echo {{}} >> {d}/ends");
+    let job = format!("if [ {{}} = h ]; then {helper}; else {quick}; fi");
+    for extra in [&[][..], &["--no-cgroup"]] {
+        let _ = std::fs::remove_file(dir.path().join("ends"));
+        let mut args = vec!["-j", "2"];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&[&job, ":::", "h", "1", "2", "3", "4", "5"]);
+        run_marked(&args, None, 0);
+    }
+}
+
+#[test]
 fn timeout_percent_is_of_the_median_of_succeeded_jobs() {
     // Fast jobs set a median of ~0; the slow one is past 1000% of it.
     let out = run(&[
@@ -349,7 +375,7 @@ fn timeout_percent_is_of_the_median_of_succeeded_jobs() {
 #[test]
 fn halt_now_kills_running_trees_and_exits_with_the_failing_status() {
     let job = format!("[ {{}} = 3 ] && sleep 0.5 && exit 7; {ESCAPING}");
-    for extra in [&[][..], &["--no-cgroup"], &["--cgroup-per-job"]] {
+    for extra in [&[][..], &["--no-cgroup"]] {
         let mut args = vec!["--halt", "now,fail=1", "-j", "3"];
         args.extend_from_slice(extra);
         args.extend_from_slice(&[&job, ":::", "3", "1", "2"]);

@@ -28,11 +28,11 @@ use std::collections::{BinaryHeap, VecDeque};
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::os::unix::net::UnixStream;
-use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::process::{ChildStderr, ChildStdin, ChildStdout, Command, Stdio};
+use std::os::unix::process::ExitStatusExt;
+use std::process::{ChildStderr, ChildStdin, ChildStdout};
 use std::time::{Duration, Instant, SystemTime};
 
-use ply_os::job::{Job, JobHost};
+use ply_os::job::{Io, Job, JobCommand, JobHost};
 
 use super::args::TimeoutSpec;
 use super::capture::Capture;
@@ -445,7 +445,7 @@ impl Engine {
             .clone();
         let mut command = match &invocation {
             Invocation::Direct(argv) if argv[0].contains('/') || argv[0].is_empty() => {
-                let mut c = Command::new(&argv[0]);
+                let mut c = JobCommand::new(&argv[0]);
                 c.args(&argv[1..]);
                 c
             }
@@ -456,24 +456,24 @@ impl Engine {
                     .or_insert_with(|| find_in_path(&argv[0]));
                 // Not in PATH: spawning by name fails as "not found" below.
                 let mut c =
-                    Command::new(found.as_deref().unwrap_or(std::path::Path::new(&argv[0])));
+                    JobCommand::new(found.as_deref().unwrap_or(std::path::Path::new(&argv[0])));
                 c.arg0(&argv[0]).args(&argv[1..]);
                 c
             }
             Invocation::Shell(text) => {
-                let mut c = Command::new("/bin/sh");
+                let mut c = JobCommand::new("/bin/sh");
                 c.arg("-c").arg(text);
                 c
             }
         };
         command
             .stdin(if pending.block.is_some() {
-                Stdio::piped()
+                Io::Piped
             } else {
-                Stdio::null()
+                Io::Null
             })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+            .stdout(Io::Piped)
+            .stderr(Io::Piped);
         let now = Instant::now();
         let mut running = Running {
             slot,
@@ -503,7 +503,7 @@ impl Engine {
             drain_until: None,
             pending,
         };
-        match self.host().spawn(&mut command) {
+        match self.host().spawn(&command) {
             Ok(mut job) => {
                 running.stdout = job.take_stdout();
                 running.stderr = job.take_stderr();
@@ -853,22 +853,17 @@ impl Engine {
 
     /// Reaps orphans (and, without cgroups, kills them); `all` at the end.
     fn sweep(&mut self, all: bool) {
-        let leaders: Vec<u32> = self
-            .running
-            .iter()
-            .filter(|r| r.status.is_none())
-            .filter_map(|r| r.job.as_ref().map(Job::pid))
-            .collect();
         let Some(host) = &self.host else {
             return;
         };
+        // The host knows its live jobs; ply starts no other children.
         if all {
             let deadline = Instant::now() + Duration::from_secs(2);
-            while host.sweep(&|pid| leaders.contains(&pid)) > 0 && Instant::now() < deadline {
+            while host.sweep(&|_| false) > 0 && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(5));
             }
         } else {
-            host.sweep(&|pid| leaders.contains(&pid));
+            host.sweep(&|_| false);
         }
         self.last_sweep = Instant::now();
         self.swept_since_end = true;
@@ -909,6 +904,8 @@ impl Engine {
             && let Some(host) = &mut self.host
         {
             host.release(job);
+            // What it left outside its cgroup goes at the next sweep.
+            self.swept_since_end = false;
         }
         // Retry a failure, unless the run is stopping.
         if !ok && r.pending.tries < self.config.retries && !self.draining {

@@ -40,6 +40,25 @@ pub(crate) fn children() -> Vec<libc::pid_t> {
     pids
 }
 
+/// The process group of `pid`, from `/proc/<pid>/stat` (the third field
+/// after the command name).
+pub(crate) fn process_group(pid: libc::pid_t) -> Option<libc::pid_t> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(')')?;
+    rest.split_whitespace().nth(2)?.parse().ok()
+}
+
+/// The value of `key` in the environment `pid` was started with (as of its
+/// last `execve`), from `/proc/<pid>/environ`; `None` if unset or
+/// unreadable.
+pub(crate) fn environment_value(pid: libc::pid_t, key: &str) -> Option<Vec<u8>> {
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
+    environ.split(|&b| b == 0).find_map(|entry| {
+        let value = entry.strip_prefix(key.as_bytes())?.strip_prefix(b"=")?;
+        Some(value.to_vec())
+    })
+}
+
 /// Whether `pid` (a child of ours) has exited and awaits reaping.
 fn is_zombie(pid: libc::pid_t) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
