@@ -739,6 +739,41 @@ fn a_million_input_lines_are_streamed_in_bounded_memory() {
 }
 
 #[test]
+fn resume_over_a_million_logged_jobs_holds_no_commands_in_memory() {
+    let dir = TempDir::new("run-big-joblog");
+    let log = dir.path().join("joblog");
+    // A million logged jobs with 100-byte commands: 113 MB of joblog.
+    let pad = "x".repeat(90);
+    let mut text = String::with_capacity(120 << 20);
+    text.push_str("Seq\tHost\tStarttime\tJobRuntime\tSend\tReceive\tExitval\tSignal\tCommand\n");
+    for i in 0..1_000_000u32 {
+        let exit = u32::from(i == 7); // one failure, for --resume-failed
+        text.push_str(&format!(
+            "{i}\t:\t1.000\t0.000\t0\t0\t{exit}\t0\ttrue {pad}-{i}\n"
+        ));
+    }
+    std::fs::write(&log, &text).unwrap();
+    drop(text);
+    let value = format!("{pad}-{{}}");
+    let (code, kib) = run_measuring_rss(
+        ply_cmd()
+            .args(["run", "--resume-failed", "--joblog"])
+            .arg(&log)
+            .args(["true", &value, ":::", "5", "7", "999999", "1000000"])
+            .stdout(Stdio::null()),
+    );
+    assert_eq!(code, 0);
+    assert!(kib < 30 * 1024, "peak RSS {kib} KiB with a 1M-job joblog");
+    // Only the failed job and the one never logged ran (and were logged).
+    let mut tail: Vec<String> = joblog_commands(&log).into_iter().skip(1_000_000).collect();
+    tail.sort();
+    assert_eq!(
+        tail,
+        [format!("true {pad}-1000000"), format!("true {pad}-7")]
+    );
+}
+
+#[test]
 fn pipe_blocks_keep_records_whole_and_k_keeps_their_order() {
     let mut input = Vec::new();
     for i in 0..200_000 {

@@ -396,7 +396,7 @@ impl Engine {
             if let Some((outcomes, only_failed)) = &self.config.resume {
                 let text = self.command_text(&pending, 1);
                 let skip = match outcomes.get(&text) {
-                    Some(&succeeded) => succeeded || !*only_failed,
+                    Some(succeeded) => succeeded || !*only_failed,
                     None => false,
                 };
                 if skip {
