@@ -50,6 +50,25 @@ macro_rules! fault_point {
 }
 pub(crate) use fault_point;
 
+/// Expands to its items when ply-core is built without `std`, to nothing when
+/// it is built with it. For ply's C ABI, which must define `#[panic_handler]`
+/// exactly when no crate in the build links `std` (Cargo unifies ply-core's
+/// features across a workspace build, so the C ABI cannot tell on its own).
+#[doc(hidden)]
+#[cfg(not(feature = "std"))]
+#[macro_export]
+macro_rules! __if_no_std {
+    ($($item:item)*) => { $($item)* };
+}
+
+/// See the `not(feature = "std")` version.
+#[doc(hidden)]
+#[cfg(feature = "std")]
+#[macro_export]
+macro_rules! __if_no_std {
+    ($($item:item)*) => {};
+}
+
 #[cfg(feature = "fault-injection")]
 pub mod fault;
 pub mod partition;

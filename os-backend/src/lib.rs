@@ -27,6 +27,7 @@ pub mod fork;
 pub mod ipc;
 pub mod job;
 pub mod liveness;
+mod once;
 pub mod park;
 pub mod process;
 pub mod shm;

@@ -23,10 +23,15 @@
 //! Reading `/proc` costs a few microseconds, so a thread computes its own
 //! token once and caches it; a `pthread_atfork` handler invalidates the cache
 //! in a forked child (whose thread has a new id).
+//!
+//! The handler is registered by the first call, through a `ForkSafeOnce`: a
+//! `std::sync::Once` here made a child forked while another thread ran the
+//! registration wait forever for a thread that does not exist in it.
 
 use std::cell::Cell;
-use std::sync::Once;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use crate::once::ForkSafeOnce;
 
 use ply_core::sync::Liveness;
 
@@ -43,7 +48,22 @@ const TAG_MASK: u64 = (1 << 9) - 1;
 /// Forks seen by this process's children (bumped in the child by `atfork`);
 /// a cached token from another generation belongs to the parent's thread.
 static FORK_GENERATION: AtomicU64 = AtomicU64::new(0);
-static REGISTER_ATFORK: Once = Once::new();
+/// Registers the handler that keeps cached tokens honest across `fork`.
+static ATFORK: ForkSafeOnce = ForkSafeOnce::new();
+
+/// Whether the `atfork` handler is registered (registering it if not), so a
+/// token may be cached.
+fn atfork_registered() -> bool {
+    static REGISTERED: AtomicBool = AtomicBool::new(false);
+    ATFORK.run(|| {
+        // SAFETY: registers a handler that only bumps an atomic, which is
+        // async-signal-safe as a forked child requires.
+        let ok = unsafe { libc::pthread_atfork(None, None, Some(after_fork_in_child)) } == 0;
+        // Relaxed: published by the once's Release.
+        REGISTERED.store(ok, Ordering::Relaxed);
+    });
+    REGISTERED.load(Ordering::Relaxed)
+}
 
 std::thread_local! {
     /// This thread's token and the fork generation it was computed in.
@@ -84,11 +104,10 @@ pub struct ThreadLiveness;
 // had the token can never run again.
 unsafe impl Liveness for ThreadLiveness {
     fn current(&self) -> u32 {
-        REGISTER_ATFORK.call_once(|| {
-            // SAFETY: registers a handler that only bumps an atomic, which is
-            // async-signal-safe as a forked child requires.
-            unsafe { libc::pthread_atfork(None, None, Some(after_fork_in_child)) };
-        });
+        if !atfork_registered() {
+            // No handler, so a fork could not invalidate a cached token.
+            return token_of(this_thread_id());
+        }
         let generation = FORK_GENERATION.load(Ordering::Relaxed);
         TOKEN.with(|cached| {
             let (seen, token) = cached.get();
