@@ -10,11 +10,11 @@
 //! every job is one line.
 //!
 //! For `--resume`, what matters of a logged job is whether its command
-//! succeeded: [`Outcomes`] keeps a 128-bit hash of each command (XXH3-128)
-//! and that one bit, 16 bytes per job in a sorted array, not the commands'
-//! text — a joblog of a million jobs costs 16 MB, whatever its commands'
-//! length. (Two different commands sharing a 127-bit hash, among a billion,
-//! has odds of about 10^-20.)
+//! succeeded: [`Outcomes`] keeps 96 bits of a hash of each command
+//! (XXH3-128), its place in the log and that one bit, 16 bytes per job in
+//! an array sorted in place, not the commands' text — a joblog of a million
+//! jobs costs 16 MB, whatever its commands' length. (Two different commands
+//! sharing a 96-bit hash, among a billion, has odds of about 10^-11.)
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Write};
@@ -133,24 +133,36 @@ impl Joblog {
 /// line for it wins).
 #[derive(Debug, Default)]
 pub struct Outcomes {
-    /// Each command's hash shifted left by one, its outcome in the low bit;
-    /// sorted by hash, one per hash.
+    /// Per logged job, 128 bits: the command's key (96 bits), then
+    /// [`LATEST`] less the job's position in the log (31 bits), then its
+    /// outcome (1 bit). Sorted, so a command's latest line comes first; one
+    /// entry per key.
     entries: Vec<u128>,
 }
 
+/// The largest position in the log an entry records: positions beyond it
+/// (a joblog of more than two billion lines) share it, and among several
+/// lines for one command there, which one wins is not defined.
+const LATEST: u32 = (1 << 31) - 1;
+
 impl Outcomes {
-    /// The key of `command`: its 128-bit hash, less one bit.
+    /// The key of `command`: the top 96 bits of its 128-bit hash.
     fn key(command: &str) -> u128 {
-        xxhash_rust::xxh3::xxh3_128(command.as_bytes()) >> 1
+        xxhash_rust::xxh3::xxh3_128(command.as_bytes()) >> 32
     }
 
-    /// Builds from (command key << 1 | succeeded) in joblog order.
-    fn from_log_order(mut entries: Vec<u128>) -> Outcomes {
-        // Latest first, then a stable sort: the first of each key is the
-        // last line written for it.
-        entries.reverse();
-        entries.sort_by_key(|e| e >> 1);
-        entries.dedup_by_key(|e| *e >> 1);
+    /// The entry of the job at `position` in the log (0 first).
+    fn entry(command: &str, position: usize, succeeded: bool) -> u128 {
+        let age = LATEST - u32::try_from(position).unwrap_or(LATEST).min(LATEST);
+        Outcomes::key(command) << 32 | u128::from(age) << 1 | u128::from(succeeded)
+    }
+
+    /// Builds from the [entries](Self::entry) of a log. Sorting in place
+    /// (no second buffer: a million jobs cost their 16 MB and no more) puts
+    /// each command's latest line first, and only that one is kept.
+    fn from_entries(mut entries: Vec<u128>) -> Outcomes {
+        entries.sort_unstable();
+        entries.dedup_by_key(|e| *e >> 32);
         entries.shrink_to_fit();
         Outcomes { entries }
     }
@@ -159,7 +171,7 @@ impl Outcomes {
     pub fn get(&self, command: &str) -> Option<bool> {
         let key = Outcomes::key(command);
         self.entries
-            .binary_search_by_key(&key, |e| e >> 1)
+            .binary_search_by_key(&key, |e| e >> 32)
             .ok()
             .map(|i| self.entries[i] & 1 == 1)
     }
@@ -207,7 +219,7 @@ pub fn read(path: &Path, warn: &dyn Fn(&str)) -> Result<Outcomes, String> {
             .read_line(&mut line)
             .map_err(|e| format!("{}:{}: {e}", path.display(), number + 1))?;
         if n == 0 {
-            return Ok(Outcomes::from_log_order(entries));
+            return Ok(Outcomes::from_entries(entries));
         }
         number += 1;
         let Some(text) = line.strip_suffix('\n') else {
@@ -215,13 +227,14 @@ pub fn read(path: &Path, warn: &dyn Fn(&str)) -> Result<Outcomes, String> {
                 "ply: warning: {}:{number}: an unfinished last line is ignored (that job runs again)\n",
                 path.display()
             ));
-            return Ok(Outcomes::from_log_order(entries));
+            return Ok(Outcomes::from_entries(entries));
         };
         if text.is_empty() || text == HEADER {
             continue;
         }
         let entry = parse_line(text).map_err(|e| format!("{}:{number}: {e}", path.display()))?;
-        entries.push(Outcomes::key(&entry.command) << 1 | u128::from(entry.succeeded()));
+        let position = entries.len();
+        entries.push(Outcomes::entry(&entry.command, position, entry.succeeded()));
     }
 }
 
@@ -261,16 +274,21 @@ mod tests {
 
     #[test]
     fn the_last_line_for_a_command_wins() {
-        let key = |c: &str, ok: bool| Outcomes::key(c) << 1 | u128::from(ok);
-        let outcomes = Outcomes::from_log_order(vec![
-            key("a", false),
-            key("b", true),
-            key("a", true),
-            key("c", false),
-            key("b", false),
-            key("a", false),
-            key("c", true),
-        ]);
+        let log = [
+            ("a", false),
+            ("b", true),
+            ("a", true),
+            ("c", false),
+            ("b", false),
+            ("a", false),
+            ("c", true),
+        ];
+        let entries = log
+            .iter()
+            .enumerate()
+            .map(|(i, &(c, ok))| Outcomes::entry(c, i, ok))
+            .collect();
+        let outcomes = Outcomes::from_entries(entries);
         assert_eq!(outcomes.len(), 3);
         assert_eq!(outcomes.get("a"), Some(false));
         assert_eq!(outcomes.get("b"), Some(false));
