@@ -472,14 +472,18 @@ impl JobHost {
     /// are reaped. A live one is left alone if it belongs to a job not yet
     /// released — it is in a job's cgroup (killed with that cgroup), in a
     /// live job's process group, or carries a live job's `PLY_JOB_ID` —
-    /// and killed and reaped otherwise. Returns how many orphans were seen.
+    /// and killed and reaped otherwise; so is one in the cgroup of a
+    /// released job whose leftovers were killed. Returns how many orphans
+    /// were killed or found dead but could not be reaped yet (they are
+    /// still dying): while it is not 0, sweep again a little later.
     pub fn sweep(&self, keep: &dyn Fn(u32) -> bool) -> usize {
         let live = self.live.lock().unwrap_or_else(|e| e.into_inner());
         let me = std::process::id();
         let leader = |pid: libc::pid_t| live.iter().any(|l| l.pid as libc::pid_t == pid);
         let belongs = |pid: libc::pid_t| {
-            if self.cgroups.as_ref().is_some_and(|root| root.contains(pid)) {
-                return true;
+            if let Some(job) = self.cgroups.as_ref().and_then(|root| root.job_of(pid)) {
+                // A released job's leftovers, being killed, are not kept.
+                return !self.retiring.iter().any(|c| c.name() == Some(job.as_ref()));
             }
             if reaper::process_group(pid).is_some_and(leader) {
                 return true;

@@ -223,6 +223,8 @@ pub struct Engine {
     /// Programs found in `PATH` (`None`: not found).
     programs: std::collections::HashMap<String, Option<std::path::PathBuf>>,
     last_sweep: Instant,
+    /// Whether no sweep is due: set once a sweep leaves no orphan to reap,
+    /// cleared when a job ends.
     swept_since_end: bool,
     /// When the first stop signal arrived; a second one ends the run at
     /// once, output or not.
@@ -857,16 +859,21 @@ impl Engine {
             return;
         };
         // The host knows its live jobs; ply starts no other children.
-        if all {
+        let pending = if all {
             let deadline = Instant::now() + Duration::from_secs(2);
-            while host.sweep(&|_| false) > 0 && Instant::now() < deadline {
+            loop {
+                let pending = host.sweep(&|_| false);
+                if pending == 0 || Instant::now() >= deadline {
+                    break pending;
+                }
                 std::thread::sleep(Duration::from_millis(5));
             }
         } else {
-            host.sweep(&|_| false);
-        }
+            host.sweep(&|_| false)
+        };
         self.last_sweep = Instant::now();
-        self.swept_since_end = true;
+        // Orphans killed but not yet reaped: sweep again at the next turn.
+        self.swept_since_end = pending == 0;
     }
 
     /// Completes every job whose leader is reaped and whose pipes are done.

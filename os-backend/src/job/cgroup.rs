@@ -84,10 +84,13 @@ impl CgroupRoot {
         &self.dir
     }
 
-    /// Whether process `pid` is in one of this root's job cgroups.
-    pub(crate) fn contains(&self, pid: libc::pid_t) -> bool {
-        cgroup_of(&pid.to_string())
-            .is_some_and(|path| path.starts_with(&self.name) && path.len() > self.name.len())
+    /// The name of the job cgroup of this root that process `pid` is in
+    /// (`job-<n>`), if it is in one.
+    pub(crate) fn job_of(&self, pid: libc::pid_t) -> Option<String> {
+        let path = cgroup_of(&pid.to_string())?;
+        let rest = path.strip_prefix(&self.name)?.strip_prefix('/')?;
+        let job = rest.split('/').next().filter(|j| !j.is_empty())?;
+        Some(job.to_owned())
     }
 }
 
@@ -171,6 +174,11 @@ impl JobCgroup {
     /// parent's cgroup). A job that left nothing behind never needs it.
     pub(crate) fn was_killed(&self) -> bool {
         self.killed.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The directory's name (`job-<n>`).
+    pub(crate) fn name(&self) -> Option<&std::ffi::OsStr> {
+        self.dir.file_name()
     }
 
     /// The directory's descriptor, for `CLONE_INTO_CGROUP`.

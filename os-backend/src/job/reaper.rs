@@ -71,17 +71,18 @@ fn is_zombie(pid: libc::pid_t) -> bool {
 }
 
 /// Reaps every child for which `keep(pid)` is false; SIGKILLs first the live
-/// ones for which `kill(pid)` is true. Returns how many were found.
+/// ones for which `kill(pid)` is true. Returns how many of those are still
+/// to be reaped: killed (or found dead) but not yet gone, so a later sweep
+/// must come back for them.
 pub(crate) fn sweep(
     keep: &dyn Fn(libc::pid_t) -> bool,
     kill: &dyn Fn(libc::pid_t) -> bool,
 ) -> usize {
-    let mut found = 0;
+    let mut pending = 0;
     for pid in children() {
         if keep(pid) {
             continue;
         }
-        found += 1;
         if kill(pid) {
             // SAFETY: kill has no memory-safety preconditions; `pid` is an
             // unreaped child of ours, so it cannot have been reused.
@@ -91,7 +92,9 @@ pub(crate) fn sweep(
         }
         // SAFETY: waitpid with a null status pointer is allowed; the pid is
         // our child and no one else waits for it (it is no job's leader).
-        unsafe { libc::waitpid(pid, std::ptr::null_mut(), libc::WNOHANG) };
+        if unsafe { libc::waitpid(pid, std::ptr::null_mut(), libc::WNOHANG) } == 0 {
+            pending += 1;
+        }
     }
-    found
+    pending
 }
