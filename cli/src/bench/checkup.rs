@@ -46,10 +46,13 @@ fn figure(name: &str, matches: &str, samples: Vec<f64>) -> Figure {
     }
 }
 
-/// Runs `once` [`RUNS`] times; each returns nanoseconds per operation,
-/// `None` if it could not measure.
+/// Runs `once` [`RUNS`] times, or until a stop signal; each returns
+/// nanoseconds per operation, `None` if it could not measure.
 fn samples(mut once: impl FnMut() -> Option<f64>) -> Vec<f64> {
-    (0..RUNS).filter_map(|_| once()).collect()
+    (0..RUNS)
+        .take_while(|_| !crate::interrupt::interrupted())
+        .filter_map(|_| once())
+        .collect()
 }
 
 /// Measures the whole check-up; `scale` multiplies the iteration counts.
