@@ -136,8 +136,9 @@ fn passed(turn: usize, ticket: usize) -> bool {
 pub struct RawTicketMutex {
     /// The next ticket to hand out (masked with `TICKET_MASK` when used).
     next: CachePadded<AtomicUsize>,
-    /// `turn << 2 | untick | taken`: whose turn it is, and whether that ticket's waiter
-    /// has claimed it. Unlocked and idle: `turn == next`, not taken.
+    /// `turn << TURN_SHIFT | flags`: whose turn it is, whether the lock is
+    /// held ([`TAKEN`]), and whether it was taken with no ticket
+    /// ([`UNTICKETED`]). Unlocked and idle: `turn == next`, not taken.
     serving: CachePadded<AtomicUsize>,
 }
 
