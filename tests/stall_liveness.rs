@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use ply::core::queue::mpmc::{ArrayQueue, ScqQueue, TryPopError};
 use ply::core::sync::{Deadline, Spins};
-use ply::os::fork::{ChildExit, ForkedChild, Signal, fork_child};
+use ply::os::fork::{ChildExit, ScopedChild, Signal, scope};
 use ply::os::shm::SharedBox;
 use ply_core::fault::{Point, set_hook};
 
@@ -37,7 +37,7 @@ fn proc_state(pid: i32) -> Option<char> {
     stat.rsplit_once(')')?.1.trim_start().chars().next()
 }
 
-fn wait_until_stopped(child: &ForkedChild) {
+fn wait_until_stopped(child: &ScopedChild<'_>) {
     let deadline = Instant::now() + WATCHDOG;
     while proc_state(child.pid()) != Some('t') && proc_state(child.pid()) != Some('T') {
         assert!(Instant::now() < deadline, "watchdog: child never stopped");
@@ -45,7 +45,7 @@ fn wait_until_stopped(child: &ForkedChild) {
     }
 }
 
-fn finish(mut child: ForkedChild) -> ChildExit {
+fn finish(mut child: ScopedChild<'_>) -> ChildExit {
     child.kill(Signal::CONT).unwrap();
     child
         .wait_timeout(WATCHDOG)
@@ -53,7 +53,7 @@ fn finish(mut child: ForkedChild) -> ChildExit {
         .expect("watchdog: child did not finish after SIGCONT")
 }
 
-fn kill(mut child: ForkedChild) {
+fn kill(mut child: ScopedChild<'_>) {
     child.kill(Signal::KILL).unwrap();
     let exit = child
         .wait_timeout(WATCHDOG)
@@ -103,16 +103,19 @@ fn parent_traffic_with_one_slot_held(q: &ScqQueue<u64, N>) {
 #[test]
 fn scq_producer_frozen_mid_push_blocks_nobody() {
     let q = SharedBox::new(ScqQueue::<u64, N>::new()).unwrap();
-    let child = fork_child(|| {
-        set_hook(Some(stop_at_scq_push));
-        if q.push(999).is_ok() { 0 } else { 1 }
-    })
-    .unwrap();
-    wait_until_stopped(&child);
-    parent_traffic_with_one_slot_held(&q);
-    assert!(finish(child).success());
-    assert_eq!(q.pop(), Some(999), "the frozen push completes when resumed");
-    assert_eq!(q.pop(), None);
+    scope(|s| {
+        let child = s
+            .fork_child(|| {
+                set_hook(Some(stop_at_scq_push));
+                if q.push(999).is_ok() { 0 } else { 1 }
+            })
+            .unwrap();
+        wait_until_stopped(&child);
+        parent_traffic_with_one_slot_held(&q);
+        assert!(finish(child).success());
+        assert_eq!(q.pop(), Some(999), "the frozen push completes when resumed");
+        assert_eq!(q.pop(), None);
+    });
 }
 
 #[test]
@@ -121,45 +124,51 @@ fn scq_consumer_frozen_mid_pop_blocks_nobody() {
     let taken = SharedBox::new(AtomicU64::new(0)).unwrap();
     q.push(1).unwrap();
     q.push(2).unwrap();
-    let child = fork_child(|| {
-        set_hook(Some(stop_at_scq_pop));
-        match q.pop() {
-            Some(v) => {
-                taken.store(v, SeqCst);
-                0
-            }
-            None => 1,
-        }
-    })
-    .unwrap();
-    wait_until_stopped(&child);
-    assert_eq!(
-        q.pop(),
-        Some(2),
-        "the next item is not stuck behind the frozen pop"
-    );
-    parent_traffic_with_one_slot_held(&q);
-    assert!(finish(child).success());
-    assert_eq!(
-        taken.load(SeqCst),
-        1,
-        "the frozen pop gets its item when resumed"
-    );
-    assert_eq!(q.pop(), None);
+    scope(|s| {
+        let child = s
+            .fork_child(|| {
+                set_hook(Some(stop_at_scq_pop));
+                match q.pop() {
+                    Some(v) => {
+                        taken.store(v, SeqCst);
+                        0
+                    }
+                    None => 1,
+                }
+            })
+            .unwrap();
+        wait_until_stopped(&child);
+        assert_eq!(
+            q.pop(),
+            Some(2),
+            "the next item is not stuck behind the frozen pop"
+        );
+        parent_traffic_with_one_slot_held(&q);
+        assert!(finish(child).success());
+        assert_eq!(
+            taken.load(SeqCst),
+            1,
+            "the frozen pop gets its item when resumed"
+        );
+        assert_eq!(q.pop(), None);
+    });
 }
 
 #[test]
 fn scq_producer_killed_mid_push_costs_one_slot() {
     let q = SharedBox::new(ScqQueue::<u64, N>::new()).unwrap();
-    let child = fork_child(|| {
-        set_hook(Some(stop_at_scq_push));
-        q.push(999).map_or(1, |()| 0)
-    })
-    .unwrap();
-    wait_until_stopped(&child);
-    kill(child);
-    // The dead producer's slot is gone for good; everything else works.
-    parent_traffic_with_one_slot_held(&q);
+    scope(|s| {
+        let child = s
+            .fork_child(|| {
+                set_hook(Some(stop_at_scq_push));
+                q.push(999).map_or(1, |()| 0)
+            })
+            .unwrap();
+        wait_until_stopped(&child);
+        kill(child);
+        // The dead producer's slot is gone for good; everything else works.
+        parent_traffic_with_one_slot_held(&q);
+    });
 }
 
 #[test]
@@ -167,15 +176,18 @@ fn scq_consumer_killed_mid_pop_loses_one_item_and_one_slot() {
     let q = SharedBox::new(ScqQueue::<u64, N>::new()).unwrap();
     q.push(1).unwrap();
     q.push(2).unwrap();
-    let child = fork_child(|| {
-        set_hook(Some(stop_at_scq_pop));
-        q.pop().map_or(1, |_| 0)
-    })
-    .unwrap();
-    wait_until_stopped(&child);
-    kill(child);
-    assert_eq!(q.pop(), Some(2));
-    parent_traffic_with_one_slot_held(&q);
+    scope(|s| {
+        let child = s
+            .fork_child(|| {
+                set_hook(Some(stop_at_scq_pop));
+                q.pop().map_or(1, |_| 0)
+            })
+            .unwrap();
+        wait_until_stopped(&child);
+        kill(child);
+        assert_eq!(q.pop(), Some(2));
+        parent_traffic_with_one_slot_held(&q);
+    });
 }
 
 #[test]
@@ -184,25 +196,28 @@ fn array_queue_producer_frozen_mid_push_wedges_consumers() {
     // unpublished slot. `try_pop` says so (`Busy`, never a false "empty"), and
     // a bounded `pop_with` gives up; this is the limitation ScqQueue removes.
     let q = SharedBox::new(ArrayQueue::<u64, N>::new()).unwrap();
-    let child = fork_child(|| {
-        set_hook(Some(stop_at_array_push));
-        q.push(999).map_or(1, |()| 0)
-    })
-    .unwrap();
-    wait_until_stopped(&child);
-    assert_eq!(q.push(1), Ok(()));
-    for _ in 0..10_000 {
-        assert_eq!(
-            q.try_pop(),
-            Err(TryPopError::Busy),
-            "item 1 is queued, but stuck behind the push in flight"
-        );
-    }
-    assert_eq!(q.pop_with(Spins(1000)), Err(TryPopError::Busy));
-    assert!(finish(child).success());
-    assert_eq!(q.pop(), Some(999));
-    assert_eq!(q.pop(), Some(1));
-    assert_eq!(q.try_pop(), Err(TryPopError::Empty));
+    scope(|s| {
+        let child = s
+            .fork_child(|| {
+                set_hook(Some(stop_at_array_push));
+                q.push(999).map_or(1, |()| 0)
+            })
+            .unwrap();
+        wait_until_stopped(&child);
+        assert_eq!(q.push(1), Ok(()));
+        for _ in 0..10_000 {
+            assert_eq!(
+                q.try_pop(),
+                Err(TryPopError::Busy),
+                "item 1 is queued, but stuck behind the push in flight"
+            );
+        }
+        assert_eq!(q.pop_with(Spins(1000)), Err(TryPopError::Busy));
+        assert!(finish(child).success());
+        assert_eq!(q.pop(), Some(999));
+        assert_eq!(q.pop(), Some(1));
+        assert_eq!(q.try_pop(), Err(TryPopError::Empty));
+    });
 }
 
 #[test]
@@ -212,30 +227,33 @@ fn array_queue_pop_waits_for_a_frozen_push_and_gets_its_item() {
     // item once the producer is resumed (whether the resume comes before or
     // after the pop starts waiting).
     let q = SharedBox::new(ArrayQueue::<u64, N>::new()).unwrap();
-    let mut child = fork_child(|| {
-        set_hook(Some(stop_at_array_push));
-        q.push(999).map_or(1, |()| 0)
-    })
-    .unwrap();
-    wait_until_stopped(&child);
-    let pid = child.pid();
-    let resumer = std::thread::spawn(move || {
-        // SAFETY: kill has no memory-safety preconditions; `pid` is our
-        // unreaped child, so it cannot have been reused.
-        unsafe { libc::kill(pid, libc::SIGCONT) }
+    scope(|s| {
+        let mut child = s
+            .fork_child(|| {
+                set_hook(Some(stop_at_array_push));
+                q.push(999).map_or(1, |()| 0)
+            })
+            .unwrap();
+        wait_until_stopped(&child);
+        let pid = child.pid();
+        let resumer = std::thread::spawn(move || {
+            // SAFETY: kill has no memory-safety preconditions; `pid` is our
+            // unreaped child, so it cannot have been reused.
+            unsafe { libc::kill(pid, libc::SIGCONT) }
+        });
+        let deadline = Instant::now() + WATCHDOG;
+        assert_eq!(
+            q.pop_with(Deadline(|| Instant::now() >= deadline)),
+            Ok(999),
+            "pop must wait for the push in flight, not report empty"
+        );
+        assert_eq!(resumer.join().unwrap(), 0);
+        let exit = child
+            .wait_timeout(WATCHDOG)
+            .unwrap()
+            .expect("watchdog: child did not finish");
+        assert!(exit.success());
     });
-    let deadline = Instant::now() + WATCHDOG;
-    assert_eq!(
-        q.pop_with(Deadline(|| Instant::now() >= deadline)),
-        Ok(999),
-        "pop must wait for the push in flight, not report empty"
-    );
-    assert_eq!(resumer.join().unwrap(), 0);
-    let exit = child
-        .wait_timeout(WATCHDOG)
-        .unwrap()
-        .expect("watchdog: child did not finish");
-    assert!(exit.success());
 }
 
 ply::core::shm_safe! {
@@ -264,67 +282,70 @@ fn scq_random_stops_of_a_busy_child_never_stall_the_parent() {
     let q = SharedBox::new(ScqQueue::<u64, N>::new()).unwrap();
     let tallies = SharedBox::new(<[Tally; 2]>::default()).unwrap();
     let done = SharedBox::new(AtomicBool::new(false)).unwrap();
-    let mut child = fork_child(|| {
-        // Busy in push and pop all the time, so a stop lands inside one.
-        let mut seq = 0u64;
-        while !done.load(SeqCst) {
-            if q.push(CHILD | seq).is_ok() {
-                tallies[1].pushed.fetch_add(1, SeqCst);
-                tallies[1].pushed_sum.fetch_add(seq, SeqCst);
-                seq += 1;
+    scope(|s| {
+        let mut child = s
+            .fork_child(|| {
+                // Busy in push and pop all the time, so a stop lands inside one.
+                let mut seq = 0u64;
+                while !done.load(SeqCst) {
+                    if q.push(CHILD | seq).is_ok() {
+                        tallies[1].pushed.fetch_add(1, SeqCst);
+                        tallies[1].pushed_sum.fetch_add(seq, SeqCst);
+                        seq += 1;
+                    }
+                    if let Some(v) = q.pop() {
+                        record_pop(&tallies, v);
+                    }
+                }
+                0
+            })
+            .unwrap();
+        let mut next = 0u64;
+        let mut rng = 0x2545_f491_u64;
+        for _ in 0..stops {
+            rng = rng.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            std::thread::sleep(Duration::from_micros(rng >> 57)); // 0..127 µs
+            child.kill(Signal::STOP).unwrap();
+            wait_until_stopped(&child);
+            // Drain what is visible, then use every slot the child cannot hold.
+            for _ in 0..=4 * N {
+                match q.pop() {
+                    Some(v) => record_pop(&tallies, v),
+                    None => break,
+                }
             }
-            if let Some(v) = q.pop() {
-                record_pop(&tallies, v);
+            assert_eq!(q.pop(), None, "drained");
+            for k in 0..(N as u64 - 1) {
+                assert_eq!(q.push(PARENT | (next + k)), Ok(()), "parent push stalled");
             }
-        }
-        0
-    })
-    .unwrap();
-    let mut next = 0u64;
-    let mut rng = 0x2545_f491_u64;
-    for _ in 0..stops {
-        rng = rng.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
-        std::thread::sleep(Duration::from_micros(rng >> 57)); // 0..127 µs
-        child.kill(Signal::STOP).unwrap();
-        wait_until_stopped(&child);
-        // Drain what is visible, then use every slot the child cannot hold.
-        for _ in 0..=4 * N {
-            match q.pop() {
-                Some(v) => record_pop(&tallies, v),
-                None => break,
+            for k in 0..(N as u64 - 1) {
+                assert_eq!(q.pop(), Some(PARENT | (next + k)), "parent pop stalled");
             }
+            let sum: u64 = (next..next + N as u64 - 1).sum();
+            tallies[0].pushed.fetch_add(N as u64 - 1, SeqCst);
+            tallies[0].pushed_sum.fetch_add(sum, SeqCst);
+            tallies[0].popped.fetch_add(N as u64 - 1, SeqCst);
+            tallies[0].popped_sum.fetch_add(sum, SeqCst);
+            next += N as u64;
+            child.kill(Signal::CONT).unwrap();
         }
-        assert_eq!(q.pop(), None, "drained");
-        for k in 0..(N as u64 - 1) {
-            assert_eq!(q.push(PARENT | (next + k)), Ok(()), "parent push stalled");
+        done.store(true, SeqCst);
+        let exit = child
+            .wait_timeout(WATCHDOG)
+            .unwrap()
+            .expect("watchdog: child exit");
+        assert!(exit.success());
+        while let Some(v) = q.pop() {
+            record_pop(&tallies, v);
         }
-        for k in 0..(N as u64 - 1) {
-            assert_eq!(q.pop(), Some(PARENT | (next + k)), "parent pop stalled");
+        for (who, t) in ["parent", "child"].iter().zip(tallies.iter()) {
+            assert_eq!(t.pushed.load(SeqCst), t.popped.load(SeqCst), "{who}: count");
+            assert_eq!(
+                t.pushed_sum.load(SeqCst),
+                t.popped_sum.load(SeqCst),
+                "{who}: sum"
+            );
         }
-        let sum: u64 = (next..next + N as u64 - 1).sum();
-        tallies[0].pushed.fetch_add(N as u64 - 1, SeqCst);
-        tallies[0].pushed_sum.fetch_add(sum, SeqCst);
-        tallies[0].popped.fetch_add(N as u64 - 1, SeqCst);
-        tallies[0].popped_sum.fetch_add(sum, SeqCst);
-        next += N as u64;
-        child.kill(Signal::CONT).unwrap();
-    }
-    done.store(true, SeqCst);
-    let exit = child
-        .wait_timeout(WATCHDOG)
-        .unwrap()
-        .expect("watchdog: child exit");
-    assert!(exit.success());
-    while let Some(v) = q.pop() {
-        record_pop(&tallies, v);
-    }
-    for (who, t) in ["parent", "child"].iter().zip(tallies.iter()) {
-        assert_eq!(t.pushed.load(SeqCst), t.popped.load(SeqCst), "{who}: count");
-        assert_eq!(
-            t.pushed_sum.load(SeqCst),
-            t.popped_sum.load(SeqCst),
-            "{who}: sum"
-        );
-    }
-    assert!(tallies[1].pushed.load(SeqCst) > 0, "the child did work");
+        assert!(tallies[1].pushed.load(SeqCst) > 0, "the child did work");
+    });
 }

@@ -69,6 +69,10 @@
 //!   with [`Failure::Stalled`], which names the number of other threads;
 //!   [`ThreadPolicy::Refuse`] refuses to fork when other threads exist;
 //!   [`ThreadPolicy::Proceed`] does not watch.
+//! - What the workers are given is `Send` (the map's closure and inputs, a
+//!   forking pool's handler), and they never drop it: a lock guard or a
+//!   permit cannot be copied into a worker and released there (see
+//!   [`fork`](crate::fork#what-the-child-is-given)).
 //! - A worker's panic is printed as the worker's (`ply: worker process <pid>
 //!   (items a..b) panicked at ...`), not as the parent's `thread 'main'
 //!   panicked`, and comes back in the error with the items.

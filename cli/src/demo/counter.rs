@@ -12,7 +12,7 @@
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use ply_core::sync::SpinMutex;
-use ply_os::fork::fork_child;
+use ply_os::fork::scope;
 use ply_os::shm::SharedBox;
 
 use super::{Backend, Outcome};
@@ -64,10 +64,11 @@ pub fn run(backend: Backend, workers: usize, n: u64) -> Result<Outcome, String> 
                 s.spawn(|| shared.work(n));
             }
         }),
-        Backend::Processes => {
+        Backend::Processes => scope(|s| {
+            let shared = &shared;
             let children = (0..workers)
                 .map(|_| {
-                    fork_child(|| {
+                    s.fork_child(move || {
                         shared.work(n);
                         0
                     })
@@ -80,7 +81,8 @@ pub fn run(backend: Backend, workers: usize, n: u64) -> Result<Outcome, String> 
                     return Err(format!("a worker {exit}"));
                 }
             }
-        }
+            Ok(())
+        })?,
     }
     let racy = shared.racy.load(Relaxed);
     let locked = *shared.locked.lock();

@@ -20,6 +20,8 @@
 //! for sleeping waiters. A process that dies holding permits does not give them
 //! back (there is no owner to detect).
 
+use core::marker::PhantomData;
+
 use crate::primitive::{AtomicU32, Ordering};
 use crate::sync::patience::Forever;
 use crate::sync::{Park, Patience, SpinPark};
@@ -118,7 +120,10 @@ impl<P: Park> Semaphore<P> {
     pub fn try_acquire(&self) -> Option<Permit<'_, P>> {
         // `then`, not `then_some`: a `Permit` built eagerly and discarded would
         // release a permit that was never taken.
-        self.try_take().then(|| Permit { semaphore: self })
+        self.try_take().then(|| Permit {
+            semaphore: self,
+            _not_send: PhantomData,
+        })
     }
 
     fn try_take(&self) -> bool {
@@ -171,7 +176,10 @@ impl<P: Park> Semaphore<P> {
     pub fn acquire_with(&self, mut patience: impl Patience) -> Option<Permit<'_, P>> {
         loop {
             if self.try_take() {
-                return Some(Permit { semaphore: self });
+                return Some(Permit {
+                    semaphore: self,
+                    _not_send: PhantomData,
+                });
             }
             if !patience.keep_waiting() {
                 return None;
@@ -235,6 +243,9 @@ impl<P: Park> Semaphore<P> {
 #[must_use = "dropping a permit releases it at once"]
 pub struct Permit<'a, P: Park = SpinPark> {
     semaphore: &'a Semaphore<P>,
+    /// Not `Send`, as a lock guard: given to a forked child, the permit would
+    /// be released twice, by the child and by the parent's copy.
+    _not_send: PhantomData<*const ()>,
 }
 
 impl<P: Park> Permit<'_, P> {

@@ -50,21 +50,24 @@ unsafe impl<T: ShmSafe, const N: usize> ShmSafe for State<T, N> {}
 ///
 /// ```
 /// use std::time::Duration;
-/// use ply_os::{fork::fork_child, ipc::ProcessQueue};
+/// use ply_os::{fork, ipc::ProcessQueue};
 ///
 /// let queue = ProcessQueue::<u64, 8>::new()?;
-/// let child = fork_child(|| {
-///     for i in 0..100 {
-///         queue.put(i);
+/// fork::scope(|s| {
+///     let child = s.fork_child(|| {
+///         for i in 0..100 {
+///             queue.put(i);
+///         }
+///         0
+///     })?;
+///     let mut sum = 0;
+///     for _ in 0..100 {
+///         sum += queue.get_timeout(Duration::from_secs(10)).expect("producer stalled");
 ///     }
-///     0
+///     assert_eq!(sum, 4950);
+///     assert!(child.wait()?.success());
+///     Ok::<(), std::io::Error>(())
 /// })?;
-/// let mut sum = 0;
-/// for _ in 0..100 {
-///     sum += queue.get_timeout(Duration::from_secs(10)).expect("producer stalled");
-/// }
-/// assert_eq!(sum, 4950);
-/// assert!(child.wait()?.success());
 /// # Ok::<(), std::io::Error>(())
 /// ```
 pub struct ProcessQueue<T, const N: usize> {
@@ -287,41 +290,43 @@ impl<T, const N: usize> std::fmt::Debug for ProcessQueue<T, N> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fork::fork_child;
+    use crate::fork::scope;
 
     #[test]
     fn two_children_to_parent_every_item_once_and_idle_get_sleeps() {
         const PER_CHILD: u64 = 50_000;
         let queue = ProcessQueue::<u64, 64>::new().unwrap();
-        let children: Vec<_> = (0..2u64)
-            .map(|c| {
-                let queue = &queue;
-                fork_child(move || {
-                    for i in 0..PER_CHILD {
-                        queue.put(c * PER_CHILD + i);
-                    }
-                    0
+        scope(|s| {
+            let children: Vec<_> = (0..2u64)
+                .map(|c| {
+                    let queue = &queue;
+                    s.fork_child(move || {
+                        for i in 0..PER_CHILD {
+                            queue.put(c * PER_CHILD + i);
+                        }
+                        0
+                    })
+                    .unwrap()
                 })
-                .unwrap()
-            })
-            .collect();
-        let mut seen = vec![false; 2 * PER_CHILD as usize];
-        let mut last = [None::<u64>; 2];
-        for _ in 0..2 * PER_CHILD {
-            let x = queue
-                .get_timeout(Duration::from_secs(30))
-                .expect("a producer stalled");
-            assert!(!seen[x as usize], "duplicate {x}");
-            seen[x as usize] = true;
-            // FIFO per producer.
-            let c = (x / PER_CHILD) as usize;
-            assert!(last[c] < Some(x));
-            last[c] = Some(x);
-        }
-        assert!(seen.iter().all(|&s| s));
-        for child in children {
-            assert!(child.wait().unwrap().success());
-        }
+                .collect();
+            let mut seen = vec![false; 2 * PER_CHILD as usize];
+            let mut last = [None::<u64>; 2];
+            for _ in 0..2 * PER_CHILD {
+                let x = queue
+                    .get_timeout(Duration::from_secs(30))
+                    .expect("a producer stalled");
+                assert!(!seen[x as usize], "duplicate {x}");
+                seen[x as usize] = true;
+                // FIFO per producer.
+                let c = (x / PER_CHILD) as usize;
+                assert!(last[c] < Some(x));
+                last[c] = Some(x);
+            }
+            assert!(seen.iter().all(|&s| s));
+            for child in children {
+                assert!(child.wait().unwrap().success());
+            }
+        });
         // Empty now: a timed get sleeps and returns None.
         let start = Instant::now();
         assert_eq!(queue.get_timeout(Duration::from_millis(50)), None);
@@ -332,14 +337,17 @@ mod tests {
     fn a_full_queue_blocks_the_putter_until_a_get() {
         let queue = ProcessQueue::<u32, 1>::new().unwrap();
         queue.put(1);
-        let child = fork_child(|| {
-            queue.put(2); // blocks until the parent takes 1
-            0
-        })
-        .unwrap();
-        std::thread::sleep(Duration::from_millis(50));
-        assert_eq!(queue.get(), 1);
-        assert_eq!(queue.get_timeout(Duration::from_secs(30)), Some(2));
-        assert!(child.wait().unwrap().success());
+        scope(|s| {
+            let child = s
+                .fork_child(|| {
+                    queue.put(2); // blocks until the parent takes 1
+                    0
+                })
+                .unwrap();
+            std::thread::sleep(Duration::from_millis(50));
+            assert_eq!(queue.get(), 1);
+            assert_eq!(queue.get_timeout(Duration::from_secs(30)), Some(2));
+            assert!(child.wait().unwrap().success());
+        });
     }
 }

@@ -183,8 +183,12 @@ impl MapOptions {
 /// through each worker's socket, in input order.
 ///
 /// `f` and `inputs` reach the workers through `fork` (copy-on-write), so they
-/// need no serialization and no `Send`. Use [`map_plain`] when `O` is plain
-/// data: it skips serialization on the way back too.
+/// need no serialization. Each worker has its own copy of them, as a thread
+/// could be given one: they are `Send`, which keeps lock guards and permits
+/// out of them (a worker that released its copy would release the caller's
+/// claim; see [`fork`](crate::fork#what-the-child-is-given)), and a worker
+/// never drops them. Use [`map_plain`] when `O` is plain data: it skips
+/// serialization on the way back too.
 ///
 /// # Fork safety
 ///
@@ -215,7 +219,8 @@ pub fn map<I, O, F>(
     options: &MapOptions,
 ) -> Result<Vec<O>, MapError<Vec<Option<O>>>>
 where
-    F: Fn(&I) -> O,
+    I: Send,
+    F: Fn(&I) -> O + Send,
     O: Serialize + DeserializeOwned,
 {
     let schedule = options
@@ -318,7 +323,8 @@ pub fn map_plain<I, O, F>(
     options: &MapOptions,
 ) -> Result<SharedResults<O>, MapError<Vec<Option<O>>>>
 where
-    F: Fn(&I) -> O,
+    I: Send,
+    F: Fn(&I) -> O + Send,
     O: ShmSafe + Copy,
 {
     let region = Region::take::<O>(inputs.len())?;
@@ -397,8 +403,8 @@ pub fn reduce<T, M, C>(
 ) -> Result<T, MapError<Vec<(Range<usize>, T)>>>
 where
     T: ShmSafe + Copy,
-    M: Fn(usize) -> T,
-    C: Fn(T, T) -> T,
+    M: Fn(usize) -> T + Send,
+    C: Fn(T, T) -> T + Send,
 {
     let len = range.len();
     let schedule = options.chunking.schedule(len, options.worker_count());

@@ -306,6 +306,12 @@ impl ProcessPoolBuilder {
     /// Starts the pool with a fork server forked from the caller, for a
     /// handler that captures state (which the workers inherit, copy-on-write).
     ///
+    /// The handler moves to the server as to a thread (`Send + 'static`; the
+    /// caller's copy is dropped once the server is forked), and each worker
+    /// has a copy it never drops. So it cannot hold a lock guard or a permit,
+    /// which each copy would release (see
+    /// [`fork`](crate::fork#what-the-child-is-given)).
+    ///
     /// # Fork safety
     ///
     /// The server is forked from the calling process once, here; every

@@ -51,7 +51,7 @@ use rustix::event::{PollFd, PollFlags};
 
 use super::supervisor::send_with_fds;
 use super::wire::{EXIT_BAD_CONTROL, FromServer, ToServer};
-use crate::fork::{ForkedChild, fork_child};
+use crate::fork::{ForkedChild, fork_unchecked};
 use crate::ipc::frame;
 use crate::ipc::ready::poll_for;
 
@@ -162,7 +162,7 @@ fn spawn(
     // pair (it would never see its peer close), its siblings' pidfds.
     let mut close: Vec<RawFd> = vec![control.as_raw_fd(), theirs.as_raw_fd()];
     close.extend(siblings.iter().map(|s| s.pidfd().as_raw_fd()));
-    let child = fork_child(move || {
+    let body = move || {
         for fd in close {
             // SAFETY: closes this process's copies; their owners live in the
             // server's frames, which this process never returns to (it ends
@@ -170,7 +170,12 @@ fn spawn(
             unsafe { libc::close(fd) };
         }
         worker(mine)
-    })?;
+    };
+    // SAFETY: `worker` is borrowed from `serve`'s caller, and `serve` kills
+    // and reaps every worker (dropping `workers`) before it returns; the
+    // server never changes what `worker` reaches. The closure owns only the
+    // worker's socket, whose copy the server must close (dropped here).
+    let child = unsafe { fork_unchecked(body) }?;
     Ok((child, theirs))
 }
 

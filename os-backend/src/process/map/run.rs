@@ -27,7 +27,7 @@ use ply_core::partition::{ChunkDispenser, Schedule};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::fork::{ChildExit, fork_child};
+use crate::fork::{ChildExit, fork_unchecked};
 use crate::ipc::frame;
 use crate::process::error::{Failure, MapError};
 use crate::process::panic;
@@ -303,14 +303,21 @@ impl<S: Serialize, R: DeserializeOwned> Map<'_, '_, S, R> {
         let (parent_end, mut child_end) = UnixStream::pair()?;
         round.shared.beats[id].store(0, Relaxed);
         let parent_fd = std::os::fd::AsRawFd::as_raw_fd(&parent_end);
-        let child = forking_worker(|| {
-            fork_child(|| {
-                // SAFETY: closes this process's copy of the parent's end; its
-                // owner lives in the parent's frames, never returned to here.
-                unsafe { libc::close(parent_fd) };
-                self.work(round, id, &mut child_end)
-            })
-        })?;
+        let body = || {
+            // SAFETY: closes this process's copy of the parent's end; its
+            // owner lives in the parent's frames, never returned to here.
+            unsafe { libc::close(parent_fd) };
+            self.work(round, id, &mut child_end)
+        };
+        // SAFETY: the closure owns nothing (it borrows), so the parent drops
+        // nothing of it. Its borrows are of `run_chunks`' frames, which reap
+        // every worker before returning (a round returns with its fleet
+        // empty; on an error the fleet's drop kills and reaps). The parent
+        // changes none of what a worker reads meanwhile, but the shared
+        // round state, through atomics. The caller's closure and inputs are
+        // `Send` (`map`'s bounds): each worker has a copy of them as a thread
+        // could be given one, and never drops it (it leaves with `_exit`).
+        let child = forking_worker(|| unsafe { fork_unchecked(body) })?;
         drop(child_end); // only the child writes
         let stall = self
             .stall
