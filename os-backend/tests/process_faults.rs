@@ -78,6 +78,11 @@ enum Job {
     StopMidReply,
     /// Never answer.
     Hang,
+    /// Die of `SIGTERM` at once.
+    Crash,
+    /// Die of `SIGTERM` once the fork server (this worker's parent) is
+    /// stopped.
+    CrashOnceServerStopped,
 }
 
 fn handle(job: Job) -> Vec<u8> {
@@ -94,7 +99,23 @@ fn handle(job: Job) -> Vec<u8> {
         Job::Hang => loop {
             std::thread::sleep(Duration::from_secs(1));
         },
+        Job::Crash => die(),
+        Job::CrashOnceServerStopped => {
+            // SAFETY: getppid has no preconditions.
+            let server = unsafe { libc::getppid() };
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while state_of(server) != 'T' && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            die()
+        }
     }
+}
+
+fn die() -> Vec<u8> {
+    // SAFETY: raise has no memory-safety preconditions.
+    unsafe { libc::raise(libc::SIGTERM) };
+    unreachable!("SIGTERM ends the worker")
 }
 
 fn echo(pool: &ProcessPool<Job, Vec<u8>>, x: u64) -> u64 {
@@ -188,6 +209,63 @@ fn a_stopped_fork_server_does_not_delay_a_timeout() {
         }
         // The other worker still serves with the server stopped.
         assert_eq!(echo(&pool, 5), 5, "{point}");
+        // SAFETY: as above.
+        unsafe { libc::kill(server, libc::SIGCONT) };
+        wait_for_workers(&pool, 2);
+        assert_eq!(echo(&pool, 6), 6, "{point}");
+        drop(pool);
+        assert_no_descendants();
+    }
+}
+
+/// A worker that crashes while the fork server (its parent, which alone can
+/// reap it) is stopped — stopped before the task, or while it runs — has its
+/// task failed at once with the real signal, the server still stopped: its
+/// status is read while it is a zombie. (A server stopped after reaping,
+/// before reporting, is the unit test in `process/pool/tests.rs`.)
+#[test]
+fn a_stopped_fork_server_does_not_delay_a_crash() {
+    let _serial = serial();
+    let _dog = watchdog("crash, server stopped", Duration::from_secs(120));
+    for point in ["before", "during"] {
+        let pool = ProcessPoolBuilder::new()
+            .workers(2)
+            .retry(ply_os::process::Retry::never())
+            .build(handle)
+            .unwrap();
+        let server = pool.server_pid().unwrap();
+        let stop = || {
+            // SAFETY: kill has no memory-safety preconditions.
+            unsafe { libc::kill(server, libc::SIGSTOP) };
+        };
+        let job = if point == "before" {
+            stop();
+            Job::Crash
+        } else {
+            Job::CrashOnceServerStopped
+        };
+        let crashed = pool.submit(&job).unwrap();
+        if point == "during" {
+            stop();
+        }
+        let result = crashed.join();
+        assert!(
+            matches!(
+                &result,
+                Err(PoolTaskError::Worker {
+                    failure: Failure::Signaled { signal, .. },
+                    attempts: 1,
+                    ..
+                }) if *signal == ply_os::fork::Signal::TERM
+            ),
+            "{point}: {result:?}"
+        );
+        assert_eq!(
+            state_of(server),
+            'T',
+            "{point}: reported only after the server resumed"
+        );
+        assert_eq!(echo(&pool, 5), 5, "{point}: the other worker serves");
         // SAFETY: as above.
         unsafe { libc::kill(server, libc::SIGCONT) };
         wait_for_workers(&pool, 2);

@@ -6,6 +6,8 @@
 //! (`forkserver/`).
 
 mod supervise;
+#[cfg(test)]
+mod tests;
 
 use std::borrow::Borrow;
 use std::collections::VecDeque;

@@ -58,6 +58,13 @@ use crate::ipc::ready::poll_for;
 pub(crate) use answer::answer;
 pub(crate) use worker::{WorkerLoop, serve_requests};
 
+/// Tests only: the server stops itself (`SIGSTOP`) after reaping a worker and
+/// before reporting how it ended, the one moment the status is known to the
+/// server alone. Read by a server forked from the test process.
+#[cfg(test)]
+pub(crate) static STOP_AFTER_REAP: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
 /// Tells the supervisor the server is up, then serves; returns the exit code.
 pub(crate) fn serve_ready(control: UnixStream, worker: &dyn Fn(UnixStream) -> i32) -> i32 {
     if send(&control, &FromServer::Ready, &[]).is_err() {
@@ -93,6 +100,11 @@ fn serve(control: UnixStream, worker: &dyn Fn(UnixStream) -> i32) -> i32 {
         // removals keep the others' indices.
         for i in ended.into_iter().rev() {
             if let Ok(Some(exit)) = workers[i].try_wait() {
+                #[cfg(test)]
+                if STOP_AFTER_REAP.load(std::sync::atomic::Ordering::Relaxed) {
+                    // SAFETY: raise has no memory-safety preconditions.
+                    unsafe { libc::raise(libc::SIGSTOP) };
+                }
                 let pid = workers.swap_remove(i).pid();
                 if send(&control, &FromServer::Exited { pid, exit }, &[]).is_err() {
                     return 0; // the pool is gone; dropping `workers` kills the rest

@@ -7,8 +7,11 @@
 //! completes it from the worker's reply or its end. A worker's end is seen
 //! through its pidfd, without the fork server: a task killed for its timeout
 //! (or cancelled) is reported at once even if the server is stopped. A crash
-//! needs the exit status, which only the server (the worker's parent) can
-//! read: the task waits for the server's report, and only it does.
+//! needs the exit status, which the engine reads while the worker is a zombie
+//! (the server, its parent, has not reaped it: even a stopped server cannot
+//! hold it back). If the server reaped it first, its report is on the way:
+//! the task waits for it, and only it does, for [`STATUS_PATIENCE`] at most;
+//! then it fails with what is known (`Failure::Unknown`, saying why).
 
 use std::collections::{HashMap, VecDeque};
 use std::io::{Read, Write};
@@ -29,6 +32,10 @@ use crate::process::wire::{FromServer, ToServer};
 
 /// How long a new server and its first workers may take to start.
 const START_PATIENCE: Duration = Duration::from_secs(30);
+
+/// How long a crashed worker's task waits for the fork server's report of
+/// its exit status, when the worker was reaped before its status was read.
+pub(super) const STATUS_PATIENCE: Duration = Duration::from_secs(1);
 
 /// How long after a failed fork the slot is tried again.
 const RESPAWN_PAUSE: Duration = Duration::from_millis(50);
@@ -151,9 +158,9 @@ pub(super) struct Supervisor {
     wake_rx: UnixStream,
     fleet: Fleet<PoolWorker>,
     slots: Vec<SlotInfo>,
-    /// Tasks whose worker died of a crash, waiting for the server's report
-    /// of its exit status, by pid.
-    awaiting_status: HashMap<i32, Task>,
+    /// Tasks whose worker died of a crash, waiting (until the instant given)
+    /// for the server's report of its exit status, by pid.
+    awaiting_status: HashMap<i32, (Task, Instant)>,
     /// Exit statuses the server reported before the worker's pidfd fired.
     early_status: HashMap<i32, ChildExit>,
     oom_baseline: Option<u64>,
@@ -274,7 +281,7 @@ impl Supervisor {
                 task.finish(Err(reason.duplicate()));
             }
         }
-        for (_, task) in self.awaiting_status.drain() {
+        for (_, (task, _)) in self.awaiting_status.drain() {
             task.finish(Err(reason.duplicate()));
         }
         // Idle workers would exit on their own when their sockets close;
@@ -326,6 +333,7 @@ impl Supervisor {
                 self.slots
                     .iter()
                     .filter_map(|s| s.retry_at)
+                    .chain(self.awaiting_status.values().map(|(_, until)| *until))
                     .chain(tick)
                     .min()
             };
@@ -358,6 +366,34 @@ impl Supervisor {
             if self.config.stall.is_some() {
                 self.watch_stalls();
             }
+            self.give_up_on_status();
+        }
+    }
+
+    /// Fails the tasks whose crashed worker's status the server did not
+    /// report in time (it is stopped, or gone): with what is known.
+    fn give_up_on_status(&mut self) {
+        let now = Instant::now();
+        let late: Vec<i32> = self
+            .awaiting_status
+            .iter()
+            .filter(|(_, (_, until))| *until <= now)
+            .map(|(&pid, _)| pid)
+            .collect();
+        for pid in late {
+            let (mut task, _) = self.awaiting_status.remove(&pid).expect("listed");
+            task.failed_runs += 1;
+            let attempts = task.failed_runs;
+            task.finish(Err(PoolTaskError::Worker {
+                failure: Failure::Unknown(format!(
+                    "the worker ended without replying, and its parent, the fork server \
+                     (pid {server}), did not report how within {STATUS_PATIENCE:?} \
+                     (stopped, or gone)",
+                    server = self.shared.lock().server_pid.unwrap_or(0),
+                )),
+                attempts,
+                pid,
+            }));
         }
     }
 
@@ -433,7 +469,7 @@ impl Supervisor {
                 }
             }
             FromServer::Exited { pid, exit } => {
-                if let Some(task) = self.awaiting_status.remove(&pid) {
+                if let Some((task, _)) = self.awaiting_status.remove(&pid) {
                     self.settle_crash(task, exit, pid);
                 } else if self.fleet.iter().any(|(_, w)| w.pid() == pid) {
                     self.early_status.insert(pid, exit);
@@ -493,9 +529,11 @@ impl Supervisor {
             }
             None => match status.or(end.exit) {
                 Some(exit) => self.settle_crash(task, exit, end.pid),
-                // Only the server can say how it ended: wait for its report.
+                // The server reaped it before its status was read: wait for
+                // the server's report, with a deadline.
                 None => {
-                    self.awaiting_status.insert(end.pid, task);
+                    let until = Instant::now() + STATUS_PATIENCE;
+                    self.awaiting_status.insert(end.pid, (task, until));
                 }
             },
         }
