@@ -65,6 +65,10 @@ pub(super) struct Config {
 /// report carries back.
 pub(super) type ChunkBody<'a, S> = dyn Fn(usize, Range<usize>, Heartbeat<'_>) -> S + 'a;
 
+/// Checks a decoded report against its chunk's items (chunk index, its
+/// items, the report); `Err` says why it is corrupt.
+pub(super) type ReportCheck<'a, R> = dyn Fn(usize, Range<usize>, &R) -> Result<(), String> + 'a;
+
 /// A worker's heartbeat: the item it is on, in shared memory, which the
 /// parent watches to enforce the per-item timeout and to see progress.
 /// Unwatched, [`at`](Self::at) stores nothing rather than write a shared
@@ -101,6 +105,20 @@ impl Schedule for ListSchedule<'_> {
     }
 }
 
+/// The check of reports that carry nothing (their results are in shared
+/// memory): any is whole.
+pub(super) fn no_check(_: usize, _: Range<usize>, (): &()) -> Result<(), String> {
+    Ok(())
+}
+
+#[cfg(test)]
+std::thread_local! {
+    /// Tests only: the worker's socket, so that a test's closure can send a
+    /// report of its own making (a worker's corrupt message).
+    pub(super) static WORKER_OUT: std::cell::Cell<std::os::fd::RawFd> =
+        const { std::cell::Cell::new(-1) };
+}
+
 /// What the map failed with, and every chunk's report so far.
 pub(super) type Failed<R> = (MapError, Vec<Option<R>>);
 
@@ -110,6 +128,7 @@ pub(super) fn run_chunks<S, R>(
     schedule: &Plan,
     config: &Config,
     body: &ChunkBody<'_, S>,
+    check: &ReportCheck<'_, R>,
 ) -> Result<Vec<Option<R>>, Failed<R>>
 where
     S: Serialize,
@@ -141,6 +160,7 @@ where
         schedule,
         config,
         body,
+        check,
         reports: &mut reports,
         failed_runs: vec![0; chunks],
         other_threads,
@@ -164,6 +184,7 @@ struct Map<'a, 'b, S, R> {
     schedule: &'a Plan,
     config: &'a Config,
     body: &'a ChunkBody<'b, S>,
+    check: &'a ReportCheck<'b, R>,
     reports: &'a mut Vec<Option<R>>,
     /// Per chunk: runs that failed while holding it.
     failed_runs: Vec<u32>,
@@ -190,6 +211,8 @@ struct MapWorker {
     frames: u64,
     /// A panic it reported before exiting.
     panic: Option<String>,
+    /// A chunk it sent a corrupt report for (it was killed for it).
+    corrupt: Option<usize>,
     stall: Option<StallWatch>,
 }
 
@@ -330,6 +353,7 @@ impl<S: Serialize, R: DeserializeOwned> Map<'_, '_, S, R> {
                 beat: 0,
                 frames: 0,
                 panic: None,
+                corrupt: None,
                 stall,
             },
         ))
@@ -337,6 +361,8 @@ impl<S: Serialize, R: DeserializeOwned> Map<'_, '_, S, R> {
 
     /// A worker's life, in the child: claim, run, report; returns its exit code.
     fn work<const W: usize>(&self, round: &Round<'_, W>, id: usize, out: &mut UnixStream) -> i32 {
+        #[cfg(test)]
+        WORKER_OUT.with(|fd| fd.set(std::os::fd::AsRawFd::as_raw_fd(out)));
         let schedule = ListSchedule {
             base: self.schedule,
             list: round.list,
@@ -404,6 +430,11 @@ impl<S: Serialize, R: DeserializeOwned> Map<'_, '_, S, R> {
         slot: usize,
         payload: &[u8],
     ) {
+        // Nothing more is taken from a worker that sent a corrupt report
+        // (frames it sent before being killed may still be in the batch).
+        if fleet.get(slot).is_none_or(|w| w.state.corrupt.is_some()) {
+            return;
+        }
         let report = match frame::decode::<MapReport<R>>(payload) {
             Ok(report) => report,
             Err(e) => return fleet.kill(slot, KillReason::Corrupt(e.to_string())),
@@ -414,6 +445,15 @@ impl<S: Serialize, R: DeserializeOwned> Map<'_, '_, S, R> {
                 slot,
                 KillReason::Corrupt(format!("a report for chunk {chunk}, not in this round")),
             );
+        }
+        if let ChunkResult::Done(r) = &report.result
+            && let Err(why) = (self.check)(chunk, self.schedule.chunk(chunk), r)
+        {
+            if let Some(worker) = fleet.get_mut(slot) {
+                worker.state.corrupt.get_or_insert(chunk);
+            }
+            let why = format!("its report of chunk {chunk}: {why}");
+            return fleet.kill(slot, KillReason::Corrupt(why));
         }
         let Some(worker) = fleet.get_mut(slot) else {
             return;
@@ -453,6 +493,20 @@ impl<S: Serialize, R: DeserializeOwned> Map<'_, '_, S, R> {
                 Failure::Unknown("its exit status was taken by another wait in this process".into())
             }
         };
+        // A corrupt report fails the call, charged to its own chunk (not to
+        // the one the worker had moved on to), even if another worker did
+        // that chunk: the worker is broken, and a corrupt message is not a
+        // crash to retry.
+        if let Some(chunk) = state.corrupt {
+            self.failed_runs[chunk] += 1;
+            return Err(MapError::Worker {
+                items: self.schedule.chunk(chunk),
+                failure,
+                attempts: self.failed_runs[chunk],
+                pid: end.pid,
+                completed: (),
+            });
+        }
         let Some(chunk) = held.filter(|&c| self.reports[c].is_none()) else {
             // It died between chunks: nothing of its own to charge. Whatever
             // it left unreported is redone by the next round.
