@@ -7,7 +7,10 @@
 //! which flatters every queue. A criterion "element" is one item moved end to end;
 //! each sample spawns the producer thread once and amortizes that over the
 //! sample's items. In the MPMC groups a waiting thread spins briefly and then
-//! yields (see `wait_a_little`), the same for every queue.
+//! yields (see `wait_a_little`), the same for every queue. ply's `ArrayQueue`
+//! appears twice: `push`/`pop` (linearizable: they wait for an operation in
+//! flight at their slot, as crossbeam's do) and `try_push`/`try_pop` (never
+//! wait; a `Busy` counts as a failed attempt).
 //!
 //! Run: `cargo bench --bench queues` (about two minutes). Compare the ratios
 //! within one run, not absolute numbers across runs.
@@ -263,6 +266,19 @@ impl SharedQueue for ply::core::queue::mpmc::ArrayQueue<u64, CAP> {
     }
 }
 
+/// `ArrayQueue`'s never-waiting forms: a `Busy` counts as a failed attempt,
+/// like a full or empty queue.
+struct NeverWaiting(ply::core::queue::mpmc::ArrayQueue<u64, CAP>);
+
+impl SharedQueue for NeverWaiting {
+    fn try_push(&self, v: u64) -> Result<(), u64> {
+        self.0.try_push(v).map_err(|e| e.into_inner())
+    }
+    fn try_pop(&self) -> Option<u64> {
+        self.0.try_pop().ok()
+    }
+}
+
 impl SharedQueue for ply::core::queue::mpmc::ScqQueue<u64, CAP> {
     fn try_push(&self, v: u64) -> Result<(), u64> {
         self.push(v)
@@ -370,6 +386,12 @@ fn mpmc_groups(c: &mut Criterion) {
         g.bench_function("ply::mpmc::ArrayQueue", |b| {
             b.iter_custom(|iters| {
                 let q = Box::new(ply::core::queue::mpmc::ArrayQueue::<u64, CAP>::new());
+                run_mpmc(&*q, producers, consumers, iters)
+            })
+        });
+        g.bench_function("ply::mpmc::ArrayQueue try_push/try_pop", |b| {
+            b.iter_custom(|iters| {
+                let q = Box::new(NeverWaiting(ply::core::queue::mpmc::ArrayQueue::new()));
                 run_mpmc(&*q, producers, consumers, iters)
             })
         });

@@ -4,8 +4,10 @@
 //!
 //! - [`core`] (`ply-core`): the `no_std`, allocation-free scheduling core —
 //!   lock-free queues, locks and signals, work partitioning;
-//! - [`os`] (`ply-os`): the Linux backend — a thread pool, shared memory,
-//!   forked children, futex waiting, CPU pinning (a process pool is to come).
+//! - [`os`] (`ply-os`): the Linux backend — a thread pool; process
+//!   parallelism (a fork-join `map`/`reduce` and a crash-proof `ProcessPool`);
+//!   running external commands as whole process trees (`job`); IPC, shared
+//!   memory, forked children, futex waiting, CPU pinning.
 //!
 //! # Example: a queue shared by a parent and a forked child
 //!

@@ -14,19 +14,26 @@ mod squares;
 
 use std::fmt::Write as _;
 use std::io::IsTerminal;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::{Args, Subcommand, ValueEnum};
+use ply_os::process::MAX_MAP_WORKERS;
 
-/// Set by the Ctrl-C (SIGINT/SIGTERM) handler; workloads stop at the next
-/// safe point.
-pub static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+pub use crate::interrupt::interrupted;
+use crate::report::{Align, Table};
 
-/// Whether Ctrl-C was pressed.
-pub fn interrupted() -> bool {
-    INTERRUPTED.load(Ordering::Relaxed)
-}
+/// Largest `--n` for primes (trial division to 10⁹ takes minutes per core).
+pub const MAX_PRIMES_N: u64 = 1_000_000_000;
+/// Most limits primes takes in one run.
+pub const MAX_PRIMES_LIMITS: usize = 64;
+/// Largest `--n` for squares (about a minute on one core).
+pub const MAX_SQUARES_N: u64 = 100_000_000_000;
+/// Largest `--n` (increments in all) for counter.
+pub const MAX_COUNTER_N: u64 = 1_000_000_000;
+/// Most items pipeline moves (its arrival check keeps one bit per item).
+pub const MAX_PIPELINE_ITEMS: u64 = 1_000_000_000;
+/// Most bytes copy writes in total (files × size), so a typo cannot fill a disk.
+pub const MAX_COPY_MIB: u64 = 64 << 10;
 
 /// How to run a workload.
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -65,10 +72,11 @@ pub struct Common {
     /// Which backend(s) to run.
     #[arg(long, value_enum, default_value_t = BackendChoice::All)]
     pub backend: BackendChoice,
-    /// Workers for the parallel backends (default: available parallelism).
+    /// Workers for the parallel backends (default: available parallelism;
+    /// at most 256, the process map's limit).
     /// The table's peak RSS is this process's high-water mark for seq and
     /// threads, and the largest worker's for processes.
-    #[arg(short = 'j', long, value_parser = clap::value_parser!(u64).range(1..=1024))]
+    #[arg(short = 'j', long, value_parser = clap::value_parser!(u64).range(1..=MAX_MAP_WORKERS as u64))]
     pub jobs: Option<u64>,
     /// Print one JSON object instead of a table.
     #[arg(long)]
@@ -81,16 +89,17 @@ pub enum Workload {
     /// CPU-bound: sum of the primes <= n for each n (6k±1 trial division),
     /// split into fine chunks so speed-up approaches the core count.
     Primes {
-        /// The limits, comma-separated.
-        #[arg(long = "n", value_delimiter = ',', num_args = 1.., default_values_t = [1_000_000u64, 2_000_000, 3_000_000])]
+        /// The limits, comma-separated (each at most 10⁹, at most 64 of them).
+        #[arg(long = "n", value_delimiter = ',', num_args = 1.., default_values_t = [1_000_000u64, 2_000_000, 3_000_000],
+              value_parser = clap::value_parser!(u64).range(0..=MAX_PRIMES_N))]
         limits: Vec<u64>,
         #[command(flatten)]
         common: Common,
     },
     /// CPU-bound: the sum of i² for i < n, split across workers.
     Squares {
-        /// How many squares.
-        #[arg(long, default_value_t = 100_000_000)]
+        /// How many squares (at most 10¹¹).
+        #[arg(long, default_value_t = 100_000_000, value_parser = clap::value_parser!(u64).range(0..=MAX_SQUARES_N))]
         n: u64,
         #[command(flatten)]
         common: Common,
@@ -114,28 +123,30 @@ pub enum Workload {
         /// Files.
         #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..=10_000))]
         files: u64,
-        /// MiB per file.
+        /// MiB per file (files × size at most 64 GiB).
         #[arg(long = "size-mib", default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..=4096))]
         size_mib: u64,
         #[command(flatten)]
         common: Common,
     },
-    /// The race-condition lesson without undefined behaviour: each worker adds
-    /// 1 N times as a separate load and store (updates get lost, and are
-    /// counted), under a lock, and as one atomic fetch_add.
+    /// The race-condition lesson without undefined behaviour: the workers add
+    /// 1, N times in all, as a separate load and store (updates get lost, and
+    /// are counted), under a lock, and as one atomic fetch_add. Every backend
+    /// does the same N increments, so speed-ups compare equal work.
     Counter {
-        /// Increments per worker.
-        #[arg(long, default_value_t = 1_000_000)]
+        /// Increments in all, split across the workers (at most 10⁹).
+        #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(0..=MAX_COUNTER_N))]
         n: u64,
         #[command(flatten)]
         common: Common,
     },
     /// Producer/consumer: threads through ply's lock-free queues, processes
     /// through the shared-memory process queue; every item checked to arrive
-    /// exactly once.
+    /// exactly once. A consumer and at least one producer: two workers even
+    /// with -j 1, and the table says so.
     Pipeline {
-        /// Items to move.
-        #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000_000))]
+        /// Items to move (at most 10⁹).
+        #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..=MAX_PIPELINE_ITEMS))]
         items: u64,
         #[command(flatten)]
         common: Common,
@@ -151,6 +162,20 @@ pub struct Outcome {
     pub shown: String,
     /// Compared between backends (must be equal).
     pub check: String,
+    /// Workers that actually ran, when the workload needs more than asked
+    /// (pipeline: a consumer and at least one producer).
+    pub workers_used: Option<usize>,
+}
+
+impl Outcome {
+    /// An outcome whose workers are the ones asked for.
+    pub fn new(shown: String, check: String) -> Outcome {
+        Outcome {
+            shown,
+            check,
+            workers_used: None,
+        }
+    }
 }
 
 /// One backend's run.
@@ -162,10 +187,11 @@ struct Run {
     peak_rss_kib: u64,
 }
 
-/// A failed demo: exit code and message.
+/// A failed demo: exit code, message, and any table to print first.
 pub struct Failed {
     pub code: u8,
     pub message: String,
+    pub output: String,
 }
 
 impl Failed {
@@ -173,12 +199,40 @@ impl Failed {
         Failed {
             code: 1,
             message: message.into(),
+            output: String::new(),
         }
+    }
+
+    fn misuse(message: impl Into<String>) -> Failed {
+        Failed {
+            code: 2,
+            ..Failed::runtime(message)
+        }
+    }
+}
+
+/// Checks the bounds that involve more than one option (exit 2, one line).
+fn check_bounds(workload: &Workload) -> Result<(), Failed> {
+    match workload {
+        Workload::Primes { limits, .. } if limits.len() > MAX_PRIMES_LIMITS => {
+            Err(Failed::misuse(format!(
+                "--n takes at most {MAX_PRIMES_LIMITS} limits, not {}",
+                limits.len()
+            )))
+        }
+        Workload::Copy {
+            files, size_mib, ..
+        } if files * size_mib > MAX_COPY_MIB => Err(Failed::misuse(format!(
+            "--files {files} x --size-mib {size_mib} is {} MiB; at most {MAX_COPY_MIB} MiB (64 GiB)",
+            files * size_mib
+        ))),
+        _ => Ok(()),
     }
 }
 
 /// Runs a workload; `Ok` with the text to print.
 pub fn run(workload: Workload) -> Result<String, Failed> {
+    check_bounds(&workload)?;
     let (name, params, common, job): (&str, serde_json::Value, Common, Box<Job>) = match workload {
         Workload::Primes { limits, common } => (
             "primes",
@@ -203,15 +257,17 @@ pub fn run(workload: Workload) -> Result<String, Failed> {
             size_mib,
             common,
         } => {
-            let dir = copy::Workspace::create(files, size_mib).map_err(Failed::runtime)?;
             let params = serde_json::json!({ "files": files, "size_mib": size_mib });
-            let result = run_backends("copy", params, &common, &|b, j| dir.copy_with(b, j));
-            drop(dir); // removes the files, whatever happened
+            // Removed when dropped, whatever happened (and by the signal
+            // watcher if it has to end the process by force).
+            let result = copy::Workspace::create(files, size_mib)
+                .map_err(Failed::runtime)
+                .and_then(|dir| run_backends("copy", params, &common, &|b, j| dir.copy_with(b, j)));
             return finish(result);
         }
         Workload::Counter { n, common } => (
             "counter",
-            serde_json::json!({ "n_per_worker": n }),
+            serde_json::json!({ "n": n }),
             common,
             Box::new(move |b, j| counter::run(b, j, n)),
         ),
@@ -225,15 +281,28 @@ pub fn run(workload: Workload) -> Result<String, Failed> {
     finish(run_backends(name, params, &common, &*job))
 }
 
-/// Exit 130 if interrupted (whatever the runs said), else the runs' result.
+/// Exit 128 + the signal if a stop signal came (whatever the runs said), else
+/// the runs' result.
 fn finish(result: Result<String, Failed>) -> Result<String, Failed> {
-    if interrupted() {
+    if let Some(code) = crate::interrupt::exit_code() {
         return Err(Failed {
-            code: 130,
+            code,
             message: "interrupted; temporary files removed and child processes reaped".into(),
+            output: String::new(),
         });
     }
     result
+}
+
+/// The workers to use: `-j`, else the CPUs this process may use, capped at
+/// the process map's limit.
+fn default_workers(common: &Common) -> usize {
+    match common.jobs {
+        Some(j) => j as usize,
+        None => std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(MAX_MAP_WORKERS),
+    }
 }
 
 fn run_backends(
@@ -242,10 +311,7 @@ fn run_backends(
     common: &Common,
     job: &dyn Fn(Backend, usize) -> Result<Outcome, String>,
 ) -> Result<String, Failed> {
-    let jobs = common.jobs.map_or_else(
-        || std::thread::available_parallelism().map_or(1, |n| n.get()),
-        |j| j as usize,
-    );
+    let jobs = default_workers(common);
     let backends: &[Backend] = match common.backend {
         BackendChoice::Seq => &[Backend::Seq],
         BackendChoice::Threads => &[Backend::Threads],
@@ -273,7 +339,7 @@ fn run_backends(
             outcome.map_err(|e| Failed::runtime(format!("{name} on {}: {e}", backend.name())))?;
         runs.push(Run {
             backend,
-            workers,
+            workers: outcome.workers_used.unwrap_or(workers),
             wall,
             outcome,
             peak_rss_kib,
@@ -294,13 +360,13 @@ fn run_backends(
     let text = if common.json {
         to_json(name, params, &runs)
     } else {
-        to_table(name, &params, &runs)
+        to_table(name, &params, &runs, mismatch.is_none())
     };
     match mismatch {
-        Some(message) => {
-            print!("{text}");
-            Err(Failed::runtime(format!("results differ: {message}")))
-        }
+        Some(message) => Err(Failed {
+            output: text,
+            ..Failed::runtime(format!("results differ: {message}"))
+        }),
         None => Ok(text),
     }
 }
@@ -323,9 +389,9 @@ impl Progress {
             if finished.recv_timeout(Duration::from_secs(1)).is_ok() {
                 return;
             }
-            eprint!("{line}");
+            crate::out::stderr(&line);
             let _ = finished.recv();
-            eprint!("\r{:width$}\r", "", width = line.len());
+            crate::out::stderr(&format!("\r{:width$}\r", "", width = line.len()));
         });
         Progress {
             done,
@@ -383,56 +449,53 @@ impl ChildPeakSampler {
     }
 }
 
-fn seq_wall(runs: &[Run]) -> Option<Duration> {
+/// Speed-up over the seq run (same work), if seq ran.
+fn speedup(runs: &[Run], r: &Run) -> Option<f64> {
     runs.iter()
         .find(|r| r.backend == Backend::Seq)
-        .map(|r| r.wall)
+        .map(|s| s.wall.as_secs_f64() / r.wall.as_secs_f64().max(1e-9))
 }
 
-fn to_table(name: &str, params: &serde_json::Value, runs: &[Run]) -> String {
-    let mut out = String::new();
-    let _ = writeln!(out, "ply demo {name} {params}");
-    let _ = writeln!(
-        out,
-        "{:<10} {:>7} {:>10} {:>8} {:>10} {:>10}  result",
-        "backend", "workers", "wall", "speed-up", "efficiency", "peak RSS"
-    );
-    let seq = seq_wall(runs);
+fn to_table(name: &str, params: &serde_json::Value, runs: &[Run], agree: bool) -> String {
+    let mut table = Table::new(&[
+        ("backend", Align::Left),
+        ("workers", Align::Right),
+        ("wall", Align::Right),
+        ("speed-up", Align::Right),
+        ("efficiency", Align::Right),
+        ("peak RSS", Align::Right),
+        ("result", Align::Left),
+    ]);
     for r in runs {
-        let (speedup, efficiency) = match seq {
-            Some(s) => {
-                let x = s.as_secs_f64() / r.wall.as_secs_f64().max(1e-9);
-                (
-                    format!("{x:.2}x"),
-                    format!("{:.0}%", 100.0 * x / r.workers as f64),
-                )
-            }
+        let (speedup, efficiency) = match speedup(runs, r) {
+            Some(x) => (
+                format!("{x:.2}x"),
+                format!("{:.0}%", 100.0 * x / r.workers as f64),
+            ),
             None => ("-".into(), "-".into()),
         };
-        let _ = writeln!(
-            out,
-            "{:<10} {:>7} {:>10} {:>8} {:>10} {:>6.1} MiB  {}",
-            r.backend.name(),
-            r.workers,
+        table.row(vec![
+            r.backend.name().into(),
+            r.workers.to_string(),
             format!("{:.3} s", r.wall.as_secs_f64()),
             speedup,
             efficiency,
-            r.peak_rss_kib as f64 / 1024.0,
-            r.outcome.shown
-        );
+            format!("{:.1} MiB", r.peak_rss_kib as f64 / 1024.0),
+            r.outcome.shown.clone(),
+        ]);
     }
-    if runs.len() > 1 {
+    let mut out = format!("ply demo {name} {params}\n{}", table.render());
+    if runs.len() > 1 && agree {
         let _ = writeln!(out, "results agree across {} backends", runs.len());
     }
     out
 }
 
 fn to_json(name: &str, params: serde_json::Value, runs: &[Run]) -> String {
-    let seq = seq_wall(runs);
     let rows: Vec<serde_json::Value> = runs
         .iter()
         .map(|r| {
-            let speedup = seq.map(|s| s.as_secs_f64() / r.wall.as_secs_f64().max(1e-9));
+            let speedup = speedup(runs, r);
             serde_json::json!({
                 "backend": r.backend.name(),
                 "workers": r.workers,

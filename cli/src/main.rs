@@ -1,5 +1,8 @@
-//! `ply` — threads vs processes, measured on this machine.
+//! `ply` — parallel work on this machine, measured.
 //!
+//! - `ply run`: run a command for every input line or argument, in parallel,
+//!   like GNU parallel, with whole job trees killed on timeout or Ctrl-C,
+//!   joblogs matched by content for `--resume`, and cluster array shards.
 //! - `ply demo <workload>`: the classic experiments (primes, squares, sleep,
 //!   copy, counter, pipeline) on one thread, ply's thread pool and ply's
 //!   process backend, in one table with speed-ups and checked results.
@@ -7,19 +10,17 @@
 //!   locks, worker start-up, IPC round trips, pool overhead.
 #![deny(missing_docs)]
 
-mod bench_ipc;
-mod bench_locks;
-mod bench_pool;
-mod bench_queues;
-mod bench_spawn;
-mod cpus;
+mod bench;
 mod demo;
+mod interrupt;
 mod mem;
+mod out;
 mod report;
+mod run;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 
 /// ply: parallel work in Rust, measured on your machine.
 #[derive(Parser, Debug)]
@@ -39,59 +40,11 @@ enum Command {
         workload: demo::Workload,
     },
     /// Quick check-up of this machine: how fast are ply's primitives here?
-    Bench {
-        /// What to measure.
-        family: BenchFamily,
-        /// Items moved (queues), lock operations (locks), tasks (pool) per run;
-        /// spawn and ipc derive their counts from it. Each comparison runs 5
-        /// times and reports the median and range. Default: 2,000,000
-        /// (--quick), 10,000,000 (--full).
-        #[arg(long, value_parser = clap::value_parser!(u64).range(1000..))]
-        items: Option<u64>,
-        /// Short runs, a few seconds per family (the default).
-        #[arg(long, conflicts_with = "full")]
-        quick: bool,
-        /// Five times longer runs, for steadier numbers.
-        #[arg(long)]
-        full: bool,
-        /// Print JSON instead of a table (one object; an array for `all`).
-        #[arg(long)]
-        json: bool,
-    },
-}
-
-#[derive(ValueEnum, Clone, Copy, Debug)]
-enum BenchFamily {
-    /// Queue throughput between two threads pinned to different CPUs: ply's SPSC
-    /// ring and MPMC queues beside std's `sync_channel`.
-    Queues,
-    /// Lock + unlock rates, alone and with two threads contending: ply's spin
-    /// and ticket locks beside std's `Mutex`.
-    Locks,
-    /// Tasks per second through ply's thread pool beside a std thread per task,
-    /// and a data-parallel sum beside a sequential one.
-    Pool,
-    /// Starting a worker: fork + wait beside thread spawn + join; memory of
-    /// idle threads and idle forked processes.
-    Spawn,
-    /// Round trips to another process: shared-memory queue, socket pair, and
-    /// the process pool.
-    Ipc,
-    /// Every family above, one after the other.
-    All,
-}
-
-impl BenchFamily {
-    fn run(self, items: u64) -> report::Report {
-        match self {
-            BenchFamily::Queues => bench_queues::run(items),
-            BenchFamily::Locks => bench_locks::run(items),
-            BenchFamily::Pool => bench_pool::run(items.min(1_000_000)),
-            BenchFamily::Spawn => bench_spawn::run((items / 1000).clamp(100, 5000)),
-            BenchFamily::Ipc => bench_ipc::run((items / 100).clamp(1000, 100_000)),
-            BenchFamily::All => unreachable!("expanded by the caller"),
-        }
-    }
+    Bench(bench::BenchArgs),
+    /// Run a command for every input, in parallel (like GNU parallel):
+    /// `ply run [OPTIONS] COMMAND ::: VALUES...`, `:::: FILES`, or stdin lines.
+    /// Whole job trees are killed on timeout, halt or Ctrl-C.
+    Run(run::RunArgs),
 }
 
 /// Folds a clap error into one line (`error: ... [possible values: ...]`),
@@ -108,73 +61,64 @@ fn one_line(err: &clap::Error) -> String {
 }
 
 fn main() -> ExitCode {
+    // `ply run` reports misuse with GNU parallel's 255; other commands with 2.
+    let misuse = if std::env::args().nth(1).as_deref() == Some("run") {
+        run::EXIT_ERROR
+    } else {
+        2
+    };
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(err) if !err.use_stderr() => {
             // --help and --version: print as clap formats them, exit 0.
-            let _ = err.print();
-            return ExitCode::SUCCESS;
+            return match out::stdout(&err.render().to_string()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(failed) => failed.exit(),
+            };
         }
         Err(err)
             if err.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand =>
         {
             // `ply` alone: show the help (it is the best hint), but it is misuse.
-            let _ = err.print();
-            return ExitCode::from(2);
+            out::stderr(&err.render().to_string());
+            return ExitCode::from(misuse);
         }
         Err(err) => {
-            eprintln!("{} (see 'ply --help')", one_line(&err));
-            return ExitCode::from(2);
+            out::stderr(&format!("{} (see 'ply --help')\n", one_line(&err)));
+            return ExitCode::from(misuse);
         }
     };
-    // Ctrl-C / SIGTERM: flag it; workloads stop at the next safe point, and
-    // the temporary files and child processes are cleaned up on the way out.
-    let _ =
-        ctrlc::set_handler(|| demo::INTERRUPTED.store(true, std::sync::atomic::Ordering::Relaxed));
+    if let Command::Run(args) = cli.command {
+        // ply run handles its signals in its event loop.
+        return run::main(args);
+    }
+    // SIGINT / SIGTERM / SIGHUP: flag it; workloads stop at the next safe
+    // point, or are ended by force after a grace period (see interrupt.rs).
+    interrupt::install();
     match cli.command {
         Command::Demo { workload } => match demo::run(workload) {
-            Ok(text) => {
-                print!("{text}");
-                ExitCode::SUCCESS
-            }
+            Ok(text) => match out::stdout(&text) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(failed) => failed.exit(),
+            },
             Err(failed) => {
-                eprintln!("error: {}", failed.message);
+                if let Err(write) = out::stdout(&failed.output) {
+                    return write.exit();
+                }
+                out::error_line(&failed.message);
                 ExitCode::from(failed.code)
             }
         },
-        Command::Bench {
-            family,
-            items,
-            quick: _,
-            full,
-            json,
-        } => {
-            let items = items.unwrap_or(if full { 10_000_000 } else { 2_000_000 });
-            let families = match family {
-                BenchFamily::All => vec![
-                    BenchFamily::Queues,
-                    BenchFamily::Locks,
-                    BenchFamily::Spawn,
-                    BenchFamily::Ipc,
-                    BenchFamily::Pool,
-                ],
-                one => vec![one],
-            };
-            let reports: Vec<report::Report> = families.iter().map(|f| f.run(items)).collect();
-            if json && reports.len() == 1 {
-                println!("{}", reports[0].to_json());
-            } else if json {
-                let all: Vec<String> = reports.iter().map(report::Report::to_json).collect();
-                println!("[{}]", all.join(","));
-            } else {
-                for (i, r) in reports.iter().enumerate() {
-                    if i > 0 {
-                        println!();
-                    }
-                    print!("{}", r.to_table());
-                }
+        Command::Run(_) => unreachable!("handled above"),
+        Command::Bench(args) => match bench::run(&args) {
+            Some(text) => match out::stdout(&text) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(failed) => failed.exit(),
+            },
+            None => {
+                out::error_line("interrupted");
+                ExitCode::from(interrupt::exit_code().unwrap_or(130))
             }
-            ExitCode::SUCCESS
-        }
+        },
     }
 }

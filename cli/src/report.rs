@@ -1,9 +1,101 @@
-//! The result of a `ply bench` family: rates with their spread, printed as a
-//! table (each row against the last row of its group, the std baseline) or as
-//! one JSON object.
+//! What `ply demo` and `ply bench` print: a [`Table`] (columns sized to their
+//! contents, optional section lines), and a bench family's [`Report`] of rates
+//! with their spread, printed as a table (each row against the last row of its
+//! group, the std baseline) or as one JSON object.
 
 use std::fmt::Write as _;
 use std::time::Duration;
+
+/// How a column's cells line up.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Align {
+    Left,
+    Right,
+}
+
+/// One line of a table: cells under the columns, or a section title.
+enum Line {
+    Cells(Vec<String>),
+    Section(String),
+}
+
+/// A plain-text table: a header, rows and section titles; every column as
+/// wide as its widest cell, cells in a row separated by two spaces.
+pub struct Table {
+    columns: Vec<(String, Align)>,
+    lines: Vec<Line>,
+}
+
+impl Table {
+    /// A table with these column titles and alignments.
+    pub fn new(columns: &[(&str, Align)]) -> Table {
+        Table {
+            columns: columns.iter().map(|&(t, a)| (t.to_owned(), a)).collect(),
+            lines: Vec::new(),
+        }
+    }
+
+    /// Adds a row; missing cells are blank.
+    pub fn row(&mut self, cells: Vec<String>) {
+        self.lines.push(Line::Cells(cells));
+    }
+
+    /// Adds a section title, printed on its own line.
+    pub fn section(&mut self, title: impl Into<String>) {
+        self.lines.push(Line::Section(title.into()));
+    }
+
+    /// The table as text, one line per row, each ending in a newline.
+    pub fn render(&self) -> String {
+        let mut widths: Vec<usize> = self
+            .columns
+            .iter()
+            .map(|(t, _)| t.chars().count())
+            .collect();
+        for line in &self.lines {
+            if let Line::Cells(cells) = line {
+                for (w, cell) in widths.iter_mut().zip(cells) {
+                    *w = (*w).max(cell.chars().count());
+                }
+            }
+        }
+        let format_row = |cells: &mut dyn Iterator<Item = &str>| -> String {
+            let mut text = String::new();
+            for (i, ((_, align), width)) in self.columns.iter().zip(&widths).enumerate() {
+                let cell = cells.next().unwrap_or("");
+                if i > 0 {
+                    text.push_str("  ");
+                }
+                let last = i + 1 == self.columns.len();
+                match align {
+                    Align::Right => {
+                        let _ = write!(text, "{cell:>width$}");
+                    }
+                    Align::Left if last => text.push_str(cell),
+                    Align::Left => {
+                        let _ = write!(text, "{cell:<width$}");
+                    }
+                }
+            }
+            text.truncate(text.trim_end().len());
+            text.push('\n');
+            text
+        };
+        let mut out = format_row(&mut self.columns.iter().map(|(t, _)| t.as_str()));
+        for line in &self.lines {
+            match line {
+                Line::Cells(cells) => {
+                    out.push_str(&format_row(&mut cells.iter().map(String::as_str)))
+                }
+                Line::Section(title) => {
+                    out.push_str(title);
+                    out.push('\n');
+                }
+            }
+        }
+        out
+    }
+}
 
 /// One measured case: operations per second over several runs.
 pub struct Row {
@@ -53,11 +145,16 @@ pub struct Report {
 }
 
 impl Report {
-    /// A human-readable table: per group, operations per second (median and
-    /// range, in a unit fitting the group) and the ratio to the group's last row.
+    /// A human-readable table: per group (a section line), operations per
+    /// second (median and range, in a unit fitting the group) and the ratio to
+    /// the group's last row.
     pub fn to_table(&self) -> String {
-        let mut out = String::new();
-        let _ = writeln!(out, "{}", self.headline);
+        let mut table = Table::new(&[
+            ("", Align::Left),
+            ("median", Align::Right),
+            ("range", Align::Right),
+            ("vs last", Align::Right),
+        ]);
         let mut groups: Vec<&str> = Vec::new();
         for r in &self.rows {
             if !groups.contains(&r.group) {
@@ -67,8 +164,8 @@ impl Report {
         for group in groups {
             let rows: Vec<&Row> = self.rows.iter().filter(|r| r.group == group).collect();
             let base = rows.last().map_or(1.0, |r| r.median);
-            // A unit that keeps the group's numbers readable.
-            // Chosen by the slowest row, so no row prints as 0.0.
+            // A unit that keeps the group's numbers readable, chosen by the
+            // slowest row so no row prints as 0.0.
             let low = rows.iter().map(|r| r.median).fold(f64::INFINITY, f64::min);
             let (scale, unit) = if low >= 1e6 {
                 (1e6, "M/s")
@@ -77,22 +174,17 @@ impl Report {
             } else {
                 (1.0, "/s")
             };
-            let _ = writeln!(
-                out,
-                "{:<36} {:>12} {:>20} {:>8}",
-                group, unit, "range", "vs last"
-            );
+            table.section(group);
             for r in rows {
-                let _ = writeln!(
-                    out,
-                    "  {:<34} {:>12.1} {:>20} {:>7.1}x",
-                    r.name,
-                    r.median / scale,
+                table.row(vec![
+                    format!("  {}", r.name),
+                    format!("{:.1} {unit}", r.median / scale),
                     format!("{:.1}..{:.1}", r.min / scale, r.max / scale),
-                    r.median / base
-                );
+                    format!("{:.1}x", r.median / base),
+                ]);
             }
         }
+        let mut out = format!("{}\n{}", self.headline, table.render());
         for note in &self.notes {
             let _ = writeln!(out, "{note}");
         }
@@ -123,5 +215,26 @@ impl Report {
             .collect();
         object.insert("results".into(), serde_json::Value::Array(results));
         serde_json::Value::Object(object).to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn columns_fit_their_widest_cell_and_sections_stand_alone() {
+        let mut t = Table::new(&[
+            ("name", Align::Left),
+            ("n", Align::Right),
+            ("note", Align::Left),
+        ]);
+        t.section("group");
+        t.row(vec!["a".into(), "1000".into(), "x".into()]);
+        t.row(vec!["long name".into(), "2".into()]);
+        assert_eq!(
+            t.render(),
+            "name          n  note\ngroup\na          1000  x\nlong name     2\n"
+        );
     }
 }

@@ -1,13 +1,10 @@
 //! End-to-end tests of the `ply` binary: real runs, real exit codes.
 
-use std::process::{Command, Output};
+mod common;
 
-fn ply(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ply"))
-        .args(args)
-        .output()
-        .expect("run ply")
-}
+use std::process::Output;
+
+use common::ply;
 
 /// CPUs available to this process.
 fn cpus() -> usize {

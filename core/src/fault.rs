@@ -1,10 +1,11 @@
 //! Fault-injection hooks for tests (feature `fault-injection`).
 //!
 //! Liveness claims are about what happens when a participant stops *inside* an
-//! operation. A signal sent from outside lands at a random instruction; these
-//! hooks let a test stop a participant at an exact point instead. The queues call
-//! [`hit`] at the [`Point`]s below; a test installs a hook with [`set_hook`] (in a
-//! forked child, typically one that raises `SIGSTOP` on itself there).
+//! operation (a queue push or pop, a lock or unlock, a wait). A signal sent
+//! from outside lands at a random instruction; these hooks let a test stop a
+//! participant at an exact point instead. The queues and locks call [`hit`] at
+//! the [`Point`]s below; a test installs a hook with [`set_hook`] (in a forked
+//! child, typically one that raises `SIGSTOP` on itself there).
 //!
 //! The feature is for tests only: without it, the calls compile to nothing.
 //!
@@ -29,7 +30,7 @@
 
 use core::sync::atomic::{AtomicUsize, Ordering};
 
-/// A point inside a queue operation where a participant can be stopped.
+/// A point inside a queue or lock operation where a participant can be stopped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Point {
     /// `mpmc::ArrayQueue::push`: the position is claimed, the value not yet
@@ -41,6 +42,25 @@ pub enum Point {
     ScqPushSlotTaken,
     /// `mpmc::ScqQueue::pop`: the value's index is taken, the value not yet read.
     ScqPopIndexTaken,
+    /// `sync::TicketMutex::lock`: a ticket is taken, its turn not yet come.
+    TicketWaiting,
+    /// `sync::RwLock` write: the waiting writer has announced itself (new readers
+    /// stand aside), the lock is not yet held.
+    RwWriterWaiting,
+    /// `sync::RobustMutex` lock: a waiter has flagged itself on the lock word
+    /// and is about to park.
+    RobustWaiting,
+    /// `sync::RobustMutex` lock: the lock word names this owner; the lock has
+    /// not yet been handed to the caller.
+    RobustLocked,
+    /// `sync::RobustMutex` unlock: the guard is dropping; the lock word still
+    /// names this owner.
+    RobustUnlocking,
+    /// `sync::EventCount`: the waiter is registered and about to sleep.
+    EventCountWaiting,
+    /// `sync::EventCount`: the waiter saw a notify, and has not yet re-checked
+    /// its condition.
+    EventCountNotified,
 }
 
 /// The installed hook, as a `fn(Point)` address (0: none).

@@ -13,7 +13,7 @@
 //! | [`queue::mpmc`] | bounded multi-producer/multi-consumer queues: per-slot stamps, and SCQ (live when a participant stalls) |
 //! | [`queue::spmc`] | bounded single-producer/multi-consumer run queue; consumers take half a ring with one CAS (work stealing) |
 //! | [`partition`] | even, fixed, guided and cost-weighted splits of `0..len`; `shard(k, n)`; the atomic [`partition::ChunkDispenser`] |
-//! | [`sync`] | spin, ticket and reader-writer locks; semaphore, event, barrier, once/lazy; the [`sync::Park`] seam |
+//! | [`sync`] | spin, ticket and reader-writer locks (surviving a waiter's death); a robust lock (surviving a holder's death); semaphore, event, barrier, once/lazy; the event count; the [`sync::Park`] (with deadlines) and [`sync::Liveness`] seams |
 //! | [`ShmSafe`], [`shm_safe!`] | the marker for types that may live in memory shared between processes, and a checked way to implement it |
 //!
 //! ## Targets
@@ -24,13 +24,13 @@
 //! - `std`: implements `std::error::Error` for the error types, and lets
 //!   spin-waits yield to the OS scheduler once they have backed off.
 //! - `fault-injection` (tests only): hooks that stop a participant at an exact
-//!   point inside a queue operation, to test liveness claims (see `fault`).
+//!   point inside a queue or lock operation, to test liveness claims (see `fault`).
 //!
 //! ## Verification
 //! The algorithms are written against [`primitive`](self) — a private facade that
 //! re-exports `core`'s atomics normally and [loom]'s under `--cfg loom` — so the code
 //! that ships is the code that is model-checked (`RUSTFLAGS="--cfg loom" cargo test
-//! -p ply-core --release --test loom`). The unit tests also run under Miri.
+//! -p ply-core --release --lib --test loom`). The unit tests also run under Miri.
 //!
 //! [loom]: https://docs.rs/loom
 #![no_std]
@@ -49,6 +49,25 @@ macro_rules! fault_point {
     };
 }
 pub(crate) use fault_point;
+
+/// Expands to its items when ply-core is built without `std`, to nothing when
+/// it is built with it. For ply's C ABI, which must define `#[panic_handler]`
+/// exactly when no crate in the build links `std` (Cargo unifies ply-core's
+/// features across a workspace build, so the C ABI cannot tell on its own).
+#[doc(hidden)]
+#[cfg(not(feature = "std"))]
+#[macro_export]
+macro_rules! __if_no_std {
+    ($($item:item)*) => { $($item)* };
+}
+
+/// See the `not(feature = "std")` version.
+#[doc(hidden)]
+#[cfg(feature = "std")]
+#[macro_export]
+macro_rules! __if_no_std {
+    ($($item:item)*) => {};
+}
 
 #[cfg(feature = "fault-injection")]
 pub mod fault;

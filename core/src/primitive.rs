@@ -10,12 +10,18 @@
 //! array of them can be viewed as a slice of the inner type (the SPSC chunk API
 //! relies on this, and is therefore not built under loom).
 
-#[cfg(not(loom))]
+#[cfg(all(not(loom), target_has_atomic = "ptr"))]
 pub(crate) use core::sync::atomic::{
     AtomicBool, AtomicIsize, AtomicU32, AtomicUsize, Ordering, fence,
 };
 #[cfg(loom)]
 pub(crate) use loom::sync::atomic::{
+    AtomicBool, AtomicIsize, AtomicU32, AtomicUsize, Ordering, fence,
+};
+// Without compare-and-swap (thumbv6m), the same API from portable-atomic, whose
+// read-modify-write operations run in a critical section.
+#[cfg(all(not(loom), not(target_has_atomic = "ptr")))]
+pub(crate) use portable_atomic::{
     AtomicBool, AtomicIsize, AtomicU32, AtomicUsize, Ordering, fence,
 };
 

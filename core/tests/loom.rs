@@ -3,8 +3,12 @@
 //! Run with:
 //!
 //! ```text
-//! RUSTFLAGS="--cfg loom" cargo test -p ply-core --release --test loom
+//! RUSTFLAGS="--cfg loom" cargo test -p ply-core --release --lib --test loom
 //! ```
+//!
+//! (`--lib` adds the models kept next to the code they check, which need
+//! private access: a waiter that dies holding a ticket, a writer that dies
+//! announced.)
 //!
 //! Under `--cfg loom` the crate's atomics and cells are loom's (see the private
 //! `primitive` module), so these models explore every interleaving (and every
@@ -475,6 +479,24 @@ fn semaphore_of_one_excludes() {
     });
 }
 
+/// A waiter for the only permit and its release: the waiter always wakes (a
+/// lost wake-up would leave it waiting forever). The release's notify skips
+/// the event count's fence and relies on its `SeqCst` add and
+/// `seq_cst_point` instead. (Dropping that `seq_cst_point` does not make this
+/// model fail: loom does not reach the interleaving; the argument is in
+/// `EventCount::notify_one_after_seq_cst_write`.)
+#[test]
+fn semaphore_release_never_loses_a_waiter() {
+    model(|| {
+        let shared = Arc::new(Semaphore::new(0));
+        let other = shared.clone();
+        let releaser = thread::spawn(move || other.release(1));
+        shared.acquire().forget();
+        releaser.join().unwrap();
+        assert_eq!(shared.available(), 0);
+    });
+}
+
 #[test]
 fn event_publishes_what_was_written_before_set() {
     model(|| {
@@ -640,5 +662,68 @@ fn spmc_two_thieves_split_a_batch_exactly() {
         all.sort();
         let expected: Vec<usize> = if refilled { vec![0, 1, 2] } else { vec![0, 1] };
         assert_eq!(all, expected);
+    });
+}
+
+// ---- the event count: ply's one sleeping protocol ----
+
+use ply_core::sync::EventCount;
+
+/// A waiter sleeping on an event count for a flag, and a notifier that sets
+/// the flag then notifies: the waiter always wakes (a lost wake-up would leave
+/// it parked forever, which loom reports), and sees what was written before
+/// the flag.
+#[test]
+fn event_count_never_loses_a_wakeup() {
+    model(|| {
+        let shared = Arc::new((
+            EventCount::new(),
+            loom::sync::atomic::AtomicBool::new(false),
+            UnsafeCell::new(0u32),
+        ));
+        let other = shared.clone();
+        let notifier = thread::spawn(move || {
+            set(&other.2, 5);
+            other.1.store(true, loom::sync::atomic::Ordering::Release);
+            other.0.notify_one();
+        });
+        shared.0.wait_until(|| {
+            shared
+                .1
+                .load(loom::sync::atomic::Ordering::Acquire)
+                .then_some(())
+        });
+        assert_eq!(get(&shared.2), 5);
+        notifier.join().unwrap();
+        assert_eq!(shared.0.waiters(), 0);
+    });
+}
+
+/// By hand: register, re-check, wait. The notify may come before the
+/// registration (then the re-check sees the flag), between registration and
+/// wait (then the wait returns at once), or during the wait. The flag is
+/// relaxed, so only the event count's fences order it against the
+/// registration: dropping either side's `SeqCst` fence fails this model.
+#[test]
+fn event_count_prepare_recheck_wait() {
+    model(|| {
+        let shared = Arc::new((EventCount::new(), loom::sync::atomic::AtomicU32::new(0)));
+        let other = shared.clone();
+        let notifier = thread::spawn(move || {
+            other.1.store(1, loom::sync::atomic::Ordering::Relaxed);
+            other.0.notify_all();
+        });
+        loop {
+            if shared.1.load(loom::sync::atomic::Ordering::Relaxed) == 1 {
+                break;
+            }
+            let key = shared.0.prepare_wait();
+            if shared.1.load(loom::sync::atomic::Ordering::Relaxed) == 1 {
+                shared.0.cancel_wait(key);
+                break;
+            }
+            shared.0.wait(key);
+        }
+        notifier.join().unwrap();
     });
 }

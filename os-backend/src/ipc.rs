@@ -7,7 +7,7 @@
 //! | [`Duplex`] | a typed two-way channel between two processes (`send`/`recv`, deadlines per message) | one `send` and one or two `recv`s per message, plus encoding |
 //! | [`channel`] | a multi-producer, multi-consumer channel between processes for any serde type, with close and iteration (`SOCK_SEQPACKET`) | one `send` and one or two `recv`s per message, plus encoding |
 //! | [`ProcessQueue`] | ply-core's SCQ queue in `MAP_SHARED` memory, with futex sleeps | no system call while items flow; no copy through the kernel |
-//! | [`SharedValue`], [`SharedArray`] | plain data in shared memory behind ply-core's spin lock | a memory access |
+//! | [`SharedValue`], [`SharedArray`] | plain data in shared memory behind ply-core's robust lock (a holder that dies never hangs the others) | a memory access and an uncontended CAS |
 //!
 //! # Errors, not panics
 //!
@@ -30,7 +30,7 @@ mod shared;
 pub use channel::{IntoIter, Receiver, Sender, channel};
 pub use duplex::{Duplex, duplex, fork_duplex};
 pub use queue::ProcessQueue;
-pub use shared::{SharedArray, SharedArrayGuard, SharedValue};
+pub use shared::{SharedArray, SharedArrayGuard, SharedArrayLock, SharedValue};
 
 use std::fmt;
 use std::io;

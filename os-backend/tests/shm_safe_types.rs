@@ -76,7 +76,7 @@ fn enums_cross_a_shared_array_and_a_process_queue() {
     scope(|s| {
         let child = s
             .fork_child(|| {
-                let mut slots = array.lock();
+                let mut slots = array.lock().expect("no holder died");
                 for (i, slot) in slots.iter_mut().enumerate() {
                     *slot = reply(i as u32);
                 }
@@ -97,7 +97,7 @@ fn enums_cross_a_shared_array_and_a_process_queue() {
     });
     assert_eq!(queue.try_get(), None, "no extra items");
     let expected: Vec<Reply> = (0..30).map(reply).collect();
-    assert_eq!(&*array.lock(), &expected[..]);
+    assert_eq!(&*array.lock().expect("no holder died"), &expected[..]);
 }
 
 #[test]

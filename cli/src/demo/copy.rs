@@ -15,6 +15,8 @@ use super::{Backend, Outcome, interrupted};
 /// The source files and the copies, under one temporary directory.
 pub struct Workspace {
     dir: PathBuf,
+    /// Removes the directory if the process is ended by force.
+    _registered: crate::interrupt::TempPath,
     files: u64,
     bytes_each: u64,
 }
@@ -27,9 +29,14 @@ impl Workspace {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos());
         let dir = std::env::temp_dir().join(format!("ply-copy-{}-{stamp}", std::process::id()));
-        fs::create_dir_all(dir.join("src"))
-            .map_err(|e| format!("creating {}: {e}", dir.display()))?;
+        // Registered before it exists, so no instant leaves it unlisted.
+        let registered = crate::interrupt::TempPath::register(dir.clone());
+        if let Err(e) = fs::create_dir_all(dir.join("src")) {
+            let _ = fs::remove_dir_all(&dir);
+            return Err(format!("creating {}: {e}", dir.display()));
+        }
         let workspace = Workspace {
+            _registered: registered,
             dir,
             files,
             bytes_each: size_mib << 20,
@@ -116,14 +123,14 @@ impl Workspace {
         if total != expected {
             return Err(format!("verified {total} bytes, expected {expected}"));
         }
-        Ok(Outcome {
-            shown: format!(
+        Ok(Outcome::new(
+            format!(
                 "{} files, {} MiB copied and verified",
                 self.files,
                 total >> 20
             ),
-            check: total.to_string(),
-        })
+            total.to_string(),
+        ))
     }
 }
 

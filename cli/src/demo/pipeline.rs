@@ -22,26 +22,30 @@ fn share(items: u64, producers: u64, p: u64) -> std::ops::Range<u64> {
 }
 
 /// Counts arrivals: each item once, or an error naming the first problem.
+/// One bit per item.
 struct Tally {
-    seen: Vec<bool>,
+    seen: Vec<u64>,
+    items: u64,
     count: u64,
 }
 
 impl Tally {
     fn new(items: u64) -> Self {
         Tally {
-            seen: vec![false; items as usize],
+            seen: vec![0; items.div_ceil(64) as usize],
+            items,
             count: 0,
         }
     }
     fn take(&mut self, item: u64) -> Result<(), String> {
-        let slot = self
-            .seen
-            .get_mut(item as usize)
-            .ok_or_else(|| format!("item {item} was never sent"))?;
-        if std::mem::replace(slot, true) {
+        if item >= self.items {
+            return Err(format!("item {item} was never sent"));
+        }
+        let (word, bit) = ((item / 64) as usize, 1u64 << (item % 64));
+        if self.seen[word] & bit != 0 {
             return Err(format!("item {item} arrived twice"));
         }
+        self.seen[word] |= bit;
         self.count += 1;
         Ok(())
     }
@@ -153,5 +157,7 @@ pub fn run(backend: Backend, workers: usize, items: u64) -> Result<Outcome, Stri
             rate / 1e6
         ),
         check: format!("{} items each once", tally.count),
+        // The consumer and every producer, as the table's workers column.
+        workers_used: (backend != Backend::Seq).then_some(producers as usize + 1),
     })
 }

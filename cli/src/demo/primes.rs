@@ -91,8 +91,5 @@ pub fn run(backend: Backend, workers: usize, limits: &[u64]) -> Result<Outcome, 
         .map(|(n, s)| format!("{n}: {s}"))
         .collect::<Vec<_>>()
         .join(", ");
-    Ok(Outcome {
-        check: shown.clone(),
-        shown,
-    })
+    Ok(Outcome::new(shown.clone(), shown))
 }

@@ -7,10 +7,19 @@
 //! - [`spmc::Ring`]: one producer, many consumers that take batches — the run
 //!   queue of a work-stealing scheduler (ply-os's thread pool uses it per worker).
 //!
-//! Both store items inline in a fixed array of capacity `N` (a const generic), hold
+//! Each stores items inline in a fixed array of capacity `N` (a const generic), holds
 //! no pointers, and can therefore be placed in memory shared between processes. See
 //! each type's "Across processes" section for what that does and does not allow.
+//!
+//! The SPSC ring and the two MPMC queues also come over a buffer the caller
+//! provides, with the capacity chosen at run time ([`spsc::SliceRing`],
+//! [`mpmc::SliceArrayQueue`], [`mpmc::SliceScqQueue`]): the same algorithm, generic
+//! over a [`storage`] trait, so the const-generic types lose nothing (the compiler
+//! still sees `N`). ply's C ABI builds on the same traits.
 
 pub mod mpmc;
 pub mod spmc;
 pub mod spsc;
+pub mod storage;
+
+pub use storage::CapacityError;

@@ -30,5 +30,14 @@ mod scq;
 #[cfg(all(test, not(loom)))]
 mod stress;
 
-pub use array_queue::{ArrayQueue, TryPopError, TryPushError};
-pub use scq::ScqQueue;
+pub use array_queue::{
+    ArrayQueue, ArrayQueueBase, ArraySlot, StampedInline, StampedSlots, TryPopError, TryPushError,
+};
+#[cfg(not(loom))]
+pub use array_queue::{SliceArrayQueue, StampedBorrowed};
+#[cfg(not(loom))]
+pub use index_ring::BorrowedEntries;
+pub use index_ring::{Entries, InlineEntries};
+#[cfg(not(loom))]
+pub use scq::SliceScqQueue;
+pub use scq::{ScqBase, ScqQueue};

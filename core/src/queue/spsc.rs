@@ -84,7 +84,12 @@ use core::mem::MaybeUninit;
 
 use crossbeam_utils::CachePadded;
 
-use crate::primitive::{AtomicUsize, Ordering, UnsafeCell};
+#[cfg(not(loom))]
+use super::CapacityError;
+#[cfg(not(loom))]
+use super::storage::{Borrowed, ContiguousSlots};
+use super::storage::{Inline, Slots};
+use crate::primitive::{AtomicUsize, Ordering};
 
 /// A bounded SPSC ring of capacity `N` (any `N ≥ 1`), storing items inline.
 ///
@@ -107,27 +112,68 @@ use crate::primitive::{AtomicUsize, Ordering, UnsafeCell};
 /// assert_eq!(rx.pop(), Some("b"));
 /// assert_eq!(rx.pop(), None);
 /// ```
-pub struct Ring<T, const N: usize> {
+pub type Ring<T, const N: usize> = RingBase<Inline<T, N>>;
+
+/// A bounded SPSC ring over a buffer the caller owns, with the capacity chosen at
+/// run time (the buffer's length). The same algorithm and API as [`Ring`].
+///
+/// # Example
+///
+/// ```
+/// use core::mem::MaybeUninit;
+/// use ply_core::queue::spsc::SliceRing;
+///
+/// let mut buffer = [MaybeUninit::<u32>::uninit(); 3]; // capacity 3, any size works
+/// let mut ring = SliceRing::new(&mut buffer).unwrap();
+/// let (mut tx, mut rx) = ring.split();
+/// assert_eq!(tx.push_slice(&[1, 2, 3, 4]), 3);
+/// assert_eq!(rx.pop(), Some(1));
+/// assert_eq!(ring.capacity(), 3);
+/// ```
+#[cfg(not(loom))]
+pub type SliceRing<'a, T> = RingBase<Borrowed<'a, T>>;
+
+/// The SPSC ring, generic over where its slots live ([`Slots`]): [`Ring`] keeps
+/// them inline, [`SliceRing`] in a caller's buffer, and ply's C ABI in C memory.
+///
+/// See [`Ring`] for the guarantees; they hold for every storage.
+///
+/// # Example
+///
+/// ```
+/// use ply_core::queue::spsc::RingBase;
+/// use ply_core::queue::storage::Inline;
+///
+/// let mut ring = RingBase::<Inline<u8, 2>>::new(); // the same type as Ring<u8, 2>
+/// ring.split().0.push(1).unwrap();
+/// assert_eq!(ring.len(), 1);
+/// ```
+pub struct RingBase<S: Slots> {
     /// Consumer position in `0..2N`; the next item to read is in slot `head mod N`.
-    /// Written only by the consumer.
+    /// Written only by the consumer. (`N` is the capacity.)
     head: CachePadded<AtomicUsize>,
     /// Producer position in `0..2N`; the next free slot is `tail mod N`.
     /// Written only by the producer. `tail - head (mod 2N)` is the number of items.
     tail: CachePadded<AtomicUsize>,
     /// The storage. Slots in `[head, tail)` (mod 2N, mod N) hold initialized items.
-    slots: [UnsafeCell<MaybeUninit<T>>; N],
+    slots: S,
 }
 
 // SAFETY: the ring hands each item from exactly one producer to exactly one
-// consumer, which may be on different threads: that needs `T: Send`, and nothing
-// more (no `&T` is ever shared between the two sides at the same time).
-unsafe impl<T: Send, const N: usize> Sync for Ring<T, N> {}
+// consumer, which may be on different threads: that needs the items to be
+// `Send` (which the storage's `Sync` bound expresses for typed storage), and
+// nothing more (no `&T` is ever shared between the two sides at the same time).
+unsafe impl<S: Slots + Sync> Sync for RingBase<S> {}
 
-impl<T, const N: usize> Ring<T, N> {
+/// The largest capacity of any SPSC ring: positions run in `0..2N`, and a
+/// position plus a step of `N` must not overflow.
+const MAX_CAPACITY: usize = usize::MAX / 4;
+
+impl<T, const N: usize> RingBase<Inline<T, N>> {
     /// Rejects `N = 0` (a ring that can hold nothing) and `N` so large that
     /// positions in `0..2N` plus a step of `N` could overflow a `usize`.
     const VALID_CAPACITY: () = assert!(
-        N >= 1 && N <= usize::MAX / 4,
+        N >= 1 && N <= MAX_CAPACITY,
         "spsc::Ring capacity N must be at least 1 and at most usize::MAX / 4"
     );
 
@@ -147,10 +193,10 @@ impl<T, const N: usize> Ring<T, N> {
     #[cfg(not(loom))]
     pub const fn new() -> Self {
         let () = Self::VALID_CAPACITY;
-        Ring {
+        RingBase {
             head: CachePadded::new(AtomicUsize::new(0)),
             tail: CachePadded::new(AtomicUsize::new(0)),
-            slots: [const { UnsafeCell::new(MaybeUninit::uninit()) }; N],
+            slots: Inline::new(),
         }
     }
 
@@ -158,10 +204,73 @@ impl<T, const N: usize> Ring<T, N> {
     #[cfg(loom)]
     pub fn new() -> Self {
         let () = Self::VALID_CAPACITY;
-        Ring {
+        RingBase {
             head: CachePadded::new(AtomicUsize::new(0)),
             tail: CachePadded::new(AtomicUsize::new(0)),
-            slots: core::array::from_fn(|_| UnsafeCell::new(MaybeUninit::uninit())),
+            slots: Inline::new(),
+        }
+    }
+}
+
+#[cfg(not(loom))]
+impl<'a, T> RingBase<Borrowed<'a, T>> {
+    /// Creates an empty ring over `buffer`, of capacity `buffer.len()` (any
+    /// length from 1 up; the contents are ignored).
+    ///
+    /// # Errors
+    ///
+    /// [`CapacityError::Zero`] for an empty buffer, [`CapacityError::TooLarge`]
+    /// beyond `usize::MAX / 4` slots (possible only for zero-sized items).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use core::mem::MaybeUninit;
+    /// use ply_core::queue::spsc::SliceRing;
+    ///
+    /// let mut buffer = [const { MaybeUninit::<String>::uninit() }; 2];
+    /// let mut ring = SliceRing::new(&mut buffer).unwrap();
+    /// let (mut tx, mut rx) = ring.split();
+    /// tx.push("hello".to_string()).unwrap();
+    /// assert_eq!(rx.pop().as_deref(), Some("hello"));
+    /// ```
+    pub fn new(buffer: &'a mut [MaybeUninit<T>]) -> Result<Self, CapacityError> {
+        Self::with_slots(Borrowed::new(buffer))
+    }
+}
+
+impl<S: Slots> RingBase<S> {
+    /// Creates an empty ring over `slots`. This is how storage made outside
+    /// ply-core (such as the C ABI's) gets a ring; [`Ring::new`] and
+    /// [`SliceRing::new`] are the usual ways in.
+    ///
+    /// # Errors
+    ///
+    /// [`CapacityError::Zero`] or [`CapacityError::TooLarge`] if the storage's
+    /// capacity is 0 or above `usize::MAX / 4`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use ply_core::queue::spsc::RingBase;
+    /// use ply_core::queue::storage::Inline;
+    ///
+    /// let ring = RingBase::with_slots(Inline::<u8, 4>::new()).unwrap();
+    /// assert_eq!(ring.capacity(), 4);
+    /// ```
+    #[cfg(not(loom))]
+    pub fn with_slots(slots: S) -> Result<Self, CapacityError> {
+        match slots.capacity() {
+            0 => Err(CapacityError::Zero),
+            capacity if capacity > MAX_CAPACITY => Err(CapacityError::TooLarge {
+                capacity,
+                max: MAX_CAPACITY,
+            }),
+            _ => Ok(RingBase {
+                head: CachePadded::new(AtomicUsize::new(0)),
+                tail: CachePadded::new(AtomicUsize::new(0)),
+                slots,
+            }),
         }
     }
 
@@ -183,7 +292,7 @@ impl<T, const N: usize> Ring<T, N> {
     /// let (_tx, mut rx) = ring.split();
     /// assert_eq!(rx.pop(), Some(7));
     /// ```
-    pub fn split(&mut self) -> (Producer<'_, T, N>, Consumer<'_, T, N>) {
+    pub fn split(&mut self) -> (Producer<'_, S>, Consumer<'_, S>) {
         // SAFETY: `&mut self` means no other handle exists, and the two made here
         // are one producer and one consumer.
         unsafe { self.split_unchecked() }
@@ -210,7 +319,7 @@ impl<T, const N: usize> Ring<T, N> {
     /// tx.push(1).unwrap();
     /// assert_eq!(rx.pop(), Some(1));
     /// ```
-    pub unsafe fn split_unchecked(&self) -> (Producer<'_, T, N>, Consumer<'_, T, N>) {
+    pub unsafe fn split_unchecked(&self) -> (Producer<'_, S>, Consumer<'_, S>) {
         // Acquire: pairs with the Release stores of a previous pair of handles, so
         // the new handles start from positions (and slot contents) they published.
         let head = self.head.load(Ordering::Acquire);
@@ -239,8 +348,23 @@ impl<T, const N: usize> Ring<T, N> {
     /// use ply_core::queue::spsc::Ring;
     /// assert_eq!(Ring::<u8, 5>::new().capacity(), 5);
     /// ```
-    pub const fn capacity(&self) -> usize {
-        N
+    #[inline(always)]
+    pub fn capacity(&self) -> usize {
+        self.slots.capacity()
+    }
+
+    /// The storage (for storage types that offer more than slots, such as the
+    /// C ABI's layout checks).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use ply_core::queue::spsc::Ring;
+    /// use ply_core::queue::storage::Slots;
+    /// assert_eq!(Ring::<u8, 5>::new().slots().capacity(), 5);
+    /// ```
+    pub fn slots(&self) -> &S {
+        &self.slots
     }
 
     /// The number of items, as seen from outside both handles: a snapshot that may
@@ -260,7 +384,8 @@ impl<T, const N: usize> Ring<T, N> {
         // never "behind" it. The clamp covers a snapshot taken across many laps.
         let head = self.head.load(Ordering::Acquire);
         let tail = self.tail.load(Ordering::Acquire);
-        distance::<N>(head, tail).min(N)
+        let capacity = self.capacity();
+        distance(head, tail, capacity).min(capacity)
     }
 
     /// Whether the ring holds no items (a snapshot, see [`len`](Ring::len)).
@@ -287,17 +412,7 @@ impl<T, const N: usize> Ring<T, N> {
     /// assert!(ring.is_full());
     /// ```
     pub fn is_full(&self) -> bool {
-        self.len() == N
-    }
-
-    /// A raw pointer to slot `index`'s storage, derived from the whole array so
-    /// it may be offset across neighbouring slots (for the chunk API).
-    #[cfg(not(loom))]
-    fn slots_ptr(&self) -> *mut MaybeUninit<T> {
-        // `UnsafeCell` (ours and core's) is `repr(transparent)`, so the array of
-        // cells has the layout of `[MaybeUninit<T>; N]`; writing through this
-        // pointer is allowed because every byte it reaches is inside a cell.
-        self.slots.as_ptr().cast::<MaybeUninit<T>>().cast_mut()
+        self.len() == self.capacity()
     }
 }
 
@@ -307,25 +422,28 @@ impl<T, const N: usize> Default for Ring<T, N> {
     }
 }
 
-impl<T, const N: usize> Drop for Ring<T, N> {
+impl<S: Slots> Drop for RingBase<S> {
     fn drop(&mut self) {
         // `&mut self`: no handle is alive, Relaxed loads see the final positions.
-        let mut head = self.head.load(Ordering::Relaxed);
+        let head = self.head.load(Ordering::Relaxed);
         let tail = self.tail.load(Ordering::Relaxed);
-        while head != tail {
-            let slot = &self.slots[index::<N>(head)];
-            // SAFETY: slots in [head, tail) hold initialized items that no one
-            // else will read; each is dropped once as `head` moves past it.
-            slot.with_mut(|p| unsafe { (*p).assume_init_drop() });
-            head = advance::<N>(head, 1);
-        }
+        let capacity = self.capacity();
+        // SAFETY: slots in [head, tail) hold initialized items that no one else
+        // will read; each is dropped once.
+        unsafe {
+            super::storage::drop_slots(
+                &self.slots,
+                index(head, capacity),
+                distance(head, tail, capacity),
+            )
+        };
     }
 }
 
-impl<T, const N: usize> fmt::Debug for Ring<T, N> {
+impl<S: Slots> fmt::Debug for RingBase<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Ring")
-            .field("capacity", &N)
+            .field("capacity", &self.capacity())
             .field("len", &self.len())
             .finish()
     }
@@ -344,8 +462,8 @@ impl<T, const N: usize> fmt::Debug for Ring<T, N> {
 /// // Only this producer adds items, so "not full" stays true until it pushes.
 /// tx.push(1).unwrap();
 /// ```
-pub struct Producer<'a, T, const N: usize> {
-    ring: &'a Ring<T, N>,
+pub struct Producer<'a, S: Slots> {
+    ring: &'a RingBase<S>,
     /// Our own position: a private copy of `ring.tail`, which only we write.
     tail: usize,
     /// The last `head` we read. The consumer only moves it forward, so this can
@@ -371,8 +489,8 @@ pub struct Producer<'a, T, const N: usize> {
 /// assert_eq!(rx.peek(), Some(&5));
 /// assert_eq!(rx.pop(), Some(5));
 /// ```
-pub struct Consumer<'a, T, const N: usize> {
-    ring: &'a Ring<T, N>,
+pub struct Consumer<'a, S: Slots> {
+    ring: &'a RingBase<S>,
     /// Our own position: a private copy of `ring.head`, which only we write.
     head: usize,
     /// The last `tail` we read. The producer only moves it forward, so this can
@@ -382,48 +500,35 @@ pub struct Consumer<'a, T, const N: usize> {
     _not_sync: PhantomData<core::cell::Cell<()>>,
 }
 
-impl<'a, T, const N: usize> Producer<'a, T, N> {
-    /// Free slots, refreshing the cached consumer position only if needed to
-    /// find at least `wanted` of them.
-    #[inline]
-    fn free_slots(&mut self, wanted: usize) -> usize {
-        let mut free = N - distance::<N>(self.cached_head, self.tail);
-        if free < wanted {
-            // Acquire: pairs with the consumer's Release store of `head`, so the
-            // consumer is done reading every slot before `head` that we reuse.
-            self.cached_head = self.ring.head.load(Ordering::Acquire);
-            free = N - distance::<N>(self.cached_head, self.tail);
-        }
-        free
-    }
-
-    /// Adds `value` at the back, or gives it back if the ring is full.
+impl<'a, S: Slots> Producer<'a, S> {
+    /// The ring this handle pushes into.
     ///
     /// # Example
     ///
     /// ```
     /// use ply_core::queue::spsc::Ring;
     ///
-    /// let mut ring = Ring::<u32, 1>::new();
-    /// let (mut tx, mut rx) = ring.split();
-    /// assert_eq!(tx.push(1), Ok(()));
-    /// assert_eq!(tx.push(2), Err(2));
-    /// rx.pop();
-    /// assert_eq!(tx.push(2), Ok(()));
+    /// let mut ring = Ring::<u8, 2>::new();
+    /// let (tx, _rx) = ring.split();
+    /// assert_eq!(tx.ring().capacity(), 2);
     /// ```
+    pub fn ring(&self) -> &'a RingBase<S> {
+        self.ring
+    }
+
+    /// Free slots, refreshing the cached consumer position only if needed to
+    /// find at least `wanted` of them.
     #[inline]
-    pub fn push(&mut self, value: T) -> Result<(), T> {
-        if self.free_slots(1) == 0 {
-            return Err(value);
+    fn free_slots(&mut self, wanted: usize) -> usize {
+        let capacity = self.capacity();
+        let mut free = capacity - distance(self.cached_head, self.tail, capacity);
+        if free < wanted {
+            // Acquire: pairs with the consumer's Release store of `head`, so the
+            // consumer is done reading every slot before `head` that we reuse.
+            self.cached_head = self.ring.head.load(Ordering::Acquire);
+            free = capacity - distance(self.cached_head, self.tail, capacity);
         }
-        let slot = &self.ring.slots[index::<N>(self.tail)];
-        // SAFETY: the slot at `tail` is free (the consumer finished with it, see
-        // the Acquire in `free_slots`) and only this unique producer writes it.
-        slot.with_mut(|p| unsafe { p.write(MaybeUninit::new(value)) });
-        self.tail = advance::<N>(self.tail, 1);
-        // Release: publishes the slot write to the consumer's Acquire load of `tail`.
-        self.ring.tail.store(self.tail, Ordering::Release);
-        Ok(())
+        free
     }
 
     /// Free slots right now. Only the consumer can change this, and only upward:
@@ -440,7 +545,7 @@ impl<'a, T, const N: usize> Producer<'a, T, N> {
     /// assert_eq!(tx.slots(), 2);
     /// ```
     pub fn slots(&mut self) -> usize {
-        self.free_slots(N)
+        self.free_slots(self.capacity())
     }
 
     /// Whether the ring is full. If this returns `false`, the next push succeeds.
@@ -473,7 +578,7 @@ impl<'a, T, const N: usize> Producer<'a, T, N> {
     /// assert_eq!(tx.len(), 1);
     /// ```
     pub fn len(&mut self) -> usize {
-        N - self.slots()
+        self.capacity() - self.slots()
     }
 
     /// Whether the ring is empty right now (a snapshot: the consumer only makes it
@@ -502,10 +607,103 @@ impl<'a, T, const N: usize> Producer<'a, T, N> {
     /// let mut ring = Ring::<u32, 3>::new();
     /// assert_eq!(ring.split().0.capacity(), 3);
     /// ```
-    pub const fn capacity(&self) -> usize {
-        N
+    #[inline(always)]
+    pub fn capacity(&self) -> usize {
+        self.ring.capacity()
     }
 
+    /// Publishes the first `n` slots after `tail`.
+    #[cfg(not(loom))]
+    fn commit_slots(&mut self, n: usize) {
+        self.tail = advance(self.tail, n, self.capacity());
+        // Release: publishes the chunk's slot writes to the consumer's Acquire load.
+        self.ring.tail.store(self.tail, Ordering::Release);
+    }
+
+    /// Claims the next free slot, lets `write` fill it, and publishes it to the
+    /// consumer; returns `false` (calling nothing) if the ring is full.
+    ///
+    /// For storage whose items are not a Rust type (the C ABI's slots of a
+    /// run-time byte size); typed rings use [`push`](Producer::push).
+    ///
+    /// # Safety
+    ///
+    /// When `write` returns, the slot must hold a valid item, as the storage
+    /// defines it (for `MaybeUninit<T>` slots: an initialized `T`). If `write`
+    /// panics, nothing is published.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use core::mem::MaybeUninit;
+    /// use ply_core::queue::spsc::Ring;
+    ///
+    /// let mut ring = Ring::<u32, 1>::new();
+    /// let (mut tx, mut rx) = ring.split();
+    /// // SAFETY: the closure initializes the slot.
+    /// assert!(unsafe { tx.push_in_place(|slot| slot.write(MaybeUninit::new(7))) });
+    /// assert!(!unsafe { tx.push_in_place(|_| unreachable!("full")) });
+    /// assert_eq!(rx.pop(), Some(7));
+    /// ```
+    #[inline]
+    pub unsafe fn push_in_place(&mut self, write: impl FnOnce(*mut S::Item)) -> bool {
+        if self.free_slots(1) == 0 {
+            return false;
+        }
+        // SAFETY: a slot is free (checked above); `write` initializes it (our
+        // caller's promise).
+        unsafe { self.write_next(write) };
+        true
+    }
+
+    /// Writes the free slot at `tail` with `write`, then publishes it.
+    ///
+    /// # Safety
+    ///
+    /// At least one slot must be free, and `write` must leave it holding a
+    /// valid item.
+    #[inline(always)]
+    unsafe fn write_next(&mut self, write: impl FnOnce(*mut S::Item)) {
+        let capacity = self.capacity();
+        // The slot at `tail` is free (the consumer finished with it, see the
+        // Acquire in `free_slots`) and only this unique producer writes it.
+        self.ring
+            .slots
+            .with_slot_mut(index(self.tail, capacity), write);
+        self.tail = advance(self.tail, 1, capacity);
+        // Release: publishes the slot write to the consumer's Acquire load of `tail`.
+        self.ring.tail.store(self.tail, Ordering::Release);
+    }
+}
+
+impl<T, S: Slots<Item = MaybeUninit<T>>> Producer<'_, S> {
+    /// Adds `value` at the back, or gives it back if the ring is full.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use ply_core::queue::spsc::Ring;
+    ///
+    /// let mut ring = Ring::<u32, 1>::new();
+    /// let (mut tx, mut rx) = ring.split();
+    /// assert_eq!(tx.push(1), Ok(()));
+    /// assert_eq!(tx.push(2), Err(2));
+    /// rx.pop();
+    /// assert_eq!(tx.push(2), Ok(()));
+    /// ```
+    #[inline]
+    pub fn push(&mut self, value: T) -> Result<(), T> {
+        if self.free_slots(1) == 0 {
+            return Err(value);
+        }
+        // SAFETY: a slot is free (checked above), and the closure initializes it.
+        unsafe { self.write_next(|p| p.write(MaybeUninit::new(value))) };
+        Ok(())
+    }
+}
+
+#[cfg(not(loom))]
+impl<'a, T, S: ContiguousSlots<Item = MaybeUninit<T>>> Producer<'a, S> {
     /// Reserves `n` free slots and hands them out as up to two slices (the part
     /// before the end of the array and the part that wraps to its start), to be
     /// filled and then published in one step with
@@ -530,7 +728,7 @@ impl<'a, T, const N: usize> Producer<'a, T, N> {
     pub fn write_chunk_uninit(
         &mut self,
         n: usize,
-    ) -> Result<WriteChunkUninit<'_, 'a, T, N>, ChunkError> {
+    ) -> Result<WriteChunkUninit<'_, 'a, T, S>, ChunkError> {
         let free = self.free_slots(n);
         if free < n {
             return Err(ChunkError::TooFewSlots {
@@ -538,9 +736,10 @@ impl<'a, T, const N: usize> Producer<'a, T, N> {
                 available: free,
             });
         }
-        let start = index::<N>(self.tail);
-        let first_len = n.min(N - start);
-        let base = self.ring.slots_ptr();
+        let capacity = self.capacity();
+        let start = index(self.tail, capacity);
+        let first_len = n.min(capacity - start);
+        let base = self.ring.slots.as_mut_ptr();
         // `start + first_len <= N` and `n - first_len <= start`: both slices lie
         // inside the array and do not overlap. The `n` slots from `tail` are free
         // (the consumer cannot read them until `tail` moves).
@@ -598,68 +797,16 @@ impl<'a, T, const N: usize> Producer<'a, T, N> {
         unsafe { chunk.commit_all() };
         n
     }
-
-    /// Publishes the first `n` slots after `tail`.
-    #[cfg(not(loom))]
-    fn commit_slots(&mut self, n: usize) {
-        self.tail = advance::<N>(self.tail, n);
-        // Release: publishes the chunk's slot writes to the consumer's Acquire load.
-        self.ring.tail.store(self.tail, Ordering::Release);
-    }
 }
 
-impl<T, const N: usize> fmt::Debug for Producer<'_, T, N> {
+impl<S: Slots> fmt::Debug for Producer<'_, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Producer").field("ring", self.ring).finish()
     }
 }
 
-impl<'a, T, const N: usize> Consumer<'a, T, N> {
-    /// Items available, refreshing the cached producer position only if needed to
-    /// find at least `wanted` of them.
-    #[inline]
-    fn available(&mut self, wanted: usize) -> usize {
-        let mut avail = distance::<N>(self.head, self.cached_tail);
-        if avail < wanted {
-            // Acquire: pairs with the producer's Release store of `tail`, so the
-            // slot contents written before it are visible here.
-            self.cached_tail = self.ring.tail.load(Ordering::Acquire);
-            avail = distance::<N>(self.head, self.cached_tail);
-        }
-        avail
-    }
-
-    /// Removes the item at the front, or returns `None` if the ring is empty.
-    ///
-    /// # Example
-    ///
-    /// ```
-    /// use ply_core::queue::spsc::Ring;
-    ///
-    /// let mut ring = Ring::<String, 2>::new();
-    /// let (mut tx, mut rx) = ring.split();
-    /// tx.push("x".to_string()).unwrap();
-    /// assert_eq!(rx.pop().as_deref(), Some("x"));
-    /// assert_eq!(rx.pop(), None);
-    /// ```
-    #[inline]
-    pub fn pop(&mut self) -> Option<T> {
-        if self.available(1) == 0 {
-            return None;
-        }
-        let slot = &self.ring.slots[index::<N>(self.head)];
-        // SAFETY: the slot at `head` is before `tail`, so the producer initialized
-        // it (visible via the Acquire in `available`), and only this unique
-        // consumer reads it; moving `head` past it below marks it uninitialized.
-        let value = slot.with(|p| unsafe { p.read().assume_init() });
-        self.head = advance::<N>(self.head, 1);
-        // Release: our read of the slot happens before the producer, which loads
-        // `head` with Acquire, overwrites it.
-        self.ring.head.store(self.head, Ordering::Release);
-        Some(value)
-    }
-
-    /// A reference to the item at the front, without removing it.
+impl<'a, S: Slots> Consumer<'a, S> {
+    /// The ring this handle pops from.
     ///
     /// # Example
     ///
@@ -667,21 +814,26 @@ impl<'a, T, const N: usize> Consumer<'a, T, N> {
     /// use ply_core::queue::spsc::Ring;
     ///
     /// let mut ring = Ring::<u8, 2>::new();
-    /// let (mut tx, mut rx) = ring.split();
-    /// assert_eq!(rx.peek(), None);
-    /// tx.push(3).unwrap();
-    /// assert_eq!(rx.peek(), Some(&3));
-    /// assert_eq!(rx.len(), 1);
+    /// let (_tx, rx) = ring.split();
+    /// assert_eq!(rx.ring().capacity(), 2);
     /// ```
-    pub fn peek(&mut self) -> Option<&T> {
-        if self.available(1) == 0 {
-            return None;
+    pub fn ring(&self) -> &'a RingBase<S> {
+        self.ring
+    }
+
+    /// Items available, refreshing the cached producer position only if needed to
+    /// find at least `wanted` of them.
+    #[inline]
+    fn available(&mut self, wanted: usize) -> usize {
+        let capacity = self.capacity();
+        let mut avail = distance(self.head, self.cached_tail, capacity);
+        if avail < wanted {
+            // Acquire: pairs with the producer's Release store of `tail`, so the
+            // slot contents written before it are visible here.
+            self.cached_tail = self.ring.tail.load(Ordering::Acquire);
+            avail = distance(self.head, self.cached_tail, capacity);
         }
-        let slot = &self.ring.slots[index::<N>(self.head)];
-        // SAFETY: as in `pop`, the slot is initialized and only this consumer may
-        // remove it; the returned borrow of `self` prevents a pop while it lives,
-        // and the producer never writes a slot before `head` moves past it.
-        Some(slot.with(|p| unsafe { (*p).assume_init_ref() }))
+        avail
     }
 
     /// Items available right now. Only the producer can change this, and only
@@ -698,7 +850,7 @@ impl<'a, T, const N: usize> Consumer<'a, T, N> {
     /// assert_eq!(rx.len(), 1);
     /// ```
     pub fn len(&mut self) -> usize {
-        self.available(N)
+        self.available(self.capacity())
     }
 
     /// Whether the ring is empty. If this returns `false`, the next pop succeeds.
@@ -730,7 +882,7 @@ impl<'a, T, const N: usize> Consumer<'a, T, N> {
     /// assert!(rx.is_full());
     /// ```
     pub fn is_full(&mut self) -> bool {
-        self.len() == N
+        self.len() == self.capacity()
     }
 
     /// The capacity `N`.
@@ -743,10 +895,112 @@ impl<'a, T, const N: usize> Consumer<'a, T, N> {
     /// let mut ring = Ring::<u32, 3>::new();
     /// assert_eq!(ring.split().1.capacity(), 3);
     /// ```
-    pub const fn capacity(&self) -> usize {
-        N
+    #[inline(always)]
+    pub fn capacity(&self) -> usize {
+        self.ring.capacity()
     }
 
+    /// Releases the first `n` slots after `head` back to the producer.
+    #[cfg(not(loom))]
+    fn release_slots(&mut self, n: usize) {
+        self.head = advance(self.head, n, self.capacity());
+        // Release: our reads of these slots happen before the producer reuses them.
+        self.ring.head.store(self.head, Ordering::Release);
+    }
+
+    /// Lets `read` take the item at the front, then releases its slot to the
+    /// producer; returns `None` (calling nothing) if the ring is empty.
+    ///
+    /// For storage whose items are not a Rust type (the C ABI's slots of a
+    /// run-time byte size); typed rings use [`pop`](Consumer::pop). Whatever
+    /// `read` does not move out of the slot is forgotten, never dropped.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use ply_core::queue::spsc::Ring;
+    ///
+    /// let mut ring = Ring::<u32, 2>::new();
+    /// let (mut tx, mut rx) = ring.split();
+    /// tx.push(5).unwrap();
+    /// // SAFETY: the slot holds an initialized `u32` (pop_in_place only calls
+    /// // `read` for a published item).
+    /// let got = rx.pop_in_place(|slot| unsafe { (*slot).assume_init() });
+    /// assert_eq!(got, Some(5));
+    /// assert_eq!(rx.pop_in_place(|_| ()), None);
+    /// ```
+    #[inline]
+    pub fn pop_in_place<R>(&mut self, read: impl FnOnce(*const S::Item) -> R) -> Option<R> {
+        if self.available(1) == 0 {
+            return None;
+        }
+        let capacity = self.capacity();
+        // The slot at `head` is before `tail`, so the producer initialized it
+        // (visible via the Acquire in `available`), and only this unique
+        // consumer reads it; moving `head` past it below marks it free.
+        let value = self.ring.slots.with_slot(index(self.head, capacity), read);
+        self.head = advance(self.head, 1, capacity);
+        // Release: our read of the slot happens before the producer, which loads
+        // `head` with Acquire, overwrites it.
+        self.ring.head.store(self.head, Ordering::Release);
+        Some(value)
+    }
+}
+
+impl<T, S: Slots<Item = MaybeUninit<T>>> Consumer<'_, S> {
+    /// Removes the item at the front, or returns `None` if the ring is empty.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use ply_core::queue::spsc::Ring;
+    ///
+    /// let mut ring = Ring::<String, 2>::new();
+    /// let (mut tx, mut rx) = ring.split();
+    /// tx.push("x".to_string()).unwrap();
+    /// assert_eq!(rx.pop().as_deref(), Some("x"));
+    /// assert_eq!(rx.pop(), None);
+    /// ```
+    #[inline]
+    pub fn pop(&mut self) -> Option<T> {
+        // SAFETY: `pop_in_place` calls the closure only for a slot the producer
+        // initialized and published, and marks it uninitialized afterwards, so
+        // the value is moved out exactly once.
+        self.pop_in_place(|p| unsafe { p.read().assume_init() })
+    }
+
+    /// A reference to the item at the front, without removing it.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use ply_core::queue::spsc::Ring;
+    ///
+    /// let mut ring = Ring::<u8, 2>::new();
+    /// let (mut tx, mut rx) = ring.split();
+    /// assert_eq!(rx.peek(), None);
+    /// tx.push(3).unwrap();
+    /// assert_eq!(rx.peek(), Some(&3));
+    /// assert_eq!(rx.len(), 1);
+    /// ```
+    pub fn peek(&mut self) -> Option<&T> {
+        if self.available(1) == 0 {
+            return None;
+        }
+        let head = index(self.head, self.capacity());
+        // SAFETY: as in `pop`, the slot is initialized and only this consumer may
+        // remove it; the returned borrow of `self` prevents a pop while it lives,
+        // and the producer never writes a slot before `head` moves past it.
+        Some(
+            self.ring
+                .slots
+                .with_slot(head, |p| unsafe { (*p).assume_init_ref() }),
+        )
+    }
+}
+
+#[cfg(not(loom))]
+impl<'a, T, S: ContiguousSlots<Item = MaybeUninit<T>>> Consumer<'a, S> {
     /// Borrows the `n` items at the front as up to two slices (before and after
     /// the wrap of the array). [`commit`](ReadChunk::commit) removes (drops) a
     /// prefix of them in one step; dropping the chunk removes nothing.
@@ -768,7 +1022,7 @@ impl<'a, T, const N: usize> Consumer<'a, T, N> {
     /// assert!(rx.is_empty());
     /// ```
     #[cfg(not(loom))]
-    pub fn read_chunk(&mut self, n: usize) -> Result<ReadChunk<'_, 'a, T, N>, ChunkError> {
+    pub fn read_chunk(&mut self, n: usize) -> Result<ReadChunk<'_, 'a, T, S>, ChunkError> {
         let avail = self.available(n);
         if avail < n {
             return Err(ChunkError::TooFewItems {
@@ -776,9 +1030,10 @@ impl<'a, T, const N: usize> Consumer<'a, T, N> {
                 available: avail,
             });
         }
-        let start = index::<N>(self.head);
-        let first_len = n.min(N - start);
-        let base = self.ring.slots_ptr();
+        let capacity = self.capacity();
+        let start = index(self.head, capacity);
+        let first_len = n.min(capacity - start);
+        let base = self.ring.slots.as_mut_ptr();
         Ok(ReadChunk {
             // SAFETY: `start < N`, so the pointer stays inside the array.
             first: unsafe { base.add(start) }.cast::<T>(),
@@ -823,17 +1078,9 @@ impl<'a, T, const N: usize> Consumer<'a, T, N> {
         chunk.commit_all();
         n
     }
-
-    /// Releases the first `n` slots after `head` back to the producer.
-    #[cfg(not(loom))]
-    fn release_slots(&mut self, n: usize) {
-        self.head = advance::<N>(self.head, n);
-        // Release: our reads of these slots happen before the producer reuses them.
-        self.ring.head.store(self.head, Ordering::Release);
-    }
 }
 
-impl<T, const N: usize> fmt::Debug for Consumer<'_, T, N> {
+impl<S: Slots> fmt::Debug for Consumer<'_, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Consumer").field("ring", self.ring).finish()
     }
@@ -846,14 +1093,14 @@ impl<T, const N: usize> fmt::Debug for Consumer<'_, T, N> {
 /// [`fill_from_iter`](Self::fill_from_iter) do both safely. Dropping the chunk
 /// publishes nothing (and drops nothing written into it).
 #[cfg(not(loom))]
-pub struct WriteChunkUninit<'p, 'a, T, const N: usize> {
+pub struct WriteChunkUninit<'p, 'a, T, S: Slots> {
     first: &'p mut [MaybeUninit<T>],
     second: &'p mut [MaybeUninit<T>],
-    producer: &'p mut Producer<'a, T, N>,
+    producer: &'p mut Producer<'a, S>,
 }
 
 #[cfg(not(loom))]
-impl<T, const N: usize> WriteChunkUninit<'_, '_, T, N> {
+impl<T, S: Slots> WriteChunkUninit<'_, '_, T, S> {
     /// The reserved slots: first the run up to the end of the array, then the run
     /// that wrapped to its start (often empty).
     ///
@@ -1000,16 +1247,16 @@ impl<T, const N: usize> WriteChunkUninit<'_, '_, T, N> {
 /// Read them through [`as_slices`](Self::as_slices); remove a prefix with
 /// [`commit`](Self::commit). Dropping the chunk leaves every item in the ring.
 #[cfg(not(loom))]
-pub struct ReadChunk<'c, 'a, T, const N: usize> {
+pub struct ReadChunk<'c, 'a, T, S: Slots> {
     first: *mut T,
     first_len: usize,
     second: *mut T,
     second_len: usize,
-    consumer: &'c mut Consumer<'a, T, N>,
+    consumer: &'c mut Consumer<'a, S>,
 }
 
 #[cfg(not(loom))]
-impl<T, const N: usize> ReadChunk<'_, '_, T, N> {
+impl<T, S: Slots> ReadChunk<'_, '_, T, S> {
     /// The items: first the run up to the end of the array, then the run that
     /// wrapped to its start (often empty).
     ///
@@ -1175,27 +1422,31 @@ impl fmt::Display for ChunkError {
 #[cfg(feature = "std")]
 impl std::error::Error for ChunkError {}
 
-/// Slot index of position `pos` (`pos < 2N`).
+/// Slot index of position `pos` (`pos < 2 * capacity`).
 #[inline(always)]
-const fn index<const N: usize>(pos: usize) -> usize {
-    if pos >= N { pos - N } else { pos }
+const fn index(pos: usize, capacity: usize) -> usize {
+    if pos >= capacity { pos - capacity } else { pos }
 }
 
-/// Position `pos` advanced by `by ≤ N`, modulo `2N`. Cannot overflow because
-/// `N ≤ usize::MAX / 4` (checked in `Ring::new`).
+/// Position `pos` advanced by `by ≤ capacity`, modulo `2 * capacity`. Cannot
+/// overflow because the capacity is at most `usize::MAX / 4`.
 #[inline(always)]
-const fn advance<const N: usize>(pos: usize, by: usize) -> usize {
+const fn advance(pos: usize, by: usize, capacity: usize) -> usize {
     let next = pos + by;
-    if next >= 2 * N { next - 2 * N } else { next }
+    if next >= 2 * capacity {
+        next - 2 * capacity
+    } else {
+        next
+    }
 }
 
-/// Items between `head` and `tail`, both in `0..2N`.
+/// Items between `head` and `tail`, both in `0..2 * capacity`.
 #[inline(always)]
-const fn distance<const N: usize>(head: usize, tail: usize) -> usize {
+const fn distance(head: usize, tail: usize, capacity: usize) -> usize {
     if tail >= head {
         tail - head
     } else {
-        tail + 2 * N - head
+        tail + 2 * capacity - head
     }
 }
 

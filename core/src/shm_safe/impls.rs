@@ -169,21 +169,33 @@ mod own {
     use crate::partition::{ChunkDispenser, Chunking, Even, Fixed, Guided, Plan};
     use crate::queue::{mpmc, spmc, spsc};
     use crate::sync::{
-        Barrier, Event, Park, RawRwLock, RawSpinMutex, RawTicketMutex, Semaphore, SpinPark,
+        Barrier, Event, EventCount, Liveness, Park, RawRobustMutex, RawRwLock, RawSpinMutex,
+        RawTicketMutex, RobustMutex, Semaphore, SpinPark,
     };
 
     // SAFETY: `locked: AtomicBool`.
     unsafe impl ShmSafe for RawSpinMutex {}
     // SAFETY: `next`, `serving`: `CachePadded<AtomicUsize>` tickets; the
-    // holder is whoever's ticket is served, which names no process.
+    // holder is whoever claimed the turn being served, which names no process.
     unsafe impl ShmSafe for RawTicketMutex {}
-    // SAFETY: `state`, `writers_waiting`: `CachePadded<AtomicUsize>` counts.
+    // SAFETY: `state`: one `CachePadded<AtomicUsize>` (writer bit, lease,
+    // reader count).
     unsafe impl ShmSafe for RawRwLock {}
+    // SAFETY: `word`, `state`: `AtomicU32`; the holder's token comes from `L`,
+    // whose tokens must name owners across the processes sharing the lock
+    // (ply-os's are thread ids of the PID namespace); `L` and `P` are
+    // `ShmSafe` themselves.
+    unsafe impl<L: Liveness + ShmSafe, P: Park + ShmSafe> ShmSafe for RawRobustMutex<L, P> {}
+    // SAFETY: the raw lock above and the data in an `UnsafeCell`; the guard,
+    // which holds a reference, is made in each process.
+    unsafe impl<T: ShmSafe, L: Liveness + ShmSafe, P: Park + ShmSafe> ShmSafe for RobustMutex<T, L, P> {}
     // SAFETY: zero-sized; it spins on the word it is given.
     unsafe impl ShmSafe for SpinPark {}
 
-    // SAFETY: `permits`, `waiters`: `AtomicU32`; `park: P`, `ShmSafe`.
+    // SAFETY: `permits`: `AtomicU32`; `released`: an `EventCount<P>`.
     unsafe impl<P: Park + ShmSafe> ShmSafe for Semaphore<P> {}
+    // SAFETY: `epoch`, `waiters`: `AtomicU32`; `park: P`, `ShmSafe`.
+    unsafe impl<P: Park + ShmSafe> ShmSafe for EventCount<P> {}
     // SAFETY: `flag`, `waiters`: `AtomicU32`; `park: P`, `ShmSafe`.
     unsafe impl<P: Park + ShmSafe> ShmSafe for Event<P> {}
     // SAFETY: `parties: u32`, `arrived`, `generation`: `AtomicU32`; `park: P`.

@@ -184,7 +184,8 @@ impl<P: Park> Barrier<P> {
             if !patience.keep_waiting() {
                 return None;
             }
-            self.park.wait(&self.generation, generation);
+            self.park
+                .wait_timeout(&self.generation, generation, patience.park_timeout());
         }
         Some(BarrierWaitResult { leader: false })
     }

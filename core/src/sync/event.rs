@@ -169,7 +169,8 @@ impl<P: Park> Event<P> {
             }
             self.waiters.fetch_add(1, Ordering::SeqCst);
             if self.flag.load(Ordering::SeqCst) == 0 {
-                self.park.wait(&self.flag, 0);
+                self.park
+                    .wait_timeout(&self.flag, 0, patience.park_timeout());
             }
             self.waiters.fetch_sub(1, Ordering::SeqCst);
         }

@@ -4,7 +4,19 @@
 //! [`Patience`]: after each failed attempt it asks `keep_waiting()`, and returns
 //! `None`/`false` as soon as the answer is no. Code that can time out cannot
 //! deadlock: a caller that holds lock A and wants lock B can give up, release A,
-//! and retry. `no_std` has no clock, so a deadline is a caller-supplied check.
+//! and retry.
+//!
+//! Operations that sleep through a [`Park`](super::Park) also ask, before every
+//! park, how long that park may last ([`Patience::park_timeout`]), so a sleeping
+//! waiter wakes up by its deadline instead of checking it only between sleeps.
+//! `no_std` has no clock: [`Spins`] and [`Deadline`] (a caller-supplied check)
+//! cannot say how long is left, so they never let a park sleep — it spins
+//! briefly and returns. A patience with a clock (ply-os's `park::Until`) returns
+//! the time left, which a futex park hands to the kernel.
+
+use core::time::Duration;
+
+use crate::sync::Timeout;
 
 /// Decides, after each failed attempt, whether to keep trying.
 ///
@@ -21,6 +33,24 @@
 pub trait Patience {
     /// Called after a failed attempt: `true` to try again, `false` to give up.
     fn keep_waiting(&mut self) -> bool;
+
+    /// How long the next park may block, asked before every park. The default,
+    /// for a patience without a clock, is `Timeout::After(Duration::ZERO)`: do
+    /// not sleep (spin briefly and return, so `keep_waiting` is asked again
+    /// soon). A patience with a clock returns the time left until its deadline.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use core::time::Duration;
+    /// use ply_core::sync::{Deadline, Patience, Timeout};
+    ///
+    /// let mut p = Deadline(|| false);
+    /// assert_eq!(p.park_timeout(), Timeout::After(Duration::ZERO));
+    /// ```
+    fn park_timeout(&mut self) -> Timeout {
+        Timeout::After(Duration::ZERO)
+    }
 }
 
 /// Gives up after this many failed attempts (`Spins(0)`: one attempt only).
@@ -73,6 +103,10 @@ impl<P: Patience + ?Sized> Patience for &mut P {
     fn keep_waiting(&mut self) -> bool {
         (**self).keep_waiting()
     }
+
+    fn park_timeout(&mut self) -> Timeout {
+        (**self).park_timeout()
+    }
 }
 
 /// Patience that never runs out: the unbounded forms.
@@ -82,5 +116,9 @@ impl Patience for Forever {
     #[inline]
     fn keep_waiting(&mut self) -> bool {
         true
+    }
+
+    fn park_timeout(&mut self) -> Timeout {
+        Timeout::Never
     }
 }

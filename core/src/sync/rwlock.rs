@@ -2,28 +2,81 @@
 //!
 //! # Algorithm
 //!
-//! One word holds the state — bit 0: a writer holds the lock; the rest: the
-//! number of readers, in steps of 2 — and a second counts writers waiting.
+//! One word holds the whole state (readers hold it with a CAS, the writer with
+//! a CAS, so there is no Dekker handshake between words):
+//!
+//! | bits | meaning |
+//! |---|---|
+//! | 0 (`WRITER`) | a writer holds the lock |
+//! | 1–2 (`ANNOUNCE`) | a writer is waiting: a lease counter, 0 when none |
+//! | 3.. (`READER` = 8 each) | readers inside |
+//!
 //! Readers enter with a CAS that adds a reader, but only while no writer holds
-//! *or waits*; a waiting writer registers first, so new readers stand aside, the
-//! current ones drain, and the writer's CAS from 0 succeeds. Writers therefore
-//! cannot be starved by a steady stream of readers — `spin::RwLock` lets them
-//! be, which is why ply has its own.
+//! the lock *or has announced itself*; a waiting writer announces itself, so
+//! new readers stand aside, the current ones drain, and the writer's CAS (from
+//! "no readers, no writer", clearing the announcement) succeeds. Writers
+//! therefore cannot be starved by a steady stream of readers — `spin::RwLock`
+//! lets them be, which is why ply has its own.
+//!
+//! # A writer that dies (or stops) while waiting
+//!
+//! A count of waiting writers, as readers would consult it, stays raised for
+//! good if a writer dies while counted (a process killed inside `write`), and
+//! locks every reader out. Here the announcement is a *lease*: a waiting writer
+//! renews it on every poll by stepping the 2-bit counter (1 → 2 → 3 → 1), and a
+//! waiting reader that sees the same non-zero value, with no writer inside, for
+//! `EXPIRE_AFTER` (2^14) of its polls clears it and enters. A live writer keeps
+//! stepping it and keeps its preference; a dead or stopped one loses it after
+//! one expiry delay, paid once (by the first reader to notice), not by every
+//! reader. A writer that gives up clears the announcement itself; any other
+//! writer still waiting renews it on its next poll.
+//!
+//! The expiry only weakens writer preference, never exclusion: readers and
+//! writers still enter only through CASes on the one word, and a writer only
+//! from "no readers, no writer".
 //!
 //! # Across processes
 //!
-//! Two words, no pointers: works in `MAP_SHARED` memory. A process that dies
-//! holding the lock (or registered as a waiting writer) blocks the others; use the
-//! bounded forms where that matters.
+//! One word, no pointers: works in `MAP_SHARED` memory. A process that dies
+//! *waiting* to write costs readers one expiry delay (`tests/shared_sync.rs`
+//! kills and stops writers inside `write`). A process that dies *holding* the
+//! lock blocks the others for good; use the bounded forms where that matters,
+//! or [`RobustMutex`](super::RobustMutex) for exclusive access that survives a
+//! holder's death.
 
 use crossbeam_utils::CachePadded;
 
-use crate::primitive::{AtomicUsize, Backoff, Ordering};
+use crate::primitive::{AtomicUsize, Backoff, Ordering, yield_now};
 use crate::sync::Patience;
 use crate::sync::patience::Forever;
 
 const WRITER: usize = 1;
-const READER: usize = 2;
+/// The waiting writers' lease counter (see the module docs).
+const ANNOUNCE: usize = 0b110;
+/// One step of the lease counter.
+const ANNOUNCE_ONE: usize = 0b010;
+const READER: usize = 8;
+
+/// How many of its polls a waiting reader sits through, seeing one unchanged
+/// writer announcement and no writer inside, before it expires the
+/// announcement. A live waiting writer renews it every poll, so it only runs
+/// out for a writer that is not running (dead, stopped, or descheduled for as
+/// long). Each poll after the reader's backoff is a yield to the scheduler.
+/// Small under loom and Miri, which explore or interpret every step.
+#[cfg(not(loom))]
+const EXPIRE_AFTER: u32 = if cfg!(miri) { 4 } else { 1 << 14 };
+/// Polls before a reader expires a stale writer announcement (loom build).
+#[cfg(loom)]
+const EXPIRE_AFTER: u32 = 1;
+
+/// The announcement after `state`'s: the next non-zero value of the counter.
+fn renewed(state: usize) -> usize {
+    let next = match state & ANNOUNCE {
+        0b110 => ANNOUNCE_ONE,
+        a => a + ANNOUNCE_ONE,
+    };
+    (state & !ANNOUNCE) | next
+}
 
 /// The raw lock behind [`RwLock`].
 ///
@@ -45,10 +98,8 @@ const READER: usize = 2;
 /// ```
 #[derive(Debug)]
 pub struct RawRwLock {
-    /// `WRITER` bit, plus `READER` per reader inside.
+    /// `WRITER` bit, the `ANNOUNCE` lease, and `READER` per reader inside.
     state: CachePadded<AtomicUsize>,
-    /// Writers waiting to enter; while non-zero, new readers wait.
-    writers_waiting: CachePadded<AtomicUsize>,
 }
 
 impl RawRwLock {
@@ -64,7 +115,6 @@ impl RawRwLock {
     pub const fn new() -> Self {
         RawRwLock {
             state: CachePadded::new(AtomicUsize::new(0)),
-            writers_waiting: CachePadded::new(AtomicUsize::new(0)),
         }
     }
 
@@ -73,7 +123,6 @@ impl RawRwLock {
     pub fn new() -> Self {
         RawRwLock {
             state: CachePadded::new(AtomicUsize::new(0)),
-            writers_waiting: CachePadded::new(AtomicUsize::new(0)),
         }
     }
 
@@ -86,17 +135,13 @@ impl RawRwLock {
     /// assert!(raw.try_read());
     /// ```
     pub fn try_read(&self) -> bool {
-        // SeqCst on this load and on the writer's registration: a reader and a
-        // writer each write one word and then read the other's (the Dekker
-        // pattern); only SeqCst rules out both missing each other. (Missing
-        // would only cost the writer's preference, not exclusion: the CAS on
-        // `state` alone guarantees that.)
-        if self.writers_waiting.load(Ordering::SeqCst) != 0 {
-            return false;
-        }
         let state = self.state.load(Ordering::Relaxed);
-        state & WRITER == 0
-            && state.checked_add(READER).is_some()
+        state & (WRITER | ANNOUNCE) == 0 && self.add_reader(state)
+    }
+
+    /// Adds a reader to `state` with one CAS; `false` if the state changed.
+    fn add_reader(&self, state: usize) -> bool {
+        state.checked_add(READER).is_some()
             // Acquire: the last writer's critical section is visible to us.
             && self
                 .state
@@ -118,6 +163,8 @@ impl RawRwLock {
     }
 
     /// Enters as a reader unless `patience` runs out first; `true` if entered.
+    /// Expires the announcement of a waiting writer that has stopped renewing
+    /// it (see the module docs).
     ///
     /// # Example
     ///
@@ -130,14 +177,55 @@ impl RawRwLock {
     /// ```
     pub fn read_with(&self, mut patience: impl Patience) -> bool {
         let backoff = Backoff::new();
+        // The announcement seen, and for how many polls in a row.
+        let mut seen = 0;
+        let mut polls = 0u32;
         loop {
-            if self.try_read() {
-                return true;
+            let state = self.state.load(Ordering::Relaxed);
+            if state & (WRITER | ANNOUNCE) == 0 {
+                if self.add_reader(state) {
+                    return true;
+                }
+                continue;
+            }
+            if state & WRITER == 0 {
+                // Only announced: count how long the announcement stays put.
+                if state & ANNOUNCE == seen {
+                    polls += 1;
+                } else {
+                    (seen, polls) = (state & ANNOUNCE, 0);
+                }
+                if polls >= EXPIRE_AFTER {
+                    // Its writer stopped renewing it: enter past it (one CAS
+                    // clears it and adds us), or start over if anything moved.
+                    let entered = state.checked_add(READER).is_some()
+                        // Acquire: as in `add_reader`.
+                        && self
+                            .state
+                            .compare_exchange(
+                                state,
+                                (state & !ANNOUNCE) + READER,
+                                Ordering::Acquire,
+                                Ordering::Relaxed,
+                            )
+                            .is_ok();
+                    if entered {
+                        return true;
+                    }
+                    polls = 0;
+                    continue;
+                }
+            } else {
+                polls = 0;
             }
             if !patience.keep_waiting() {
                 return false;
             }
-            backoff.snooze();
+            if backoff.is_completed() {
+                yield_now();
+            } else {
+                backoff.snooze();
+            }
         }
     }
 
@@ -171,9 +259,16 @@ impl RawRwLock {
     /// assert!(!raw.try_read());
     /// ```
     pub fn try_write(&self) -> bool {
+        let state = self.state.load(Ordering::Relaxed);
+        state & !ANNOUNCE == 0 && self.take_write(state)
+    }
+
+    /// Takes the write lock from `state` (no readers, no writer), clearing any
+    /// announcement; `false` if the state changed.
+    fn take_write(&self, state: usize) -> bool {
         // Acquire: the previous readers' and writer's sections are visible.
         self.state
-            .compare_exchange(0, WRITER, Ordering::Acquire, Ordering::Relaxed)
+            .compare_exchange(state, WRITER, Ordering::Acquire, Ordering::Relaxed)
             .is_ok()
     }
 
@@ -192,6 +287,7 @@ impl RawRwLock {
     }
 
     /// Enters as the writer unless `patience` runs out first; `true` if entered.
+    /// While it waits it announces itself, so new readers stand aside.
     ///
     /// # Example
     ///
@@ -204,23 +300,41 @@ impl RawRwLock {
     /// assert!(raw.try_read(), "a writer that gave up no longer holds readers back");
     /// ```
     pub fn write_with(&self, mut patience: impl Patience) -> bool {
-        if self.try_write() {
-            return true;
-        }
-        // Register, so new readers stand aside (SeqCst: see `try_read`).
-        self.writers_waiting.fetch_add(1, Ordering::SeqCst);
         let backoff = Backoff::new();
-        let entered = loop {
-            if self.try_write() {
-                break true;
+        let mut announced = false;
+        loop {
+            let state = self.state.load(Ordering::Relaxed);
+            if state & !ANNOUNCE == 0 {
+                if self.take_write(state) {
+                    return true;
+                }
+                continue;
+            }
+            // Announce ourselves, or renew the lease: readers stand aside while
+            // it keeps changing. Relaxed: it orders nothing, it only asks
+            // readers to wait (exclusion comes from the CASes above).
+            let _ = self.state.compare_exchange_weak(
+                state,
+                renewed(state),
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            );
+            if !announced {
+                announced = true;
+                crate::fault_point!(RwWriterWaiting);
             }
             if !patience.keep_waiting() {
-                break false;
+                // Withdraw: clear the announcement. Another waiting writer
+                // renews it on its next poll.
+                self.state.fetch_and(!ANNOUNCE, Ordering::Relaxed);
+                return false;
             }
-            backoff.snooze();
-        };
-        self.writers_waiting.fetch_sub(1, Ordering::SeqCst);
-        entered
+            if backoff.is_completed() {
+                yield_now();
+            } else {
+                backoff.snooze();
+            }
+        }
     }
 
     /// Leaves as the writer.
@@ -239,7 +353,9 @@ impl RawRwLock {
     /// assert!(!raw.is_locked());
     /// ```
     pub unsafe fn unlock_write(&self) {
-        // Release: our writes happen before the next reader's or writer's entry.
+        // Release: our writes happen before the next reader's or writer's
+        // entry. Keeps any announcement: a writer that waited meanwhile still
+        // goes before new readers.
         self.state.fetch_and(!WRITER, Ordering::Release);
     }
 
@@ -251,18 +367,19 @@ impl RawRwLock {
     /// assert!(!ply_core::sync::RawRwLock::new().is_locked());
     /// ```
     pub fn is_locked(&self) -> bool {
-        self.state.load(Ordering::Relaxed) != 0
+        self.state.load(Ordering::Relaxed) & !ANNOUNCE != 0
     }
 
-    /// Writers waiting to enter (a snapshot). For tests and diagnostics.
+    /// Whether a waiting writer has announced itself, so that new readers stand
+    /// aside (a snapshot). For tests and diagnostics.
     ///
     /// # Example
     ///
     /// ```
-    /// assert_eq!(ply_core::sync::RawRwLock::new().writers_waiting(), 0);
+    /// assert!(!ply_core::sync::RawRwLock::new().is_writer_waiting());
     /// ```
-    pub fn writers_waiting(&self) -> usize {
-        self.writers_waiting.load(Ordering::Relaxed)
+    pub fn is_writer_waiting(&self) -> bool {
+        self.state.load(Ordering::Relaxed) & ANNOUNCE != 0
     }
 
     /// Whether a writer holds the lock (a snapshot).
@@ -285,9 +402,10 @@ impl Default for RawRwLock {
 }
 
 #[cfg(not(loom))]
-// SAFETY: a writer enters only by CAS from 0 (no readers, no writer) to WRITER,
-// and readers only while WRITER is clear, so a writer excludes everyone and
-// readers exclude writers, as `RawRwLock` requires. Unlocks are called only by
+// SAFETY: a writer enters only by CAS from a state with no readers and no
+// writer to WRITER, and readers only by CAS from a state with WRITER clear, so
+// a writer excludes everyone and readers exclude writers, as `RawRwLock`
+// requires. Unlocks are called only by
 // holders (lock_api's guards guarantee it).
 unsafe impl lock_api::RawRwLock for RawRwLock {
     #[allow(clippy::declare_interior_mutable_const)] // lock_api's required pattern
@@ -362,3 +480,8 @@ pub type RwLockReadGuard<'a, T> = lock_api::RwLockReadGuard<'a, RawRwLock, T>;
 /// The write guard of a [`RwLock`].
 #[cfg(not(loom))]
 pub type RwLockWriteGuard<'a, T> = lock_api::RwLockWriteGuard<'a, RawRwLock, T>;
+
+#[cfg(all(test, loom))]
+mod loom_tests;
+#[cfg(all(test, not(loom)))]
+mod tests;

@@ -3,28 +3,24 @@
 //! # Algorithm
 //!
 //! The permits are one 32-bit word. `try_acquire` decrements it with a CAS if it
-//! is positive. `acquire` registers as a waiter and [`Park::wait`]s on the word
-//! while it reads 0; `release` adds permits and, if anyone is registered, wakes
-//! them. The waiter count lets an uncontended `release` skip the wake-up (a
-//! system call with a futex park).
-//!
-//! The waiter and the releaser each write one word and then read the other's:
-//! releaser `permits += 1; if waiters > 0 { wake }`, waiter `waiters += 1; if
-//! permits == 0 { wait }`. Those four operations are `SeqCst`, so at least one
-//! side sees the other's write — no lost wake-up. (And a futex `wait` re-checks
-//! the word atomically in the kernel.)
+//! is positive. `acquire` waits for a permit through an [`EventCount`]: try,
+//! spin a little, register, re-try, sleep until a `release` notifies
+//! ([`EventCount::wait_until`]); `release` adds permits, then notifies. The
+//! event count's handshake is what makes this free of lost wake-ups, and lets
+//! an uncontended `release` skip the wake-up (a system call with a futex park).
 //!
 //! # Across processes
 //!
-//! Two words, no pointers: works in `MAP_SHARED` memory, with ply-os's futex park
-//! for sleeping waiters. A process that dies holding permits does not give them
-//! back (there is no owner to detect).
+//! Three words, no pointers: works in `MAP_SHARED` memory, with ply-os's futex
+//! park for sleeping waiters. A process that dies holding permits does not give
+//! them back (there is no owner to detect); one that dies waiting costs nothing
+//! but needless wake-up calls (see [`EventCount`]).
 
 use core::marker::PhantomData;
 
-use crate::primitive::{AtomicU32, Ordering};
+use crate::primitive::{AtomicU32, Ordering, seq_cst_point};
 use crate::sync::patience::Forever;
-use crate::sync::{Park, Patience, SpinPark};
+use crate::sync::{EventCount, Park, Patience, SpinPark};
 
 /// A counting semaphore: at most `permits` holders at once.
 ///
@@ -52,8 +48,8 @@ use crate::sync::{Park, Patience, SpinPark};
 #[derive(Debug)]
 pub struct Semaphore<P: Park = SpinPark> {
     permits: AtomicU32,
-    waiters: AtomicU32,
-    park: P,
+    /// Notified by every `release`; waiters for a permit sleep on it.
+    released: EventCount<P>,
 }
 
 impl Semaphore<SpinPark> {
@@ -91,8 +87,7 @@ impl<P: Park> Semaphore<P> {
     pub const fn with_park(permits: u32, park: P) -> Self {
         Semaphore {
             permits: AtomicU32::new(permits),
-            waiters: AtomicU32::new(0),
-            park,
+            released: EventCount::with_park(park),
         }
     }
 
@@ -101,8 +96,7 @@ impl<P: Park> Semaphore<P> {
     pub fn with_park(permits: u32, park: P) -> Self {
         Semaphore {
             permits: AtomicU32::new(permits),
-            waiters: AtomicU32::new(0),
-            park,
+            released: EventCount::with_park(park),
         }
     }
 
@@ -173,24 +167,13 @@ impl<P: Park> Semaphore<P> {
     /// s.release(1);
     /// assert!(s.acquire_with(Spins(3)).is_some());
     /// ```
-    pub fn acquire_with(&self, mut patience: impl Patience) -> Option<Permit<'_, P>> {
-        loop {
-            if self.try_take() {
-                return Some(Permit {
-                    semaphore: self,
-                    _not_send: PhantomData,
-                });
-            }
-            if !patience.keep_waiting() {
-                return None;
-            }
-            // Register, then re-check, then wait (SeqCst: see the module docs).
-            self.waiters.fetch_add(1, Ordering::SeqCst);
-            if self.permits.load(Ordering::SeqCst) == 0 {
-                self.park.wait(&self.permits, 0);
-            }
-            self.waiters.fetch_sub(1, Ordering::SeqCst);
-        }
+    pub fn acquire_with(&self, patience: impl Patience) -> Option<Permit<'_, P>> {
+        self.released
+            .wait_until_with(|| self.try_take().then_some(()), patience)
+            .map(|()| Permit {
+                semaphore: self,
+                _not_send: PhantomData,
+            })
     }
 
     /// Adds `n` permits (for example, to give back a [`Permit::forget`]ten one).
@@ -203,15 +186,15 @@ impl<P: Park> Semaphore<P> {
     /// assert_eq!(s.available(), 2);
     /// ```
     pub fn release(&self, n: u32) {
-        // SeqCst: pairs with the waiter's registration (module docs); also a
-        // release, publishing our work to the next acquirer.
+        // SeqCst: a release (publishing our work to the acquirer whose Acquire
+        // CAS takes this permit), and in the total order the event count's
+        // waiters register in, so the notify needs no fence of its own.
         self.permits.fetch_add(n, Ordering::SeqCst);
-        if self.waiters.load(Ordering::SeqCst) > 0 {
-            if n == 1 {
-                self.park.wake_one(&self.permits);
-            } else {
-                self.park.wake_all(&self.permits);
-            }
+        seq_cst_point();
+        if n == 1 {
+            self.released.notify_one_after_seq_cst_write();
+        } else {
+            self.released.notify_all_after_seq_cst_write();
         }
     }
 

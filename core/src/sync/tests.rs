@@ -173,7 +173,7 @@ fn rwlock_prefers_a_waiting_writer() {
         let writer = s.spawn(|| *lock.write() = 1);
         // Once the writer is registered, new readers stand aside.
         // SAFETY: white-box read of the raw lock's counter.
-        while unsafe { lock.raw() }.writers_waiting() == 0 {
+        while !unsafe { lock.raw() }.is_writer_waiting() {
             std::thread::yield_now();
         }
         assert!(
@@ -325,4 +325,16 @@ fn once_and_lazy_run_their_initializer_once() {
         }
     });
     assert_eq!(CALLS.load(SeqCst), 1);
+}
+
+/// Runs `f` on a thread and returns its result, failing the test if it has not
+/// finished within a generous watchdog: the tests of waits that must end (a
+/// dead party, a deadline) would otherwise hang instead of failing.
+pub(super) fn finishes<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> R {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(std::time::Duration::from_secs(60))
+        .expect("watchdog: the wait did not end")
 }

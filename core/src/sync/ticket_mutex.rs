@@ -13,20 +13,88 @@
 //! running: with the `std` feature, waiters therefore yield to the OS scheduler
 //! while they wait (without it, in firmware, there is one thread per core).
 //!
-//! `spin` has a ticket mutex too; this one adds the graded waiting (tight for the
-//! next in line, backoff and yielding for the rest) and the bounded
-//! [`lock_with`](RawTicketMutex::lock_with), and shares ply's `Patience`.
+//! # A waiter that never takes its turn
+//!
+//! A classic ticket lock hands the lock to a *ticket*, not to a thread: a
+//! waiter that dies after taking its ticket (a process killed inside `lock`)
+//! leaves its turn untaken, and every later ticket waits for it forever. Here
+//! a turn must be *claimed*: `serving` holds the ticket whose turn it is and a
+//! `TAKEN` bit, and the lock is held only once that ticket's waiter has set the
+//! bit with a compare-and-swap. A turn that stays untaken while another waiter
+//! yields to the scheduler `REVOKE_AFTER` (2^14) times (tens of milliseconds,
+//! with an OS) is *revoked*: that waiter moves `serving` to the next ticket with a CAS on the
+//! same untaken value. The claim and the revocation compare against the same
+//! word, so exactly one of them wins: a waiter that was merely slow (preempted,
+//! stopped) and finds its turn revoked takes a new ticket at the back of the
+//! line — it never holds the lock alongside another.
+//!
+//! The cost is fairness for that one slow waiter, and one revocation delay for
+//! the waiters behind a dead one. Only waiters that wait revoke: `lock`, and
+//! the raw [`lock_with`](RawTicketMutex::lock_with) given enough patience.
+//! `try_lock` never does, nor does [`LockWith::lock_with`](super::LockWith) on
+//! a [`TicketMutex`] (that trait serves every `lock_api` lock by retrying
+//! `try_lock`): until some `lock` call revokes a dead waiter's turn, they keep
+//! timing out.
+//!
+//! `spin` has a ticket mutex too; this one adds the graded waiting (tight for
+//! the next in line, backoff and yielding for the rest), the revocable turns,
+//! and the bounded [`lock_with`](RawTicketMutex::lock_with), and shares ply's
+//! `Patience`.
+//!
+//! # Memory ordering
+//!
+//! The claim CAS is `Acquire` and `unlock`'s store of the next turn is
+//! `Release`: the next holder sees the previous critical section. A revocation
+//! is a relaxed read-modify-write of `serving`, so it continues the release
+//! sequence headed by that store: a holder whose claim reads a revoked value
+//! still synchronizes with the last `unlock`. Tickets are handed out with a
+//! relaxed `fetch_add`: a ticket publishes nothing.
 //!
 //! # Across processes
 //!
 //! Two counters, no pointers: works in `MAP_SHARED` memory. A process that dies
-//! holding the lock, *or holding a ticket while waiting*, stops every later ticket
-//! for good; prefer [`SpinMutex`](super::SpinMutex) where a participant may die.
+//! *waiting* costs the others one revocation delay (`tests/shared_sync.rs` kills
+//! and stops waiters inside `lock`). A process that dies *holding* the lock
+//! leaves it held for good: use [`RobustMutex`](super::RobustMutex) where a
+//! holder may die.
 
 use crossbeam_utils::CachePadded;
 
 use crate::primitive::{AtomicUsize, Backoff, Ordering, yield_now};
 use crate::sync::Patience;
+#[cfg(all(test, not(loom)))]
+use crate::sync::Spins;
+
+/// How many of its yields to the scheduler a waiter sits through while one
+/// turn stays untaken before it revokes that turn. A live waiter at its turn
+/// polls tightly, so it takes its turn at once unless it is off the CPU; each
+/// of these yields hands the CPU to another runnable thread if there is one,
+/// so a waiter that is merely preempted gets to run long before the count is
+/// reached (tens of milliseconds on an idle machine, longer under load). Small
+/// under loom and Miri, which explore or interpret every step.
+#[cfg(not(loom))]
+const REVOKE_AFTER: u32 = if cfg!(miri) { 4 } else { 1 << 14 };
+/// Yields before revoking an untaken turn (loom build).
+#[cfg(loom)]
+const REVOKE_AFTER: u32 = 1;
+
+/// The next waiter in line yields once every this many polls (every poll under
+/// loom, where a poll that does not yield is a wasted model step).
+const POLLS_PER_YIELD: u32 = if cfg!(loom) { 1 } else { 64 };
+
+/// `serving`: the turn's ticket shifted left by one, and this bit once the
+/// turn's waiter has claimed it (the lock is held).
+const TAKEN: usize = 1;
+
+/// Tickets live in `usize::BITS - 1` bits (they share `serving` with `TAKEN`).
+const TICKET_MASK: usize = usize::MAX >> 1;
+
+/// Whether `turn` is past `ticket`, i.e. `ticket`'s turn was revoked (modular:
+/// tickets wrap around).
+fn passed(turn: usize, ticket: usize) -> bool {
+    let ahead = ticket.wrapping_sub(turn) & TICKET_MASK;
+    ahead > TICKET_MASK / 2
+}
 
 /// The raw FIFO lock behind [`TicketMutex`].
 ///
@@ -44,9 +112,10 @@ use crate::sync::Patience;
 /// ```
 #[derive(Debug)]
 pub struct RawTicketMutex {
-    /// The next ticket to hand out.
+    /// The next ticket to hand out (masked with `TICKET_MASK` when used).
     next: CachePadded<AtomicUsize>,
-    /// The ticket that holds the lock now; `serving == next` means unlocked.
+    /// `turn << 1 | taken`: whose turn it is, and whether that ticket's waiter
+    /// has claimed it. Unlocked and idle: `turn == next`, not taken.
     serving: CachePadded<AtomicUsize>,
 }
 
@@ -86,33 +155,86 @@ impl RawTicketMutex {
     /// assert!(raw.is_locked());
     /// ```
     pub fn lock(&self) {
-        // Relaxed: taking a ticket publishes nothing; the Acquire load of
-        // `serving` below is what orders us after the previous holder.
-        let ticket = self.next.fetch_add(1, Ordering::Relaxed);
+        let ticket = self.take_ticket();
+        crate::fault_point!(TicketWaiting);
+        self.wait_turn(ticket);
+    }
+
+    /// Hands out the next ticket.
+    fn take_ticket(&self) -> usize {
+        // Relaxed: taking a ticket publishes nothing; the Acquire claim of the
+        // turn is what orders us after the previous holder.
+        self.next.fetch_add(1, Ordering::Relaxed) & TICKET_MASK
+    }
+
+    /// Waits for `ticket`'s turn and claims it (queueing again if it was revoked).
+    fn wait_turn(&self, mut ticket: usize) {
         let backoff = Backoff::new();
+        let mut watch = Watch::default();
         let mut polls = 0u32;
         loop {
-            let serving = self.serving.load(Ordering::Acquire);
-            if serving == ticket {
-                return;
+            let serving = self.serving.load(Ordering::Relaxed);
+            let turn = serving >> 1;
+            if turn == ticket && serving & TAKEN == 0 {
+                if self.claim(serving) {
+                    return;
+                }
+                continue;
             }
-            if ticket.wrapping_sub(serving) == 1 {
+            if passed(turn, ticket) {
+                // Our turn was revoked while we were not running: queue again
+                // at the back.
+                ticket = self.take_ticket();
+                continue;
+            }
+            let yielded = if ticket.wrapping_sub(turn) & TICKET_MASK == 1 {
                 // Next in line: poll tightly so the hand-off is not delayed,
                 // but yield now and then: the holder may be preempted.
-                polls += 1;
-                if polls % 64 == 0 {
-                    yield_now();
-                } else {
-                    core::hint::spin_loop();
+                polls = polls.wrapping_add(1);
+                polls % POLLS_PER_YIELD == 0
+            } else {
+                // Further back: back off, then give the CPU to the holder or
+                // the next in line, which may be waiting for one.
+                backoff.is_completed()
+            };
+            if yielded {
+                if watch.untaken_for_too_long(serving) {
+                    self.revoke(serving);
+                    continue;
                 }
-            } else if backoff.is_completed() {
-                // Further back and backed off: give the CPU to the holder or the
-                // next in line, which may be waiting for one.
                 yield_now();
+            } else if ticket.wrapping_sub(turn) & TICKET_MASK == 1 {
+                core::hint::spin_loop();
             } else {
                 backoff.snooze();
             }
         }
+    }
+
+    /// Claims the untaken turn `serving` (ours); `false` if it was revoked.
+    fn claim(&self, serving: usize) -> bool {
+        // Acquire: the previous holder's critical section (published by the
+        // Release in `unlock`, and carried through any revocations) is visible.
+        self.serving
+            .compare_exchange(
+                serving,
+                serving | TAKEN,
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            )
+            .is_ok()
+    }
+
+    /// Moves an untaken turn `serving` on to the next ticket, unless its waiter
+    /// claimed it meanwhile (then the CAS fails and nothing happens).
+    fn revoke(&self, serving: usize) {
+        // Relaxed: a read-modify-write continues the release sequence of the
+        // `unlock` that wrote `serving`, so the next claimer still
+        // synchronizes with it; the revoker itself acquires nothing.
+        let next_turn = (((serving >> 1) + 1) & TICKET_MASK) << 1;
+        let _ =
+            self.serving
+                .compare_exchange(serving, next_turn, Ordering::Relaxed, Ordering::Relaxed);
     }
 
     /// Takes the lock only if it is free and nobody is waiting.
@@ -126,21 +248,32 @@ impl RawTicketMutex {
     /// ```
     pub fn try_lock(&self) -> bool {
         let serving = self.serving.load(Ordering::Relaxed);
-        // Take ticket `serving` only if it is the next one: then it is served
-        // at once. Acquire on success: as in `lock`.
-        self.next
-            .compare_exchange(
-                serving,
-                serving.wrapping_add(1),
-                Ordering::Acquire,
-                Ordering::Relaxed,
-            )
-            .is_ok()
+        let turn = serving >> 1;
+        // Take ticket `turn` only if it is the next one (nobody waits) and the
+        // turn is untaken: then it is ours at once, once claimed.
+        let next = self.next.load(Ordering::Relaxed);
+        serving & TAKEN == 0
+            && next & TICKET_MASK == turn
+            && self
+                .next
+                .compare_exchange(
+                    next,
+                    next.wrapping_add(1),
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                )
+                .is_ok()
+            // A waiter that took the next ticket in between could only revoke
+            // our turn after watching it for `REVOKE_AFTER` yields; if it did,
+            // our ticket is void and we report failure.
+            && self.claim(serving)
     }
 
     /// Retries [`try_lock`](Self::try_lock) until `patience` runs out; `true` if
-    /// taken. It never takes a ticket it might abandon (an abandoned ticket would
-    /// block every later one), so a bounded waiter is not FIFO-fair.
+    /// taken. It never takes a ticket it might abandon (an abandoned ticket
+    /// delays every later one until revoked), so a bounded waiter is not
+    /// FIFO-fair. While it waits it revokes a turn left untaken through
+    /// `REVOKE_AFTER` (2^14) of its yields, as `lock` does.
     ///
     /// # Example
     ///
@@ -152,6 +285,8 @@ impl RawTicketMutex {
     /// assert!(!raw.lock_with(Spins(10)));
     /// ```
     pub fn lock_with(&self, mut patience: impl Patience) -> bool {
+        let backoff = Backoff::new();
+        let mut watch = Watch::default();
         loop {
             if self.try_lock() {
                 return true;
@@ -159,9 +294,18 @@ impl RawTicketMutex {
             if !patience.keep_waiting() {
                 return false;
             }
-            core::hint::spin_loop();
-            #[cfg(loom)]
-            loom::thread::yield_now();
+            if backoff.is_completed() {
+                let serving = self.serving.load(Ordering::Relaxed);
+                // Only a turn whose ticket was handed out may be revoked: an
+                // idle lock's turn (equal to `next`) must stay where it is.
+                let handed_out = serving >> 1 != self.next.load(Ordering::Relaxed) & TICKET_MASK;
+                if handed_out && watch.untaken_for_too_long(serving) {
+                    self.revoke(serving);
+                }
+                yield_now();
+            } else {
+                backoff.snooze();
+            }
         }
     }
 
@@ -181,11 +325,13 @@ impl RawTicketMutex {
     /// assert!(!raw.is_locked());
     /// ```
     pub unsafe fn unlock(&self) {
-        // Only the holder writes `serving`, so load-then-store is not a race.
-        // Release: publishes the critical section to the next ticket's Acquire.
+        // While the turn is taken only the holder writes `serving` (claims and
+        // revocations need it untaken), so load-then-store is not a race.
+        // Release: publishes the critical section to the next claim's Acquire.
         let serving = self.serving.load(Ordering::Relaxed);
-        self.serving
-            .store(serving.wrapping_add(1), Ordering::Release);
+        debug_assert!(serving & TAKEN != 0, "unlock of an unlocked TicketMutex");
+        let next_turn = (((serving >> 1) + 1) & TICKET_MASK) << 1;
+        self.serving.store(next_turn, Ordering::Release);
     }
 
     /// Whether the lock is held (a snapshot).
@@ -196,7 +342,7 @@ impl RawTicketMutex {
     /// assert!(!ply_core::sync::RawTicketMutex::new().is_locked());
     /// ```
     pub fn is_locked(&self) -> bool {
-        self.next.load(Ordering::Relaxed) != self.serving.load(Ordering::Relaxed)
+        self.serving.load(Ordering::Relaxed) & TAKEN != 0
     }
 
     /// Tickets handed out since creation (wrapping): the holder plus waiters
@@ -214,6 +360,30 @@ impl RawTicketMutex {
     }
 }
 
+/// A waiter's count of how long it has seen one turn stay untaken.
+#[derive(Default)]
+struct Watch {
+    seen: usize,
+    yields: u32,
+}
+
+impl Watch {
+    /// Called before each yield of a waiter that saw `serving`: `true` once the
+    /// same untaken turn has lasted through `REVOKE_AFTER` (2^14) of them (a taken
+    /// turn, or a different one, starts the count again).
+    fn untaken_for_too_long(&mut self, serving: usize) -> bool {
+        if serving & TAKEN != 0 || serving != self.seen {
+            *self = Watch {
+                seen: serving,
+                yields: 0,
+            };
+            return false;
+        }
+        self.yields += 1;
+        self.yields >= REVOKE_AFTER
+    }
+}
+
 #[cfg(not(loom))]
 impl Default for RawTicketMutex {
     fn default() -> Self {
@@ -222,8 +392,10 @@ impl Default for RawTicketMutex {
 }
 
 #[cfg(not(loom))]
-// SAFETY: a ticket is served only when `serving` equals it, and only the
-// holder advances `serving`, so exactly one ticket holds the lock at a time.
+// SAFETY: the lock is held by whoever set `TAKEN` on the current turn, with a
+// CAS from the untaken value; revocations and other claims need that same
+// untaken value, and only the holder clears `TAKEN` (in `unlock`), so exactly
+// one party holds the lock at a time.
 unsafe impl lock_api::RawMutex for RawTicketMutex {
     #[allow(clippy::declare_interior_mutable_const)] // lock_api's required pattern
     const INIT: Self = Self::new();
@@ -286,3 +458,8 @@ pub type TicketMutex<T> = lock_api::Mutex<RawTicketMutex, T>;
 /// The guard of a [`TicketMutex`].
 #[cfg(not(loom))]
 pub type TicketMutexGuard<'a, T> = lock_api::MutexGuard<'a, RawTicketMutex, T>;
+
+#[cfg(all(test, loom))]
+mod loom_tests;
+#[cfg(all(test, not(loom)))]
+mod tests;

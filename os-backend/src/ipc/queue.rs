@@ -1,33 +1,41 @@
 //! [`ProcessQueue`]: a blocking multi-process queue in shared memory.
 
 use std::io;
-use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ply_core::queue::mpmc::ScqQueue;
-use ply_core::sync::Park;
+use ply_core::sync::{EventCount, Patience, RECHECK, Timeout};
 
-use crate::park::FutexPark;
+use crate::park::{FutexPark, Until};
 use crate::shm::{SharedBox, ShmSafe};
-
-/// Spins on an empty (or full) queue before sleeping: a busy producer/consumer
-/// pair never pays for a system call.
-const SPINS_BEFORE_SLEEP: u32 = 100;
 
 struct State<T, const N: usize> {
     queue: ScqQueue<T, N>,
-    /// Bumped after every put: getters sleep on it.
-    puts: AtomicU32,
-    /// Bumped after every get: putters sleep on it.
-    gets: AtomicU32,
-    /// Getters asleep (or about to be) on `puts`; a putter wakes one if any.
-    get_sleepers: AtomicU32,
-    /// Putters asleep (or about to be) on `gets`.
-    put_sleepers: AtomicU32,
+    /// Notified after every put: getters sleep on it.
+    not_empty: EventCount<FutexPark>,
+    /// Notified after every get: putters sleep on it.
+    not_full: EventCount<FutexPark>,
 }
 
-// SAFETY: ply-core's `ScqQueue` of `ShmSafe` items and four `AtomicU32`s.
+// SAFETY: ply-core's `ScqQueue` of `ShmSafe` items and two event counts
+// (`AtomicU32` words and the zero-sized `FutexPark`).
 unsafe impl<T: ShmSafe, const N: usize> ShmSafe for State<T, N> {}
+
+/// A deadline whose parks last at most [`RECHECK`]: a process woken by a put
+/// (or get) and stopped before it takes the item holds on to that one
+/// wake-up, so sleepers look at the queue again on their own after that long
+/// rather than rely on every peer running.
+struct Rechecking(Until);
+
+impl Patience for Rechecking {
+    fn keep_waiting(&mut self) -> bool {
+        self.0.keep_waiting()
+    }
+
+    fn park_timeout(&mut self) -> Timeout {
+        self.0.park_timeout().min(Timeout::After(RECHECK))
+    }
+}
 
 /// A bounded FIFO queue of plain-data items shared by a process and the
 /// children it forks afterwards — Python's `multiprocessing.Queue`, without the
@@ -35,10 +43,12 @@ unsafe impl<T: ShmSafe, const N: usize> ShmSafe for State<T, N> {}
 ///
 /// Items live in ply-core's [`ScqQueue`] in a `MAP_SHARED` mapping, so a put and
 /// a get are a few atomic operations on shared memory: nothing goes through the
-/// kernel while items flow. Blocking `put`/`get` sleep on futexes when the queue
-/// is full or empty, so an idle consumer burns no CPU. SCQ stays live when a
-/// process is stopped or killed in the middle of an operation (see ply-core's
-/// `stall_liveness` tests): at worst the item it was moving is lost.
+/// kernel while items flow. Blocking `put`/`get` sleep when the queue is full
+/// or empty (ply-core's [`EventCount`] on futexes), so an idle consumer burns
+/// no CPU. SCQ stays live when a process is stopped or killed in the middle of
+/// an operation (see the workspace's `stall_liveness` tests): at worst the item
+/// it was moving is lost. A process stopped or killed while it sleeps in `get`
+/// or `put`, or just woken from it, delays nobody by more than [`RECHECK`].
 ///
 /// `T` must be [`ShmSafe`] (no pointers or references, no heap memory: they
 /// would mean nothing in another process) and `Copy`. `N`, the capacity, is a
@@ -91,10 +101,8 @@ impl<T: ShmSafe + Copy, const N: usize> ProcessQueue<T, N> {
         Ok(ProcessQueue {
             state: SharedBox::new(State {
                 queue: ScqQueue::new(),
-                puts: AtomicU32::new(0),
-                gets: AtomicU32::new(0),
-                get_sleepers: AtomicU32::new(0),
-                put_sleepers: AtomicU32::new(0),
+                not_empty: EventCount::with_park(FutexPark),
+                not_full: EventCount::with_park(FutexPark),
             })?,
         })
     }
@@ -110,14 +118,8 @@ impl<T: ShmSafe + Copy, const N: usize> ProcessQueue<T, N> {
     /// assert_eq!(q.try_put(3), Err(3)); // full at N = 2
     /// ```
     pub fn try_put(&self, item: T) -> Result<(), T> {
-        let s = &*self.state;
-        s.queue.push(item)?;
-        // Dekker with `get_until`: publish (the push, then this bump), then look
-        // for sleepers; a getter registers, then re-checks. All SeqCst.
-        s.puts.fetch_add(1, SeqCst);
-        if s.get_sleepers.load(SeqCst) != 0 {
-            FutexPark.wake_one(&s.puts);
-        }
+        self.state.queue.push(item)?;
+        self.state.not_empty.notify_one();
         Ok(())
     }
 
@@ -131,12 +133,8 @@ impl<T: ShmSafe + Copy, const N: usize> ProcessQueue<T, N> {
     /// assert_eq!(q.try_get(), Some(3));
     /// ```
     pub fn try_get(&self) -> Option<T> {
-        let s = &*self.state;
-        let item = s.queue.pop()?;
-        s.gets.fetch_add(1, SeqCst);
-        if s.put_sleepers.load(SeqCst) != 0 {
-            FutexPark.wake_one(&s.gets);
-        }
+        let item = self.state.queue.pop()?;
+        self.state.not_full.notify_one();
         Some(item)
     }
 
@@ -150,7 +148,7 @@ impl<T: ShmSafe + Copy, const N: usize> ProcessQueue<T, N> {
     /// assert_eq!(q.get(), 1);
     /// ```
     pub fn put(&self, item: T) {
-        if self.put_until(item, None).is_err() {
+        if self.put_until(item, Until::never()).is_err() {
             unreachable!("an unbounded put only returns once the item is in");
         }
     }
@@ -170,7 +168,7 @@ impl<T: ShmSafe + Copy, const N: usize> ProcessQueue<T, N> {
     /// assert_eq!(q.put_timeout(2, Duration::from_millis(10)), Err(2));
     /// ```
     pub fn put_timeout(&self, item: T, timeout: Duration) -> Result<(), T> {
-        self.put_until(item, Some(Instant::now() + timeout))
+        self.put_until(item, Until::after(timeout))
     }
 
     /// Takes the oldest item, sleeping while the queue is empty.
@@ -185,11 +183,8 @@ impl<T: ShmSafe + Copy, const N: usize> ProcessQueue<T, N> {
     /// });
     /// ```
     pub fn get(&self) -> T {
-        loop {
-            if let Some(item) = self.get_until(None) {
-                return item;
-            }
-        }
+        self.get_until(Until::never())
+            .expect("an unbounded get only returns with an item")
     }
 
     /// Takes the oldest item, waiting at most `timeout` for one.
@@ -202,80 +197,32 @@ impl<T: ShmSafe + Copy, const N: usize> ProcessQueue<T, N> {
     /// assert_eq!(q.get_timeout(Duration::from_millis(5)), None);
     /// ```
     pub fn get_timeout(&self, timeout: Duration) -> Option<T> {
-        self.get_until(Some(Instant::now() + timeout))
+        self.get_until(Until::after(timeout))
     }
 
-    fn put_until(&self, mut item: T, deadline: Option<Instant>) -> Result<(), T> {
-        let s = &*self.state;
-        let mut spins = 0;
-        loop {
-            match self.try_put(item) {
-                Ok(()) => return Ok(()),
-                Err(back) => item = back,
-            }
-            if spins < SPINS_BEFORE_SLEEP {
-                spins += 1;
-                std::hint::spin_loop();
-                continue;
-            }
-            let seen = s.gets.load(SeqCst);
-            s.put_sleepers.fetch_add(1, SeqCst);
-            let result = self.try_put(item);
-            if result.is_ok() {
-                s.put_sleepers.fetch_sub(1, SeqCst);
-                return Ok(());
-            }
-            let slept = sleep_on(&s.gets, seen, deadline);
-            s.put_sleepers.fetch_sub(1, SeqCst);
-            if !slept {
-                return self.try_put(item);
-            }
+    fn put_until(&self, item: T, until: Until) -> Result<(), T> {
+        let mut item = Some(item);
+        let put = self.state.not_full.wait_until_with(
+            || match self.try_put(item.take()?) {
+                Ok(()) => Some(()),
+                Err(back) => {
+                    item = Some(back);
+                    None
+                }
+            },
+            Rechecking(until),
+        );
+        match (put, item) {
+            (Some(()), _) => Ok(()),
+            (None, Some(item)) => Err(item),
+            (None, None) => unreachable!("a failed put gives the item back"),
         }
     }
 
-    fn get_until(&self, deadline: Option<Instant>) -> Option<T> {
-        let s = &*self.state;
-        let mut spins = 0;
-        loop {
-            if let Some(item) = self.try_get() {
-                return Some(item);
-            }
-            if spins < SPINS_BEFORE_SLEEP {
-                spins += 1;
-                std::hint::spin_loop();
-                continue;
-            }
-            let seen = s.puts.load(SeqCst);
-            s.get_sleepers.fetch_add(1, SeqCst);
-            if let Some(item) = self.try_get() {
-                s.get_sleepers.fetch_sub(1, SeqCst);
-                return Some(item);
-            }
-            let slept = sleep_on(&s.puts, seen, deadline);
-            s.get_sleepers.fetch_sub(1, SeqCst);
-            if !slept {
-                return self.try_get();
-            }
-        }
-    }
-}
-
-/// Sleeps on `word` while it equals `seen`, until `deadline`. `false` once the
-/// deadline has passed.
-fn sleep_on(word: &AtomicU32, seen: u32, deadline: Option<Instant>) -> bool {
-    match deadline {
-        None => {
-            FutexPark.wait(word, seen);
-            true
-        }
-        Some(deadline) => {
-            let now = Instant::now();
-            if now >= deadline {
-                return false;
-            }
-            FutexPark::wait_timeout(word, seen, deadline - now);
-            true
-        }
+    fn get_until(&self, until: Until) -> Option<T> {
+        self.state
+            .not_empty
+            .wait_until_with(|| self.try_get(), Rechecking(until))
     }
 }
 
@@ -290,7 +237,71 @@ impl<T, const N: usize> std::fmt::Debug for ProcessQueue<T, N> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fork::scope;
+    use crate::fork::{ChildExit, ScopedChild, Signal, scope};
+    use std::time::Instant;
+
+    const WATCHDOG: Duration = Duration::from_secs(60);
+
+    fn state_of(pid: i32) -> Option<char> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        stat.rsplit_once(')')?.1.trim_start().chars().next()
+    }
+
+    fn wait_for_state(child: &ScopedChild<'_>, state: char) {
+        let deadline = Instant::now() + WATCHDOG;
+        while state_of(child.pid()) != Some(state) {
+            assert!(
+                Instant::now() < deadline,
+                "watchdog: child never reached {state}"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    fn exits_with(mut child: ScopedChild<'_>) -> ChildExit {
+        child
+            .wait_timeout(WATCHDOG)
+            .unwrap()
+            .expect("watchdog: child did not finish")
+    }
+
+    #[test]
+    fn a_getter_stopped_or_killed_in_its_sleep_strands_no_other_getter() {
+        for kill_it in [false, true] {
+            let queue = ProcessQueue::<u32, 4>::new().unwrap();
+            scope(|s| {
+                // The first getter falls asleep, then is stopped there: the one
+                // wake-up of the next put may go to it and be absorbed.
+                let stopped = s.fork_child(|| (queue.get() != 2) as i32).unwrap();
+                wait_for_state(&stopped, 'S');
+                stopped.kill(Signal::STOP).unwrap();
+                wait_for_state(&stopped, 'T');
+                let other = s
+                    .fork_child(|| (queue.get_timeout(WATCHDOG) != Some(1)) as i32)
+                    .unwrap();
+                wait_for_state(&other, 'S');
+                queue.put(1);
+                assert!(
+                    exits_with(other).success(),
+                    "the running getter got the item"
+                );
+                if kill_it {
+                    stopped.kill(Signal::KILL).unwrap();
+                    assert_eq!(exits_with(stopped), ChildExit::Signaled(Signal::KILL));
+                    // Its registration stays behind; the queue works on.
+                    queue.put(3);
+                    assert_eq!(queue.get_timeout(WATCHDOG), Some(3));
+                } else {
+                    queue.put(2);
+                    stopped.kill(Signal::CONT).unwrap();
+                    assert!(
+                        exits_with(stopped).success(),
+                        "resumed, it gets the next item"
+                    );
+                }
+            });
+        }
+    }
 
     #[test]
     fn two_children_to_parent_every_item_once_and_idle_get_sleeps() {

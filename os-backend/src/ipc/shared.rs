@@ -3,23 +3,62 @@
 use std::cell::UnsafeCell;
 use std::io;
 use std::ops::{Deref, DerefMut};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
 
-use ply_core::sync::{SpinMutex, SpinMutexGuard};
+use ply_core::sync::{Patience, RobustError, RobustGuard, RobustMutex};
 
+use crate::liveness::ThreadLiveness;
+use crate::park::{FutexPark, Until};
 use crate::shm::{SharedBox, SharedSlice, ShmSafe};
 
-/// One plain-data value shared with children forked afterwards, behind
-/// ply-core's [`SpinMutex`] — Python's `multiprocessing.Value`.
+/// The value, twice: `copies[current]` is the value; a write fills the other
+/// copy, then flips `current`. A writer that dies mid-write has only touched
+/// the copy nobody reads, so the value is never torn.
+struct Copies<T> {
+    current: AtomicU32,
+    copies: [T; 2],
+}
+
+impl<T: Copy> Copies<T> {
+    fn get(&self) -> T {
+        // Acquire: pairs with the Release flip in `set`, also across a
+        // holder's death (the flip is the last thing a writer does).
+        self.copies[self.current.load(Ordering::Acquire) as usize & 1]
+    }
+
+    fn set(&mut self, value: T) {
+        let next = (self.current.load(Ordering::Relaxed) as usize & 1) ^ 1;
+        self.copies[next] = value;
+        // Release: the new copy is written before it becomes current, for the
+        // compiler and the CPU alike, so a death between the two leaves the
+        // old value current.
+        self.current.store(next as u32, Ordering::Release);
+    }
+}
+
+// SAFETY: an `AtomicU32` and two `T`s, which are `ShmSafe`.
+unsafe impl<T: ShmSafe> ShmSafe for Copies<T> {}
+
+type ValueLock<T> = RobustMutex<Copies<T>, ThreadLiveness, FutexPark>;
+
+/// One plain-data value shared with children forked afterwards — Python's
+/// `multiprocessing.Value`.
 ///
 /// `T` is [`ShmSafe`] (no pointers or references, no heap memory: a
 /// `&'static str` set by a child would point into the child's memory) and
 /// `Copy` (`get` returns a copy).
 ///
-/// A spin lock because the holder is another *process*: there is no owner
-/// thread the kernel could hand it to. Keep critical sections short. A process
-/// killed while holding the lock leaves it held; use
-/// [`LockWith::lock_with`](ply_core::sync::LockWith) on [`raw`](Self::raw)
-/// with a deadline where that matters.
+/// Behind ply-core's [`RobustMutex`]: a process killed while it holds the
+/// lock (inside `set` or `update`) never hangs the others. The next access
+/// notices that the holder died and takes over, and the value is the one
+/// before the dead process's unfinished write: writes go to a second copy that
+/// becomes current only once complete. Waiters sleep on a futex.
+///
+/// Every access has a bounded form ([`get_timeout`](Self::get_timeout),
+/// [`set_timeout`](Self::set_timeout), [`update_timeout`](Self::update_timeout))
+/// for when the holder may be alive but stopped (`SIGSTOP`) or slow: an
+/// `update` closure runs under the lock, so a slow one delays everyone.
 ///
 /// # Example
 ///
@@ -45,7 +84,7 @@ use crate::shm::{SharedBox, SharedSlice, ShmSafe};
 /// # Ok::<(), std::io::Error>(())
 /// ```
 pub struct SharedValue<T> {
-    cell: SharedBox<SpinMutex<T>>,
+    cell: SharedBox<ValueLock<T>>,
 }
 
 impl<T: ShmSafe + Copy> SharedValue<T> {
@@ -61,12 +100,37 @@ impl<T: ShmSafe + Copy> SharedValue<T> {
     /// assert_eq!(ply_os::ipc::SharedValue::new(1.5f64).unwrap().get(), 1.5);
     /// ```
     pub fn new(value: T) -> io::Result<Self> {
+        let copies = Copies {
+            current: AtomicU32::new(0),
+            copies: [value; 2],
+        };
         Ok(SharedValue {
-            cell: SharedBox::new(SpinMutex::new(value))?,
+            cell: SharedBox::new(RobustMutex::new(copies, ThreadLiveness, FutexPark))?,
         })
     }
 
-    /// A copy of the value.
+    /// Runs `f` under the lock, waiting as `patience` allows; `None` if it ran
+    /// out while a live holder had the lock.
+    fn with<R>(&self, patience: impl Patience, f: impl FnOnce(&mut Copies<T>) -> R) -> Option<R> {
+        let mut guard = match self.cell.lock_with(patience)? {
+            Ok(guard) => guard,
+            Err(RobustError::OwnerDied(mut guard)) => {
+                // The dead holder could only have touched the copy that is not
+                // current (see `Copies`): the value is whole. Nothing to repair.
+                RobustGuard::mark_consistent(&mut guard);
+                guard
+            }
+            // Only a takeover that is not marked consistent makes the lock
+            // unrecoverable, and every takeover above is marked at once; a
+            // process that dies before marking leaves the state "owner died"
+            // for the next one, not "unrecoverable".
+            Err(_) => unreachable!("a SharedValue's lock is never left unrecoverable"),
+        };
+        Some(f(&mut guard))
+    }
+
+    /// A copy of the value, waiting while another process holds the lock (a
+    /// dead holder is noticed and taken over).
     ///
     /// # Example
     ///
@@ -74,7 +138,26 @@ impl<T: ShmSafe + Copy> SharedValue<T> {
     /// assert_eq!(ply_os::ipc::SharedValue::new('x').unwrap().get(), 'x');
     /// ```
     pub fn get(&self) -> T {
-        *self.cell.lock()
+        self.get_until(Until::never())
+            .expect("an unbounded wait gives up only on its own")
+    }
+
+    /// A copy of the value, or `None` if a live holder kept the lock for
+    /// `timeout`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let v = ply_os::ipc::SharedValue::new(5u8).unwrap();
+    /// assert_eq!(v.get_timeout(Duration::from_millis(10)), Some(5));
+    /// ```
+    pub fn get_timeout(&self, timeout: Duration) -> Option<T> {
+        self.get_until(Until::after(timeout))
+    }
+
+    fn get_until(&self, until: Until) -> Option<T> {
+        self.with(until, |copies| copies.get())
     }
 
     /// Replaces the value.
@@ -87,10 +170,36 @@ impl<T: ShmSafe + Copy> SharedValue<T> {
     /// assert_eq!(v.get(), 2);
     /// ```
     pub fn set(&self, value: T) {
-        *self.cell.lock() = value;
+        if self.set_timeout_until(value, Until::never()).is_err() {
+            unreachable!("an unbounded wait gives up only on its own");
+        }
     }
 
-    /// Replaces the value with `f(value)` under the lock; returns the new value.
+    /// Replaces the value, unless a live holder kept the lock for `timeout`
+    /// (then `value` comes back).
+    ///
+    /// # Errors
+    ///
+    /// `value`, if the lock could not be taken in time.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let v = ply_os::ipc::SharedValue::new(1).unwrap();
+    /// assert_eq!(v.set_timeout(3, Duration::from_millis(10)), Ok(()));
+    /// assert_eq!(v.get(), 3);
+    /// ```
+    pub fn set_timeout(&self, value: T, timeout: Duration) -> Result<(), T> {
+        self.set_timeout_until(value, Until::after(timeout))
+    }
+
+    fn set_timeout_until(&self, value: T, until: Until) -> Result<(), T> {
+        self.with(until, |copies| copies.set(value)).ok_or(value)
+    }
+
+    /// Replaces the value with `f(value)` under the lock; returns the new
+    /// value. If `f` panics, the value is unchanged.
     ///
     /// # Example
     ///
@@ -99,28 +208,39 @@ impl<T: ShmSafe + Copy> SharedValue<T> {
     /// assert_eq!(v.update(|x| x + 1), 21);
     /// ```
     pub fn update(&self, f: impl FnOnce(T) -> T) -> T {
-        let mut guard = self.cell.lock();
-        *guard = f(*guard);
-        *guard
+        self.update_until(f, Until::never())
+            .expect("an unbounded wait gives up only on its own")
     }
 
-    /// The lock itself, for longer critical sections or bounded waits.
+    /// As [`update`](Self::update), unless a live holder kept the lock for
+    /// `timeout` (then `None`, and `f` did not run).
     ///
     /// # Example
     ///
     /// ```
-    /// let v = ply_os::ipc::SharedValue::new([0u8; 4]).unwrap();
-    /// v.raw().lock()[2] = 7;
-    /// assert_eq!(v.get(), [0, 0, 7, 0]);
+    /// use std::time::Duration;
+    /// let v = ply_os::ipc::SharedValue::new(20).unwrap();
+    /// assert_eq!(v.update_timeout(|x| x * 2, Duration::from_millis(10)), Some(40));
     /// ```
-    pub fn raw(&self) -> &SpinMutex<T> {
-        &self.cell
+    pub fn update_timeout(&self, f: impl FnOnce(T) -> T, timeout: Duration) -> Option<T> {
+        self.update_until(f, Until::after(timeout))
+    }
+
+    fn update_until(&self, f: impl FnOnce(T) -> T, until: Until) -> Option<T> {
+        self.with(until, |copies| {
+            let new = f(copies.get());
+            copies.set(new);
+            new
+        })
     }
 }
 
 impl<T: ShmSafe + Copy + std::fmt::Debug> std::fmt::Debug for SharedValue<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_tuple("SharedValue").field(&self.get()).finish()
+        match self.get_timeout(Duration::from_millis(100)) {
+            Some(value) => f.debug_tuple("SharedValue").field(&value).finish(),
+            None => f.write_str("SharedValue(<locked>)"),
+        }
     }
 }
 
@@ -129,13 +249,22 @@ impl<T: ShmSafe + Copy + std::fmt::Debug> std::fmt::Debug for SharedValue<T> {
 struct Slot<T>(UnsafeCell<T>);
 
 // SAFETY: slots are only accessed through a `SharedArrayGuard`, which holds the
-// array's lock, so at most one thread (or process) touches them at a time.
+// array's lock, so at most one thread (or process) touches them at a time (a
+// holder that died is gone before its lock is taken over).
 unsafe impl<T: Send> Sync for Slot<T> {}
 // SAFETY: a `T` in an `UnsafeCell`, nothing else; `T` is `ShmSafe`.
 unsafe impl<T: ShmSafe> ShmSafe for Slot<T> {}
 
 /// A fixed-length array of plain data shared with children forked afterwards,
-/// behind one [`SpinMutex`] — Python's `multiprocessing.Array`.
+/// behind one [`RobustMutex`] — Python's `multiprocessing.Array`.
+///
+/// A process killed while it holds the lock never hangs the others: the next
+/// [`lock`](Self::lock) takes over and says so ([`RobustError::OwnerDied`]),
+/// because the elements may be half-updated. The caller repairs them and calls
+/// [`SharedArrayGuard::mark_consistent`]; otherwise the array becomes
+/// unrecoverable ([`RobustError::NotRecoverable`]) — the `pthread` robust
+/// mutex contract. [`lock_timeout`](Self::lock_timeout) bounds the wait for a
+/// holder that is alive but stopped or slow.
 ///
 /// `T` is [`ShmSafe`] and `Copy`, as for [`SharedValue`].
 ///
@@ -146,18 +275,24 @@ unsafe impl<T: ShmSafe> ShmSafe for Slot<T> {}
 ///
 /// let histogram = SharedArray::new(4, 0u32)?;
 /// let child = fork::scope(|s| s.fork_child(|| {
-///     histogram.lock()[1] += 10;
+///     histogram.lock().expect("nobody died")[1] += 10;
 ///     0
 /// })?.wait())?;
 /// assert!(child.success());
-/// histogram.lock()[3] += 1;
-/// assert_eq!(&*histogram.lock(), &[0, 10, 0, 1]);
+/// let mut bins = histogram.lock().expect("nobody died");
+/// bins[3] += 1;
+/// assert_eq!(&*bins, &[0, 10, 0, 1]);
 /// # Ok::<(), std::io::Error>(())
 /// ```
 pub struct SharedArray<T> {
-    lock: SharedBox<SpinMutex<()>>,
+    lock: SharedBox<RobustMutex<(), ThreadLiveness, FutexPark>>,
     slots: SharedSlice<Slot<T>>,
 }
+
+/// What [`SharedArray::lock`] returns: the guard, or why the lock was not
+/// taken cleanly (with the guard inside after a holder's death).
+pub type SharedArrayLock<'a, T> =
+    Result<SharedArrayGuard<'a, T>, RobustError<SharedArrayGuard<'a, T>>>;
 
 impl<T: ShmSafe + Copy> SharedArray<T> {
     /// Maps `len` copies of `value`.
@@ -174,7 +309,7 @@ impl<T: ShmSafe + Copy> SharedArray<T> {
     /// ```
     pub fn new(len: usize, value: T) -> io::Result<Self> {
         Ok(SharedArray {
-            lock: SharedBox::new(SpinMutex::new(()))?,
+            lock: SharedBox::new(RobustMutex::new((), ThreadLiveness, FutexPark))?,
             slots: SharedSlice::new(len, |_| Slot(UnsafeCell::new(value)))?,
         })
     }
@@ -201,20 +336,55 @@ impl<T: ShmSafe + Copy> SharedArray<T> {
         self.slots.is_empty()
     }
 
-    /// Locks the array; the guard derefs to `[T]`.
+    /// Locks the array, waiting while another live process holds it; the guard
+    /// derefs to `[T]`.
+    ///
+    /// # Errors
+    ///
+    /// [`RobustError::OwnerDied`] (with the guard) if the previous holder died
+    /// holding the lock; [`RobustError::NotRecoverable`] if a holder died and
+    /// the elements were never marked consistent since.
     ///
     /// # Example
     ///
     /// ```
     /// let a = ply_os::ipc::SharedArray::new(2, 0i32).unwrap();
-    /// a.lock().copy_from_slice(&[4, 5]);
-    /// assert_eq!(a.lock().iter().sum::<i32>(), 9);
+    /// a.lock().unwrap().copy_from_slice(&[4, 5]);
+    /// assert_eq!(a.lock().unwrap().iter().sum::<i32>(), 9);
     /// ```
-    pub fn lock(&self) -> SharedArrayGuard<'_, T> {
-        SharedArrayGuard {
-            _guard: self.lock.lock(),
+    pub fn lock(&self) -> SharedArrayLock<'_, T> {
+        self.lock_until(Until::never())
+            .expect("an unbounded wait gives up only on its own")
+    }
+
+    /// As [`lock`](Self::lock), unless a live holder keeps the lock for
+    /// `timeout` (`None`).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let a = ply_os::ipc::SharedArray::new(2, 0u8).unwrap();
+    /// let held = a.lock().unwrap();
+    /// let other = std::thread::scope(|s| {
+    ///     s.spawn(|| a.lock_timeout(Duration::from_millis(20)).is_none()).join().unwrap()
+    /// });
+    /// assert!(other, "held by a live thread: timed out");
+    /// ```
+    pub fn lock_timeout(&self, timeout: Duration) -> Option<SharedArrayLock<'_, T>> {
+        self.lock_until(Until::after(timeout))
+    }
+
+    fn lock_until(&self, until: Until) -> Option<SharedArrayLock<'_, T>> {
+        let guard = |guard| SharedArrayGuard {
+            _guard: guard,
             slots: &self.slots,
-        }
+        };
+        Some(match self.lock.lock_with(until)? {
+            Ok(g) => Ok(guard(g)),
+            Err(RobustError::OwnerDied(g)) => Err(RobustError::OwnerDied(guard(g))),
+            Err(_) => Err(RobustError::NotRecoverable),
+        })
     }
 }
 
@@ -224,13 +394,47 @@ impl<T: ShmSafe + Copy> SharedArray<T> {
 ///
 /// ```
 /// let a = ply_os::ipc::SharedArray::new(2, 0u8).unwrap();
-/// let mut g = a.lock();
+/// let mut g = a.lock().unwrap();
 /// g[0] = 1;
 /// assert_eq!(&*g, &[1, 0]);
 /// ```
+#[must_use = "dropping the guard unlocks at once"]
 pub struct SharedArrayGuard<'a, T> {
-    _guard: SpinMutexGuard<'a, ()>,
+    _guard: RobustGuard<'a, (), ThreadLiveness, FutexPark>,
     slots: &'a [Slot<T>],
+}
+
+impl<T> SharedArrayGuard<'_, T> {
+    /// After [`RobustError::OwnerDied`]: the caller has repaired the elements.
+    /// Without this, dropping the guard makes the array unrecoverable.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use ply_os::ipc::{SharedArray, SharedArrayGuard};
+    /// use ply_core::sync::RobustError;
+    ///
+    /// let a = SharedArray::new(2, 0u8).unwrap();
+    /// let mut g = match a.lock() {
+    ///     Ok(g) => g,
+    ///     Err(RobustError::OwnerDied(mut g)) => {
+    ///         g.fill(0); // repair: start over
+    ///         SharedArrayGuard::mark_consistent(&mut g);
+    ///         g
+    ///     }
+    ///     Err(e) => panic!("{e}"),
+    /// };
+    /// g[1] = 3;
+    /// ```
+    pub fn mark_consistent(guard: &mut Self) {
+        RobustGuard::mark_consistent(&mut guard._guard);
+    }
+}
+
+impl<T: std::fmt::Debug> std::fmt::Debug for SharedArrayGuard<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&**self, f)
+    }
 }
 
 impl<T> Deref for SharedArrayGuard<'_, T> {
@@ -252,5 +456,170 @@ impl<T> DerefMut for SharedArrayGuard<'_, T> {
                 self.slots.len(),
             )
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fork::{ChildExit, ForkedChild, Signal, fork_child};
+    use std::time::Instant;
+
+    const WATCHDOG: Duration = Duration::from_secs(60);
+
+    /// The process state letter from `/proc/<pid>/stat` ('T' = stopped).
+    fn proc_state(pid: i32) -> Option<char> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        stat.rsplit_once(')')?.1.trim_start().chars().next()
+    }
+
+    fn wait_until_stopped(child: &ForkedChild) {
+        let deadline = Instant::now() + WATCHDOG;
+        while !matches!(proc_state(child.pid()), Some('T' | 't')) {
+            assert!(Instant::now() < deadline, "watchdog: child never stopped");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    fn stop_self() {
+        // SAFETY: raise has no memory-safety preconditions.
+        unsafe { libc::raise(libc::SIGSTOP) };
+    }
+
+    /// Runs `f` on a thread under the watchdog (the parent's side of a test
+    /// must not hang however the code under test behaves).
+    fn finishes<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> R {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(f());
+        });
+        rx.recv_timeout(WATCHDOG)
+            .expect("watchdog: the access hung")
+    }
+
+    #[test]
+    fn value_survives_a_holder_stopped_then_killed_mid_update() {
+        let value: &'static SharedValue<[u64; 4]> =
+            Box::leak(Box::new(SharedValue::new([7; 4]).unwrap()));
+        let mut child = fork_child(|| {
+            value.update(|_| {
+                stop_self(); // inside the critical section
+                [8; 4]
+            });
+            0
+        })
+        .unwrap();
+        wait_until_stopped(&child);
+        // Stopped: alive, so bounded accesses time out and nothing changes.
+        assert_eq!(
+            finishes(|| value.get_timeout(Duration::from_millis(30))),
+            None
+        );
+        assert_eq!(
+            finishes(|| value.set_timeout([9; 4], Duration::from_millis(30))),
+            Err([9; 4])
+        );
+        assert_eq!(
+            finishes(|| value.update_timeout(|v| v, Duration::from_millis(30))),
+            None
+        );
+        child.kill(Signal::KILL).unwrap();
+        let exit = child
+            .wait_timeout(WATCHDOG)
+            .unwrap()
+            .expect("watchdog: reaping");
+        assert_eq!(exit, ChildExit::Signaled(Signal::KILL));
+        // Dead: the next access takes over; the unfinished update never happened.
+        assert_eq!(finishes(|| value.get()), [7; 4]);
+        assert_eq!(finishes(|| value.update(|v| [v[0] + 1; 4])), [8; 4]);
+        assert_eq!(value.get_timeout(Duration::ZERO), Some([8; 4]));
+    }
+
+    #[test]
+    fn value_waiters_in_other_processes_take_over_from_a_killed_holder() {
+        // The waiters sleep (futex) while the holder is stopped; once it is
+        // killed, one of them takes over and they all finish.
+        let value: &'static SharedValue<u64> = Box::leak(Box::new(SharedValue::new(0).unwrap()));
+        let mut holder = fork_child(|| {
+            value.update(|v| {
+                stop_self();
+                v + 1000
+            });
+            0
+        })
+        .unwrap();
+        wait_until_stopped(&holder);
+        let waiters: Vec<ForkedChild> = (0..3)
+            .map(|_| {
+                fork_child(|| {
+                    value.update(|v| v + 1);
+                    0
+                })
+                .unwrap()
+            })
+            .collect();
+        holder.kill(Signal::KILL).unwrap();
+        holder.wait_timeout(WATCHDOG).unwrap().expect("watchdog");
+        for mut w in waiters {
+            let exit = w
+                .wait_timeout(WATCHDOG)
+                .unwrap()
+                .expect("watchdog: a waiter hung");
+            assert!(exit.success());
+        }
+        assert_eq!(value.get(), 3, "the dead holder's +1000 never happened");
+    }
+
+    #[test]
+    fn array_reports_a_dead_holder_then_repairs_or_becomes_unrecoverable() {
+        for repair in [true, false] {
+            let array: &'static SharedArray<u32> =
+                Box::leak(Box::new(SharedArray::new(2, 50).unwrap()));
+            let mut child = fork_child(|| {
+                let mut g = array.lock().unwrap();
+                g[0] -= 30;
+                stop_self(); // before g[1] += 30
+                g[1] += 30;
+                0
+            })
+            .unwrap();
+            wait_until_stopped(&child);
+            assert!(finishes(|| array
+                .lock_timeout(Duration::from_millis(30))
+                .is_none()));
+            child.kill(Signal::KILL).unwrap();
+            child.wait_timeout(WATCHDOG).unwrap().expect("watchdog");
+            finishes(move || {
+                let Err(RobustError::OwnerDied(mut g)) = array.lock() else {
+                    panic!("the holder's death must be reported");
+                };
+                assert_eq!(&*g, &[20, 50], "half-updated");
+                if repair {
+                    g[1] = 100 - g[0];
+                    SharedArrayGuard::mark_consistent(&mut g);
+                }
+            });
+            if repair {
+                let g = array.lock().expect("repaired");
+                assert_eq!(g[0] + g[1], 100);
+            } else {
+                assert_eq!(array.lock().unwrap_err(), RobustError::NotRecoverable);
+                assert!(matches!(
+                    array.lock_timeout(Duration::ZERO),
+                    Some(Err(RobustError::NotRecoverable))
+                ));
+            }
+        }
+    }
+
+    #[test]
+    fn an_update_that_panics_leaves_the_value_unchanged() {
+        let value = SharedValue::new(1u8).unwrap();
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            value.update(|_| panic!("in the closure"))
+        }));
+        assert!(panicked.is_err());
+        assert_eq!(value.get(), 1);
+        assert_eq!(value.update(|v| v + 1), 2);
     }
 }

@@ -11,7 +11,8 @@
 use std::any::Any;
 use std::cell::RefCell;
 use std::fmt::Display;
-use std::sync::Once;
+
+use crate::once::ForkSafeOnce;
 
 thread_local! {
     /// What this thread is working on, when it runs worker code, and where
@@ -23,8 +24,10 @@ thread_local! {
 /// forking workers: setting a hook takes a process-wide lock, which a child
 /// should not need.
 pub(crate) fn install() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
+    // Not `Once`: a worker may itself fork workers, and must not wait for a
+    // thread of its parent that was installing the hook at the fork.
+    static ONCE: ForkSafeOnce = ForkSafeOnce::new();
+    ONCE.run(|| {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
             let handled = CONTEXT

@@ -40,9 +40,9 @@ use std::marker::PhantomData;
 use std::mem::{align_of, size_of};
 use std::ops::Deref;
 use std::ptr::NonNull;
-use std::sync::Once;
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering::SeqCst};
 
+use crate::once::ForkSafeOnce;
 use crate::shm::{ShmSafe, current_pid, map_shared};
 
 /// The largest mapping kept for reuse when its [`SharedResults`] is dropped
@@ -79,7 +79,7 @@ fn take_cached() -> Option<Region> {
 /// whether they are being counted at all.
 static FOREIGN_FORKS: AtomicU64 = AtomicU64::new(0);
 static COUNTING_FORKS: AtomicBool = AtomicBool::new(false);
-static START_COUNTING: Once = Once::new();
+static START_COUNTING: ForkSafeOnce = ForkSafeOnce::new();
 
 thread_local! {
     /// Set while this thread forks a map worker, which never sees a
@@ -102,7 +102,7 @@ extern "C" fn count_fork() {
 /// Starts counting forks (once per process); returns the count so far, or
 /// `None` if forks cannot be counted (then nothing is recycled).
 fn foreign_forks() -> Option<u64> {
-    START_COUNTING.call_once(|| {
+    START_COUNTING.run(|| {
         // SAFETY: registers a handler that touches only a thread-local flag
         // and an atomic, both safe to use just before a fork.
         let registered = unsafe { libc::pthread_atfork(Some(count_fork), None, None) } == 0;

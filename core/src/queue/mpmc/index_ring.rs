@@ -59,12 +59,144 @@
 
 use crossbeam_utils::CachePadded;
 
-#[cfg(loom)]
-use crate::primitive::Ordering;
-use crate::primitive::{AtomicIsize, AtomicUsize, seq_cst_point};
+use crate::primitive::{AtomicIsize, AtomicUsize, Ordering, seq_cst_point};
+
+/// The `2N` entries of one index ring: inline, or in a caller's buffer.
+///
+/// # Safety
+///
+/// [`len`](Entries::len) must return the same power of two `2N ≥ 2` every time,
+/// and [`get`](Entries::get) must return, for each `j < len()`, the same atomic
+/// word every time, distinct from the words of every other `j` (and of the
+/// other ring of the same queue).
+///
+/// # Example
+///
+/// ```
+/// use ply_core::queue::mpmc::{Entries, InlineEntries};
+///
+/// let entries = InlineEntries::<4>::new(); // the entries of a capacity-4 ring
+/// assert_eq!(entries.len(), 8);
+/// ```
+pub unsafe trait Entries {
+    /// The number of entries, `2N` for a queue of capacity `N`.
+    fn len(&self) -> usize;
+
+    /// Whether there are no entries (never, for a valid storage).
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Entry `j` (`j < len()`).
+    fn get(&self, j: usize) -> &AtomicUsize;
+}
+
+/// The `2N` entries of a capacity-`N` index ring, inline (as `N` pairs: stable
+/// Rust cannot write `[_; 2 * N]`).
+///
+/// # Example
+///
+/// ```
+/// use ply_core::queue::mpmc::{Entries, InlineEntries};
+/// static ENTRIES: InlineEntries<2> = InlineEntries::new();
+/// assert_eq!(ENTRIES.len(), 4);
+/// ```
+pub struct InlineEntries<const N: usize>([[AtomicUsize; 2]; N]);
+
+impl<const N: usize> InlineEntries<N> {
+    /// `2N` entries, each "unused" (the state a new ring's entries start in).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// let entries = ply_core::queue::mpmc::InlineEntries::<8>::new();
+    /// # let _ = entries;
+    /// ```
+    #[cfg(not(loom))]
+    pub const fn new() -> Self {
+        InlineEntries([const { [const { AtomicUsize::new(UNUSED) }; 2] }; N])
+    }
+
+    /// `2N` unused entries (loom build).
+    #[cfg(loom)]
+    pub fn new() -> Self {
+        InlineEntries(core::array::from_fn(|_| {
+            [AtomicUsize::new(UNUSED), AtomicUsize::new(UNUSED)]
+        }))
+    }
+}
+
+impl<const N: usize> Default for InlineEntries<N> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+// SAFETY: `2N` is fixed, and entry `j` is always element `j & 1` of pair `j >> 1`.
+unsafe impl<const N: usize> Entries for InlineEntries<N> {
+    #[inline(always)]
+    fn len(&self) -> usize {
+        2 * N
+    }
+
+    #[inline(always)]
+    fn get(&self, j: usize) -> &AtomicUsize {
+        &self.0[j >> 1][j & 1]
+    }
+}
+
+/// The entries of an index ring in a caller's buffer of `2N` words.
+///
+/// # Example
+///
+/// ```
+/// use core::sync::atomic::AtomicUsize;
+/// use ply_core::queue::mpmc::{BorrowedEntries, Entries};
+///
+/// let words: [AtomicUsize; 8] = Default::default();
+/// let entries = BorrowedEntries::new(&words);
+/// assert_eq!(entries.len(), 8);
+/// ```
+#[cfg(not(loom))]
+pub struct BorrowedEntries<'a>(&'a [AtomicUsize]);
+
+#[cfg(not(loom))]
+impl<'a> BorrowedEntries<'a> {
+    /// The words of `entries` as ring entries (a queue initializes them).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use core::sync::atomic::AtomicUsize;
+    /// let words: [AtomicUsize; 4] = Default::default();
+    /// let entries = ply_core::queue::mpmc::BorrowedEntries::new(&words);
+    /// # let _ = entries;
+    /// ```
+    pub fn new(entries: &'a [AtomicUsize]) -> Self {
+        BorrowedEntries(entries)
+    }
+}
+
+// SAFETY: the slice's length is fixed, and entry `j` is always element `j`.
+// (The queue checks that the length is a power of two before using it.)
+#[cfg(not(loom))]
+unsafe impl Entries for BorrowedEntries<'_> {
+    #[inline(always)]
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    #[inline(always)]
+    fn get(&self, j: usize) -> &AtomicUsize {
+        &self.0[j]
+    }
+}
+
+/// An untouched entry: cycle "-1" (older than every position), safe, empty.
+const UNUSED: usize = usize::MAX;
 
 /// A lock-free FIFO of indices `0..N` in `2N` entries (`N` a power of two).
-pub(crate) struct IndexRing<const N: usize> {
+pub(crate) struct IndexRing<E: Entries> {
     /// Next position to dequeue from; only ever `fetch_add`ed.
     head: CachePadded<AtomicUsize>,
     /// Failed dequeue positions left before the ring is reported empty; see the
@@ -73,44 +205,26 @@ pub(crate) struct IndexRing<const N: usize> {
     /// Next position to enqueue at; `fetch_add`ed, and pulled forward to `head`
     /// when dequeuers overtake it.
     tail: CachePadded<AtomicUsize>,
-    /// `2N` entries, as `N` pairs (stable Rust cannot write `[_; 2 * N]`).
-    entries: [[AtomicUsize; 2]; N],
+    /// `2N` entries (the ring's length `RING` below).
+    entries: E,
 }
 
-impl<const N: usize> IndexRing<N> {
-    /// Entries in the ring.
-    const RING: usize = {
-        assert!(
-            N.is_power_of_two() && N <= usize::MAX / 8,
-            "mpmc::ScqQueue capacity N must be a power of two"
-        );
-        2 * N
-    };
-    /// The entry's "safe" bit.
-    const SAFE: usize = Self::RING;
-    /// Index bits all ones: "no value".
-    const BOTTOM: usize = Self::RING - 1;
-    /// The bits below the cycle field.
-    const LOW: usize = 2 * Self::RING - 1;
-    /// An untouched entry: cycle "-1" (older than every position), safe, empty.
-    const UNUSED: usize = usize::MAX;
-    /// `threshold` after an enqueue: `3N - 1` failed positions before "empty".
-    const THRESHOLD: isize = 3 * N as isize - 1;
-    /// Re-reads of an empty entry a dequeuer spends waiting for an in-flight
-    /// enqueuer of its position (none under loom, to keep models finite).
-    const PATIENCE: u32 = if cfg!(loom) { 0 } else { 256 };
-    /// Entries per 64-byte cache line.
-    const PER_LINE: usize = 64 / core::mem::size_of::<usize>();
+impl<const N: usize> IndexRing<InlineEntries<N>> {
+    /// Rejects capacities the ring cannot work with.
+    const VALID: () = assert!(
+        N.is_power_of_two() && N <= MAX_CAPACITY,
+        "mpmc::ScqQueue capacity N must be a power of two"
+    );
 
     /// An empty ring.
     #[cfg(not(loom))]
     pub(crate) const fn new_empty() -> Self {
-        let _ = Self::RING;
+        let () = Self::VALID;
         IndexRing {
             head: CachePadded::new(AtomicUsize::new(0)),
             threshold: CachePadded::new(AtomicIsize::new(-1)),
             tail: CachePadded::new(AtomicUsize::new(0)),
-            entries: [const { [const { AtomicUsize::new(Self::UNUSED) }; 2] }; N],
+            entries: InlineEntries::new(),
         }
     }
 
@@ -121,29 +235,25 @@ impl<const N: usize> IndexRing<N> {
         let mut i = 0;
         while i < N {
             // Position i is in cycle 0: the entry is just `SAFE | i`.
-            let j = Self::slot(i);
-            ring.entries[j >> 1][j & 1] = AtomicUsize::new(Self::SAFE | i);
+            let j = slot(i, 2 * N);
+            // The SAFE bit is `RING = 2N`.
+            ring.entries.0[j >> 1][j & 1] = AtomicUsize::new((2 * N) | i);
             i += 1;
         }
         ring.tail = CachePadded::new(AtomicUsize::new(N));
-        ring.threshold = CachePadded::new(AtomicIsize::new(Self::THRESHOLD));
+        ring.threshold = CachePadded::new(AtomicIsize::new(threshold(2 * N)));
         ring
     }
 
     /// An empty ring (loom build).
     #[cfg(loom)]
     pub(crate) fn new_empty() -> Self {
-        let _ = Self::RING;
+        let () = Self::VALID;
         IndexRing {
             head: CachePadded::new(AtomicUsize::new(0)),
             threshold: CachePadded::new(AtomicIsize::new(-1)),
             tail: CachePadded::new(AtomicUsize::new(0)),
-            entries: core::array::from_fn(|_| {
-                [
-                    AtomicUsize::new(Self::UNUSED),
-                    AtomicUsize::new(Self::UNUSED),
-                ]
-            }),
+            entries: InlineEntries::new(),
         }
     }
 
@@ -151,70 +261,156 @@ impl<const N: usize> IndexRing<N> {
     #[cfg(loom)]
     pub(crate) fn new_full() -> Self {
         let ring = Self::new_empty();
-        for i in 0..N {
-            ring.entry(Self::slot(i))
-                .store(Self::SAFE | i, Ordering::SeqCst);
-        }
-        ring.tail.store(N, Ordering::SeqCst);
-        ring.threshold.store(Self::THRESHOLD, Ordering::SeqCst);
+        ring.fill();
         ring
     }
+}
 
-    /// The entry of ring slot `j`.
-    #[inline(always)]
-    fn entry(&self, j: usize) -> &AtomicUsize {
-        &self.entries[j >> 1][j & 1]
+/// The largest capacity an index ring supports: `2N` entries plus the `SAFE`
+/// bit must leave cycle bits to spare.
+pub(crate) const MAX_CAPACITY: usize = usize::MAX / 8;
+
+/// `threshold` after an enqueue, for a ring of `ring` entries: `3N - 1` failed
+/// positions before "empty".
+#[inline(always)]
+const fn threshold(ring: usize) -> isize {
+    (3 * (ring / 2)) as isize - 1
+}
+
+/// Entries per 64-byte cache line.
+const PER_LINE: usize = 64 / core::mem::size_of::<usize>();
+
+/// The slot of a position in a ring of `ring` entries. Consecutive positions go
+/// to different cache lines (slot = (p mod lines) · per_line + p / lines), so
+/// neighbours in time do not contend for one line; small rings (under two
+/// lines) map directly. `ring` and `PER_LINE` are powers of two, so the modulo
+/// and division are a mask and a shift.
+#[inline(always)]
+const fn slot(pos: usize, ring: usize) -> usize {
+    let p = pos & (ring - 1);
+    if ring < 2 * PER_LINE {
+        p
+    } else {
+        let lines = ring / PER_LINE;
+        (p & (lines - 1)) * PER_LINE + (p >> lines.trailing_zeros())
+    }
+}
+
+impl<E: Entries> IndexRing<E> {
+    /// A ring over `entries`, which the caller then sets with [`clear`] or
+    /// [`fill`] before use. `entries.len()` must be a power of two from 2 to
+    /// `2 * MAX_CAPACITY` (checked by the queue that builds the ring).
+    #[cfg(not(loom))]
+    pub(crate) fn over(entries: E) -> Self {
+        debug_assert!(entries.len().is_power_of_two() && entries.len() >= 2);
+        IndexRing {
+            head: CachePadded::new(AtomicUsize::new(0)),
+            threshold: CachePadded::new(AtomicIsize::new(-1)),
+            tail: CachePadded::new(AtomicUsize::new(0)),
+            entries,
+        }
     }
 
-    /// The slot of a position. Consecutive positions go to different cache lines
-    /// (slot = (p mod lines) · per_line + p / lines), so neighbours in time do not
-    /// contend for one line; small rings (under two lines) map directly.
-    #[inline(always)]
-    const fn slot(pos: usize) -> usize {
-        let p = pos & (Self::RING - 1);
-        if Self::RING < 2 * Self::PER_LINE {
-            p
-        } else {
-            let lines = Self::RING / Self::PER_LINE;
-            (p % lines) * Self::PER_LINE + p / lines
+    /// The entries (for [`ScqBase::entries`](super::ScqBase::entries)).
+    pub(crate) fn entries(&self) -> &E {
+        &self.entries
+    }
+
+    /// Resets the ring to empty. Only with no operation in flight.
+    pub(crate) fn clear(&self) {
+        for j in 0..self.ring() {
+            self.entries.get(j).store(UNUSED, Ordering::Relaxed);
         }
+        self.head.store(0, Ordering::Relaxed);
+        self.tail.store(0, Ordering::Relaxed);
+        self.threshold.store(-1, Ordering::Relaxed);
+    }
+
+    /// Resets the ring to hold `0, 1, …, N - 1` in order. Only with no
+    /// operation in flight.
+    pub(crate) fn fill(&self) {
+        let ring = self.ring();
+        self.clear();
+        for i in 0..ring / 2 {
+            // Position i is in cycle 0: the entry is just `SAFE | i`.
+            self.entries
+                .get(slot(i, ring))
+                .store(self.safe() | i, Ordering::SeqCst);
+        }
+        self.tail.store(ring / 2, Ordering::SeqCst);
+        self.threshold.store(threshold(ring), Ordering::SeqCst);
+    }
+
+    /// Entries in the ring (`RING = 2N` in the module docs).
+    #[inline(always)]
+    fn ring(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// The entry's "safe" bit.
+    #[inline(always)]
+    fn safe(&self) -> usize {
+        self.ring()
+    }
+
+    /// Index bits all ones: "no value".
+    #[inline(always)]
+    fn bottom(&self) -> usize {
+        self.ring() - 1
+    }
+
+    /// The bits below the cycle field.
+    #[inline(always)]
+    fn low(&self) -> usize {
+        2 * self.ring() - 1
+    }
+
+    /// Re-reads of an empty entry a dequeuer spends waiting for an in-flight
+    /// enqueuer of its position (none under loom, to keep models finite).
+    const PATIENCE: u32 = if cfg!(loom) { 0 } else { 256 };
+
+    /// The entry of the ring slot of position `pos`.
+    #[inline(always)]
+    fn entry(&self, pos: usize) -> &AtomicUsize {
+        self.entries.get(slot(pos, self.ring()))
     }
 
     /// The cycle field of an entry (cycle bits in place, low bits zero).
     #[inline(always)]
-    fn cycle(entry: usize) -> usize {
-        entry & !Self::LOW
+    fn cycle(&self, entry: usize) -> usize {
+        entry & !self.low()
     }
 
     /// The cycle of a position, in the entry's cycle field layout:
     /// `p = c·RING + j` gives `c·2·RING`.
     #[inline(always)]
-    fn cycle_of_position(pos: usize) -> usize {
-        (pos << 1) & !Self::LOW
+    fn cycle_of_position(&self, pos: usize) -> usize {
+        (pos << 1) & !self.low()
     }
 
     /// Enqueues `index` (< N). Always succeeds: at most `N` indices are ever in a
     /// ring of `2N` entries.
     pub(crate) fn enqueue(&self, index: usize) {
-        debug_assert!(index < N);
+        debug_assert!(index < self.ring() / 2);
+        let (safe, bottom, armed) = (self.safe(), self.bottom(), threshold(self.ring()));
         loop {
             let t = sc::fetch_add(&self.tail, 1);
-            let t_cycle = Self::cycle_of_position(t);
-            let entry = self.entry(Self::slot(t));
+            let t_cycle = self.cycle_of_position(t);
+            let entry = self.entry(t);
             let mut e = sc::load(entry);
             loop {
-                let usable = lt(Self::cycle(e), t_cycle)
-                    && e & Self::BOTTOM == Self::BOTTOM
-                    && (e & Self::SAFE != 0 || le(sc::load(&self.head), t));
+                let usable = lt(self.cycle(e), t_cycle)
+                    && e & bottom == bottom
+                    && (e & safe != 0 || le(sc::load(&self.head), t));
                 if !usable {
                     break; // skipped: try the next position
                 }
-                match sc::compare_exchange(entry, e, t_cycle | Self::SAFE | index) {
+                match sc::compare_exchange(entry, e, t_cycle | safe | index) {
                     Ok(_) => {
                         // Re-arm the dequeuers' empty detection (see the module
                         // docs for why this read must be SeqCst).
-                        if sc::load_isize(&self.threshold) != Self::THRESHOLD {
-                            sc::store_isize(&self.threshold, Self::THRESHOLD);
+                        if sc::load_isize(&self.threshold) != armed {
+                            sc::store_isize(&self.threshold, armed);
                         }
                         return;
                     }
@@ -239,28 +435,29 @@ impl<const N: usize> IndexRing<N> {
         if le(sc::load(&self.tail), head) {
             return None;
         }
+        let (safe, bottom) = (self.safe(), self.bottom());
         loop {
             let h = sc::fetch_add(&self.head, 1);
-            let h_cycle = Self::cycle_of_position(h);
-            let entry = self.entry(Self::slot(h));
+            let h_cycle = self.cycle_of_position(h);
+            let entry = self.entry(h);
             let mut e = sc::load(entry);
             let mut waited = 0;
             loop {
-                let e_cycle = Self::cycle(e);
+                let e_cycle = self.cycle(e);
                 if e_cycle == h_cycle {
                     // An enqueuer of our position left its index here. Mark the
                     // entry consumed (index := BOTTOM, cycle and SAFE kept); only
                     // we hold this position, so the value is ours.
-                    sc::fetch_or(entry, Self::BOTTOM);
-                    return Some(e & Self::BOTTOM);
+                    sc::fetch_or(entry, bottom);
+                    return Some(e & bottom);
                 }
                 if !lt(e_cycle, h_cycle) {
                     break; // already claimed by a later cycle
                 }
-                let replacement = if e & Self::BOTTOM != Self::BOTTOM {
+                let replacement = if e & bottom != bottom {
                     // An older value whose dequeuer is late: mark the entry unsafe
                     // so no enqueuer past `head` reuses it before that dequeuer.
-                    let unsafe_entry = e & !Self::SAFE;
+                    let unsafe_entry = e & !safe;
                     if unsafe_entry == e {
                         break;
                     }
@@ -279,7 +476,7 @@ impl<const N: usize> IndexRing<N> {
                     }
                     // Move it to our cycle, so the enqueuer of our position, if
                     // it is late, finds it unusable and moves on.
-                    h_cycle | (e & Self::SAFE) | Self::BOTTOM
+                    h_cycle | (e & safe) | bottom
                 };
                 match sc::compare_exchange(entry, e, replacement) {
                     Ok(_) => break,
@@ -392,29 +589,25 @@ fn le(a: usize, b: usize) -> bool {
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
-    use crate::primitive::Ordering;
     use std::vec::Vec;
 
     #[test]
     fn slot_is_a_permutation() {
-        fn check<const N: usize>() {
-            let mut seen = std::vec![false; 2 * N];
-            for p in 0..2 * N {
-                let j = IndexRing::<N>::slot(p);
+        for ring in [2, 8, 16, 128, 2048] {
+            let mut seen = std::vec![false; ring];
+            for p in 0..ring {
+                let j = slot(p, ring);
                 assert!(!seen[j], "slot {j} hit twice");
                 seen[j] = true;
             }
+            // Positions one cycle later land on the same slots.
+            assert_eq!(slot(ring + 3, ring), slot(3, ring));
         }
-        check::<1>();
-        check::<4>();
-        check::<8>();
-        check::<64>();
-        check::<1024>();
     }
 
     #[test]
     fn full_ring_yields_indices_in_order_then_empty() {
-        let ring = IndexRing::<8>::new_full();
+        let ring = IndexRing::<InlineEntries<8>>::new_full();
         let got: Vec<usize> = core::iter::from_fn(|| ring.dequeue()).collect();
         assert_eq!(got, (0..8).collect::<Vec<_>>());
         assert_eq!(ring.dequeue(), None);
@@ -422,7 +615,18 @@ mod tests {
 
     #[test]
     fn fifo_over_many_cycles_against_a_model() {
-        let ring = IndexRing::<4>::new_empty();
+        fifo_against_a_model(&IndexRing::<InlineEntries<4>>::new_empty());
+        // The same ring over borrowed words, refilled and cleared in between.
+        let words: [AtomicUsize; 8] = Default::default();
+        let borrowed = IndexRing::over(BorrowedEntries::new(&words));
+        borrowed.fill();
+        let got: Vec<usize> = core::iter::from_fn(|| borrowed.dequeue()).collect();
+        assert_eq!(got, [0, 1, 2, 3]);
+        borrowed.clear();
+        fifo_against_a_model(&borrowed);
+    }
+
+    fn fifo_against_a_model<E: Entries>(ring: &IndexRing<E>) {
         let mut model = std::collections::VecDeque::new();
         assert_eq!(ring.dequeue(), None);
         // A fixed pseudo-random walk of enqueues and dequeues, never more than N
@@ -447,16 +651,15 @@ mod tests {
     fn counters_wrap_around_usize() {
         // Start near the end of the counter range, with tail == head and entries
         // in the cycle just before, as a long-lived ring would be.
-        let ring = IndexRing::<4>::new_empty();
-        let start = 0usize.wrapping_sub(3 * IndexRing::<4>::RING + 1);
+        let ring = IndexRing::<InlineEntries<4>>::new_empty();
+        let start = 0usize.wrapping_sub(3 * ring.ring() + 1);
         ring.head.store(start, Ordering::SeqCst);
         ring.tail.store(start, Ordering::SeqCst);
-        let prev = IndexRing::<4>::cycle_of_position(start.wrapping_sub(IndexRing::<4>::RING));
-        for j in 0..IndexRing::<4>::RING {
-            ring.entry(j).store(
-                prev | IndexRing::<4>::SAFE | IndexRing::<4>::BOTTOM,
-                Ordering::SeqCst,
-            );
+        let prev = ring.cycle_of_position(start.wrapping_sub(ring.ring()));
+        for j in 0..ring.ring() {
+            ring.entries
+                .get(j)
+                .store(prev | ring.safe() | ring.bottom(), Ordering::SeqCst);
         }
         for i in 0..200usize {
             ring.enqueue(i % 4);

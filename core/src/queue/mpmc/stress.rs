@@ -4,7 +4,10 @@ use core::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::vec;
 use std::vec::Vec;
 
-use super::{ArrayQueue, ScqQueue};
+use core::mem::MaybeUninit;
+
+use super::{ArrayQueueBase, Entries, ScqBase, StampedSlots};
+use crate::queue::storage::Slots;
 
 /// Items per producer: millions in total in release builds (CI runs the tests
 /// in release too), fewer in debug builds, a few hundred under Miri.
@@ -23,24 +26,28 @@ pub(crate) trait TestQueue<T>: Sync {
     fn is_empty_now(&self) -> bool;
 }
 
-impl<T: Send, const N: usize> TestQueue<T> for ArrayQueue<T, N> {
+impl<T, S: StampedSlots<Item = MaybeUninit<T>> + Sync> TestQueue<T> for ArrayQueueBase<S> {
     fn push(&self, value: T) -> Result<(), T> {
-        ArrayQueue::push(self, value)
+        ArrayQueueBase::push(self, value)
     }
     fn pop(&self) -> Option<T> {
-        ArrayQueue::pop(self)
+        ArrayQueueBase::pop(self)
     }
     fn is_empty_now(&self) -> bool {
         self.is_empty()
     }
 }
 
-impl<T: Send, const N: usize> TestQueue<T> for ScqQueue<T, N> {
+impl<T, S, E> TestQueue<T> for ScqBase<S, E>
+where
+    S: Slots<Item = MaybeUninit<T>> + Sync,
+    E: Entries + Sync,
+{
     fn push(&self, value: T) -> Result<(), T> {
-        ScqQueue::push(self, value)
+        ScqBase::push(self, value)
     }
     fn pop(&self) -> Option<T> {
-        ScqQueue::pop(self)
+        ScqBase::pop(self)
     }
     fn is_empty_now(&self) -> bool {
         self.pop().is_none()

@@ -1,4 +1,5 @@
 use super::*;
+use crate::queue::CapacityError;
 use core::sync::atomic::{AtomicUsize as StdAtomicUsize, Ordering::SeqCst};
 use std::vec::Vec;
 
@@ -342,4 +343,165 @@ fn stress_two_threads_batches_in_order() {
         }
         assert_eq!(rx.pop(), None);
     });
+}
+
+// ---- `SliceRing`: the same algorithm over a caller's buffer ----
+
+/// Drives a ring of any storage through many laps at every fill level, checking
+/// FIFO order and that `len` never exceeds the capacity.
+fn wrap_around_in_order<S: Slots<Item = MaybeUninit<usize>>>(ring: &mut RingBase<S>) {
+    let capacity = ring.capacity();
+    let (mut tx, mut rx) = ring.split();
+    let mut next_in = 0;
+    let mut next_out = 0;
+    for round in 0..(5 * capacity + 7) {
+        for _ in 0..round % (capacity + 1) {
+            if tx.push(next_in).is_ok() {
+                next_in += 1;
+            }
+        }
+        assert!(tx.len() <= capacity);
+        for _ in 0..(round % 3 + 1) {
+            if let Some(v) = rx.pop() {
+                assert_eq!(v, next_out);
+                next_out += 1;
+            }
+        }
+    }
+    while let Some(v) = rx.pop() {
+        assert_eq!(v, next_out);
+        next_out += 1;
+    }
+    assert_eq!(next_in, next_out);
+    assert!(next_in > 2 * capacity, "test must wrap at least once");
+}
+
+#[test]
+fn slice_ring_wraps_for_capacity_one_and_odd_capacities() {
+    for capacity in [1, 2, 3, 5, 7, 8, 13] {
+        let mut buffer = std::vec![MaybeUninit::<usize>::uninit(); capacity];
+        let mut ring = SliceRing::new(&mut buffer).unwrap();
+        assert_eq!(ring.capacity(), capacity);
+        wrap_around_in_order(&mut ring);
+    }
+}
+
+#[test]
+fn slice_ring_capacity_one_full_and_empty() {
+    let mut buffer = [MaybeUninit::uninit(); 1];
+    let mut ring = SliceRing::new(&mut buffer).unwrap();
+    let (mut tx, mut rx) = ring.split();
+    for i in 0..5u8 {
+        assert_eq!(tx.push(i), Ok(()));
+        assert!(tx.is_full());
+        assert_eq!(tx.push(99), Err(99));
+        assert_eq!(rx.peek(), Some(&i));
+        assert_eq!(rx.pop(), Some(i));
+        assert_eq!(rx.pop(), None);
+    }
+}
+
+#[test]
+fn slice_ring_rejects_empty_and_oversized_buffers() {
+    let mut empty: [MaybeUninit<u64>; 0] = [];
+    assert_eq!(SliceRing::new(&mut empty).err(), Some(CapacityError::Zero));
+    // Zero-sized items are the only way to have this many slots.
+    let huge: &mut [MaybeUninit<()>] = &mut [MaybeUninit::uninit(); usize::MAX / 4 + 1];
+    assert_eq!(
+        SliceRing::new(huge).err(),
+        Some(CapacityError::TooLarge {
+            capacity: usize::MAX / 4 + 1,
+            max: usize::MAX / 4
+        })
+    );
+    let fits: &mut [MaybeUninit<()>] = &mut [MaybeUninit::uninit(); usize::MAX / 4];
+    assert!(SliceRing::new(fits).is_ok());
+}
+
+#[test]
+fn slice_ring_chunks_wrap_into_two_slices() {
+    let mut buffer = [MaybeUninit::uninit(); 5];
+    let mut ring = SliceRing::new(&mut buffer).unwrap();
+    let (mut tx, mut rx) = ring.split();
+    assert_eq!(tx.push_slice(&[0, 0, 0, 0]), 4);
+    assert_eq!(rx.pop_slice(&mut [0; 4]), 4);
+    // tail is at slot 4 of 5: four items wrap after one slot.
+    assert_eq!(tx.push_slice(&[1, 2, 3, 4]), 4);
+    let chunk = rx.read_chunk(4).unwrap();
+    assert_eq!(chunk.as_slices(), (&[1][..], &[2, 3, 4][..]));
+    chunk.commit(3);
+    assert_eq!(rx.pop(), Some(4));
+    assert_eq!(rx.pop(), None);
+}
+
+#[test]
+fn slice_ring_drops_leftovers_exactly_once_and_leaves_the_buffer() {
+    let drops = StdAtomicUsize::new(0);
+    let mut buffer = [const { MaybeUninit::uninit() }; 3];
+    {
+        let mut ring = SliceRing::new(&mut buffer).unwrap();
+        let (mut tx, mut rx) = ring.split();
+        for _ in 0..2 {
+            assert!(tx.push(Counted(&drops)).is_ok());
+            drop(rx.pop());
+        }
+        for _ in 0..3 {
+            assert!(tx.push(Counted(&drops)).is_ok());
+        }
+        assert_eq!(drops.load(SeqCst), 2);
+    }
+    // Three left in the ring (straddling the wrap), dropped with it.
+    assert_eq!(drops.load(SeqCst), 5);
+    // The buffer is the caller's again, and can carry a new ring.
+    let mut ring = SliceRing::new(&mut buffer).unwrap();
+    assert!(ring.split().0.push(Counted(&drops)).is_ok());
+}
+
+#[test]
+fn slice_ring_two_threads_in_order() {
+    let mut buffer = std::vec![MaybeUninit::uninit(); 7];
+    let mut ring = SliceRing::new(&mut buffer).unwrap();
+    let (mut tx, mut rx) = ring.split();
+    let items = STRESS_ITEMS / 4;
+    std::thread::scope(|s| {
+        s.spawn(move || {
+            for i in 0..items {
+                let mut item = i;
+                while let Err(back) = tx.push(item) {
+                    item = back;
+                    std::thread::yield_now();
+                }
+            }
+        });
+        let mut expected = 0u64;
+        while expected < items {
+            match rx.pop() {
+                Some(v) => {
+                    assert_eq!(v, expected, "out of order or duplicated");
+                    expected += 1;
+                }
+                None => std::thread::yield_now(),
+            }
+        }
+        assert_eq!(rx.pop(), None);
+    });
+}
+
+#[test]
+fn raw_push_and_pop_with_move_whole_slots() {
+    let mut ring = Ring::<[u8; 4], 2>::new();
+    let (mut tx, mut rx) = ring.split();
+    // SAFETY: each closure initializes the slot it is given.
+    unsafe {
+        assert!(tx.push_in_place(|p| p.write(MaybeUninit::new(*b"abcd"))));
+        assert!(tx.push_in_place(|p| p.write(MaybeUninit::new(*b"efgh"))));
+        assert!(!tx.push_in_place(|_| panic!("called on a full ring")));
+    }
+    assert_eq!(
+        // SAFETY: `pop_in_place` only calls for a published, initialized slot.
+        rx.pop_in_place(|p| unsafe { (*p).assume_init() }),
+        Some(*b"abcd")
+    );
+    assert_eq!(rx.pop(), Some(*b"efgh"));
+    assert_eq!(rx.pop_in_place(|_| panic!("called on an empty ring")), None);
 }

@@ -96,12 +96,12 @@ fn positions_wrap_around_usize() {
     // Start both positions a few laps before the end of the usize range, as a
     // long-running queue would reach eventually, and check nothing breaks.
     let q = ArrayQueue::<u32, 3>::new();
-    let one_lap = ArrayQueue::<u32, 3>::ONE_LAP;
+    let one_lap = q.one_lap();
     let start = 0usize.wrapping_sub(2 * one_lap);
     q.head.store(start, SeqCst);
     q.tail.store(start, SeqCst);
-    for (i, slot) in q.slots.iter().enumerate() {
-        slot.stamp.store(start + i, SeqCst);
+    for i in 0..q.capacity() {
+        q.slots.stamp(i).store(start + i, SeqCst);
     }
     let mut expected = 0;
     for i in 0..40u32 {
@@ -219,11 +219,11 @@ fn a_push_in_flight_at_the_head_is_busy_not_empty() {
     assert_eq!(q.push(7), Ok(()));
     assert_eq!(q.try_pop(), Err(TryPopError::Busy));
     // The producer finishes: writes and publishes position 0.
-    q.slots[0].value.with_mut(|p| {
+    q.slots.with_value_mut(0, |p| {
         // SAFETY: the test plays the producer that owns the claim of position 0.
         unsafe { p.write(MaybeUninit::new(6)) }
     });
-    q.slots[0].stamp.store(1, SeqCst);
+    q.slots.stamp(0).store(1, SeqCst);
     assert_eq!(q.try_pop(), Ok(6));
     assert_eq!(q.pop(), Some(7));
     assert_eq!(q.try_pop(), Err(TryPopError::Empty));
@@ -237,11 +237,11 @@ fn pop_waits_for_a_push_in_flight_instead_of_reporting_empty() {
     std::thread::scope(|s| {
         let consumer = s.spawn(|| q.pop());
         // Whether the consumer is already waiting or not, it must get the item.
-        q.slots[0].value.with_mut(|p| {
+        q.slots.with_value_mut(0, |p| {
             // SAFETY: the test plays the producer that owns the claim.
             unsafe { p.write(MaybeUninit::new(5)) }
         });
-        q.slots[0].stamp.store(1, SeqCst);
+        q.slots.stamp(0).store(1, SeqCst);
         assert_eq!(consumer.join().unwrap(), Some(5));
     });
 }
@@ -261,11 +261,9 @@ fn a_pop_in_flight_at_the_next_slot_is_busy_not_full() {
         let producer = s.spawn(|| q.push(3));
         // The consumer finishes: reads the item, releases the slot.
         // SAFETY: the test plays the consumer that owns the claim of position 0.
-        let value = q.slots[0].value.with(|p| unsafe { p.read().assume_init() });
+        let value = q.slots.with_value(0, |p| unsafe { p.read().assume_init() });
         assert_eq!(value, 1);
-        q.slots[0]
-            .stamp
-            .store(ArrayQueue::<u32, 2>::ONE_LAP, SeqCst);
+        q.slots.stamp(0).store(q.one_lap(), SeqCst);
         assert_eq!(
             producer.join().unwrap(),
             Ok(()),
@@ -388,4 +386,84 @@ fn linearizable_with_force_push_as_in_crossbeam() {
         }
     });
     assert!(q.is_empty());
+}
+
+// ---- `SliceArrayQueue`: the same algorithm over the caller's cells ----
+
+fn cells<T>(n: usize) -> Vec<ArraySlot<T>> {
+    (0..n).map(|_| ArraySlot::new()).collect()
+}
+
+#[test]
+fn slice_queue_full_empty_and_wrap_for_capacity_one_and_odd_capacities() {
+    for capacity in [1, 2, 3, 5, 7, 13] {
+        let mut storage = cells::<usize>(capacity);
+        let q = SliceArrayQueue::new(&mut storage).unwrap();
+        assert_eq!(q.capacity(), capacity);
+        let (mut next_in, mut next_out) = (0, 0);
+        for round in 0..(6 * capacity + 5) {
+            while q.push(next_in).is_ok() {
+                next_in += 1;
+            }
+            assert!(q.is_full());
+            assert_eq!(q.len(), capacity);
+            for _ in 0..=round % capacity {
+                assert_eq!(q.pop(), Some(next_out));
+                next_out += 1;
+            }
+        }
+        while let Some(v) = q.pop() {
+            assert_eq!(v, next_out);
+            next_out += 1;
+        }
+        assert_eq!((next_in, q.len()), (next_out, 0));
+        assert!(next_in > 4 * capacity, "wrapped several laps");
+        assert_eq!(q.force_push(1), None);
+    }
+}
+
+#[test]
+fn slice_queue_rejects_no_cells_and_restamps_dirty_ones() {
+    assert_eq!(
+        SliceArrayQueue::<u8>::new(&mut []).err(),
+        Some(crate::queue::CapacityError::Zero)
+    );
+    let mut storage = cells::<u32>(3);
+    {
+        let q = SliceArrayQueue::new(&mut storage).unwrap();
+        q.push(1).unwrap();
+        q.push(2).unwrap();
+        // Dropped with items in it: the cells' stamps are left mid-lap.
+    }
+    let q = SliceArrayQueue::new(&mut storage).unwrap();
+    assert_eq!(q.pop(), None, "a new queue starts empty");
+    for i in 0..3 {
+        q.push(i).unwrap();
+    }
+    assert_eq!(q.push(9), Err(9));
+}
+
+#[test]
+fn slice_queue_drops_leftovers_exactly_once() {
+    let drops = StdAtomicUsize::new(0);
+    let mut storage = cells(4);
+    {
+        let q = SliceArrayQueue::new(&mut storage).unwrap();
+        for _ in 0..3 {
+            assert!(q.push(Counted(&drops)).is_ok());
+            drop(q.pop());
+        }
+        for _ in 0..4 {
+            assert!(q.push(Counted(&drops)).is_ok());
+        }
+        assert_eq!(drops.load(SeqCst), 3);
+    }
+    assert_eq!(drops.load(SeqCst), 7);
+}
+
+#[test]
+fn slice_queue_stress_two_producers_two_consumers() {
+    let mut storage = cells(5);
+    let q = SliceArrayQueue::new(&mut storage).unwrap();
+    crate::queue::mpmc::stress::stress(&q, 2, 2);
 }

@@ -1,4 +1,6 @@
 use super::*;
+use crate::primitive::AtomicUsize;
+use crate::queue::CapacityError;
 use crate::queue::mpmc::stress::{PER_PRODUCER, stress};
 use core::sync::atomic::{AtomicUsize as StdAtomicUsize, Ordering::SeqCst};
 use std::vec::Vec;
@@ -12,13 +14,17 @@ impl Drop for Counted<'_> {
 
 /// Fills, drains and refills for many laps against a `VecDeque` model.
 fn exercise<const N: usize>() {
-    let q = ScqQueue::<usize, N>::new();
+    exercise_queue(&ScqQueue::<usize, N>::new());
+}
+
+fn exercise_queue<S: Slots<Item = MaybeUninit<usize>>, E: Entries>(q: &ScqBase<S, E>) {
+    let capacity = q.capacity();
     let mut model = std::collections::VecDeque::new();
     let mut x = 7u32;
     let steps = if cfg!(miri) {
-        40 * N + 50
+        40 * capacity + 50
     } else {
-        200 * N + 500
+        200 * capacity + 500
     };
     for step in 0..steps {
         x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
@@ -27,7 +33,7 @@ fn exercise<const N: usize>() {
                 Ok(()) => model.push_back(step),
                 Err(v) => {
                     assert_eq!(v, step);
-                    assert_eq!(model.len(), N, "push failed below capacity");
+                    assert_eq!(model.len(), capacity, "push failed below capacity");
                 }
             }
         } else {
@@ -127,7 +133,7 @@ fn stalled_pusher_holding_a_slot_blocks_nobody() {
         assert_eq!(q.pop(), None);
     }
     // It resumes: writes its value and publishes it. Nothing was lost.
-    q.slots[stalled].with_mut(|p| {
+    q.slots.with_slot_mut(stalled, |p| {
         // SAFETY: the test owns index `stalled`, taken from `free` above.
         unsafe { p.write(MaybeUninit::new(7)) }
     });
@@ -149,7 +155,7 @@ fn stalled_popper_holding_an_item_blocks_nobody() {
         assert_eq!(q.pop(), Some(i));
     }
     // It resumes and takes its item.
-    let value = q.slots[stalled].with(|p| {
+    let value = q.slots.with_slot(stalled, |p| {
         // SAFETY: the test owns index `stalled`, taken from `ready` above.
         unsafe { p.read().assume_init() }
     });
@@ -195,6 +201,79 @@ fn static_queue() {
         got.len()
     });
     assert_eq!(total, PER_PRODUCER / 10);
+}
+
+// ---- `SliceScqQueue`: the same algorithm over caller buffers ----
+
+fn words(n: usize) -> Vec<AtomicUsize> {
+    (0..n).map(|_| AtomicUsize::new(0)).collect()
+}
+
+#[test]
+fn slice_queue_matches_a_fifo_model_for_small_powers_of_two() {
+    for capacity in [1, 2, 4, 8, 16, 64] {
+        let mut slots = std::vec![MaybeUninit::uninit(); capacity];
+        let mut entries = words(4 * capacity);
+        let q = SliceScqQueue::new(&mut slots, &mut entries).unwrap();
+        assert_eq!(q.capacity(), capacity);
+        exercise_queue(&q);
+    }
+}
+
+#[test]
+fn slice_queue_rejects_bad_sizes() {
+    let mut none: [MaybeUninit<u8>; 0] = [];
+    assert_eq!(
+        SliceScqQueue::new(&mut none, &mut []).err(),
+        Some(CapacityError::Zero)
+    );
+    let mut six = [MaybeUninit::<u8>::uninit(); 6];
+    assert_eq!(
+        SliceScqQueue::new(&mut six, &mut words(24)).err(),
+        Some(CapacityError::NotPowerOfTwo { capacity: 6 })
+    );
+    let mut four = [MaybeUninit::<u8>::uninit(); 4];
+    assert_eq!(
+        SliceScqQueue::new(&mut four, &mut words(15)).err(),
+        Some(CapacityError::EntryCount {
+            expected: 16,
+            got: 15
+        })
+    );
+}
+
+#[test]
+fn slice_queue_reuses_dirty_entries_and_drops_leftovers_once() {
+    let drops = StdAtomicUsize::new(0);
+    let mut slots = [const { MaybeUninit::uninit() }; 4];
+    // Entries left over from an earlier queue: `new` must overwrite them.
+    let mut entries = words(16);
+    for e in &entries {
+        e.store(12345, SeqCst);
+    }
+    {
+        let q = SliceScqQueue::new(&mut slots, &mut entries).unwrap();
+        for _ in 0..6 {
+            assert!(q.push(Counted(&drops)).is_ok());
+            drop(q.pop());
+        }
+        for _ in 0..4 {
+            assert!(q.push(Counted(&drops)).is_ok());
+        }
+        assert!(q.push(Counted(&drops)).is_err());
+        assert_eq!(drops.load(SeqCst), 7);
+    }
+    assert_eq!(drops.load(SeqCst), 11);
+    let q = SliceScqQueue::new(&mut slots, &mut entries).unwrap();
+    assert!(q.pop().is_none(), "a new queue starts empty");
+}
+
+#[test]
+fn slice_queue_stress_two_producers_two_consumers() {
+    let mut slots = std::vec![MaybeUninit::uninit(); 8];
+    let mut entries = words(32);
+    let q = SliceScqQueue::new(&mut slots, &mut entries).unwrap();
+    stress(&q, 2, 2);
 }
 
 use crate::queue::mpmc::stress::{

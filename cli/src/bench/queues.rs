@@ -12,7 +12,7 @@ use ply_core::queue::{
 const CAP: usize = 1024;
 const RUNS: usize = 5;
 
-use crate::cpus::pin;
+use super::cpus::pin;
 use crate::report::{Report, Row};
 
 /// One timed transfer of `items` items, given the CPU pair to pin to.
@@ -20,7 +20,7 @@ type Transfer = fn(u64, Option<(usize, usize)>) -> Duration;
 
 /// Runs every comparison `RUNS` times with `items` items each.
 pub fn run(items: u64) -> Report {
-    let pair = crate::cpus::pair();
+    let pair = super::cpus::pair();
     let cases: [(&'static str, Transfer); 5] = [
         ("ply spsc::Ring", spsc_once),
         ("ply spsc::Ring (batches of 64)", spsc_batch_once),

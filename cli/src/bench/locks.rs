@@ -6,7 +6,7 @@ use std::sync::Mutex;
 
 use ply_core::sync::{SpinMutex, TicketMutex};
 
-use crate::cpus::timed_threads;
+use super::cpus::timed_threads;
 use crate::report::{Report, Row};
 
 const RUNS: usize = 5;
@@ -41,7 +41,7 @@ type MakeLock = fn() -> Box<dyn CounterLock>;
 
 /// Runs every comparison `RUNS` times, `ops` lock/unlock pairs each.
 pub fn run(ops: u64) -> Report {
-    let pair = crate::cpus::pair();
+    let pair = super::cpus::pair();
     let locks: [(&'static str, MakeLock); 3] = [
         ("ply SpinMutex", || Box::new(SpinMutex::new(0u64))),
         ("ply TicketMutex", || Box::new(TicketMutex::new(0u64))),

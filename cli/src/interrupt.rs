@@ -1,0 +1,146 @@
+//! Ctrl-C, SIGTERM and SIGHUP for `ply demo` and `ply bench`.
+//!
+//! A watcher thread receives the signals (signal-hook turns them into values,
+//! so none of them kills the process on the spot). On the first one it raises
+//! [`interrupted`]; the command stops at its next safe point and exits with
+//! 128 + the signal number (130 for SIGINT, 143 for SIGTERM, 129 for SIGHUP),
+//! removing its temporary files on the way.
+//!
+//! A command busy in a long computation may not reach a safe point soon. After
+//! [`GRACE`] (or at a second signal) the watcher ends the process itself: it
+//! kills and reaps every child process (forked workers, a process pool's fork
+//! server, whose own workers die with it by `PR_SET_PDEATHSIG`), removes the
+//! registered temporary paths, prints one line and calls `_exit`. So every
+//! command stops within about a second and leaves nothing behind.
+//!
+//! `ply run` handles the same signals itself, in its event loop.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+
+/// How long a command may take to stop by itself after a signal.
+pub const GRACE: Duration = Duration::from_millis(500);
+
+/// The signal received, or 0.
+static SIGNAL: AtomicI32 = AtomicI32::new(0);
+
+/// Paths to remove if the process has to be ended by force.
+static TEMP_PATHS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+/// The signals a command stops on.
+pub const STOP_SIGNALS: [i32; 3] = [SIGINT, SIGTERM, SIGHUP];
+
+/// Whether a stop signal has arrived.
+pub fn interrupted() -> bool {
+    SIGNAL.load(Ordering::Relaxed) != 0
+}
+
+/// The exit code for the signal received (128 + its number), if any.
+pub fn exit_code() -> Option<u8> {
+    match SIGNAL.load(Ordering::Relaxed) {
+        0 => None,
+        sig => Some(code_for(sig)),
+    }
+}
+
+/// 128 + the signal number, as shells report a process ended by it.
+pub fn code_for(sig: i32) -> u8 {
+    u8::try_from(128 + sig).unwrap_or(255)
+}
+
+/// Starts the watcher thread. Failing to install the handlers is not fatal:
+/// the signals then keep their default action, which also stops the command.
+pub fn install() {
+    let Ok(mut signals) = signal_hook::iterator::Signals::new(STOP_SIGNALS) else {
+        return;
+    };
+    let _ = std::thread::Builder::new()
+        .name("ply-signals".into())
+        .spawn(move || {
+            let mut first: Option<(i32, Instant)> = None;
+            loop {
+                // Wait in short steps so the grace period is honoured even
+                // when no second signal comes.
+                for sig in signals.pending() {
+                    match first {
+                        None => {
+                            SIGNAL.store(sig, Ordering::Relaxed);
+                            first = Some((sig, Instant::now()));
+                        }
+                        Some((sig, _)) => force_exit(sig),
+                    }
+                }
+                if let Some((sig, at)) = first
+                    && at.elapsed() >= GRACE
+                {
+                    force_exit(sig);
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        });
+}
+
+/// Removes `path` (a file or a directory) if the process is ended by force,
+/// until the returned guard is dropped.
+#[must_use = "the path is forgotten when the guard is dropped"]
+pub struct TempPath(PathBuf);
+
+impl TempPath {
+    /// Registers `path`.
+    pub fn register(path: PathBuf) -> TempPath {
+        TEMP_PATHS.lock().push(path.clone());
+        TempPath(path)
+    }
+}
+
+impl Drop for TempPath {
+    fn drop(&mut self) {
+        let mut paths = TEMP_PATHS.lock();
+        if let Some(i) = paths.iter().position(|p| *p == self.0) {
+            paths.swap_remove(i);
+        }
+    }
+}
+
+/// Kills and reaps every child, removes the registered paths, says so and
+/// exits with 128 + `sig`.
+fn force_exit(sig: i32) -> ! {
+    kill_and_reap_children(Duration::from_millis(500));
+    // Children are gone: none can write into the paths while they go.
+    for path in TEMP_PATHS.lock().iter() {
+        let _ = std::fs::remove_dir_all(path).or_else(|_| std::fs::remove_file(path));
+    }
+    crate::out::error_line("interrupted; temporary files removed and child processes reaped");
+    // SAFETY: _exit ends the process at once; skipping destructors is the
+    // point (other threads may be mid-computation holding locks).
+    unsafe { libc::_exit(i32::from(code_for(sig))) }
+}
+
+/// SIGKILLs every child of this process and reaps them, for at most `limit`.
+fn kill_and_reap_children(limit: Duration) {
+    let me = std::process::id();
+    let deadline = Instant::now() + limit;
+    loop {
+        let children = crate::mem::children(me);
+        if children.is_empty() || Instant::now() >= deadline {
+            return;
+        }
+        for child in children {
+            let Ok(pid) = libc::pid_t::try_from(child) else {
+                continue;
+            };
+            // SAFETY: kill and waitpid have no memory-safety preconditions;
+            // the pid is our child (listed by the kernel as such), and an
+            // unreaped child's pid cannot be reused.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+                libc::waitpid(pid, std::ptr::null_mut(), libc::WNOHANG);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}

@@ -1,0 +1,274 @@
+//! `--joblog`: one line per finished job, written and flushed as the job
+//! ends, in GNU parallel's tab-separated columns (`Seq Host Starttime
+//! JobRuntime Send Receive Exitval Signal Command`, with its header) or as
+//! JSON lines with the same fields; and reading a joblog back for
+//! `--resume`, where jobs are matched by their command text.
+//!
+//! Joblogs may be concatenated (the shards of an array job): header lines
+//! are accepted anywhere, and both formats may be mixed. In the TSV form a
+//! command's backslashes, tabs and newlines are written `\\`, `\t`, `\n`, so
+//! every job is one line.
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+
+use super::args::JoblogFormat;
+
+/// GNU parallel's header line.
+pub const HEADER: &str =
+    "Seq\tHost\tStarttime\tJobRuntime\tSend\tReceive\tExitval\tSignal\tCommand";
+
+/// One finished job.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Entry {
+    pub seq: u64,
+    pub host: String,
+    /// Seconds since the Unix epoch.
+    pub starttime: f64,
+    /// Seconds.
+    pub runtime: f64,
+    pub send: u64,
+    pub receive: u64,
+    pub exitval: i32,
+    pub signal: i32,
+    pub command: String,
+}
+
+impl Entry {
+    /// Whether the job succeeded (exit 0, no signal).
+    pub fn succeeded(&self) -> bool {
+        self.exitval == 0 && self.signal == 0
+    }
+
+    fn to_tsv(&self) -> String {
+        format!(
+            "{}\t{}\t{:.3}\t{:.3}\t{}\t{}\t{}\t{}\t{}",
+            self.seq,
+            self.host,
+            self.starttime,
+            self.runtime,
+            self.send,
+            self.receive,
+            self.exitval,
+            self.signal,
+            escape(&self.command)
+        )
+    }
+}
+
+fn escape(text: &str) -> String {
+    text.replace('\\', "\\\\")
+        .replace('\t', "\\t")
+        .replace('\n', "\\n")
+}
+
+fn unescape(text: &str) -> Result<String, String> {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('\\') => out.push('\\'),
+            Some('t') => out.push('\t'),
+            Some('n') => out.push('\n'),
+            other => {
+                return Err(format!(
+                    "bad escape '\\{}' in the command",
+                    other.map_or(String::new(), String::from)
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A joblog open for appending.
+pub struct Joblog {
+    file: File,
+    format: JoblogFormat,
+    path: PathBuf,
+}
+
+impl Joblog {
+    /// Opens (creating) `path` for appending; a new or empty TSV joblog gets
+    /// the header line.
+    pub fn open(path: &Path, format: JoblogFormat) -> io::Result<Joblog> {
+        let mut file = OpenOptions::new().create(true).append(true).open(path)?;
+        if format == JoblogFormat::Tsv && file.metadata()?.len() == 0 {
+            file.write_all(format!("{HEADER}\n").as_bytes())?;
+        }
+        Ok(Joblog {
+            file,
+            format,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Appends `entry` as one line, in one write, and flushes it to the file.
+    pub fn write(&mut self, entry: &Entry) -> Result<(), String> {
+        let mut line = match self.format {
+            JoblogFormat::Tsv => entry.to_tsv(),
+            JoblogFormat::Json => serde_json::to_string(entry).map_err(|e| e.to_string())?,
+        };
+        line.push('\n');
+        self.file
+            .write_all(line.as_bytes())
+            .and_then(|()| self.file.flush())
+            .map_err(|e| format!("writing the joblog {}: {e}", self.path.display()))
+    }
+}
+
+/// What a joblog says about each command: whether it succeeded (the last
+/// line for it wins).
+pub type Outcomes = HashMap<String, bool>;
+
+/// Reads a joblog (TSV, JSON lines, or a concatenation of both). A missing
+/// file is an empty joblog; a malformed line is an error naming the file and
+/// line. A last line without its newline (a writer killed mid-line) is
+/// ignored with a warning on stderr: that job runs again.
+pub fn read(path: &Path, warn: &dyn Fn(&str)) -> Result<Outcomes, String> {
+    let file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Outcomes::new()),
+        Err(e) => return Err(format!("{}: {e}", path.display())),
+    };
+    let mut outcomes = Outcomes::new();
+    let mut reader = BufReader::new(file);
+    let mut line = String::new();
+    let mut number = 0u64;
+    loop {
+        line.clear();
+        let n = reader
+            .read_line(&mut line)
+            .map_err(|e| format!("{}:{}: {e}", path.display(), number + 1))?;
+        if n == 0 {
+            return Ok(outcomes);
+        }
+        number += 1;
+        let Some(text) = line.strip_suffix('\n') else {
+            warn(&format!(
+                "ply: warning: {}:{number}: an unfinished last line is ignored (that job runs again)\n",
+                path.display()
+            ));
+            return Ok(outcomes);
+        };
+        if text.is_empty() || text == HEADER {
+            continue;
+        }
+        let entry = parse_line(text).map_err(|e| format!("{}:{number}: {e}", path.display()))?;
+        outcomes.insert(entry.command.clone(), entry.succeeded());
+    }
+}
+
+fn parse_line(text: &str) -> Result<Entry, String> {
+    if text.starts_with('{') {
+        return serde_json::from_str(text).map_err(|e| format!("not a joblog JSON line: {e}"));
+    }
+    let fields: Vec<&str> = text.splitn(9, '\t').collect();
+    if fields.len() != 9 {
+        return Err(format!(
+            "{} tab-separated fields, expected 9 (Seq Host Starttime JobRuntime Send Receive Exitval Signal Command)",
+            fields.len()
+        ));
+    }
+    fn field<T: std::str::FromStr>(value: &str, name: &str) -> Result<T, String> {
+        value
+            .trim()
+            .parse()
+            .map_err(|_| format!("{name} '{value}' is not a number"))
+    }
+    Ok(Entry {
+        seq: field(fields[0], "Seq")?,
+        host: fields[1].to_owned(),
+        starttime: field(fields[2], "Starttime")?,
+        runtime: field(fields[3], "JobRuntime")?,
+        send: field(fields[4], "Send")?,
+        receive: field(fields[5], "Receive")?,
+        exitval: field(fields[6], "Exitval")?,
+        signal: field(fields[7], "Signal")?,
+        command: unescape(fields[8])?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(seq: u64, exitval: i32, command: &str) -> Entry {
+        Entry {
+            seq,
+            host: ":".into(),
+            starttime: 1_700_000_000.125,
+            runtime: 0.5,
+            send: 0,
+            receive: 3,
+            exitval,
+            signal: 0,
+            command: command.into(),
+        }
+    }
+
+    #[test]
+    fn both_formats_round_trip_and_concatenate() {
+        let dir = std::env::temp_dir().join(format!("ply-joblog-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("log");
+        let _ = std::fs::remove_file(&path);
+        let mut tsv = Joblog::open(&path, JoblogFormat::Tsv).unwrap();
+        tsv.write(&entry(1, 0, "echo 'a\tb'\nx\\y")).unwrap();
+        tsv.write(&entry(2, 1, "false")).unwrap();
+        let mut json = Joblog::open(&path, JoblogFormat::Json).unwrap();
+        json.write(&entry(3, 0, "true")).unwrap();
+        // A second shard's TSV log appended, header and all.
+        let mut text = std::fs::read_to_string(&path).unwrap();
+        text.push_str(&format!(
+            "{HEADER}\n4\t:\t1.000\t   0.100\t0\t0\t0\t0\tsleep 1\n"
+        ));
+        std::fs::write(&path, &text).unwrap();
+        assert!(text.starts_with(HEADER));
+        let outcomes = read(&path, &|_| {}).unwrap();
+        assert_eq!(outcomes.len(), 4);
+        assert!(outcomes["echo 'a\tb'\nx\\y"]);
+        assert!(!outcomes["false"]);
+        assert!(outcomes["true"]);
+        assert!(outcomes["sleep 1"]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_malformed_line_names_the_file_and_line() {
+        let dir = std::env::temp_dir().join(format!("ply-joblog-bad-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("log");
+        for (text, expected) in [
+            (
+                format!("{HEADER}\n1\t:\t1\t1\t0\t0\t0\t0\tok\n2\t:\tnope\n"),
+                ":3: 3 tab-separated fields",
+            ),
+            (
+                "1\t:\tx\t1\t0\t0\t0\t0\tc\n".to_string(),
+                ":1: Starttime 'x' is not a number",
+            ),
+            ("{\"seq\": 1}\n".to_string(), ":1: not a joblog JSON line"),
+            (
+                "1\t:\t1\t1\t0\t0\t0\t0\tbad\\q\n".to_string(),
+                ":1: bad escape",
+            ),
+        ] {
+            std::fs::write(&path, text).unwrap();
+            let err = read(&path, &|_| {}).unwrap_err();
+            assert!(err.starts_with(&path.display().to_string()), "{err}");
+            assert!(err.contains(expected), "{err} / {expected}");
+        }
+        // A torn last line is not an error: that job runs again.
+        std::fs::write(&path, "1\t:\t1\t1\t0\t0\t0\t0\tok\n2\t:\t1\t1\t0").unwrap();
+        assert_eq!(read(&path, &|_| {}).unwrap().len(), 1);
+        assert!(read(&dir.join("missing"), &|_| {}).unwrap().is_empty());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

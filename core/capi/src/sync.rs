@@ -1,0 +1,625 @@
+//! Locks and signals for C: ply-core's raw locks and its semaphore, event,
+//! barrier and once, each a few atomic words with no pointers, so they work in
+//! `MAP_SHARED` memory between processes exactly as between threads.
+//!
+//! Every blocking call has a bounded form taking a `ply_give_up_fn`. None can
+//! tell that a holder died: a process killed while holding a lock leaves it held,
+//! and only the bounded forms let the others notice.
+
+use core::ffi::c_void;
+
+use ply_core::sync::{Barrier, Event, Once, RawRwLock, RawSpinMutex, RawTicketMutex, Semaphore};
+
+use crate::{
+    GiveUp, PLY_BUSY, PLY_ERR_NULL, PLY_OK, PLY_TIMEOUT, check_ptrs, ply_give_up_fn, ply_status,
+};
+
+/// A test-and-test-and-set spin lock with backoff (ply-core's `RawSpinMutex`).
+///
+/// Its one byte is the lock word, part of the ABI: `PLY_SPIN_UNLOCKED` when
+/// free, `PLY_SPIN_LOCKED` when held. It is taken by a compare-and-swap from
+/// unlocked to locked with acquire ordering, and released by a store of
+/// unlocked with release ordering; `ply.h` does both inline (see the end of the
+/// header), the library's functions do the same, and the two mix freely.
+pub struct ply_spin_t(RawSpinMutex);
+
+/// The value of a free `ply_spin_t`'s lock word.
+pub const PLY_SPIN_UNLOCKED: u8 = 0;
+/// The value of a held `ply_spin_t`'s lock word.
+pub const PLY_SPIN_LOCKED: u8 = 1;
+/// A FIFO-fair ticket spin lock (ply-core's `RawTicketMutex`).
+pub struct ply_ticket_t(RawTicketMutex);
+/// A writer-preferring reader-writer spin lock (ply-core's `RawRwLock`).
+pub struct ply_rwlock_t(RawRwLock);
+/// A counting semaphore (ply-core's `Semaphore`, spinning while it waits).
+pub struct ply_semaphore_t(Semaphore);
+/// A settable flag that threads can wait for (ply-core's `Event`).
+pub struct ply_event_t(Event);
+/// A reusable barrier for a fixed number of parties (ply-core's `Barrier`).
+pub struct ply_barrier_t(Barrier);
+/// One-time initialization (ply-core's `Once`, from the `spin` crate).
+pub struct ply_once_t(Once<()>);
+
+/// Writes `value` to `*target` after checking the pointer.
+macro_rules! init_with {
+    ($target:expr, $value:expr) => {{
+        check_ptrs!($target);
+        // SAFETY: non-null and aligned (checked); writable (the caller's promise).
+        unsafe { $target.write($value) };
+        PLY_OK
+    }};
+}
+
+/// `&*ptr`, or `PLY_ERR_NULL` from the calling function when `ptr` is NULL.
+macro_rules! deref {
+    ($ptr:expr) => {{
+        if $ptr.is_null() {
+            return PLY_ERR_NULL;
+        }
+        // SAFETY: non-null; initialized (the caller's promise).
+        unsafe { &(*$ptr).0 }
+    }};
+}
+
+/// `PLY_OK` if `done`, else `PLY_TIMEOUT`.
+fn ok_or_timeout(done: bool) -> ply_status {
+    if done { PLY_OK } else { PLY_TIMEOUT }
+}
+
+/// `PLY_OK` if `done`, else `PLY_BUSY`.
+fn ok_or_busy(done: bool) -> ply_status {
+    if done { PLY_OK } else { PLY_BUSY }
+}
+
+// ---- spin lock ----
+
+/// Initializes `lock` unlocked. Not concurrently with any other use of it.
+///
+/// Returns `PLY_OK`, or `PLY_ERR_NULL`/`PLY_ERR_ALIGN`.
+///
+/// # Safety
+///
+/// `lock` must point to writable memory for a `ply_spin_t`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ply_spin_init(lock: *mut ply_spin_t) -> ply_status {
+    init_with!(lock, ply_spin_t(RawSpinMutex::new()))
+}
+
+/// Takes `lock`, spinning (with backoff) until it is free. Any thread or
+/// process; not reentrant (a holder that locks again spins forever).
+///
+/// With GCC or Clang, `ply.h` turns `ply_spin_lock(lock)` into an inline
+/// compare-and-swap that calls this function only when the lock is held (see
+/// the end of the header); `(ply_spin_lock)(lock)` always calls it.
+///
+/// Returns `PLY_OK`, or `PLY_ERR_NULL`.
+///
+/// # Safety
+///
+/// `lock` must be initialized.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ply_spin_lock(lock: *const ply_spin_t) -> ply_status {
+    deref!(lock).lock();
+    PLY_OK
+}
+
+/// Takes `lock` if it is free, at once. Returns `PLY_OK` (taken), `PLY_BUSY`
+/// (held by someone), or `PLY_ERR_NULL`.
+///
+/// # Safety
+///
+/// `lock` must be initialized.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ply_spin_trylock(lock: *const ply_spin_t) -> ply_status {
+    ok_or_busy(deref!(lock).try_lock())
+}
+
+/// Takes `lock`, calling `give_up(ctx)` after each failed attempt; stops when
+/// it returns non-zero. NULL `give_up` waits forever.
+///
+/// Returns `PLY_OK` (taken), `PLY_TIMEOUT` (gave up, not taken), or
+/// `PLY_ERR_NULL`.
+///
+/// # Safety
+///
+/// `lock` must be initialized; `give_up` callable with `ctx`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ply_spin_lock_until(
+    lock: *const ply_spin_t,
+    give_up: ply_give_up_fn,
+    ctx: *mut c_void,
+) -> ply_status {
+    ok_or_timeout(deref!(lock).lock_with(GiveUp::new(give_up, ctx)))
+}
+
+/// Releases `lock`. Only its holder may call it (a lock taken in one process
+/// may be released by the same holder's code in any form: inline or not).
+///
+/// With GCC or Clang, `ply.h` turns `ply_spin_unlock(lock)` into the same
+/// release store, inline; `(ply_spin_unlock)(lock)` always calls this function.
+///
+/// Returns `PLY_OK`, or `PLY_ERR_NULL`.
+///
+/// # Safety
+///
+/// `lock` must be initialized and held by the caller.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ply_spin_unlock(lock: *const ply_spin_t) -> ply_status {
+    let lock = deref!(lock);
+    // SAFETY: the caller holds the lock.
+    unsafe { lock.unlock() };
+    PLY_OK
+}
+
+// ---- ticket lock ----
+
+/// Initializes `lock` unlocked. Not concurrently with any other use of it.
+///
+/// Returns `PLY_OK`, or `PLY_ERR_NULL`/`PLY_ERR_ALIGN`.
+///
+/// # Safety
+///
+/// `lock` must point to writable memory for a `ply_ticket_t`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ply_ticket_init(lock: *mut ply_ticket_t) -> ply_status {
+    init_with!(lock, ply_ticket_t(RawTicketMutex::new()))
+}
+
+/// Takes `lock` in FIFO order: waiters are served in the order they arrived.
+/// Any thread or process; not reentrant.
+///
+/// Returns `PLY_OK`, or `PLY_ERR_NULL`.
+///
+/// # Safety
+///
+/// `lock` must be initialized.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ply_ticket_lock(lock: *const ply_ticket_t) -> ply_status {
+    deref!(lock).lock();
+    PLY_OK
+}
+
+/// Takes `lock` only if no one holds it or waits for it. Returns `PLY_OK`,
+/// `PLY_BUSY`, or `PLY_ERR_NULL`.
+///
+/// # Safety
+///
+/// `lock` must be initialized.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ply_ticket_trylock(lock: *const ply_ticket_t) -> ply_status {
+    ok_or_busy(deref!(lock).try_lock())
+}
+
+/// Takes `lock`, giving up when `give_up(ctx)` returns non-zero (NULL: never).
+/// A waiter that gives up never leaves the lock stuck on its ticket.
+///
+/// Returns `PLY_OK`, `PLY_TIMEOUT`, or `PLY_ERR_NULL`.
+///
+/// # Safety
+///
+/// `lock` must be initialized; `give_up` callable with `ctx`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ply_ticket_lock_until(
+    lock: *const ply_ticket_t,
+    give_up: ply_give_up_fn,
+    ctx: *mut c_void,
+) -> ply_status {
+    ok_or_timeout(deref!(lock).lock_with(GiveUp::new(give_up, ctx)))
+}
+
+/// Releases `lock` to the next ticket. Only its holder may call it.
+///
+/// Returns `PLY_OK`, or `PLY_ERR_NULL`.
+///
+/// # Safety
+///
+/// `lock` must be initialized and held by the caller.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ply_ticket_unlock(lock: *const ply_ticket_t) -> ply_status {
+    let lock = deref!(lock);
+    // SAFETY: the caller holds the lock.
+    unsafe { lock.unlock() };
+    PLY_OK
+}
+
+// ---- reader-writer lock ----
+
+/// Initializes `lock` unlocked. Not concurrently with any other use of it.
+///
+/// Returns `PLY_OK`, or `PLY_ERR_NULL`/`PLY_ERR_ALIGN`.
+///
+/// # Safety
+///
+/// `lock` must point to writable memory for a `ply_rwlock_t`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ply_rwlock_init(lock: *mut ply_rwlock_t) -> ply_status {
+    init_with!(lock, ply_rwlock_t(RawRwLock::new()))
+}
+
+/// Takes `lock` shared. Readers wait while a writer holds it or waits for it
+/// (writers are preferred). Any thread or process.
+///
+/// Returns `PLY_OK`, or `PLY_ERR_NULL`.
+///
+/// # Safety
+///
+/// `lock` must be initialized.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ply_rwlock_read(lock: *const ply_rwlock_t) -> ply_status {
+    deref!(lock).read();
+    PLY_OK
+}
+
+/// Takes `lock` shared if that needs no waiting. Returns `PLY_OK`, `PLY_BUSY`,
+/// or `PLY_ERR_NULL`.
+///
+/// # Safety
+///
+/// `lock` must be initialized.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ply_rwlock_tryread(lock: *const ply_rwlock_t) -> ply_status {
+    ok_or_busy(deref!(lock).try_read())
+}
+
+/// Takes `lock` shared, giving up when `give_up(ctx)` returns non-zero (NULL:
+/// never). Returns `PLY_OK`, `PLY_TIMEOUT`, or `PLY_ERR_NULL`.
+///
+/// # Safety
+///
+/// `lock` must be initialized; `give_up` callable with `ctx`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ply_rwlock_read_until(
+    lock: *const ply_rwlock_t,
+    give_up: ply_give_up_fn,
+    ctx: *mut c_void,
+) -> ply_status {
+    ok_or_timeout(deref!(lock).read_with(GiveUp::new(give_up, ctx)))
+}
+
+/// Releases a shared hold of `lock`. Returns `PLY_OK`, or `PLY_ERR_NULL`.
+///
+/// # Safety
+///
+/// `lock` must be initialized and held shared by the caller.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ply_rwlock_unlock_read(lock: *const ply_rwlock_t) -> ply_status {
+    let lock = deref!(lock);
+    // SAFETY: the caller holds a shared lock.
+    unsafe { lock.unlock_read() };
+    PLY_OK
+}
+
+/// Takes `lock` exclusive. Returns `PLY_OK`, or `PLY_ERR_NULL`.
+///
+/// # Safety
+///
+/// `lock` must be initialized.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ply_rwlock_write(lock: *const ply_rwlock_t) -> ply_status {
+    deref!(lock).write();
+    PLY_OK
+}
+
+/// Takes `lock` exclusive if it is free. Returns `PLY_OK`, `PLY_BUSY`, or
+/// `PLY_ERR_NULL`.
+///
+/// # Safety
+///
+/// `lock` must be initialized.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ply_rwlock_trywrite(lock: *const ply_rwlock_t) -> ply_status {
+    ok_or_busy(deref!(lock).try_write())
+}
+
+/// Takes `lock` exclusive, giving up when `give_up(ctx)` returns non-zero
+/// (NULL: never). Returns `PLY_OK`, `PLY_TIMEOUT`, or `PLY_ERR_NULL`.
+///
+/// # Safety
+///
+/// `lock` must be initialized; `give_up` callable with `ctx`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ply_rwlock_write_until(
+    lock: *const ply_rwlock_t,
+    give_up: ply_give_up_fn,
+    ctx: *mut c_void,
+) -> ply_status {
+    ok_or_timeout(deref!(lock).write_with(GiveUp::new(give_up, ctx)))
+}
+
+/// Releases the exclusive hold of `lock`. Returns `PLY_OK`, or `PLY_ERR_NULL`.
+///
+/// # Safety
+///
+/// `lock` must be initialized and held exclusive by the caller.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ply_rwlock_unlock_write(lock: *const ply_rwlock_t) -> ply_status {
+    let lock = deref!(lock);
+    // SAFETY: the caller holds the write lock.
+    unsafe { lock.unlock_write() };
+    PLY_OK
+}
+
+// ---- semaphore ----
+
+/// Initializes `sem` with `permits` permits. Not concurrently with any other
+/// use of it.
+///
+/// Returns `PLY_OK`, or `PLY_ERR_NULL`/`PLY_ERR_ALIGN`.
+///
+/// # Safety
+///
+/// `sem` must point to writable memory for a `ply_semaphore_t`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ply_semaphore_init(sem: *mut ply_semaphore_t, permits: u32) -> ply_status {
+    init_with!(sem, ply_semaphore_t(Semaphore::new(permits)))
+}
+
+/// Takes one permit, waiting (spinning) until one is free. Any thread or
+/// process. Give it back with `ply_semaphore_release`.
+///
+/// Returns `PLY_OK`, or `PLY_ERR_NULL`.
+///
+/// # Safety
+///
+/// `sem` must be initialized.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ply_semaphore_acquire(sem: *const ply_semaphore_t) -> ply_status {
+    deref!(sem).acquire().forget();
+    PLY_OK
+}
+
+/// Takes one permit if one is free now. Returns `PLY_OK`, `PLY_BUSY` (none
+/// free), or `PLY_ERR_NULL`.
+///
+/// # Safety
+///
+/// `sem` must be initialized.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ply_semaphore_tryacquire(sem: *const ply_semaphore_t) -> ply_status {
+    match deref!(sem).try_acquire() {
+        Some(permit) => {
+            permit.forget();
+            PLY_OK
+        }
+        None => PLY_BUSY,
+    }
+}
+
+/// Takes one permit, giving up when `give_up(ctx)` returns non-zero (NULL:
+/// never). Returns `PLY_OK`, `PLY_TIMEOUT`, or `PLY_ERR_NULL`.
+///
+/// # Safety
+///
+/// `sem` must be initialized; `give_up` callable with `ctx`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ply_semaphore_acquire_until(
+    sem: *const ply_semaphore_t,
+    give_up: ply_give_up_fn,
+    ctx: *mut c_void,
+) -> ply_status {
+    match deref!(sem).acquire_with(GiveUp::new(give_up, ctx)) {
+        Some(permit) => {
+            permit.forget();
+            PLY_OK
+        }
+        None => PLY_TIMEOUT,
+    }
+}
+
+/// Gives back `n` permits (any party may release; the count is not checked
+/// against the initial one). Returns `PLY_OK`, or `PLY_ERR_NULL`.
+///
+/// # Safety
+///
+/// `sem` must be initialized.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ply_semaphore_release(sem: *const ply_semaphore_t, n: u32) -> ply_status {
+    deref!(sem).release(n);
+    PLY_OK
+}
+
+/// The number of free permits (a snapshot). 0 for a NULL `sem`.
+///
+/// # Safety
+///
+/// `sem` must be NULL or initialized.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ply_semaphore_available(sem: *const ply_semaphore_t) -> u32 {
+    // SAFETY: NULL or initialized (caller).
+    unsafe { sem.as_ref() }.map_or(0, |s| s.0.available())
+}
+
+// ---- event ----
+
+/// Initializes `event` unset. Not concurrently with any other use of it.
+///
+/// Returns `PLY_OK`, or `PLY_ERR_NULL`/`PLY_ERR_ALIGN`.
+///
+/// # Safety
+///
+/// `event` must point to writable memory for a `ply_event_t`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ply_event_init(event: *mut ply_event_t) -> ply_status {
+    init_with!(event, ply_event_t(Event::new()))
+}
+
+/// Sets `event` and wakes every waiter; writes made before it are visible to
+/// whoever sees it set. Any thread or process. Returns `PLY_OK`, or
+/// `PLY_ERR_NULL`.
+///
+/// # Safety
+///
+/// `event` must be initialized.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ply_event_set(event: *const ply_event_t) -> ply_status {
+    deref!(event).set();
+    PLY_OK
+}
+
+/// Clears `event`. Returns `PLY_OK`, or `PLY_ERR_NULL`.
+///
+/// # Safety
+///
+/// `event` must be initialized.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ply_event_clear(event: *const ply_event_t) -> ply_status {
+    deref!(event).clear();
+    PLY_OK
+}
+
+/// Whether `event` is set (a snapshot). `false` for a NULL `event`.
+///
+/// # Safety
+///
+/// `event` must be NULL or initialized.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ply_event_is_set(event: *const ply_event_t) -> bool {
+    // SAFETY: NULL or initialized (caller).
+    unsafe { event.as_ref() }.is_some_and(|e| e.0.is_set())
+}
+
+/// Waits until `event` is set. Returns `PLY_OK`, or `PLY_ERR_NULL`.
+///
+/// # Safety
+///
+/// `event` must be initialized.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ply_event_wait(event: *const ply_event_t) -> ply_status {
+    deref!(event).wait();
+    PLY_OK
+}
+
+/// Waits until `event` is set, giving up when `give_up(ctx)` returns non-zero
+/// (NULL: never). Returns `PLY_OK` (set), `PLY_TIMEOUT`, or `PLY_ERR_NULL`.
+///
+/// # Safety
+///
+/// `event` must be initialized; `give_up` callable with `ctx`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ply_event_wait_until(
+    event: *const ply_event_t,
+    give_up: ply_give_up_fn,
+    ctx: *mut c_void,
+) -> ply_status {
+    ok_or_timeout(deref!(event).wait_with(GiveUp::new(give_up, ctx)))
+}
+
+// ---- barrier ----
+
+/// Initializes `barrier` for `parties` parties per round (at least 1). Not
+/// concurrently with any other use of it.
+///
+/// Returns `PLY_OK`, `PLY_ERR_RANGE` if `parties` is 0, or
+/// `PLY_ERR_NULL`/`PLY_ERR_ALIGN`.
+///
+/// # Safety
+///
+/// `barrier` must point to writable memory for a `ply_barrier_t`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ply_barrier_init(barrier: *mut ply_barrier_t, parties: u32) -> ply_status {
+    if parties == 0 {
+        return crate::PLY_ERR_RANGE;
+    }
+    init_with!(barrier, ply_barrier_t(Barrier::new(parties)))
+}
+
+/// Arrives at `barrier` and waits for the round's other parties. Exactly one
+/// party per round gets `*leader = true` (if `leader` is not NULL). Writes made
+/// before arriving are visible to every party after it returns.
+///
+/// Returns `PLY_OK`, or `PLY_ERR_NULL` for a NULL `barrier`.
+///
+/// # Safety
+///
+/// `barrier` must be initialized; `leader` NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ply_barrier_wait(
+    barrier: *const ply_barrier_t,
+    leader: *mut bool,
+) -> ply_status {
+    let result = deref!(barrier).wait();
+    // SAFETY: NULL or writable (caller).
+    if let Some(leader) = unsafe { leader.as_mut() } {
+        *leader = result.is_leader();
+    }
+    PLY_OK
+}
+
+/// As `ply_barrier_wait`, giving up when `give_up(ctx)` returns non-zero (NULL:
+/// never). Giving up does not take back the arrival: the round is broken for
+/// the others, who must also give up.
+///
+/// Returns `PLY_OK`, `PLY_TIMEOUT`, or `PLY_ERR_NULL`.
+///
+/// # Safety
+///
+/// `barrier` must be initialized; `leader` NULL or writable; `give_up`
+/// callable with `ctx`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ply_barrier_wait_until(
+    barrier: *const ply_barrier_t,
+    leader: *mut bool,
+    give_up: ply_give_up_fn,
+    ctx: *mut c_void,
+) -> ply_status {
+    match deref!(barrier).wait_with(GiveUp::new(give_up, ctx)) {
+        Some(result) => {
+            // SAFETY: NULL or writable (caller).
+            if let Some(leader) = unsafe { leader.as_mut() } {
+                *leader = result.is_leader();
+            }
+            PLY_OK
+        }
+        None => PLY_TIMEOUT,
+    }
+}
+
+// ---- once ----
+
+/// Initializes `once` as not yet run. Not concurrently with any other use.
+///
+/// Returns `PLY_OK`, or `PLY_ERR_NULL`/`PLY_ERR_ALIGN`.
+///
+/// # Safety
+///
+/// `once` must point to writable memory for a `ply_once_t`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ply_once_init(once: *mut ply_once_t) -> ply_status {
+    init_with!(once, ply_once_t(Once::new()))
+}
+
+/// Runs `f(arg)` if no call on `once` has run it yet; callers that arrive while
+/// it runs wait until it has finished. After it returns, `f`'s writes are
+/// visible to every caller. Any thread or process (a process that dies inside
+/// `f` leaves the others waiting for good).
+///
+/// Returns `PLY_OK`, or `PLY_ERR_NULL` for a NULL `once` or `f`.
+///
+/// # Safety
+///
+/// `once` must be initialized; `f` callable with `arg`, and must not call
+/// `ply_once_call` on the same `once`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ply_once_call(
+    once: *const ply_once_t,
+    f: Option<unsafe extern "C" fn(arg: *mut c_void)>,
+    arg: *mut c_void,
+) -> ply_status {
+    let Some(f) = f else {
+        return PLY_ERR_NULL;
+    };
+    // SAFETY: `f` is callable with `arg` (caller).
+    deref!(once).call_once(|| unsafe { f(arg) });
+    PLY_OK
+}
+
+/// Whether `once` has run its function. `false` for a NULL `once`.
+///
+/// # Safety
+///
+/// `once` must be NULL or initialized.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ply_once_is_done(once: *const ply_once_t) -> bool {
+    // SAFETY: NULL or initialized (caller).
+    unsafe { once.as_ref() }.is_some_and(|o| o.0.is_completed())
+}

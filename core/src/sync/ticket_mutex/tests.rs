@@ -1,0 +1,115 @@
+//! A waiter that never takes its turn (it died, or is stopped) must not wedge
+//! the lock. `take_ticket` without `wait_turn` plays a waiter that died inside
+//! `lock`. The cross-process versions, with real killed and stopped waiters,
+//! are in the workspace's `tests/shared_sync.rs`.
+
+use super::*;
+use crate::sync::tests::finishes;
+use std::sync::Arc;
+
+#[test]
+fn a_dead_waiter_between_holder_and_next_waiter_is_skipped() {
+    let lock = Arc::new(RawTicketMutex::new());
+    lock.lock();
+    let dead = lock.take_ticket();
+    assert_eq!(dead, 1);
+    let waiter = {
+        let lock = lock.clone();
+        std::thread::spawn(move || {
+            lock.lock();
+            // SAFETY: locked just above, on this thread.
+            unsafe { lock.unlock() };
+        })
+    };
+    while lock.tickets_issued() < 3 {
+        std::thread::yield_now();
+    }
+    // SAFETY: locked at the top by this thread.
+    unsafe { lock.unlock() };
+    finishes(move || waiter.join().unwrap());
+    assert!(!lock.is_locked());
+    // The lock works as before: the dead ticket is behind it for good.
+    assert!(lock.try_lock());
+}
+
+#[test]
+fn a_dead_waiter_on_an_idle_lock_is_skipped_by_the_next_lock() {
+    let lock = Arc::new(RawTicketMutex::new());
+    lock.take_ticket();
+    assert!(!lock.try_lock(), "the dead ticket's turn is still open");
+    let l = lock.clone();
+    finishes(move || {
+        l.lock();
+        // SAFETY: locked just above, on this thread.
+        unsafe { l.unlock() };
+    });
+    assert!(lock.try_lock());
+}
+
+#[test]
+fn lock_with_skips_a_dead_waiter_given_patience_but_try_lock_never_does() {
+    let lock = Arc::new(RawTicketMutex::new());
+    lock.take_ticket();
+    for _ in 0..1000 {
+        assert!(!lock.try_lock());
+    }
+    assert!(!lock.lock_with(Spins(3)), "too little patience to revoke");
+    let l = lock.clone();
+    assert!(finishes(move || l.lock_with(Spins(u32::MAX))));
+    assert!(lock.is_locked());
+}
+
+#[test]
+fn a_waiter_whose_turn_was_revoked_queues_again_and_never_shares_the_lock() {
+    // A slow waiter (ticket 1) loses its turn to the waiter behind it (ticket
+    // 2), which then holds the lock; the slow one, resuming, must wait for a
+    // new turn instead of entering alongside.
+    let lock = Arc::new(RawTicketMutex::new());
+    lock.lock(); // ticket 0
+    let slow = lock.take_ticket(); // ticket 1, not waited on yet
+    let behind = {
+        let lock = lock.clone();
+        std::thread::spawn(move || lock.lock()) // ticket 2: will revoke 1
+    };
+    while lock.tickets_issued() < 3 {
+        std::thread::yield_now();
+    }
+    // SAFETY: ticket 0 is ours.
+    unsafe { lock.unlock() };
+    finishes(move || behind.join().unwrap());
+    assert!(
+        lock.is_locked(),
+        "ticket 2 holds the lock after revoking ticket 1"
+    );
+    let resumed = {
+        let lock = lock.clone();
+        std::thread::spawn(move || {
+            lock.wait_turn(slow);
+            // SAFETY: `wait_turn` returned: the lock is held by this thread.
+            unsafe { lock.unlock() };
+        })
+    };
+    while lock.tickets_issued() < 4 {
+        std::thread::yield_now(); // the slow waiter takes ticket 3
+    }
+    assert!(lock.is_locked());
+    // SAFETY: held by ticket 2, whose thread has ended; we release it for it.
+    unsafe { lock.unlock() };
+    finishes(move || resumed.join().unwrap());
+    assert!(!lock.is_locked());
+}
+
+#[test]
+fn tickets_wrap_around() {
+    let lock = RawTicketMutex::new();
+    let start = TICKET_MASK - 2;
+    lock.next.store(start, Ordering::Relaxed);
+    lock.serving.store(start << 1, Ordering::Relaxed);
+    for _ in 0..8 {
+        lock.lock();
+        assert!(!lock.try_lock());
+        // SAFETY: locked just above.
+        unsafe { lock.unlock() };
+    }
+    assert!(lock.try_lock());
+}

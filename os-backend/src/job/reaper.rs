@@ -1,0 +1,78 @@
+//! Child subreaper and the sweep of re-parented descendants.
+//!
+//! When a process dies, its children are re-parented to the nearest ancestor
+//! that declared itself a *child subreaper* (`prctl(PR_SET_CHILD_SUBREAPER)`,
+//! Linux 3.4), instead of to init. A process that runs jobs and is a subreaper
+//! therefore sees, as its own children, every descendant that outlived its
+//! parent — the double-forked daemon, the `setsid` escapee once its shell is
+//! gone — and can kill and reap them. See `prctl(2)`.
+
+use std::io;
+
+/// Makes the calling process a child subreaper.
+///
+/// # Errors
+///
+/// The `prctl` error.
+pub(crate) fn become_subreaper() -> io::Result<()> {
+    // SAFETY: prctl(PR_SET_CHILD_SUBREAPER) takes a flag, no pointers.
+    if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// The children of this process, from `/proc/self/task/*/children` (each
+/// thread's children are listed under that thread).
+pub(crate) fn children() -> Vec<libc::pid_t> {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return Vec::new();
+    };
+    let mut pids = Vec::new();
+    for task in tasks.flatten() {
+        if let Ok(list) = std::fs::read_to_string(task.path().join("children")) {
+            pids.extend(
+                list.split_whitespace()
+                    .filter_map(|p| p.parse::<libc::pid_t>().ok()),
+            );
+        }
+    }
+    pids
+}
+
+/// Whether `pid` (a child of ours) has exited and awaits reaping.
+fn is_zombie(pid: libc::pid_t) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit_once(')')
+                .map(|(_, rest)| rest.trim_start().starts_with('Z'))
+        })
+        .unwrap_or(false)
+}
+
+/// Reaps every child for which `keep(pid)` is false; SIGKILLs first the live
+/// ones for which `kill(pid)` is true. Returns how many were found.
+pub(crate) fn sweep(
+    keep: &dyn Fn(libc::pid_t) -> bool,
+    kill: &dyn Fn(libc::pid_t) -> bool,
+) -> usize {
+    let mut found = 0;
+    for pid in children() {
+        if keep(pid) {
+            continue;
+        }
+        found += 1;
+        if kill(pid) {
+            // SAFETY: kill has no memory-safety preconditions; `pid` is an
+            // unreaped child of ours, so it cannot have been reused.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        } else if !is_zombie(pid) {
+            continue;
+        }
+        // SAFETY: waitpid with a null status pointer is allowed; the pid is
+        // our child and no one else waits for it (it is no job's leader).
+        unsafe { libc::waitpid(pid, std::ptr::null_mut(), libc::WNOHANG) };
+    }
+    found
+}
