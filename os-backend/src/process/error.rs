@@ -55,7 +55,10 @@ pub enum Failure {
     },
     /// The work was cancelled while running; ply killed the worker.
     Cancelled,
-    /// The worker sent a message that did not decode; ply killed it.
+    /// The worker sent a corrupt message (one that did not decode, a frame
+    /// over the limit, a report for a chunk that is not its round's, or with
+    /// the wrong number of results); ply killed it and took nothing more it
+    /// sent. Never retried: the text says what was wrong.
     Corrupt(String),
     /// The worker ended, but how cannot be known (for example another
     /// `waitpid` in this process took its exit status); the text says why.

@@ -211,8 +211,11 @@ struct MapWorker {
     frames: u64,
     /// A panic it reported before exiting.
     panic: Option<String>,
-    /// A chunk it sent a corrupt report for (it was killed for it).
-    corrupt: Option<usize>,
+    /// It sent a corrupt message (why) and was killed for it: nothing more
+    /// it sent is taken.
+    corrupt: Option<String>,
+    /// The chunk its corrupt report named, when that could be read.
+    corrupt_chunk: Option<usize>,
     stall: Option<StallWatch>,
 }
 
@@ -354,6 +357,7 @@ impl<S: Serialize, R: DeserializeOwned> Map<'_, '_, S, R> {
                 frames: 0,
                 panic: None,
                 corrupt: None,
+                corrupt_chunk: None,
                 stall,
             },
         ))
@@ -437,23 +441,18 @@ impl<S: Serialize, R: DeserializeOwned> Map<'_, '_, S, R> {
         }
         let report = match frame::decode::<MapReport<R>>(payload) {
             Ok(report) => report,
-            Err(e) => return fleet.kill(slot, KillReason::Corrupt(e.to_string())),
+            Err(e) => return Self::corrupt(fleet, slot, None, format!("a report: {e}")),
         };
         let chunk = report.chunk as usize;
         if !round.list.contains(&chunk) {
-            return fleet.kill(
-                slot,
-                KillReason::Corrupt(format!("a report for chunk {chunk}, not in this round")),
-            );
+            let why = format!("a report for chunk {chunk}, not in this round");
+            return Self::corrupt(fleet, slot, None, why);
         }
         if let ChunkResult::Done(r) = &report.result
             && let Err(why) = (self.check)(chunk, self.schedule.chunk(chunk), r)
         {
-            if let Some(worker) = fleet.get_mut(slot) {
-                worker.state.corrupt.get_or_insert(chunk);
-            }
             let why = format!("its report of chunk {chunk}: {why}");
-            return fleet.kill(slot, KillReason::Corrupt(why));
+            return Self::corrupt(fleet, slot, Some(chunk), why);
         }
         let Some(worker) = fleet.get_mut(slot) else {
             return;
@@ -467,6 +466,17 @@ impl<S: Serialize, R: DeserializeOwned> Map<'_, '_, S, R> {
             }
             ChunkResult::Panicked(message) => worker.state.panic = Some(message),
         }
+    }
+
+    /// The worker in `slot` sent a corrupt message: it is killed for it,
+    /// and charged with `chunk` (the chunk its report named, if readable)
+    /// when it ends.
+    fn corrupt(fleet: &mut Fleet<MapWorker>, slot: usize, chunk: Option<usize>, why: String) {
+        if let Some(worker) = fleet.get_mut(slot) {
+            worker.state.corrupt = Some(why.clone());
+            worker.state.corrupt_chunk = chunk;
+        }
+        fleet.kill(slot, KillReason::Corrupt(why));
     }
 
     /// The worker ended: settle the chunk it held. Returns a fresh worker to
@@ -484,7 +494,10 @@ impl<S: Serialize, R: DeserializeOwned> Map<'_, '_, S, R> {
             .dispenser
             .reclaim(state.id)
             .map(|i| round.list[i]);
-        let failure = match (end.killed, state.panic, end.exit) {
+        // A worker that sent a corrupt message failed by it, even if it
+        // exited before the kill it earned.
+        let killed = state.corrupt.map(KillReason::Corrupt).or(end.killed);
+        let failure = match (killed, state.panic, end.exit) {
             (Some(reason), _, _) => reason.failure(),
             (None, Some(message), _) => Failure::Panicked(message),
             (None, None, Some(ChildExit::Exited(0))) => return Ok(None),
@@ -493,11 +506,26 @@ impl<S: Serialize, R: DeserializeOwned> Map<'_, '_, S, R> {
                 Failure::Unknown("its exit status was taken by another wait in this process".into())
             }
         };
-        // A corrupt report fails the call, charged to its own chunk (not to
-        // the one the worker had moved on to), even if another worker did
-        // that chunk: the worker is broken, and a corrupt message is not a
-        // crash to retry.
-        if let Some(chunk) = state.corrupt {
+        // A corrupt message fails the call (the worker is broken, and a
+        // corrupt message is not a crash to retry), charged to the chunk its
+        // report named, even if another worker did that chunk; unreadable,
+        // to the chunk the worker held or, if it had finished (it may exit
+        // before its message is read), to the first chunk of the round left
+        // undone: everything it sent from its corrupt message on was
+        // dropped, so the chunk it was running then is among those.
+        let corrupt = matches!(failure, Failure::Corrupt(_));
+        let charged = corrupt
+            .then(|| {
+                state.corrupt_chunk.or(held).or_else(|| {
+                    round
+                        .list
+                        .iter()
+                        .copied()
+                        .find(|&c| self.reports[c].is_none())
+                })
+            })
+            .flatten();
+        if let Some(chunk) = charged {
             self.failed_runs[chunk] += 1;
             return Err(MapError::Worker {
                 items: self.schedule.chunk(chunk),
