@@ -67,7 +67,7 @@ fn scq_producer_frozen_mid_push_blocks_nobody() {
     })
     .unwrap();
     wait_until_stopped(&child);
-    parent_traffic_with_one_slot_held(&q);
+    parent_traffic_with_one_slot_held(q);
     assert!(finish(child).success());
     assert_eq!(q.pop(), Some(999), "the frozen push completes when resumed");
     assert_eq!(q.pop(), None);
@@ -96,7 +96,7 @@ fn scq_consumer_frozen_mid_pop_blocks_nobody() {
         Some(2),
         "the next item is not stuck behind the frozen pop"
     );
-    parent_traffic_with_one_slot_held(&q);
+    parent_traffic_with_one_slot_held(q);
     assert!(finish(child).success());
     assert_eq!(
         taken.load(SeqCst),
@@ -117,7 +117,7 @@ fn scq_producer_killed_mid_push_costs_one_slot() {
     wait_until_stopped(&child);
     kill(child);
     // The dead producer's slot is gone for good; everything else works.
-    parent_traffic_with_one_slot_held(&q);
+    parent_traffic_with_one_slot_held(q);
 }
 
 #[test]
@@ -133,7 +133,7 @@ fn scq_consumer_killed_mid_pop_loses_one_item_and_one_slot() {
     wait_until_stopped(&child);
     kill(child);
     assert_eq!(q.pop(), Some(2));
-    parent_traffic_with_one_slot_held(&q);
+    parent_traffic_with_one_slot_held(q);
 }
 
 #[test]
@@ -232,7 +232,7 @@ fn scq_random_stops_of_a_busy_child_never_stall_the_parent() {
                 seq += 1;
             }
             if let Some(v) = q.pop() {
-                record_pop(&tallies, v);
+                record_pop(tallies, v);
             }
         }
         0
@@ -248,7 +248,7 @@ fn scq_random_stops_of_a_busy_child_never_stall_the_parent() {
         // Drain what is visible, then use every slot the child cannot hold.
         for _ in 0..=4 * N {
             match q.pop() {
-                Some(v) => record_pop(&tallies, v),
+                Some(v) => record_pop(tallies, v),
                 None => break,
             }
         }
@@ -274,7 +274,7 @@ fn scq_random_stops_of_a_busy_child_never_stall_the_parent() {
         .expect("watchdog: child exit");
     assert!(exit.success());
     while let Some(v) = q.pop() {
-        record_pop(&tallies, v);
+        record_pop(tallies, v);
     }
     for (who, t) in ["parent", "child"].iter().zip(tallies.iter()) {
         assert_eq!(t.pushed.load(SeqCst), t.popped.load(SeqCst), "{who}: count");

@@ -224,7 +224,7 @@ const READ_CHUNK: usize = 64 << 10;
 
 /// Assembles frames from bytes as they arrive, for non-blocking readers.
 ///
-/// It holds about twice the bytes that came (at least [`READ_CHUNK`],
+/// It holds about twice the bytes that came (at least `READ_CHUNK`,
 /// 64 KiB): a frame's buffer grows with the bytes that arrived, never to the
 /// length its header announced.
 ///
@@ -357,7 +357,7 @@ impl FrameReader {
 
     /// One `read` from `r` into the buffer; returns the bytes read (0 at end
     /// of stream). Asks for at most as many bytes as are buffered already,
-    /// or [`READ_CHUNK`] (64 KiB) if that is more, so memory follows the
+    /// or `READ_CHUNK` (64 KiB) if that is more, so memory follows the
     /// bytes that came (at most about twice them).
     ///
     /// # Errors
