@@ -34,10 +34,14 @@
 //!   closure is closed in the parent (the child's stays open), a
 //!   `SharedBox` moved in is unmapped in the parent (not in the child).
 //! - So the closure is `Send`, and ply's claims are not: the guards of
-//!   ply-core's `SpinMutex`, `TicketMutex` and `RwLock` (as std's and
-//!   parking_lot's), `Semaphore`'s `Permit`, the `spmc` ring's `Producer`.
-//!   The compiler refuses them, as `std::thread::spawn` refuses a
-//!   `MutexGuard`.
+//!   ply-core's `SpinMutex`, `TicketMutex`, `RwLock` and `RobustMutex` (as
+//!   std's and parking_lot's) and of [`ipc::SharedArray`], `Semaphore`'s
+//!   `Permit`, the `spmc` ring's `Producer`. The compiler refuses them, as
+//!   `std::thread::spawn` refuses a `MutexGuard`; nor are they
+//!   [`ShmSafe`](ply_core::ShmSafe), so none can be put in shared memory
+//!   either. A lock the parent holds across the fork stays the parent's: the
+//!   child that wants it waits for the parent to let go
+//!   (`tests/fork_lock_held.rs`).
 //! - And the closure is `'static`, as for `std::thread::spawn`, unless it is
 //!   forked in a [`scope`]. A borrow must not end while the child runs: the
 //!   parent could then write, through a guard it holds, the shared memory
@@ -66,6 +70,7 @@
 //! [`shm::SharedBox`]: crate::shm::SharedBox
 //! [`ipc::ProcessQueue`]: crate::ipc::ProcessQueue
 //! [`ipc::fork_duplex`]: crate::ipc::fork_duplex
+//! [`ipc::SharedArray`]: crate::ipc::SharedArray
 //! [`process::map`]: crate::process::map
 //! [`process::map_plain`]: crate::process::map_plain
 //! [`process::reduce`]: crate::process::reduce
