@@ -84,7 +84,10 @@
 //! memory following the bytes that arrive; deadlines are per task; exits are
 //! seen through pidfds and reaped without blocking. A worker stopped in the
 //! middle of a reply, a stopped fork server, or a worker dripping bytes delays
-//! only its own work. The pool's workers reach it over socket pairs made by
+//! only its own work. A pool left without workers by a stopped (or hung)
+//! fork server fails the tasks waiting for one with
+//! [`PoolTaskError::NoWorker`] after a few seconds, never waits for the
+//! server without a deadline. The pool's workers reach it over socket pairs made by
 //! the fork server and passed to the supervisor (`SCM_RIGHTS`): there is no
 //! listening socket another process could connect to.
 //!

@@ -350,6 +350,10 @@ pub enum PoolTaskError {
     /// The fork server died or misbehaved, so no worker can be replaced: the
     /// pool is unusable.
     PoolBroken(String),
+    /// The pool had no worker to run the task, and its fork server did not
+    /// replace them in time (stopped, hung, or unable to fork); the text
+    /// says which. The pool recovers when the server does.
+    NoWorker(String),
 }
 
 impl fmt::Display for PoolTaskError {
@@ -367,6 +371,7 @@ impl fmt::Display for PoolTaskError {
             PoolTaskError::QueueFull => write!(f, "the process pool's queue is full; retry later"),
             PoolTaskError::ShutDown => write!(f, "the process pool is shut down"),
             PoolTaskError::PoolBroken(why) => write!(f, "the process pool is broken: {why}"),
+            PoolTaskError::NoWorker(why) => write!(f, "no worker could run the task: {why}"),
         }
     }
 }

@@ -468,7 +468,10 @@ impl ProcessPoolBuilder {
 ///   the [module docs](super).
 /// - **Isolation from other processes**: workers reach the supervisor over
 ///   socket pairs the fork server passes it; no other process can connect,
-///   and a stopped worker or server delays only its own task.
+///   and a stopped worker or server delays only its own task. With no
+///   worker left and the server stopped, hung or unable to fork, queued
+///   tasks fail with [`PoolTaskError::NoWorker`] after 5 s (10 s for a
+///   server that is not stopped) instead of waiting for it.
 /// - **Lifecycle**: every child is reaped; children die with the pool (and
 ///   with the process, by `PR_SET_PDEATHSIG`). [`shutdown`](Self::shutdown)
 ///   and `Drop` finish the queued tasks and wait for the workers;
