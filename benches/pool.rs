@@ -3,7 +3,12 @@
 //! Every pool has 2 workers (this machine's core count); none is pinned
 //! (rayon's global pool is not, so neither is ply's, for a fair comparison).
 //!
-//! - `spawn_trivial`: one element = one empty task spawned and run to completion.
+//! - `spawn_trivial`: one element = one empty task spawned and run to completion
+//!   (`ply submit + join`: submitted, then joined through its handle, in
+//!   batches of 1024 so every handle is joined while the next batch waits).
+//! - `spawn_trivial_loaded`: the same with one CPU-bound process per core
+//!   running beside the benchmark (`sh -c 'while :; do :; done'`), as on a
+//!   busy server.
 //! - `sum_squares_10m`: Σ x² over a slice of 10,000,000 `u64` (wrapping).
 //! - `primes_1e6_2e6_3e6`: the classic workload — for n in 1e6, 2e6, 3e6, the sum
 //!   of the primes ≤ n by 6k±1 trial division — split finely.
@@ -13,7 +18,6 @@
 mod workloads;
 
 use std::hint::black_box;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
@@ -31,6 +35,48 @@ fn rayon_pool() -> rayon::ThreadPool {
         .unwrap()
 }
 
+/// Tasks submitted before their handles are joined.
+const SUBMIT_BATCH: u64 = 1024;
+
+fn ply_scope_spawn(pool: &ThreadPool, iters: u64) -> Duration {
+    let start = Instant::now();
+    pool.scope(|s| {
+        for _ in 0..iters {
+            s.spawn(|| {
+                black_box(());
+            });
+        }
+    });
+    start.elapsed()
+}
+
+fn ply_submit_join(pool: &ThreadPool, iters: u64) -> Duration {
+    let mut handles = Vec::with_capacity(SUBMIT_BATCH as usize);
+    let start = Instant::now();
+    let mut left = iters;
+    while left > 0 {
+        let batch = left.min(SUBMIT_BATCH);
+        handles.extend((0..batch).map(|i| pool.submit(move || black_box(i)).unwrap()));
+        for h in handles.drain(..) {
+            black_box(h.join().unwrap());
+        }
+        left -= batch;
+    }
+    start.elapsed()
+}
+
+fn rayon_scope_spawn(pool: &rayon::ThreadPool, iters: u64) -> Duration {
+    let start = Instant::now();
+    pool.scope(|s| {
+        for _ in 0..iters {
+            s.spawn(|_| {
+                black_box(());
+            });
+        }
+    });
+    start.elapsed()
+}
+
 fn spawn_trivial(c: &mut Criterion) {
     let mut g = c.benchmark_group("spawn_trivial");
     g.throughput(Throughput::Elements(1));
@@ -38,47 +84,14 @@ fn spawn_trivial(c: &mut Criterion) {
     g.measurement_time(Duration::from_secs(3));
     let ply_pool = ThreadPool::new(WORKERS).unwrap();
     g.bench_function("ply scope.spawn", |b| {
-        b.iter_custom(|iters| {
-            let start = Instant::now();
-            ply_pool.scope(|s| {
-                for _ in 0..iters {
-                    s.spawn(|| {
-                        black_box(());
-                    });
-                }
-            });
-            start.elapsed()
-        })
+        b.iter_custom(|iters| ply_scope_spawn(&ply_pool, iters))
     });
-    g.bench_function("ply submit", |b| {
-        b.iter_custom(|iters| {
-            let done = std::sync::Arc::new(AtomicUsize::new(0));
-            let start = Instant::now();
-            for _ in 0..iters {
-                let d = done.clone();
-                let _ = ply_pool.submit(move || {
-                    d.fetch_add(1, Ordering::Relaxed);
-                });
-            }
-            while done.load(Ordering::Relaxed) < iters as usize {
-                std::thread::yield_now();
-            }
-            start.elapsed()
-        })
+    g.bench_function("ply submit + join", |b| {
+        b.iter_custom(|iters| ply_submit_join(&ply_pool, iters))
     });
     let rp = rayon_pool();
     g.bench_function("rayon scope.spawn", |b| {
-        b.iter_custom(|iters| {
-            let start = Instant::now();
-            rp.scope(|s| {
-                for _ in 0..iters {
-                    s.spawn(|_| {
-                        black_box(());
-                    });
-                }
-            });
-            start.elapsed()
-        })
+        b.iter_custom(|iters| rayon_scope_spawn(&rp, iters))
     });
     let tp = threadpool::ThreadPool::new(WORKERS);
     g.bench_function("threadpool execute", |b| {
@@ -107,6 +120,64 @@ fn spawn_trivial(c: &mut Criterion) {
             });
             start.elapsed()
         })
+    });
+    g.finish();
+}
+
+/// One CPU-bound process per core, killed (and reaped) on drop, and killed
+/// by the kernel if the bench dies first (`PR_SET_PDEATHSIG`).
+struct Hogs(Vec<std::process::Child>);
+
+impl Hogs {
+    fn one_per_core() -> Hogs {
+        use std::os::unix::process::CommandExt;
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let parent = std::process::id();
+        let hogs = (0..cores).map(|_| {
+            let mut command = std::process::Command::new("sh");
+            command.args(["-c", "while :; do :; done"]);
+            // SAFETY: runs in the forked child before exec; `prctl`, `getppid`
+            // and `_exit` are async-signal-safe; nothing allocates or locks.
+            unsafe {
+                command.pre_exec(move || {
+                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                    if libc::getppid() as u32 != parent {
+                        libc::_exit(0); // the bench died before the prctl
+                    }
+                    Ok(())
+                });
+            }
+            command.spawn().expect("sh")
+        });
+        Hogs(hogs.collect())
+    }
+}
+
+impl Drop for Hogs {
+    fn drop(&mut self) {
+        for hog in &mut self.0 {
+            let _ = hog.kill();
+            let _ = hog.wait();
+        }
+    }
+}
+
+fn spawn_trivial_loaded(c: &mut Criterion) {
+    let mut g = c.benchmark_group("spawn_trivial_loaded");
+    g.throughput(Throughput::Elements(1));
+    g.sample_size(20);
+    g.measurement_time(Duration::from_secs(3));
+    let ply_pool = ThreadPool::new(WORKERS).unwrap();
+    let rp = rayon_pool();
+    let _hogs = Hogs::one_per_core();
+    g.bench_function("ply scope.spawn", |b| {
+        b.iter_custom(|iters| ply_scope_spawn(&ply_pool, iters))
+    });
+    g.bench_function("ply submit + join", |b| {
+        b.iter_custom(|iters| ply_submit_join(&ply_pool, iters))
+    });
+    g.bench_function("rayon scope.spawn", |b| {
+        b.iter_custom(|iters| rayon_scope_spawn(&rp, iters))
     });
     g.finish();
 }
@@ -186,5 +257,11 @@ fn primes(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, spawn_trivial, sum_squares, primes);
+criterion_group!(
+    benches,
+    spawn_trivial,
+    spawn_trivial_loaded,
+    sum_squares,
+    primes
+);
 criterion_main!(benches);

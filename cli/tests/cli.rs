@@ -131,7 +131,7 @@ fn misuse_is_one_line_and_exit_code_2() {
     assert_misuse(&["bench", "queues", "--items", "-3"], "-3");
     assert_misuse(&["bench", "queues", "--items", "many"], "many");
     assert_misuse(&["frobnicate"], "frobnicate");
-    assert_misuse(&["bench"], "<FAMILY>");
+    assert_misuse(&["bench"], "needs a family");
 }
 
 #[test]
@@ -157,6 +157,7 @@ fn bench_pool_json_reports_tasks_and_the_parallel_sum() {
     assert_eq!(v["family"], "pool");
     assert_eq!(v["tasks"], 5000);
     assert_eq!(v["workers"].as_u64(), Some(cpus() as u64));
+    assert_eq!(v["busy_processes"].as_u64(), Some(cpus() as u64));
     let results = v["results"].as_array().expect("results array");
     let names: Vec<&str> = results
         .iter()
@@ -165,6 +166,10 @@ fn bench_pool_json_reports_tasks_and_the_parallel_sum() {
     assert_eq!(
         names,
         [
+            "ply pool scope.spawn",
+            "ply pool submit + join",
+            "std thread::spawn + join",
+            // The same three with one busy process per core beside them.
             "ply pool scope.spawn",
             "ply pool submit + join",
             "std thread::spawn + join",

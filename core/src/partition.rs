@@ -19,7 +19,8 @@
 //! split one job with no coordination. [`ChunkDispenser`] hands chunk indices of
 //! any schedule to whichever worker asks next (dynamic self-scheduling) with one
 //! `fetch_add` per claim, and records who holds what so a supervisor can re-issue
-//! a dead worker's chunk.
+//! a dead worker's chunk ([`SliceDispenser`]: the same, for a worker count
+//! chosen at run time).
 //!
 //! Every schedule covers each index of `0..len` exactly once, with chunks in
 //! increasing order (property-tested for random sizes).
@@ -46,7 +47,9 @@ mod shard;
 mod weighted;
 
 pub use chunking::{Chunking, Plan};
-pub use dispenser::{ChunkDispenser, Claim};
+#[cfg(not(loom))]
+pub use dispenser::{BorrowedWorkers, SliceDispenser, WorkerSlot};
+pub use dispenser::{ChunkDispenser, Claim, DispenserBase, InlineWorkers, WorkerSlots};
 pub use even::Even;
 pub use fixed::Fixed;
 pub use guided::Guided;

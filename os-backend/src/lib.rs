@@ -22,13 +22,23 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
+// Under `--cfg loom` (the thread pool's model checks, see `thread`) only the
+// thread pool is built: the rest does not use loom's atomics.
 pub mod affinity;
+#[cfg(not(loom))]
 pub mod fork;
+#[cfg(not(loom))]
 pub mod ipc;
+#[cfg(not(loom))]
 pub mod job;
+#[cfg(not(loom))]
 pub mod liveness;
+#[cfg(not(loom))]
 mod once;
+#[cfg(not(loom))]
 pub mod park;
+#[cfg(not(loom))]
 pub mod process;
+#[cfg(not(loom))]
 pub mod shm;
 pub mod thread;

@@ -216,21 +216,15 @@
 #define PLY_SCHEDULE_ALIGN PLY_WORD
 
 /**
- * Size of a `ply_dispenser_t`: two padded counters, one padded slot per
- * worker, and one re-issue word per worker.
+ * Size of a `ply_dispenser_t`: two padded counters and the slot descriptor
+ * (the workers' slots are in the caller's buffer).
  */
-#define PLY_DISPENSER_SIZE ((66 * PLY_CACHE_LINE) + (64 * PLY_WORD))
+#define PLY_DISPENSER_SIZE (3 * PLY_CACHE_LINE)
 
 /**
  * Alignment of a `ply_dispenser_t`.
  */
 #define PLY_DISPENSER_ALIGN PLY_CACHE_LINE
-
-/**
- * The number of workers a `ply_dispenser_t` tracks (ids `0 ..
- * PLY_DISPENSER_WORKERS - 1`).
- */
-#define PLY_DISPENSER_WORKERS 64
 
 /**
  * The value of a free `ply_spin_t`'s lock word.
@@ -387,8 +381,8 @@ typedef struct ply_array_queue_t ply_array_queue_t;
 typedef struct ply_barrier_t ply_barrier_t;
 
 /**
- * The dispenser of chunk indices (ply-core's `ChunkDispenser`), for up to
- * `PLY_DISPENSER_WORKERS` workers.
+ * The dispenser of chunk indices (ply-core's `ChunkDispenser`), for as many
+ * workers as its buffer has slots.
  */
 typedef struct ply_dispenser_t ply_dispenser_t;
 
@@ -472,16 +466,23 @@ extern "C" {
 
 /**
  * The size in bytes of the opaque type `ty` (a `ply_type` value) as this
- * library was built, or 0 for an unknown `ty`: a C program can check at
- * start-up that it was compiled with a matching `ply.h`
- * (`sizeof(ply_spsc_t) == ply_layout_size(PLY_TYPE_SPSC)`). Thread safety: a
- * pure function.
+ * library was built: a C program can check at start-up that it was compiled
+ * with a matching `ply.h` (`sizeof(ply_spsc_t) ==
+ * ply_layout_size(PLY_TYPE_SPSC)`).
+ *
+ * Thread safety: a pure function.
+ *
+ * Returns the size, or 0 for an unknown `ty`.
  */
 size_t ply_layout_size(int32_t ty);
 
 /**
- * The alignment in bytes of the opaque type `ty` (a `ply_type` value), or 0
- * for an unknown `ty` (see `ply_layout_size`).
+ * The alignment in bytes of the opaque type `ty` (a `ply_type` value) as this
+ * library was built (see `ply_layout_size`).
+ *
+ * Thread safety: a pure function.
+ *
+ * Returns the alignment, or 0 for an unknown `ty`.
  */
 size_t ply_layout_align(int32_t ty);
 
@@ -489,8 +490,11 @@ size_t ply_layout_align(int32_t ty);
  * Makes `*schedule` split `0..len` into `parts` nearly equal ranges (sizes
  * differ by at most 1; fewer parts if `len < parts`): a static split.
  *
+ * Thread and process safety: touches only `*schedule`; a schedule is plain
+ * data, which any thread or process may read once made (or make its own).
+ *
  * Returns `PLY_OK`, `PLY_ERR_SCHEDULE` if `parts` is 0, or
- * `PLY_ERR_NULL`/`PLY_ERR_ALIGN`. Thread safety: touches only `*schedule`.
+ * `PLY_ERR_NULL`/`PLY_ERR_ALIGN`.
  *
  * # Safety
  *
@@ -502,8 +506,11 @@ enum ply_status ply_schedule_even(struct ply_schedule_t *schedule, size_t len, s
  * Makes `*schedule` split `0..len` into ranges of `size` items (the last may
  * be shorter): many small chunks for a dispenser.
  *
+ * Thread and process safety: touches only `*schedule`; a schedule is plain
+ * data, which any thread or process may read once made (or make its own).
+ *
  * Returns `PLY_OK`, `PLY_ERR_SCHEDULE` if `size` is 0, or
- * `PLY_ERR_NULL`/`PLY_ERR_ALIGN`. Thread safety: touches only `*schedule`.
+ * `PLY_ERR_NULL`/`PLY_ERR_ALIGN`.
  *
  * # Safety
  *
@@ -516,8 +523,11 @@ enum ply_status ply_schedule_fixed(struct ply_schedule_t *schedule, size_t len, 
  * `max(min, remaining / (k * workers))` items (OpenMP's `guided`), so big
  * chunks come first and small ones even out the end.
  *
+ * Thread and process safety: touches only `*schedule`; a schedule is plain
+ * data, which any thread or process may read once made (or make its own).
+ *
  * Returns `PLY_OK`, `PLY_ERR_SCHEDULE` if `workers`, `k` or `min` is 0, or
- * `PLY_ERR_NULL`/`PLY_ERR_ALIGN`. Thread safety: touches only `*schedule`.
+ * `PLY_ERR_NULL`/`PLY_ERR_ALIGN`.
  *
  * # Safety
  *
@@ -535,9 +545,12 @@ enum ply_status ply_schedule_guided(struct ply_schedule_t *schedule,
  * cost of the ideal). The schedule keeps reading `costs`: they must stay alive
  * and unchanged while it is used. Each chunk lookup scans the costs (O(len)).
  *
+ * Thread and process safety: touches only `*schedule`. The schedule holds the
+ * address of `costs`, so it is valid only in the process that made it (and its
+ * `fork()`s): every other process makes its own from its own costs.
+ *
  * Returns `PLY_OK`, `PLY_ERR_SCHEDULE` if `parts` is 0, or `PLY_ERR_NULL`
- * (also for NULL `costs` with `len > 0`)/`PLY_ERR_ALIGN`. Thread safety:
- * touches only `*schedule`.
+ * (also for NULL `costs` with `len > 0`)/`PLY_ERR_ALIGN`.
  *
  * # Safety
  *
@@ -549,8 +562,11 @@ enum ply_status ply_schedule_weighted(struct ply_schedule_t *schedule,
                                       size_t parts);
 
 /**
- * The number of chunks in `schedule`; 0 for a NULL `schedule`. Thread safety:
- * reads only; any thread or process.
+ * The number of chunks in `schedule`.
+ *
+ * Thread and process safety: reads only; any thread or process, all at once.
+ *
+ * Returns the count; 0 for a NULL or misaligned `schedule`.
  *
  * # Safety
  *
@@ -561,8 +577,10 @@ size_t ply_schedule_chunks(const struct ply_schedule_t *schedule);
 /**
  * Writes chunk `i` of `schedule` as the half-open range `[*start, *end)`.
  *
+ * Thread and process safety: reads only; any thread or process, all at once.
+ *
  * Returns `PLY_OK`, `PLY_ERR_RANGE` if `i >= ply_schedule_chunks(schedule)`,
- * or `PLY_ERR_NULL`/`PLY_ERR_ALIGN`. Thread safety: reads only.
+ * or `PLY_ERR_NULL`/`PLY_ERR_ALIGN`.
  *
  * # Safety
  *
@@ -578,8 +596,10 @@ enum ply_status ply_schedule_chunk(const struct ply_schedule_t *schedule,
  * stable shards (an even split), so `n` machines can split one job with no
  * coordination.
  *
+ * Thread safety: a pure function.
+ *
  * Returns `PLY_OK`, `PLY_ERR_RANGE` if `k >= n`, `PLY_ERR_SCHEDULE` if `n` is 0,
- * or `PLY_ERR_NULL`/`PLY_ERR_ALIGN`. Thread safety: a pure function.
+ * or `PLY_ERR_NULL`/`PLY_ERR_ALIGN`.
  *
  * # Safety
  *
@@ -588,33 +608,84 @@ enum ply_status ply_schedule_chunk(const struct ply_schedule_t *schedule,
 enum ply_status ply_shard(size_t k, size_t n, size_t len, size_t *start, size_t *end);
 
 /**
- * Initializes `dispenser` at chunk 0, with no worker holding a chunk. Not
- * concurrently with any other use. One dispenser serves one run of one
+ * Bytes of buffer a `ply_dispenser_t` for `workers` workers needs (as the
+ * macro `PLY_DISPENSER_BUFFER_SIZE`): `PLY_CACHE_LINE` bytes per worker, so
+ * that workers recording their claims do not share a cache line. The buffer
+ * must be aligned like `size_t`; aligned to `PLY_CACHE_LINE`, no two workers'
+ * slots share a line.
+ *
+ * Thread safety: a pure function.
+ *
+ * Returns the size, or 0 if it overflows.
+ */
+size_t ply_dispenser_buffer_size(size_t workers);
+
+/**
+ * Initializes `dispenser` at chunk 0 for workers `0 .. workers - 1`, their
+ * slots in `buffer` (`ply_dispenser_buffer_size(workers)` bytes, aligned like
+ * `size_t`), no worker holding a chunk. One dispenser serves one run of one
  * schedule; initialize it again for the next run.
  *
- * Returns `PLY_OK`, or `PLY_ERR_NULL`/`PLY_ERR_ALIGN`.
+ * The dispenser records where `buffer` is relative to itself: in every process
+ * that uses it, the buffer must be at the same distance from `dispenser` (map
+ * both from one object), and an initialized dispenser must not be copied (see
+ * "Shared memory" above). Other processes check that with
+ * `ply_dispenser_attach`.
+ *
+ * Thread and process safety: not while anything else uses `dispenser`.
+ *
+ * Returns `PLY_OK`; `PLY_ERR_CAPACITY` if `workers` is 0; `PLY_ERR_SIZE` if
+ * the buffer size overflows; `PLY_ERR_OVERLAP` if the buffer overlaps
+ * `dispenser`; `PLY_ERR_NULL`/`PLY_ERR_ALIGN` for a bad `dispenser` or
+ * `buffer`.
  *
  * # Safety
  *
- * `dispenser` must point to writable memory for a `ply_dispenser_t`.
+ * `dispenser` must point to writable memory for a `ply_dispenser_t`; `buffer`
+ * to writable memory of the size above that outlives every use of it.
  */
-enum ply_status ply_dispenser_init(struct ply_dispenser_t *dispenser);
+enum ply_status ply_dispenser_init(struct ply_dispenser_t *dispenser, void *buffer, size_t workers);
+
+/**
+ * Checks, in a process that did not call `ply_dispenser_init`, that
+ * `dispenser` is initialized and that `buffer` (the buffer as this process
+ * maps it) is where the dispenser will look for it. Call it once per process
+ * before other calls; it changes nothing.
+ *
+ * Thread and process safety: any thread or process, at any time after the
+ * dispenser's `ply_dispenser_init` returned.
+ *
+ * Returns `PLY_OK`; `PLY_ERR_UNINIT` if `dispenser` is not an initialized
+ * dispenser; `PLY_ERR_MAPPING` if it would find its buffer elsewhere;
+ * `PLY_ERR_NULL`/`PLY_ERR_ALIGN` for a bad pointer.
+ *
+ * # Safety
+ *
+ * `dispenser` must point to readable memory of a `ply_dispenser_t`'s size.
+ */
+enum ply_status ply_dispenser_attach(const struct ply_dispenser_t *dispenser, void *buffer);
 
 /**
  * Claims the next chunk of `schedule` for `worker`: a chunk re-issued by
  * `ply_dispenser_reclaim` first, else the next new one. Writes its index and
  * range. The chunk is recorded as `worker`'s until `ply_dispenser_complete` or
- * its next claim. Lock-free; any thread or process; every caller must pass the
- * same schedule.
+ * its next claim. Lock-free.
+ *
+ * Thread and process safety: any thread or process, all at once; every caller
+ * must pass the same schedule, and each worker id must be used by one thread
+ * at a time. A worker that dies holding a chunk leaves it recorded as its own
+ * until `ply_dispenser_reclaim`.
  *
  * Returns `PLY_OK`, `PLY_DONE` when every chunk has been handed out (nothing
- * written), `PLY_ERR_RANGE` if `worker >= PLY_DISPENSER_WORKERS`, or
+ * written), `PLY_ERR_RANGE` if `worker` is not below the dispenser's worker
+ * count, `PLY_ERR_UNINIT` if `dispenser` is not an initialized dispenser, or
  * `PLY_ERR_NULL`/`PLY_ERR_ALIGN`.
  *
  * # Safety
  *
- * `dispenser` initialized; `schedule` made by a `ply_schedule_*` function;
- * `index`, `start`, `end` writable.
+ * `dispenser` points to a `ply_dispenser_t`'s worth of readable memory;
+ * `schedule` made by a `ply_schedule_*` function; `index`, `start`, `end`
+ * writable.
  */
 enum ply_status ply_dispenser_claim(const struct ply_dispenser_t *dispenser,
                                     size_t worker,
@@ -626,24 +697,28 @@ enum ply_status ply_dispenser_claim(const struct ply_dispenser_t *dispenser,
 /**
  * Marks `worker`'s current chunk done (it will not be reclaimed).
  *
- * Returns `PLY_OK`, `PLY_ERR_RANGE` for a worker out of range, or
- * `PLY_ERR_NULL`.
+ * Thread and process safety: the thread using the id `worker`.
+ *
+ * Returns `PLY_OK`, or an error as for `ply_dispenser_claim`.
  *
  * # Safety
  *
- * `dispenser` must be initialized.
+ * `dispenser` points to a `ply_dispenser_t`'s worth of readable memory.
  */
 enum ply_status ply_dispenser_complete(const struct ply_dispenser_t *dispenser, size_t worker);
 
 /**
  * Writes the chunk `worker` holds now to `*index`.
  *
+ * Thread and process safety: any thread or process, all at once.
+ *
  * Returns `PLY_OK` (it holds one), `PLY_EMPTY` (it holds none; nothing
- * written), `PLY_ERR_RANGE`, or `PLY_ERR_NULL`/`PLY_ERR_ALIGN`.
+ * written), or an error as for `ply_dispenser_claim`.
  *
  * # Safety
  *
- * `dispenser` initialized; `index` writable.
+ * `dispenser` points to a `ply_dispenser_t`'s worth of readable memory;
+ * `index` writable.
  */
 enum ply_status ply_dispenser_held_by(const struct ply_dispenser_t *dispenser,
                                       size_t worker,
@@ -652,35 +727,59 @@ enum ply_status ply_dispenser_held_by(const struct ply_dispenser_t *dispenser,
 /**
  * For a supervisor, after `worker` died: takes the chunk it held and queues it
  * so the next `ply_dispenser_claim` by anyone gets it. Writes the chunk's index.
- * Call it only for a worker that will never complete its chunk.
  *
- * Returns `PLY_OK` (re-queued), `PLY_EMPTY` (it held nothing), `PLY_ERR_RANGE`,
- * or `PLY_ERR_NULL`/`PLY_ERR_ALIGN`.
+ * Thread and process safety: any thread or process, alongside the other
+ * workers' claims; call it only for a worker that will never complete its
+ * chunk (dead), or that chunk is done twice.
+ *
+ * Returns `PLY_OK` (re-queued), `PLY_EMPTY` (it held nothing), or an error as
+ * for `ply_dispenser_claim`.
  *
  * # Safety
  *
- * `dispenser` initialized; `index` writable.
+ * `dispenser` points to a `ply_dispenser_t`'s worth of readable memory;
+ * `index` writable.
  */
 enum ply_status ply_dispenser_reclaim(const struct ply_dispenser_t *dispenser,
                                       size_t worker,
                                       size_t *index);
 
 /**
- * Chunk indices issued so far (for progress reports). 0 for NULL.
+ * The number of workers `dispenser` tracks (ids `0 .. n - 1`).
+ *
+ * Thread and process safety: any thread or process, all at once.
+ *
+ * Returns the count; 0 for a NULL, misaligned or uninitialized `dispenser`.
  *
  * # Safety
  *
- * `dispenser` must be NULL or initialized.
+ * `dispenser` must be NULL or point to a `ply_dispenser_t`'s worth of
+ * readable memory.
+ */
+size_t ply_dispenser_workers(const struct ply_dispenser_t *dispenser);
+
+/**
+ * Chunk indices issued so far (for progress reports).
+ *
+ * Thread and process safety: any thread or process, all at once.
+ *
+ * Returns the count; 0 for a NULL, misaligned or uninitialized `dispenser`.
+ *
+ * # Safety
+ *
+ * As for `ply_dispenser_workers`.
  */
 size_t ply_dispenser_issued(const struct ply_dispenser_t *dispenser);
 
 /**
  * Bytes of buffer a `ply_array_queue_t` of `capacity` items of `elem_size`
  * bytes needs (as the macro `PLY_ARRAY_QUEUE_BUFFER_SIZE`): per item, a stamp
- * word and the item, rounded up to a whole word. 0 if that overflows. The
- * buffer must be aligned like `size_t`.
+ * word and the item, rounded up to a whole word. The buffer must be aligned
+ * like `size_t`.
  *
  * Thread safety: a pure function.
+ *
+ * Returns the size, or 0 if it overflows.
  */
 size_t ply_array_queue_buffer_size(size_t capacity, size_t elem_size);
 
@@ -736,13 +835,16 @@ enum ply_status ply_array_queue_init(struct ply_array_queue_t *queue,
 enum ply_status ply_array_queue_attach(const struct ply_array_queue_t *queue, void *buffer);
 
 /**
- * Copies `elem_size` bytes from `item` into the queue, at the back. Any thread
- * or process.
+ * Copies `elem_size` bytes from `item` into the queue, at the back.
  *
  * Linearizable: `PLY_FULL` means the queue was full at an instant during the
  * call. If the slot to push into still holds an item whose pop is in flight,
- * it waits for that pop to finish: a consumer that dies there makes it wait
- * forever (use `ply_array_queue_trypush` or `_push_until` across processes).
+ * it waits for that pop to finish.
+ *
+ * Thread and process safety: any thread or process, all at once; but a
+ * consumer that dies in the middle of a pop makes a push that reaches its slot
+ * wait forever (use `ply_array_queue_trypush` or `_push_until` across
+ * processes).
  *
  * Returns `PLY_OK`, `PLY_FULL` (nothing copied), `PLY_ERR_UNINIT` if `queue`
  * is not an initialized array queue, or `PLY_ERR_NULL`/`PLY_ERR_ALIGN`.
@@ -758,6 +860,8 @@ enum ply_status ply_array_queue_push(const struct ply_array_queue_t *queue, cons
  * As `ply_array_queue_push`, but never waits for another party: a pop in
  * flight at the slot gives `PLY_BUSY` (the queue is not full; try again).
  *
+ * Thread and process safety: any thread or process, all at once.
+ *
  * Returns `PLY_OK`, `PLY_FULL`, `PLY_BUSY`, or an error as for
  * `ply_array_queue_push`.
  *
@@ -770,6 +874,9 @@ enum ply_status ply_array_queue_trypush(const struct ply_array_queue_t *queue, c
 /**
  * As `ply_array_queue_push`, waiting for a pop in flight only until
  * `give_up(ctx)` returns non-zero (then `PLY_BUSY`; NULL: never gives up).
+ *
+ * Thread and process safety: any thread or process, all at once; `give_up`
+ * runs on the calling thread.
  *
  * Returns `PLY_OK`, `PLY_FULL`, `PLY_BUSY`, or an error as for
  * `ply_array_queue_push`.
@@ -785,12 +892,14 @@ enum ply_status ply_array_queue_push_until(const struct ply_array_queue_t *queue
 
 /**
  * Copies the item at the front into `out` (`elem_size` bytes) and removes it.
- * Any thread or process.
  *
  * Linearizable: `PLY_EMPTY` means the queue was empty at an instant during the
- * call. If the oldest item's push is in flight, it waits for that push: a
- * producer that dies there makes it wait forever (use `_trypop` or
- * `_pop_until` across processes, or `ply_scq_t`).
+ * call. If the oldest item's push is in flight, it waits for that push.
+ *
+ * Thread and process safety: any thread or process, all at once; but a
+ * producer that dies in the middle of a push makes a pop that reaches its slot
+ * wait forever (use `_trypop` or `_pop_until` across processes, or
+ * `ply_scq_t`).
  *
  * Returns `PLY_OK`, `PLY_EMPTY` (nothing written), `PLY_ERR_UNINIT` if
  * `queue` is not an initialized array queue, or `PLY_ERR_NULL`/`PLY_ERR_ALIGN`.
@@ -806,6 +915,8 @@ enum ply_status ply_array_queue_pop(const struct ply_array_queue_t *queue, void 
  * As `ply_array_queue_pop`, but never waits for another party: a push in
  * flight at the head gives `PLY_BUSY` (the queue is not empty).
  *
+ * Thread and process safety: any thread or process, all at once.
+ *
  * Returns `PLY_OK`, `PLY_EMPTY`, `PLY_BUSY`, or an error as for
  * `ply_array_queue_pop`.
  *
@@ -818,6 +929,9 @@ enum ply_status ply_array_queue_trypop(const struct ply_array_queue_t *queue, vo
 /**
  * As `ply_array_queue_pop`, waiting for a push in flight only until
  * `give_up(ctx)` returns non-zero (then `PLY_BUSY`; NULL: never gives up).
+ *
+ * Thread and process safety: any thread or process, all at once; `give_up`
+ * runs on the calling thread.
  *
  * Returns `PLY_OK`, `PLY_EMPTY`, `PLY_BUSY`, or an error as for
  * `ply_array_queue_pop`.
@@ -832,8 +946,11 @@ enum ply_status ply_array_queue_pop_until(const struct ply_array_queue_t *queue,
                                           void *ctx);
 
 /**
- * The number of items (a consistent snapshot; stale once others act). Any
- * thread or process. 0 for a NULL, misaligned or uninitialized `queue`.
+ * The number of items (a consistent snapshot; stale once others act).
+ *
+ * Thread and process safety: any thread or process, all at once.
+ *
+ * Returns the count; 0 for a NULL, misaligned or uninitialized `queue`.
  *
  * # Safety
  *
@@ -843,8 +960,11 @@ enum ply_status ply_array_queue_pop_until(const struct ply_array_queue_t *queue,
 size_t ply_array_queue_len(const struct ply_array_queue_t *queue);
 
 /**
- * The queue's capacity in items. Any thread or process. 0 for a NULL,
- * misaligned or uninitialized `queue`.
+ * The queue's capacity in items.
+ *
+ * Thread and process safety: any thread or process, all at once.
+ *
+ * Returns the capacity; 0 for a NULL, misaligned or uninitialized `queue`.
  *
  * # Safety
  *
@@ -855,10 +975,12 @@ size_t ply_array_queue_capacity(const struct ply_array_queue_t *queue);
 /**
  * Bytes of buffer a `ply_scq_t` of `capacity` items of `elem_size` bytes needs
  * (as the macro `PLY_SCQ_BUFFER_SIZE`): `4 * capacity` words for the two index
- * rings, then `capacity * elem_size` bytes of slots. 0 if that overflows. The
- * buffer must be aligned like `size_t`.
+ * rings, then `capacity * elem_size` bytes of slots. The buffer must be aligned
+ * like `size_t`.
  *
  * Thread safety: a pure function.
+ *
+ * Returns the size, or 0 if it overflows.
  */
 size_t ply_scq_buffer_size(size_t capacity, size_t elem_size);
 
@@ -916,7 +1038,10 @@ enum ply_status ply_scq_attach(const struct ply_scq_t *queue, void *buffer);
 
 /**
  * Copies `elem_size` bytes from `item` into the queue, at the back.
- * Lock-free; safe to call from any thread or process at once.
+ * Lock-free.
+ *
+ * Thread and process safety: any thread or process, all at once; one that
+ * stops or dies inside it costs the others at most that item and one slot.
  *
  * Returns `PLY_OK`, `PLY_FULL` (nothing copied), `PLY_ERR_UNINIT` if `queue` is
  * not an initialized SCQ queue, or `PLY_ERR_NULL`/`PLY_ERR_ALIGN`.
@@ -930,7 +1055,10 @@ enum ply_status ply_scq_push(const struct ply_scq_t *queue, const void *item);
 
 /**
  * Copies the item at the front of the queue into `out` (`elem_size` bytes)
- * and removes it. Lock-free; safe to call from any thread or process at once.
+ * and removes it. Lock-free.
+ *
+ * Thread and process safety: any thread or process, all at once; one that
+ * stops or dies inside it costs the others at most that item and one slot.
  *
  * Returns `PLY_OK`, `PLY_EMPTY` (nothing written), `PLY_ERR_UNINIT` if `queue`
  * is not an initialized SCQ queue, or `PLY_ERR_NULL`/`PLY_ERR_ALIGN`.
@@ -943,8 +1071,11 @@ enum ply_status ply_scq_push(const struct ply_scq_t *queue, const void *item);
 enum ply_status ply_scq_pop(const struct ply_scq_t *queue, void *out);
 
 /**
- * The queue's capacity in items. Any thread or process. Returns 0 for a NULL,
- * misaligned or uninitialized `queue`.
+ * The queue's capacity in items.
+ *
+ * Thread and process safety: any thread or process, all at once.
+ *
+ * Returns the capacity; 0 for a NULL, misaligned or uninitialized `queue`.
  *
  * # Safety
  *
@@ -954,10 +1085,12 @@ size_t ply_scq_capacity(const struct ply_scq_t *queue);
 
 /**
  * Bytes of buffer a `ply_spsc_t` of `capacity` items of `elem_size` bytes
- * needs: `capacity * elem_size` (as the macro `PLY_SPSC_BUFFER_SIZE`), or 0 if
- * that overflows. The buffer needs no particular alignment.
+ * needs: `capacity * elem_size` (as the macro `PLY_SPSC_BUFFER_SIZE`). The
+ * buffer needs no particular alignment.
  *
  * Thread safety: a pure function.
+ *
+ * Returns the size, or 0 if it overflows.
  */
 size_t ply_spsc_buffer_size(size_t capacity, size_t elem_size);
 
@@ -1013,11 +1146,14 @@ enum ply_status ply_spsc_init(struct ply_spsc_t *ring,
 enum ply_status ply_spsc_attach(const struct ply_spsc_t *ring, void *buffer);
 
 /**
- * Makes the producer handle of `ring` in `*out`.
+ * Makes the producer handle of `ring` in `*out`. A new handle continues from
+ * where the last one stopped.
  *
- * At most one producer handle may be in use for a ring at a time, across all
- * threads and processes (after `fork()`, the side that does not produce simply
- * never uses its copy). A new handle continues from where the last one stopped.
+ * Thread and process safety: any thread or process, but at most one producer
+ * handle may be in use for a ring at a time, across all threads and processes
+ * (after `fork()`, the side that does not produce simply never uses its copy).
+ * The handle is valid only in the process that made it (or a `fork()` of it
+ * that sees `ring` at the same address).
  *
  * Returns `PLY_OK`; `PLY_ERR_UNINIT` if `ring` is not an initialized ring;
  * `PLY_ERR_NULL`/`PLY_ERR_ALIGN` for a bad pointer.
@@ -1030,8 +1166,9 @@ enum ply_status ply_spsc_attach(const struct ply_spsc_t *ring, void *buffer);
 enum ply_status ply_spsc_producer(const struct ply_spsc_t *ring, struct ply_spsc_producer_t *out);
 
 /**
- * Makes the consumer handle of `ring` in `*out`. At most one consumer handle
- * may be in use at a time (see `ply_spsc_producer`).
+ * Makes the consumer handle of `ring` in `*out`.
+ *
+ * Thread and process safety: as `ply_spsc_producer`, for the one consumer.
  *
  * Returns `PLY_OK`; `PLY_ERR_UNINIT` if `ring` is not an initialized ring;
  * `PLY_ERR_NULL`/`PLY_ERR_ALIGN` for a bad pointer.
@@ -1046,8 +1183,9 @@ enum ply_status ply_spsc_consumer(const struct ply_spsc_t *ring, struct ply_spsc
  * Copies `elem_size` bytes from `item` into the ring, at the back.
  * Wait-free: never waits for the consumer.
  *
- * Only the thread holding `producer` may call it (one producer per ring); it
- * runs concurrently with the consumer's calls, in this or another process.
+ * Thread and process safety: only the thread holding `producer` may call it
+ * (one producer per ring); it runs concurrently with the consumer's calls, in
+ * this or another process.
  *
  * Returns `PLY_OK`, `PLY_FULL` if the ring has no free slot (nothing copied),
  * or `PLY_ERR_NULL`/`PLY_ERR_ALIGN` for a bad pointer.
@@ -1063,7 +1201,8 @@ enum ply_status ply_spsc_push(struct ply_spsc_producer_t *producer, const void *
  * Copies the item at the front of the ring into `out` (`elem_size` bytes) and
  * removes it. Wait-free.
  *
- * Only the thread holding `consumer` may call it (one consumer per ring).
+ * Thread and process safety: only the thread holding `consumer` may call it
+ * (one consumer per ring); it runs concurrently with the producer's calls.
  *
  * Returns `PLY_OK`, `PLY_EMPTY` if there is no item (nothing written), or
  * `PLY_ERR_NULL`/`PLY_ERR_ALIGN` for a bad pointer.
@@ -1077,8 +1216,11 @@ enum ply_status ply_spsc_pop(struct ply_spsc_consumer_t *consumer, void *out);
 
 /**
  * The number of items in the ring: a snapshot, exact only when neither side is
- * active. Any thread or process. Returns 0 for a NULL, misaligned or
- * uninitialized `ring`.
+ * active.
+ *
+ * Thread and process safety: any thread or process, all at once.
+ *
+ * Returns the count; 0 for a NULL, misaligned or uninitialized `ring`.
  *
  * # Safety
  *
@@ -1087,8 +1229,11 @@ enum ply_status ply_spsc_pop(struct ply_spsc_consumer_t *consumer, void *out);
 size_t ply_spsc_len(const struct ply_spsc_t *ring);
 
 /**
- * The ring's capacity in items. Any thread or process. Returns 0 for a NULL,
- * misaligned or uninitialized `ring`.
+ * The ring's capacity in items.
+ *
+ * Thread and process safety: any thread or process, all at once.
+ *
+ * Returns the capacity; 0 for a NULL, misaligned or uninitialized `ring`.
  *
  * # Safety
  *
@@ -1097,9 +1242,12 @@ size_t ply_spsc_len(const struct ply_spsc_t *ring);
 size_t ply_spsc_capacity(const struct ply_spsc_t *ring);
 
 /**
- * Initializes `lock` unlocked. Not concurrently with any other use of it.
+ * Initializes `lock` unlocked.
  *
- * Returns `PLY_OK`, or `PLY_ERR_NULL`/`PLY_ERR_ALIGN`.
+ * Thread and process safety: call it once, before any other use, and not
+ * while anything else uses it.
+ *
+ * Returns `PLY_OK`, or `PLY_ERR_NULL`/`PLY_ERR_ALIGN` for a bad pointer.
  *
  * # Safety
  *
@@ -1108,8 +1256,11 @@ size_t ply_spsc_capacity(const struct ply_spsc_t *ring);
 enum ply_status ply_spin_init(struct ply_spin_t *lock);
 
 /**
- * Takes `lock`, spinning (with backoff) until it is free. Any thread or
- * process; not reentrant (a holder that locks again spins forever).
+ * Takes `lock`, spinning (with backoff) until it is free.
+ *
+ * Thread and process safety: any thread or process; not reentrant (a holder
+ * that locks again spins forever). A holder that dies leaves it held: use
+ * `ply_spin_lock_until` where that can happen.
  *
  * With GCC or Clang, `ply.h` turns `ply_spin_lock(lock)` into an inline
  * compare-and-swap that calls this function only when the lock is held (see
@@ -1124,8 +1275,11 @@ enum ply_status ply_spin_init(struct ply_spin_t *lock);
 enum ply_status ply_spin_lock(const struct ply_spin_t *lock);
 
 /**
- * Takes `lock` if it is free, at once. Returns `PLY_OK` (taken), `PLY_BUSY`
- * (held by someone), or `PLY_ERR_NULL`.
+ * Takes `lock` if it is free, at once.
+ *
+ * Thread and process safety: any thread or process.
+ *
+ * Returns `PLY_OK` (taken), `PLY_BUSY` (held by someone), or `PLY_ERR_NULL`.
  *
  * # Safety
  *
@@ -1136,6 +1290,9 @@ enum ply_status ply_spin_trylock(const struct ply_spin_t *lock);
 /**
  * Takes `lock`, calling `give_up(ctx)` after each failed attempt; stops when
  * it returns non-zero. NULL `give_up` waits forever.
+ *
+ * Thread and process safety: any thread or process; `give_up` runs on the
+ * calling thread.
  *
  * Returns `PLY_OK` (taken), `PLY_TIMEOUT` (gave up, not taken), or
  * `PLY_ERR_NULL`.
@@ -1149,8 +1306,11 @@ enum ply_status ply_spin_lock_until(const struct ply_spin_t *lock,
                                     void *ctx);
 
 /**
- * Releases `lock`. Only its holder may call it (a lock taken in one process
- * may be released by the same holder's code in any form: inline or not).
+ * Releases `lock`.
+ *
+ * Thread and process safety: only its holder may call it, from any thread of
+ * the holding process (a lock taken inline may be released here, and the
+ * other way round).
  *
  * With GCC or Clang, `ply.h` turns `ply_spin_unlock(lock)` into the same
  * release store, inline; `(ply_spin_unlock)(lock)` always calls this function.
@@ -1164,9 +1324,12 @@ enum ply_status ply_spin_lock_until(const struct ply_spin_t *lock,
 enum ply_status ply_spin_unlock(const struct ply_spin_t *lock);
 
 /**
- * Initializes `lock` unlocked. Not concurrently with any other use of it.
+ * Initializes `lock` unlocked.
  *
- * Returns `PLY_OK`, or `PLY_ERR_NULL`/`PLY_ERR_ALIGN`.
+ * Thread and process safety: call it once, before any other use, and not
+ * while anything else uses it.
+ *
+ * Returns `PLY_OK`, or `PLY_ERR_NULL`/`PLY_ERR_ALIGN` for a bad pointer.
  *
  * # Safety
  *
@@ -1176,9 +1339,13 @@ enum ply_status ply_ticket_init(struct ply_ticket_t *lock);
 
 /**
  * Takes `lock` in FIFO order: waiters are served in the order they arrived.
- * Any thread or process; not reentrant.
  *
- * Returns `PLY_OK`, or `PLY_ERR_NULL`.
+ * Thread and process safety: any thread or process; not reentrant. A waiter
+ * that dies while waiting has its turn revoked after a delay; a holder that
+ * dies leaves the lock held (use `ply_ticket_lock_until` where that can
+ * happen).
+ *
+ * Returns `PLY_OK`, or `PLY_ERR_NULL`/`PLY_ERR_ALIGN` for a bad pointer.
  *
  * # Safety
  *
@@ -1187,8 +1354,11 @@ enum ply_status ply_ticket_init(struct ply_ticket_t *lock);
 enum ply_status ply_ticket_lock(const struct ply_ticket_t *lock);
 
 /**
- * Takes `lock` only if no one holds it or waits for it. Returns `PLY_OK`,
- * `PLY_BUSY`, or `PLY_ERR_NULL`.
+ * Takes `lock` only if no one holds it or waits for it.
+ *
+ * Thread and process safety: any thread or process.
+ *
+ * Returns `PLY_OK`, `PLY_BUSY`, or `PLY_ERR_NULL`/`PLY_ERR_ALIGN` for a bad pointer.
  *
  * # Safety
  *
@@ -1200,7 +1370,10 @@ enum ply_status ply_ticket_trylock(const struct ply_ticket_t *lock);
  * Takes `lock`, giving up when `give_up(ctx)` returns non-zero (NULL: never).
  * A waiter that gives up never leaves the lock stuck on its ticket.
  *
- * Returns `PLY_OK`, `PLY_TIMEOUT`, or `PLY_ERR_NULL`.
+ * Thread and process safety: any thread or process; `give_up` runs on the
+ * calling thread.
+ *
+ * Returns `PLY_OK`, `PLY_TIMEOUT`, or `PLY_ERR_NULL`/`PLY_ERR_ALIGN` for a bad pointer.
  *
  * # Safety
  *
@@ -1211,9 +1384,11 @@ enum ply_status ply_ticket_lock_until(const struct ply_ticket_t *lock,
                                       void *ctx);
 
 /**
- * Releases `lock` to the next ticket. Only its holder may call it.
+ * Releases `lock` to the next ticket.
  *
- * Returns `PLY_OK`, or `PLY_ERR_NULL`.
+ * Thread and process safety: only its holder may call it.
+ *
+ * Returns `PLY_OK`, or `PLY_ERR_NULL`/`PLY_ERR_ALIGN` for a bad pointer.
  *
  * # Safety
  *
@@ -1222,9 +1397,12 @@ enum ply_status ply_ticket_lock_until(const struct ply_ticket_t *lock,
 enum ply_status ply_ticket_unlock(const struct ply_ticket_t *lock);
 
 /**
- * Initializes `lock` unlocked. Not concurrently with any other use of it.
+ * Initializes `lock` unlocked.
  *
- * Returns `PLY_OK`, or `PLY_ERR_NULL`/`PLY_ERR_ALIGN`.
+ * Thread and process safety: call it once, before any other use, and not
+ * while anything else uses it.
+ *
+ * Returns `PLY_OK`, or `PLY_ERR_NULL`/`PLY_ERR_ALIGN` for a bad pointer.
  *
  * # Safety
  *
@@ -1234,9 +1412,12 @@ enum ply_status ply_rwlock_init(struct ply_rwlock_t *lock);
 
 /**
  * Takes `lock` shared. Readers wait while a writer holds it or waits for it
- * (writers are preferred). Any thread or process.
+ * (writers are preferred).
  *
- * Returns `PLY_OK`, or `PLY_ERR_NULL`.
+ * Thread and process safety: any thread or process; not reentrant while a
+ * writer waits.
+ *
+ * Returns `PLY_OK`, or `PLY_ERR_NULL`/`PLY_ERR_ALIGN` for a bad pointer.
  *
  * # Safety
  *
@@ -1245,8 +1426,11 @@ enum ply_status ply_rwlock_init(struct ply_rwlock_t *lock);
 enum ply_status ply_rwlock_read(const struct ply_rwlock_t *lock);
 
 /**
- * Takes `lock` shared if that needs no waiting. Returns `PLY_OK`, `PLY_BUSY`,
- * or `PLY_ERR_NULL`.
+ * Takes `lock` shared if that needs no waiting.
+ *
+ * Thread and process safety: any thread or process.
+ *
+ * Returns `PLY_OK`, `PLY_BUSY`, or `PLY_ERR_NULL`/`PLY_ERR_ALIGN` for a bad pointer.
  *
  * # Safety
  *
@@ -1256,7 +1440,12 @@ enum ply_status ply_rwlock_tryread(const struct ply_rwlock_t *lock);
 
 /**
  * Takes `lock` shared, giving up when `give_up(ctx)` returns non-zero (NULL:
- * never). Returns `PLY_OK`, `PLY_TIMEOUT`, or `PLY_ERR_NULL`.
+ * never).
+ *
+ * Thread and process safety: any thread or process; `give_up` runs on the
+ * calling thread.
+ *
+ * Returns `PLY_OK`, `PLY_TIMEOUT`, or `PLY_ERR_NULL`/`PLY_ERR_ALIGN` for a bad pointer.
  *
  * # Safety
  *
@@ -1267,7 +1456,11 @@ enum ply_status ply_rwlock_read_until(const struct ply_rwlock_t *lock,
                                       void *ctx);
 
 /**
- * Releases a shared hold of `lock`. Returns `PLY_OK`, or `PLY_ERR_NULL`.
+ * Releases a shared hold of `lock`.
+ *
+ * Thread and process safety: only a holder of a shared hold may call it.
+ *
+ * Returns `PLY_OK`, or `PLY_ERR_NULL`/`PLY_ERR_ALIGN` for a bad pointer.
  *
  * # Safety
  *
@@ -1276,7 +1469,11 @@ enum ply_status ply_rwlock_read_until(const struct ply_rwlock_t *lock,
 enum ply_status ply_rwlock_unlock_read(const struct ply_rwlock_t *lock);
 
 /**
- * Takes `lock` exclusive. Returns `PLY_OK`, or `PLY_ERR_NULL`.
+ * Takes `lock` exclusive.
+ *
+ * Thread and process safety: any thread or process; not reentrant.
+ *
+ * Returns `PLY_OK`, or `PLY_ERR_NULL`/`PLY_ERR_ALIGN` for a bad pointer.
  *
  * # Safety
  *
@@ -1285,8 +1482,11 @@ enum ply_status ply_rwlock_unlock_read(const struct ply_rwlock_t *lock);
 enum ply_status ply_rwlock_write(const struct ply_rwlock_t *lock);
 
 /**
- * Takes `lock` exclusive if it is free. Returns `PLY_OK`, `PLY_BUSY`, or
- * `PLY_ERR_NULL`.
+ * Takes `lock` exclusive if it is free.
+ *
+ * Thread and process safety: any thread or process.
+ *
+ * Returns `PLY_OK`, `PLY_BUSY`, or `PLY_ERR_NULL`/`PLY_ERR_ALIGN` for a bad pointer.
  *
  * # Safety
  *
@@ -1296,7 +1496,12 @@ enum ply_status ply_rwlock_trywrite(const struct ply_rwlock_t *lock);
 
 /**
  * Takes `lock` exclusive, giving up when `give_up(ctx)` returns non-zero
- * (NULL: never). Returns `PLY_OK`, `PLY_TIMEOUT`, or `PLY_ERR_NULL`.
+ * (NULL: never).
+ *
+ * Thread and process safety: any thread or process; `give_up` runs on the
+ * calling thread.
+ *
+ * Returns `PLY_OK`, `PLY_TIMEOUT`, or `PLY_ERR_NULL`/`PLY_ERR_ALIGN` for a bad pointer.
  *
  * # Safety
  *
@@ -1307,7 +1512,11 @@ enum ply_status ply_rwlock_write_until(const struct ply_rwlock_t *lock,
                                        void *ctx);
 
 /**
- * Releases the exclusive hold of `lock`. Returns `PLY_OK`, or `PLY_ERR_NULL`.
+ * Releases the exclusive hold of `lock`.
+ *
+ * Thread and process safety: only its holder may call it.
+ *
+ * Returns `PLY_OK`, or `PLY_ERR_NULL`/`PLY_ERR_ALIGN` for a bad pointer.
  *
  * # Safety
  *
@@ -1316,10 +1525,12 @@ enum ply_status ply_rwlock_write_until(const struct ply_rwlock_t *lock,
 enum ply_status ply_rwlock_unlock_write(const struct ply_rwlock_t *lock);
 
 /**
- * Initializes `sem` with `permits` permits. Not concurrently with any other
- * use of it.
+ * Initializes `sem` with `permits` permits.
  *
- * Returns `PLY_OK`, or `PLY_ERR_NULL`/`PLY_ERR_ALIGN`.
+ * Thread and process safety: call it once, before any other use, and not
+ * while anything else uses it.
+ *
+ * Returns `PLY_OK`, or `PLY_ERR_NULL`/`PLY_ERR_ALIGN` for a bad pointer.
  *
  * # Safety
  *
@@ -1328,10 +1539,12 @@ enum ply_status ply_rwlock_unlock_write(const struct ply_rwlock_t *lock);
 enum ply_status ply_semaphore_init(struct ply_semaphore_t *sem, uint32_t permits);
 
 /**
- * Takes one permit, waiting (spinning) until one is free. Any thread or
- * process. Give it back with `ply_semaphore_release`.
+ * Takes one permit, waiting (spinning) until one is free. Give it back with
+ * `ply_semaphore_release`.
  *
- * Returns `PLY_OK`, or `PLY_ERR_NULL`.
+ * Thread and process safety: any thread or process.
+ *
+ * Returns `PLY_OK`, or `PLY_ERR_NULL`/`PLY_ERR_ALIGN` for a bad pointer.
  *
  * # Safety
  *
@@ -1340,8 +1553,11 @@ enum ply_status ply_semaphore_init(struct ply_semaphore_t *sem, uint32_t permits
 enum ply_status ply_semaphore_acquire(const struct ply_semaphore_t *sem);
 
 /**
- * Takes one permit if one is free now. Returns `PLY_OK`, `PLY_BUSY` (none
- * free), or `PLY_ERR_NULL`.
+ * Takes one permit if one is free now.
+ *
+ * Thread and process safety: any thread or process.
+ *
+ * Returns `PLY_OK`, `PLY_BUSY` (none free), or `PLY_ERR_NULL`/`PLY_ERR_ALIGN` for a bad pointer.
  *
  * # Safety
  *
@@ -1351,7 +1567,12 @@ enum ply_status ply_semaphore_tryacquire(const struct ply_semaphore_t *sem);
 
 /**
  * Takes one permit, giving up when `give_up(ctx)` returns non-zero (NULL:
- * never). Returns `PLY_OK`, `PLY_TIMEOUT`, or `PLY_ERR_NULL`.
+ * never).
+ *
+ * Thread and process safety: any thread or process; `give_up` runs on the
+ * calling thread.
+ *
+ * Returns `PLY_OK`, `PLY_TIMEOUT`, or `PLY_ERR_NULL`/`PLY_ERR_ALIGN` for a bad pointer.
  *
  * # Safety
  *
@@ -1363,7 +1584,11 @@ enum ply_status ply_semaphore_acquire_until(const struct ply_semaphore_t *sem,
 
 /**
  * Gives back `n` permits (any party may release; the count is not checked
- * against the initial one). Returns `PLY_OK`, or `PLY_ERR_NULL`.
+ * against the initial one).
+ *
+ * Thread and process safety: any thread or process.
+ *
+ * Returns `PLY_OK`, or `PLY_ERR_NULL`/`PLY_ERR_ALIGN` for a bad pointer.
  *
  * # Safety
  *
@@ -1372,7 +1597,11 @@ enum ply_status ply_semaphore_acquire_until(const struct ply_semaphore_t *sem,
 enum ply_status ply_semaphore_release(const struct ply_semaphore_t *sem, uint32_t n);
 
 /**
- * The number of free permits (a snapshot). 0 for a NULL `sem`.
+ * The number of free permits (a snapshot).
+ *
+ * Thread and process safety: any thread or process.
+ *
+ * Returns the count; 0 for a NULL or misaligned `sem`.
  *
  * # Safety
  *
@@ -1381,9 +1610,12 @@ enum ply_status ply_semaphore_release(const struct ply_semaphore_t *sem, uint32_
 uint32_t ply_semaphore_available(const struct ply_semaphore_t *sem);
 
 /**
- * Initializes `event` unset. Not concurrently with any other use of it.
+ * Initializes `event` unset.
  *
- * Returns `PLY_OK`, or `PLY_ERR_NULL`/`PLY_ERR_ALIGN`.
+ * Thread and process safety: call it once, before any other use, and not
+ * while anything else uses it.
+ *
+ * Returns `PLY_OK`, or `PLY_ERR_NULL`/`PLY_ERR_ALIGN` for a bad pointer.
  *
  * # Safety
  *
@@ -1393,8 +1625,11 @@ enum ply_status ply_event_init(struct ply_event_t *event);
 
 /**
  * Sets `event` and wakes every waiter; writes made before it are visible to
- * whoever sees it set. Any thread or process. Returns `PLY_OK`, or
- * `PLY_ERR_NULL`.
+ * whoever sees it set.
+ *
+ * Thread and process safety: any thread or process.
+ *
+ * Returns `PLY_OK`, or `PLY_ERR_NULL`/`PLY_ERR_ALIGN` for a bad pointer.
  *
  * # Safety
  *
@@ -1403,7 +1638,11 @@ enum ply_status ply_event_init(struct ply_event_t *event);
 enum ply_status ply_event_set(const struct ply_event_t *event);
 
 /**
- * Clears `event`. Returns `PLY_OK`, or `PLY_ERR_NULL`.
+ * Clears `event`.
+ *
+ * Thread and process safety: any thread or process.
+ *
+ * Returns `PLY_OK`, or `PLY_ERR_NULL`/`PLY_ERR_ALIGN` for a bad pointer.
  *
  * # Safety
  *
@@ -1412,7 +1651,11 @@ enum ply_status ply_event_set(const struct ply_event_t *event);
 enum ply_status ply_event_clear(const struct ply_event_t *event);
 
 /**
- * Whether `event` is set (a snapshot). `false` for a NULL `event`.
+ * Whether `event` is set (a snapshot).
+ *
+ * Thread and process safety: any thread or process.
+ *
+ * Returns `true` if set; `false` if not, or for a NULL or misaligned `event`.
  *
  * # Safety
  *
@@ -1421,7 +1664,11 @@ enum ply_status ply_event_clear(const struct ply_event_t *event);
 bool ply_event_is_set(const struct ply_event_t *event);
 
 /**
- * Waits until `event` is set. Returns `PLY_OK`, or `PLY_ERR_NULL`.
+ * Waits until `event` is set.
+ *
+ * Thread and process safety: any thread or process.
+ *
+ * Returns `PLY_OK`, or `PLY_ERR_NULL`/`PLY_ERR_ALIGN` for a bad pointer.
  *
  * # Safety
  *
@@ -1431,7 +1678,12 @@ enum ply_status ply_event_wait(const struct ply_event_t *event);
 
 /**
  * Waits until `event` is set, giving up when `give_up(ctx)` returns non-zero
- * (NULL: never). Returns `PLY_OK` (set), `PLY_TIMEOUT`, or `PLY_ERR_NULL`.
+ * (NULL: never).
+ *
+ * Thread and process safety: any thread or process; `give_up` runs on the
+ * calling thread.
+ *
+ * Returns `PLY_OK` (set), `PLY_TIMEOUT`, or `PLY_ERR_NULL`/`PLY_ERR_ALIGN` for a bad pointer.
  *
  * # Safety
  *
@@ -1442,11 +1694,13 @@ enum ply_status ply_event_wait_until(const struct ply_event_t *event,
                                      void *ctx);
 
 /**
- * Initializes `barrier` for `parties` parties per round (at least 1). Not
- * concurrently with any other use of it.
+ * Initializes `barrier` for `parties` parties per round (at least 1).
+ *
+ * Thread and process safety: call it once, before any other use, and not
+ * while anything else uses it.
  *
  * Returns `PLY_OK`, `PLY_ERR_RANGE` if `parties` is 0, or
- * `PLY_ERR_NULL`/`PLY_ERR_ALIGN`.
+ * `PLY_ERR_NULL`/`PLY_ERR_ALIGN` for a bad pointer.
  *
  * # Safety
  *
@@ -1459,7 +1713,11 @@ enum ply_status ply_barrier_init(struct ply_barrier_t *barrier, uint32_t parties
  * party per round gets `*leader = true` (if `leader` is not NULL). Writes made
  * before arriving are visible to every party after it returns.
  *
- * Returns `PLY_OK`, or `PLY_ERR_NULL` for a NULL `barrier`.
+ * Thread and process safety: any thread or process; each party arrives once
+ * per round. A party that dies before arriving leaves the others waiting: use
+ * `ply_barrier_wait_until` where that can happen.
+ *
+ * Returns `PLY_OK`, or `PLY_ERR_NULL`/`PLY_ERR_ALIGN` for a bad `barrier`.
  *
  * # Safety
  *
@@ -1472,7 +1730,11 @@ enum ply_status ply_barrier_wait(const struct ply_barrier_t *barrier, bool *lead
  * never). Giving up does not take back the arrival: the round is broken for
  * the others, who must also give up.
  *
- * Returns `PLY_OK`, `PLY_TIMEOUT`, or `PLY_ERR_NULL`.
+ * Thread and process safety: as `ply_barrier_wait`; `give_up` runs on the
+ * calling thread.
+ *
+ * Returns `PLY_OK`, `PLY_TIMEOUT`, or `PLY_ERR_NULL`/`PLY_ERR_ALIGN` for a bad
+ * `barrier`.
  *
  * # Safety
  *
@@ -1485,9 +1747,12 @@ enum ply_status ply_barrier_wait_until(const struct ply_barrier_t *barrier,
                                        void *ctx);
 
 /**
- * Initializes `once` as not yet run. Not concurrently with any other use.
+ * Initializes `once` as not yet run.
  *
- * Returns `PLY_OK`, or `PLY_ERR_NULL`/`PLY_ERR_ALIGN`.
+ * Thread and process safety: call it once, before any other use, and not
+ * while anything else uses it.
+ *
+ * Returns `PLY_OK`, or `PLY_ERR_NULL`/`PLY_ERR_ALIGN` for a bad pointer.
  *
  * # Safety
  *
@@ -1498,10 +1763,12 @@ enum ply_status ply_once_init(struct ply_once_t *once);
 /**
  * Runs `f(arg)` if no call on `once` has run it yet; callers that arrive while
  * it runs wait until it has finished. After it returns, `f`'s writes are
- * visible to every caller. Any thread or process (a process that dies inside
- * `f` leaves the others waiting for good).
+ * visible to every caller.
  *
- * Returns `PLY_OK`, or `PLY_ERR_NULL` for a NULL `once` or `f`.
+ * Thread and process safety: any thread or process (a process that dies inside
+ * `f` leaves the others waiting for good); `f` runs on one caller's thread.
+ *
+ * Returns `PLY_OK`, `PLY_ERR_NULL` for a NULL `once` or `f`, or `PLY_ERR_ALIGN`.
  *
  * # Safety
  *
@@ -1511,7 +1778,11 @@ enum ply_status ply_once_init(struct ply_once_t *once);
 enum ply_status ply_once_call(const struct ply_once_t *once, void (*f)(void *arg), void *arg);
 
 /**
- * Whether `once` has run its function. `false` for a NULL `once`.
+ * Whether `once` has run its function.
+ *
+ * Thread and process safety: any thread or process.
+ *
+ * Returns `true` if it has; `false` if not, or for a NULL or misaligned `once`.
  *
  * # Safety
  *
@@ -1548,16 +1819,20 @@ struct ply_dispenser_t { PLY_ALIGNAS(PLY_DISPENSER_ALIGN) unsigned char _opaque[
     ((size_t)(cap) * (((size_t)(size) + 2u * sizeof(size_t) - 1u) / sizeof(size_t) * sizeof(size_t)))
 #define PLY_SCQ_BUFFER_SIZE(cap, size) \
     ((size_t)(cap) * 4u * sizeof(size_t) + (size_t)(cap) * (size_t)(size))
+/* Bytes of buffer for a dispenser of `workers` workers. */
+#define PLY_DISPENSER_BUFFER_SIZE(workers) ((size_t)(workers) * PLY_CACHE_LINE)
 
 /* The spin lock's fast path, inline (as Concurrency Kit's header-only
  * ck_spinlock is): no call at all while the lock is free.
  *
  * ply_spin_t is one byte, the lock word: PLY_SPIN_UNLOCKED (0) when free,
- * PLY_SPIN_LOCKED (1) when held. Taking it is a compare-and-swap from unlocked
- * to locked with acquire ordering; releasing it, a store of unlocked with
- * release ordering. That is ply-core's RawSpinMutex, which the library's
- * functions run, so inline and library callers, in any threads and processes,
- * share one lock. Only when the lock is held (or the pointer is NULL) does the
+ * PLY_SPIN_LOCKED (1) when held. Taking it is an atomic swap to locked with
+ * acquire ordering that finds it unlocked (the ck_spinlock_fas fast path: a
+ * swap that finds it locked changes nothing, as the word holds only these two
+ * values); releasing it, a store of unlocked with release ordering. That is
+ * ply-core's RawSpinMutex (whose compare-and-swap agrees with the swap on
+ * every state), which the library's functions run, so inline and library
+ * callers, in any threads and processes, share one lock. Only when the lock is held (or the pointer is NULL) does the
  * inline ply_spin_lock call the library's, which spins with backoff.
  *
  * Define PLY_NO_INLINE before including ply.h to call the library every time;
@@ -1565,10 +1840,9 @@ struct ply_dispenser_t { PLY_ALIGNAS(PLY_DISPENSER_ALIGN) unsigned char _opaque[
  * Clang (their __atomic builtins); other compilers always call the library. */
 #if !defined(PLY_NO_INLINE) && (defined(__GNUC__) || defined(__clang__))
 static inline enum ply_status ply_spin_lock_inline(const struct ply_spin_t *lock) {
-    unsigned char expected = PLY_SPIN_UNLOCKED;
     if (lock != NULL &&
-        __atomic_compare_exchange_n((unsigned char *)&lock->_opaque[0], &expected,
-                                    PLY_SPIN_LOCKED, 1, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
+        __atomic_exchange_n((unsigned char *)&lock->_opaque[0], PLY_SPIN_LOCKED,
+                            __ATOMIC_ACQUIRE) == PLY_SPIN_UNLOCKED)
         return PLY_OK;
     return (ply_spin_lock)(lock); /* held (or NULL): the library waits (or says so) */
 }

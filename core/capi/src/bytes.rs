@@ -1,6 +1,7 @@
-//! The storage C gets: slots of a run-time byte size, and index-ring words, in a
-//! buffer the C program owns. They plug into ply-core's storage traits, so the
-//! queues run ply-core's algorithms unchanged.
+//! The storage C gets: slots of a run-time byte size, index-ring words and
+//! dispenser worker slots, in a buffer the C program owns. They plug into
+//! ply-core's storage traits, so the queues and the dispenser run ply-core's
+//! algorithms unchanged.
 //!
 //! The control block never holds the buffer's address: each storage finds it
 //! through a [`Place`] (see [`crate::place`]), so a queue works in every
@@ -8,6 +9,7 @@
 
 use core::sync::atomic::AtomicUsize;
 
+use ply_core::partition::WorkerSlots;
 use ply_core::queue::mpmc::{Entries, StampedSlots};
 use ply_core::queue::storage::Slots;
 
@@ -249,5 +251,79 @@ unsafe impl StampedSlots for ByteCells {
 
     unsafe fn drop_value(&self, _: usize) {
         // Plain bytes: nothing to drop.
+    }
+}
+
+/// The slots of `workers` dispenser workers in a C buffer: one cache line
+/// (`PLY_CACHE_LINE` bytes) per worker, its `held` word first, then its
+/// `returned` word, so workers writing their `held` words on every claim do
+/// not share a line (if the buffer is cache-line aligned).
+pub(crate) struct WordWorkers {
+    place: Place,
+    tag: Tag,
+    workers: usize,
+}
+
+impl WordWorkers {
+    /// Bytes per worker.
+    pub(crate) const STRIDE: usize = crate::layout::PLY_CACHE_LINE;
+
+    /// Slots over `base[.. workers * STRIDE]`.
+    ///
+    /// # Safety
+    ///
+    /// `base` must be aligned for `usize` and valid for atomic reads and writes
+    /// of `workers * STRIDE` bytes (no overflow) while the dispenser is used.
+    pub(crate) unsafe fn new(base: *mut u8, workers: usize) -> Self {
+        WordWorkers {
+            place: Place::absolute(base),
+            tag: Tag::new(),
+            workers,
+        }
+    }
+
+    /// Where the slots are.
+    pub(crate) fn place(&self) -> &Place {
+        &self.place
+    }
+
+    /// What the control block that holds these slots is.
+    pub(crate) fn tag(&self) -> &Tag {
+        &self.tag
+    }
+
+    /// Word `k` (0: held, 1: returned) of worker `w`.
+    #[inline(always)]
+    fn word(&self, w: usize, k: usize) -> &AtomicUsize {
+        debug_assert!(w < self.workers && k < 2);
+        // SAFETY: `w < workers`: inside the buffer; aligned (the base and the
+        // stride are); only ever accessed atomically.
+        unsafe {
+            &*self
+                .place
+                .get()
+                .add(w * Self::STRIDE)
+                .cast::<AtomicUsize>()
+                .add(k)
+        }
+    }
+}
+
+// SAFETY: `workers` is fixed; worker `w`'s two words are the first two of its
+// own stride of the buffer `place` finds, distinct from every other's.
+unsafe impl WorkerSlots for WordWorkers {
+    #[inline(always)]
+    fn workers(&self) -> usize {
+        self.workers
+    }
+
+    #[inline(always)]
+    fn held(&self, w: usize) -> &AtomicUsize {
+        self.word(w, 0)
+    }
+
+    #[inline(always)]
+    fn returned(&self, w: usize) -> &AtomicUsize {
+        self.word(w, 1)
     }
 }

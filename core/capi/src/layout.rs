@@ -101,9 +101,9 @@ pub const PLY_ONCE_ALIGN: usize = 1;
 pub const PLY_SCHEDULE_SIZE: usize = 4 * PLY_WORD;
 /// Alignment of a `ply_schedule_t`.
 pub const PLY_SCHEDULE_ALIGN: usize = PLY_WORD;
-/// Size of a `ply_dispenser_t`: two padded counters, one padded slot per
-/// worker, and one re-issue word per worker.
-pub const PLY_DISPENSER_SIZE: usize = 66 * PLY_CACHE_LINE + 64 * PLY_WORD;
+/// Size of a `ply_dispenser_t`: two padded counters and the slot descriptor
+/// (the workers' slots are in the caller's buffer).
+pub const PLY_DISPENSER_SIZE: usize = 3 * PLY_CACHE_LINE;
 /// Alignment of a `ply_dispenser_t`.
 pub const PLY_DISPENSER_ALIGN: usize = PLY_CACHE_LINE;
 
@@ -197,17 +197,24 @@ fn layout_of(ty: i32) -> (usize, usize) {
 }
 
 /// The size in bytes of the opaque type `ty` (a `ply_type` value) as this
-/// library was built, or 0 for an unknown `ty`: a C program can check at
-/// start-up that it was compiled with a matching `ply.h`
-/// (`sizeof(ply_spsc_t) == ply_layout_size(PLY_TYPE_SPSC)`). Thread safety: a
-/// pure function.
+/// library was built: a C program can check at start-up that it was compiled
+/// with a matching `ply.h` (`sizeof(ply_spsc_t) ==
+/// ply_layout_size(PLY_TYPE_SPSC)`).
+///
+/// Thread safety: a pure function.
+///
+/// Returns the size, or 0 for an unknown `ty`.
 #[unsafe(no_mangle)]
 pub extern "C" fn ply_layout_size(ty: i32) -> usize {
     layout_of(ty).0
 }
 
-/// The alignment in bytes of the opaque type `ty` (a `ply_type` value), or 0
-/// for an unknown `ty` (see `ply_layout_size`).
+/// The alignment in bytes of the opaque type `ty` (a `ply_type` value) as this
+/// library was built (see `ply_layout_size`).
+///
+/// Thread safety: a pure function.
+///
+/// Returns the alignment, or 0 for an unknown `ty`.
 #[unsafe(no_mangle)]
 pub extern "C" fn ply_layout_align(ty: i32) -> usize {
     layout_of(ty).1

@@ -139,6 +139,18 @@ macro_rules! check_ptrs {
 }
 pub(crate) use check_ptrs;
 
+/// Unwraps a `Result<T, ply_status>`, returning the status from the calling
+/// function on `Err`.
+macro_rules! or_return {
+    ($result:expr) => {
+        match $result {
+            Ok(value) => value,
+            Err(status) => return status,
+        }
+    };
+}
+pub(crate) use or_return;
+
 /// A "give up?" callback for the bounded waits: called after each failed
 /// attempt with the caller's `ctx`; non-zero means stop waiting (`PLY_TIMEOUT`).
 /// It runs on the waiting thread, so it may read a clock, count spins, or check

@@ -25,7 +25,8 @@
 
 use core::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::{PLY_ERR_MAPPING, PLY_ERR_UNINIT, PLY_OK, ply_status};
+use crate::{PLY_ERR_ALIGN, PLY_ERR_MAPPING, PLY_ERR_NULL, PLY_ERR_OVERLAP, PLY_ERR_UNINIT};
+use crate::{PLY_OK, ply_status};
 
 /// Where a storage's buffer is: relative to the `Place` itself once anchored.
 ///
@@ -104,6 +105,7 @@ pub(crate) enum Kind {
     Spsc = 0x706c_7931,
     ArrayQueue = 0x706c_7932,
     Scq = 0x706c_7933,
+    Dispenser = 0x706c_7934,
 }
 
 /// Whether the `a_len` bytes at `a` and the `b_len` bytes at `b` overlap.
@@ -137,4 +139,43 @@ pub(crate) fn attached(tag: &Tag, kind: Kind, places: &[(&Place, *mut u8)]) -> p
         let _ = buffer.expose_provenance();
     }
     PLY_OK
+}
+
+/// `PLY_ERR_OVERLAP` if the `len` bytes of `buffer` overlap the control block
+/// at `object`.
+pub(crate) fn apart<T>(object: *const T, buffer: *const u8, len: usize) -> Result<(), ply_status> {
+    if overlaps(object, size_of::<T>(), buffer, len) {
+        Err(PLY_ERR_OVERLAP)
+    } else {
+        Ok(())
+    }
+}
+
+/// `&*object` for a call on an initialized object of `kind`: its tag, read
+/// through `tag`, names `kind`. Otherwise the status to return:
+/// `PLY_ERR_NULL`, `PLY_ERR_ALIGN` or `PLY_ERR_UNINIT`.
+///
+/// # Safety
+///
+/// `object` must be NULL or point to readable memory of a `T`'s size (the
+/// types here are atomics and integers, for which any bytes are a value).
+#[inline(always)]
+pub(crate) unsafe fn published<'a, T>(
+    object: *const T,
+    kind: Kind,
+    tag: impl FnOnce(&T) -> &Tag,
+) -> Result<&'a T, ply_status> {
+    if object.is_null() {
+        return Err(PLY_ERR_NULL);
+    }
+    if !object.is_aligned() {
+        return Err(PLY_ERR_ALIGN);
+    }
+    // SAFETY: non-null, aligned, readable (the caller's promise).
+    let object = unsafe { &*object };
+    if tag(object).is(kind) {
+        Ok(object)
+    } else {
+        Err(PLY_ERR_UNINIT)
+    }
 }

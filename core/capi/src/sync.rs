@@ -50,15 +50,24 @@ macro_rules! init_with {
     }};
 }
 
-/// `&*ptr`, or `PLY_ERR_NULL` from the calling function when `ptr` is NULL.
+/// `&*ptr`, or `PLY_ERR_NULL`/`PLY_ERR_ALIGN` from the calling function.
 macro_rules! deref {
     ($ptr:expr) => {{
-        if $ptr.is_null() {
-            return PLY_ERR_NULL;
-        }
-        // SAFETY: non-null; initialized (the caller's promise).
+        check_ptrs!($ptr);
+        // SAFETY: non-null and aligned (checked); initialized (the caller's
+        // promise).
         unsafe { &(*$ptr).0 }
     }};
+}
+
+/// `Some(&*ptr)`, or `None` for a NULL or misaligned `ptr`.
+///
+/// # Safety
+///
+/// `ptr` must be NULL, misaligned, or point to an initialized `T`.
+unsafe fn get<'a, T>(ptr: *const T) -> Option<&'a T> {
+    // SAFETY: non-null and aligned (checked); initialized (the caller's promise).
+    (!ptr.is_null() && ptr.is_aligned()).then(|| unsafe { &*ptr })
 }
 
 /// `PLY_OK` if `done`, else `PLY_TIMEOUT`.
@@ -73,9 +82,12 @@ fn ok_or_busy(done: bool) -> ply_status {
 
 // ---- spin lock ----
 
-/// Initializes `lock` unlocked. Not concurrently with any other use of it.
+/// Initializes `lock` unlocked.
 ///
-/// Returns `PLY_OK`, or `PLY_ERR_NULL`/`PLY_ERR_ALIGN`.
+/// Thread and process safety: call it once, before any other use, and not
+/// while anything else uses it.
+///
+/// Returns `PLY_OK`, or `PLY_ERR_NULL`/`PLY_ERR_ALIGN` for a bad pointer.
 ///
 /// # Safety
 ///
@@ -85,8 +97,11 @@ pub unsafe extern "C" fn ply_spin_init(lock: *mut ply_spin_t) -> ply_status {
     init_with!(lock, ply_spin_t(RawSpinMutex::new()))
 }
 
-/// Takes `lock`, spinning (with backoff) until it is free. Any thread or
-/// process; not reentrant (a holder that locks again spins forever).
+/// Takes `lock`, spinning (with backoff) until it is free.
+///
+/// Thread and process safety: any thread or process; not reentrant (a holder
+/// that locks again spins forever). A holder that dies leaves it held: use
+/// `ply_spin_lock_until` where that can happen.
 ///
 /// With GCC or Clang, `ply.h` turns `ply_spin_lock(lock)` into an inline
 /// compare-and-swap that calls this function only when the lock is held (see
@@ -103,8 +118,11 @@ pub unsafe extern "C" fn ply_spin_lock(lock: *const ply_spin_t) -> ply_status {
     PLY_OK
 }
 
-/// Takes `lock` if it is free, at once. Returns `PLY_OK` (taken), `PLY_BUSY`
-/// (held by someone), or `PLY_ERR_NULL`.
+/// Takes `lock` if it is free, at once.
+///
+/// Thread and process safety: any thread or process.
+///
+/// Returns `PLY_OK` (taken), `PLY_BUSY` (held by someone), or `PLY_ERR_NULL`.
 ///
 /// # Safety
 ///
@@ -116,6 +134,9 @@ pub unsafe extern "C" fn ply_spin_trylock(lock: *const ply_spin_t) -> ply_status
 
 /// Takes `lock`, calling `give_up(ctx)` after each failed attempt; stops when
 /// it returns non-zero. NULL `give_up` waits forever.
+///
+/// Thread and process safety: any thread or process; `give_up` runs on the
+/// calling thread.
 ///
 /// Returns `PLY_OK` (taken), `PLY_TIMEOUT` (gave up, not taken), or
 /// `PLY_ERR_NULL`.
@@ -132,8 +153,11 @@ pub unsafe extern "C" fn ply_spin_lock_until(
     ok_or_timeout(deref!(lock).lock_with(GiveUp::new(give_up, ctx)))
 }
 
-/// Releases `lock`. Only its holder may call it (a lock taken in one process
-/// may be released by the same holder's code in any form: inline or not).
+/// Releases `lock`.
+///
+/// Thread and process safety: only its holder may call it, from any thread of
+/// the holding process (a lock taken inline may be released here, and the
+/// other way round).
 ///
 /// With GCC or Clang, `ply.h` turns `ply_spin_unlock(lock)` into the same
 /// release store, inline; `(ply_spin_unlock)(lock)` always calls this function.
@@ -153,9 +177,12 @@ pub unsafe extern "C" fn ply_spin_unlock(lock: *const ply_spin_t) -> ply_status 
 
 // ---- ticket lock ----
 
-/// Initializes `lock` unlocked. Not concurrently with any other use of it.
+/// Initializes `lock` unlocked.
 ///
-/// Returns `PLY_OK`, or `PLY_ERR_NULL`/`PLY_ERR_ALIGN`.
+/// Thread and process safety: call it once, before any other use, and not
+/// while anything else uses it.
+///
+/// Returns `PLY_OK`, or `PLY_ERR_NULL`/`PLY_ERR_ALIGN` for a bad pointer.
 ///
 /// # Safety
 ///
@@ -166,9 +193,13 @@ pub unsafe extern "C" fn ply_ticket_init(lock: *mut ply_ticket_t) -> ply_status 
 }
 
 /// Takes `lock` in FIFO order: waiters are served in the order they arrived.
-/// Any thread or process; not reentrant.
 ///
-/// Returns `PLY_OK`, or `PLY_ERR_NULL`.
+/// Thread and process safety: any thread or process; not reentrant. A waiter
+/// that dies while waiting has its turn revoked after a delay; a holder that
+/// dies leaves the lock held (use `ply_ticket_lock_until` where that can
+/// happen).
+///
+/// Returns `PLY_OK`, or `PLY_ERR_NULL`/`PLY_ERR_ALIGN` for a bad pointer.
 ///
 /// # Safety
 ///
@@ -179,8 +210,11 @@ pub unsafe extern "C" fn ply_ticket_lock(lock: *const ply_ticket_t) -> ply_statu
     PLY_OK
 }
 
-/// Takes `lock` only if no one holds it or waits for it. Returns `PLY_OK`,
-/// `PLY_BUSY`, or `PLY_ERR_NULL`.
+/// Takes `lock` only if no one holds it or waits for it.
+///
+/// Thread and process safety: any thread or process.
+///
+/// Returns `PLY_OK`, `PLY_BUSY`, or `PLY_ERR_NULL`/`PLY_ERR_ALIGN` for a bad pointer.
 ///
 /// # Safety
 ///
@@ -193,7 +227,10 @@ pub unsafe extern "C" fn ply_ticket_trylock(lock: *const ply_ticket_t) -> ply_st
 /// Takes `lock`, giving up when `give_up(ctx)` returns non-zero (NULL: never).
 /// A waiter that gives up never leaves the lock stuck on its ticket.
 ///
-/// Returns `PLY_OK`, `PLY_TIMEOUT`, or `PLY_ERR_NULL`.
+/// Thread and process safety: any thread or process; `give_up` runs on the
+/// calling thread.
+///
+/// Returns `PLY_OK`, `PLY_TIMEOUT`, or `PLY_ERR_NULL`/`PLY_ERR_ALIGN` for a bad pointer.
 ///
 /// # Safety
 ///
@@ -207,9 +244,11 @@ pub unsafe extern "C" fn ply_ticket_lock_until(
     ok_or_timeout(deref!(lock).lock_with(GiveUp::new(give_up, ctx)))
 }
 
-/// Releases `lock` to the next ticket. Only its holder may call it.
+/// Releases `lock` to the next ticket.
 ///
-/// Returns `PLY_OK`, or `PLY_ERR_NULL`.
+/// Thread and process safety: only its holder may call it.
+///
+/// Returns `PLY_OK`, or `PLY_ERR_NULL`/`PLY_ERR_ALIGN` for a bad pointer.
 ///
 /// # Safety
 ///
@@ -224,9 +263,12 @@ pub unsafe extern "C" fn ply_ticket_unlock(lock: *const ply_ticket_t) -> ply_sta
 
 // ---- reader-writer lock ----
 
-/// Initializes `lock` unlocked. Not concurrently with any other use of it.
+/// Initializes `lock` unlocked.
 ///
-/// Returns `PLY_OK`, or `PLY_ERR_NULL`/`PLY_ERR_ALIGN`.
+/// Thread and process safety: call it once, before any other use, and not
+/// while anything else uses it.
+///
+/// Returns `PLY_OK`, or `PLY_ERR_NULL`/`PLY_ERR_ALIGN` for a bad pointer.
 ///
 /// # Safety
 ///
@@ -237,9 +279,12 @@ pub unsafe extern "C" fn ply_rwlock_init(lock: *mut ply_rwlock_t) -> ply_status 
 }
 
 /// Takes `lock` shared. Readers wait while a writer holds it or waits for it
-/// (writers are preferred). Any thread or process.
+/// (writers are preferred).
 ///
-/// Returns `PLY_OK`, or `PLY_ERR_NULL`.
+/// Thread and process safety: any thread or process; not reentrant while a
+/// writer waits.
+///
+/// Returns `PLY_OK`, or `PLY_ERR_NULL`/`PLY_ERR_ALIGN` for a bad pointer.
 ///
 /// # Safety
 ///
@@ -250,8 +295,11 @@ pub unsafe extern "C" fn ply_rwlock_read(lock: *const ply_rwlock_t) -> ply_statu
     PLY_OK
 }
 
-/// Takes `lock` shared if that needs no waiting. Returns `PLY_OK`, `PLY_BUSY`,
-/// or `PLY_ERR_NULL`.
+/// Takes `lock` shared if that needs no waiting.
+///
+/// Thread and process safety: any thread or process.
+///
+/// Returns `PLY_OK`, `PLY_BUSY`, or `PLY_ERR_NULL`/`PLY_ERR_ALIGN` for a bad pointer.
 ///
 /// # Safety
 ///
@@ -262,7 +310,12 @@ pub unsafe extern "C" fn ply_rwlock_tryread(lock: *const ply_rwlock_t) -> ply_st
 }
 
 /// Takes `lock` shared, giving up when `give_up(ctx)` returns non-zero (NULL:
-/// never). Returns `PLY_OK`, `PLY_TIMEOUT`, or `PLY_ERR_NULL`.
+/// never).
+///
+/// Thread and process safety: any thread or process; `give_up` runs on the
+/// calling thread.
+///
+/// Returns `PLY_OK`, `PLY_TIMEOUT`, or `PLY_ERR_NULL`/`PLY_ERR_ALIGN` for a bad pointer.
 ///
 /// # Safety
 ///
@@ -276,7 +329,11 @@ pub unsafe extern "C" fn ply_rwlock_read_until(
     ok_or_timeout(deref!(lock).read_with(GiveUp::new(give_up, ctx)))
 }
 
-/// Releases a shared hold of `lock`. Returns `PLY_OK`, or `PLY_ERR_NULL`.
+/// Releases a shared hold of `lock`.
+///
+/// Thread and process safety: only a holder of a shared hold may call it.
+///
+/// Returns `PLY_OK`, or `PLY_ERR_NULL`/`PLY_ERR_ALIGN` for a bad pointer.
 ///
 /// # Safety
 ///
@@ -289,7 +346,11 @@ pub unsafe extern "C" fn ply_rwlock_unlock_read(lock: *const ply_rwlock_t) -> pl
     PLY_OK
 }
 
-/// Takes `lock` exclusive. Returns `PLY_OK`, or `PLY_ERR_NULL`.
+/// Takes `lock` exclusive.
+///
+/// Thread and process safety: any thread or process; not reentrant.
+///
+/// Returns `PLY_OK`, or `PLY_ERR_NULL`/`PLY_ERR_ALIGN` for a bad pointer.
 ///
 /// # Safety
 ///
@@ -300,8 +361,11 @@ pub unsafe extern "C" fn ply_rwlock_write(lock: *const ply_rwlock_t) -> ply_stat
     PLY_OK
 }
 
-/// Takes `lock` exclusive if it is free. Returns `PLY_OK`, `PLY_BUSY`, or
-/// `PLY_ERR_NULL`.
+/// Takes `lock` exclusive if it is free.
+///
+/// Thread and process safety: any thread or process.
+///
+/// Returns `PLY_OK`, `PLY_BUSY`, or `PLY_ERR_NULL`/`PLY_ERR_ALIGN` for a bad pointer.
 ///
 /// # Safety
 ///
@@ -312,7 +376,12 @@ pub unsafe extern "C" fn ply_rwlock_trywrite(lock: *const ply_rwlock_t) -> ply_s
 }
 
 /// Takes `lock` exclusive, giving up when `give_up(ctx)` returns non-zero
-/// (NULL: never). Returns `PLY_OK`, `PLY_TIMEOUT`, or `PLY_ERR_NULL`.
+/// (NULL: never).
+///
+/// Thread and process safety: any thread or process; `give_up` runs on the
+/// calling thread.
+///
+/// Returns `PLY_OK`, `PLY_TIMEOUT`, or `PLY_ERR_NULL`/`PLY_ERR_ALIGN` for a bad pointer.
 ///
 /// # Safety
 ///
@@ -326,7 +395,11 @@ pub unsafe extern "C" fn ply_rwlock_write_until(
     ok_or_timeout(deref!(lock).write_with(GiveUp::new(give_up, ctx)))
 }
 
-/// Releases the exclusive hold of `lock`. Returns `PLY_OK`, or `PLY_ERR_NULL`.
+/// Releases the exclusive hold of `lock`.
+///
+/// Thread and process safety: only its holder may call it.
+///
+/// Returns `PLY_OK`, or `PLY_ERR_NULL`/`PLY_ERR_ALIGN` for a bad pointer.
 ///
 /// # Safety
 ///
@@ -341,10 +414,12 @@ pub unsafe extern "C" fn ply_rwlock_unlock_write(lock: *const ply_rwlock_t) -> p
 
 // ---- semaphore ----
 
-/// Initializes `sem` with `permits` permits. Not concurrently with any other
-/// use of it.
+/// Initializes `sem` with `permits` permits.
 ///
-/// Returns `PLY_OK`, or `PLY_ERR_NULL`/`PLY_ERR_ALIGN`.
+/// Thread and process safety: call it once, before any other use, and not
+/// while anything else uses it.
+///
+/// Returns `PLY_OK`, or `PLY_ERR_NULL`/`PLY_ERR_ALIGN` for a bad pointer.
 ///
 /// # Safety
 ///
@@ -354,10 +429,12 @@ pub unsafe extern "C" fn ply_semaphore_init(sem: *mut ply_semaphore_t, permits: 
     init_with!(sem, ply_semaphore_t(Semaphore::new(permits)))
 }
 
-/// Takes one permit, waiting (spinning) until one is free. Any thread or
-/// process. Give it back with `ply_semaphore_release`.
+/// Takes one permit, waiting (spinning) until one is free. Give it back with
+/// `ply_semaphore_release`.
 ///
-/// Returns `PLY_OK`, or `PLY_ERR_NULL`.
+/// Thread and process safety: any thread or process.
+///
+/// Returns `PLY_OK`, or `PLY_ERR_NULL`/`PLY_ERR_ALIGN` for a bad pointer.
 ///
 /// # Safety
 ///
@@ -368,8 +445,11 @@ pub unsafe extern "C" fn ply_semaphore_acquire(sem: *const ply_semaphore_t) -> p
     PLY_OK
 }
 
-/// Takes one permit if one is free now. Returns `PLY_OK`, `PLY_BUSY` (none
-/// free), or `PLY_ERR_NULL`.
+/// Takes one permit if one is free now.
+///
+/// Thread and process safety: any thread or process.
+///
+/// Returns `PLY_OK`, `PLY_BUSY` (none free), or `PLY_ERR_NULL`/`PLY_ERR_ALIGN` for a bad pointer.
 ///
 /// # Safety
 ///
@@ -386,7 +466,12 @@ pub unsafe extern "C" fn ply_semaphore_tryacquire(sem: *const ply_semaphore_t) -
 }
 
 /// Takes one permit, giving up when `give_up(ctx)` returns non-zero (NULL:
-/// never). Returns `PLY_OK`, `PLY_TIMEOUT`, or `PLY_ERR_NULL`.
+/// never).
+///
+/// Thread and process safety: any thread or process; `give_up` runs on the
+/// calling thread.
+///
+/// Returns `PLY_OK`, `PLY_TIMEOUT`, or `PLY_ERR_NULL`/`PLY_ERR_ALIGN` for a bad pointer.
 ///
 /// # Safety
 ///
@@ -407,7 +492,11 @@ pub unsafe extern "C" fn ply_semaphore_acquire_until(
 }
 
 /// Gives back `n` permits (any party may release; the count is not checked
-/// against the initial one). Returns `PLY_OK`, or `PLY_ERR_NULL`.
+/// against the initial one).
+///
+/// Thread and process safety: any thread or process.
+///
+/// Returns `PLY_OK`, or `PLY_ERR_NULL`/`PLY_ERR_ALIGN` for a bad pointer.
 ///
 /// # Safety
 ///
@@ -418,7 +507,11 @@ pub unsafe extern "C" fn ply_semaphore_release(sem: *const ply_semaphore_t, n: u
     PLY_OK
 }
 
-/// The number of free permits (a snapshot). 0 for a NULL `sem`.
+/// The number of free permits (a snapshot).
+///
+/// Thread and process safety: any thread or process.
+///
+/// Returns the count; 0 for a NULL or misaligned `sem`.
 ///
 /// # Safety
 ///
@@ -426,14 +519,17 @@ pub unsafe extern "C" fn ply_semaphore_release(sem: *const ply_semaphore_t, n: u
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ply_semaphore_available(sem: *const ply_semaphore_t) -> u32 {
     // SAFETY: NULL or initialized (caller).
-    unsafe { sem.as_ref() }.map_or(0, |s| s.0.available())
+    unsafe { get(sem) }.map_or(0, |s| s.0.available())
 }
 
 // ---- event ----
 
-/// Initializes `event` unset. Not concurrently with any other use of it.
+/// Initializes `event` unset.
 ///
-/// Returns `PLY_OK`, or `PLY_ERR_NULL`/`PLY_ERR_ALIGN`.
+/// Thread and process safety: call it once, before any other use, and not
+/// while anything else uses it.
+///
+/// Returns `PLY_OK`, or `PLY_ERR_NULL`/`PLY_ERR_ALIGN` for a bad pointer.
 ///
 /// # Safety
 ///
@@ -444,8 +540,11 @@ pub unsafe extern "C" fn ply_event_init(event: *mut ply_event_t) -> ply_status {
 }
 
 /// Sets `event` and wakes every waiter; writes made before it are visible to
-/// whoever sees it set. Any thread or process. Returns `PLY_OK`, or
-/// `PLY_ERR_NULL`.
+/// whoever sees it set.
+///
+/// Thread and process safety: any thread or process.
+///
+/// Returns `PLY_OK`, or `PLY_ERR_NULL`/`PLY_ERR_ALIGN` for a bad pointer.
 ///
 /// # Safety
 ///
@@ -456,7 +555,11 @@ pub unsafe extern "C" fn ply_event_set(event: *const ply_event_t) -> ply_status 
     PLY_OK
 }
 
-/// Clears `event`. Returns `PLY_OK`, or `PLY_ERR_NULL`.
+/// Clears `event`.
+///
+/// Thread and process safety: any thread or process.
+///
+/// Returns `PLY_OK`, or `PLY_ERR_NULL`/`PLY_ERR_ALIGN` for a bad pointer.
 ///
 /// # Safety
 ///
@@ -467,7 +570,11 @@ pub unsafe extern "C" fn ply_event_clear(event: *const ply_event_t) -> ply_statu
     PLY_OK
 }
 
-/// Whether `event` is set (a snapshot). `false` for a NULL `event`.
+/// Whether `event` is set (a snapshot).
+///
+/// Thread and process safety: any thread or process.
+///
+/// Returns `true` if set; `false` if not, or for a NULL or misaligned `event`.
 ///
 /// # Safety
 ///
@@ -475,10 +582,14 @@ pub unsafe extern "C" fn ply_event_clear(event: *const ply_event_t) -> ply_statu
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ply_event_is_set(event: *const ply_event_t) -> bool {
     // SAFETY: NULL or initialized (caller).
-    unsafe { event.as_ref() }.is_some_and(|e| e.0.is_set())
+    unsafe { get(event) }.is_some_and(|e| e.0.is_set())
 }
 
-/// Waits until `event` is set. Returns `PLY_OK`, or `PLY_ERR_NULL`.
+/// Waits until `event` is set.
+///
+/// Thread and process safety: any thread or process.
+///
+/// Returns `PLY_OK`, or `PLY_ERR_NULL`/`PLY_ERR_ALIGN` for a bad pointer.
 ///
 /// # Safety
 ///
@@ -490,7 +601,12 @@ pub unsafe extern "C" fn ply_event_wait(event: *const ply_event_t) -> ply_status
 }
 
 /// Waits until `event` is set, giving up when `give_up(ctx)` returns non-zero
-/// (NULL: never). Returns `PLY_OK` (set), `PLY_TIMEOUT`, or `PLY_ERR_NULL`.
+/// (NULL: never).
+///
+/// Thread and process safety: any thread or process; `give_up` runs on the
+/// calling thread.
+///
+/// Returns `PLY_OK` (set), `PLY_TIMEOUT`, or `PLY_ERR_NULL`/`PLY_ERR_ALIGN` for a bad pointer.
 ///
 /// # Safety
 ///
@@ -506,11 +622,13 @@ pub unsafe extern "C" fn ply_event_wait_until(
 
 // ---- barrier ----
 
-/// Initializes `barrier` for `parties` parties per round (at least 1). Not
-/// concurrently with any other use of it.
+/// Initializes `barrier` for `parties` parties per round (at least 1).
+///
+/// Thread and process safety: call it once, before any other use, and not
+/// while anything else uses it.
 ///
 /// Returns `PLY_OK`, `PLY_ERR_RANGE` if `parties` is 0, or
-/// `PLY_ERR_NULL`/`PLY_ERR_ALIGN`.
+/// `PLY_ERR_NULL`/`PLY_ERR_ALIGN` for a bad pointer.
 ///
 /// # Safety
 ///
@@ -527,7 +645,11 @@ pub unsafe extern "C" fn ply_barrier_init(barrier: *mut ply_barrier_t, parties: 
 /// party per round gets `*leader = true` (if `leader` is not NULL). Writes made
 /// before arriving are visible to every party after it returns.
 ///
-/// Returns `PLY_OK`, or `PLY_ERR_NULL` for a NULL `barrier`.
+/// Thread and process safety: any thread or process; each party arrives once
+/// per round. A party that dies before arriving leaves the others waiting: use
+/// `ply_barrier_wait_until` where that can happen.
+///
+/// Returns `PLY_OK`, or `PLY_ERR_NULL`/`PLY_ERR_ALIGN` for a bad `barrier`.
 ///
 /// # Safety
 ///
@@ -549,7 +671,11 @@ pub unsafe extern "C" fn ply_barrier_wait(
 /// never). Giving up does not take back the arrival: the round is broken for
 /// the others, who must also give up.
 ///
-/// Returns `PLY_OK`, `PLY_TIMEOUT`, or `PLY_ERR_NULL`.
+/// Thread and process safety: as `ply_barrier_wait`; `give_up` runs on the
+/// calling thread.
+///
+/// Returns `PLY_OK`, `PLY_TIMEOUT`, or `PLY_ERR_NULL`/`PLY_ERR_ALIGN` for a bad
+/// `barrier`.
 ///
 /// # Safety
 ///
@@ -576,9 +702,12 @@ pub unsafe extern "C" fn ply_barrier_wait_until(
 
 // ---- once ----
 
-/// Initializes `once` as not yet run. Not concurrently with any other use.
+/// Initializes `once` as not yet run.
 ///
-/// Returns `PLY_OK`, or `PLY_ERR_NULL`/`PLY_ERR_ALIGN`.
+/// Thread and process safety: call it once, before any other use, and not
+/// while anything else uses it.
+///
+/// Returns `PLY_OK`, or `PLY_ERR_NULL`/`PLY_ERR_ALIGN` for a bad pointer.
 ///
 /// # Safety
 ///
@@ -590,10 +719,12 @@ pub unsafe extern "C" fn ply_once_init(once: *mut ply_once_t) -> ply_status {
 
 /// Runs `f(arg)` if no call on `once` has run it yet; callers that arrive while
 /// it runs wait until it has finished. After it returns, `f`'s writes are
-/// visible to every caller. Any thread or process (a process that dies inside
-/// `f` leaves the others waiting for good).
+/// visible to every caller.
 ///
-/// Returns `PLY_OK`, or `PLY_ERR_NULL` for a NULL `once` or `f`.
+/// Thread and process safety: any thread or process (a process that dies inside
+/// `f` leaves the others waiting for good); `f` runs on one caller's thread.
+///
+/// Returns `PLY_OK`, `PLY_ERR_NULL` for a NULL `once` or `f`, or `PLY_ERR_ALIGN`.
 ///
 /// # Safety
 ///
@@ -613,7 +744,11 @@ pub unsafe extern "C" fn ply_once_call(
     PLY_OK
 }
 
-/// Whether `once` has run its function. `false` for a NULL `once`.
+/// Whether `once` has run its function.
+///
+/// Thread and process safety: any thread or process.
+///
+/// Returns `true` if it has; `false` if not, or for a NULL or misaligned `once`.
 ///
 /// # Safety
 ///
@@ -621,5 +756,5 @@ pub unsafe extern "C" fn ply_once_call(
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ply_once_is_done(once: *const ply_once_t) -> bool {
     // SAFETY: NULL or initialized (caller).
-    unsafe { once.as_ref() }.is_some_and(|o| o.0.is_completed())
+    unsafe { get(once) }.is_some_and(|o| o.0.is_completed())
 }

@@ -44,7 +44,9 @@ fn trailer() -> String {
          #define PLY_ARRAY_QUEUE_BUFFER_SIZE(cap, size) \\\n    \
          ((size_t)(cap) * (((size_t)(size) + 2u * sizeof(size_t) - 1u) / sizeof(size_t) * sizeof(size_t)))\n\
          #define PLY_SCQ_BUFFER_SIZE(cap, size) \\\n    \
-         ((size_t)(cap) * 4u * sizeof(size_t) + (size_t)(cap) * (size_t)(size))\n\n",
+         ((size_t)(cap) * 4u * sizeof(size_t) + (size_t)(cap) * (size_t)(size))\n\
+         /* Bytes of buffer for a dispenser of `workers` workers. */\n\
+         #define PLY_DISPENSER_BUFFER_SIZE(workers) ((size_t)(workers) * PLY_CACHE_LINE)\n\n",
     );
     t.push_str(include_str!("../src/inline.h"));
     t.push_str("\n#endif /* PLY_H */\n");
@@ -82,13 +84,12 @@ fn ply_h_is_up_to_date() {
     );
 }
 
-#[test]
-fn every_exported_function_is_documented_in_the_header() {
-    let header = generate();
-    let mut undocumented = Vec::new();
+/// Every exported function's doc comment in the header, by name.
+fn documented_functions(header: &str) -> Vec<(String, Option<String>)> {
+    let mut out = Vec::new();
     let lines: Vec<&str> = header.lines().collect();
     for (i, line) in lines.iter().enumerate() {
-        if let Some(name) = line
+        let Some(name) = line
             .split('(')
             .next()
             .and_then(|head| head.rsplit([' ', '*']).next())
@@ -97,14 +98,46 @@ fn every_exported_function_is_documented_in_the_header() {
             // The inline fast paths (src/inline.h) are not exported; one
             // comment above them documents both.
             .filter(|_| !line.starts_with("static inline"))
+        else {
+            continue;
+        };
+        // The doc comment ends on the line before the declaration.
+        let doc = (i > 0 && lines[i - 1].trim_end().ends_with("*/")).then(|| {
+            let start = lines[..i]
+                .iter()
+                .rposition(|l| l.trim_start().starts_with("/**"))
+                .expect("a doc comment opens");
+            lines[start..i].join("\n")
+        });
+        out.push((name.to_string(), doc));
+    }
+    out
+}
+
+/// Every exported function is documented in the header, with its thread and
+/// process safety ("Thread and process safety:", or "Thread safety: a pure
+/// function") and what it returns ("Returns").
+#[test]
+fn every_exported_function_is_documented_in_the_header() {
+    let header = generate();
+    let functions = documented_functions(&header);
+    assert!(functions.len() > 80, "found {} functions", functions.len());
+    let mut wanting = Vec::new();
+    for (name, doc) in &functions {
+        let Some(doc) = doc else {
+            wanting.push(format!("{name}: no doc comment"));
+            continue;
+        };
+        if !doc.contains("Thread and process safety:")
+            && !doc.contains("Thread safety: a pure function")
         {
-            // The line before a declaration ends its doc comment.
-            if i == 0 || !lines[i - 1].trim_end().ends_with("*/") {
-                undocumented.push(name.to_string());
-            }
+            wanting.push(format!("{name}: no thread and process safety"));
+        }
+        if !doc.contains("Returns") {
+            wanting.push(format!("{name}: no \"Returns\""));
         }
     }
-    assert!(undocumented.is_empty(), "undocumented: {undocumented:?}");
+    assert!(wanting.is_empty(), "{wanting:#?}");
     assert!(
         header.matches("PLY_OK").count() > 1,
         "the status codes are in the header"

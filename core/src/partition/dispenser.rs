@@ -17,10 +17,21 @@
 //! never lose a chunk should also track completion per chunk (for example
 //! through the results they collect) and re-issue what is missing.
 //!
+//! # Storage
+//!
+//! The per-worker slots live in a [`WorkerSlots`] storage, as a queue's items
+//! live in its [`Slots`](crate::queue::storage::Slots): the algorithm below is
+//! written once, over [`DispenserBase<S>`], and instantiated for
+//! [`InlineWorkers<W>`] ([`ChunkDispenser<W>`], a worker count fixed at
+//! compile time) and [`BorrowedWorkers`] ([`SliceDispenser`], a count chosen
+//! at run time, in a buffer the caller provides). ply's C ABI has a third
+//! storage of its own, in C-owned memory.
+//!
 //! # Across processes
 //!
-//! Counters and slots only, no pointers: works in `MAP_SHARED` memory. That is
-//! its main use: the workers of a forked map share one dispenser.
+//! Counters and slots only, no pointers: a [`ChunkDispenser`] works in
+//! `MAP_SHARED` memory. That is its main use: the workers of a forked map share
+//! one dispenser.
 
 use core::ops::Range;
 
@@ -28,6 +39,12 @@ use crossbeam_utils::CachePadded;
 
 use super::Schedule;
 use crate::primitive::{AtomicUsize, Ordering};
+
+mod storage;
+
+#[cfg(not(loom))]
+pub use storage::{BorrowedWorkers, WorkerSlot};
+pub use storage::{InlineWorkers, WorkerSlots};
 
 /// Slot value meaning "no chunk".
 const NONE: usize = 0;
@@ -51,7 +68,8 @@ pub struct Claim {
     pub range: Range<usize>,
 }
 
-/// Hands chunk indices to up to `W` workers (ids `0..W`), one `fetch_add` each.
+/// Hands chunk indices to up to `W` workers (ids `0..W`), one `fetch_add` each:
+/// the [`DispenserBase`] over `W` inline worker slots.
 ///
 /// Worker ids index the dispenser's per-worker slots as a slice is indexed:
 /// every method that takes one panics if it is `W` or more (a bug in the
@@ -82,18 +100,48 @@ pub struct Claim {
 /// });
 /// assert_eq!(sum.into_inner(), 999 * 1000 / 2);
 /// ```
+pub type ChunkDispenser<const W: usize> = DispenserBase<InlineWorkers<W>>;
+
+/// A [`ChunkDispenser`] whose worker count is chosen at run time: its slots
+/// are a buffer the caller provides, one [`WorkerSlot`] per worker. The same
+/// algorithm and guarantees.
+///
+/// # Example
+///
+/// ```
+/// use ply_core::partition::{Fixed, SliceDispenser, WorkerSlot};
+///
+/// let workers = 3; // known only at run time
+/// let mut slots: Vec<WorkerSlot> = (0..workers).map(|_| WorkerSlot::new()).collect();
+/// let d = SliceDispenser::over(&mut slots);
+/// assert_eq!(d.workers(), 3);
+/// let claim = d.claim(2, &Fixed::new(10, 4).unwrap()).unwrap();
+/// assert_eq!(claim.range, 0..4);
+/// ```
+#[cfg(not(loom))]
+pub type SliceDispenser<'a> = DispenserBase<BorrowedWorkers<'a>>;
+
+/// The chunk dispenser, generic over where its per-worker slots live
+/// ([`WorkerSlots`]). See [`ChunkDispenser`] for how to use it; everything
+/// there holds for every storage.
+///
+/// # Example
+///
+/// ```
+/// use ply_core::partition::{DispenserBase, InlineWorkers};
+///
+/// let d = DispenserBase::<InlineWorkers<2>>::new(); // = ChunkDispenser<2>
+/// assert_eq!(d.workers(), 2);
+/// ```
 #[derive(Debug)]
-pub struct ChunkDispenser<const W: usize> {
+pub struct DispenserBase<S: WorkerSlots> {
     /// The next never-issued chunk index.
     next: CachePadded<AtomicUsize>,
     /// Chunks given back by [`reclaim`](Self::reclaim), waiting to be re-issued.
     pending: CachePadded<AtomicUsize>,
-    /// Per worker: the chunk it holds, as `index + 1`, or `NONE`. Each on its
-    /// own cache line: workers write their slot on every claim.
-    held: [CachePadded<AtomicUsize>; W],
-    /// Re-issue slots (at most one per worker can be outstanding): `index + 1`
-    /// or `NONE`.
-    returned: [AtomicUsize; W],
+    /// Per worker: the chunk it holds (`held`), and a re-issue slot
+    /// (`returned`), each `index + 1` or `NONE`.
+    slots: S,
 }
 
 impl<const W: usize> ChunkDispenser<W> {
@@ -107,33 +155,103 @@ impl<const W: usize> ChunkDispenser<W> {
     /// ```
     #[cfg(not(loom))]
     pub const fn new() -> Self {
-        ChunkDispenser {
+        DispenserBase {
             next: CachePadded::new(AtomicUsize::new(0)),
             pending: CachePadded::new(AtomicUsize::new(0)),
-            held: [const { CachePadded::new(AtomicUsize::new(NONE)) }; W],
-            returned: [const { AtomicUsize::new(NONE) }; W],
+            slots: InlineWorkers::new(),
         }
     }
 
     /// A dispenser at chunk 0 (loom build).
     #[cfg(loom)]
     pub fn new() -> Self {
-        ChunkDispenser {
+        DispenserBase {
             next: CachePadded::new(AtomicUsize::new(0)),
             pending: CachePadded::new(AtomicUsize::new(0)),
-            held: core::array::from_fn(|_| CachePadded::new(AtomicUsize::new(NONE))),
-            returned: core::array::from_fn(|_| AtomicUsize::new(NONE)),
+            slots: InlineWorkers::new(),
+        }
+    }
+}
+
+#[cfg(not(loom))]
+impl<'a> SliceDispenser<'a> {
+    /// A dispenser at chunk 0 over `slots`, tracking workers
+    /// `0..slots.len()` (the slots' old contents are overwritten).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use ply_core::partition::{SliceDispenser, WorkerSlot};
+    ///
+    /// let mut slots = [WorkerSlot::new(), WorkerSlot::new()];
+    /// assert_eq!(SliceDispenser::over(&mut slots).workers(), 2);
+    /// ```
+    pub fn over(slots: &'a mut [WorkerSlot]) -> Self {
+        Self::with_slots(BorrowedWorkers::new(slots))
+    }
+}
+
+impl<S: WorkerSlots> DispenserBase<S> {
+    /// A dispenser at chunk 0 over `slots`, which it resets (no worker holds a
+    /// chunk, none waits to be re-issued). This is how storage made outside
+    /// ply-core (such as the C ABI's) gets a dispenser;
+    /// [`ChunkDispenser::new`] and [`SliceDispenser::over`] are the usual
+    /// ways in.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use ply_core::partition::{DispenserBase, InlineWorkers};
+    ///
+    /// let d = DispenserBase::with_slots(InlineWorkers::<4>::new());
+    /// assert_eq!(d.workers(), 4);
+    /// ```
+    pub fn with_slots(slots: S) -> Self {
+        for worker in 0..slots.workers() {
+            slots.held(worker).store(NONE, Ordering::Relaxed);
+            slots.returned(worker).store(NONE, Ordering::Relaxed);
+        }
+        DispenserBase {
+            next: CachePadded::new(AtomicUsize::new(0)),
+            pending: CachePadded::new(AtomicUsize::new(0)),
+            slots,
         }
     }
 
-    /// `worker`'s slot of `slots`, with slice indexing's panic made clearer.
+    /// The number of workers it tracks (ids `0..workers()`).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// assert_eq!(ply_core::partition::ChunkDispenser::<5>::new().workers(), 5);
+    /// ```
+    #[inline]
+    pub fn workers(&self) -> usize {
+        self.slots.workers()
+    }
+
+    /// The per-worker slots (for storage types that must reach their own
+    /// fields once the dispenser is in place, such as the C ABI's).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use ply_core::partition::{ChunkDispenser, WorkerSlots};
+    /// assert_eq!(ChunkDispenser::<3>::new().slots().workers(), 3);
+    /// ```
+    pub fn slots(&self) -> &S {
+        &self.slots
+    }
+
+    /// `worker`'s held-chunk slot, with slice indexing's panic made clearer.
     #[inline]
     #[track_caller]
-    fn slot<T>(slots: &[T; W], worker: usize) -> &T {
-        if worker >= W {
-            worker_out_of_range(worker, W);
+    fn held(&self, worker: usize) -> &AtomicUsize {
+        let workers = self.slots.workers();
+        if worker >= workers {
+            worker_out_of_range(worker, workers);
         }
-        &slots[worker]
+        self.slots.held(worker)
     }
 
     /// Claims the next chunk of `schedule` for `worker`: a re-issued chunk if
@@ -144,7 +262,7 @@ impl<const W: usize> ChunkDispenser<W> {
     ///
     /// # Panics
     ///
-    /// If `worker >= W`.
+    /// If `worker >= workers()` (`W`, for a `ChunkDispenser<W>`).
     ///
     /// # Example
     ///
@@ -167,8 +285,8 @@ impl<const W: usize> ChunkDispenser<W> {
     /// ```
     #[track_caller]
     #[must_use = "a claimed chunk stays held by this worker until it completes or claims again"]
-    pub fn claim<S: Schedule>(&self, worker: usize, schedule: &S) -> Option<Claim> {
-        let held = Self::slot(&self.held, worker);
+    pub fn claim<P: Schedule>(&self, worker: usize, schedule: &P) -> Option<Claim> {
+        let held = self.held(worker);
         let index = match self.take_returned() {
             Some(index) => index,
             None => {
@@ -201,9 +319,9 @@ impl<const W: usize> ChunkDispenser<W> {
         if self.pending.load(Ordering::Acquire) == 0 {
             return None;
         }
-        for slot in &self.returned {
+        for worker in 0..self.slots.workers() {
             // Acquire: pairs with the Release in `reclaim`.
-            let value = slot.swap(NONE, Ordering::AcqRel);
+            let value = self.slots.returned(worker).swap(NONE, Ordering::AcqRel);
             if value != NONE {
                 self.pending.fetch_sub(1, Ordering::AcqRel);
                 return Some(value - 1);
@@ -216,7 +334,7 @@ impl<const W: usize> ChunkDispenser<W> {
     ///
     /// # Panics
     ///
-    /// If `worker >= W`.
+    /// If `worker >= workers()` (`W`, for a `ChunkDispenser<W>`).
     ///
     /// # Example
     ///
@@ -230,14 +348,14 @@ impl<const W: usize> ChunkDispenser<W> {
     /// ```
     #[track_caller]
     pub fn complete(&self, worker: usize) {
-        Self::slot(&self.held, worker).store(NONE, Ordering::Release);
+        self.held(worker).store(NONE, Ordering::Release);
     }
 
     /// The chunk `worker` holds now, if any.
     ///
     /// # Panics
     ///
-    /// If `worker >= W`.
+    /// If `worker >= workers()` (`W`, for a `ChunkDispenser<W>`).
     ///
     /// # Example
     ///
@@ -250,7 +368,7 @@ impl<const W: usize> ChunkDispenser<W> {
     /// ```
     #[track_caller]
     pub fn held_by(&self, worker: usize) -> Option<usize> {
-        let value = Self::slot(&self.held, worker).load(Ordering::Acquire);
+        let value = self.held(worker).load(Ordering::Acquire);
         (value != NONE).then(|| value - 1)
     }
 
@@ -263,7 +381,7 @@ impl<const W: usize> ChunkDispenser<W> {
     ///
     /// # Panics
     ///
-    /// If `worker >= W`.
+    /// If `worker >= workers()` (`W`, for a `ChunkDispenser<W>`).
     ///
     /// # Example
     ///
@@ -279,7 +397,7 @@ impl<const W: usize> ChunkDispenser<W> {
     /// ```
     #[track_caller]
     pub fn reclaim(&self, worker: usize) -> Option<usize> {
-        let held = Self::slot(&self.held, worker);
+        let held = self.held(worker);
         let value = held.swap(NONE, Ordering::AcqRel);
         if value == NONE {
             return None;
@@ -288,9 +406,10 @@ impl<const W: usize> ChunkDispenser<W> {
         // finding it) never drives `pending` below zero.
         self.pending.fetch_add(1, Ordering::AcqRel);
         // A free re-issue slot exists: at most one outstanding chunk per worker,
-        // and `W` slots. Prefer the dead worker's own slot.
-        for offset in 0..W {
-            let slot = &self.returned[(worker + offset) % W];
+        // and a slot per worker. Prefer the dead worker's own slot.
+        let workers = self.slots.workers();
+        for offset in 0..workers {
+            let slot = self.slots.returned((worker + offset) % workers);
             // Release: pairs with the Acquire swap in `take_returned`.
             if slot
                 .compare_exchange(NONE, value, Ordering::AcqRel, Ordering::Relaxed)

@@ -63,8 +63,13 @@ fn errors_instead_of_panics() {
 /// index past a slice's end does, and leaves the dispenser untouched.
 #[test]
 fn dispenser_panics_on_a_worker_id_out_of_range() {
+    panics_on_a_worker_id_out_of_range(&ChunkDispenser::<2>::new());
+    let mut slots = [const { WorkerSlot::new() }; 2];
+    panics_on_a_worker_id_out_of_range(&SliceDispenser::over(&mut slots));
+}
+
+fn panics_on_a_worker_id_out_of_range<S: WorkerSlots>(d: &DispenserBase<S>) {
     use std::panic::{AssertUnwindSafe, catch_unwind};
-    let d = ChunkDispenser::<2>::new();
     let s = Fixed::new(4, 1).unwrap();
     let message = |f: &dyn Fn()| -> std::string::String {
         let payload = catch_unwind(AssertUnwindSafe(f)).expect_err("should panic");
@@ -140,14 +145,13 @@ fn shards_are_disjoint_and_cover() {
     }
 }
 
-#[test]
-fn dispenser_hands_out_every_chunk_once_across_threads() {
+/// Four threads claim until done; every chunk is handed out exactly once.
+fn hands_out_every_chunk_once<S: WorkerSlots + Sync>(dispenser: &DispenserBase<S>) {
     let schedule = Fixed::new(if cfg!(miri) { 200 } else { 100_000 }, 7).unwrap();
-    let dispenser = ChunkDispenser::<4>::new();
     let claimed: Vec<Vec<usize>> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..4)
             .map(|w| {
-                let (d, schedule) = (&dispenser, &schedule);
+                let (d, schedule) = (dispenser, &schedule);
                 s.spawn(move || {
                     let mut mine = Vec::new();
                     while let Some(c) = d.claim(w, schedule) {
@@ -167,9 +171,31 @@ fn dispenser_hands_out_every_chunk_once_across_threads() {
 }
 
 #[test]
+fn dispenser_hands_out_every_chunk_once_across_threads() {
+    hands_out_every_chunk_once(&ChunkDispenser::<4>::new());
+    let mut slots: Vec<WorkerSlot> = (0..4).map(|_| WorkerSlot::new()).collect();
+    hands_out_every_chunk_once(&SliceDispenser::over(&mut slots));
+}
+
+#[test]
 fn dispenser_reissues_a_dead_workers_chunk_first() {
+    reissues_a_dead_workers_chunk_first(&ChunkDispenser::<3>::new());
+    // Slots left dirty by an earlier run: the new dispenser resets them.
+    let mut slots = [const { WorkerSlot::new() }; 3];
+    {
+        let old = SliceDispenser::over(&mut slots);
+        let s = Fixed::new(10, 2).unwrap();
+        assert!(old.claim(0, &s).is_some() && old.claim(1, &s).is_some());
+        assert_eq!(old.reclaim(1), Some(1));
+    }
+    reissues_a_dead_workers_chunk_first(&SliceDispenser::over(&mut slots));
+}
+
+/// Two workers die holding chunks; the supervisor reclaims them; the third
+/// worker then does every chunk exactly once.
+fn reissues_a_dead_workers_chunk_first<S: WorkerSlots>(d: &DispenserBase<S>) {
+    assert_eq!(d.workers(), 3);
     let s = Fixed::new(10, 2).unwrap();
-    let d = ChunkDispenser::<3>::new();
     assert_eq!(d.claim(0, &s).unwrap().index, 0);
     assert_eq!(d.claim(1, &s).unwrap().index, 1);
     // Worker 0 dies holding chunk 0; worker 1 dies holding chunk 1.

@@ -6,8 +6,11 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, Sender, channel};
 
-use super::pool::{Job, ThreadPool};
-use super::task::{TaskError, TaskHandle, TaskState, panic_message};
+use super::error::TaskError;
+use super::job::Job;
+use super::pool::ThreadPool;
+use super::task::TaskHandle;
+use super::unwind::{Quiet, panic_message};
 
 impl ThreadPool {
     /// Applies `f` to every input on the pool, yielding results **in input
@@ -79,6 +82,16 @@ impl ThreadPool {
 }
 
 /// Ordered results of [`ThreadPool::map`].
+///
+/// # Example
+///
+/// ```
+/// let pool = ply_os::thread::ThreadPool::new(2).unwrap();
+/// let mut lengths = pool.map(["a", "bb", "ccc"], str::len);
+/// assert_eq!(lengths.next(), Some(Ok(1)));
+/// assert_eq!(lengths.collect::<Vec<_>>(), [Ok(2), Ok(3)]);
+/// ```
+#[must_use = "iterators are lazy: no input is submitted until the results are pulled"]
 pub struct Map<'p, I: Iterator, F, T> {
     pool: &'p ThreadPool,
     inputs: I,
@@ -102,12 +115,11 @@ where
                 break;
             };
             let f = Arc::clone(&self.f);
-            let handle = self.pool.submit(move || f(input)).unwrap_or_else(|_| {
-                // Shut down: this input's result is "cancelled", not lost.
-                let state = TaskState::new();
-                state.finish(Err(TaskError::Cancelled));
-                TaskHandle { state }
-            });
+            // Shut down: this input's result is "cancelled", not lost.
+            let handle = self
+                .pool
+                .submit(move || f(input))
+                .unwrap_or_else(|_| TaskHandle::cancelled());
             self.in_flight.push_back(handle);
         }
         Some(self.in_flight.pop_front()?.join())
@@ -115,26 +127,43 @@ where
 }
 
 /// Results of [`ThreadPool::map_unordered`], in completion order.
+///
+/// # Example
+///
+/// ```
+/// let pool = ply_os::thread::ThreadPool::new(2).unwrap();
+/// let mut sum = 0;
+/// for (index, result) in pool.map_unordered(1..=4u32, |x| x * 10) {
+///     assert_eq!(result, Ok((index as u32 + 1) * 10)); // each result keeps its index
+///     sum += result.unwrap();
+/// }
+/// assert_eq!(sum, 100);
+/// ```
+#[must_use = "iterators are lazy: no input is submitted until the results are pulled"]
 pub struct MapUnordered<'p, I: Iterator, F, T> {
     pool: &'p ThreadPool,
     inputs: I,
     f: Arc<F>,
-    tx: Sender<(usize, Result<T, TaskError>)>,
-    rx: Receiver<(usize, Result<T, TaskError>)>,
+    tx: Sender<Reply<T>>,
+    rx: Receiver<Reply<T>>,
     in_flight: usize,
     limit: usize,
 }
 
+/// An input's index and result, on its way to [`MapUnordered`]. Dropped
+/// quietly if the iterator is gone (see [`Quiet`]).
+type Reply<T> = Quiet<(usize, Result<T, TaskError>)>;
+
 /// Sends `Cancelled` for its index if dropped before sending a result.
 struct SendOnDrop<T> {
     index: usize,
-    tx: Option<Sender<(usize, Result<T, TaskError>)>>,
+    tx: Option<Sender<Reply<T>>>,
 }
 
 impl<T> Drop for SendOnDrop<T> {
     fn drop(&mut self) {
         if let Some(tx) = self.tx.take() {
-            let _ = tx.send((self.index, Err(TaskError::Cancelled)));
+            let _ = tx.send(Quiet::new((self.index, Err(TaskError::Cancelled))));
         }
     }
 }
@@ -162,7 +191,7 @@ where
                 let result = catch_unwind(AssertUnwindSafe(|| f(input)))
                     .map_err(|payload| TaskError::Panicked(panic_message(&*payload)));
                 if let Some(tx) = reply.tx.take() {
-                    let _ = tx.send((index, result));
+                    let _ = tx.send(Quiet::new((index, result))); // may be gone
                 }
             };
             // On shutdown the job is dropped, and its guard reports Cancelled.
@@ -175,12 +204,26 @@ where
         self.in_flight -= 1;
         // Every job in flight sends exactly once (result or Cancelled), and we
         // hold a sender, so this cannot block forever.
-        self.rx.recv().ok()
+        self.rx.recv().ok().map(Quiet::into_inner)
     }
 }
 
 /// Yields `(index, result)` for handles as their tasks finish (from
 /// [`as_completed`]).
+///
+/// # Example
+///
+/// ```
+/// use ply_os::thread::{ThreadPool, as_completed};
+///
+/// let pool = ThreadPool::new(2).unwrap();
+/// let handles = (0..3).map(|i| pool.submit(move || i * i).unwrap());
+/// let mut results: Vec<(usize, i32)> =
+///     as_completed(handles).map(|(i, r)| (i, r.unwrap())).collect();
+/// results.sort();
+/// assert_eq!(results, [(0, 0), (1, 1), (2, 4)]);
+/// ```
+#[must_use = "dropping it drops the handles; their results are discarded"]
 pub struct AsCompleted<T> {
     handles: HashMap<usize, TaskHandle<T>>,
     rx: Receiver<usize>,

@@ -1,18 +1,24 @@
 //! [`Job`]: a type-erased `FnOnce()` that stores small closures inline.
 //!
-//! Every task the pool runs is a `Job`. A `Box<dyn FnOnce()>` would cost one heap
-//! allocation per task, made by the spawning thread and freed by the worker that
-//! runs it — and glibc's allocator handles that cross-thread pattern slowly: in a
-//! profile of a million empty `scope.spawn`s, `malloc`/`free` took over 40% of all
-//! cycles. So a job keeps closures of up to [`INLINE_WORDS`] words (pointer-aligned)
-//! in place, next to one function pointer that runs or drops them; larger or
-//! over-aligned closures are boxed as before. This is the small-buffer
-//! optimisation of C++'s `std::function` and of the `smallbox` crate, which we
-//! cannot use directly: calling a boxed `dyn FnOnce` by value needs compiler
-//! support that only `Box` has on stable Rust.
+//! Every task the pool runs is a `Job`. A `Box<dyn FnOnce()>` would cost one
+//! heap allocation per task, made by the spawning thread and freed by the
+//! worker that runs it — a cross-thread pattern glibc's allocator handles
+//! slowly, and the largest cost of a spawn when closures were boxed
+//! (BENCHMARKS.md, thread pool). So a job keeps closures of up to
+//! [`INLINE_WORDS`] words (pointer-aligned) in place, next to one function
+//! pointer that runs or drops them; larger or over-aligned closures are boxed.
+//! This is the small-buffer optimisation of C++'s `std::function` and of the
+//! `smallbox` crate, which we cannot use directly: calling a boxed `dyn FnOnce`
+//! by value needs compiler support that only `Box` has on stable Rust.
+//!
+//! A job never unwinds out of [`Job::run`] or its `Drop` (see `unwind`), so
+//! whatever runs it — a worker, a waiting thread that helps — lives on.
 
 use std::mem::{ManuallyDrop, MaybeUninit, align_of, size_of};
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::ptr;
+
+use super::unwind::drop_payload;
 
 /// Pointer-sized words of closure state a job holds without allocating. A
 /// scope's wrapper (the user closure plus one reference) fits when the user
@@ -59,19 +65,35 @@ impl Job {
         Job { consume, storage }
     }
 
-    /// Runs the closure.
+    /// Runs the closure. Never unwinds: a panic that escapes the closure (the
+    /// task wrappers catch the task's own) is caught and its payload dropped
+    /// quietly, so the thread running the job lives on.
     pub(crate) fn run(self) {
         let mut this = ManuallyDrop::new(self);
-        // SAFETY: `storage` holds the closure `consume` was made for; `this` is
-        // never used or dropped again, so the closure is consumed exactly once.
-        unsafe { (this.consume)(&mut this.storage, true) }
+        let consumed = catch_unwind(AssertUnwindSafe(|| {
+            // SAFETY: `storage` holds the closure `consume` was made for; `this`
+            // is never used or dropped again (even if this call unwinds: the
+            // closure was read out first), so it is consumed exactly once.
+            unsafe { (this.consume)(&mut this.storage, true) }
+        }));
+        if let Err(payload) = consumed {
+            drop_payload(payload);
+        }
     }
 }
 
+/// Dropping a job unrun drops the closure, which cancels the task it wraps
+/// (each wrapper's guard says how). Never unwinds: a panicking `Drop` of a
+/// captured value is contained as in [`Job::run`].
 impl Drop for Job {
     fn drop(&mut self) {
-        // SAFETY: as in `run`: the job is being dropped, never used again.
-        unsafe { (self.consume)(&mut self.storage, false) }
+        let consumed = catch_unwind(AssertUnwindSafe(|| {
+            // SAFETY: as in `run`: the job is being dropped, never used again.
+            unsafe { (self.consume)(&mut self.storage, false) }
+        }));
+        if let Err(payload) = consumed {
+            drop_payload(payload);
+        }
     }
 }
 
@@ -96,7 +118,7 @@ unsafe fn consume_boxed<F: FnOnce()>(storage: *mut Storage, run: bool) {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
     use std::sync::Arc;

@@ -9,6 +9,7 @@ use std::sync::Mutex;
 use ply_core::partition::{ChunkDispenser, Chunking, Schedule};
 
 use super::pool::ThreadPool;
+use super::scope::OnCancel;
 
 /// Most parallel loops a helper runs at once (the dispenser's worker slots).
 const MAX_LOOPS: usize = 64;
@@ -61,7 +62,9 @@ impl ThreadPool {
         }
         let dispenser = Box::new(ChunkDispenser::<MAX_LOOPS>::new());
         let (dispenser, run) = (&*dispenser, &run);
-        self.scope(|s| {
+        // Helper loops cancelled by `terminate` are harmless: the calling
+        // thread's loop claims every chunk no helper claimed.
+        self.scope_with(OnCancel::Ignore, |s| {
             for id in 1..loops {
                 s.spawn(move || run(dispenser, id));
             }

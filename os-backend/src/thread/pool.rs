@@ -1,475 +1,24 @@
-//! [`ThreadPool`] and its builder: workers, the injector, submit and shutdown.
+//! [`ThreadPool`] and [`ThreadPoolBuilder`]: the public API of the pool —
+//! building it, submitting tasks, shutting it down. The queues and worker
+//! threads behind it are the engine's ([`Registry`]).
 
 use std::fmt;
-use std::io;
-use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::atomic::Ordering::{Acquire, Relaxed, Release, SeqCst};
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, fence};
-use std::sync::{Arc, Mutex, mpsc};
-use std::thread::JoinHandle;
+use std::sync::Arc;
 
-use ply_core::queue::mpmc::ArrayQueue;
-use ply_core::queue::spmc::{Ring, Take};
-use ply_core::sync::{Park, Semaphore};
+use super::engine::{Admission, MAX_QUEUE_BOUND, Registry, StartFailure, WorkerConfig};
+use super::error::{PoolError, SubmitError, TrySubmitError};
+use super::job::Job;
+use super::task::{TaskHandle, task_job};
 
-use super::task::{CancelOnDrop, TaskError, TaskHandle, TaskState, panic_message};
-use crate::park::FutexPark;
-
-/// The largest number of queued (not yet started) tasks a pool can hold.
-pub const MAX_QUEUE_BOUND: usize = 4096;
-
-/// Failed attempts to find a job a worker spends spinning and yielding before
-/// it sleeps on the futex: a few tens of microseconds, so a steady stream of
-/// tasks never pays for a wake-up system call.
-const SPIN_BEFORE_SLEEP: u32 = 256;
-
-/// Capacity of each worker's run queue and of each scope's spawn buffer.
-pub(crate) const RING_CAPACITY: usize = 1024;
-
-/// Spawn buffers for scopes opened by threads that are not workers.
-const GUEST_RINGS: usize = 4;
-
-/// Most tasks a worker steals in one go (it takes half of what it sees, up to
-/// this), so one steal's cost is shared by many tasks.
-const STEAL_BATCH: usize = 32;
-
-pub(crate) use super::job::Job;
-
-/// A worker's run queue, or a scope's spawn buffer.
-pub(crate) type RunQueue = Ring<Job, RING_CAPACITY>;
-
-thread_local! {
-    /// The pool this thread works for and its index there, so a task that
-    /// spawns pushes to its worker's own run queue, and a task that waits (joins
-    /// a handle) runs queued tasks meanwhile instead of blocking its worker.
-    static CURRENT_WORKER: std::cell::RefCell<Option<(Arc<Shared>, usize)>> =
-        const { std::cell::RefCell::new(None) };
-
-    /// Its address tells threads apart (see [`current_thread_mark`]).
-    static THREAD_MARK: u8 = const { 0 };
-}
-
-/// A number unique to the calling thread while it lives: the address of a
-/// thread-local. Cheaper than `thread::current().id()`.
-pub(crate) fn current_thread_mark() -> usize {
-    THREAD_MARK.with(|m| std::ptr::from_ref(m) as usize)
-}
-
-/// On a pool worker: runs one queued task of that pool (`Some(true)`), or finds
-/// none (`Some(false)`). Elsewhere: `None`.
-pub(crate) fn help_own_pool() -> Option<bool> {
-    let (shared, index) = CURRENT_WORKER.with(|s| s.borrow().clone())?;
-    Some(shared.run_one(Some(index)))
-}
-
-/// A scope's claim on a guest ring: the thread that opened the scope (`owner`)
-/// pushes its spawns there, where workers steal them in batches. Claimed with
-/// [`Shared::claim_guest`], given back with [`Shared::release_guest`].
-pub(crate) struct GuestBuffer {
-    owner: usize,
-    index: usize,
-}
-
-/// What all handles of one pool share with its workers.
-pub(crate) struct Shared {
-    /// The injector: core's MPMC queue of boxed jobs, for tasks submitted from
-    /// outside the pool (see the module docs).
-    queue: ArrayQueue<Job, MAX_QUEUE_BOUND>,
-    /// One run queue per worker (index = worker), then [`GUEST_RINGS`] spawn
-    /// buffers for scopes opened outside the pool. Workers steal from all.
-    rings: Box<[RunQueue]>,
-    /// The configured queue bound, which also caps each ring.
-    queue_bound: usize,
-    /// Workers asleep, or about to sleep, on `wake_word`. A submitter pays for a
-    /// wake-up only when this is non-zero.
-    sleepers: AtomicU32,
-    /// The futex word idle workers sleep on; bumped to wake them.
-    wake_word: AtomicU32,
-    /// Which guest rings a scope holds (index = ring index - workers).
-    guests_taken: [AtomicBool; GUEST_RINGS],
-    /// Permits = free places under the queue bound. Submitters wait on it.
-    slots: Semaphore<FutexPark>,
-    /// Set by `shutdown`: no new submissions.
-    closed: AtomicBool,
-    /// Submissions between their `closed` check and their push.
-    submitting: AtomicUsize,
-    workers: usize,
-}
-
-/// How a submission got its place.
-enum Admission {
-    Queued,
-    /// The caller is a worker of this pool and the queue is full: run inline
-    /// (waiting could deadlock if every worker did it).
-    RunHere,
-    Full,
-    Closed,
-}
-
-impl Shared {
-    fn admit(&self, blocking: bool) -> Admission {
-        // Registering before the `closed` check (both SeqCst) means `shutdown`,
-        // which sets `closed` and then waits for `submitting` to drain, never
-        // misses a push in progress.
-        self.submitting.fetch_add(1, SeqCst);
-        if self.closed.load(SeqCst) {
-            self.submitting.fetch_sub(1, SeqCst);
-            return Admission::Closed;
-        }
-        if let Some(permit) = self.slots.try_acquire() {
-            permit.forget();
-            return Admission::Queued;
-        }
-        let admission = if !blocking {
-            Admission::Full
-        } else if self.is_current() {
-            Admission::RunHere
-        } else {
-            self.slots.acquire().forget();
-            return Admission::Queued;
-        };
-        self.submitting.fetch_sub(1, SeqCst);
-        admission
-    }
-
-    /// Whether the calling thread is one of this pool's workers.
-    fn is_current(&self) -> bool {
-        self.worker_index().is_some()
-    }
-
-    /// The calling thread's worker index in this pool, if it is one.
-    fn worker_index(&self) -> Option<usize> {
-        CURRENT_WORKER.with(|s| {
-            s.borrow()
-                .as_ref()
-                .filter(|(shared, _)| std::ptr::eq(&**shared, self))
-                .map(|&(_, index)| index)
-        })
-    }
-
-    /// Pushes an admitted job and wakes a sleeping worker if there is one.
-    fn push(&self, mut job: Job) {
-        // The slot permit guarantees room; a push can still fail for a moment
-        // while a worker finishes reading the slot it reuses.
-        while let Err(back) = self.queue.push(job) {
-            job = back;
-            std::hint::spin_loop();
-        }
-        self.notify();
-        self.submitting.fetch_sub(1, SeqCst);
-    }
-
-    /// After publishing a job: wakes a sleeping worker, if any.
-    fn notify(&self) {
-        // Dekker with `worker_loop`: we publish the job, then read `sleepers`;
-        // a worker registers in `sleepers`, then re-reads every queue. The
-        // SeqCst fences make sure one side sees the other: no lost wake-up.
-        fence(SeqCst);
-        if self.sleepers.load(SeqCst) != 0 {
-            self.wake_word.fetch_add(1, SeqCst);
-            FutexPark.wake_one(&self.wake_word);
-        }
-    }
-
-    /// A guest ring for a scope opened on this thread, unless the thread is a
-    /// worker (it uses its own run queue) or all guest rings are taken.
-    pub(crate) fn claim_guest(&self) -> Option<GuestBuffer> {
-        if self.is_current() {
-            return None;
-        }
-        // Acquire: pairs with the Release in `release_guest`, so the previous
-        // owner's pushes happen before ours (the `push_unchecked` contract).
-        let slot = self.guests_taken.iter().position(|taken| {
-            taken
-                .compare_exchange(false, true, Acquire, Relaxed)
-                .is_ok()
-        })?;
-        Some(GuestBuffer {
-            owner: current_thread_mark(),
-            index: self.workers + slot,
-        })
-    }
-
-    /// Gives a guest ring back once every job pushed to it has run.
-    pub(crate) fn release_guest(&self, guest: &GuestBuffer) {
-        debug_assert!(self.rings[guest.index].is_empty());
-        // Release: our pushes happen before the next owner's (see `claim_guest`).
-        self.guests_taken[guest.index - self.workers].store(false, Release);
-    }
-
-    /// The owner of a guest ring takes back one of its own spawns.
-    pub(crate) fn pop_guest(&self, guest: &GuestBuffer) -> Option<Job> {
-        self.rings[guest.index].pop()
-    }
-
-    /// The fast path of a spawn: into the scope's guest ring when called by its
-    /// owner, or into the calling worker's own run queue. `Err` gives the job
-    /// back when neither applies, the ring is at the bound, or the pool is shut
-    /// down; the caller then takes the injector path.
-    #[allow(clippy::result_large_err)]
-    pub(crate) fn push_spawn(&self, job: Job, guest: Option<&GuestBuffer>) -> Result<(), Job> {
-        if self.closed.load(SeqCst) {
-            return Err(job);
-        }
-        let ring = match guest {
-            Some(g) if g.owner == current_thread_mark() => &self.rings[g.index],
-            _ => match self.worker_index() {
-                Some(index) => &self.rings[index],
-                None => return Err(job),
-            },
-        };
-        // `guests_taken` gives each guest ring one owner at a time, handed over
-        // with Release/Acquire; `worker_index` is per thread.
-        // SAFETY: a guest ring is pushed to only by its owner thread (checked
-        // above), a worker's ring only by that worker's thread.
-        unsafe { ring.push_unchecked(job, self.queue_bound) }?;
-        self.notify();
-        Ok(())
-    }
-
-    /// Takes a job if one is queued.
-    fn pop(&self) -> Option<Job> {
-        let job = self.queue.pop()?;
-        self.slots.release(1);
-        Some(job)
-    }
-
-    /// Whether any queue or ring holds a job (a snapshot).
-    fn has_work(&self) -> bool {
-        !self.queue.is_empty() || self.rings.iter().any(|r| !r.is_empty())
-    }
-
-    /// Whether workers may exit: shut down, nothing being pushed, nothing queued.
-    fn finished(&self) -> bool {
-        self.closed.load(SeqCst) && self.submitting.load(SeqCst) == 0 && !self.has_work()
-    }
-
-    /// The next job for worker `me` (or for a helping thread outside the pool,
-    /// `None`): its own run queue first, then the injector, then a steal.
-    fn find_job(&self, me: Option<usize>) -> Option<Job> {
-        if let Some(index) = me
-            && let Some(job) = self.rings[index].pop()
-        {
-            return Some(job);
-        }
-        if let Some(job) = self.pop() {
-            return Some(job);
-        }
-        self.steal(me)
-    }
-
-    /// Takes jobs from another ring. A worker takes a batch into its own run
-    /// queue (where others can steal them back) and returns the first; a helper
-    /// outside the pool takes one.
-    fn steal(&self, me: Option<usize>) -> Option<Job> {
-        let rings = self.rings.len();
-        // Start after our own index so workers spread over different victims.
-        let start = me.map_or(0, |i| i + 1);
-        for k in 0..rings {
-            let victim = (start + k) % rings;
-            if Some(victim) == me {
-                continue;
-            }
-            let ring = &self.rings[victim];
-            let Some(index) = me else {
-                if let Some(job) = ring.pop() {
-                    return Some(job);
-                }
-                continue;
-            };
-            let own = &self.rings[index];
-            let mut overflow = Vec::new();
-            let taken = ring.take_batch(STEAL_BATCH, |job| {
-                // SAFETY: only worker `index` (this thread) pushes to its ring.
-                if let Err(job) = unsafe { own.push_unchecked(job, RING_CAPACITY) } {
-                    overflow.push(job); // not expected: our ring was just empty
-                }
-            });
-            if let Take::Items(_) = taken {
-                for job in overflow {
-                    job.run();
-                }
-                return own.pop();
-            }
-        }
-        None
-    }
-
-    /// Runs one queued job on the calling thread, if there is one.
-    pub(crate) fn help(&self) -> bool {
-        self.run_one(self.worker_index())
-    }
-
-    /// Runs one job found for worker `me` (or a helper, `None`), if any.
-    fn run_one(&self, me: Option<usize>) -> bool {
-        match self.find_job(me) {
-            Some(job) => {
-                job.run();
-                true
-            }
-            None => false,
-        }
-    }
-}
-
-fn worker_loop(shared: &Arc<Shared>, index: usize) {
-    CURRENT_WORKER.with(|s| *s.borrow_mut() = Some((Arc::clone(shared), index)));
-    let mut idle = 0u32;
-    loop {
-        if let Some(job) = shared.find_job(Some(index)) {
-            idle = 0;
-            job.run(); // every job catches its own panic
-            continue;
-        }
-        if shared.finished() {
-            break;
-        }
-        // Nothing queued: spin, then yield, then sleep. A steady stream of tasks
-        // is picked up without ever paying for a wake-up system call.
-        idle += 1;
-        if idle < 64 {
-            // Exponential pause between polls: a poll reads the lines the
-            // spawners write, and polling flat out slows every push down.
-            for _ in 0..1u32 << idle.min(7) {
-                std::hint::spin_loop();
-            }
-            continue;
-        }
-        if idle < SPIN_BEFORE_SLEEP {
-            std::thread::yield_now();
-            continue;
-        }
-        // Sleep: read the wake word, register, re-check (see `push`), wait.
-        let seen = shared.wake_word.load(SeqCst);
-        shared.sleepers.fetch_add(1, SeqCst);
-        fence(SeqCst);
-        if shared.has_work() || shared.finished() {
-            shared.sleepers.fetch_sub(1, SeqCst);
-            continue;
-        }
-        // Returns at once if a wake-up bumped the word since `seen`.
-        FutexPark.wait(&shared.wake_word, seen);
-        shared.sleepers.fetch_sub(1, SeqCst);
-        idle = 0;
-    }
-    CURRENT_WORKER.with(|s| s.borrow_mut().take());
-}
-
-/// Why a pool could not be built.
+/// Configures a [`ThreadPool`]; [`ThreadPoolBuilder::new`] and
+/// [`ThreadPool::builder`] are the same.
 ///
 /// # Example
 ///
 /// ```
-/// use ply_os::thread::{PoolError, ThreadPool};
-/// assert!(matches!(ThreadPool::new(0), Err(PoolError::ZeroWorkers)));
-/// ```
-#[derive(Debug)]
-pub enum PoolError {
-    /// A pool needs at least one worker.
-    ZeroWorkers,
-    /// The queue bound must be between 1 and [`MAX_QUEUE_BOUND`].
-    QueueBound(usize),
-    /// The OS refused to start a worker thread.
-    Spawn(io::Error),
-    /// A worker could not be pinned to its CPU.
-    Pin {
-        /// The worker.
-        worker: usize,
-        /// The CPU it was to be pinned to.
-        cpu: usize,
-        /// The `sched_setaffinity` error.
-        error: io::Error,
-    },
-}
-
-impl fmt::Display for PoolError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            PoolError::ZeroWorkers => write!(f, "a thread pool needs at least one worker"),
-            PoolError::QueueBound(n) => write!(
-                f,
-                "queue bound {n} is out of range: it must be 1 to {MAX_QUEUE_BOUND}"
-            ),
-            PoolError::Spawn(e) => write!(f, "could not start a worker thread: {e}"),
-            PoolError::Pin { worker, cpu, error } => {
-                write!(f, "could not pin worker {worker} to CPU {cpu}: {error}")
-            }
-        }
-    }
-}
-
-impl std::error::Error for PoolError {}
-
-/// Why [`ThreadPool::submit`] refused a task.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SubmitError {
-    /// The pool was shut down.
-    ShutDown,
-}
-
-impl fmt::Display for SubmitError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "the thread pool is shut down and takes no new tasks")
-    }
-}
-
-impl std::error::Error for SubmitError {}
-
-/// Why [`ThreadPool::try_submit`] refused a task; the task comes back.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub enum TrySubmitError<F> {
-    /// The queue is at its bound.
-    Full(F),
-    /// The pool was shut down.
-    ShutDown(F),
-}
-
-impl<F> TrySubmitError<F> {
-    /// The task that was not submitted.
-    ///
-    /// # Example
-    ///
-    /// ```
-    /// use ply_os::thread::TrySubmitError;
-    /// assert_eq!(TrySubmitError::Full(7).into_inner(), 7);
-    /// ```
-    pub fn into_inner(self) -> F {
-        match self {
-            TrySubmitError::Full(f) | TrySubmitError::ShutDown(f) => f,
-        }
-    }
-}
-
-impl<F> fmt::Debug for TrySubmitError<F> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            TrySubmitError::Full(_) => write!(f, "Full(..)"),
-            TrySubmitError::ShutDown(_) => write!(f, "ShutDown(..)"),
-        }
-    }
-}
-
-impl<F> fmt::Display for TrySubmitError<F> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            TrySubmitError::Full(_) => write!(f, "the thread pool's queue is full; retry later"),
-            TrySubmitError::ShutDown(_) => {
-                write!(f, "the thread pool is shut down and takes no new tasks")
-            }
-        }
-    }
-}
-
-impl<F> std::error::Error for TrySubmitError<F> {}
-
-/// Configures a [`ThreadPool`].
+/// use ply_os::thread::ThreadPoolBuilder;
 ///
-/// # Example
-///
-/// ```
-/// use ply_os::thread::ThreadPool;
-///
-/// let pool = ThreadPool::builder()
+/// let pool = ThreadPoolBuilder::new()
 ///     .workers(2)
 ///     .name_prefix("crunch")
 ///     .stack_size(256 * 1024)
@@ -480,6 +29,7 @@ impl<F> std::error::Error for TrySubmitError<F> {}
 /// # Ok::<(), ply_os::thread::PoolError>(())
 /// ```
 #[derive(Clone, Debug)]
+#[must_use = "a builder does nothing until `build` is called"]
 pub struct ThreadPoolBuilder {
     workers: Option<usize>,
     name_prefix: String,
@@ -501,32 +51,109 @@ impl Default for ThreadPoolBuilder {
 }
 
 impl ThreadPoolBuilder {
+    /// A builder with the defaults: one worker per available CPU, workers
+    /// named `ply-worker-<i>`, Rust's default stack, no pinning, a queue bound
+    /// of 1024.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// let pool = ply_os::thread::ThreadPoolBuilder::new().build().unwrap();
+    /// assert_eq!(pool.workers(), std::thread::available_parallelism().unwrap().get());
+    /// ```
+    pub fn new() -> Self {
+        Self::default()
+    }
+
     /// The number of workers (default: the available parallelism).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// let pool = ply_os::thread::ThreadPoolBuilder::new().workers(3).build().unwrap();
+    /// assert_eq!(pool.workers(), 3);
+    /// ```
     pub fn workers(mut self, n: usize) -> Self {
         self.workers = Some(n);
         self
     }
 
     /// Worker threads are named `<prefix>-<i>` (default `ply-worker`).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// let pool = ply_os::thread::ThreadPoolBuilder::new()
+    ///     .workers(1)
+    ///     .name_prefix("io")
+    ///     .build()
+    ///     .unwrap();
+    /// let name = pool.submit(|| std::thread::current().name().map(String::from));
+    /// assert_eq!(name.unwrap().join().unwrap().as_deref(), Some("io-0"));
+    /// ```
     pub fn name_prefix(mut self, prefix: impl Into<String>) -> Self {
         self.name_prefix = prefix.into();
         self
     }
 
     /// Each worker's stack size in bytes (default: Rust's default, 2 MiB).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// let pool = ply_os::thread::ThreadPoolBuilder::new()
+    ///     .workers(1)
+    ///     .stack_size(8 << 20)
+    ///     .build()
+    ///     .unwrap();
+    /// // A task may use most of its 8 MiB stack.
+    /// let h = pool.submit(|| {
+    ///     let buf = [1u8; 6 << 20];
+    ///     std::hint::black_box(&buf).iter().map(|&b| b as usize).sum::<usize>()
+    /// });
+    /// assert_eq!(h.unwrap().join(), Ok(6 << 20));
+    /// ```
     pub fn stack_size(mut self, bytes: usize) -> Self {
         self.stack_size = Some(bytes);
         self
     }
 
     /// Pin worker `i` to the `i`-th allowed CPU (modulo their number).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use ply_os::affinity::allowed_cpus;
+    ///
+    /// let pool = ply_os::thread::ThreadPoolBuilder::new()
+    ///     .workers(1)
+    ///     .pin_workers(true)
+    ///     .build()
+    ///     .unwrap();
+    /// let first = allowed_cpus().unwrap()[0];
+    /// let cpus = pool.submit(|| allowed_cpus().unwrap()).unwrap().join().unwrap();
+    /// assert_eq!(cpus, [first]); // worker 0 runs on the first allowed CPU only
+    /// ```
     pub fn pin_workers(mut self, pin: bool) -> Self {
         self.pin = pin;
         self
     }
 
-    /// At most this many tasks wait in the queue (default 1024, at most
-    /// [`MAX_QUEUE_BOUND`]); beyond it `submit` blocks and `try_submit` fails.
+    /// At most this many tasks wait in each queue (default 1024, at most
+    /// [`MAX_QUEUE_BOUND`]): in a worker's or an outside thread's own ring, and
+    /// in the shared injector behind them. When both are full, `submit` blocks
+    /// (a worker runs the task itself), `try_submit` fails, and a scope's
+    /// `spawn` runs the task on the spawning thread.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use ply_os::thread::{MAX_QUEUE_BOUND, PoolError, ThreadPoolBuilder};
+    ///
+    /// assert!(ThreadPoolBuilder::new().queue_bound(16).build().is_ok());
+    /// let too_big = ThreadPoolBuilder::new().queue_bound(MAX_QUEUE_BOUND + 1).build();
+    /// assert!(matches!(too_big, Err(PoolError::QueueBound(_))));
+    /// ```
     pub fn queue_bound(mut self, n: usize) -> Self {
         self.queue_bound = n;
         self
@@ -538,6 +165,20 @@ impl ThreadPoolBuilder {
     ///
     /// [`PoolError`] for zero workers, a bad queue bound, a thread the OS would
     /// not start, or a failed pinning (the started workers are shut down).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use ply_os::thread::{PoolError, ThreadPoolBuilder};
+    ///
+    /// assert!(matches!(
+    ///     ThreadPoolBuilder::new().workers(0).build(),
+    ///     Err(PoolError::ZeroWorkers)
+    /// ));
+    /// let pool = ThreadPoolBuilder::new().workers(2).build()?;
+    /// assert_eq!(pool.submit(|| 6 * 7).unwrap().join(), Ok(42));
+    /// # Ok::<(), PoolError>(())
+    /// ```
     pub fn build(self) -> Result<ThreadPool, PoolError> {
         let workers = match self.workers {
             Some(0) => return Err(PoolError::ZeroWorkers),
@@ -547,66 +188,26 @@ impl ThreadPoolBuilder {
         if self.queue_bound == 0 || self.queue_bound > MAX_QUEUE_BOUND {
             return Err(PoolError::QueueBound(self.queue_bound));
         }
-        let shared = Arc::new(Shared {
-            queue: ArrayQueue::new(),
-            rings: (0..workers + GUEST_RINGS).map(|_| Ring::new()).collect(),
-            queue_bound: self.queue_bound,
-            guests_taken: [const { AtomicBool::new(false) }; GUEST_RINGS],
-            sleepers: AtomicU32::new(0),
-            wake_word: AtomicU32::new(0),
-            slots: Semaphore::with_park(self.queue_bound as u32, FutexPark),
-            closed: AtomicBool::new(false),
-            submitting: AtomicUsize::new(0),
-            workers,
-        });
         let cpus = if self.pin {
             crate::affinity::allowed_cpus().map_err(PoolError::Spawn)?
         } else {
             Vec::new()
         };
-        let pool = ThreadPool {
-            shared,
-            threads: Mutex::new(Vec::with_capacity(workers)),
+        let config = WorkerConfig {
+            name_prefix: self.name_prefix,
+            stack_size: self.stack_size,
+            cpus,
         };
-        let (ready_tx, ready_rx) = mpsc::channel::<Result<(), PoolError>>();
-        for i in 0..workers {
-            let mut builder = std::thread::Builder::new().name(format!("{}-{i}", self.name_prefix));
-            if let Some(bytes) = self.stack_size {
-                builder = builder.stack_size(bytes);
-            }
-            let shared = Arc::clone(&pool.shared);
-            let cpu = (!cpus.is_empty()).then(|| cpus[i % cpus.len()]);
-            let ready = ready_tx.clone();
-            let spawned = builder.spawn(move || {
-                if let Some(cpu) = cpu
-                    && let Err(error) = crate::affinity::pin_current_thread(cpu)
-                {
-                    let _ = ready.send(Err(PoolError::Pin {
-                        worker: i,
-                        cpu,
-                        error,
-                    }));
-                    // Still serve as a worker until shutdown, so the pool's
-                    // exit protocol stays simple.
-                } else {
-                    let _ = ready.send(Ok(()));
-                }
-                drop(ready);
-                worker_loop(&shared, i);
-            });
-            match spawned {
-                Ok(handle) => pool.lock_threads().push(handle),
-                Err(e) => return Err(PoolError::Spawn(e)), // drop shuts down the rest
-            }
-        }
-        drop(ready_tx);
-        for _ in 0..workers {
-            match ready_rx.recv() {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => return Err(e),
-                Err(_) => break,
-            }
-        }
+        let pool = ThreadPool {
+            registry: Registry::new(workers, self.queue_bound, config),
+        };
+        // On an error, dropping `pool` shuts down the workers started so far.
+        pool.registry
+            .start_workers()
+            .map_err(|failure| match failure {
+                StartFailure::Spawn(e) => PoolError::Spawn(e),
+                StartFailure::Pin { worker, cpu, error } => PoolError::Pin { worker, cpu, error },
+            })?;
         Ok(pool)
     }
 }
@@ -616,6 +217,7 @@ impl ThreadPoolBuilder {
 /// Dropping the pool finishes the queued tasks and joins every worker — so it
 /// waits for running tasks too: a task blocked forever blocks the drop (threads
 /// cannot be killed; the process pool can kill its workers).
+/// [`terminate`](Self::terminate) cancels the queued tasks instead.
 ///
 /// # Example
 ///
@@ -628,8 +230,7 @@ impl ThreadPoolBuilder {
 /// assert_eq!(squares, [0, 1, 4, 9, 16, 25, 36, 49]);
 /// ```
 pub struct ThreadPool {
-    pub(crate) shared: Arc<Shared>,
-    threads: Mutex<Vec<JoinHandle<()>>>,
+    pub(crate) registry: Arc<Registry>,
 }
 
 impl ThreadPool {
@@ -646,10 +247,10 @@ impl ThreadPool {
     /// assert_eq!(pool.workers(), 2);
     /// ```
     pub fn new(workers: usize) -> Result<Self, PoolError> {
-        ThreadPoolBuilder::default().workers(workers).build()
+        ThreadPoolBuilder::new().workers(workers).build()
     }
 
-    /// A builder for a configured pool.
+    /// A builder for a configured pool (the same as [`ThreadPoolBuilder::new`]).
     ///
     /// # Example
     ///
@@ -658,7 +259,7 @@ impl ThreadPool {
     /// # drop(pool);
     /// ```
     pub fn builder() -> ThreadPoolBuilder {
-        ThreadPoolBuilder::default()
+        ThreadPoolBuilder::new()
     }
 
     /// The number of worker threads.
@@ -669,33 +270,14 @@ impl ThreadPool {
     /// assert_eq!(ply_os::thread::ThreadPool::new(3).unwrap().workers(), 3);
     /// ```
     pub fn workers(&self) -> usize {
-        self.shared.workers
+        self.registry.workers()
     }
 
-    fn lock_threads(&self) -> std::sync::MutexGuard<'_, Vec<JoinHandle<()>>> {
-        self.threads.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Queues `job`, blocking while the queue is full (a worker of this pool
-    /// runs it inline instead). `Err` gives the job back if the pool is shut down.
-    #[allow(clippy::result_large_err)]
+    /// Queues `job` (see [`Registry::submit`]). `Err` gives the job back if
+    /// the pool is shut down.
+    #[allow(clippy::result_large_err)] // the job is four words
     pub(crate) fn submit_job(&self, job: Job) -> Result<(), Job> {
-        // From a worker: onto its own run queue, as a nested spawn.
-        let job = match self.shared.push_spawn(job, None) {
-            Ok(()) => return Ok(()),
-            Err(job) => job,
-        };
-        match self.shared.admit(true) {
-            Admission::Queued => {
-                self.shared.push(job);
-                Ok(())
-            }
-            Admission::RunHere => {
-                job.run();
-                Ok(())
-            }
-            Admission::Closed | Admission::Full => Err(job),
-        }
+        self.registry.submit(job)
     }
 
     /// Submits `f` and returns a handle to its result. Blocks while the queue
@@ -705,7 +287,8 @@ impl ThreadPool {
     ///
     /// # Errors
     ///
-    /// [`SubmitError::ShutDown`] after [`shutdown`](Self::shutdown).
+    /// [`SubmitError::ShutDown`] after [`shutdown`](Self::shutdown) or
+    /// [`terminate`](Self::terminate); the task is dropped unrun.
     ///
     /// # Example
     ///
@@ -719,9 +302,9 @@ impl ThreadPool {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        let state = TaskState::new();
-        match self.submit_job(task_job(f, Arc::clone(&state))) {
-            Ok(()) => Ok(TaskHandle { state }),
+        let (job, handle) = task_job(f);
+        match self.submit_job(job) {
+            Ok(()) => Ok(handle),
             Err(_job) => Err(SubmitError::ShutDown), // dropping it cancels it
         }
     }
@@ -747,21 +330,22 @@ impl ThreadPool {
     ///     })
     ///     .unwrap();
     /// started.recv().unwrap(); // the worker is busy: nothing drains the queue now
-    /// assert!(pool.try_submit(|| ()).is_ok()); // the one queue slot
+    /// let queued = pool.try_submit(|| ()).unwrap(); // the one queue slot
     /// assert!(matches!(pool.try_submit(|| ()), Err(TrySubmitError::Full(_))));
     /// release.send(()).unwrap();
     /// busy.join().unwrap();
+    /// queued.join().unwrap();
     /// ```
     pub fn try_submit<F, T>(&self, f: F) -> Result<TaskHandle<T>, TrySubmitError<F>>
     where
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        match self.shared.admit(false) {
+        match self.registry.admit(false) {
             Admission::Queued => {
-                let state = TaskState::new();
-                self.shared.push(task_job(f, Arc::clone(&state)));
-                Ok(TaskHandle { state })
+                let (job, handle) = task_job(f);
+                self.registry.push(job);
+                Ok(handle)
             }
             Admission::Full | Admission::RunHere => Err(TrySubmitError::Full(f)),
             Admission::Closed => Err(TrySubmitError::ShutDown(f)),
@@ -783,36 +367,52 @@ impl ThreadPool {
     /// assert_eq!(pool.submit(|| 2).err(), Some(SubmitError::ShutDown));
     /// ```
     pub fn shutdown(&self) {
-        let shared = &self.shared;
-        if !shared.closed.swap(true, SeqCst) {
-            // Let submissions already past their `closed` check finish pushing.
-            while shared.submitting.load(SeqCst) != 0 {
-                std::thread::yield_now();
-            }
-            // Wake every sleeper: each sees `finished()` once the queue is empty.
-            shared.wake_word.fetch_add(1, SeqCst);
-            FutexPark.wake_all(&shared.wake_word);
-        }
-        let threads: Vec<JoinHandle<()>> = self.lock_threads().drain(..).collect();
-        let me = std::thread::current().id();
-        for t in threads {
-            if t.thread().id() == me {
-                continue; // shutdown from inside a task: the worker exits by itself
-            }
-            let _ = t.join();
-        }
+        self.registry.shutdown();
+        self.registry.join_workers();
     }
 
-    /// Tasks waiting in the queue now (a snapshot; for tests and diagnostics).
-    #[cfg(test)]
-    pub(crate) fn shared_queue_len(&self) -> usize {
-        self.shared.queue.len()
+    /// Stops now: takes no new tasks, cancels every queued one (their handles
+    /// report [`TaskError::Cancelled`](super::TaskError::Cancelled); a
+    /// [`scope`](Self::scope) that had tasks cancelled panics when it ends),
+    /// lets running tasks finish, and joins the workers. Idempotent; after
+    /// [`shutdown`](Self::shutdown) it has nothing left to cancel.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use std::sync::mpsc::channel;
+    /// use ply_os::thread::{TaskError, ThreadPool};
+    ///
+    /// let pool = ThreadPool::new(1).unwrap();
+    /// let (started_tx, started) = channel();
+    /// let (release, release_rx) = channel::<()>();
+    /// let running = pool
+    ///     .submit(move || {
+    ///         started_tx.send(()).unwrap();
+    ///         release_rx.recv().unwrap();
+    ///         "finished"
+    ///     })
+    ///     .unwrap();
+    /// started.recv().unwrap(); // the only worker is busy: the rest wait in the queue
+    /// let queued: Vec<_> = (0..3).map(|i| pool.submit(move || i).unwrap()).collect();
+    /// std::thread::scope(|s| {
+    ///     s.spawn(|| pool.terminate());
+    ///     for h in queued {
+    ///         assert_eq!(h.join(), Err(TaskError::Cancelled)); // without waiting for `running`
+    ///     }
+    ///     release.send(()).unwrap();
+    /// });
+    /// assert_eq!(running.join(), Ok("finished")); // a running task runs to its end
+    /// ```
+    pub fn terminate(&self) {
+        self.registry.terminate();
+        self.registry.join_workers();
     }
 
     /// Runs one queued task on the calling thread, if there is one (used while
     /// waiting, so waiting threads help instead of idling).
     pub(crate) fn help(&self) -> bool {
-        self.shared.help()
+        self.registry.help()
     }
 }
 
@@ -825,25 +425,8 @@ impl Drop for ThreadPool {
 impl fmt::Debug for ThreadPool {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ThreadPool")
-            .field("workers", &self.shared.workers)
-            .field("shut_down", &self.shared.closed.load(SeqCst))
+            .field("workers", &self.registry.workers())
+            .field("shut_down", &self.registry.is_closed())
             .finish()
     }
-}
-
-/// Wraps a task: run it, catch a panic, store the result in `state`. If the job
-/// is dropped unrun, the state becomes `Cancelled`.
-pub(crate) fn task_job<F, T>(f: F, state: Arc<TaskState<T>>) -> Job
-where
-    F: FnOnce() -> T + Send + 'static,
-    T: Send + 'static,
-{
-    let mut guard = CancelOnDrop { state: Some(state) };
-    Job::new(move || {
-        let result = catch_unwind(AssertUnwindSafe(f))
-            .map_err(|payload| TaskError::Panicked(panic_message(&*payload)));
-        if let Some(state) = guard.state.take() {
-            state.finish(result);
-        }
-    })
 }

@@ -2,6 +2,7 @@
 
 use std::any::Any;
 use std::marker::PhantomData;
+use std::mem::ManuallyDrop;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -9,7 +10,10 @@ use std::time::Duration;
 
 use crossbeam_utils::CachePadded;
 
-use super::pool::{GuestBuffer, Job, ThreadPool};
+use super::engine::Admission;
+use super::job::Job;
+use super::pool::ThreadPool;
+use super::unwind::{drop_payload, drop_quietly};
 
 /// Tasks spawned here may borrow anything that outlives the `scope` call;
 /// `scope` returns only after every one of them has finished.
@@ -30,9 +34,6 @@ use super::pool::{GuestBuffer, Job, ThreadPool};
 pub struct Scope<'scope, 'env: 'scope> {
     pool: &'scope ThreadPool,
     state: ScopeState,
-    /// The spawn buffer of the thread that opened the scope, if it is not a
-    /// worker and a guest ring was free.
-    guest: Option<GuestBuffer>,
     /// Invariance over both lifetimes, as in `std::thread::Scope`.
     _marker: PhantomData<(&'scope mut &'scope (), &'env mut &'env ())>,
 }
@@ -40,11 +41,80 @@ pub struct Scope<'scope, 'env: 'scope> {
 struct ScopeState {
     /// Tasks spawned so far. Written by spawners only.
     spawned: CachePadded<AtomicUsize>,
-    /// Tasks finished so far. Written by the threads running them, on another
-    /// cache line so spawning and finishing do not contend.
+    /// Tasks finished (run or cancelled) so far. Written by the threads running
+    /// them, on another cache line so spawning and finishing do not contend.
     finished: CachePadded<AtomicUsize>,
+    /// Tasks cancelled unrun by [`ThreadPool::terminate`]. Counted before
+    /// `finished`, so `wait_all` sees every one.
+    cancelled: AtomicUsize,
     /// The first panic of a task, re-raised when the scope ends.
     panic: Mutex<Option<Box<dyn Any + Send>>>,
+}
+
+impl ScopeState {
+    /// Keeps the first task panic; drops later payloads quietly.
+    fn record_panic(&self, payload: Box<dyn Any + Send>) {
+        let mut first = self.panic.lock().unwrap_or_else(|e| e.into_inner());
+        let extra = match *first {
+            None => {
+                *first = Some(payload);
+                None
+            }
+            Some(_) => Some(payload),
+        };
+        drop(first);
+        if let Some(extra) = extra {
+            drop_payload(extra);
+        }
+    }
+}
+
+/// A spawned task as its job holds it: the user's closure and the scope's
+/// state (borrowed, not counted: `scope` keeps it alive until every task has
+/// finished). One word besides the closure, so a spawn of a closure of up to
+/// three words stays inline in its job.
+struct ScopeTask<'scope, F> {
+    f: ManuallyDrop<F>,
+    state: &'scope ScopeState,
+}
+
+impl<F: FnOnce()> ScopeTask<'_, F> {
+    fn run(self) {
+        let mut this = ManuallyDrop::new(self);
+        // SAFETY: `this` is never dropped, so `f` is taken exactly once.
+        let f = unsafe { ManuallyDrop::take(&mut this.f) };
+        let state = this.state;
+        // `f`'s captures are dropped inside the call, before the count below.
+        if let Err(payload) = catch_unwind(AssertUnwindSafe(f)) {
+            state.record_panic(payload);
+        }
+        // Release: the task's effects (its spawns included) happen before a
+        // `wait_all` that acquires this count.
+        state.finished.fetch_add(1, Ordering::Release);
+    }
+}
+
+/// Dropped unrun: the job was cancelled by `terminate`.
+impl<F> Drop for ScopeTask<'_, F> {
+    fn drop(&mut self) {
+        // SAFETY: `run` forgets `self`, so this is the only take of `f`.
+        let f = unsafe { ManuallyDrop::take(&mut self.f) };
+        // The closure first, quietly: it may borrow what the scope protects,
+        // and the count below must happen even if its `Drop` panics.
+        drop_quietly(f);
+        self.state.cancelled.fetch_add(1, Ordering::Relaxed);
+        self.state.finished.fetch_add(1, Ordering::Release);
+    }
+}
+
+/// What a scope does when [`ThreadPool::terminate`] cancelled some of its tasks.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OnCancel {
+    /// Panic when the scope ends: the caller's work is incomplete.
+    Panic,
+    /// Nothing: the caller covers the work itself (the data-parallel helpers,
+    /// whose calling thread claims every chunk no helper claimed).
+    Ignore,
 }
 
 impl ThreadPool {
@@ -77,30 +147,51 @@ impl ThreadPool {
     where
         F: for<'scope> FnOnce(&'scope Scope<'scope, 'env>) -> R,
     {
+        self.scope_with(OnCancel::Panic, f)
+    }
+
+    /// [`scope`](Self::scope), choosing what cancelled tasks mean.
+    pub(crate) fn scope_with<'env, F, R>(&self, on_cancel: OnCancel, f: F) -> R
+    where
+        F: for<'scope> FnOnce(&'scope Scope<'scope, 'env>) -> R,
+    {
         let scope = Scope {
             pool: self,
             state: ScopeState {
                 spawned: CachePadded::new(AtomicUsize::new(0)),
                 finished: CachePadded::new(AtomicUsize::new(0)),
+                cancelled: AtomicUsize::new(0),
                 panic: Mutex::new(None),
             },
-            guest: self.shared.claim_guest(),
             _marker: PhantomData,
         };
         let result = catch_unwind(AssertUnwindSafe(|| f(&scope)));
         scope.wait_all();
-        if let Some(guest) = &scope.guest {
-            self.shared.release_guest(guest);
-        }
         let task_panic = scope
             .state
             .panic
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .take();
+        let cancelled = scope.state.cancelled.load(Ordering::Relaxed);
         match (result, task_panic) {
-            (Err(payload), _) | (Ok(_), Some(payload)) => resume_unwind(payload),
-            (Ok(value), None) => value,
+            (Err(payload), other) => {
+                if let Some(other) = other {
+                    drop_payload(other);
+                }
+                resume_unwind(payload)
+            }
+            (Ok(_), Some(payload)) => resume_unwind(payload),
+            (Ok(value), None) => {
+                if cancelled > 0 && on_cancel == OnCancel::Panic {
+                    drop_quietly(value);
+                    panic!(
+                        "{cancelled} task(s) spawned in this scope were cancelled: \
+                         the pool was terminated"
+                    );
+                }
+                value
+            }
         }
     }
 }
@@ -124,29 +215,25 @@ impl<'scope> Scope<'scope, '_> {
         self.state.spawned.fetch_add(1, Ordering::Relaxed);
         // Borrow the scope's state rather than counting a reference per task:
         // `scope` keeps it alive until every spawned task has finished.
-        let state: &'scope ScopeState = &self.state;
-        let task = move || {
-            if let Err(payload) = catch_unwind(AssertUnwindSafe(f)) {
-                state
-                    .panic
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .get_or_insert(payload);
-            }
-            // Release: the task's effects (its spawns included) happen before
-            // a `wait_all` that acquires this count.
-            state.finished.fetch_add(1, Ordering::Release);
+        let task = ScopeTask {
+            f: ManuallyDrop::new(f),
+            state: &self.state,
         };
+        let task = move || task.run();
         // SAFETY: the task borrows only data that outlives 'scope, and `scope`
         // does not return (nor unwind past its frame) until every spawned task,
-        // this one included, has run to completion (or been run inline below).
+        // this one included, has been counted as finished: by `run` after the
+        // closure returned, or by `drop` after the closure was dropped unrun.
         let job = unsafe { Job::new_unchecked(task) };
-        // The owner's guest ring or the worker's own run queue; else the
-        // injector; and if the pool is shut down, right here rather than lose it.
-        if let Err(job) = self.pool.shared.push_spawn(job, self.guest.as_ref())
-            && let Err(job) = self.pool.submit_job(job)
-        {
-            job.run();
+        // The calling thread's own queue (its run queue, or its guest ring);
+        // else the injector, if it has room; else run it right here: a scope
+        // never blocks on a full queue, and a shut-down pool still runs it.
+        let registry = &self.pool.registry;
+        if let Err(job) = registry.push_local(job) {
+            match registry.admit(false) {
+                Admission::Queued => registry.push(job),
+                Admission::Full | Admission::RunHere | Admission::Closed => job.run(),
+            }
         }
     }
 
@@ -156,10 +243,9 @@ impl<'scope> Scope<'scope, '_> {
     fn wait_all(&self) {
         let mut idle_rounds = 0u32;
         while !self.all_finished() {
-            let shared = &self.pool.shared;
-            let own = self.guest.as_ref().and_then(|g| shared.pop_guest(g));
-            if let Some(job) = own {
-                job.run();
+            let registry = &self.pool.registry;
+            if let Some(job) = registry.pop_guest() {
+                registry.execute(job);
                 idle_rounds = 0;
                 continue;
             }

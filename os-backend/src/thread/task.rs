@@ -1,104 +1,267 @@
 //! Task handles: a submitted task's result, its panic, or its cancellation.
+//!
+//! # One cell per task
+//!
+//! A task and its handle share one heap cell: a 32-bit state word, the slot
+//! its result is written to, and the sender `as_completed` may register. There
+//! is no reference count and no lock: the state word says who may touch what,
+//! and each side sets its own "gone" bit when it lets go; the side that lets
+//! go second frees the cell (the scheme of `async-task` and tokio's task
+//! cells). A joiner that has to wait sets `WAITING` and sleeps on the state
+//! word itself (a futex), so finishing a task costs a system call only when
+//! someone sleeps on it.
+//!
+//! | bit | set by | meaning |
+//! |---|---|---|
+//! | `STARTED` | the job | a worker claimed the task; it can no longer be cancelled |
+//! | `CANCELLED` | the handle, or the job dropped unrun | the task will never run |
+//! | `COMPLETE` | whoever settles it | the outcome is ready (a result, or cancelled) |
+//! | `WAITING` | the joiner | it sleeps (or is about to) on the state word |
+//! | `NOTIFY` | `as_completed` | a sender waits in the cell for the completion |
+//! | `JOB_GONE`, `HANDLE_GONE` | each side | it no longer touches the cell |
+//! | `TAKEN` | the handle, with `HANDLE_GONE` | it moved the result out |
+//!
+//! `STARTED` and `CANCELLED` are decided by read-modify-writes of the one
+//! word, so exactly one of them wins. The result is written before `COMPLETE`
+//! is published (`Release`) and read after it is seen (`Acquire`). The job
+//! side publishes `COMPLETE` and `JOB_GONE` in one step when nobody waits or
+//! listens; otherwise it publishes `COMPLETE`, wakes or notifies, and only
+//! then lets go, so it never touches a cell the handle has freed.
+//!
+//! loom checks the protocol (`task/loom_models.rs`): a joiner racing the
+//! completion, cancel racing start, a handle dropped while the task runs, a
+//! job dropped unrun, and `as_completed` registering while it completes —
+//! each outcome reported once, each result dropped once.
 
-use std::any::Any;
 use std::fmt;
+use std::marker::PhantomData;
+use std::mem::{ManuallyDrop, MaybeUninit};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::ptr::NonNull;
+use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed};
 use std::sync::mpsc::Sender;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use super::pool::help_own_pool;
+use super::engine::help_own_pool;
+use super::engine::primitive::{AtomicU32, EnginePark, UnsafeCell, engine_park, spin_loop};
+use super::error::TaskError;
+use super::job::Job;
+use super::unwind::{drop_payload, drop_quietly, panic_message};
 
-/// Why a task produced no value.
-///
-/// # Example
-///
-/// ```
-/// use ply_os::thread::{TaskError, ThreadPool};
-///
-/// let pool = ThreadPool::new(1).unwrap();
-/// let h = pool.submit(|| -> u32 { panic!("bad input") }).unwrap();
-/// assert_eq!(h.join(), Err(TaskError::Panicked("bad input".into())));
-/// ```
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum TaskError {
-    /// The task panicked; the panic message (or a note that it had none).
-    Panicked(String),
-    /// The task was dropped without running (its pool was torn down first).
-    Cancelled,
+const STARTED: u32 = 1 << 0;
+const CANCELLED: u32 = 1 << 1;
+const COMPLETE: u32 = 1 << 2;
+const WAITING: u32 = 1 << 3;
+const NOTIFY: u32 = 1 << 4;
+const JOB_GONE: u32 = 1 << 5;
+const HANDLE_GONE: u32 = 1 << 6;
+const TAKEN: u32 = 1 << 7;
+
+/// Polls of the state word a joiner makes before it sleeps (a few hundred
+/// nanoseconds: a task about to finish is not worth two system calls). It
+/// does not yield: on a busy machine a yield hands the core to another
+/// process for a whole time slice, and sleeping gives the workers the core.
+#[cfg(not(loom))]
+const JOIN_SPINS: u32 = 64;
+#[cfg(loom)]
+const JOIN_SPINS: u32 = 1;
+
+/// A worker that joins and finds nothing to help with sleeps this long before
+/// it looks for work again (a task it waits for may spawn work to help with).
+const WORKER_NAP: Duration = Duration::from_micros(200);
+
+/// The cell a task and its handle share (see the module docs).
+struct Cell<T> {
+    state: AtomicU32,
+    park: EnginePark,
+    /// Written by the job before `COMPLETE`, unless the task was cancelled.
+    result: UnsafeCell<MaybeUninit<Result<T, TaskError>>>,
+    /// Written by `as_completed` before `NOTIFY`; taken by whoever sends.
+    notify: UnsafeCell<Option<(usize, Sender<usize>)>>,
 }
 
-impl fmt::Display for TaskError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            TaskError::Panicked(msg) => write!(f, "task panicked: {msg}"),
-            TaskError::Cancelled => write!(f, "task was cancelled before it ran"),
+/// A pointer to a live cell, for the two sides.
+struct CellRef<T>(NonNull<Cell<T>>);
+
+impl<T> CellRef<T> {
+    fn new(state: u32) -> Self {
+        let cell = Box::new(Cell {
+            state: AtomicU32::new(state),
+            park: engine_park(),
+            result: UnsafeCell::new(MaybeUninit::uninit()),
+            notify: UnsafeCell::new(None),
+        });
+        CellRef(NonNull::from(Box::leak(cell)))
+    }
+
+    fn cell(&self) -> &Cell<T> {
+        // SAFETY: a `CellRef` exists only while its side has not let go (set
+        // its gone bit), and the cell is freed only after both have.
+        unsafe { self.0.as_ref() }
+    }
+
+    /// Frees the cell. `drop_result`: a result is in the slot that nobody
+    /// took. The caller is the side that let go second.
+    ///
+    /// # Safety
+    ///
+    /// Both gone bits are set, this side set its own last, and it makes no
+    /// other access to the cell afterwards.
+    unsafe fn free(&self, drop_result: bool) {
+        // SAFETY: per the contract, no one else touches the cell any more;
+        // it came from `Box::leak` in `new`.
+        let cell = unsafe { Box::from_raw(self.0.as_ptr()) };
+        if drop_result {
+            // SAFETY: the job wrote the result (the caller checked it ran),
+            // and nobody moved it out (no `TAKEN`).
+            let result = cell.result.with_mut(|r| unsafe { (*r).assume_init_read() });
+            drop_quietly(result);
         }
-    }
-}
-
-impl std::error::Error for TaskError {}
-
-/// The message of a panic payload.
-pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_owned()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "(panic payload is not a string)".to_owned()
-    }
-}
-
-/// The result slot a task and its handle share.
-pub(crate) struct TaskState<T> {
-    slot: Mutex<Slot<T>>,
-    done: Condvar,
-}
-
-struct Slot<T> {
-    result: Option<Result<T, TaskError>>,
-    finished: bool,
-    /// Completion notification for `as_completed`: (index, channel).
-    notify: Option<(usize, Sender<usize>)>,
-}
-
-impl<T> TaskState<T> {
-    pub(crate) fn new() -> Arc<Self> {
-        Arc::new(TaskState {
-            slot: Mutex::new(Slot {
-                result: None,
-                finished: false,
-                notify: None,
-            }),
-            done: Condvar::new(),
-        })
+        drop(cell); // the notify sender, if any: runs no user code
     }
 
-    fn lock(&self) -> MutexGuard<'_, Slot<T>> {
-        // Only this module touches the slot and never panics while holding it.
-        self.slot.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Stores the result (first call wins) and wakes the joiner.
-    pub(crate) fn finish(&self, result: Result<T, TaskError>) {
-        let mut slot = self.lock();
-        if slot.finished {
-            return;
-        }
-        slot.result = Some(result);
-        slot.finished = true;
-        if let Some((index, tx)) = slot.notify.take() {
+    /// Sends the registered completion notice. The caller is the one side
+    /// that saw the other's bit when setting its own: the completer that set
+    /// `COMPLETE` over `NOTIFY`, or the registrant that set `NOTIFY` over
+    /// `COMPLETE`; the read-modify-writes order the slot's write before this.
+    fn send_notice(&self) {
+        // SAFETY: one caller, once (see above), after the slot was written.
+        let notice = self.cell().notify.with_mut(|n| unsafe { (*n).take() });
+        if let Some((index, tx)) = notice {
             let _ = tx.send(index); // the receiver may be gone: fine
         }
-        drop(slot);
-        self.done.notify_all();
     }
+
+    /// Settles the task from the job side and lets go: publishes `COMPLETE`
+    /// (with `extra`: `CANCELLED` for a job dropped unrun), wakes a joiner,
+    /// sends a notice, and frees the cell if the handle is gone.
+    /// `wrote_result`: the job wrote a result into the slot.
+    fn complete_and_let_go(self, extra: u32, wrote_result: bool) {
+        let state = &self.cell().state;
+        let mut seen = state.load(Relaxed);
+        while seen & (WAITING | NOTIFY) == 0 {
+            // Nobody waits or listens: settle and let go in one step. AcqRel:
+            // Release publishes the result; Acquire sees a handle's last
+            // accesses if it is gone (we then free).
+            match state.compare_exchange_weak(
+                seen,
+                seen | COMPLETE | extra | JOB_GONE,
+                AcqRel,
+                Relaxed,
+            ) {
+                Ok(_) => {
+                    if seen & HANDLE_GONE != 0 {
+                        // SAFETY: the handle let go before us; we are last.
+                        unsafe { self.free(wrote_result) };
+                    }
+                    return;
+                }
+                Err(now) => seen = now,
+            }
+        }
+        let before = state.fetch_or(COMPLETE | extra, AcqRel);
+        // Only the side that settles the task wakes and notifies (a handle
+        // that cancelled it did both already).
+        if before & COMPLETE == 0 {
+            if before & WAITING != 0 {
+                self.cell().park.wake_all(state);
+            }
+            if before & NOTIFY != 0 {
+                self.send_notice();
+            }
+        }
+        let before = state.fetch_or(JOB_GONE, AcqRel);
+        if before & HANDLE_GONE != 0 {
+            let taken = before & TAKEN != 0;
+            // SAFETY: the handle let go before us; we are last.
+            unsafe { self.free(wrote_result && !taken) };
+        }
+    }
+}
+
+use ply_core::sync::Park as _;
+
+/// The job's side of a task. Dropped unrun (its job was cancelled, refused or
+/// drained by `terminate`), it settles the task as cancelled.
+struct JobSide<T>(ManuallyDrop<CellRef<T>>);
+
+// SAFETY: the job moves to a worker; the cell's shared parts are atomics or
+// guarded by the state word, and the result it writes is a `T: Send`.
+unsafe impl<T: Send> Send for JobSide<T> {}
+
+impl<T> JobSide<T> {
+    fn into_cell(self) -> CellRef<T> {
+        let mut this = ManuallyDrop::new(self);
+        // SAFETY: `this` is never dropped, so the reference is taken once.
+        unsafe { ManuallyDrop::take(&mut this.0) }
+    }
+}
+
+impl<T> Drop for JobSide<T> {
+    fn drop(&mut self) {
+        // SAFETY: `into_cell` forgets `self`, so this is the only take.
+        let cell = unsafe { ManuallyDrop::take(&mut self.0) };
+        // Claim the task as cancelled, unless the handle cancelled it first.
+        let before = cell.cell().state.fetch_or(STARTED, AcqRel);
+        let extra = if before & CANCELLED != 0 {
+            0
+        } else {
+            CANCELLED
+        };
+        cell.complete_and_let_go(extra, false);
+    }
+}
+
+/// Wraps a task in a job, with a handle to its result. The job claims the
+/// task (unless it was cancelled), runs it, catches a panic and stores the
+/// outcome; dropped unrun, it cancels the task. Nothing the task does unwinds
+/// out of the job: its panic and the payload's `Drop` are contained here, and
+/// a result nobody wants is dropped quietly.
+pub(crate) fn task_job<F, T>(f: F) -> (Job, TaskHandle<T>)
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    let side = JobSide(ManuallyDrop::new(CellRef::new(0)));
+    let handle = TaskHandle {
+        cell: CellRef(side.0.0),
+        _owns: PhantomData,
+    };
+    let job = Job::new(move || {
+        let cell = side.into_cell();
+        // Acquire: a cancellation's effects (none the job reads) are ordered;
+        // the read-modify-write decides start against cancel.
+        let before = cell.cell().state.fetch_or(STARTED, Acquire);
+        if before & CANCELLED != 0 {
+            drop_quietly(f); // cancelled while queued: never runs
+            cell.complete_and_let_go(0, false);
+            return;
+        }
+        let (result, payload) = match catch_unwind(AssertUnwindSafe(f)) {
+            Ok(value) => (Ok(value), None),
+            Err(payload) => (
+                Err(TaskError::Panicked(panic_message(&*payload))),
+                Some(payload),
+            ),
+        };
+        // SAFETY: the slot is ours until `COMPLETE` is published below.
+        cell.cell()
+            .result
+            .with_mut(|r| unsafe { (*r).write(result) });
+        cell.complete_and_let_go(0, true);
+        // After reporting: the payload's `Drop` may panic.
+        if let Some(payload) = payload {
+            drop_payload(payload);
+        }
+    });
+    (job, handle)
 }
 
 /// A submitted task: wait for its result with [`join`](TaskHandle::join).
 ///
-/// Dropping the handle does not cancel the task; it runs and its result is
-/// discarded.
+/// Dropping the handle does not cancel the task ([`cancel`](Self::cancel)
+/// does): it runs and its result is dropped (a panic in the result's `Drop` is
+/// contained; the panic hook reports it).
 ///
 /// # Example
 ///
@@ -114,11 +277,91 @@ impl<T> TaskState<T> {
 /// let slow = slow.join_timeout(Duration::from_millis(1)).unwrap_err(); // not yet
 /// assert!(slow.join().is_ok());
 /// ```
+#[must_use = "a task's result or panic is only seen through its handle"]
 pub struct TaskHandle<T> {
-    pub(crate) state: Arc<TaskState<T>>,
+    cell: CellRef<T>,
+    /// The handle owns a `T` (once the task is done) for drop checking.
+    _owns: PhantomData<T>,
 }
 
+// SAFETY: the handle reads the result (a `T: Send`) on whichever thread joins;
+// its shared state is the cell's atomic word.
+unsafe impl<T: Send> Send for TaskHandle<T> {}
+// SAFETY: `&self` methods only read and update the atomic state word.
+unsafe impl<T: Send> Sync for TaskHandle<T> {}
+
 impl<T> TaskHandle<T> {
+    /// A handle to a task that was cancelled before it was queued.
+    pub(crate) fn cancelled() -> Self {
+        TaskHandle {
+            cell: CellRef::new(STARTED | CANCELLED | COMPLETE | JOB_GONE),
+            _owns: PhantomData,
+        }
+    }
+
+    fn state(&self) -> &AtomicU32 {
+        &self.cell.cell().state
+    }
+
+    /// Cancels the task if it has not started: it will never run, and
+    /// [`join`](Self::join) returns [`TaskError::Cancelled`]. Returns whether
+    /// the task is cancelled (now or before); `false` if it has started, in
+    /// which case it runs to the end. Its captured values are dropped when a
+    /// worker next reaches it in the queue.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use std::sync::mpsc::channel;
+    /// use ply_os::thread::{TaskError, ThreadPool};
+    ///
+    /// let pool = ThreadPool::new(1).unwrap();
+    /// let (started_tx, started) = channel();
+    /// let (release, release_rx) = channel::<()>();
+    /// let busy = pool
+    ///     .submit(move || {
+    ///         started_tx.send(()).unwrap();
+    ///         release_rx.recv().unwrap(); // occupies the only worker
+    ///     })
+    ///     .unwrap();
+    /// started.recv().unwrap();
+    /// let queued = pool.submit(|| unreachable!("cancelled tasks never run")).unwrap();
+    /// assert!(queued.cancel());
+    /// assert!(!busy.cancel()); // already running
+    /// release.send(()).unwrap();
+    /// assert_eq!(queued.join(), Err(TaskError::Cancelled));
+    /// assert_eq!(busy.join(), Ok(()));
+    /// ```
+    pub fn cancel(&self) -> bool {
+        let state = self.state();
+        let mut seen = state.load(Acquire);
+        loop {
+            if seen & CANCELLED != 0 {
+                return true;
+            }
+            if seen & STARTED != 0 {
+                return false;
+            }
+            // Claims the task (`STARTED` keeps a late job from claiming it)
+            // and settles it: the job, when a worker reaches it, only drops
+            // its closure and lets go.
+            match state.compare_exchange_weak(
+                seen,
+                seen | STARTED | CANCELLED | COMPLETE,
+                AcqRel,
+                Acquire,
+            ) {
+                Ok(_) => {
+                    if seen & NOTIFY != 0 {
+                        self.cell.send_notice();
+                    }
+                    return true;
+                }
+                Err(now) => seen = now,
+            }
+        }
+    }
+
     /// Waits for the task and returns its value, or why there is none.
     ///
     /// # Errors
@@ -136,65 +379,6 @@ impl<T> TaskHandle<T> {
         match self.wait_until(None) {
             Ok(result) => result,
             Err(_) => unreachable!("no deadline, no timeout"),
-        }
-    }
-
-    /// Waits for the result until `deadline` (if any). On a pool worker, runs
-    /// queued tasks of its pool while waiting: the task waited for may be one of
-    /// them, and a worker that only blocked could deadlock its own pool.
-    #[allow(clippy::result_large_err)]
-    fn wait_until(self, deadline: Option<Instant>) -> Result<Result<T, TaskError>, Self> {
-        loop {
-            let mut slot = self.state.lock();
-            if slot.finished {
-                return Ok(slot.result.take().unwrap_or(Err(TaskError::Cancelled)));
-            }
-            let now = Instant::now();
-            if deadline.is_some_and(|d| now >= d) {
-                drop(slot);
-                return Err(self);
-            }
-            // Release the slot before helping: the task we run may be this one,
-            // and it locks the slot to store its result.
-            drop(slot);
-            match help_own_pool() {
-                Some(true) => continue, // ran someone's task; check again
-                Some(false) => {
-                    // A worker with nothing to run: nap briefly, then look again.
-                    let nap = Duration::from_micros(200);
-                    let nap = deadline.map_or(nap, |d| nap.min(d - now));
-                    let slot = self.state.lock();
-                    if !slot.finished {
-                        drop(
-                            self.state
-                                .done
-                                .wait_timeout(slot, nap)
-                                .unwrap_or_else(|e| e.into_inner()),
-                        );
-                    }
-                }
-                None => {
-                    let mut slot = self.state.lock();
-                    if slot.finished {
-                        continue;
-                    }
-                    slot = match deadline {
-                        None => self
-                            .state
-                            .done
-                            .wait(slot)
-                            .unwrap_or_else(|e| e.into_inner()),
-                        Some(d) => {
-                            self.state
-                                .done
-                                .wait_timeout(slot, d - now)
-                                .unwrap_or_else(|e| e.into_inner())
-                                .0
-                        }
-                    };
-                    drop(slot);
-                }
-            }
         }
     }
 
@@ -229,18 +413,96 @@ impl<T> TaskHandle<T> {
     /// }
     /// ```
     pub fn is_finished(&self) -> bool {
-        self.state.lock().finished
+        self.state().load(Acquire) & COMPLETE != 0
     }
 
-    /// Asks to be told on `tx`, with `index`, when the task finishes (at once if
-    /// it already has).
-    pub(crate) fn notify_on_finish(&self, index: usize, tx: Sender<usize>) {
-        let mut slot = self.state.lock();
-        if slot.finished {
-            let _ = tx.send(index);
-        } else {
-            slot.notify = Some((index, tx));
+    /// Waits for the outcome until `deadline` (if any). On a pool worker, runs
+    /// queued jobs of its pool while waiting: the task waited for may be one
+    /// of them, and a worker that only blocked could deadlock its own pool.
+    #[allow(clippy::result_large_err)] // the handle is one pointer
+    fn wait_until(self, deadline: Option<Instant>) -> Result<Result<T, TaskError>, Self> {
+        let mut spins = 0;
+        loop {
+            let seen = self.state().load(Acquire);
+            if seen & COMPLETE != 0 {
+                return Ok(self.take(seen));
+            }
+            let left = match deadline {
+                Some(d) => match d.checked_duration_since(Instant::now()) {
+                    Some(left) if !left.is_zero() => Some(left),
+                    _ => return Err(self),
+                },
+                None => None,
+            };
+            let nap = match help_own_pool() {
+                Some(true) => continue, // ran someone's job; look again
+                Some(false) => Some(left.map_or(WORKER_NAP, |l| l.min(WORKER_NAP))),
+                None if spins < JOIN_SPINS => {
+                    spins += 1;
+                    spin_loop();
+                    continue;
+                }
+                None => left,
+            };
+            // Announce the wait, then sleep while the word shows it.
+            let seen = self.state().fetch_or(WAITING, Acquire) | WAITING;
+            if seen & COMPLETE == 0 {
+                self.cell.cell().park.sleep(self.state(), seen, nap);
+            }
         }
+    }
+
+    /// Moves the outcome out (the caller saw `COMPLETE`) and lets go.
+    fn take(self, seen: u32) -> Result<T, TaskError> {
+        let this = ManuallyDrop::new(self);
+        let result = if seen & CANCELLED != 0 {
+            Err(TaskError::Cancelled)
+        } else {
+            // SAFETY: `COMPLETE` without `CANCELLED`: the job wrote the result
+            // before publishing (we acquired it), and only the handle reads it,
+            // once (`this` is not dropped, and it lets go right after).
+            this.cell
+                .cell()
+                .result
+                .with(|r| unsafe { (*r).assume_init_read() })
+        };
+        let took = if seen & CANCELLED != 0 { 0 } else { TAKEN };
+        this.let_go(took);
+        result
+    }
+
+    /// Sets `HANDLE_GONE` (and `taken`); frees the cell if the job is gone.
+    fn let_go(&self, taken: u32) {
+        let before = self.state().fetch_or(HANDLE_GONE | taken, AcqRel);
+        if before & JOB_GONE != 0 {
+            let untaken_result = taken == 0 && before & (COMPLETE | CANCELLED) == COMPLETE;
+            // SAFETY: the job let go before us; we are last, and the handle is
+            // being dropped or consumed.
+            unsafe { self.cell.free(untaken_result) };
+        }
+    }
+
+    /// Asks to be told on `tx`, with `index`, when the task finishes (at once
+    /// if it already has).
+    pub(crate) fn notify_on_finish(&self, index: usize, tx: Sender<usize>) {
+        // SAFETY: the slot is the handle's until `NOTIFY` is set; this is
+        // called once per handle (by `as_completed`, which owns it).
+        self.cell
+            .cell()
+            .notify
+            .with_mut(|n| unsafe { *n = Some((index, tx)) });
+        // AcqRel: Release publishes the slot to the completer; Acquire sees
+        // its `COMPLETE`, so exactly one of us sends.
+        let before = self.state().fetch_or(NOTIFY, AcqRel);
+        if before & COMPLETE != 0 {
+            self.cell.send_notice();
+        }
+    }
+}
+
+impl<T> Drop for TaskHandle<T> {
+    fn drop(&mut self) {
+        self.let_go(0);
     }
 }
 
@@ -252,15 +514,5 @@ impl<T> fmt::Debug for TaskHandle<T> {
     }
 }
 
-/// Completes the task's state with `Cancelled` if the job is dropped unrun.
-pub(crate) struct CancelOnDrop<T> {
-    pub(crate) state: Option<Arc<TaskState<T>>>,
-}
-
-impl<T> Drop for CancelOnDrop<T> {
-    fn drop(&mut self) {
-        if let Some(state) = self.state.take() {
-            state.finish(Err(TaskError::Cancelled));
-        }
-    }
-}
+#[cfg(all(test, loom))]
+mod loom_models;

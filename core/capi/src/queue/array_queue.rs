@@ -4,9 +4,11 @@ use core::ffi::c_void;
 
 use ply_core::queue::mpmc::{ArrayQueueBase, TryPopError, TryPushError};
 
-use super::{apart, bytes_for, or_return, published};
+use super::bytes_for;
 use crate::bytes::{ByteCells, copy_item};
+use crate::or_return;
 use crate::place::{self, Kind, Tag};
+use crate::place::{apart, published};
 use crate::{GiveUp, PLY_BUSY, PLY_EMPTY, PLY_ERR_CAPACITY, PLY_ERR_NULL, PLY_ERR_SIZE, PLY_FULL};
 use crate::{PLY_OK, check_ptrs, ply_give_up_fn, ply_status};
 
@@ -24,10 +26,12 @@ impl ply_array_queue_t {
 
 /// Bytes of buffer a `ply_array_queue_t` of `capacity` items of `elem_size`
 /// bytes needs (as the macro `PLY_ARRAY_QUEUE_BUFFER_SIZE`): per item, a stamp
-/// word and the item, rounded up to a whole word. 0 if that overflows. The
-/// buffer must be aligned like `size_t`.
+/// word and the item, rounded up to a whole word. The buffer must be aligned
+/// like `size_t`.
 ///
 /// Thread safety: a pure function.
+///
+/// Returns the size, or 0 if it overflows.
 #[unsafe(no_mangle)]
 pub extern "C" fn ply_array_queue_buffer_size(capacity: usize, elem_size: usize) -> usize {
     ByteCells::stride(elem_size)
@@ -189,13 +193,16 @@ unsafe fn array_pop(
     }
 }
 
-/// Copies `elem_size` bytes from `item` into the queue, at the back. Any thread
-/// or process.
+/// Copies `elem_size` bytes from `item` into the queue, at the back.
 ///
 /// Linearizable: `PLY_FULL` means the queue was full at an instant during the
 /// call. If the slot to push into still holds an item whose pop is in flight,
-/// it waits for that pop to finish: a consumer that dies there makes it wait
-/// forever (use `ply_array_queue_trypush` or `_push_until` across processes).
+/// it waits for that pop to finish.
+///
+/// Thread and process safety: any thread or process, all at once; but a
+/// consumer that dies in the middle of a pop makes a push that reaches its slot
+/// wait forever (use `ply_array_queue_trypush` or `_push_until` across
+/// processes).
 ///
 /// Returns `PLY_OK`, `PLY_FULL` (nothing copied), `PLY_ERR_UNINIT` if `queue`
 /// is not an initialized array queue, or `PLY_ERR_NULL`/`PLY_ERR_ALIGN`.
@@ -216,6 +223,8 @@ pub unsafe extern "C" fn ply_array_queue_push(
 /// As `ply_array_queue_push`, but never waits for another party: a pop in
 /// flight at the slot gives `PLY_BUSY` (the queue is not full; try again).
 ///
+/// Thread and process safety: any thread or process, all at once.
+///
 /// Returns `PLY_OK`, `PLY_FULL`, `PLY_BUSY`, or an error as for
 /// `ply_array_queue_push`.
 ///
@@ -233,6 +242,9 @@ pub unsafe extern "C" fn ply_array_queue_trypush(
 
 /// As `ply_array_queue_push`, waiting for a pop in flight only until
 /// `give_up(ctx)` returns non-zero (then `PLY_BUSY`; NULL: never gives up).
+///
+/// Thread and process safety: any thread or process, all at once; `give_up`
+/// runs on the calling thread.
 ///
 /// Returns `PLY_OK`, `PLY_FULL`, `PLY_BUSY`, or an error as for
 /// `ply_array_queue_push`.
@@ -252,12 +264,14 @@ pub unsafe extern "C" fn ply_array_queue_push_until(
 }
 
 /// Copies the item at the front into `out` (`elem_size` bytes) and removes it.
-/// Any thread or process.
 ///
 /// Linearizable: `PLY_EMPTY` means the queue was empty at an instant during the
-/// call. If the oldest item's push is in flight, it waits for that push: a
-/// producer that dies there makes it wait forever (use `_trypop` or
-/// `_pop_until` across processes, or `ply_scq_t`).
+/// call. If the oldest item's push is in flight, it waits for that push.
+///
+/// Thread and process safety: any thread or process, all at once; but a
+/// producer that dies in the middle of a push makes a pop that reaches its slot
+/// wait forever (use `_trypop` or `_pop_until` across processes, or
+/// `ply_scq_t`).
 ///
 /// Returns `PLY_OK`, `PLY_EMPTY` (nothing written), `PLY_ERR_UNINIT` if
 /// `queue` is not an initialized array queue, or `PLY_ERR_NULL`/`PLY_ERR_ALIGN`.
@@ -278,6 +292,8 @@ pub unsafe extern "C" fn ply_array_queue_pop(
 /// As `ply_array_queue_pop`, but never waits for another party: a push in
 /// flight at the head gives `PLY_BUSY` (the queue is not empty).
 ///
+/// Thread and process safety: any thread or process, all at once.
+///
 /// Returns `PLY_OK`, `PLY_EMPTY`, `PLY_BUSY`, or an error as for
 /// `ply_array_queue_pop`.
 ///
@@ -296,6 +312,9 @@ pub unsafe extern "C" fn ply_array_queue_trypop(
 /// As `ply_array_queue_pop`, waiting for a push in flight only until
 /// `give_up(ctx)` returns non-zero (then `PLY_BUSY`; NULL: never gives up).
 ///
+/// Thread and process safety: any thread or process, all at once; `give_up`
+/// runs on the calling thread.
+///
 /// Returns `PLY_OK`, `PLY_EMPTY`, `PLY_BUSY`, or an error as for
 /// `ply_array_queue_pop`.
 ///
@@ -313,8 +332,11 @@ pub unsafe extern "C" fn ply_array_queue_pop_until(
     unsafe { array_pop(queue, out, GiveUp::new(give_up, ctx)) }
 }
 
-/// The number of items (a consistent snapshot; stale once others act). Any
-/// thread or process. 0 for a NULL, misaligned or uninitialized `queue`.
+/// The number of items (a consistent snapshot; stale once others act).
+///
+/// Thread and process safety: any thread or process, all at once.
+///
+/// Returns the count; 0 for a NULL, misaligned or uninitialized `queue`.
 ///
 /// # Safety
 ///
@@ -326,8 +348,11 @@ pub unsafe extern "C" fn ply_array_queue_len(queue: *const ply_array_queue_t) ->
     unsafe { array_queue(queue) }.map_or(0, |q| q.0.len())
 }
 
-/// The queue's capacity in items. Any thread or process. 0 for a NULL,
-/// misaligned or uninitialized `queue`.
+/// The queue's capacity in items.
+///
+/// Thread and process safety: any thread or process, all at once.
+///
+/// Returns the capacity; 0 for a NULL, misaligned or uninitialized `queue`.
 ///
 /// # Safety
 ///

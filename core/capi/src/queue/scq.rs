@@ -5,9 +5,11 @@ use core::ffi::c_void;
 use ply_core::queue::mpmc::ScqBase;
 use ply_core::queue::storage::Slots;
 
-use super::{apart, bytes_for, or_return, published};
+use super::bytes_for;
 use crate::bytes::{ByteSlots, WordEntries, copy_item};
+use crate::or_return;
 use crate::place::{self, Kind, Tag};
+use crate::place::{apart, published};
 use crate::{PLY_EMPTY, PLY_ERR_CAPACITY, PLY_ERR_NULL, PLY_ERR_SIZE, PLY_FULL, PLY_OK};
 use crate::{check_ptrs, ply_status};
 
@@ -23,10 +25,12 @@ impl ply_scq_t {
 
 /// Bytes of buffer a `ply_scq_t` of `capacity` items of `elem_size` bytes needs
 /// (as the macro `PLY_SCQ_BUFFER_SIZE`): `4 * capacity` words for the two index
-/// rings, then `capacity * elem_size` bytes of slots. 0 if that overflows. The
-/// buffer must be aligned like `size_t`.
+/// rings, then `capacity * elem_size` bytes of slots. The buffer must be aligned
+/// like `size_t`.
 ///
 /// Thread safety: a pure function.
+///
+/// Returns the size, or 0 if it overflows.
 #[unsafe(no_mangle)]
 pub extern "C" fn ply_scq_buffer_size(capacity: usize, elem_size: usize) -> usize {
     Layout::of(capacity, elem_size).map_or(0, |l| l.total())
@@ -194,7 +198,10 @@ unsafe fn scq<'a>(queue: *const ply_scq_t) -> Result<&'a ply_scq_t, ply_status> 
 }
 
 /// Copies `elem_size` bytes from `item` into the queue, at the back.
-/// Lock-free; safe to call from any thread or process at once.
+/// Lock-free.
+///
+/// Thread and process safety: any thread or process, all at once; one that
+/// stops or dies inside it costs the others at most that item and one slot.
 ///
 /// Returns `PLY_OK`, `PLY_FULL` (nothing copied), `PLY_ERR_UNINIT` if `queue` is
 /// not an initialized SCQ queue, or `PLY_ERR_NULL`/`PLY_ERR_ALIGN`.
@@ -221,7 +228,10 @@ pub unsafe extern "C" fn ply_scq_push(queue: *const ply_scq_t, item: *const c_vo
 }
 
 /// Copies the item at the front of the queue into `out` (`elem_size` bytes)
-/// and removes it. Lock-free; safe to call from any thread or process at once.
+/// and removes it. Lock-free.
+///
+/// Thread and process safety: any thread or process, all at once; one that
+/// stops or dies inside it costs the others at most that item and one slot.
 ///
 /// Returns `PLY_OK`, `PLY_EMPTY` (nothing written), `PLY_ERR_UNINIT` if `queue`
 /// is not an initialized SCQ queue, or `PLY_ERR_NULL`/`PLY_ERR_ALIGN`.
@@ -246,8 +256,11 @@ pub unsafe extern "C" fn ply_scq_pop(queue: *const ply_scq_t, out: *mut c_void) 
     }
 }
 
-/// The queue's capacity in items. Any thread or process. Returns 0 for a NULL,
-/// misaligned or uninitialized `queue`.
+/// The queue's capacity in items.
+///
+/// Thread and process safety: any thread or process, all at once.
+///
+/// Returns the capacity; 0 for a NULL, misaligned or uninitialized `queue`.
 ///
 /// # Safety
 ///

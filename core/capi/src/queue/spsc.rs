@@ -4,9 +4,11 @@ use core::ffi::c_void;
 
 use ply_core::queue::spsc::{Consumer, Producer, RingBase};
 
-use super::{apart, bytes_for, or_return, published};
+use super::bytes_for;
 use crate::bytes::{ByteSlots, copy_item};
+use crate::or_return;
 use crate::place::{self, Kind, Tag};
+use crate::place::{apart, published};
 use crate::{PLY_EMPTY, PLY_ERR_CAPACITY, PLY_ERR_NULL, PLY_ERR_SIZE, PLY_FULL, PLY_OK};
 use crate::{check_ptrs, ply_status};
 
@@ -29,10 +31,12 @@ impl ply_spsc_t {
 }
 
 /// Bytes of buffer a `ply_spsc_t` of `capacity` items of `elem_size` bytes
-/// needs: `capacity * elem_size` (as the macro `PLY_SPSC_BUFFER_SIZE`), or 0 if
-/// that overflows. The buffer needs no particular alignment.
+/// needs: `capacity * elem_size` (as the macro `PLY_SPSC_BUFFER_SIZE`). The
+/// buffer needs no particular alignment.
 ///
 /// Thread safety: a pure function.
+///
+/// Returns the size, or 0 if it overflows.
 #[unsafe(no_mangle)]
 pub extern "C" fn ply_spsc_buffer_size(capacity: usize, elem_size: usize) -> usize {
     bytes_for(capacity, elem_size).unwrap_or(0)
@@ -135,11 +139,14 @@ unsafe fn spsc<'a>(ring: *const ply_spsc_t) -> Result<&'a ply_spsc_t, ply_status
     unsafe { published(ring, Kind::Spsc, ply_spsc_t::tag) }
 }
 
-/// Makes the producer handle of `ring` in `*out`.
+/// Makes the producer handle of `ring` in `*out`. A new handle continues from
+/// where the last one stopped.
 ///
-/// At most one producer handle may be in use for a ring at a time, across all
-/// threads and processes (after `fork()`, the side that does not produce simply
-/// never uses its copy). A new handle continues from where the last one stopped.
+/// Thread and process safety: any thread or process, but at most one producer
+/// handle may be in use for a ring at a time, across all threads and processes
+/// (after `fork()`, the side that does not produce simply never uses its copy).
+/// The handle is valid only in the process that made it (or a `fork()` of it
+/// that sees `ring` at the same address).
 ///
 /// Returns `PLY_OK`; `PLY_ERR_UNINIT` if `ring` is not an initialized ring;
 /// `PLY_ERR_NULL`/`PLY_ERR_ALIGN` for a bad pointer.
@@ -164,8 +171,9 @@ pub unsafe extern "C" fn ply_spsc_producer(
     PLY_OK
 }
 
-/// Makes the consumer handle of `ring` in `*out`. At most one consumer handle
-/// may be in use at a time (see `ply_spsc_producer`).
+/// Makes the consumer handle of `ring` in `*out`.
+///
+/// Thread and process safety: as `ply_spsc_producer`, for the one consumer.
 ///
 /// Returns `PLY_OK`; `PLY_ERR_UNINIT` if `ring` is not an initialized ring;
 /// `PLY_ERR_NULL`/`PLY_ERR_ALIGN` for a bad pointer.
@@ -191,8 +199,9 @@ pub unsafe extern "C" fn ply_spsc_consumer(
 /// Copies `elem_size` bytes from `item` into the ring, at the back.
 /// Wait-free: never waits for the consumer.
 ///
-/// Only the thread holding `producer` may call it (one producer per ring); it
-/// runs concurrently with the consumer's calls, in this or another process.
+/// Thread and process safety: only the thread holding `producer` may call it
+/// (one producer per ring); it runs concurrently with the consumer's calls, in
+/// this or another process.
 ///
 /// Returns `PLY_OK`, `PLY_FULL` if the ring has no free slot (nothing copied),
 /// or `PLY_ERR_NULL`/`PLY_ERR_ALIGN` for a bad pointer.
@@ -225,7 +234,8 @@ pub unsafe extern "C" fn ply_spsc_push(
 /// Copies the item at the front of the ring into `out` (`elem_size` bytes) and
 /// removes it. Wait-free.
 ///
-/// Only the thread holding `consumer` may call it (one consumer per ring).
+/// Thread and process safety: only the thread holding `consumer` may call it
+/// (one consumer per ring); it runs concurrently with the producer's calls.
 ///
 /// Returns `PLY_OK`, `PLY_EMPTY` if there is no item (nothing written), or
 /// `PLY_ERR_NULL`/`PLY_ERR_ALIGN` for a bad pointer.
@@ -255,8 +265,11 @@ pub unsafe extern "C" fn ply_spsc_pop(
 }
 
 /// The number of items in the ring: a snapshot, exact only when neither side is
-/// active. Any thread or process. Returns 0 for a NULL, misaligned or
-/// uninitialized `ring`.
+/// active.
+///
+/// Thread and process safety: any thread or process, all at once.
+///
+/// Returns the count; 0 for a NULL, misaligned or uninitialized `ring`.
 ///
 /// # Safety
 ///
@@ -267,8 +280,11 @@ pub unsafe extern "C" fn ply_spsc_len(ring: *const ply_spsc_t) -> usize {
     unsafe { spsc(ring) }.map_or(0, |r| r.0.len())
 }
 
-/// The ring's capacity in items. Any thread or process. Returns 0 for a NULL,
-/// misaligned or uninitialized `ring`.
+/// The ring's capacity in items.
+///
+/// Thread and process safety: any thread or process, all at once.
+///
+/// Returns the capacity; 0 for a NULL, misaligned or uninitialized `ring`.
 ///
 /// # Safety
 ///

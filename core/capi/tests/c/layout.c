@@ -52,6 +52,8 @@ int main(void) {
     CHECK(ply_array_queue_buffer_size(5, 3) == PLY_ARRAY_QUEUE_BUFFER_SIZE(5, 3));
     CHECK(ply_array_queue_buffer_size(5, 3) == 5 * 2 * sizeof(size_t));
     CHECK(ply_spsc_buffer_size(5, 7) == PLY_SPSC_BUFFER_SIZE(5, 7));
+    CHECK(ply_dispenser_buffer_size(9) == PLY_DISPENSER_BUFFER_SIZE(9));
+    CHECK(ply_dispenser_buffer_size(9) == 9 * PLY_CACHE_LINE);
     CHECK(ply_spsc_buffer_size((size_t)-1, 2) == 0); /* overflow */
     puts("layout: ok");
     return 0;

@@ -65,10 +65,12 @@ static void schedules(void) {
     CHECK_STATUS(ply_shard(0, 0, 1000, &a0, &a1), PLY_ERR_SCHEDULE);
 }
 
-enum { LEN = 20000, WORKERS = 4 };
+/* WORKERS workers, and one more id for a worker that dies. */
+enum { LEN = 20000, WORKERS = 4, IDS = WORKERS + 1 };
 
 struct shared {
     ply_dispenser_t d;
+    _Alignas(PLY_CACHE_LINE) unsigned char slots[PLY_DISPENSER_BUFFER_SIZE(IDS)];
     ply_schedule_t s;
     unsigned char covered[LEN];
 };
@@ -77,7 +79,8 @@ static struct shared *map_shared(size_t chunk) {
     struct shared *sh =
         mmap(NULL, sizeof *sh, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     CHECK(sh != MAP_FAILED);
-    CHECK_STATUS(ply_dispenser_init(&sh->d), PLY_OK);
+    CHECK_STATUS(ply_dispenser_init(&sh->d, sh->slots, IDS), PLY_OK);
+    CHECK(ply_dispenser_workers(&sh->d) == IDS);
     CHECK_STATUS(ply_schedule_fixed(&sh->s, LEN, chunk), PLY_OK);
     return sh;
 }
@@ -119,7 +122,10 @@ static void dispenser_threads(void) {
 static void dispenser_processes_with_a_death(void) {
     struct shared *sh = map_shared(50);
     size_t index, start, end;
-    CHECK_STATUS(ply_dispenser_claim(&sh->d, 64, &sh->s, &index, &start, &end), PLY_ERR_RANGE);
+    CHECK_STATUS(ply_dispenser_claim(&sh->d, IDS, &sh->s, &index, &start, &end), PLY_ERR_RANGE);
+    CHECK_STATUS(ply_dispenser_complete(&sh->d, IDS), PLY_ERR_RANGE);
+    CHECK_STATUS(ply_dispenser_held_by(&sh->d, (size_t)-1, &index), PLY_ERR_RANGE);
+    CHECK_STATUS(ply_dispenser_reclaim(&sh->d, IDS + 100, &index), PLY_ERR_RANGE);
     pid_t doomed = fork();
     CHECK(doomed >= 0);
     if (doomed == 0) {
@@ -152,11 +158,78 @@ static void dispenser_processes_with_a_death(void) {
     munmap(sh, sizeof *sh);
 }
 
+/* The caller chooses the number of workers: many more than any fixed table,
+ * in a buffer sized at run time. One thread plays them all in turn; every
+ * third one dies holding its chunk, and a supervisor re-queues it. Every index
+ * is still covered exactly once. */
+static void caller_sized(void) {
+    enum { MANY = 300, MANY_LEN = 5000 };
+    ply_dispenser_t d;
+    void *slots = aligned_alloc(PLY_CACHE_LINE, ply_dispenser_buffer_size(MANY));
+    CHECK(slots != NULL && ply_dispenser_buffer_size(MANY) == PLY_DISPENSER_BUFFER_SIZE(MANY));
+    CHECK_STATUS(ply_dispenser_init(&d, slots, MANY), PLY_OK);
+    CHECK(ply_dispenser_workers(&d) == MANY);
+    ply_schedule_t s;
+    CHECK_STATUS(ply_schedule_fixed(&s, MANY_LEN, 3), PLY_OK);
+    static unsigned char covered[MANY_LEN];
+    size_t index, start, end, done = 0;
+    for (size_t round = 0;; round++) {
+        size_t worker = round % MANY;
+        ply_status st = ply_dispenser_claim(&d, worker, &s, &index, &start, &end);
+        if (st == PLY_DONE) break;
+        CHECK_STATUS(st, PLY_OK);
+        if (round % 3 == 2) { /* dies; its chunk goes back */
+            size_t back;
+            CHECK_STATUS(ply_dispenser_reclaim(&d, worker, &back), PLY_OK);
+            CHECK(back == index);
+            continue;
+        }
+        for (size_t i = start; i < end; i++) covered[i]++;
+        CHECK_STATUS(ply_dispenser_complete(&d, worker), PLY_OK);
+        done++;
+    }
+    CHECK(done == ply_schedule_chunks(&s));
+    for (size_t i = 0; i < MANY_LEN; i++) CHECK(covered[i] == 1);
+    CHECK_STATUS(ply_dispenser_claim(&d, MANY, &s, &index, &start, &end), PLY_ERR_RANGE);
+    free(slots);
+}
+
+static void dispenser_errors(void) {
+    static union {
+        ply_dispenser_t d;
+        size_t words[256];
+    } u;
+    static size_t slots[64];
+    CHECK_STATUS(ply_dispenser_init(NULL, slots, 2), PLY_ERR_NULL);
+    CHECK_STATUS(ply_dispenser_init(&u.d, NULL, 2), PLY_ERR_NULL);
+    CHECK_STATUS(ply_dispenser_init(&u.d, (char *)slots + 1, 2), PLY_ERR_ALIGN);
+    CHECK_STATUS(ply_dispenser_init(&u.d, slots, 0), PLY_ERR_CAPACITY);
+    CHECK_STATUS(ply_dispenser_init(&u.d, slots, SIZE_MAX / 2), PLY_ERR_SIZE);
+    CHECK_STATUS(ply_dispenser_init(&u.d, u.words, 2), PLY_ERR_OVERLAP);
+    CHECK(ply_dispenser_buffer_size(0) == 0 && ply_dispenser_buffer_size(SIZE_MAX / 2) == 0);
+    /* Never initialized: every call says so. */
+    size_t index, start, end;
+    ply_schedule_t s;
+    CHECK_STATUS(ply_schedule_fixed(&s, 10, 2), PLY_OK);
+    CHECK_STATUS(ply_dispenser_claim(&u.d, 0, &s, &index, &start, &end), PLY_ERR_UNINIT);
+    CHECK_STATUS(ply_dispenser_complete(&u.d, 0), PLY_ERR_UNINIT);
+    CHECK_STATUS(ply_dispenser_attach(&u.d, slots), PLY_ERR_UNINIT);
+    CHECK(ply_dispenser_workers(&u.d) == 0 && ply_dispenser_issued(&u.d) == 0);
+    CHECK(ply_dispenser_workers(NULL) == 0);
+    CHECK_STATUS(ply_dispenser_init(&u.d, slots, 2), PLY_OK);
+    CHECK_STATUS(ply_dispenser_attach(&u.d, slots), PLY_OK);
+    CHECK_STATUS(ply_dispenser_attach(&u.d, slots + 1), PLY_ERR_MAPPING);
+    CHECK_STATUS(ply_dispenser_claim(&u.d, 1, &s, &index, &start, &end), PLY_OK);
+    CHECK(index == 0 && start == 0 && end == 2 && ply_dispenser_issued(&u.d) == 1);
+}
+
 int main(void) {
     watchdog(120);
     schedules();
     dispenser_threads();
     dispenser_processes_with_a_death();
+    caller_sized();
+    dispenser_errors();
     puts("partition: ok");
     return 0;
 }

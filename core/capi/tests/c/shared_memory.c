@@ -2,7 +2,8 @@
  * memfd object, mapped by the parent at one address and by the child, after it
  * dropped the inherited view and put a PROT_NONE placeholder in its place, at
  * another. Items move both ways through an SPSC ring in each direction, an
- * SCQ queue and an array queue, every one counted. Then what ply checks:
+ * SCQ queue and an array queue, every one counted, and both claim chunks from
+ * one dispenser, every index covered once. Then what ply checks:
  * attach before init, a buffer at the wrong distance, a copied control block,
  * an overlapping buffer, an object of another type. */
 #include <sched.h>
@@ -24,6 +25,10 @@ struct region {
     _Alignas(size_t) unsigned char scq_buf[PLY_SCQ_BUFFER_SIZE(CAP, ITEM)];
     ply_array_queue_t aq;
     _Alignas(size_t) unsigned char aq_buf[PLY_ARRAY_QUEUE_BUFFER_SIZE(CAP, ITEM)];
+    ply_dispenser_t d;
+    _Alignas(PLY_CACHE_LINE) unsigned char d_buf[PLY_DISPENSER_BUFFER_SIZE(2)];
+    ply_schedule_t schedule;
+    unsigned char covered[ITEMS];
     /* seen[queue][from][seq]: how often each item arrived; 0 = SCQ, 1 = array. */
     unsigned char seen[2][2][ITEMS];
     size_t popped[2];
@@ -108,6 +113,17 @@ static void mpmc_both_ways(struct region *r, int which, uint64_t from) {
     }
 }
 
+/* Claims chunks of the shared schedule as `worker` until none is left. */
+static void claim_chunks(struct region *r, size_t worker) {
+    size_t index, start, end;
+    ply_status s;
+    while ((s = ply_dispenser_claim(&r->d, worker, &r->schedule, &index, &start, &end)) == PLY_OK) {
+        for (size_t i = start; i < end; i++) __atomic_add_fetch(&r->covered[i], 1, __ATOMIC_SEQ_CST);
+        CHECK_STATUS(ply_dispenser_complete(&r->d, worker), PLY_OK);
+    }
+    CHECK_STATUS(s, PLY_DONE);
+}
+
 /* The child: drops the parent's view, blocks its address range with a
  * PROT_NONE placeholder (so the new view cannot land there, and any use of a
  * parent address faults), maps the object again, and checks it is elsewhere. */
@@ -124,10 +140,12 @@ static void child(int fd, struct region *parent_view) {
     CHECK_STATUS(ply_spsc_attach(&r->up, r->up_buf), PLY_OK);
     CHECK_STATUS(ply_scq_attach(&r->scq, r->scq_buf), PLY_OK);
     CHECK_STATUS(ply_array_queue_attach(&r->aq, r->aq_buf), PLY_OK);
+    CHECK_STATUS(ply_dispenser_attach(&r->d, r->d_buf), PLY_OK);
     /* The parent's buffer addresses are not this process's. */
     CHECK_STATUS(ply_spsc_attach(&r->down, parent_view->down_buf), PLY_ERR_MAPPING);
     CHECK_STATUS(ply_scq_attach(&r->scq, parent_view->scq_buf), PLY_ERR_MAPPING);
     CHECK_STATUS(ply_array_queue_attach(&r->aq, parent_view->aq_buf), PLY_ERR_MAPPING);
+    CHECK_STATUS(ply_dispenser_attach(&r->d, parent_view->d_buf), PLY_ERR_MAPPING);
     CHECK(ply_spsc_capacity(&r->down) == CAP && ply_scq_capacity(&r->scq) == CAP);
 
     ply_spsc_producer_t tx;
@@ -137,6 +155,7 @@ static void child(int fd, struct region *parent_view) {
     spsc_both_ways(&tx, &rx);
     mpmc_both_ways(r, 0, 1);
     mpmc_both_ways(r, 1, 1);
+    claim_chunks(r, 1);
     CHECK(munmap(r, sizeof *r) == 0);
     CHECK(munmap(placeholder, sizeof *parent_view) == 0);
 }
@@ -156,12 +175,16 @@ static void two_addresses(void) {
     CHECK_STATUS(ply_array_queue_pop(&r->aq, item), PLY_ERR_UNINIT);
     ply_spsc_producer_t tx;
     CHECK_STATUS(ply_spsc_producer(&r->up, &tx), PLY_ERR_UNINIT);
+    CHECK_STATUS(ply_dispenser_attach(&r->d, r->d_buf), PLY_ERR_UNINIT);
+    CHECK_STATUS(ply_dispenser_complete(&r->d, 0), PLY_ERR_UNINIT);
     CHECK(ply_spsc_capacity(&r->up) == 0 && ply_scq_capacity(&r->scq) == 0);
 
     CHECK_STATUS(ply_spsc_init(&r->down, r->down_buf, CAP, sizeof(uint64_t)), PLY_OK);
     CHECK_STATUS(ply_spsc_init(&r->up, r->up_buf, CAP, sizeof(uint64_t)), PLY_OK);
     CHECK_STATUS(ply_scq_init(&r->scq, r->scq_buf, CAP, ITEM), PLY_OK);
     CHECK_STATUS(ply_array_queue_init(&r->aq, r->aq_buf, CAP, ITEM), PLY_OK);
+    CHECK_STATUS(ply_dispenser_init(&r->d, r->d_buf, 2), PLY_OK);
+    CHECK_STATUS(ply_schedule_fixed(&r->schedule, ITEMS, 7), PLY_OK);
 
     child_pid = fork();
     CHECK(child_pid >= 0);
@@ -175,6 +198,7 @@ static void two_addresses(void) {
     spsc_both_ways(&tx, &rx);
     mpmc_both_ways(r, 0, 0);
     mpmc_both_ways(r, 1, 0);
+    claim_chunks(r, 0);
 
     int status;
     CHECK(waitpid(child_pid, &status, 0) == child_pid);
@@ -183,6 +207,8 @@ static void two_addresses(void) {
     for (int q = 0; q < 2; q++)
         for (int from = 0; from < 2; from++)
             for (size_t i = 0; i < ITEMS; i++) CHECK(r->seen[q][from][i] == 1);
+    for (size_t i = 0; i < ITEMS; i++) CHECK(r->covered[i] == 1);
+    CHECK(ply_dispenser_issued(&r->d) == ply_schedule_chunks(&r->schedule));
     uint64_t out[2];
     CHECK_STATUS(ply_scq_pop(&r->scq, out), PLY_EMPTY);
     CHECK_STATUS(ply_array_queue_pop(&r->aq, out), PLY_EMPTY);
@@ -208,6 +234,10 @@ static void misuse(void) {
     static ply_spsc_t ring_copy;
     memcpy(&ring_copy, &r.up, sizeof ring_copy);
     CHECK_STATUS(ply_spsc_attach(&ring_copy, r.up_buf), PLY_ERR_MAPPING);
+    CHECK_STATUS(ply_dispenser_init(&r.d, r.d_buf, 2), PLY_OK);
+    static ply_dispenser_t d_copy;
+    memcpy(&d_copy, &r.d, sizeof d_copy);
+    CHECK_STATUS(ply_dispenser_attach(&d_copy, r.d_buf), PLY_ERR_MAPPING);
     static ply_array_queue_t aq_copy;
     memcpy(&aq_copy, &r.aq, sizeof aq_copy);
     CHECK_STATUS(ply_array_queue_attach(&aq_copy, r.aq_buf), PLY_ERR_MAPPING);

@@ -94,6 +94,21 @@ static void try_and_bounded_forms(void) {
     CHECK_STATUS(ply_spin_init((ply_spin_t *)NULL), PLY_ERR_NULL);
     CHECK_STATUS(ply_ticket_init((ply_ticket_t *)((char *)&L->ticket + 1)), PLY_ERR_ALIGN);
     CHECK_STATUS(ply_once_call(&L->once, NULL, NULL), PLY_ERR_NULL);
+
+    /* Every call on a misaligned object says so, and touches nothing. */
+#define SKEW(p) ((void *)((char *)(p) + 1))
+    CHECK_STATUS(ply_ticket_lock(SKEW(&L->ticket)), PLY_ERR_ALIGN);
+    CHECK_STATUS(ply_ticket_unlock(SKEW(&L->ticket)), PLY_ERR_ALIGN);
+    CHECK_STATUS(ply_rwlock_read(SKEW(&L->rw)), PLY_ERR_ALIGN);
+    CHECK_STATUS(ply_rwlock_trywrite(SKEW(&L->rw)), PLY_ERR_ALIGN);
+    CHECK_STATUS(ply_semaphore_acquire(SKEW(&L->sem)), PLY_ERR_ALIGN);
+    CHECK(ply_semaphore_available(SKEW(&L->sem)) == 0);
+    CHECK_STATUS(ply_event_set(SKEW(&L->event)), PLY_ERR_ALIGN);
+    CHECK(!ply_event_is_set(SKEW(&L->event)));
+    CHECK_STATUS(ply_barrier_wait(SKEW(&alone), NULL), PLY_ERR_ALIGN);
+    CHECK_STATUS(ply_event_wait(NULL), PLY_ERR_NULL);
+    CHECK(!ply_once_is_done(NULL));
+#undef SKEW
 }
 
 static void count_once(void *arg) {
