@@ -19,3 +19,47 @@ fn attached_short_jobs_value_is_accepted() {
         assert_eq!(stdout(&out), "a\nb\n", "{args:?}");
     }
 }
+
+/// A joblog whose last line was cut short (a crash or a full disk while it
+/// was written): `--resume` warns and runs that job again, and must then
+/// append its own lines on a fresh line. Gluing the first new entry onto the
+/// cut line hides it from the next `--resume`, which runs the job a third
+/// time — a job that completed running twice.
+#[test]
+fn resume_after_a_cut_last_line_keeps_the_joblog_parseable() {
+    let dir = TempDir::new("run-cutlog");
+    let log = dir.path().join("joblog");
+    let ran = dir.path().join("ran");
+    let job = format!("echo {{}} >> {}", ran.display());
+    let args = |extra: &[&'static str]| -> Vec<String> {
+        let mut all: Vec<String> = ["run", "-j", "1", "--joblog"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        all.push(log.to_str().unwrap().to_owned());
+        all.extend(extra.iter().map(|s| s.to_string()));
+        all.push(job.clone());
+        all.extend([":::", "a", "b", "c"].iter().map(|s| s.to_string()));
+        all
+    };
+    let first = ply_cmd().args(args(&[])).output().unwrap();
+    assert!(first.status.success(), "{}", stderr(&first));
+    // Cut the last entry (job c) in the middle of its command.
+    let text = std::fs::read(&log).unwrap();
+    std::fs::write(&log, &text[..text.len() - 4]).unwrap();
+    for _ in 0..2 {
+        let out = ply_cmd().args(args(&["--resume"])).output().unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    let runs = std::fs::read_to_string(&ran).unwrap();
+    let c_runs = runs.lines().filter(|l| *l == "c").count();
+    assert_eq!(
+        c_runs,
+        2,
+        "c ran once, was cut from the log, so runs once more, then never again; ran:\n{runs}\njoblog:\n{}",
+        std::fs::read_to_string(&log).unwrap()
+    );
+    for line in std::fs::read_to_string(&log).unwrap().lines() {
+        assert_eq!(line.split('\t').count(), 9, "joblog line {line:?}");
+    }
+}
