@@ -63,3 +63,41 @@ fn resume_after_a_cut_last_line_keeps_the_joblog_parseable() {
         assert_eq!(line.split('\t').count(), 9, "joblog line {line:?}");
     }
 }
+
+/// Out of file descriptors (a low `ulimit -n` and a high `-j`), a job that
+/// cannot be started never ran: it must not be counted and logged as a job
+/// that failed with 126 ("cannot start", no reason given), which `--resume`
+/// then skips for good. GNU parallel caps the slots to the descriptors it
+/// has; ply must at least run every job or stop with a clear error.
+#[test]
+fn running_out_of_descriptors_does_not_fail_jobs_that_never_ran() {
+    let dir = TempDir::new("run-emfile");
+    let log = dir.path().join("joblog");
+    let script = format!(
+        "ulimit -n 64 && seq 1 100 | exec {} run -j 100 --joblog {} 'sleep 0.2; echo {{}}'",
+        env!("CARGO_BIN_EXE_ply"),
+        log.display()
+    );
+    let out = std::process::Command::new("/bin/sh")
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    let printed = stdout(&out).lines().count();
+    if out.status.code() == Some(255) {
+        // Stopping with one clear error is acceptable; it must say why.
+        assert!(err.contains("Too many open files"), "{err}");
+    } else {
+        assert!(out.status.success(), "status {:?}: {err}", out.status);
+        assert_eq!(printed, 100, "{err}");
+    }
+    let logged_126 = std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.split('\t').nth(6) == Some("126"))
+        .count();
+    assert_eq!(
+        logged_126, 0,
+        "jobs that never started logged as failed; {err}"
+    );
+}
