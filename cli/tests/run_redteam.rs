@@ -101,3 +101,63 @@ fn running_out_of_descriptors_does_not_fail_jobs_that_never_ran() {
         "jobs that never started logged as failed; {err}"
     );
 }
+
+/// Ctrl-C, then `--resume`: the usual way to pause a long run. The jobs ply
+/// itself killed on the way out never finished their work, so `--resume`
+/// must run them. Today they are logged as ended by signal 15 and `--resume`
+/// skips them for good.
+#[test]
+fn resume_after_ctrl_c_runs_the_jobs_ply_killed() {
+    let dir = TempDir::new("run-resume-int");
+    let log = dir.path().join("joblog");
+    let done = dir.path().join("done");
+    // A job records that it got to the end of its work.
+    let job = format!("sleep 2; echo {{}} >> {}", done.display());
+    let args = [
+        "run",
+        "-j",
+        "2",
+        "--joblog",
+        log.to_str().unwrap(),
+        &job,
+        ":::",
+        "a",
+        "b",
+        "c",
+    ];
+    let mut first = ply_cmd()
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until_handling(&mut first, libc::SIGINT);
+    // Both slots are busy once two `sleep 2` children exist; then interrupt.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let children =
+            std::fs::read_to_string(format!("/proc/{}/task/{}/children", first.id(), first.id()))
+                .unwrap_or_default();
+        if children.split_whitespace().count() >= 2 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "jobs never started");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    signal(first.id(), libc::SIGINT);
+    let status = wait_or_kill(&mut first, std::time::Duration::from_secs(60));
+    assert_eq!(status.code(), Some(130));
+    let mut resume = args.to_vec();
+    resume.insert(1, "--resume");
+    let out = ply_cmd().args(&resume).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = std::fs::read_to_string(&done).unwrap_or_default();
+    let mut finished: Vec<&str> = text.lines().collect();
+    finished.sort_unstable();
+    assert_eq!(
+        finished,
+        ["a", "b", "c"],
+        "every job's work done once after the resume; joblog:\n{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+}
