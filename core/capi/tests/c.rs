@@ -154,6 +154,11 @@ fn sync() {
 }
 
 #[test]
+fn redteam_semaphore() {
+    c_test("redteam_semaphore");
+}
+
+#[test]
 fn partition() {
     c_test("partition");
 }
