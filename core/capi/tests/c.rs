@@ -159,6 +159,11 @@ fn redteam_semaphore() {
 }
 
 #[test]
+fn redteam_unlock() {
+    c_test("redteam_unlock");
+}
+
+#[test]
 fn partition() {
     c_test("partition");
 }
