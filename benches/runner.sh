@@ -42,7 +42,7 @@ for workload in true echo; do
     if [ "$workload" = true ]; then cmd=(true); else cmd=(echo '{}'); fi
     # The floor gets the program's absolute path: ply run also searches PATH
     # once per program, not once per job as xargs does.
-    runners=(floor ply ply-cgroup-per-job ply-no-cgroup xargs)
+    runners=(floor ply ply-no-cgroup xargs)
     command -v parallel > /dev/null && runners+=(gnu-parallel)
     command -v rust-parallel > /dev/null && runners+=(rust-parallel)
     for round in $(seq "$ROUNDS"); do
@@ -52,7 +52,6 @@ for workload in true echo; do
             case $r in
                 floor) timed floor "$FLOOR" 2 "$(type -P "${cmd[0]}")" "${cmd[@]:1}" ;;
                 ply) timed ply "$PLY" run -j 2 "${cmd[@]}" ;;
-                ply-cgroup-per-job) timed ply-cgroup-per-job "$PLY" run -j 2 --cgroup-per-job "${cmd[@]}" ;;
                 ply-no-cgroup) timed ply-no-cgroup "$PLY" run -j 2 --no-cgroup "${cmd[@]}" ;;
                 xargs) if [ "$workload" = true ]; then timed xargs xargs -P 2 -n 1 true
                        else timed xargs xargs -P 2 -I '{}' echo '{}'; fi ;;

@@ -4,6 +4,12 @@
 //! Every workload runs on the chosen backends in the order seq, threads,
 //! processes, each timed on its own; the result of each is checked against the
 //! others (a difference is an error, exit 1, never a success line).
+//!
+//! With `--scaling`, seq runs once as the baseline and each parallel backend
+//! runs at every worker count of a list (1, 2, 4, ... up to the usable CPUs,
+//! or the `-j` values): the speed-up curves of the threads-vs-processes
+//! lesson, printed as the same table and, with `--plot FILE.svg`, drawn
+//! beside the ideal line (`crate::plot`).
 
 mod copy;
 mod counter;
@@ -76,11 +82,22 @@ pub struct Common {
     /// at most 256, the process map's limit).
     /// The table's peak RSS is this process's high-water mark for seq and
     /// threads, and the largest worker's for processes.
-    #[arg(short = 'j', long, value_parser = clap::value_parser!(u64).range(1..=MAX_MAP_WORKERS as u64))]
-    pub jobs: Option<u64>,
+    /// With --scaling, a comma-separated list of worker counts.
+    #[arg(short = 'j', long, value_delimiter = ',', num_args = 1,
+          value_parser = clap::value_parser!(u64).range(1..=MAX_MAP_WORKERS as u64))]
+    pub jobs: Vec<u64>,
     /// Print one JSON object instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// A scaling curve: one seq run (the baseline), then each parallel
+    /// backend at 1, 2, 4, ... workers up to the usable CPUs (or at each
+    /// -j value), each with its speed-up over seq.
+    #[arg(long)]
+    pub scaling: bool,
+    /// With --scaling: draw speed-up against workers, one curve per backend
+    /// and the ideal line, into FILE.svg.
+    #[arg(long, value_name = "FILE.svg", requires = "scaling")]
+    pub plot: Option<std::path::PathBuf>,
 }
 
 /// The workloads.
@@ -211,8 +228,58 @@ impl Failed {
     }
 }
 
+/// The options every workload takes.
+fn common_of(workload: &Workload) -> &Common {
+    match workload {
+        Workload::Primes { common, .. }
+        | Workload::Squares { common, .. }
+        | Workload::Sleep { common, .. }
+        | Workload::Copy { common, .. }
+        | Workload::Counter { common, .. }
+        | Workload::Pipeline { common, .. } => common,
+    }
+}
+
+/// Checks `-j`, `--scaling` and `--plot` together (exit 2, one line).
+fn check_scaling(common: &Common) -> Result<(), Failed> {
+    if !common.scaling {
+        if common.jobs.len() > 1 {
+            return Err(Failed::misuse(
+                "several -j values draw a scaling curve: add --scaling",
+            ));
+        }
+        return Ok(());
+    }
+    if common.backend == BackendChoice::Seq {
+        return Err(Failed::misuse(
+            "--scaling needs a parallel backend: --backend threads, processes or all",
+        ));
+    }
+    if let Some(plot) = &common.plot {
+        if plot.extension().is_none_or(|e| e != "svg") {
+            return Err(Failed::misuse(format!(
+                "--plot {}: the file name must end in .svg",
+                plot.display()
+            )));
+        }
+        let dir = match plot.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => std::path::Path::new("."),
+        };
+        if !dir.is_dir() {
+            return Err(Failed::misuse(format!(
+                "--plot {}: {} is not a directory",
+                plot.display(),
+                dir.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Checks the bounds that involve more than one option (exit 2, one line).
 fn check_bounds(workload: &Workload) -> Result<(), Failed> {
+    check_scaling(common_of(workload))?;
     match workload {
         Workload::Primes { limits, .. } if limits.len() > MAX_PRIMES_LIMITS => {
             Err(Failed::misuse(format!(
@@ -294,15 +361,57 @@ fn finish(result: Result<String, Failed>) -> Result<String, Failed> {
     result
 }
 
-/// The workers to use: `-j`, else the CPUs this process may use, capped at
-/// the process map's limit.
-fn default_workers(common: &Common) -> usize {
-    match common.jobs {
-        Some(j) => j as usize,
-        None => std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .min(MAX_MAP_WORKERS),
+/// The CPUs this process may use, capped at the process map's limit.
+fn usable_cpus() -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(MAX_MAP_WORKERS)
+}
+
+/// The worker counts of a scaling curve: the `-j` values (sorted, each
+/// once), else 1, 2, 4, ... below the usable CPUs, and the CPUs.
+fn scaling_workers(common: &Common) -> Vec<usize> {
+    let mut workers: Vec<usize> = if common.jobs.is_empty() {
+        let cpus = usable_cpus();
+        std::iter::successors(Some(1usize), |w| Some(w * 2))
+            .take_while(|&w| w < cpus)
+            .chain([cpus])
+            .collect()
+    } else {
+        common.jobs.iter().map(|&j| j as usize).collect()
+    };
+    workers.sort_unstable();
+    workers.dedup();
+    workers
+}
+
+/// The runs to make, in order: (backend, workers).
+fn plan(common: &Common) -> Vec<(Backend, usize)> {
+    let parallel: &[Backend] = match common.backend {
+        BackendChoice::Seq => &[],
+        BackendChoice::Threads => &[Backend::Threads],
+        BackendChoice::Processes => &[Backend::Processes],
+        BackendChoice::All => &[Backend::Threads, Backend::Processes],
+    };
+    if common.scaling {
+        let workers = scaling_workers(common);
+        return std::iter::once((Backend::Seq, 1))
+            .chain(
+                parallel
+                    .iter()
+                    .flat_map(|&b| workers.iter().map(move |&w| (b, w))),
+            )
+            .collect();
     }
+    let jobs = common
+        .jobs
+        .first()
+        .map_or_else(usable_cpus, |&j| j as usize);
+    let seq = matches!(common.backend, BackendChoice::Seq | BackendChoice::All);
+    seq.then_some((Backend::Seq, 1))
+        .into_iter()
+        .chain(parallel.iter().map(|&b| (b, jobs)))
+        .collect()
 }
 
 fn run_backends(
@@ -311,20 +420,12 @@ fn run_backends(
     common: &Common,
     job: &dyn Fn(Backend, usize) -> Result<Outcome, String>,
 ) -> Result<String, Failed> {
-    let jobs = default_workers(common);
-    let backends: &[Backend] = match common.backend {
-        BackendChoice::Seq => &[Backend::Seq],
-        BackendChoice::Threads => &[Backend::Threads],
-        BackendChoice::Processes => &[Backend::Processes],
-        BackendChoice::All => &[Backend::Seq, Backend::Threads, Backend::Processes],
-    };
     let progress = std::io::stderr().is_terminal() && !common.json;
     let mut runs: Vec<Run> = Vec::new();
-    for &backend in backends {
+    for (backend, workers) in plan(common) {
         if interrupted() {
             break;
         }
-        let workers = if backend == Backend::Seq { 1 } else { jobs };
         let note = progress.then(|| Progress::after_a_second(name, backend, workers));
         let sampler = (backend == Backend::Processes).then(ChildPeakSampler::start);
         let start = Instant::now();
@@ -357,6 +458,10 @@ fn run_backends(
                 runs[0].outcome.shown
             )
         });
+    if let (Some(path), None, false) = (&common.plot, &mismatch, interrupted()) {
+        let title = format!("ply demo {name} {params}: speed-up over seq");
+        crate::plot::scaling(path, &title, &scaling_series(&runs)).map_err(Failed::runtime)?;
+    }
     let text = if common.json {
         to_json(name, params, &runs)
     } else {
@@ -449,6 +554,21 @@ impl ChildPeakSampler {
     }
 }
 
+/// The curves of a scaling run: per parallel backend, in the order run,
+/// (workers, speed-up over seq) at each worker count.
+fn scaling_series(runs: &[Run]) -> Vec<(String, Vec<(usize, f64)>)> {
+    let mut series: Vec<(String, Vec<(usize, f64)>)> = Vec::new();
+    for r in runs.iter().filter(|r| r.backend != Backend::Seq) {
+        let Some(x) = speedup(runs, r) else { continue };
+        let name = r.backend.name();
+        match series.iter_mut().find(|(n, _)| n == name) {
+            Some((_, points)) => points.push((r.workers, x)),
+            None => series.push((name.to_owned(), vec![(r.workers, x)])),
+        }
+    }
+    series
+}
+
 /// Speed-up over the seq run (same work), if seq ran.
 fn speedup(runs: &[Run], r: &Run) -> Option<f64> {
     runs.iter()
@@ -485,8 +605,19 @@ fn to_table(name: &str, params: &serde_json::Value, runs: &[Run], agree: bool) -
         ]);
     }
     let mut out = format!("ply demo {name} {params}\n{}", table.render());
+    let mut backends: Vec<Backend> = runs.iter().map(|r| r.backend).collect();
+    backends.dedup();
     if runs.len() > 1 && agree {
-        let _ = writeln!(out, "results agree across {} backends", runs.len());
+        if backends.len() == runs.len() {
+            let _ = writeln!(out, "results agree across {} backends", runs.len());
+        } else {
+            let _ = writeln!(
+                out,
+                "results agree across {} runs on {} backends",
+                runs.len(),
+                backends.len()
+            );
+        }
     }
     out
 }

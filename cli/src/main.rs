@@ -15,6 +15,7 @@ mod demo;
 mod interrupt;
 mod mem;
 mod out;
+mod plot;
 mod report;
 mod run;
 
@@ -111,13 +112,17 @@ fn main() -> ExitCode {
         },
         Command::Run(_) => unreachable!("handled above"),
         Command::Bench(args) => match bench::run(&args) {
-            Some(text) => match out::stdout(&text) {
+            Ok(Some(text)) => match out::stdout(&text) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(failed) => failed.exit(),
             },
-            None => {
+            Ok(None) => {
                 out::error_line("interrupted");
                 ExitCode::from(interrupt::exit_code().unwrap_or(130))
+            }
+            Err(failed) => {
+                out::error_line(&failed.message);
+                ExitCode::from(failed.code)
             }
         },
     }

@@ -193,14 +193,10 @@ pub fn main(args: RunArgs) -> ExitCode {
         tag: args.tag,
         joblog,
         resume,
-        // A cgroup per job where single jobs are killed while others run
-        // (--timeout), else one for the run: no per-job migration.
         containment: if args.no_cgroup {
             ply_os::job::Containment::ProcessGroup
-        } else if args.cgroup_per_job || args.timeout.is_some() {
-            ply_os::job::Containment::Cgroup
         } else {
-            ply_os::job::Containment::RunCgroup
+            ply_os::job::Containment::Cgroup
         },
         total,
         progress,

@@ -131,7 +131,7 @@ fn misuse_is_one_line_and_exit_code_2() {
     assert_misuse(&["bench", "queues", "--items", "-3"], "-3");
     assert_misuse(&["bench", "queues", "--items", "many"], "many");
     assert_misuse(&["frobnicate"], "frobnicate");
-    assert_misuse(&["bench"], "<FAMILY>");
+    assert_misuse(&["bench"], "needs a family");
 }
 
 #[test]

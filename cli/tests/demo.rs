@@ -304,3 +304,125 @@ fn a_failure_while_running_is_exit_1_with_the_cause() {
         "{err}"
     );
 }
+
+/// The data series of a plotters SVG: each curve is a 2-px polyline through
+/// one point per worker count (the legend's samples are 2-point lines), as
+/// (stroke colour, points). Fails if the file does not parse as SVG.
+fn svg_curves(svg: &str, points: usize) -> Vec<(String, usize)> {
+    let doc = roxmltree::Document::parse(svg).expect("the SVG parses");
+    assert_eq!(doc.root_element().tag_name().name(), "svg");
+    doc.descendants()
+        .filter(|n| n.has_tag_name("polyline") && n.attribute("stroke-width") == Some("2"))
+        .map(|n| {
+            let count = n
+                .attribute("points")
+                .unwrap_or("")
+                .split_whitespace()
+                .count();
+            (n.attribute("stroke").unwrap_or("").to_owned(), count)
+        })
+        .filter(|&(_, count)| count == points)
+        .collect()
+}
+
+/// The texts of an SVG (title, axis labels, legend).
+fn svg_texts(svg: &str) -> Vec<String> {
+    let doc = roxmltree::Document::parse(svg).expect("the SVG parses");
+    doc.descendants()
+        .filter(|n| n.has_tag_name("text"))
+        .filter_map(|n| n.text().map(|t| t.trim().to_owned()))
+        .collect()
+}
+
+#[test]
+fn scaling_runs_each_backend_at_each_worker_count_and_draws_a_curve_each() {
+    let dir = TempDir::new("scaling");
+    for (backend, curves) in [
+        ("all", &["threads", "processes"][..]),
+        ("threads", &["threads"]),
+    ] {
+        let svg = dir.path().join(format!("{backend}.svg"));
+        let args = [
+            "demo",
+            "sleep",
+            "--tasks",
+            "4",
+            "--ms",
+            "5",
+            "--backend",
+            backend,
+            "--scaling",
+            "-j",
+            "4,1,2",
+            "--plot",
+            svg.to_str().unwrap(),
+        ];
+        let out = ply(&args);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        let table = String::from_utf8(out.stdout).unwrap();
+        // One seq baseline, then each backend at 1, 2, 4 workers in order.
+        let rows: Vec<(String, String)> = table
+            .lines()
+            .skip(2)
+            .take_while(|l| !l.starts_with("results"))
+            .map(|l| {
+                let mut words = l.split_whitespace();
+                (
+                    words.next().unwrap().to_owned(),
+                    words.next().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        let mut expected = vec![("seq".to_owned(), "1".to_owned())];
+        for b in curves {
+            for w in ["1", "2", "4"] {
+                expected.push((b.to_string(), w.to_owned()));
+            }
+        }
+        assert_eq!(rows, expected, "{table}");
+        assert!(table.contains(&format!("results agree across {} runs", expected.len())));
+        let svg = std::fs::read_to_string(&svg).unwrap();
+        let found = svg_curves(&svg, 3);
+        assert_eq!(
+            found.len(),
+            curves.len(),
+            "one curve per backend: {found:?}"
+        );
+        let colours: HashSet<&String> = found.iter().map(|(c, _)| c).collect();
+        assert_eq!(colours.len(), curves.len(), "{found:?}");
+        let texts = svg_texts(&svg);
+        for name in curves.iter().chain(&["ideal", "workers"]) {
+            assert!(texts.iter().any(|t| t == name), "{name} not in {texts:?}");
+        }
+    }
+    // Misuse, before anything runs: exit 2, one line, no file.
+    let svg = dir.path().join("x.svg");
+    let svg = svg.to_str().unwrap();
+    for (args, expected) in [
+        (&["demo", "sleep", "-j", "1,2"][..], "--scaling"),
+        (
+            &["demo", "sleep", "--scaling", "--backend", "seq"],
+            "parallel backend",
+        ),
+        (&["demo", "sleep", "--plot", svg], "--scaling"),
+        (&["demo", "sleep", "--scaling", "--plot", "x.png"], ".svg"),
+        (
+            &[
+                "demo",
+                "sleep",
+                "--scaling",
+                "--plot",
+                "/nonexistent-dir/x.svg",
+            ],
+            "not a directory",
+        ),
+        (&["demo", "sleep", "--scaling", "-j", "1,0"], "-j"),
+    ] {
+        let out = ply(args);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
+        assert!(err.contains(expected), "{args:?}: {err}");
+    }
+    assert!(!Path::new(svg).exists());
+}

@@ -284,11 +284,59 @@ const ESCAPING: &str = "setsid sleep 1000 & (sh -c 'sleep 1000 &' &); sleep 1000
 /// are in the joblog or after jobs started; checks the exit status and that
 /// no process of the run is left.
 fn run_marked(args: &[&str], sig: Option<i32>, expect: i32) -> String {
+    run_marked_as(args, sig, expect, None)
+}
+
+/// The cgroup v2 directory this test process is in (and so a `ply` it
+/// starts): the `cgroup2` mount point joined with the `0::` path.
+fn own_cgroup_dir() -> Option<std::path::PathBuf> {
+    let membership = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    let path = membership.lines().find_map(|l| l.strip_prefix("0::"))?;
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    let mount = mounts.lines().find_map(|line| {
+        let (left, right) = line.split_once(" - ")?;
+        (right.split_whitespace().next()? == "cgroup2").then(|| left.split_whitespace().nth(4))?
+    })?;
+    Some(std::path::Path::new(mount).join(path.trim_start_matches('/')))
+}
+
+/// The cgroup directories (`ply-<pid>-<n>`) ply process `pid` left.
+fn cgroups_left_by(pid: u32) -> Vec<String> {
+    let Some(dir) = own_cgroup_dir() else {
+        return Vec::new();
+    };
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with(&format!("ply-{pid}-")))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// As [`run_marked`], ply running as user `uid` if given (the test must be
+/// root then); also checks that ply removed every cgroup it created.
+fn run_marked_as(args: &[&str], sig: Option<i32>, expect: i32, uid: Option<u32>) -> String {
     let (marker_var, mark) = marker("run");
     let tmp = TempDir::new("run-marked");
-    let mut all = vec!["run"];
-    all.extend_from_slice(args);
-    let mut child = spawn_marked(&all, &mark, tmp.path());
+    let mut child = {
+        use std::os::unix::process::CommandExt;
+        let mut command = ply_cmd();
+        command
+            .arg("run")
+            .args(args)
+            .env("PLY_TEST_MARK", &mark)
+            .env("TMPDIR", tmp.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        if let Some(uid) = uid {
+            command.uid(uid).gid(uid);
+        }
+        command.spawn().expect("spawn ply")
+    };
     if let Some(sig) = sig {
         wait_until_handling(&mut child, sig);
         // Wait until the jobs' escapees exist (a leader and two sleeps each).
@@ -311,6 +359,8 @@ fn run_marked(args: &[&str], sig: Option<i32>, expect: i32) -> String {
     let err = drain_stderr(&mut child);
     assert_eq!(status.code(), Some(expect), "{args:?}: {err}");
     assert_none_left(&marker_var);
+    let cgroups = cgroups_left_by(child.id());
+    assert!(cgroups.is_empty(), "{args:?}: cgroups left: {cgroups:?}");
     err
 }
 
@@ -325,6 +375,104 @@ fn a_timeout_kills_the_whole_job_tree_with_and_without_cgroups() {
         args.extend_from_slice(extra);
         args.extend_from_slice(&[ESCAPING, ":::", "1", "2"]);
         run_marked(&args, None, 2);
+    }
+}
+
+#[test]
+fn a_job_ending_spares_the_helpers_a_running_job_still_needs() {
+    // Job h starts two helpers that outlive their parents (one double
+    // forked, one also in a new session), then waits while five other jobs
+    // end, each leaving a process behind that ply kills; at the end h
+    // checks that its helpers still run.
+    let dir = TempDir::new("run-helpers");
+    let d = dir.path().display();
+    let helper = format!(
+        "(sh -c 'sleep 1000 & echo $! > {d}/helper1' &); \
+         (setsid sh -c 'sleep 1000 & echo $! > {d}/helper2' &); \
+         until [ -s {d}/helper1 ] && [ -s {d}/helper2 ] && \
+               [ \"$(wc -l < {d}/ends 2>/dev/null)\" -ge 5 ]; do sleep 0.05; done; \
+         sleep 0.5; kill -0 $(cat {d}/helper1) && kill -0 $(cat {d}/helper2)"
+    );
+    let quick = format!("setsid sleep 1000 & sleep 0.2; echo {{}} >> {d}/ends");
+    let job = format!("if [ {{}} = h ]; then {helper}; else {quick}; fi");
+    for extra in [&[][..], &["--no-cgroup"]] {
+        let _ = std::fs::remove_file(dir.path().join("ends"));
+        let mut args = vec!["-j", "2"];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&[&job, ":::", "h", "1", "2", "3", "4", "5"]);
+        run_marked(&args, None, 0);
+    }
+}
+
+/// Job `t` leaves a `setsid` escapee and is stopped (by `stop`: a timeout,
+/// or its failure under `--halt soon`), while job `h`, running beside it,
+/// has two helpers that outlived their parents (one double forked, one also
+/// in a new session). `h` ignores TERM (so the timeout's TERM, which reaches
+/// it too, does not end it), waits until `t`'s escapee is gone, lets ply
+/// sweep a few times, then records whether its helpers still run.
+fn stopping_one_job_spares_its_neighbour(stop: &[&str], t_ends: &str, expect: i32) {
+    let dir = TempDir::new("run-neighbour");
+    let d = dir.path().display();
+    let t = format!("setsid sleep 1000 & echo $! > {d}/t; {t_ends}");
+    let h = format!(
+        "trap '' TERM; \
+         (sh -c 'sleep 1000 & echo $! > {d}/h1' &); \
+         (setsid sh -c 'sleep 1000 & echo $! > {d}/h2' &); \
+         until [ -s {d}/h1 ] && [ -s {d}/h2 ] && [ -s {d}/t ]; do sleep 0.02; done; \
+         while kill -0 $(cat {d}/t) 2>/dev/null; do sleep 0.02; done; \
+         sleep 0.5; \
+         if kill -0 $(cat {d}/h1) && kill -0 $(cat {d}/h2); then echo alive; else echo killed; fi > {d}/verdict"
+    );
+    let job = format!("if [ {{}} = h ]; then {h}; else {t}; fi");
+    for extra in [&[][..], &["--no-cgroup"]] {
+        for file in ["t", "h1", "h2", "verdict"] {
+            let _ = std::fs::remove_file(dir.path().join(file));
+        }
+        let mut args = vec!["-j", "2"];
+        args.extend_from_slice(stop);
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&[&job, ":::", "t", "h"]);
+        run_marked(&args, None, expect);
+        let verdict = std::fs::read_to_string(dir.path().join("verdict")).unwrap_or_default();
+        assert_eq!(verdict, "alive\n", "{stop:?} {extra:?}: h's helpers");
+    }
+}
+
+#[test]
+fn a_timeout_kills_only_the_timed_out_jobs_tree() {
+    // Both jobs time out (1 s); t dies of the TERM, h ignores it for the
+    // 60 s grace, ends by itself, and counts as failed: 2 failed.
+    stopping_one_job_spares_its_neighbour(
+        &["--timeout", "1s", "--term-seq", "TERM,60000"],
+        "sleep 1000",
+        2,
+    );
+}
+
+#[test]
+fn halt_soon_kills_only_the_failed_jobs_leftovers() {
+    stopping_one_job_spares_its_neighbour(&["--halt", "soon,fail=1"], "exit 3", 3);
+}
+
+#[test]
+fn without_a_writable_cgroup_jobs_are_contained_by_process_groups() {
+    // Run as an unprivileged user, ply may not create a cgroup beside its
+    // own (owned by root): it falls back to process groups and the
+    // subreaper sweep, and still leaves nothing behind. As root (where
+    // cgroups are writable), the same jobs run in ply's cgroups.
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("not root: cannot run ply as another user here");
+        return;
+    }
+    let job = format!("grep '^0::' /proc/self/cgroup >&2; {ESCAPING}");
+    let args = ["--timeout", "0.5s", "-j", "2", &job, ":::", "1", "2"];
+    let unprivileged = run_marked_as(&args, None, 2, Some(65534));
+    assert_eq!(unprivileged.matches("0::").count(), 2, "{unprivileged}");
+    assert!(!unprivileged.contains("/ply-"), "{unprivileged}");
+    if own_cgroup_dir().is_some_and(|d| d.join("cgroup.procs").exists()) {
+        let root = run_marked_as(&args, None, 2, None);
+        assert_eq!(root.matches("/ply-").count(), 2, "{root}");
     }
 }
 
@@ -349,7 +497,7 @@ fn timeout_percent_is_of_the_median_of_succeeded_jobs() {
 #[test]
 fn halt_now_kills_running_trees_and_exits_with_the_failing_status() {
     let job = format!("[ {{}} = 3 ] && sleep 0.5 && exit 7; {ESCAPING}");
-    for extra in [&[][..], &["--no-cgroup"], &["--cgroup-per-job"]] {
+    for extra in [&[][..], &["--no-cgroup"]] {
         let mut args = vec!["--halt", "now,fail=1", "-j", "3"];
         args.extend_from_slice(extra);
         args.extend_from_slice(&[&job, ":::", "3", "1", "2"]);
@@ -710,6 +858,41 @@ fn a_million_input_lines_are_streamed_in_bounded_memory() {
     );
     assert_eq!(code, 0);
     assert!(kib < 30 * 1024, "peak RSS {kib} KiB for 1M lines on stdin");
+}
+
+#[test]
+fn resume_over_a_million_logged_jobs_holds_no_commands_in_memory() {
+    let dir = TempDir::new("run-big-joblog");
+    let log = dir.path().join("joblog");
+    // A million logged jobs with 100-byte commands: 113 MB of joblog.
+    let pad = "x".repeat(90);
+    let mut text = String::with_capacity(120 << 20);
+    text.push_str("Seq\tHost\tStarttime\tJobRuntime\tSend\tReceive\tExitval\tSignal\tCommand\n");
+    for i in 0..1_000_000u32 {
+        let exit = u32::from(i == 7); // one failure, for --resume-failed
+        text.push_str(&format!(
+            "{i}\t:\t1.000\t0.000\t0\t0\t{exit}\t0\ttrue {pad}-{i}\n"
+        ));
+    }
+    std::fs::write(&log, &text).unwrap();
+    drop(text);
+    let value = format!("{pad}-{{}}");
+    let (code, kib) = run_measuring_rss(
+        ply_cmd()
+            .args(["run", "--resume-failed", "--joblog"])
+            .arg(&log)
+            .args(["true", &value, ":::", "5", "7", "999999", "1000000"])
+            .stdout(Stdio::null()),
+    );
+    assert_eq!(code, 0);
+    assert!(kib < 30 * 1024, "peak RSS {kib} KiB with a 1M-job joblog");
+    // Only the failed job and the one never logged ran (and were logged).
+    let mut tail: Vec<String> = joblog_commands(&log).into_iter().skip(1_000_000).collect();
+    tail.sort();
+    assert_eq!(
+        tail,
+        [format!("true {pad}-1000000"), format!("true {pad}-7")]
+    );
 }
 
 #[test]

@@ -68,6 +68,18 @@ const LONG_COMMANDS: &[&[&str]] = &[
     ],
     &["bench", "all", "--full"],
     &["bench", "pool", "--items", "1000000000"],
+    &["bench", "checkup", "--full"],
+    &[
+        "demo",
+        "sleep",
+        "--tasks",
+        "1000",
+        "--ms",
+        "100",
+        "--scaling",
+        "-j",
+        "1,2",
+    ],
 ];
 
 /// Starts `args`, waits until ply handles `sig` (and a little into the run,

@@ -117,15 +117,10 @@ pub struct RunArgs {
     #[arg(long)]
     pub eta: bool,
     /// Contain jobs with process groups and the subreaper sweep only, even
-    /// where cgroups could be created.
-    #[arg(long, conflicts_with = "cgroup_per_job")]
-    pub no_cgroup: bool,
-    /// A cgroup v2 per job, so every descendant is known per job (the
-    /// default with --timeout; otherwise the run has one cgroup, which ply
-    /// joins, and jobs are told apart by process group). Costs a cgroup
-    /// migration per job.
+    /// where a cgroup v2 per job could be created (see the README for what
+    /// that cannot see).
     #[arg(long)]
-    pub cgroup_per_job: bool,
+    pub no_cgroup: bool,
     /// The command, then its inputs: `::: value...` (arguments), `:::: file...`
     /// (lines of files; - is stdin). Without either, lines of stdin.
     #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0.., value_name = "COMMAND")]

@@ -28,11 +28,11 @@ use std::collections::{BinaryHeap, VecDeque};
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::os::unix::net::UnixStream;
-use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::process::{ChildStderr, ChildStdin, ChildStdout, Command, Stdio};
+use std::os::unix::process::ExitStatusExt;
+use std::process::{ChildStderr, ChildStdin, ChildStdout};
 use std::time::{Duration, Instant, SystemTime};
 
-use ply_os::job::{Job, JobHost};
+use ply_os::job::{Io, Job, JobCommand, JobHost};
 
 use super::args::TimeoutSpec;
 use super::capture::Capture;
@@ -223,6 +223,8 @@ pub struct Engine {
     /// Programs found in `PATH` (`None`: not found).
     programs: std::collections::HashMap<String, Option<std::path::PathBuf>>,
     last_sweep: Instant,
+    /// Whether no sweep is due: set once a sweep leaves no orphan to reap,
+    /// cleared when a job ends.
     swept_since_end: bool,
     /// When the first stop signal arrived; a second one ends the run at
     /// once, output or not.
@@ -396,7 +398,7 @@ impl Engine {
             if let Some((outcomes, only_failed)) = &self.config.resume {
                 let text = self.command_text(&pending, 1);
                 let skip = match outcomes.get(&text) {
-                    Some(&succeeded) => succeeded || !*only_failed,
+                    Some(succeeded) => succeeded || !*only_failed,
                     None => false,
                 };
                 if skip {
@@ -445,7 +447,7 @@ impl Engine {
             .clone();
         let mut command = match &invocation {
             Invocation::Direct(argv) if argv[0].contains('/') || argv[0].is_empty() => {
-                let mut c = Command::new(&argv[0]);
+                let mut c = JobCommand::new(&argv[0]);
                 c.args(&argv[1..]);
                 c
             }
@@ -456,24 +458,24 @@ impl Engine {
                     .or_insert_with(|| find_in_path(&argv[0]));
                 // Not in PATH: spawning by name fails as "not found" below.
                 let mut c =
-                    Command::new(found.as_deref().unwrap_or(std::path::Path::new(&argv[0])));
+                    JobCommand::new(found.as_deref().unwrap_or(std::path::Path::new(&argv[0])));
                 c.arg0(&argv[0]).args(&argv[1..]);
                 c
             }
             Invocation::Shell(text) => {
-                let mut c = Command::new("/bin/sh");
+                let mut c = JobCommand::new("/bin/sh");
                 c.arg("-c").arg(text);
                 c
             }
         };
         command
             .stdin(if pending.block.is_some() {
-                Stdio::piped()
+                Io::Piped
             } else {
-                Stdio::null()
+                Io::Null
             })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+            .stdout(Io::Piped)
+            .stderr(Io::Piped);
         let now = Instant::now();
         let mut running = Running {
             slot,
@@ -503,7 +505,7 @@ impl Engine {
             drain_until: None,
             pending,
         };
-        match self.host().spawn(&mut command) {
+        match self.host().spawn(&command) {
             Ok(mut job) => {
                 running.stdout = job.take_stdout();
                 running.stderr = job.take_stderr();
@@ -853,25 +855,25 @@ impl Engine {
 
     /// Reaps orphans (and, without cgroups, kills them); `all` at the end.
     fn sweep(&mut self, all: bool) {
-        let leaders: Vec<u32> = self
-            .running
-            .iter()
-            .filter(|r| r.status.is_none())
-            .filter_map(|r| r.job.as_ref().map(Job::pid))
-            .collect();
         let Some(host) = &self.host else {
             return;
         };
-        if all {
+        // The host knows its live jobs; ply starts no other children.
+        let pending = if all {
             let deadline = Instant::now() + Duration::from_secs(2);
-            while host.sweep(&|pid| leaders.contains(&pid)) > 0 && Instant::now() < deadline {
+            loop {
+                let pending = host.sweep(&|_| false);
+                if pending == 0 || Instant::now() >= deadline {
+                    break pending;
+                }
                 std::thread::sleep(Duration::from_millis(5));
             }
         } else {
-            host.sweep(&|pid| leaders.contains(&pid));
-        }
+            host.sweep(&|_| false)
+        };
         self.last_sweep = Instant::now();
-        self.swept_since_end = true;
+        // Orphans killed but not yet reaped: sweep again at the next turn.
+        self.swept_since_end = pending == 0;
     }
 
     /// Completes every job whose leader is reaped and whose pipes are done.
@@ -909,6 +911,8 @@ impl Engine {
             && let Some(host) = &mut self.host
         {
             host.release(job);
+            // What it left outside its cgroup goes at the next sweep.
+            self.swept_since_end = false;
         }
         // Retry a failure, unless the run is stopping.
         if !ok && r.pending.tries < self.config.retries && !self.draining {

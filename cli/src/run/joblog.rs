@@ -8,8 +8,14 @@
 //! are accepted anywhere, and both formats may be mixed. In the TSV form a
 //! command's backslashes, tabs and newlines are written `\\`, `\t`, `\n`, so
 //! every job is one line.
+//!
+//! For `--resume`, what matters of a logged job is whether its command
+//! succeeded: [`Outcomes`] keeps 96 bits of a hash of each command
+//! (XXH3-128), its place in the log and that one bit, 16 bytes per job in
+//! an array sorted in place, not the commands' text — a joblog of a million
+//! jobs costs 16 MB, whatever its commands' length. (Two different commands
+//! sharing a 96-bit hash, among a billion, has odds of about 10^-11.)
 
-use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -125,7 +131,57 @@ impl Joblog {
 
 /// What a joblog says about each command: whether it succeeded (the last
 /// line for it wins).
-pub type Outcomes = HashMap<String, bool>;
+#[derive(Debug, Default)]
+pub struct Outcomes {
+    /// Per logged job, 128 bits: the command's key (96 bits), then
+    /// [`LATEST`] less the job's position in the log (31 bits), then its
+    /// outcome (1 bit). Sorted, so a command's latest line comes first; one
+    /// entry per key.
+    entries: Vec<u128>,
+}
+
+/// The largest position in the log an entry records: positions beyond it
+/// (a joblog of more than two billion lines) share it, and among several
+/// lines for one command there, which one wins is not defined.
+const LATEST: u32 = (1 << 31) - 1;
+
+impl Outcomes {
+    /// The key of `command`: the top 96 bits of its 128-bit hash.
+    fn key(command: &str) -> u128 {
+        xxhash_rust::xxh3::xxh3_128(command.as_bytes()) >> 32
+    }
+
+    /// The entry of the job at `position` in the log (0 first).
+    fn entry(command: &str, position: usize, succeeded: bool) -> u128 {
+        let age = LATEST - u32::try_from(position).unwrap_or(LATEST).min(LATEST);
+        Outcomes::key(command) << 32 | u128::from(age) << 1 | u128::from(succeeded)
+    }
+
+    /// Builds from the [entries](Self::entry) of a log. Sorting in place
+    /// (no second buffer: a million jobs cost their 16 MB and no more) puts
+    /// each command's latest line first, and only that one is kept.
+    fn from_entries(mut entries: Vec<u128>) -> Outcomes {
+        entries.sort_unstable();
+        entries.dedup_by_key(|e| *e >> 32);
+        entries.shrink_to_fit();
+        Outcomes { entries }
+    }
+
+    /// Whether `command` succeeded when last logged; `None` if never logged.
+    pub fn get(&self, command: &str) -> Option<bool> {
+        let key = Outcomes::key(command);
+        self.entries
+            .binary_search_by_key(&key, |e| e >> 32)
+            .ok()
+            .map(|i| self.entries[i] & 1 == 1)
+    }
+
+    /// How many distinct commands are logged.
+    #[cfg(test)]
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+}
 
 /// Reads a joblog (TSV, JSON lines, or a concatenation of both). A missing
 /// file is an empty joblog; a malformed line is an error naming the file and
@@ -134,11 +190,27 @@ pub type Outcomes = HashMap<String, bool>;
 pub fn read(path: &Path, warn: &dyn Fn(&str)) -> Result<Outcomes, String> {
     let file = match File::open(path) {
         Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Outcomes::new()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Outcomes::default()),
         Err(e) => return Err(format!("{}: {e}", path.display())),
     };
-    let mut outcomes = Outcomes::new();
-    let mut reader = BufReader::new(file);
+    // One entry per line at most: count them first, so the array is
+    // allocated once (no doubling, no copy).
+    let mut lines = 0usize;
+    let mut counter = BufReader::with_capacity(64 << 10, &file);
+    loop {
+        let buf = counter
+            .fill_buf()
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        if buf.is_empty() {
+            break;
+        }
+        lines += buf.iter().filter(|&&b| b == b'\n').count();
+        let n = buf.len();
+        counter.consume(n);
+    }
+    std::io::Seek::rewind(&mut &file).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut entries: Vec<u128> = Vec::with_capacity(lines);
+    let mut reader = BufReader::new(&file);
     let mut line = String::new();
     let mut number = 0u64;
     loop {
@@ -147,7 +219,7 @@ pub fn read(path: &Path, warn: &dyn Fn(&str)) -> Result<Outcomes, String> {
             .read_line(&mut line)
             .map_err(|e| format!("{}:{}: {e}", path.display(), number + 1))?;
         if n == 0 {
-            return Ok(outcomes);
+            return Ok(Outcomes::from_entries(entries));
         }
         number += 1;
         let Some(text) = line.strip_suffix('\n') else {
@@ -155,13 +227,14 @@ pub fn read(path: &Path, warn: &dyn Fn(&str)) -> Result<Outcomes, String> {
                 "ply: warning: {}:{number}: an unfinished last line is ignored (that job runs again)\n",
                 path.display()
             ));
-            return Ok(outcomes);
+            return Ok(Outcomes::from_entries(entries));
         };
         if text.is_empty() || text == HEADER {
             continue;
         }
         let entry = parse_line(text).map_err(|e| format!("{}:{number}: {e}", path.display()))?;
-        outcomes.insert(entry.command.clone(), entry.succeeded());
+        let position = entries.len();
+        entries.push(Outcomes::entry(&entry.command, position, entry.succeeded()));
     }
 }
 
@@ -199,6 +272,30 @@ fn parse_line(text: &str) -> Result<Entry, String> {
 mod tests {
     use super::*;
 
+    #[test]
+    fn the_last_line_for_a_command_wins() {
+        let log = [
+            ("a", false),
+            ("b", true),
+            ("a", true),
+            ("c", false),
+            ("b", false),
+            ("a", false),
+            ("c", true),
+        ];
+        let entries = log
+            .iter()
+            .enumerate()
+            .map(|(i, &(c, ok))| Outcomes::entry(c, i, ok))
+            .collect();
+        let outcomes = Outcomes::from_entries(entries);
+        assert_eq!(outcomes.len(), 3);
+        assert_eq!(outcomes.get("a"), Some(false));
+        assert_eq!(outcomes.get("b"), Some(false));
+        assert_eq!(outcomes.get("c"), Some(true));
+        assert_eq!(outcomes.get("d"), None);
+    }
+
     fn entry(seq: u64, exitval: i32, command: &str) -> Entry {
         Entry {
             seq,
@@ -233,10 +330,11 @@ mod tests {
         assert!(text.starts_with(HEADER));
         let outcomes = read(&path, &|_| {}).unwrap();
         assert_eq!(outcomes.len(), 4);
-        assert!(outcomes["echo 'a\tb'\nx\\y"]);
-        assert!(!outcomes["false"]);
-        assert!(outcomes["true"]);
-        assert!(outcomes["sleep 1"]);
+        assert_eq!(outcomes.get("echo 'a\tb'\nx\\y"), Some(true));
+        assert_eq!(outcomes.get("false"), Some(false));
+        assert_eq!(outcomes.get("true"), Some(true));
+        assert_eq!(outcomes.get("sleep 1"), Some(true));
+        assert_eq!(outcomes.get("sleep 2"), None);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -268,7 +366,7 @@ mod tests {
         // A torn last line is not an error: that job runs again.
         std::fs::write(&path, "1\t:\t1\t1\t0\t0\t0\t0\tok\n2\t:\t1\t1\t0").unwrap();
         assert_eq!(read(&path, &|_| {}).unwrap().len(), 1);
-        assert!(read(&dir.join("missing"), &|_| {}).unwrap().is_empty());
+        assert_eq!(read(&dir.join("missing"), &|_| {}).unwrap().len(), 0);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

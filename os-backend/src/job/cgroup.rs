@@ -1,6 +1,6 @@
 //! Cgroup v2 directories for jobs: where this process may create them, and
-//! the few operations a job needs (move a process in, kill everything in it,
-//! check that it is empty, remove it).
+//! the few operations a job needs (start a process in it or move one in,
+//! kill everything in it, check that it is empty, remove it).
 //!
 //! A cgroup holds every process forked inside it, whatever the processes do
 //! afterwards: `setsid`, a double fork, a new process group. Killing it
@@ -10,6 +10,7 @@
 
 use std::fs;
 use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -46,8 +47,6 @@ pub(crate) struct CgroupRoot {
     dir: PathBuf,
     /// The same directory as a cgroup path (`/…/ply-<pid>-<n>`).
     name: String,
-    /// The cgroup this process was in when the root was created.
-    origin: PathBuf,
 }
 
 impl CgroupRoot {
@@ -65,11 +64,7 @@ impl CgroupRoot {
         fs::create_dir(&dir).ok()?;
         let name = format!("{}/{leaf}", own_name.trim_end_matches('/'));
         // Creating is not enough: moving a process in must be allowed too.
-        let root = CgroupRoot {
-            dir,
-            name,
-            origin: own,
-        };
+        let root = CgroupRoot { dir, name };
         let probe = root.dir.join("probe");
         let usable =
             fs::create_dir(&probe).is_ok() && fs::metadata(probe.join("cgroup.procs")).is_ok();
@@ -89,18 +84,13 @@ impl CgroupRoot {
         &self.dir
     }
 
-    /// Moves this process back to the cgroup it was in at creation.
-    pub(crate) fn return_home(&self) -> io::Result<()> {
-        fs::OpenOptions::new()
-            .write(true)
-            .open(self.origin.join("cgroup.procs"))?
-            .write_all(std::process::id().to_string().as_bytes())
-    }
-
-    /// Whether process `pid` is in one of this root's job cgroups.
-    pub(crate) fn contains(&self, pid: libc::pid_t) -> bool {
-        cgroup_of(&pid.to_string())
-            .is_some_and(|path| path.starts_with(&self.name) && path.len() > self.name.len())
+    /// The name of the job cgroup of this root that process `pid` is in
+    /// (`job-<n>`), if it is in one.
+    pub(crate) fn job_of(&self, pid: libc::pid_t) -> Option<String> {
+        let path = cgroup_of(&pid.to_string())?;
+        let rest = path.strip_prefix(&self.name)?.strip_prefix('/')?;
+        let job = rest.split('/').next().filter(|j| !j.is_empty())?;
+        Some(job.to_owned())
     }
 }
 
@@ -143,31 +133,57 @@ fn remove_stale(parent: &Path) {
         let root = CgroupRoot {
             dir: entry.path(),
             name: String::new(),
-            origin: PathBuf::new(),
         };
         drop(root); // kills and removes every job directory, then itself
     }
 }
 
-/// One job's cgroup directory, with its `cgroup.procs` and `cgroup.events`
-/// kept open (a job start and end then cost a write and a read, no path
-/// lookups).
+/// One job's cgroup directory, kept open (for `clone3`'s
+/// `CLONE_INTO_CGROUP`), with its `cgroup.procs` and `cgroup.events` (a job
+/// start and end then cost no path lookups).
 #[derive(Debug)]
 pub(crate) struct JobCgroup {
     dir: PathBuf,
+    handle: fs::File,
     procs: fs::File,
     events: fs::File,
+    /// `cgroup.kill` was written: the cgroup is not to be reused (below).
+    killed: std::sync::atomic::AtomicBool,
 }
 
 impl JobCgroup {
     fn open(dir: PathBuf) -> io::Result<JobCgroup> {
         Ok(JobCgroup {
+            handle: fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_DIRECTORY)
+                .open(&dir)?,
             procs: fs::OpenOptions::new()
                 .write(true)
                 .open(dir.join("cgroup.procs"))?,
             events: fs::File::open(dir.join("cgroup.events"))?,
             dir,
+            killed: std::sync::atomic::AtomicBool::new(false),
         })
+    }
+
+    /// Whether `cgroup.kill` was ever written. Such a cgroup is not reused:
+    /// on Linux 6.18 (at least), a process later started in it with
+    /// `CLONE_INTO_CGROUP` is killed as it starts (found by ply's tests:
+    /// the kill-sequence check of `cgroup_post_fork` compares against the
+    /// parent's cgroup). A job that left nothing behind never needs it.
+    pub(crate) fn was_killed(&self) -> bool {
+        self.killed.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The directory's name (`job-<n>`).
+    pub(crate) fn name(&self) -> Option<&std::ffi::OsStr> {
+        self.dir.file_name()
+    }
+
+    /// The directory's descriptor, for `CLONE_INTO_CGROUP`.
+    pub(crate) fn dir_fd(&self) -> std::os::fd::RawFd {
+        std::os::fd::AsRawFd::as_raw_fd(&self.handle)
     }
 
     /// Moves process `pid` (and so its future children) into this cgroup.
@@ -186,6 +202,10 @@ impl JobCgroup {
     /// Sends `sig` to every process in the cgroup. SIGKILL goes through
     /// `cgroup.kill`, which also catches processes forked while it runs.
     pub(crate) fn signal(&self, sig: i32) -> io::Result<()> {
+        if sig == libc::SIGKILL {
+            self.killed
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
         if sig == libc::SIGKILL
             && fs::OpenOptions::new()
                 .write(true)
@@ -204,19 +224,6 @@ impl JobCgroup {
             unsafe { libc::kill(pid, sig) };
         }
         Ok(())
-    }
-
-    /// Sends `sig` to every process in the cgroup but this one.
-    pub(crate) fn signal_others(&self, sig: i32) {
-        let me = std::process::id() as libc::pid_t;
-        let procs = fs::read_to_string(self.dir.join("cgroup.procs")).unwrap_or_default();
-        for pid in procs.lines().filter_map(|l| l.parse::<libc::pid_t>().ok()) {
-            if pid != me {
-                // SAFETY: kill has no memory-safety preconditions (the pid
-                // race is as in `signal`).
-                unsafe { libc::kill(pid, sig) };
-            }
-        }
     }
 
     /// Kills every process in the cgroup and waits until it is empty, for at
@@ -238,6 +245,14 @@ impl JobCgroup {
             std::thread::sleep(pause);
             pause = (pause * 2).min(Duration::from_millis(10));
         }
+    }
+}
+
+impl JobCgroup {
+    /// Removes the directory if the cgroup is empty; whether it did (the
+    /// cgroup is then gone, and dropping this costs a failed read).
+    pub(crate) fn remove_if_empty(&self) -> bool {
+        !self.populated().unwrap_or(true) && fs::remove_dir(&self.dir).is_ok()
     }
 }
 

@@ -40,6 +40,25 @@ pub(crate) fn children() -> Vec<libc::pid_t> {
     pids
 }
 
+/// The process group of `pid`, from `/proc/<pid>/stat` (the third field
+/// after the command name).
+pub(crate) fn process_group(pid: libc::pid_t) -> Option<libc::pid_t> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(')')?;
+    rest.split_whitespace().nth(2)?.parse().ok()
+}
+
+/// The value of `key` in the environment `pid` was started with (as of its
+/// last `execve`), from `/proc/<pid>/environ`; `None` if unset or
+/// unreadable.
+pub(crate) fn environment_value(pid: libc::pid_t, key: &str) -> Option<Vec<u8>> {
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
+    environ.split(|&b| b == 0).find_map(|entry| {
+        let value = entry.strip_prefix(key.as_bytes())?.strip_prefix(b"=")?;
+        Some(value.to_vec())
+    })
+}
+
 /// Whether `pid` (a child of ours) has exited and awaits reaping.
 fn is_zombie(pid: libc::pid_t) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
@@ -52,17 +71,18 @@ fn is_zombie(pid: libc::pid_t) -> bool {
 }
 
 /// Reaps every child for which `keep(pid)` is false; SIGKILLs first the live
-/// ones for which `kill(pid)` is true. Returns how many were found.
+/// ones for which `kill(pid)` is true. Returns how many of those are still
+/// to be reaped: killed (or found dead) but not yet gone, so a later sweep
+/// must come back for them.
 pub(crate) fn sweep(
     keep: &dyn Fn(libc::pid_t) -> bool,
     kill: &dyn Fn(libc::pid_t) -> bool,
 ) -> usize {
-    let mut found = 0;
+    let mut pending = 0;
     for pid in children() {
         if keep(pid) {
             continue;
         }
-        found += 1;
         if kill(pid) {
             // SAFETY: kill has no memory-safety preconditions; `pid` is an
             // unreaped child of ours, so it cannot have been reused.
@@ -72,7 +92,9 @@ pub(crate) fn sweep(
         }
         // SAFETY: waitpid with a null status pointer is allowed; the pid is
         // our child and no one else waits for it (it is no job's leader).
-        unsafe { libc::waitpid(pid, std::ptr::null_mut(), libc::WNOHANG) };
+        if unsafe { libc::waitpid(pid, std::ptr::null_mut(), libc::WNOHANG) } == 0 {
+            pending += 1;
+        }
     }
-    found
+    pending
 }

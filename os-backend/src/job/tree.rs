@@ -1,15 +1,31 @@
 //! [`Job`]: one started command and everything it starts.
 
 use std::io;
-use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd};
-use std::process::{Child, ChildStderr, ChildStdin, ChildStdout, ExitStatus};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::unix::process::ExitStatusExt;
+use std::process::{ChildStderr, ChildStdin, ChildStdout, ExitStatus};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::cgroup::JobCgroup;
 use crate::fork::Signal;
 
-/// How long [`Job::finish`] waits for leftover processes to die.
+/// How long [`Job::finish`] waits for the leader to exit.
 pub(super) const LEFTOVER_LIMIT: Duration = Duration::from_secs(2);
+
+/// A job not yet released: its leader (and process group id), and its
+/// serial number, which is in its environment (`PLY_JOB_ID=<host
+/// pid>-<serial>`). The host's sweep leaves alone the orphans it can tell
+/// belong to one of these.
+#[derive(Debug)]
+pub(super) struct Live {
+    pub pid: u32,
+    pub serial: u64,
+}
+
+/// The jobs of a host not yet released, shared with each job so that a
+/// job dropped unreleased takes itself off.
+pub(super) type LiveJobs = Arc<Mutex<Vec<Live>>>;
 
 /// A running command: its leader process (in a process group of its own,
 /// with the leader's pid as the group id), a pidfd that becomes readable when
@@ -21,24 +37,25 @@ pub(super) const LEFTOVER_LIMIT: Duration = Duration::from_secs(2);
 /// # Example
 ///
 /// ```
-/// use std::process::Command;
-/// use ply_os::job::JobHost;
+/// use ply_os::job::{JobCommand, JobHost};
 ///
 /// let mut host = JobHost::new(true)?;
-/// let mut job = host.spawn(&mut Command::new("true"))?;
+/// let mut job = host.spawn(&JobCommand::new("true"))?;
 /// let status = job.wait_timeout(std::time::Duration::from_secs(30))?;
 /// assert!(status.is_some_and(|s| s.success()));
+/// host.release(job);
 /// # Ok::<(), std::io::Error>(())
 /// ```
 #[derive(Debug)]
 #[must_use = "a job is killed when dropped"]
 pub struct Job {
-    pub(super) child: Child,
+    pub(super) pid: u32,
     pub(super) pidfd: OwnedFd,
+    pub(super) stdio: [Option<OwnedFd>; 3],
     pub(super) cgroup: Option<JobCgroup>,
     pub(super) status: Option<ExitStatus>,
-    /// The cgroup was seen empty after the leader was reaped.
-    pub(super) emptied: bool,
+    pub(super) live: LiveJobs,
+    pub(super) serial: u64,
 }
 
 /// Opens a pidfd for `pid` (Linux 5.3).
@@ -58,7 +75,7 @@ fn poll_readable(fd: BorrowedFd<'_>, timeout: Duration) -> io::Result<bool> {
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         let mut pfd = libc::pollfd {
-            fd: std::os::fd::AsRawFd::as_raw_fd(&fd),
+            fd: fd.as_raw_fd(),
             events: libc::POLLIN,
             revents: 0,
         };
@@ -84,7 +101,7 @@ fn poll_readable(fd: BorrowedFd<'_>, timeout: Duration) -> io::Result<bool> {
 impl Job {
     /// The leader's process id (also the job's process group id).
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.pid
     }
 
     /// A pidfd of the leader: readable (`POLLIN`) once the leader has exited,
@@ -98,19 +115,19 @@ impl Job {
         self.cgroup.is_some()
     }
 
-    /// Takes the leader's stdin pipe, if it was piped.
+    /// Takes the host's end of the job's stdin pipe, if it was piped.
     pub fn take_stdin(&mut self) -> Option<ChildStdin> {
-        self.child.stdin.take()
+        self.stdio[0].take().map(ChildStdin::from)
     }
 
-    /// Takes the leader's stdout pipe, if it was piped.
+    /// Takes the host's end of the job's stdout pipe, if it was piped.
     pub fn take_stdout(&mut self) -> Option<ChildStdout> {
-        self.child.stdout.take()
+        self.stdio[1].take().map(ChildStdout::from)
     }
 
-    /// Takes the leader's stderr pipe, if it was piped.
+    /// Takes the host's end of the job's stderr pipe, if it was piped.
     pub fn take_stderr(&mut self) -> Option<ChildStderr> {
-        self.child.stderr.take()
+        self.stdio[2].take().map(ChildStderr::from)
     }
 
     /// Sends `sig` to the whole tree: the process group and, with a cgroup,
@@ -125,7 +142,7 @@ impl Job {
         if self.status.is_none() {
             // SAFETY: kill has no memory-safety preconditions. The group id is
             // the pid of our unreaped leader, which holds it.
-            unsafe { libc::kill(-(self.pid() as libc::pid_t), sig) };
+            unsafe { libc::kill(-(self.pid as libc::pid_t), sig) };
         }
         match &self.cgroup {
             Some(cgroup) => cgroup.signal(sig),
@@ -155,11 +172,14 @@ impl Job {
     }
 
     /// Ends the job once its leader has exited (or after it was killed):
-    /// kills every process it left behind — the rest of its process group and,
-    /// with a cgroup, everything in the cgroup — then reaps the leader and
-    /// returns its status. Processes that left both the group and the cgroup's
-    /// view (no cgroup, parent gone) are re-parented to the host, a
-    /// subreaper; [`JobHost::sweep`](super::JobHost::sweep) ends them.
+    /// SIGKILLs every process it left behind — the rest of its process group
+    /// and, with a cgroup, everything in the cgroup — then reaps the leader
+    /// and returns its status. It does not wait for the leftovers to die:
+    /// their cgroup is reused only once it is empty (see
+    /// [`JobHost::release`](super::JobHost::release)). Without a cgroup,
+    /// leftovers that left the group are re-parented to the host, a
+    /// subreaper; [`JobHost::sweep`](super::JobHost::sweep) ends them once
+    /// the job is released.
     ///
     /// Call it when [`pidfd`](Self::pidfd) is readable, or after a SIGKILL:
     /// it waits at most two seconds for the leader to exit.
@@ -167,8 +187,7 @@ impl Job {
     /// # Errors
     ///
     /// The leader did not exit within two seconds (`TimedOut`; the job is
-    /// left as it was), reaping failed, or the cgroup still held live
-    /// processes after two seconds of killing.
+    /// left as it was), or reaping failed.
     pub fn finish(&mut self) -> io::Result<ExitStatus> {
         if let Some(status) = self.status {
             return Ok(status);
@@ -176,19 +195,33 @@ impl Job {
         if !poll_readable(self.pidfd.as_fd(), LEFTOVER_LIMIT)? {
             return Err(io::Error::new(
                 io::ErrorKind::TimedOut,
-                format!("job {} has not exited", self.pid()),
+                format!("job {} has not exited", self.pid),
             ));
         }
         // Leftovers in the group, while the zombie leader still holds the id.
         // SAFETY: as in `signal`.
-        unsafe { libc::kill(-(self.pid() as libc::pid_t), libc::SIGKILL) };
-        let status = self.child.wait()?;
+        unsafe { libc::kill(-(self.pid as libc::pid_t), libc::SIGKILL) };
+        let mut raw = 0;
+        // SAFETY: `raw` is a valid out-pointer; the leader is our unreaped
+        // child (its pidfd is readable: it has exited), which only this job
+        // reaps (the host's sweep leaves live jobs' leaders alone).
+        if unsafe { libc::waitpid(self.pid as libc::pid_t, &mut raw, 0) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let status = ExitStatus::from_raw(raw);
         self.status = Some(status);
-        if let Some(cgroup) = &self.cgroup {
-            cgroup.kill_until_empty(LEFTOVER_LIMIT)?;
-            self.emptied = true;
+        if let Some(cgroup) = &self.cgroup
+            && cgroup.populated()?
+        {
+            cgroup.signal(libc::SIGKILL)?;
         }
         Ok(status)
+    }
+
+    /// Takes the job off its host's list of live jobs.
+    pub(super) fn unlist(&self) {
+        let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+        live.retain(|l| l.serial != self.serial);
     }
 }
 
@@ -198,5 +231,8 @@ impl Drop for Job {
             let _ = self.signal(Signal::KILL);
             let _ = self.finish();
         }
+        // A cgroup still here (the job was not released) is killed until
+        // empty and removed by its own drop.
+        self.unlist();
     }
 }
