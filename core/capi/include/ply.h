@@ -307,6 +307,11 @@ typedef enum ply_status {
    * The buffer given to `ply_*_init` overlaps the control block.
    */
   PLY_ERR_OVERLAP = -9,
+  /**
+   * A count would pass its maximum: `ply_semaphore_release` of more permits
+   * than fit in the count (more than were ever taken).
+   */
+  PLY_ERR_OVERFLOW = -10,
 } ply_status;
 
 /**
@@ -1584,11 +1589,13 @@ enum ply_status ply_semaphore_acquire_until(const struct ply_semaphore_t *sem,
 
 /**
  * Gives back `n` permits (any party may release; the count is not checked
- * against the initial one).
+ * against the initial one, only against its maximum, `UINT32_MAX`).
  *
  * Thread and process safety: any thread or process.
  *
- * Returns `PLY_OK`, or `PLY_ERR_NULL`/`PLY_ERR_ALIGN` for a bad pointer.
+ * Returns `PLY_OK`; `PLY_ERR_OVERFLOW` if the count would pass `UINT32_MAX`
+ * (no permit is released: a wrapped count would leave every later acquire
+ * waiting); or `PLY_ERR_NULL`/`PLY_ERR_ALIGN` for a bad pointer.
  *
  * # Safety
  *

@@ -119,6 +119,9 @@ pub enum ply_status {
     PLY_ERR_MAPPING = -8,
     /// The buffer given to `ply_*_init` overlaps the control block.
     PLY_ERR_OVERLAP = -9,
+    /// A count would pass its maximum: `ply_semaphore_release` of more permits
+    /// than fit in the count (more than were ever taken).
+    PLY_ERR_OVERFLOW = -10,
 }
 
 pub use ply_status::*;

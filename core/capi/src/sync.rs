@@ -11,7 +11,8 @@ use core::ffi::c_void;
 use ply_core::sync::{Barrier, Event, Once, RawRwLock, RawSpinMutex, RawTicketMutex, Semaphore};
 
 use crate::{
-    GiveUp, PLY_BUSY, PLY_ERR_NULL, PLY_OK, PLY_TIMEOUT, check_ptrs, ply_give_up_fn, ply_status,
+    GiveUp, PLY_BUSY, PLY_ERR_NULL, PLY_ERR_OVERFLOW, PLY_OK, PLY_TIMEOUT, check_ptrs,
+    ply_give_up_fn, ply_status,
 };
 
 /// A test-and-test-and-set spin lock with backoff (ply-core's `RawSpinMutex`).
@@ -492,19 +493,23 @@ pub unsafe extern "C" fn ply_semaphore_acquire_until(
 }
 
 /// Gives back `n` permits (any party may release; the count is not checked
-/// against the initial one).
+/// against the initial one, only against its maximum, `UINT32_MAX`).
 ///
 /// Thread and process safety: any thread or process.
 ///
-/// Returns `PLY_OK`, or `PLY_ERR_NULL`/`PLY_ERR_ALIGN` for a bad pointer.
+/// Returns `PLY_OK`; `PLY_ERR_OVERFLOW` if the count would pass `UINT32_MAX`
+/// (no permit is released: a wrapped count would leave every later acquire
+/// waiting); or `PLY_ERR_NULL`/`PLY_ERR_ALIGN` for a bad pointer.
 ///
 /// # Safety
 ///
 /// `sem` must be initialized.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ply_semaphore_release(sem: *const ply_semaphore_t, n: u32) -> ply_status {
-    deref!(sem).release(n);
-    PLY_OK
+    match deref!(sem).try_release(n) {
+        Ok(()) => PLY_OK,
+        Err(_) => PLY_ERR_OVERFLOW,
+    }
 }
 
 /// The number of free permits (a snapshot).

@@ -78,6 +78,13 @@ static void try_and_bounded_forms(void) {
     CHECK(ply_semaphore_available(&L->sem) == 0);
     CHECK_STATUS(ply_semaphore_release(&L->sem, 2), PLY_OK);
     CHECK(ply_semaphore_available(&L->sem) == 2);
+    /* More permits than the count holds: refused, nothing released. */
+    CHECK_STATUS(ply_semaphore_release(&L->sem, UINT32_MAX - 1), PLY_ERR_OVERFLOW);
+    CHECK(ply_semaphore_available(&L->sem) == 2);
+    CHECK_STATUS(ply_semaphore_release(&L->sem, UINT32_MAX - 2), PLY_OK);
+    CHECK(ply_semaphore_available(&L->sem) == UINT32_MAX);
+    CHECK_STATUS(ply_semaphore_release(&L->sem, 1), PLY_ERR_OVERFLOW);
+    CHECK_STATUS(ply_semaphore_init(&L->sem, 2), PLY_OK);
 
     CHECK(!ply_event_is_set(&L->event));
     spins = 100;
