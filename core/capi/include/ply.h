@@ -312,6 +312,14 @@ typedef enum ply_status {
    * than fit in the count (more than were ever taken).
    */
   PLY_ERR_OVERFLOW = -10,
+  /**
+   * An unlock found the lock not held in that mode: `ply_ticket_unlock` of
+   * a free lock, `ply_rwlock_unlock_read` with no reader inside,
+   * `ply_rwlock_unlock_write` with no writer inside. Only whether it is
+   * held is checked, not by whom: unlocking a lock another party holds
+   * still breaks its exclusion.
+   */
+  PLY_ERR_NOT_HELD = -11,
 } ply_status;
 
 /**
@@ -1393,11 +1401,12 @@ enum ply_status ply_ticket_lock_until(const struct ply_ticket_t *lock,
  *
  * Thread and process safety: only its holder may call it.
  *
- * Returns `PLY_OK`, or `PLY_ERR_NULL`/`PLY_ERR_ALIGN` for a bad pointer.
+ * Returns `PLY_OK`; `PLY_ERR_NOT_HELD` if nobody holds `lock` (nothing
+ * changes); or `PLY_ERR_NULL`/`PLY_ERR_ALIGN` for a bad pointer.
  *
  * # Safety
  *
- * `lock` must be initialized and held by the caller.
+ * `lock` must be initialized, and held by the caller or by nobody.
  */
 enum ply_status ply_ticket_unlock(const struct ply_ticket_t *lock);
 
@@ -1465,11 +1474,12 @@ enum ply_status ply_rwlock_read_until(const struct ply_rwlock_t *lock,
  *
  * Thread and process safety: only a holder of a shared hold may call it.
  *
- * Returns `PLY_OK`, or `PLY_ERR_NULL`/`PLY_ERR_ALIGN` for a bad pointer.
+ * Returns `PLY_OK`; `PLY_ERR_NOT_HELD` if no reader holds `lock` (nothing
+ * changes); or `PLY_ERR_NULL`/`PLY_ERR_ALIGN` for a bad pointer.
  *
  * # Safety
  *
- * `lock` must be initialized and held shared by the caller.
+ * `lock` must be initialized, and held shared by the caller or by no reader.
  */
 enum ply_status ply_rwlock_unlock_read(const struct ply_rwlock_t *lock);
 
@@ -1521,11 +1531,13 @@ enum ply_status ply_rwlock_write_until(const struct ply_rwlock_t *lock,
  *
  * Thread and process safety: only its holder may call it.
  *
- * Returns `PLY_OK`, or `PLY_ERR_NULL`/`PLY_ERR_ALIGN` for a bad pointer.
+ * Returns `PLY_OK`; `PLY_ERR_NOT_HELD` if no writer holds `lock` (nothing
+ * changes); or `PLY_ERR_NULL`/`PLY_ERR_ALIGN` for a bad pointer.
  *
  * # Safety
  *
- * `lock` must be initialized and held exclusive by the caller.
+ * `lock` must be initialized, and held exclusive by the caller or by no
+ * writer.
  */
 enum ply_status ply_rwlock_unlock_write(const struct ply_rwlock_t *lock);
 
