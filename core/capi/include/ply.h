@@ -417,6 +417,12 @@ typedef struct ply_rwlock_t ply_rwlock_t;
 /**
  * A split of `0..len` into chunks (ply-core's `Even`, `Fixed`, `Guided` or
  * `Weighted`), made by one of the `ply_schedule_*` constructors.
+ *
+ * Plain words, not the Rust enum: a tag naming the kind (a value unlikely to
+ * be there by chance) and its three parameters. Every call decodes them
+ * through the kind's constructor, so a schedule that was never made (stray
+ * or zero bytes) is `PLY_ERR_UNINIT` and one with impossible parameters
+ * `PLY_ERR_SCHEDULE`, never an invalid enum or a division by zero.
  */
 typedef struct ply_schedule_t ply_schedule_t;
 
@@ -579,11 +585,13 @@ enum ply_status ply_schedule_weighted(struct ply_schedule_t *schedule,
  *
  * Thread and process safety: reads only; any thread or process, all at once.
  *
- * Returns the count; 0 for a NULL or misaligned `schedule`.
+ * Returns the count; 0 for a NULL or misaligned `schedule`, or one no
+ * `ply_schedule_*` function made.
  *
  * # Safety
  *
- * `schedule` must be NULL or made by a `ply_schedule_*` function.
+ * `schedule` must be NULL or point to a `ply_schedule_t`'s worth of readable
+ * memory (made by a `ply_schedule_*` function to be of use).
  */
 size_t ply_schedule_chunks(const struct ply_schedule_t *schedule);
 
@@ -593,11 +601,13 @@ size_t ply_schedule_chunks(const struct ply_schedule_t *schedule);
  * Thread and process safety: reads only; any thread or process, all at once.
  *
  * Returns `PLY_OK`, `PLY_ERR_RANGE` if `i >= ply_schedule_chunks(schedule)`,
- * or `PLY_ERR_NULL`/`PLY_ERR_ALIGN`.
+ * `PLY_ERR_UNINIT` if no `ply_schedule_*` function made `schedule` (nothing
+ * written), or `PLY_ERR_NULL`/`PLY_ERR_ALIGN`.
  *
  * # Safety
  *
- * `schedule` made by a `ply_schedule_*` function; `start`, `end` writable.
+ * `schedule` points to a `ply_schedule_t`'s worth of readable memory (made by
+ * a `ply_schedule_*` function to be of use); `start`, `end` writable.
  */
 enum ply_status ply_schedule_chunk(const struct ply_schedule_t *schedule,
                                    size_t i,
