@@ -103,9 +103,10 @@
 #define PLY_SPSC_ALIGN PLY_CACHE_LINE
 
 /**
- * Size of a `ply_spsc_producer_t` or `ply_spsc_consumer_t`.
+ * Size of a `ply_spsc_producer_t` or `ply_spsc_consumer_t`: a check word,
+ * the ring, a position and a cached position.
  */
-#define PLY_SPSC_HANDLE_SIZE (3 * PLY_WORD)
+#define PLY_SPSC_HANDLE_SIZE (4 * PLY_WORD)
 
 /**
  * Alignment of a `ply_spsc_producer_t` or `ply_spsc_consumer_t`.
@@ -456,7 +457,7 @@ typedef struct ply_spsc_consumer_t ply_spsc_consumer_t;
 /**
  * The producer's handle on a `ply_spsc_t`: where the ring is in this process,
  * its position and a cached copy of the consumer's. Process-local: keep it
- * where only the producer uses it (not in shared memory).
+ * where only the producer uses it (not in shared memory), and do not copy it.
  */
 typedef struct ply_spsc_producer_t ply_spsc_producer_t;
 
@@ -1211,12 +1212,15 @@ enum ply_status ply_spsc_consumer(const struct ply_spsc_t *ring, struct ply_spsc
  * this or another process.
  *
  * Returns `PLY_OK`, `PLY_FULL` if the ring has no free slot (nothing copied),
- * or `PLY_ERR_NULL`/`PLY_ERR_ALIGN` for a bad pointer.
+ * `PLY_ERR_UNINIT` if `ply_spsc_producer` did not make a handle at
+ * `producer` (zero-filled or stray bytes, or a handle copied there), or
+ * `PLY_ERR_NULL`/`PLY_ERR_ALIGN` for a bad pointer.
  *
  * # Safety
  *
- * `producer` must be a handle from `ply_spsc_producer`; `item` readable for
- * `elem_size` bytes.
+ * `producer` must point to a `ply_spsc_producer_t`'s worth of writable
+ * memory (a handle from `ply_spsc_producer` to be of use); `item` readable
+ * for `elem_size` bytes.
  */
 enum ply_status ply_spsc_push(struct ply_spsc_producer_t *producer, const void *item);
 
@@ -1227,12 +1231,14 @@ enum ply_status ply_spsc_push(struct ply_spsc_producer_t *producer, const void *
  * Thread and process safety: only the thread holding `consumer` may call it
  * (one consumer per ring); it runs concurrently with the producer's calls.
  *
- * Returns `PLY_OK`, `PLY_EMPTY` if there is no item (nothing written), or
- * `PLY_ERR_NULL`/`PLY_ERR_ALIGN` for a bad pointer.
+ * Returns `PLY_OK`, `PLY_EMPTY` if there is no item (nothing written),
+ * `PLY_ERR_UNINIT` if `ply_spsc_consumer` did not make a handle at
+ * `consumer`, or `PLY_ERR_NULL`/`PLY_ERR_ALIGN` for a bad pointer.
  *
  * # Safety
  *
- * `consumer` must be a handle from `ply_spsc_consumer`; `out` writable for
+ * `consumer` must point to a `ply_spsc_consumer_t`'s worth of writable
+ * memory (a handle from `ply_spsc_consumer` to be of use); `out` writable for
  * `elem_size` bytes.
  */
 enum ply_status ply_spsc_pop(struct ply_spsc_consumer_t *consumer, void *out);
