@@ -17,6 +17,7 @@
 //! but needless wake-up calls (see [`EventCount`]).
 
 use core::fmt;
+use core::marker::PhantomData;
 
 use crate::primitive::{AtomicU32, Ordering, seq_cst_point};
 use crate::sync::patience::Forever;
@@ -114,7 +115,10 @@ impl<P: Park> Semaphore<P> {
     pub fn try_acquire(&self) -> Option<Permit<'_, P>> {
         // `then`, not `then_some`: a `Permit` built eagerly and discarded would
         // release a permit that was never taken.
-        self.try_take().then(|| Permit { semaphore: self })
+        self.try_take().then(|| Permit {
+            semaphore: self,
+            _not_send: PhantomData,
+        })
     }
 
     fn try_take(&self) -> bool {
@@ -167,7 +171,10 @@ impl<P: Park> Semaphore<P> {
     pub fn acquire_with(&self, patience: impl Patience) -> Option<Permit<'_, P>> {
         self.released
             .wait_until_with(|| self.try_take().then_some(()), patience)
-            .map(|()| Permit { semaphore: self })
+            .map(|()| Permit {
+                semaphore: self,
+                _not_send: PhantomData,
+            })
     }
 
     /// Adds `n` permits (for example, to give back a [`Permit::forget`]ten one).
@@ -301,6 +308,9 @@ impl core::error::Error for ReleaseError {}
 #[must_use = "dropping a permit releases it at once"]
 pub struct Permit<'a, P: Park = SpinPark> {
     semaphore: &'a Semaphore<P>,
+    /// Not `Send`, as a lock guard: given to a forked child, the permit would
+    /// be released twice, by the child and by the parent's copy.
+    _not_send: PhantomData<*const ()>,
 }
 
 impl<P: Park> Permit<'_, P> {
