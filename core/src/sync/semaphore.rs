@@ -7,9 +7,9 @@
 //! spin a little, register, re-try, sleep until a `release` notifies
 //! ([`EventCount::wait_until`]); `release` adds permits with a CAS that
 //! refuses to pass `u32::MAX` (a wrapped count would lose every permit), then
-//! notifies. The
-//! event count's handshake is what makes this free of lost wake-ups, and lets
-//! an uncontended `release` skip the wake-up (a system call with a futex park).
+//! notifies. The event count's handshake is what makes this free of lost
+//! wake-ups, and lets an uncontended `release` skip the wake-up (a system call
+//! with a futex park).
 //!
 //! # Across processes
 //!
