@@ -4,7 +4,7 @@
 use std::hint::black_box;
 use std::time::Instant;
 
-use ply_os::fork::fork_child;
+use ply_os::fork::scope;
 use ply_os::ipc::{ProcessQueue, fork_duplex};
 use ply_os::process::{
     MapOptions, ProcessPoolBuilder, clear_result_cache, map_slice, map_slice_plain,
@@ -25,31 +25,35 @@ pub fn run(trips: u64) -> Report {
     if let (Ok(there), Ok(back)) = (
         ProcessQueue::<u64, 64>::new(),
         ProcessQueue::<u64, 64>::new(),
-    ) && let Ok(child) = fork_child(|| {
-        loop {
-            let x = there.recv();
-            if x == STOP {
-                return 0;
-            }
-            back.send(x + 1);
-        }
-    }) {
-        rows.push(Row::measure(
-            group,
-            "ply ProcessQueue (shared memory)",
-            RUNS,
-            trips,
-            || {
-                let start = Instant::now();
-                for i in 0..trips {
-                    there.send(i);
-                    let _ = back.recv();
+    ) {
+        scope(|s| {
+            if let Ok(child) = s.fork_child(|| {
+                loop {
+                    let x = there.recv();
+                    if x == STOP {
+                        return 0;
+                    }
+                    back.send(x + 1);
                 }
-                start.elapsed()
-            },
-        ));
-        there.send(STOP);
-        let _ = child.wait();
+            }) {
+                rows.push(Row::measure(
+                    group,
+                    "ply ProcessQueue (shared memory)",
+                    RUNS,
+                    trips,
+                    || {
+                        let start = Instant::now();
+                        for i in 0..trips {
+                            there.send(i);
+                            let _ = back.recv();
+                        }
+                        start.elapsed()
+                    },
+                ));
+                there.send(STOP);
+                let _ = child.wait();
+            }
+        });
     }
 
     // A socket pair: framed, serialized messages.

@@ -111,6 +111,17 @@ fn open(turn: usize) -> usize {
     (turn & TICKET_MASK) << TURN_SHIFT
 }
 
+/// The `serving` value after the holder of the taken turn `serving` unlocks:
+/// the same turn reopened if it was taken with no ticket (it is still the next
+/// ticket's), else the next turn.
+fn released(serving: usize) -> usize {
+    if serving & UNTICKETED != 0 {
+        open(turn_of(serving))
+    } else {
+        open(turn_of(serving) + 1)
+    }
+}
+
 /// Whether `turn` is past `ticket`, i.e. `ticket`'s turn was revoked (modular:
 /// tickets wrap around).
 fn passed(turn: usize, ticket: usize) -> bool {
@@ -346,7 +357,10 @@ impl RawTicketMutex {
     ///
     /// # Safety
     ///
-    /// The lock must be held by the caller.
+    /// The lock must be held by the caller. Called on a free lock, it would
+    /// move the turn past every ticket handed out and break the lock for good
+    /// (debug builds assert instead); where that cannot be ruled out (a C
+    /// caller), use [`unlock_checked`](Self::unlock_checked).
     ///
     /// # Example
     ///
@@ -363,13 +377,50 @@ impl RawTicketMutex {
         // Release: publishes the critical section to the next claim's Acquire.
         let serving = self.serving.load(Ordering::Relaxed);
         debug_assert!(serving & TAKEN != 0, "unlock of an unlocked TicketMutex");
-        let next = if serving & UNTICKETED != 0 {
-            // Taken with no ticket: the turn is still the next ticket's.
-            open(turn_of(serving))
-        } else {
-            open(turn_of(serving) + 1)
-        };
-        self.serving.store(next, Ordering::Release);
+        self.serving.store(released(serving), Ordering::Release);
+    }
+
+    /// [`unlock`](Self::unlock) that first checks the lock is held: on a free
+    /// lock it changes nothing and returns `false`. One CAS instead of a
+    /// store, for callers that cannot be trusted to hold the lock (ply's C
+    /// ABI).
+    ///
+    /// # Safety
+    ///
+    /// The lock must be held by the caller, or by nobody. The check sees only
+    /// *whether* the lock is held, not by whom: unlocking a lock that another
+    /// party holds still breaks its exclusion.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// let raw = ply_core::sync::RawTicketMutex::new();
+    /// // SAFETY: nobody holds it.
+    /// assert!(!unsafe { raw.unlock_checked() });
+    /// assert!(raw.try_lock(), "the refused unlock changed nothing");
+    /// // SAFETY: locked just above.
+    /// assert!(unsafe { raw.unlock_checked() });
+    /// assert!(!raw.is_locked());
+    /// ```
+    #[must_use = "`false` means the lock was not held: the caller's bug"]
+    pub unsafe fn unlock_checked(&self) -> bool {
+        let mut serving = self.serving.load(Ordering::Relaxed);
+        // A CAS, not `unlock`'s store: the lock may be free, so claims and
+        // revocations may write `serving` between our load and our write.
+        // Release on success, as in `unlock`; a read-modify-write that
+        // continues the release sequence like a revocation does.
+        while serving & TAKEN != 0 {
+            match self.serving.compare_exchange_weak(
+                serving,
+                released(serving),
+                Ordering::Release,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return true,
+                Err(actual) => serving = actual,
+            }
+        }
+        false
     }
 
     /// Whether the lock is held (a snapshot).
@@ -438,7 +489,10 @@ impl Default for RawTicketMutex {
 unsafe impl lock_api::RawMutex for RawTicketMutex {
     #[allow(clippy::declare_interior_mutable_const)] // lock_api's required pattern
     const INIT: Self = Self::new();
-    type GuardMarker = lock_api::GuardSend;
+    // Not `Send`, as std's and parking_lot's guards: a guard is this thread's
+    // hold on the lock. Sent to a forked child, it would be held twice: by
+    // the child, and by the parent's copy, which unlocks when dropped.
+    type GuardMarker = lock_api::GuardNoSend;
 
     #[inline]
     fn lock(&self) {

@@ -111,3 +111,27 @@ fn an_unticketed_holder_and_a_ticketed_waiter_take_turns() {
         assert!(shared.0.tickets_issued() <= 1, "at most one waited, once");
     });
 }
+
+/// Two holders that release with `unlock_checked` (a CAS, where `unlock`
+/// stores): both get the lock, never together, and each sees the other's
+/// write.
+#[test]
+fn unlock_checked_publishes_the_critical_section() {
+    model(|| {
+        let shared = Arc::new((RawTicketMutex::new(), UnsafeCell::new(0u32)));
+        let other = shared.clone();
+        let t = thread::spawn(move || {
+            other.0.lock();
+            bump(&other.1);
+            // SAFETY: locked just above by this thread.
+            assert!(unsafe { other.0.unlock_checked() });
+        });
+        shared.0.lock();
+        bump(&shared.1);
+        // SAFETY: locked just above by this thread.
+        assert!(unsafe { shared.0.unlock_checked() });
+        t.join().unwrap();
+        assert_eq!(read(&shared.1), 2);
+        assert!(!shared.0.is_locked());
+    });
+}

@@ -178,3 +178,75 @@ fn a_dead_waiter_behind_an_unticketed_holder_is_skipped() {
     assert!(!lock.is_locked());
     assert!(lock.try_lock());
 }
+
+/// An unlock of a free lock, ticketed or not, is refused and changes nothing:
+/// the lock is taken, released and handed on by ticket as before.
+#[test]
+fn unlock_checked_of_a_free_lock_changes_nothing() {
+    let lock = RawTicketMutex::new();
+    let fresh = (
+        lock.next.load(Ordering::Relaxed),
+        lock.serving.load(Ordering::Relaxed),
+    );
+    // SAFETY: nobody holds it.
+    assert!(!unsafe { lock.unlock_checked() });
+    assert_eq!(
+        (
+            lock.next.load(Ordering::Relaxed),
+            lock.serving.load(Ordering::Relaxed)
+        ),
+        fresh
+    );
+
+    // Held without a ticket, then with one: each unlock is accepted once.
+    assert!(lock.try_lock());
+    // SAFETY: held (try_lock above).
+    assert!(unsafe { lock.unlock_checked() });
+    // SAFETY: nobody holds it.
+    assert!(!unsafe { lock.unlock_checked() });
+    assert_eq!(lock_ticketed(&lock), 0);
+    // SAFETY: held (the ticket's turn was claimed).
+    assert!(unsafe { lock.unlock_checked() });
+    let after = lock.serving.load(Ordering::Relaxed);
+    // SAFETY: nobody holds it.
+    assert!(!unsafe { lock.unlock_checked() });
+    assert_eq!(lock.serving.load(Ordering::Relaxed), after);
+
+    // The next ticket is still served, and try_lock still works.
+    assert_eq!(lock_ticketed(&lock), 1);
+    // SAFETY: held.
+    unsafe { lock.unlock() };
+    assert!(lock.try_lock());
+    // SAFETY: held.
+    unsafe { lock.unlock() };
+}
+
+/// Holders that release through `unlock_checked` keep exclusion and FIFO
+/// hand-off working: every increment is counted.
+#[test]
+fn unlock_checked_hands_the_lock_on() {
+    const THREADS: usize = 4;
+    const EACH: usize = 500;
+    let lock = RawTicketMutex::new();
+    let count = core::cell::UnsafeCell::new(0usize);
+    struct Shared<'a>(&'a core::cell::UnsafeCell<usize>);
+    // SAFETY: the counter is only touched under the lock.
+    unsafe impl Sync for Shared<'_> {}
+    let shared = Shared(&count);
+    std::thread::scope(|s| {
+        for _ in 0..THREADS {
+            s.spawn(|| {
+                let shared = &shared;
+                for _ in 0..EACH {
+                    lock.lock();
+                    // SAFETY: the lock is held.
+                    unsafe { *shared.0.get() += 1 };
+                    // SAFETY: the lock is held (locked above).
+                    assert!(unsafe { lock.unlock_checked() });
+                }
+            });
+        }
+    });
+    assert_eq!(count.into_inner(), THREADS * EACH);
+    assert!(!lock.is_locked());
+}
