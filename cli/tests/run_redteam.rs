@@ -1,0 +1,163 @@
+//! Regression tests from a hostile review of `ply run`: each one is a
+//! misbehaviour found by trying the CLI as a user (or a fault) would.
+
+mod common;
+
+use common::*;
+
+/// `-j4` (the value attached to the short flag) is how GNU parallel users
+/// spell it; clap accepts it for every other short option with a value.
+#[test]
+fn attached_short_jobs_value_is_accepted() {
+    for args in [
+        &["run", "-j4", "-k", "echo", ":::", "a", "b"][..],
+        &["run", "-j50%", "-k", "echo", ":::", "a", "b"],
+        &["run", "-kj2", "echo", ":::", "a", "b"],
+    ] {
+        let out = ply(args);
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        assert_eq!(stdout(&out), "a\nb\n", "{args:?}");
+    }
+}
+
+/// A joblog whose last line was cut short (a crash or a full disk while it
+/// was written): `--resume` warns and runs that job again, and must then
+/// append its own lines on a fresh line. Gluing the first new entry onto the
+/// cut line hides it from the next `--resume`, which runs the job a third
+/// time — a job that completed running twice.
+#[test]
+fn resume_after_a_cut_last_line_keeps_the_joblog_parseable() {
+    let dir = TempDir::new("run-cutlog");
+    let log = dir.path().join("joblog");
+    let ran = dir.path().join("ran");
+    let job = format!("echo {{}} >> {}", ran.display());
+    let args = |extra: &[&'static str]| -> Vec<String> {
+        let mut all: Vec<String> = ["run", "-j", "1", "--joblog"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        all.push(log.to_str().unwrap().to_owned());
+        all.extend(extra.iter().map(|s| s.to_string()));
+        all.push(job.clone());
+        all.extend([":::", "a", "b", "c"].iter().map(|s| s.to_string()));
+        all
+    };
+    let first = ply_cmd().args(args(&[])).output().unwrap();
+    assert!(first.status.success(), "{}", stderr(&first));
+    // Cut the last entry (job c) in the middle of its command.
+    let text = std::fs::read(&log).unwrap();
+    std::fs::write(&log, &text[..text.len() - 4]).unwrap();
+    for _ in 0..2 {
+        let out = ply_cmd().args(args(&["--resume"])).output().unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    let runs = std::fs::read_to_string(&ran).unwrap();
+    let c_runs = runs.lines().filter(|l| *l == "c").count();
+    assert_eq!(
+        c_runs,
+        2,
+        "c ran once, was cut from the log, so runs once more, then never again; ran:\n{runs}\njoblog:\n{}",
+        std::fs::read_to_string(&log).unwrap()
+    );
+    for line in std::fs::read_to_string(&log).unwrap().lines() {
+        assert_eq!(line.split('\t').count(), 9, "joblog line {line:?}");
+    }
+}
+
+/// Out of file descriptors (a low `ulimit -n` and a high `-j`), a job that
+/// cannot be started never ran: it must not be counted and logged as a job
+/// that failed with 126 ("cannot start", no reason given), which `--resume`
+/// then skips for good. GNU parallel caps the slots to the descriptors it
+/// has; ply must at least run every job or stop with a clear error.
+#[test]
+fn running_out_of_descriptors_does_not_fail_jobs_that_never_ran() {
+    let dir = TempDir::new("run-emfile");
+    let log = dir.path().join("joblog");
+    let script = format!(
+        "ulimit -n 64 && seq 1 100 | exec {} run -j 100 --joblog {} 'sleep 0.2; echo {{}}'",
+        env!("CARGO_BIN_EXE_ply"),
+        log.display()
+    );
+    let out = std::process::Command::new("/bin/sh")
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    let printed = stdout(&out).lines().count();
+    if out.status.code() == Some(255) {
+        // Stopping with one clear error is acceptable; it must say why.
+        assert!(err.contains("Too many open files"), "{err}");
+    } else {
+        assert!(out.status.success(), "status {:?}: {err}", out.status);
+        assert_eq!(printed, 100, "{err}");
+    }
+    let logged_126 = std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.split('\t').nth(6) == Some("126"))
+        .count();
+    assert_eq!(
+        logged_126, 0,
+        "jobs that never started logged as failed; {err}"
+    );
+}
+
+/// Ctrl-C, then `--resume`: the usual way to pause a long run. The jobs ply
+/// itself killed on the way out never finished their work, so `--resume`
+/// must run them. Today they are logged as ended by signal 15 and `--resume`
+/// skips them for good.
+#[test]
+fn resume_after_ctrl_c_runs_the_jobs_ply_killed() {
+    let dir = TempDir::new("run-resume-int");
+    let log = dir.path().join("joblog");
+    let done = dir.path().join("done");
+    // A job records that it got to the end of its work.
+    let job = format!("sleep 2; echo {{}} >> {}", done.display());
+    let args = [
+        "run",
+        "-j",
+        "2",
+        "--joblog",
+        log.to_str().unwrap(),
+        &job,
+        ":::",
+        "a",
+        "b",
+        "c",
+    ];
+    let mut first = ply_cmd()
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until_handling(&mut first, libc::SIGINT);
+    // Both slots are busy once two `sleep 2` children exist; then interrupt.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let children =
+            std::fs::read_to_string(format!("/proc/{}/task/{}/children", first.id(), first.id()))
+                .unwrap_or_default();
+        if children.split_whitespace().count() >= 2 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "jobs never started");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    signal(first.id(), libc::SIGINT);
+    let status = wait_or_kill(&mut first, std::time::Duration::from_secs(60));
+    assert_eq!(status.code(), Some(130));
+    let mut resume = args.to_vec();
+    resume.insert(1, "--resume");
+    let out = ply_cmd().args(&resume).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = std::fs::read_to_string(&done).unwrap_or_default();
+    let mut finished: Vec<&str> = text.lines().collect();
+    finished.sort_unstable();
+    assert_eq!(
+        finished,
+        ["a", "b", "c"],
+        "every job's work done once after the resume; joblog:\n{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+}
