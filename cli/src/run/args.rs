@@ -123,7 +123,7 @@ pub struct RunArgs {
     pub no_cgroup: bool,
     /// The command, then its inputs: `::: value...` (arguments), `:::: file...`
     /// (lines of files; - is stdin). Without either, lines of stdin.
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0.., value_name = "COMMAND")]
+    #[arg(trailing_var_arg = true, num_args = 0.., value_name = "COMMAND")]
     pub command: Vec<String>,
 }
 
