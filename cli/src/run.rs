@@ -174,7 +174,19 @@ pub fn main(args: RunArgs) -> ExitCode {
     }
     let joblog = match &args.joblog {
         Some(path) => match joblog::Joblog::open(path, args.joblog_format) {
-            Ok(j) => Some(j),
+            Ok((j, cut)) => {
+                // With --resume, reading it already warned about that line.
+                if cut > 0 && resume.is_none() {
+                    sink::message(
+                        &format!(
+                            "ply: warning: {}: an unfinished last line ({cut} bytes) is cut off\n",
+                            path.display()
+                        ),
+                        MESSAGE_LIMIT,
+                    );
+                }
+                Some(j)
+            }
             Err(e) => return error(&format!("{}: {e}", path.display())),
         },
         None => None,
