@@ -196,6 +196,16 @@ fn find_in_path(program: &str) -> Option<std::path::PathBuf> {
     })
 }
 
+/// Whether a start failed for want of a resource of ply's or the system's
+/// (descriptors, processes, memory) rather than for anything about the
+/// job: such a job never ran, and may start once another job ends.
+fn out_of_resources(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::EAGAIN | libc::ENOMEM)
+    )
+}
+
 /// The loop's state.
 pub struct Engine {
     config: Config,
@@ -232,6 +242,11 @@ pub struct Engine {
     hurry: bool,
     /// Jobs' pipes were not read last turn (a full sink, line-buffer mode).
     paused: bool,
+    /// A start failed for want of resources: none starts until a running
+    /// job ends.
+    starved: bool,
+    /// Whether that was said on stderr (once a run).
+    warned_resources: bool,
 }
 
 impl Engine {
@@ -273,6 +288,8 @@ impl Engine {
             signalled_at: None,
             hurry: false,
             paused: false,
+            starved: false,
+            warned_resources: false,
         })
     }
 
@@ -429,7 +446,11 @@ impl Engine {
     /// Starts jobs while slots are free and work is ready.
     fn start_jobs(&mut self) {
         // A full sink (a reader that stalls) holds new jobs back.
-        while !self.draining && !self.free_slots.is_empty() && self.printer.has_room() {
+        while !self.draining
+            && !self.starved
+            && !self.free_slots.is_empty()
+            && self.printer.has_room()
+        {
             let Some(pending) = self.next_pending() else {
                 return;
             };
@@ -524,14 +545,37 @@ impl Engine {
                 }
                 running.job = Some(job);
             }
+            Err(e) if out_of_resources(&e) => {
+                // Not the job's fault, and it never ran: it starts again
+                // once a running job has given its resources back. With
+                // none running, nothing will: the run stops, saying why.
+                let mut pending = running.pending;
+                pending.tries -= 1;
+                self.free_slots.push(slot);
+                if !self.running.iter().any(|r| r.job.is_some()) {
+                    let message = format!("cannot start job {}: {e}", pending.seq);
+                    self.fail(Ended::Error(message));
+                    return;
+                }
+                if !self.warned_resources {
+                    self.warned_resources = true;
+                    let message = format!(
+                        "ply: warning: cannot start more jobs now ({e}); each waits for a running one to end\n"
+                    );
+                    self.printer.err.push(message.as_bytes());
+                }
+                self.retry.push_front(pending);
+                self.starved = true;
+                return;
+            }
             Err(e) => {
                 // The command could not start: recorded per job, as a shell
                 // would (127 not found, 126 not executable); the run goes on.
                 let (code, what) = match e.kind() {
-                    io::ErrorKind::NotFound => (127, "command not found"),
-                    io::ErrorKind::PermissionDenied => (126, "permission denied"),
-                    _ if e.raw_os_error() == Some(libc::ENOEXEC) => (126, "cannot execute"),
-                    _ => (126, "cannot start"),
+                    io::ErrorKind::NotFound => (127, "command not found".into()),
+                    io::ErrorKind::PermissionDenied => (126, "permission denied".into()),
+                    _ if e.raw_os_error() == Some(libc::ENOEXEC) => (126, "cannot execute".into()),
+                    _ => (126, format!("cannot start: {e}")),
                 };
                 let program = match &invocation {
                     Invocation::Direct(argv) => argv[0].clone(),
@@ -907,6 +951,7 @@ impl Engine {
         };
         let ok = exitval == 0 && signal == 0 && !r.timed_out;
         self.free_slots.push(r.slot);
+        self.starved = false;
         if let Some(job) = r.job.take()
             && let Some(host) = &mut self.host
         {
