@@ -127,6 +127,9 @@ struct Running {
     deadline: Option<Instant>,
     stopping: Option<Stopping>,
     timed_out: bool,
+    /// ply stopped it on its way out (a stop signal, `--halt now`, an
+    /// error) before it ended on its own: it did not finish its work.
+    cut_short: bool,
     status: Option<std::process::ExitStatus>,
     drain_until: Option<Instant>,
 }
@@ -360,12 +363,22 @@ impl Engine {
     }
 
     /// Stops every running job (by `--term-seq`) and starts no new one.
+    /// The jobs it stops are cut short: not logged, so `--resume` runs
+    /// them again — all but one already stopped by its own `--timeout`
+    /// with no retry left, which failed whatever ply does next.
     fn stop_all(&mut self) {
         self.draining = true;
         let now = Instant::now();
-        for i in 0..self.running.len() {
-            if self.running[i].stopping.is_none() {
-                self.running[i].stopping = Some(Stopping {
+        let retries = self.config.retries;
+        for r in &mut self.running {
+            if r.job.is_none() || r.status.is_some() {
+                continue; // never started, or ended on its own
+            }
+            if !(r.timed_out && r.pending.tries >= retries) {
+                r.cut_short = true;
+            }
+            if r.stopping.is_none() {
+                r.stopping = Some(Stopping {
                     step: 0,
                     next_at: now,
                 });
@@ -522,6 +535,7 @@ impl Engine {
             },
             stopping: None,
             timed_out: false,
+            cut_short: false,
             status: None,
             drain_until: None,
             pending,
@@ -965,6 +979,24 @@ impl Engine {
             r.out.discard(&mut self.printer.budget);
             r.err.discard(&mut self.printer.budget);
             self.retry.push_back(pending);
+            return Ok(());
+        }
+        // A job cut short, or a failure whose retries the stop took away,
+        // did not get to the end of its work. As GNU parallel does with the
+        // jobs it kills on its way out, its output is dropped (what
+        // `--line-buffer` printed already stays) and it is neither counted
+        // nor logged, so `--resume` runs it again. Its turn in `-k` order
+        // still passes.
+        if r.cut_short || (!ok && r.pending.tries < self.config.retries) {
+            r.out.discard(&mut self.printer.budget);
+            r.err.discard(&mut self.printer.budget);
+            let nothing = Finished {
+                tag: None,
+                out: Capture::default(),
+                err: Capture::default(),
+                entry: None,
+            };
+            self.printer.finished(r.pending.order, nothing);
             return Ok(());
         }
         if ok {
