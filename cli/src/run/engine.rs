@@ -32,7 +32,7 @@ use std::os::unix::process::ExitStatusExt;
 use std::process::{ChildStderr, ChildStdin, ChildStdout};
 use std::time::{Duration, Instant, SystemTime};
 
-use ply_os::job::{Io, Job, JobCommand, JobHost};
+use ply_os::job::{Io, Job, JobCommand, JobHost, SetupError};
 
 use super::args::TimeoutSpec;
 use super::capture::Capture;
@@ -203,8 +203,9 @@ fn find_in_path(program: &str) -> Option<std::path::PathBuf> {
 /// (descriptors, processes, memory) rather than for anything about the
 /// job: such a job never ran, and may start once another job ends.
 fn out_of_resources(e: &io::Error) -> bool {
+    let cause = SetupError::of(e).map_or(e, SetupError::cause);
     matches!(
-        e.raw_os_error(),
+        cause.raw_os_error(),
         Some(libc::EMFILE | libc::ENFILE | libc::EAGAIN | libc::ENOMEM)
     )
 }
@@ -559,14 +560,14 @@ impl Engine {
                 }
                 running.job = Some(job);
             }
-            Err(e) if out_of_resources(&e) => {
-                // Not the job's fault, and it never ran: it starts again
-                // once a running job has given its resources back. With
-                // none running, nothing will: the run stops, saying why.
-                let mut pending = running.pending;
-                pending.tries -= 1;
+            Err(e) if out_of_resources(&e) || SetupError::of(&e).is_some() => {
+                // Not the job's fault, and it never ran. For want of
+                // resources, it starts again once a running job has given
+                // them back. Otherwise, or with none running, the next
+                // start would fare no better: the run stops, saying why.
                 self.free_slots.push(slot);
-                if !self.running.iter().any(|r| r.job.is_some()) {
+                let mut pending = running.pending;
+                if !out_of_resources(&e) || !self.running.iter().any(|r| r.job.is_some()) {
                     let message = format!("cannot start job {}: {e}", pending.seq);
                     self.fail(Ended::Error(message));
                     return;
@@ -578,6 +579,7 @@ impl Engine {
                     );
                     self.printer.err.push(message.as_bytes());
                 }
+                pending.tries -= 1;
                 self.retry.push_front(pending);
                 self.starved = true;
                 return;
