@@ -427,8 +427,29 @@ impl Engine {
                 text: None,
             };
             if let Some((outcomes, only_failed)) = &self.config.resume {
-                let text = self.command_text(&pending, 1);
-                let skip = match outcomes.get(&text) {
+                // With `{%}`, the logged command is the one of the slot the
+                // job ran in: any slot's counts (a success in any wins).
+                let slots = if self.config.template.uses_slot() {
+                    self.config.slots
+                } else {
+                    1
+                };
+                let mut logged = None;
+                for slot in 1..=slots {
+                    let text = self.command_text(&pending, slot);
+                    match outcomes.get(&text) {
+                        Some(true) => {
+                            logged = Some(true);
+                            break;
+                        }
+                        Some(false) => logged = Some(false),
+                        None => {}
+                    }
+                    if slots == 1 {
+                        pending.text = Some(text);
+                    }
+                }
+                let skip = match logged {
                     Some(succeeded) => succeeded || !*only_failed,
                     None => false,
                 };
@@ -438,7 +459,6 @@ impl Engine {
                     }
                     continue;
                 }
-                pending.text = Some(text);
             }
             pending.order = self.next_order;
             self.next_order += 1;
