@@ -429,6 +429,8 @@ impl Engine {
             if let Some((outcomes, only_failed)) = &self.config.resume {
                 // With `{%}`, the logged command is the one of the slot the
                 // job ran in: any slot's counts (a success in any wins).
+                // Slots above this run's -j (a first run with a higher -j)
+                // are not tried: those jobs run again.
                 let slots = if self.config.template.uses_slot() {
                     self.config.slots
                 } else {
