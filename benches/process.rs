@@ -6,6 +6,8 @@
 //! - `pool_round_trip`: one request at a time through a persistent pool.
 //! - `map_1m_trivial`: x + 1 over 1,000,000 `u64` (ns per item), in the
 //!   default chunks; results of `map_plain` dropped (so recycled) each time.
+//! - `map_plain_10_items`: the fixed cost of one fork-join call (two
+//!   workers, ten items): forks, sockets, pidfds, reaping.
 //! - `primes_1e6_2e6_3e6`: sum of primes ≤ n for n = 1e6, 2e6, 3e6 with two
 //!   processes, split finely, vs sequential.
 //!
@@ -91,6 +93,24 @@ fn map_trivial(c: &mut Criterion) {
     g.finish();
 }
 
+fn map_plain_fixed_cost(c: &mut Criterion) {
+    let mut g = c.benchmark_group("map_plain_10_items");
+    g.sample_size(30);
+    g.measurement_time(Duration::from_secs(5));
+    let inputs: Vec<u64> = (0..10).collect();
+    let options = MapOptions::new().workers(2);
+    g.bench_function("ply map_plain, 2 workers", |b| {
+        b.iter(|| map_plain(&inputs, |x| x + 1, &options).unwrap())
+    });
+    g.bench_function("fork + waitpid, twice", |b| {
+        b.iter(|| {
+            let children = [fork_child(|| 0).unwrap(), fork_child(|| 0).unwrap()];
+            children.map(|c| c.wait().unwrap())
+        })
+    });
+    g.finish();
+}
+
 fn primes(c: &mut Criterion) {
     let mut g = c.benchmark_group("primes_1e6_2e6_3e6");
     g.sample_size(10);
@@ -134,5 +154,12 @@ fn primes(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, spawn, pool_round_trip, map_trivial, primes);
+criterion_group!(
+    benches,
+    spawn,
+    pool_round_trip,
+    map_trivial,
+    map_plain_fixed_cost,
+    primes
+);
 criterion_main!(benches);

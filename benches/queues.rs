@@ -12,6 +12,16 @@
 //! flight at their slot, as crossbeam's do) and `try_push`/`try_pop` (never
 //! wait; a `Busy` counts as a failed attempt).
 //!
+//! One item at a time, ply's SPSC ring and rtrb run the same loop
+//! (`spsc_transfer`, which also checks FIFO order) three ways: spinning between
+//! tries, pinned (`spsc_1p1c`); with an application's backoff, a few growing
+//! spin bursts and then `yield_now` (`spsc_1p1c_backoff`); and that backoff
+//! with the threads left to the scheduler (`spsc_1p1c_unpinned_backoff`).
+//! These groups are bimodal: a run either streams (each side works through a
+//! run of items, ~1–3 ns/item) or ping-pongs (the consumer catches up and
+//! every item costs cache-line transfers, 10–70 ns/item), and which one a
+//! sample lands in decides more than the queue's code does; see BENCHMARKS.md.
+//!
 //! Run: `cargo bench --bench queues` (about two minutes). Compare the ratios
 //! within one run, not absolute numbers across runs.
 
@@ -31,7 +41,16 @@ const BATCH: usize = 64;
 /// returns the time from their common start to the end of the later one (see
 /// `support` for how the threads are pinned and timed).
 fn run_pair(produce: impl FnOnce() + Send, consume: impl FnOnce() + Send) -> Duration {
-    let cpus = support::cpus();
+    run_pair_on(true, produce, consume)
+}
+
+/// [`run_pair`], with the threads pinned to two CPUs or left to the scheduler.
+fn run_pair_on(
+    pinned: bool,
+    produce: impl FnOnce() + Send,
+    consume: impl FnOnce() + Send,
+) -> Duration {
+    let cpus = if pinned { support::cpus() } else { Vec::new() };
     // One-shot closures, handed to the thread of the matching index.
     let produce = Mutex::new(Some(produce));
     let consume = Mutex::new(Some(consume));
@@ -62,50 +81,24 @@ fn spsc_single(c: &mut Criterion) {
         b.iter_custom(|iters| {
             let mut ring = Box::new(ply::core::queue::spsc::Ring::<u64, CAP>::new());
             let (mut tx, mut rx) = ring.split();
-            run_pair(
-                move || {
-                    for i in 0..iters {
-                        while tx.push(i).is_err() {
-                            std::hint::spin_loop();
-                        }
-                    }
-                },
-                move || {
-                    for _ in 0..iters {
-                        loop {
-                            if let Some(v) = rx.pop() {
-                                black_box(v);
-                                break;
-                            }
-                            std::hint::spin_loop();
-                        }
-                    }
-                },
+            spsc_transfer(
+                iters,
+                true,
+                Retry::Spin,
+                move |v| tx.push(v).is_ok(),
+                move || rx.pop(),
             )
         })
     });
     g.bench_function("rtrb", |b| {
         b.iter_custom(|iters| {
             let (mut tx, mut rx) = rtrb::RingBuffer::<u64>::new(CAP);
-            run_pair(
-                move || {
-                    for i in 0..iters {
-                        while tx.push(i).is_err() {
-                            std::hint::spin_loop();
-                        }
-                    }
-                },
-                move || {
-                    for _ in 0..iters {
-                        loop {
-                            if let Ok(v) = rx.pop() {
-                                black_box(v);
-                                break;
-                            }
-                            std::hint::spin_loop();
-                        }
-                    }
-                },
+            spsc_transfer(
+                iters,
+                true,
+                Retry::Spin,
+                move |v| tx.push(v).is_ok(),
+                move || rx.pop().ok(),
             )
         })
     });
@@ -178,6 +171,109 @@ fn spsc_single(c: &mut Criterion) {
         })
     });
     g.finish();
+}
+
+/// How a thread retries a failed push or pop in the one-item SPSC groups.
+#[derive(Clone, Copy)]
+enum Retry {
+    /// `spin_loop()` between tries: a thread that owns its core.
+    Spin,
+    /// What an application does (crossbeam's `Backoff::snooze`): bursts of
+    /// 2, 4, … 64 `spin_loop()`s, then `yield_now()` on every further failure.
+    Backoff,
+}
+
+impl Retry {
+    /// Waits after the `failures`-th failure in a row (counting from 1).
+    #[inline(always)]
+    fn wait(self, failures: u32) {
+        match self {
+            Retry::Spin => std::hint::spin_loop(),
+            Retry::Backoff if failures <= 6 => {
+                for _ in 0..1u32 << failures {
+                    std::hint::spin_loop();
+                }
+            }
+            Retry::Backoff => std::thread::yield_now(),
+        }
+    }
+}
+
+/// Moves `iters` items one at a time from a producer thread calling `push`
+/// (`false`: full, the value is pushed again) to a consumer thread calling
+/// `pop`, each retrying with `retry`; checks that every item arrived in order.
+fn spsc_transfer(
+    iters: u64,
+    pinned: bool,
+    retry: Retry,
+    mut push: impl FnMut(u64) -> bool + Send,
+    mut pop: impl FnMut() -> Option<u64> + Send,
+) -> Duration {
+    run_pair_on(
+        pinned,
+        move || {
+            for i in 0..iters {
+                let mut failures = 0;
+                while !push(i) {
+                    failures += 1;
+                    retry.wait(failures);
+                }
+            }
+        },
+        move || {
+            for i in 0..iters {
+                let mut failures = 0;
+                let v = loop {
+                    if let Some(v) = pop() {
+                        break v;
+                    }
+                    failures += 1;
+                    retry.wait(failures);
+                };
+                assert_eq!(black_box(v), i, "FIFO order");
+            }
+        },
+    )
+}
+
+/// ply's ring and rtrb one item at a time, with an application's backoff, and
+/// with threads the scheduler places (unpinned, they may share one CPU: then a
+/// pure spinner burns its time slice, and the run measures the scheduler, so
+/// the unpinned groups retry with the backoff only).
+fn spsc_retry(c: &mut Criterion) {
+    for (group, pinned) in [
+        ("spsc_1p1c_backoff", true),
+        ("spsc_1p1c_unpinned_backoff", false),
+    ] {
+        let mut g = c.benchmark_group(group);
+        config(&mut g);
+        g.bench_function("ply::spsc::Ring", |b| {
+            b.iter_custom(|iters| {
+                let mut ring = Box::new(ply::core::queue::spsc::Ring::<u64, CAP>::new());
+                let (mut tx, mut rx) = ring.split();
+                spsc_transfer(
+                    iters,
+                    pinned,
+                    Retry::Backoff,
+                    move |v| tx.push(v).is_ok(),
+                    move || rx.pop(),
+                )
+            })
+        });
+        g.bench_function("rtrb", |b| {
+            b.iter_custom(|iters| {
+                let (mut tx, mut rx) = rtrb::RingBuffer::<u64>::new(CAP);
+                spsc_transfer(
+                    iters,
+                    pinned,
+                    Retry::Backoff,
+                    move |v| tx.push(v).is_ok(),
+                    move || rx.pop().ok(),
+                )
+            })
+        });
+        g.finish();
+    }
 }
 
 fn spsc_batch(c: &mut Criterion) {
@@ -430,5 +526,5 @@ fn mpmc_groups(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, spsc_single, spsc_batch, mpmc_groups);
+criterion_group!(benches, spsc_single, spsc_retry, spsc_batch, mpmc_groups);
 criterion_main!(benches);

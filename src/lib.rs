@@ -13,29 +13,32 @@
 //!
 //! ```
 //! use ply::core::queue::spsc::Ring;
-//! use ply::os::{fork::fork_child, shm::SharedBox};
+//! use ply::os::{fork, shm::SharedBox};
 //!
 //! let ring = SharedBox::new(Ring::<u64, 64>::new())?;
 //! // SAFETY: the child uses only the producer, the parent only the consumer.
 //! let (mut tx, mut rx) = unsafe { ring.split_unchecked() };
-//! let child = fork_child(move || {
-//!     for i in 0..1000 {
-//!         while tx.push(i).is_err() {
-//!             std::hint::spin_loop();
+//! fork::scope(|s| {
+//!     let child = s.fork_child(move || {
+//!         for i in 0..1000 {
+//!             while tx.push(i).is_err() {
+//!                 std::hint::spin_loop();
+//!             }
 //!         }
+//!         0
+//!     })?;
+//!     let mut sum = 0;
+//!     for _ in 0..1000 {
+//!         sum += loop {
+//!             if let Some(v) = rx.pop() {
+//!                 break v;
+//!             }
+//!         };
 //!     }
-//!     0
+//!     assert!(child.wait()?.success());
+//!     assert_eq!(sum, 999 * 1000 / 2);
+//!     Ok::<(), std::io::Error>(())
 //! })?;
-//! let mut sum = 0;
-//! for _ in 0..1000 {
-//!     sum += loop {
-//!         if let Some(v) = rx.pop() {
-//!             break v;
-//!         }
-//!     };
-//! }
-//! assert!(child.wait()?.success());
-//! assert_eq!(sum, 999 * 1000 / 2);
 //! # Ok::<(), std::io::Error>(())
 //! ```
 #![deny(missing_docs)]

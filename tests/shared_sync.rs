@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use ply::core::partition::{ChunkDispenser, Fixed, Schedule};
 use ply::core::sync::{Barrier, RwLock, Semaphore, SpinMutex, TicketMutex};
-use ply::os::fork::{ForkedChild, fork_child};
+use ply::os::fork::{ScopedChild, scope};
 use ply::os::shm::SharedBox;
 
 const CHILDREN: usize = 3;
@@ -22,7 +22,7 @@ const PER_CHILD: u64 = if cfg!(debug_assertions) {
 };
 const WATCHDOG: Duration = Duration::from_secs(120);
 
-fn join_all(children: Vec<ForkedChild>) {
+fn join_all(children: Vec<ScopedChild<'_>>) {
     for mut child in children {
         let exit = child
             .wait_timeout(WATCHDOG)
@@ -32,11 +32,14 @@ fn join_all(children: Vec<ForkedChild>) {
     }
 }
 
-fn run_children(work: impl Fn(usize) -> i32) {
-    let children: Vec<ForkedChild> = (0..CHILDREN)
-        .map(|id| fork_child(|| work(id)).unwrap())
-        .collect();
-    join_all(children);
+fn run_children(work: impl Fn(usize) -> i32 + Sync) {
+    let work = &work;
+    scope(|s| {
+        let children = (0..CHILDREN)
+            .map(|id| s.fork_child(move || work(id)).unwrap())
+            .collect();
+        join_all(children);
+    });
 }
 
 #[test]

@@ -35,6 +35,12 @@ const N: usize = 8;
 /// Rounds of parent traffic while the child is frozen or dead.
 const ROUNDS: u64 = 1000;
 
+/// Shared memory that outlives the test's children (`fork_child` takes only
+/// `'static` closures; the mapping is the test process's until it exits).
+fn leak<T>(value: T) -> &'static T {
+    Box::leak(Box::new(value))
+}
+
 /// With the child holding one slot, the parent has `N - 1` and uses them
 /// fully, round after round, in FIFO order.
 fn parent_traffic_with_one_slot_held(q: &ScqQueue<u64, N>) {
@@ -54,14 +60,14 @@ fn parent_traffic_with_one_slot_held(q: &ScqQueue<u64, N>) {
 
 #[test]
 fn scq_producer_frozen_mid_push_blocks_nobody() {
-    let q = SharedBox::new(ScqQueue::<u64, N>::new()).unwrap();
-    let child = fork_child(|| {
+    let q = leak(SharedBox::new(ScqQueue::<u64, N>::new()).unwrap());
+    let child = fork_child(move || {
         stop_at(Point::ScqPushSlotTaken);
         if q.push(999).is_ok() { 0 } else { 1 }
     })
     .unwrap();
     wait_until_stopped(&child);
-    parent_traffic_with_one_slot_held(&q);
+    parent_traffic_with_one_slot_held(q);
     assert!(finish(child).success());
     assert_eq!(q.pop(), Some(999), "the frozen push completes when resumed");
     assert_eq!(q.pop(), None);
@@ -69,11 +75,11 @@ fn scq_producer_frozen_mid_push_blocks_nobody() {
 
 #[test]
 fn scq_consumer_frozen_mid_pop_blocks_nobody() {
-    let q = SharedBox::new(ScqQueue::<u64, N>::new()).unwrap();
-    let taken = SharedBox::new(AtomicU64::new(0)).unwrap();
+    let q = leak(SharedBox::new(ScqQueue::<u64, N>::new()).unwrap());
+    let taken = leak(SharedBox::new(AtomicU64::new(0)).unwrap());
     q.push(1).unwrap();
     q.push(2).unwrap();
-    let child = fork_child(|| {
+    let child = fork_child(move || {
         stop_at(Point::ScqPopIndexTaken);
         match q.pop() {
             Some(v) => {
@@ -90,7 +96,7 @@ fn scq_consumer_frozen_mid_pop_blocks_nobody() {
         Some(2),
         "the next item is not stuck behind the frozen pop"
     );
-    parent_traffic_with_one_slot_held(&q);
+    parent_traffic_with_one_slot_held(q);
     assert!(finish(child).success());
     assert_eq!(
         taken.load(SeqCst),
@@ -102,8 +108,8 @@ fn scq_consumer_frozen_mid_pop_blocks_nobody() {
 
 #[test]
 fn scq_producer_killed_mid_push_costs_one_slot() {
-    let q = SharedBox::new(ScqQueue::<u64, N>::new()).unwrap();
-    let child = fork_child(|| {
+    let q = leak(SharedBox::new(ScqQueue::<u64, N>::new()).unwrap());
+    let child = fork_child(move || {
         stop_at(Point::ScqPushSlotTaken);
         q.push(999).map_or(1, |()| 0)
     })
@@ -111,15 +117,15 @@ fn scq_producer_killed_mid_push_costs_one_slot() {
     wait_until_stopped(&child);
     kill(child);
     // The dead producer's slot is gone for good; everything else works.
-    parent_traffic_with_one_slot_held(&q);
+    parent_traffic_with_one_slot_held(q);
 }
 
 #[test]
 fn scq_consumer_killed_mid_pop_loses_one_item_and_one_slot() {
-    let q = SharedBox::new(ScqQueue::<u64, N>::new()).unwrap();
+    let q = leak(SharedBox::new(ScqQueue::<u64, N>::new()).unwrap());
     q.push(1).unwrap();
     q.push(2).unwrap();
-    let child = fork_child(|| {
+    let child = fork_child(move || {
         stop_at(Point::ScqPopIndexTaken);
         q.pop().map_or(1, |_| 0)
     })
@@ -127,7 +133,7 @@ fn scq_consumer_killed_mid_pop_loses_one_item_and_one_slot() {
     wait_until_stopped(&child);
     kill(child);
     assert_eq!(q.pop(), Some(2));
-    parent_traffic_with_one_slot_held(&q);
+    parent_traffic_with_one_slot_held(q);
 }
 
 #[test]
@@ -135,8 +141,8 @@ fn array_queue_producer_frozen_mid_push_wedges_consumers() {
     // The contrast: the per-slot-stamp queue cannot get past a claimed,
     // unpublished slot. `try_pop` says so (`Busy`, never a false "empty"), and
     // a bounded `pop_with` gives up; this is the limitation ScqQueue removes.
-    let q = SharedBox::new(ArrayQueue::<u64, N>::new()).unwrap();
-    let child = fork_child(|| {
+    let q = leak(SharedBox::new(ArrayQueue::<u64, N>::new()).unwrap());
+    let child = fork_child(move || {
         stop_at(Point::ArrayPushClaimed);
         q.push(999).map_or(1, |()| 0)
     })
@@ -163,8 +169,8 @@ fn array_queue_pop_waits_for_a_frozen_push_and_gets_its_item() {
     // not empty, so `pop` waits instead of answering `None`, and gets the
     // item once the producer is resumed (whether the resume comes before or
     // after the pop starts waiting).
-    let q = SharedBox::new(ArrayQueue::<u64, N>::new()).unwrap();
-    let mut child = fork_child(|| {
+    let q = leak(SharedBox::new(ArrayQueue::<u64, N>::new()).unwrap());
+    let mut child = fork_child(move || {
         stop_at(Point::ArrayPushClaimed);
         q.push(999).map_or(1, |()| 0)
     })
@@ -213,10 +219,10 @@ fn record_pop(tallies: &[Tally; 2], v: u64) {
 #[test]
 fn scq_random_stops_of_a_busy_child_never_stall_the_parent() {
     let stops = if cfg!(debug_assertions) { 200 } else { 500 };
-    let q = SharedBox::new(ScqQueue::<u64, N>::new()).unwrap();
-    let tallies = SharedBox::new(<[Tally; 2]>::default()).unwrap();
-    let done = SharedBox::new(AtomicBool::new(false)).unwrap();
-    let mut child = fork_child(|| {
+    let q = leak(SharedBox::new(ScqQueue::<u64, N>::new()).unwrap());
+    let tallies = leak(SharedBox::new(<[Tally; 2]>::default()).unwrap());
+    let done = leak(SharedBox::new(AtomicBool::new(false)).unwrap());
+    let mut child = fork_child(move || {
         // Busy in push and pop all the time, so a stop lands inside one.
         let mut seq = 0u64;
         while !done.load(SeqCst) {
@@ -226,7 +232,7 @@ fn scq_random_stops_of_a_busy_child_never_stall_the_parent() {
                 seq += 1;
             }
             if let Some(v) = q.pop() {
-                record_pop(&tallies, v);
+                record_pop(tallies, v);
             }
         }
         0
@@ -242,7 +248,7 @@ fn scq_random_stops_of_a_busy_child_never_stall_the_parent() {
         // Drain what is visible, then use every slot the child cannot hold.
         for _ in 0..=4 * N {
             match q.pop() {
-                Some(v) => record_pop(&tallies, v),
+                Some(v) => record_pop(tallies, v),
                 None => break,
             }
         }
@@ -268,7 +274,7 @@ fn scq_random_stops_of_a_busy_child_never_stall_the_parent() {
         .expect("watchdog: child exit");
     assert!(exit.success());
     while let Some(v) = q.pop() {
-        record_pop(&tallies, v);
+        record_pop(tallies, v);
     }
     for (who, t) in ["parent", "child"].iter().zip(tallies.iter()) {
         assert_eq!(t.pushed.load(SeqCst), t.popped.load(SeqCst), "{who}: count");
@@ -292,8 +298,8 @@ fn process_queue_getter_stopped_or_killed_while_waiting_strands_no_other_getter(
     use ply::os::ipc::ProcessQueue;
     for point in [Point::EventCountWaiting, Point::EventCountNotified] {
         for kill_it in [false, true] {
-            let queue = ProcessQueue::<u64, 4>::new().unwrap();
-            let first = fork_child(|| {
+            let queue = leak(ProcessQueue::<u64, 4>::new().unwrap());
+            let first = fork_child(move || {
                 stop_at(point);
                 (queue.get() != 2) as i32
             })
@@ -304,7 +310,7 @@ fn process_queue_getter_stopped_or_killed_while_waiting_strands_no_other_getter(
                 until_asleep(&first);
             }
             // Unbounded: only a wake-up or a re-check ends its wait.
-            let second = fork_child(|| (queue.get() != 1) as i32).unwrap();
+            let second = fork_child(move || (queue.get() != 1) as i32).unwrap();
             until_asleep(&second);
             queue.put(1);
             support::succeeds(second);

@@ -76,7 +76,9 @@ fn ticket_waiter_stopped_or_killed_inside_lock_does_not_wedge_the_lock() {
                 0
             })
             .unwrap();
-            until(|| tickets(m) >= 3);
+            // The stuck waiter and the one behind (the holder took the free
+            // lock without a ticket).
+            until(|| tickets(m) >= 2);
             // Vary when the holder lets go relative to the waiters.
             Jitter::new(round).pause();
             drop(held);

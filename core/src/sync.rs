@@ -71,7 +71,7 @@ pub use robust_mutex::{RobustGuard, RobustMutex};
 pub use rwlock::RawRwLock;
 #[cfg(not(loom))]
 pub use rwlock::{RwLock, RwLockReadGuard, RwLockWriteGuard};
-pub use semaphore::{Permit, Semaphore};
+pub use semaphore::{Permit, ReleaseError, Semaphore};
 pub use spin_mutex::RawSpinMutex;
 #[cfg(not(loom))]
 pub use spin_mutex::{SpinMutex, SpinMutexGuard};

@@ -10,6 +10,71 @@
 //! (Linux 5.3+), which becomes readable when the child ends, so a supervisor
 //! can wait for many children and sockets in one `poll`.
 //!
+//! [`scope`] forks children that may borrow from the caller's stack, as
+//! `std::thread::scope` does for threads; every child forked in it is ended
+//! (killed, reaped) when the scope ends, if not waited for before.
+//!
+//! # What the child is given
+//!
+//! `fork` copies the whole process, so after it there are two copies of the
+//! closure and of everything it captured, one in each process. For private
+//! memory (heap, stack) that is harmless: each process has its own. For
+//! memory shared between them (`MAP_SHARED`: [`shm::SharedBox`],
+//! [`ipc::ProcessQueue`], ...) a value that stands for a *claim* there — a
+//! lock guard, a semaphore permit, a producer role — would be held twice.
+//! Capture one in the child's closure, and the parent's copy, dropped in the
+//! parent, unlocks the lock while the child is inside its critical section:
+//! two processes in one critical section, from safe code. The rules that
+//! make this impossible:
+//!
+//! - The child runs its copy of the closure and leaves with `_exit`; nothing
+//!   else of the parent's (other locals, statics) is dropped in it.
+//! - The parent drops its copy right after the fork, as a thread that has
+//!   moved a value away no longer has it: a socket or pipe end moved into the
+//!   closure is closed in the parent (the child's stays open), a
+//!   `SharedBox` moved in is unmapped in the parent (not in the child).
+//! - So the closure is `Send`, and ply's claims are not: the guards of
+//!   ply-core's `SpinMutex`, `TicketMutex`, `RwLock` and `RobustMutex` (as
+//!   std's and parking_lot's) and of [`ipc::SharedArray`], `Semaphore`'s
+//!   `Permit`, the `spmc` ring's `Producer`. The compiler refuses them, as
+//!   `std::thread::spawn` refuses a `MutexGuard`; nor are they
+//!   [`ShmSafe`](ply_core::ShmSafe), so none can be put in shared memory
+//!   either. A lock the parent holds across the fork stays the parent's: the
+//!   child that wants it waits for the parent to let go
+//!   (`tests/fork_lock_held.rs`).
+//! - And the closure is `'static`, as for `std::thread::spawn`, unless it is
+//!   forked in a [`scope`]. A borrow must not end while the child runs: the
+//!   parent could then write, through a guard it holds, the shared memory
+//!   the child reads through that borrow.
+//!
+//! Every ply API that runs the caller's code in a forked child keeps these
+//! rules: [`fork_child`], [`Scope::fork_child`], [`ipc::fork_duplex`],
+//! [`process::map`], [`process::map_plain`] and [`process::reduce`] (whose
+//! closures and inputs are `Send`, and whose workers never drop them), and
+//! [`ProcessPoolBuilder::build_forking`](crate::process::ProcessPoolBuilder::build_forking)
+//! (a `Send + 'static` handler).
+//!
+//! What no bound can see, and is yours to avoid:
+//!
+//! - A `&mut` into shared memory inside a *process-local* lock
+//!   (`Arc<std::sync::Mutex<&mut T>>`, a `RefCell`) given to several
+//!   children: each locks its own copy of the lock, so the lock excludes
+//!   nobody. Keep exclusive access to shared memory in locks that live there
+//!   (a ply-core lock in a `SharedBox`).
+//! - Statics and thread-locals: the child has the forking thread's copies. A
+//!   guard stashed in one before the fork is reachable in the child.
+//! - Types of your own that are `Send` and release something in shared
+//!   memory when dropped: make them `!Send` (a `PhantomData<*const ()>`
+//!   field), as ply's are.
+//!
+//! [`shm::SharedBox`]: crate::shm::SharedBox
+//! [`ipc::ProcessQueue`]: crate::ipc::ProcessQueue
+//! [`ipc::fork_duplex`]: crate::ipc::fork_duplex
+//! [`ipc::SharedArray`]: crate::ipc::SharedArray
+//! [`process::map`]: crate::process::map
+//! [`process::map_plain`]: crate::process::map_plain
+//! [`process::reduce`]: crate::process::reduce
+//!
 //! # Fork in a multi-threaded process
 //!
 //! Only the forking thread exists in the child. A lock another thread held at
@@ -30,14 +95,18 @@
 //! signal the kernel can deliver, real-time ones included (where nix's enum
 //! has no value for those), and rustix is also the crate ply uses for pidfds.
 
+mod child;
 mod locks;
+mod scope;
 
+use child::Child;
 pub(crate) use locks::{ForkLocks, other_threads};
+pub use scope::{Scope, ScopedChild, scope};
 
 use std::borrow::Cow;
 use std::io;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::time::{Duration, Instant};
+use std::os::fd::{AsFd, BorrowedFd};
+use std::time::Duration;
 
 pub use rustix::process::Signal;
 
@@ -231,14 +300,19 @@ pub fn signal_name(sig: Signal) -> Cow<'static, str> {
 #[derive(Debug)]
 #[must_use = "dropping a ForkedChild kills it"]
 pub struct ForkedChild {
-    pid: libc::pid_t,
-    /// Readable once the child has ended.
-    pidfd: OwnedFd,
-    reaped: bool,
+    child: Child,
 }
 
 /// Forks a child process that runs `f` and exits with the code `f` returns
 /// ([`EXIT_PANICKED`] if `f` panics).
+///
+/// `f` moves to the child as a closure moves to a thread with
+/// `std::thread::spawn`, with the same bounds, for the reasons given in the
+/// [module docs](self#what-the-child-is-given): it is `Send` (so it holds no
+/// lock guard or permit, whose copy would be released by the parent while
+/// the child uses it) and `'static` (so it borrows nothing the parent could
+/// change after this call returns). To let children borrow from the
+/// caller's stack, fork them in a [`scope`].
 ///
 /// Stdout's and stderr's locks are taken across the fork (see the module
 /// docs), so the call waits while another thread is in the middle of a print.
@@ -255,12 +329,63 @@ pub struct ForkedChild {
 /// assert!(child.wait()?.success());
 /// # Ok::<(), std::io::Error>(())
 /// ```
-pub fn fork_child<F: FnOnce() -> i32>(f: F) -> io::Result<ForkedChild> {
+///
+/// A lock guard cannot be handed to a child:
+///
+/// ```compile_fail,E0277
+/// use ply_core::sync::SpinMutex;
+/// static COUNT: SpinMutex<u64> = SpinMutex::new(0);
+/// let mut guard = COUNT.lock();
+/// let child = ply_os::fork::fork_child(move || {
+///     *guard += 1; // the parent's copy of `guard` would unlock meanwhile
+///     0
+/// });
+/// ```
+pub fn fork_child<F>(f: F) -> io::Result<ForkedChild>
+where
+    F: FnOnce() -> i32 + Send + 'static,
+{
+    // SAFETY: `f` is `Send` and `'static`: what it holds may move to another
+    // thread of execution, and it borrows nothing that outlives this call
+    // except `'static` data, which the parent can no longer mutate through a
+    // unique borrow. That is what `fork_unchecked` asks.
+    unsafe { fork_unchecked(f) }
+}
+
+/// [`fork_child`] without its bounds, for ply's own workers, which borrow
+/// from their caller's frames and are reaped before those end.
+///
+/// # Safety
+///
+/// As [`fork_raw`].
+pub(crate) unsafe fn fork_unchecked<F: FnOnce() -> i32>(f: F) -> io::Result<ForkedChild> {
+    // SAFETY: the caller's contract is `fork_raw`'s.
+    let child = unsafe { fork_raw(f) }?;
+    Ok(ForkedChild { child })
+}
+
+/// Forks a child process that runs `f` and `_exit`s with its code; the
+/// parent drops its own copy of `f` at once.
+///
+/// # Safety
+///
+/// After the fork, `f` exists twice: the child runs its copy (and drops what
+/// that copy owns as it returns), the parent drops its copy right away.
+/// Whatever `f` reaches in memory shared between the two processes must
+/// allow that, as if `f` had been sent to another thread: nothing `f` owns
+/// may release, when dropped in the parent, something the child still uses
+/// (a lock guard, a semaphore permit, a producer role), and every borrow `f`
+/// captures must stay valid, and not be mutated by the parent through a
+/// unique borrow, for as long as the child may run. `F: Send + 'static`
+/// (checked by [`fork_child`]) or a [`scope`] (which reaps its children
+/// before its borrows end) is enough.
+unsafe fn fork_raw<F: FnOnce() -> i32>(f: F) -> io::Result<Child> {
     // SAFETY: getpid has no preconditions.
     let parent = unsafe { libc::getpid() };
     let locks = ForkLocks::acquire();
     // SAFETY: fork has no memory-safety preconditions; the child only runs `f`
-    // and then `_exit`s, never returning into the caller's frames.
+    // and then `_exit`s, never returning into the caller's frames. What `f`
+    // holds is this function's caller's to justify (see # Safety).
     match unsafe { libc::fork() } {
         -1 => Err(io::Error::last_os_error()),
         0 => {
@@ -284,7 +409,7 @@ pub fn fork_child<F: FnOnce() -> i32>(f: F) -> io::Result<ForkedChild> {
             drop(locks);
             // Race-free: the child cannot be reaped (and its pid reused)
             // before this process waits for it.
-            ForkedChild::adopt(pid)
+            Child::adopt(pid)
         }
     }
 }
@@ -294,27 +419,7 @@ impl ForkedChild {
     /// (by `std::process::Command`) and not yet reaped: it will be reaped, or
     /// killed and reaped on drop, as a forked one.
     pub(crate) fn adopt(pid: libc::pid_t) -> io::Result<ForkedChild> {
-        let open = rustix::process::Pid::from_raw(pid)
-            .ok_or_else(|| io::Error::other("not a pid"))
-            .and_then(|p| {
-                rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty())
-                    .map_err(io::Error::from)
-            });
-        match open {
-            Ok(pidfd) => Ok(ForkedChild {
-                pid,
-                pidfd,
-                reaped: false,
-            }),
-            Err(e) => {
-                // SAFETY: kill and waitpid on our own unreaped child.
-                unsafe {
-                    libc::kill(pid, libc::SIGKILL);
-                    libc::waitpid(pid, std::ptr::null_mut(), 0);
-                }
-                Err(e)
-            }
-        }
+        Child::adopt(pid).map(|child| ForkedChild { child })
     }
 
     /// The child's process id.
@@ -327,7 +432,7 @@ impl ForkedChild {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn pid(&self) -> i32 {
-        self.pid
+        self.child.pid()
     }
 
     /// Waits for the child to end and reaps it.
@@ -343,12 +448,8 @@ impl ForkedChild {
     /// assert_eq!(child.wait()?, ply_os::fork::ChildExit::Exited(7));
     /// # Ok::<(), std::io::Error>(())
     /// ```
-    pub fn wait(mut self) -> io::Result<ChildExit> {
-        loop {
-            if let Some(exit) = self.waitpid(0)? {
-                return Ok(exit);
-            }
-        }
+    pub fn wait(self) -> io::Result<ChildExit> {
+        self.child.wait()
     }
 
     /// Waits up to `timeout` for the child to end; `None` if it is still running.
@@ -366,27 +467,7 @@ impl ForkedChild {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn wait_timeout(&mut self, timeout: Duration) -> io::Result<Option<ChildExit>> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(exit) = self.try_wait()? {
-                return Ok(Some(exit));
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                return Ok(None);
-            }
-            // The pidfd turns readable when the child ends.
-            let mut fds = [rustix::event::PollFd::new(
-                &self.pidfd,
-                rustix::event::PollFlags::IN,
-            )];
-            let left = rustix::event::Timespec::try_from(deadline - now)
-                .map_err(|_| io::Error::other("timeout out of range"))?;
-            match rustix::event::poll(&mut fds, Some(&left)) {
-                Ok(_) | Err(rustix::io::Errno::INTR) => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
+        self.child.wait_timeout(timeout)
     }
 
     /// Sends `signal` to the child (a no-op once it has been reaped).
@@ -405,11 +486,8 @@ impl ForkedChild {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn kill(&self, signal: Signal) -> io::Result<()> {
-        if self.reaped {
-            return Ok(());
-        }
         // Through the pidfd: it names this process and no other, ever.
-        rustix::process::pidfd_send_signal(&self.pidfd, signal).map_err(io::Error::from)
+        self.child.kill(signal)
     }
 
     /// Reaps the child if it has exited; `None` if it is still running.
@@ -432,7 +510,7 @@ impl ForkedChild {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn try_wait(&mut self) -> io::Result<Option<ChildExit>> {
-        self.waitpid(libc::WNOHANG)
+        self.child.try_wait()
     }
 
     /// A descriptor that turns readable (`POLLIN`) when the child ends, for
@@ -448,47 +526,19 @@ impl ForkedChild {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn pidfd(&self) -> BorrowedFd<'_> {
-        self.pidfd.as_fd()
-    }
-
-    fn waitpid(&mut self, flags: libc::c_int) -> io::Result<Option<ChildExit>> {
-        if self.reaped {
-            return Err(io::Error::from_raw_os_error(libc::ECHILD));
-        }
-        loop {
-            let mut status = 0;
-            // SAFETY: `status` is a valid out-pointer; the pid is our child.
-            let rc = unsafe { libc::waitpid(self.pid, &mut status, flags) };
-            if rc == self.pid {
-                if libc::WIFSTOPPED(status) || libc::WIFCONTINUED(status) {
-                    continue; // not an end (only reported with WUNTRACED)
-                }
-                self.reaped = true;
-                return Ok(Some(ChildExit::from_wait_status(status)));
-            }
-            if rc == 0 {
-                return Ok(None);
-            }
-            let err = io::Error::last_os_error();
-            if err.kind() != io::ErrorKind::Interrupted {
-                return Err(err);
-            }
-        }
+        self.child.pidfd()
     }
 }
 
 impl AsFd for ForkedChild {
     fn as_fd(&self) -> BorrowedFd<'_> {
-        self.pidfd.as_fd()
+        self.child.pidfd()
     }
 }
 
 impl Drop for ForkedChild {
     fn drop(&mut self) {
-        if !self.reaped {
-            let _ = self.kill(Signal::KILL);
-            let _ = self.waitpid(0);
-        }
+        self.child.kill_and_reap();
     }
 }
 

@@ -228,8 +228,9 @@ mod tests {
     #[test]
     fn a_forked_child_gets_its_own_token_and_is_dead_once_reaped() {
         let parent = ThreadLiveness.current();
-        let token = SharedBox::new(AtomicU32::new(0)).unwrap();
-        let child = fork_child(|| {
+        let token: &'static SharedBox<AtomicU32> =
+            Box::leak(Box::new(SharedBox::new(AtomicU32::new(0)).unwrap()));
+        let child = fork_child(move || {
             token.store(ThreadLiveness.current(), Ordering::SeqCst);
             0
         })
@@ -248,8 +249,9 @@ mod tests {
 
     #[test]
     fn a_stopped_process_is_alive_and_a_zombie_is_not() {
-        let token = SharedBox::new(AtomicU32::new(0)).unwrap();
-        let child = fork_child(|| {
+        let token: &'static SharedBox<AtomicU32> =
+            Box::leak(Box::new(SharedBox::new(AtomicU32::new(0)).unwrap()));
+        let child = fork_child(move || {
             token.store(ThreadLiveness.current(), Ordering::SeqCst);
             // SAFETY: raise has no memory-safety preconditions.
             unsafe { libc::raise(libc::SIGSTOP) };

@@ -195,7 +195,7 @@ impl Patience for Until {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fork::fork_child;
+    use crate::fork::scope;
     use crate::shm::SharedBox;
     use ply_core::sync::{Event, Semaphore};
     use std::time::{Duration, Instant};
@@ -208,28 +208,31 @@ mod tests {
     #[test]
     fn a_waiting_process_sleeps_until_released() {
         let sem = SharedBox::new(Semaphore::with_park(0, FutexPark)).unwrap();
-        let mut child = fork_child(|| {
-            sem.acquire().forget();
-            0
-        })
-        .unwrap();
-        // The child must reach the kernel sleep ('S'), not spin ('R').
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let state = state_of(child.pid());
-            if state == Some('S') {
-                // Stays asleep: sample a few times.
-                std::thread::sleep(Duration::from_millis(20));
-                if state_of(child.pid()) == Some('S') {
-                    break;
+        scope(|s| {
+            let mut child = s
+                .fork_child(|| {
+                    sem.acquire().forget();
+                    0
+                })
+                .unwrap();
+            // The child must reach the kernel sleep ('S'), not spin ('R').
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                let state = state_of(child.pid());
+                if state == Some('S') {
+                    // Stays asleep: sample a few times.
+                    std::thread::sleep(Duration::from_millis(20));
+                    if state_of(child.pid()) == Some('S') {
+                        break;
+                    }
                 }
+                assert!(Instant::now() < deadline, "child never slept: {state:?}");
+                std::thread::sleep(Duration::from_millis(2));
             }
-            assert!(Instant::now() < deadline, "child never slept: {state:?}");
-            std::thread::sleep(Duration::from_millis(2));
-        }
-        sem.release(1);
-        let exit = child.wait_timeout(Duration::from_secs(30)).unwrap();
-        assert_eq!(exit.map(|e| e.success()), Some(true));
+            sem.release(1);
+            let exit = child.wait_timeout(Duration::from_secs(30)).unwrap();
+            assert_eq!(exit.map(|e| e.success()), Some(true));
+        });
         assert_eq!(sem.available(), 0);
     }
 

@@ -69,6 +69,10 @@
 //!   with [`Failure::Stalled`], which names the number of other threads;
 //!   [`ThreadPolicy::Refuse`] refuses to fork when other threads exist;
 //!   [`ThreadPolicy::Proceed`] does not watch.
+//! - What the workers are given is `Send` (the map's closure and inputs, a
+//!   forking pool's handler), and they never drop it: a lock guard or a
+//!   permit cannot be copied into a worker and released there (see
+//!   [`fork`](crate::fork#what-the-child-is-given)).
 //! - A worker's panic is printed as the worker's (`ply: worker process <pid>
 //!   (items a..b) panicked at ...`), not as the parent's `thread 'main'
 //!   panicked`, and comes back in the error with the items.
@@ -80,7 +84,10 @@
 //! memory following the bytes that arrive; deadlines are per task; exits are
 //! seen through pidfds and reaped without blocking. A worker stopped in the
 //! middle of a reply, a stopped fork server, or a worker dripping bytes delays
-//! only its own work. The pool's workers reach it over socket pairs made by
+//! only its own work. A pool left without workers by a stopped (or hung)
+//! fork server fails the tasks waiting for one with
+//! [`PoolTaskError::NoWorker`] after a few seconds, never waits for the
+//! server without a deadline. The pool's workers reach it over socket pairs made by
 //! the fork server and passed to the supervisor (`SCM_RIGHTS`): there is no
 //! listening socket another process could connect to.
 //!

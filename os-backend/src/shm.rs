@@ -35,15 +35,31 @@
 //! bytes, so nothing leaks; a `Drop` impl of your own on such a type simply
 //! does not run for values left here.
 //!
-//! # A limit that the types cannot check
+//! # Claims on shared memory across `fork`
 //!
 //! `fork` copies everything the parent holds, including handles that stand
-//! for *exclusive* access to shared memory: a lock guard, a queue's producer.
-//! A child that uses such a handle, captured from the parent, while the parent
-//! goes on using its own copy has two processes inside one critical section.
-//! [`fork_child`](crate::fork::fork_child) does not prevent this yet: do not
-//! capture a guard or a producer in a child's closure; take the lock (or the
-//! producer) inside the child.
+//! for a *claim* on shared memory: a lock guard, a semaphore permit, a
+//! queue's producer role. A child given such a handle while the parent
+//! keeps (and later drops) its own copy would have two processes holding
+//! one claim. ply's fork APIs refuse this at compile time: what they run in
+//! a child must be `Send`, and those handles are not (see [`fork`] on what
+//! the child is given). Take the lock, or the role, inside the child:
+//!
+//! ```compile_fail,E0277
+//! use ply_core::sync::SpinMutex;
+//! let counter = ply_os::shm::SharedBox::new(SpinMutex::new(0u64)).unwrap();
+//! let mut guard = counter.lock();
+//! ply_os::fork::scope(|s| {
+//!     // Refused: the parent's copy of `guard` would unlock meanwhile.
+//!     let child = s.fork_child(move || { *guard += 1; 0 });
+//! });
+//! ```
+//!
+//! What the compiler cannot see is listed in [`fork`]: a `&mut` into shared
+//! memory kept behind a process-local lock, and guards stashed in statics or
+//! thread-locals.
+//!
+//! [`fork`]: crate::fork#what-the-child-is-given
 
 use std::io;
 use std::mem::{align_of, size_of};
@@ -63,14 +79,17 @@ use crate::park::FutexPark;
 ///
 /// ```
 /// use ply_core::queue::mpmc::ArrayQueue;
-/// use ply_os::{fork::fork_child, shm::SharedBox};
+/// use ply_os::{fork, shm::SharedBox};
 ///
 /// let queue = SharedBox::new(ArrayQueue::<u64, 16>::new())?;
-/// let child = fork_child(|| {
-///     queue.push(42).unwrap();
-///     0
+/// let exit = fork::scope(|s| {
+///     s.fork_child(|| {
+///         queue.push(42).unwrap();
+///         0
+///     })?
+///     .wait()
 /// })?;
-/// assert!(child.wait()?.success());
+/// assert!(exit.success());
 /// assert_eq!(queue.pop(), Some(42)); // pushed by the child, popped by the parent
 /// # Ok::<(), std::io::Error>(())
 /// ```
@@ -186,14 +205,17 @@ impl<T: std::fmt::Debug> std::fmt::Debug for SharedBox<T> {
 ///
 /// ```
 /// use std::sync::atomic::{AtomicU64, Ordering};
-/// use ply_os::{fork::fork_child, shm::SharedSlice};
+/// use ply_os::{fork, shm::SharedSlice};
 ///
 /// let hits = SharedSlice::new(4, |_| AtomicU64::new(0))?;
-/// let child = fork_child(|| {
-///     hits[2].fetch_add(1, Ordering::Relaxed);
-///     0
+/// let exit = fork::scope(|s| {
+///     s.fork_child(|| {
+///         hits[2].fetch_add(1, Ordering::Relaxed);
+///         0
+///     })?
+///     .wait()
 /// })?;
-/// assert!(child.wait()?.success());
+/// assert!(exit.success());
 /// assert_eq!(hits[2].load(Ordering::Relaxed), 1);
 /// # Ok::<(), std::io::Error>(())
 /// ```
@@ -282,12 +304,15 @@ mod tests {
     #[test]
     fn child_writes_are_seen_by_parent() {
         let counter = SharedBox::new(AtomicU64::new(0)).unwrap();
-        let child = crate::fork::fork_child(|| {
-            counter.fetch_add(7, SeqCst);
-            0
-        })
-        .unwrap();
-        assert!(child.wait().unwrap().success());
+        crate::fork::scope(|s| {
+            let child = s
+                .fork_child(|| {
+                    counter.fetch_add(7, SeqCst);
+                    0
+                })
+                .unwrap();
+            assert!(child.wait().unwrap().success());
+        });
         assert_eq!(counter.load(SeqCst), 7);
     }
 
@@ -296,15 +321,18 @@ mod tests {
     #[test]
     fn a_locked_value_assigned_in_a_child_is_read_by_the_parent() {
         let name = SharedBox::new(SpinMutex::new((0usize, [0u8; 32]))).unwrap();
-        let child = crate::fork::fork_child(|| {
-            let text = b"written by the child";
-            let mut guard = name.lock();
-            guard.1[..text.len()].copy_from_slice(text);
-            guard.0 = text.len();
-            0
-        })
-        .unwrap();
-        assert!(child.wait().unwrap().success());
+        crate::fork::scope(|s| {
+            let child = s
+                .fork_child(|| {
+                    let text = b"written by the child";
+                    let mut guard = name.lock();
+                    guard.1[..text.len()].copy_from_slice(text);
+                    guard.0 = text.len();
+                    0
+                })
+                .unwrap();
+            assert!(child.wait().unwrap().success());
+        });
         let (len, bytes) = *name.lock();
         assert_eq!(&bytes[..len], b"written by the child");
     }
@@ -334,27 +362,33 @@ mod tests {
     }
 
     /// The parent drops its box while a child still uses the value: only the
-    /// parent's view goes, and the child finds the value intact.
+    /// parent's view goes, and the child finds the value intact. (Moved into
+    /// the child's closure, the box is dropped in the parent at the fork.)
     #[test]
     fn a_child_keeps_using_a_value_its_parent_dropped() {
         let go = SharedBox::new(AtomicBool::new(false)).unwrap();
         let queue = SharedBox::new(ArrayQueue::<u64, 4>::new()).unwrap();
         queue.push(41).unwrap();
-        let child = crate::fork::fork_child(|| {
-            let deadline = Instant::now() + Duration::from_secs(60);
-            while !go.load(SeqCst) {
-                if Instant::now() > deadline {
-                    return 2;
-                }
-                std::thread::yield_now();
-            }
-            let ok = queue.pop() == Some(41) && queue.push(42).is_ok() && queue.pop() == Some(42);
-            if ok { 0 } else { 1 }
-        })
-        .unwrap();
-        drop(queue);
-        go.store(true, SeqCst);
-        assert!(child.wait().unwrap().success());
+        crate::fork::scope(|s| {
+            let go = &go;
+            let child = s
+                .fork_child(move || {
+                    let deadline = Instant::now() + Duration::from_secs(60);
+                    while !go.load(SeqCst) {
+                        if Instant::now() > deadline {
+                            return 2;
+                        }
+                        std::thread::yield_now();
+                    }
+                    let ok = queue.pop() == Some(41)
+                        && queue.push(42).is_ok()
+                        && queue.pop() == Some(42);
+                    if ok { 0 } else { 1 }
+                })
+                .unwrap();
+            go.store(true, SeqCst);
+            assert!(child.wait().unwrap().success());
+        });
     }
 
     #[test]

@@ -144,7 +144,7 @@ fn run_case(api: &str, noise: NoiseKind) -> (usize, usize) {
                 }
             }
             "fork_child" => {
-                let mut child = fork_child(|| {
+                let mut child = fork_child(move || {
                     let _ = writeln!(std::io::stdout(), "child");
                     let v: Vec<u8> = vec![1; 1000];
                     let _ = format!("{}", v.len());

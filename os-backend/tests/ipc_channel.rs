@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use common::{assert_no_descendants, serial, watchdog};
-use ply_os::fork::{Signal, fork_child};
+use ply_os::fork::{Signal, scope};
 use ply_os::ipc::{IpcError, channel};
 
 const PRODUCERS: u32 = 3;
@@ -23,80 +23,85 @@ fn many_producers_and_consumers_deliver_each_message_once_in_order() {
     let (tx, rx) = channel::<(u32, u32, String)>().unwrap();
     // Consumers report (consumer, producer, index) back on a second channel.
     let (report_tx, report_rx) = channel::<Vec<(u32, u32)>>().unwrap();
-    let consumers: Vec<_> = (0..CONSUMERS)
-        .map(|_| {
-            fork_child(|| {
-                tx.leave(); // a consumer: the producers' close must reach it
-                report_rx.leave();
-                let mut got = Vec::new();
-                for (p, i, text) in rx.iter() {
-                    if text != format!("{p}:{i}") {
-                        return 2;
+    scope(|s| {
+        let (tx, rx, report_tx, report_rx) = (&tx, &rx, &report_tx, &report_rx);
+        let consumers: Vec<_> = (0..CONSUMERS)
+            .map(|_| {
+                s.fork_child(move || {
+                    tx.leave(); // a consumer: the producers' close must reach it
+                    report_rx.leave();
+                    let mut got = Vec::new();
+                    for (p, i, text) in rx.iter() {
+                        if text != format!("{p}:{i}") {
+                            return 2;
+                        }
+                        got.push((p, i));
                     }
-                    got.push((p, i));
-                }
-                // Reports in pieces: a message has a size limit.
-                for part in got.chunks(4096) {
-                    if report_tx.send(&part.to_vec()).is_err() {
-                        return 3;
+                    // Reports in pieces: a message has a size limit.
+                    for part in got.chunks(4096) {
+                        if report_tx.send(&part.to_vec()).is_err() {
+                            return 3;
+                        }
                     }
-                }
-                0
+                    0
+                })
+                .unwrap()
             })
-            .unwrap()
-        })
-        .collect();
-    let producers: Vec<_> = (0..PRODUCERS)
-        .map(|p| {
-            fork_child(|| {
-                rx.leave();
-                report_tx.leave();
-                report_rx.leave();
-                for i in 0..PER_PRODUCER {
-                    if tx.send(&(p, i, format!("{p}:{i}"))).is_err() {
-                        return 1;
+            .collect();
+        let producers: Vec<_> = (0..PRODUCERS)
+            .map(|p| {
+                s.fork_child(move || {
+                    rx.leave();
+                    report_tx.leave();
+                    report_rx.leave();
+                    for i in 0..PER_PRODUCER {
+                        if tx.send(&(p, i, format!("{p}:{i}"))).is_err() {
+                            return 1;
+                        }
                     }
-                }
-                0
+                    0
+                })
+                .unwrap()
             })
-            .unwrap()
-        })
-        .collect();
-    // The parent holds neither end it does not use.
-    drop((tx, rx, report_tx));
-    for p in producers {
-        assert!(p.wait().unwrap().success());
-    }
-    let mut seen: HashMap<(u32, u32), usize> = HashMap::new();
-    let mut per_report_order_ok = true;
-    for part in report_rx.iter() {
-        let mut last: HashMap<u32, u32> = HashMap::new();
-        for (p, i) in part {
-            if let Some(&prev) = last.get(&p)
-                && prev >= i
-            {
-                per_report_order_ok = false;
-            }
-            last.insert(p, i);
-            *seen.entry((p, i)).or_default() += 1;
+            .collect();
+        // The parent holds neither end it does not use.
+        tx.leave();
+        rx.leave();
+        report_tx.leave();
+        for p in producers {
+            assert!(p.wait().unwrap().success());
         }
-    }
-    for c in consumers {
-        assert!(c.wait().unwrap().success());
-    }
-    assert!(
-        per_report_order_ok,
-        "a consumer saw a producer's messages out of order"
-    );
-    assert_eq!(
-        seen.len(),
-        (PRODUCERS * PER_PRODUCER) as usize,
-        "a message was lost"
-    );
-    assert!(
-        seen.values().all(|&n| n == 1),
-        "a message was delivered twice"
-    );
+        let mut seen: HashMap<(u32, u32), usize> = HashMap::new();
+        let mut per_report_order_ok = true;
+        for part in report_rx.iter() {
+            let mut last: HashMap<u32, u32> = HashMap::new();
+            for (p, i) in part {
+                if let Some(&prev) = last.get(&p)
+                    && prev >= i
+                {
+                    per_report_order_ok = false;
+                }
+                last.insert(p, i);
+                *seen.entry((p, i)).or_default() += 1;
+            }
+        }
+        for c in consumers {
+            assert!(c.wait().unwrap().success());
+        }
+        assert!(
+            per_report_order_ok,
+            "a consumer saw a producer's messages out of order"
+        );
+        assert_eq!(
+            seen.len(),
+            (PRODUCERS * PER_PRODUCER) as usize,
+            "a message was lost"
+        );
+        assert!(
+            seen.values().all(|&n| n == 1),
+            "a message was delivered twice"
+        );
+    });
     assert_no_descendants();
 }
 
@@ -107,24 +112,27 @@ fn a_stopped_consumer_delays_no_one() {
     let _serial = serial();
     let _dog = watchdog("stopped consumer", Duration::from_secs(60));
     let (tx, rx) = channel::<u32>().unwrap();
-    let stopped = fork_child(|| {
-        tx.leave();
-        // SAFETY: raise has no memory-safety preconditions.
-        unsafe { libc::raise(libc::SIGSTOP) };
-        match rx.recv() {
-            Ok(_) | Err(IpcError::Closed) => 0,
-            Err(_) => 1,
+    scope(|s| {
+        let stopped = s
+            .fork_child(|| {
+                tx.leave();
+                // SAFETY: raise has no memory-safety preconditions.
+                unsafe { libc::raise(libc::SIGSTOP) };
+                match rx.recv() {
+                    Ok(_) | Err(IpcError::Closed) => 0,
+                    Err(_) => 1,
+                }
+            })
+            .unwrap();
+        for i in 0..1000 {
+            tx.send(&i).unwrap();
         }
-    })
-    .unwrap();
-    for i in 0..1000 {
-        tx.send(&i).unwrap();
-    }
-    drop(tx);
-    let total: u64 = rx.iter().map(u64::from).sum();
-    assert_eq!(total, (0..1000u64).sum::<u64>());
-    stopped.kill(Signal::CONT).unwrap();
-    assert!(stopped.wait().unwrap().success());
+        tx.leave();
+        let total: u64 = rx.iter().map(u64::from).sum();
+        assert_eq!(total, (0..1000u64).sum::<u64>());
+        stopped.kill(Signal::CONT).unwrap();
+        assert!(stopped.wait().unwrap().success());
+    });
     assert_no_descendants();
 }
 

@@ -10,7 +10,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use ply_os::fork::fork_child;
+use ply_os::fork::{fork_child, scope};
 use ply_os::process::{MapError, MapOptions, RESULT_CACHE_LIMIT, clear_result_cache, map_plain};
 use ply_os::shm::SharedBox;
 
@@ -85,26 +85,30 @@ fn results_alive_across_a_foreign_fork_are_not_recycled() {
     const N: u64 = 200_000;
     let tripled = map_plain(&inputs(N), |x| x * 3, &opts()).unwrap();
     let go = SharedBox::new(AtomicU32::new(0)).unwrap();
-    let reader = fork_child(|| {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while go.load(Ordering::Acquire) == 0 {
-            if Instant::now() > deadline {
-                return 2;
-            }
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        let intact = tripled.iter().enumerate().all(|(i, &v)| v == i as u64 * 3);
-        if intact { 0 } else { 1 }
-    })
-    .unwrap();
-    drop(tripled);
-    assert_eq!(clear_result_cache(), 0, "shared results were recycled");
-    // Same size, so a recycled mapping would be taken and overwritten here.
-    let next = map_plain(&inputs(N), |x| x + 1, &opts()).unwrap();
-    assert_eq!(next[7], 8);
-    go.store(1, Ordering::Release);
-    let exit = reader.wait().unwrap();
-    assert!(exit.success(), "the child saw its results change: {exit}");
+    scope(|s| {
+        let go = &go;
+        // Moved into the child: the parent's copy of `tripled` is dropped at the fork.
+        let reader = s
+            .fork_child(move || {
+                let deadline = Instant::now() + Duration::from_secs(60);
+                while go.load(Ordering::Acquire) == 0 {
+                    if Instant::now() > deadline {
+                        return 2;
+                    }
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                let intact = tripled.iter().enumerate().all(|(i, &v)| v == i as u64 * 3);
+                if intact { 0 } else { 1 }
+            })
+            .unwrap();
+        assert_eq!(clear_result_cache(), 0, "shared results were recycled");
+        // Same size, so a recycled mapping would be taken and overwritten here.
+        let next = map_plain(&inputs(N), |x| x + 1, &opts()).unwrap();
+        assert_eq!(next[7], 8);
+        go.store(1, Ordering::Release);
+        let exit = reader.wait().unwrap();
+        assert!(exit.success(), "the child saw its results change: {exit}");
+    });
 }
 
 /// A child inherits the parent's kept mapping (shared pages); it must map its
@@ -117,7 +121,7 @@ fn a_child_does_not_reuse_its_parents_kept_mapping() {
     let five = map_plain(&inputs(N), |x| x * 5, &opts()).unwrap();
     let kept_at = five.as_ptr();
     drop(five); // kept, with the multiples of five in it
-    let child = fork_child(|| {
+    let child = fork_child(move || {
         let mine = map_plain(&inputs(N), |x| x + 11, &MapOptions::new().workers(1)).unwrap();
         let right = mine.iter().enumerate().all(|(i, &v)| v == i as u64 + 11);
         if right { 0 } else { 1 }

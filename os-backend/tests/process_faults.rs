@@ -78,6 +78,11 @@ enum Job {
     StopMidReply,
     /// Never answer.
     Hang,
+    /// Die of `SIGTERM` at once.
+    Crash,
+    /// Die of `SIGTERM` once the fork server (this worker's parent) is
+    /// stopped.
+    CrashOnceServerStopped,
 }
 
 fn handle(job: Job) -> Vec<u8> {
@@ -94,7 +99,23 @@ fn handle(job: Job) -> Vec<u8> {
         Job::Hang => loop {
             std::thread::sleep(Duration::from_secs(1));
         },
+        Job::Crash => die(),
+        Job::CrashOnceServerStopped => {
+            // SAFETY: getppid has no preconditions.
+            let server = unsafe { libc::getppid() };
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while state_of(server) != 'T' && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            die()
+        }
     }
+}
+
+fn die() -> Vec<u8> {
+    // SAFETY: raise has no memory-safety preconditions.
+    unsafe { libc::raise(libc::SIGTERM) };
+    unreachable!("SIGTERM ends the worker")
 }
 
 fn echo(pool: &ProcessPool<Job, Vec<u8>>, x: u64) -> u64 {
@@ -193,6 +214,170 @@ fn a_stopped_fork_server_does_not_delay_a_timeout() {
         wait_for_workers(&pool, 2);
         assert_eq!(echo(&pool, 6), 6, "{point}");
         drop(pool);
+        assert_no_descendants();
+    }
+}
+
+/// A worker that crashes while the fork server (its parent, which alone can
+/// reap it) is stopped — stopped before the task, or while it runs — has its
+/// task failed at once with the real signal, the server still stopped: its
+/// status is read while it is a zombie. (A server stopped after reaping,
+/// before reporting, is the unit test in `process/pool/tests.rs`.)
+#[test]
+fn a_stopped_fork_server_does_not_delay_a_crash() {
+    let _serial = serial();
+    let _dog = watchdog("crash, server stopped", Duration::from_secs(120));
+    for point in ["before", "during"] {
+        let pool = ProcessPoolBuilder::new()
+            .workers(2)
+            .retry(ply_os::process::Retry::never())
+            .build(handle)
+            .unwrap();
+        let server = pool.server_pid().unwrap();
+        let stop = || {
+            // SAFETY: kill has no memory-safety preconditions.
+            unsafe { libc::kill(server, libc::SIGSTOP) };
+        };
+        let job = if point == "before" {
+            stop();
+            Job::Crash
+        } else {
+            Job::CrashOnceServerStopped
+        };
+        let crashed = pool.submit(&job).unwrap();
+        if point == "during" {
+            stop();
+        }
+        let result = crashed.join();
+        assert!(
+            matches!(
+                &result,
+                Err(PoolTaskError::Worker {
+                    failure: Failure::Signaled { signal, .. },
+                    attempts: 1,
+                    ..
+                }) if *signal == ply_os::fork::Signal::TERM
+            ),
+            "{point}: {result:?}"
+        );
+        assert_eq!(
+            state_of(server),
+            'T',
+            "{point}: reported only after the server resumed"
+        );
+        assert_eq!(echo(&pool, 5), 5, "{point}: the other worker serves");
+        // SAFETY: as above.
+        unsafe { libc::kill(server, libc::SIGCONT) };
+        wait_for_workers(&pool, 2);
+        assert_eq!(echo(&pool, 6), 6, "{point}");
+        drop(pool);
+        assert_no_descendants();
+    }
+}
+
+/// How long a task may take to resolve in these tests: far beyond the pool's
+/// own patience for a stopped server (5 s), so only a task that waits without
+/// a deadline fails it.
+const RESOLVES_WITHIN: Duration = Duration::from_secs(40);
+
+fn resolves<R: serde::de::DeserializeOwned>(
+    task: ply_os::process::ProcessTask<R>,
+    what: &str,
+) -> Result<R, PoolTaskError> {
+    task.join_timeout(RESOLVES_WITHIN)
+        .unwrap_or_else(|_| panic!("{what}: the task never resolved"))
+}
+
+fn assert_no_worker<R: std::fmt::Debug>(result: Result<R, PoolTaskError>, what: &str) {
+    assert!(
+        matches!(&result, Err(PoolTaskError::NoWorker(why)) if why.contains("stopped")),
+        "{what}: {result:?}"
+    );
+}
+
+/// The fork server stopped before a crash, while it is asked for the
+/// crashed worker's replacement, and while a submitter waits for room: the
+/// pool has no worker and cannot get one, yet every task resolves (the
+/// crash with its signal, the others with `NoWorker`) while the server is
+/// still stopped, a blocked `submit` returns, and nothing is left behind,
+/// whether the server is then resumed (the pool recovers) or the pool is
+/// dropped with the server still stopped.
+#[test]
+fn a_stopped_fork_server_leaves_no_task_waiting() {
+    let _serial = serial();
+    let _dog = watchdog("no worker, server stopped", Duration::from_secs(300));
+    for point in ["before a crash", "during respawn", "during submit"] {
+        let pool = ProcessPoolBuilder::new()
+            .workers(1)
+            .queue_bound(1)
+            .retry(ply_os::process::Retry::runs(if point == "during respawn" {
+                3
+            } else {
+                1
+            }))
+            .build(handle)
+            .unwrap();
+        let server = pool.server_pid().unwrap();
+        let signal = |sig| {
+            // SAFETY: kill has no memory-safety preconditions.
+            unsafe { libc::kill(server, sig) };
+        };
+        let crash = if point == "during respawn" {
+            // Dies once the server is stopped: its replacement is asked of
+            // a stopped server; the task is retried, and has no worker.
+            let task = pool.submit(&Job::CrashOnceServerStopped).unwrap();
+            signal(libc::SIGSTOP);
+            task
+        } else {
+            signal(libc::SIGSTOP);
+            pool.submit(&Job::Crash).unwrap()
+        };
+        let result = resolves(crash, point);
+        if point == "during respawn" {
+            assert_no_worker(result, point);
+        } else {
+            assert!(
+                matches!(
+                    &result,
+                    Err(PoolTaskError::Worker { failure: Failure::Signaled { signal, .. }, .. })
+                        if *signal == ply_os::fork::Signal::TERM
+                ),
+                "{point}: {result:?}"
+            );
+            // Submitted with no worker: queued, then failed.
+            let queued = pool.submit(&Job::Echo(1)).unwrap();
+            if point == "during submit" {
+                // The queue (bound 1) is full: this submit waits for room,
+                // which only the failure of the queued task makes.
+                let (tx, rx) = std::sync::mpsc::channel();
+                std::thread::scope(|s| {
+                    s.spawn(|| {
+                        let blocked = pool.submit(&Job::Echo(2));
+                        let _ = tx.send(());
+                        assert_no_worker(resolves(blocked.unwrap(), point), point);
+                    });
+                    rx.recv_timeout(RESOLVES_WITHIN)
+                        .expect("a submit blocked on a full queue never returned");
+                    assert_no_worker(resolves(queued, point), point);
+                });
+            } else {
+                assert_no_worker(resolves(queued, point), point);
+            }
+        }
+        assert_eq!(
+            state_of(server),
+            'T',
+            "{point}: resolved only once the server resumed"
+        );
+        if point == "during respawn" {
+            // Dropped with the server still stopped: it is resumed to end.
+            drop(pool);
+        } else {
+            signal(libc::SIGCONT);
+            wait_for_workers(&pool, 1);
+            assert_eq!(echo(&pool, 6), 6, "{point}: the pool recovered");
+            drop(pool);
+        }
         assert_no_descendants();
     }
 }

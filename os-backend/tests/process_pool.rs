@@ -10,6 +10,7 @@ mod common;
 
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -219,7 +220,8 @@ fn sigint_victim() {
 fn sigint_to_the_parent_leaves_no_orphan() {
     let _serial = serial();
     let _dog = watchdog("sigint", Duration::from_secs(60));
-    let mut victim = Command::new(std::env::current_exe().unwrap())
+    let mut victim = Command::new(std::env::current_exe().unwrap());
+    victim
         .args([
             "--ignored",
             "--exact",
@@ -229,9 +231,17 @@ fn sigint_to_the_parent_leaves_no_orphan() {
         ])
         .env("PLY_SIGINT_VICTIM", "1")
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+        .stderr(Stdio::null());
+    // A shell starts background jobs with SIGINT ignored, and the victim
+    // would inherit that: give it the default action, as at a terminal.
+    // SAFETY: signal() is async-signal-safe, as a pre-exec hook requires.
+    unsafe {
+        victim.pre_exec(|| {
+            libc::signal(libc::SIGINT, libc::SIG_DFL);
+            Ok(())
+        })
+    };
+    let mut victim = victim.spawn().unwrap();
     let mut lines = BufReader::new(victim.stdout.take().unwrap()).lines();
     loop {
         match lines.next() {

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use ply_os::fork::fork_child;
+use ply_os::fork::scope;
 use ply_os::ipc::{ProcessQueue, SharedArray, SharedValue};
 use ply_os::process::{MapOptions, map_plain, reduce};
 
@@ -46,16 +46,19 @@ fn a_struct_set_in_a_child_is_read_whole_by_the_parent() {
         tag: ' ',
     })
     .unwrap();
-    let child = fork_child(|| {
-        point.set(Point {
-            x: 1.5,
-            y: -2.25,
-            tag: 'λ',
-        });
-        0
-    })
-    .unwrap();
-    assert!(child.wait().unwrap().success());
+    scope(|s| {
+        let child = s
+            .fork_child(|| {
+                point.set(Point {
+                    x: 1.5,
+                    y: -2.25,
+                    tag: 'λ',
+                });
+                0
+            })
+            .unwrap();
+        assert!(child.wait().unwrap().success());
+    });
     assert_eq!(
         point.get(),
         Point {
@@ -70,25 +73,28 @@ fn a_struct_set_in_a_child_is_read_whole_by_the_parent() {
 fn enums_cross_a_shared_array_and_a_process_queue() {
     let array = SharedArray::new(30, Reply::Idle).unwrap();
     let queue = ProcessQueue::<Reply, 8>::new().unwrap();
-    let child = fork_child(|| {
-        let mut slots = array.lock().expect("no holder died");
-        for (i, slot) in slots.iter_mut().enumerate() {
-            *slot = reply(i as u32);
-        }
-        drop(slots);
+    scope(|s| {
+        let child = s
+            .fork_child(|| {
+                let mut slots = array.lock().expect("no holder died");
+                for (i, slot) in slots.iter_mut().enumerate() {
+                    *slot = reply(i as u32);
+                }
+                drop(slots);
+                for i in 0..100 {
+                    queue.put(reply(i));
+                }
+                0
+            })
+            .unwrap();
         for i in 0..100 {
-            queue.put(reply(i));
+            let got = queue
+                .get_timeout(Duration::from_secs(60))
+                .expect("the child stalled");
+            assert_eq!(got, reply(i), "item {i} out of order or corrupt");
         }
-        0
-    })
-    .unwrap();
-    for i in 0..100 {
-        let got = queue
-            .get_timeout(Duration::from_secs(60))
-            .expect("the child stalled");
-        assert_eq!(got, reply(i), "item {i} out of order or corrupt");
-    }
-    assert!(child.wait().unwrap().success());
+        assert!(child.wait().unwrap().success());
+    });
     assert_eq!(queue.try_get(), None, "no extra items");
     let expected: Vec<Reply> = (0..30).map(reply).collect();
     assert_eq!(&*array.lock().expect("no holder died"), &expected[..]);

@@ -4,7 +4,7 @@
 use std::hint::black_box;
 use std::time::Instant;
 
-use ply_os::fork::fork_child;
+use ply_os::fork::scope;
 use ply_os::ipc::{ProcessQueue, fork_duplex};
 use ply_os::process::{MapOptions, ProcessPoolBuilder, clear_result_cache, map, map_plain};
 
@@ -23,31 +23,35 @@ pub fn run(trips: u64) -> Report {
     if let (Ok(there), Ok(back)) = (
         ProcessQueue::<u64, 64>::new(),
         ProcessQueue::<u64, 64>::new(),
-    ) && let Ok(child) = fork_child(|| {
-        loop {
-            let x = there.get();
-            if x == STOP {
-                return 0;
-            }
-            back.put(x + 1);
-        }
-    }) {
-        rows.push(Row::measure(
-            group,
-            "ply ProcessQueue (shared memory)",
-            RUNS,
-            trips,
-            || {
-                let start = Instant::now();
-                for i in 0..trips {
-                    there.put(i);
-                    let _ = back.get();
+    ) {
+        scope(|s| {
+            if let Ok(child) = s.fork_child(|| {
+                loop {
+                    let x = there.get();
+                    if x == STOP {
+                        return 0;
+                    }
+                    back.put(x + 1);
                 }
-                start.elapsed()
-            },
-        ));
-        there.put(STOP);
-        let _ = child.wait();
+            }) {
+                rows.push(Row::measure(
+                    group,
+                    "ply ProcessQueue (shared memory)",
+                    RUNS,
+                    trips,
+                    || {
+                        let start = Instant::now();
+                        for i in 0..trips {
+                            there.put(i);
+                            let _ = back.get();
+                        }
+                        start.elapsed()
+                    },
+                ));
+                there.put(STOP);
+                let _ = child.wait();
+            }
+        });
     }
 
     // A socket pair: framed, serialized messages.

@@ -13,7 +13,7 @@
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use ply_core::sync::SpinMutex;
-use ply_os::fork::fork_child;
+use ply_os::fork::scope;
 use ply_os::shm::SharedBox;
 
 use super::{Backend, Outcome};
@@ -72,11 +72,11 @@ pub fn run(backend: Backend, workers: usize, n: u64) -> Result<Outcome, String> 
                 s.spawn(move || shared.work(share(n, workers, w)));
             }
         }),
-        Backend::Processes => {
+        Backend::Processes => scope(|s| {
+            let shared = &shared;
             let children = (0..workers)
                 .map(|w| {
-                    let shared = &shared;
-                    fork_child(move || {
+                    s.fork_child(move || {
                         shared.work(share(n, workers, w));
                         0
                     })
@@ -89,7 +89,8 @@ pub fn run(backend: Backend, workers: usize, n: u64) -> Result<Outcome, String> 
                     return Err(format!("a worker {exit}"));
                 }
             }
-        }
+            Ok(())
+        })?,
     }
     let racy = shared.racy.load(Relaxed);
     let locked = *shared.locked.lock();

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use ply_core::queue::mpmc::ArrayQueue;
 use ply_core::queue::spsc::Ring;
-use ply_os::fork::fork_child;
+use ply_os::fork::scope;
 use ply_os::ipc::ProcessQueue;
 
 use super::{Backend, Outcome};
@@ -119,30 +119,33 @@ pub fn run(backend: Backend, workers: usize, items: u64) -> Result<Outcome, Stri
         }
         Backend::Processes => {
             let queue = ProcessQueue::<u64, CAPACITY>::new().map_err(|e| e.to_string())?;
-            let children = (0..producers)
-                .map(|p| {
-                    let queue = &queue;
-                    fork_child(move || {
-                        for x in share(items, producers, p) {
-                            queue.put(x);
-                        }
-                        0
+            scope(|s| {
+                let children = (0..producers)
+                    .map(|p| {
+                        let queue = &queue;
+                        s.fork_child(move || {
+                            for x in share(items, producers, p) {
+                                queue.put(x);
+                            }
+                            0
+                        })
                     })
-                })
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| e.to_string())?;
-            while tally.count < items {
-                match queue.get_timeout(std::time::Duration::from_secs(30)) {
-                    Some(x) => tally.take(x)?,
-                    None => return Err(format!("stalled after {} items", tally.count)),
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| e.to_string())?;
+                while tally.count < items {
+                    match queue.get_timeout(std::time::Duration::from_secs(30)) {
+                        Some(x) => tally.take(x)?,
+                        None => return Err(format!("stalled after {} items", tally.count)),
+                    }
                 }
-            }
-            for child in children {
-                let exit = child.wait().map_err(|e| e.to_string())?;
-                if !exit.success() {
-                    return Err(format!("a producer {exit}"));
+                for child in children {
+                    let exit = child.wait().map_err(|e| e.to_string())?;
+                    if !exit.success() {
+                        return Err(format!("a producer {exit}"));
+                    }
                 }
-            }
+                Ok(())
+            })?;
             "ProcessQueue (shared memory)"
         }
     };

@@ -103,9 +103,10 @@
 #define PLY_SPSC_ALIGN PLY_CACHE_LINE
 
 /**
- * Size of a `ply_spsc_producer_t` or `ply_spsc_consumer_t`.
+ * Size of a `ply_spsc_producer_t` or `ply_spsc_consumer_t`: a check word,
+ * the ring, a position and a cached position.
  */
-#define PLY_SPSC_HANDLE_SIZE (3 * PLY_WORD)
+#define PLY_SPSC_HANDLE_SIZE (4 * PLY_WORD)
 
 /**
  * Alignment of a `ply_spsc_producer_t` or `ply_spsc_consumer_t`.
@@ -307,6 +308,19 @@ typedef enum ply_status {
    * The buffer given to `ply_*_init` overlaps the control block.
    */
   PLY_ERR_OVERLAP = -9,
+  /**
+   * A count would pass its maximum: `ply_semaphore_release` of more permits
+   * than fit in the count (more than were ever taken).
+   */
+  PLY_ERR_OVERFLOW = -10,
+  /**
+   * An unlock found the lock not held in that mode: `ply_ticket_unlock` of
+   * a free lock, `ply_rwlock_unlock_read` with no reader inside,
+   * `ply_rwlock_unlock_write` with no writer inside. Only whether it is
+   * held is checked, not by whom: unlocking a lock another party holds
+   * still breaks its exclusion.
+   */
+  PLY_ERR_NOT_HELD = -11,
 } ply_status;
 
 /**
@@ -404,6 +418,12 @@ typedef struct ply_rwlock_t ply_rwlock_t;
 /**
  * A split of `0..len` into chunks (ply-core's `Even`, `Fixed`, `Guided` or
  * `Weighted`), made by one of the `ply_schedule_*` constructors.
+ *
+ * Plain words, not the Rust enum: a tag naming the kind (a value unlikely to
+ * be there by chance) and its three parameters. Every call decodes them
+ * through the kind's constructor, so a schedule that was never made (stray
+ * or zero bytes) is `PLY_ERR_UNINIT` and one with impossible parameters
+ * `PLY_ERR_SCHEDULE`, never an invalid enum or a division by zero.
  */
 typedef struct ply_schedule_t ply_schedule_t;
 
@@ -437,7 +457,7 @@ typedef struct ply_spsc_consumer_t ply_spsc_consumer_t;
 /**
  * The producer's handle on a `ply_spsc_t`: where the ring is in this process,
  * its position and a cached copy of the consumer's. Process-local: keep it
- * where only the producer uses it (not in shared memory).
+ * where only the producer uses it (not in shared memory), and do not copy it.
  */
 typedef struct ply_spsc_producer_t ply_spsc_producer_t;
 
@@ -566,11 +586,13 @@ enum ply_status ply_schedule_weighted(struct ply_schedule_t *schedule,
  *
  * Thread and process safety: reads only; any thread or process, all at once.
  *
- * Returns the count; 0 for a NULL or misaligned `schedule`.
+ * Returns the count; 0 for a NULL or misaligned `schedule`, or one no
+ * `ply_schedule_*` function made.
  *
  * # Safety
  *
- * `schedule` must be NULL or made by a `ply_schedule_*` function.
+ * `schedule` must be NULL or point to a `ply_schedule_t`'s worth of readable
+ * memory (made by a `ply_schedule_*` function to be of use).
  */
 size_t ply_schedule_chunks(const struct ply_schedule_t *schedule);
 
@@ -580,11 +602,13 @@ size_t ply_schedule_chunks(const struct ply_schedule_t *schedule);
  * Thread and process safety: reads only; any thread or process, all at once.
  *
  * Returns `PLY_OK`, `PLY_ERR_RANGE` if `i >= ply_schedule_chunks(schedule)`,
- * or `PLY_ERR_NULL`/`PLY_ERR_ALIGN`.
+ * `PLY_ERR_UNINIT` if no `ply_schedule_*` function made `schedule` (nothing
+ * written), or `PLY_ERR_NULL`/`PLY_ERR_ALIGN`.
  *
  * # Safety
  *
- * `schedule` made by a `ply_schedule_*` function; `start`, `end` writable.
+ * `schedule` points to a `ply_schedule_t`'s worth of readable memory (made by
+ * a `ply_schedule_*` function to be of use); `start`, `end` writable.
  */
 enum ply_status ply_schedule_chunk(const struct ply_schedule_t *schedule,
                                    size_t i,
@@ -1188,12 +1212,15 @@ enum ply_status ply_spsc_consumer(const struct ply_spsc_t *ring, struct ply_spsc
  * this or another process.
  *
  * Returns `PLY_OK`, `PLY_FULL` if the ring has no free slot (nothing copied),
- * or `PLY_ERR_NULL`/`PLY_ERR_ALIGN` for a bad pointer.
+ * `PLY_ERR_UNINIT` if `ply_spsc_producer` did not make a handle at
+ * `producer` (zero-filled or stray bytes, or a handle copied there), or
+ * `PLY_ERR_NULL`/`PLY_ERR_ALIGN` for a bad pointer.
  *
  * # Safety
  *
- * `producer` must be a handle from `ply_spsc_producer`; `item` readable for
- * `elem_size` bytes.
+ * `producer` must point to a `ply_spsc_producer_t`'s worth of writable
+ * memory (a handle from `ply_spsc_producer` to be of use); `item` readable
+ * for `elem_size` bytes.
  */
 enum ply_status ply_spsc_push(struct ply_spsc_producer_t *producer, const void *item);
 
@@ -1204,12 +1231,14 @@ enum ply_status ply_spsc_push(struct ply_spsc_producer_t *producer, const void *
  * Thread and process safety: only the thread holding `consumer` may call it
  * (one consumer per ring); it runs concurrently with the producer's calls.
  *
- * Returns `PLY_OK`, `PLY_EMPTY` if there is no item (nothing written), or
- * `PLY_ERR_NULL`/`PLY_ERR_ALIGN` for a bad pointer.
+ * Returns `PLY_OK`, `PLY_EMPTY` if there is no item (nothing written),
+ * `PLY_ERR_UNINIT` if `ply_spsc_consumer` did not make a handle at
+ * `consumer`, or `PLY_ERR_NULL`/`PLY_ERR_ALIGN` for a bad pointer.
  *
  * # Safety
  *
- * `consumer` must be a handle from `ply_spsc_consumer`; `out` writable for
+ * `consumer` must point to a `ply_spsc_consumer_t`'s worth of writable
+ * memory (a handle from `ply_spsc_consumer` to be of use); `out` writable for
  * `elem_size` bytes.
  */
 enum ply_status ply_spsc_pop(struct ply_spsc_consumer_t *consumer, void *out);
@@ -1388,11 +1417,12 @@ enum ply_status ply_ticket_lock_until(const struct ply_ticket_t *lock,
  *
  * Thread and process safety: only its holder may call it.
  *
- * Returns `PLY_OK`, or `PLY_ERR_NULL`/`PLY_ERR_ALIGN` for a bad pointer.
+ * Returns `PLY_OK`; `PLY_ERR_NOT_HELD` if nobody holds `lock` (nothing
+ * changes); or `PLY_ERR_NULL`/`PLY_ERR_ALIGN` for a bad pointer.
  *
  * # Safety
  *
- * `lock` must be initialized and held by the caller.
+ * `lock` must be initialized, and held by the caller or by nobody.
  */
 enum ply_status ply_ticket_unlock(const struct ply_ticket_t *lock);
 
@@ -1460,11 +1490,12 @@ enum ply_status ply_rwlock_read_until(const struct ply_rwlock_t *lock,
  *
  * Thread and process safety: only a holder of a shared hold may call it.
  *
- * Returns `PLY_OK`, or `PLY_ERR_NULL`/`PLY_ERR_ALIGN` for a bad pointer.
+ * Returns `PLY_OK`; `PLY_ERR_NOT_HELD` if no reader holds `lock` (nothing
+ * changes); or `PLY_ERR_NULL`/`PLY_ERR_ALIGN` for a bad pointer.
  *
  * # Safety
  *
- * `lock` must be initialized and held shared by the caller.
+ * `lock` must be initialized, and held shared by the caller or by no reader.
  */
 enum ply_status ply_rwlock_unlock_read(const struct ply_rwlock_t *lock);
 
@@ -1516,11 +1547,13 @@ enum ply_status ply_rwlock_write_until(const struct ply_rwlock_t *lock,
  *
  * Thread and process safety: only its holder may call it.
  *
- * Returns `PLY_OK`, or `PLY_ERR_NULL`/`PLY_ERR_ALIGN` for a bad pointer.
+ * Returns `PLY_OK`; `PLY_ERR_NOT_HELD` if no writer holds `lock` (nothing
+ * changes); or `PLY_ERR_NULL`/`PLY_ERR_ALIGN` for a bad pointer.
  *
  * # Safety
  *
- * `lock` must be initialized and held exclusive by the caller.
+ * `lock` must be initialized, and held exclusive by the caller or by no
+ * writer.
  */
 enum ply_status ply_rwlock_unlock_write(const struct ply_rwlock_t *lock);
 
@@ -1584,11 +1617,13 @@ enum ply_status ply_semaphore_acquire_until(const struct ply_semaphore_t *sem,
 
 /**
  * Gives back `n` permits (any party may release; the count is not checked
- * against the initial one).
+ * against the initial one, only against its maximum, `UINT32_MAX`).
  *
  * Thread and process safety: any thread or process.
  *
- * Returns `PLY_OK`, or `PLY_ERR_NULL`/`PLY_ERR_ALIGN` for a bad pointer.
+ * Returns `PLY_OK`; `PLY_ERR_OVERFLOW` if the count would pass `UINT32_MAX`
+ * (no permit is released: a wrapped count would leave every later acquire
+ * waiting); or `PLY_ERR_NULL`/`PLY_ERR_ALIGN` for a bad pointer.
  *
  * # Safety
  *

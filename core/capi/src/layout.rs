@@ -54,8 +54,9 @@ pub const PLY_WORD: usize = 4;
 pub const PLY_SPSC_SIZE: usize = 3 * PLY_CACHE_LINE;
 /// Alignment of a `ply_spsc_t`.
 pub const PLY_SPSC_ALIGN: usize = PLY_CACHE_LINE;
-/// Size of a `ply_spsc_producer_t` or `ply_spsc_consumer_t`.
-pub const PLY_SPSC_HANDLE_SIZE: usize = 3 * PLY_WORD;
+/// Size of a `ply_spsc_producer_t` or `ply_spsc_consumer_t`: a check word,
+/// the ring, a position and a cached position.
+pub const PLY_SPSC_HANDLE_SIZE: usize = 4 * PLY_WORD;
 /// Alignment of a `ply_spsc_producer_t` or `ply_spsc_consumer_t`.
 pub const PLY_SPSC_HANDLE_ALIGN: usize = PLY_WORD;
 /// Size of a `ply_array_queue_t`: two padded positions and the cell

@@ -119,6 +119,15 @@ pub enum ply_status {
     PLY_ERR_MAPPING = -8,
     /// The buffer given to `ply_*_init` overlaps the control block.
     PLY_ERR_OVERLAP = -9,
+    /// A count would pass its maximum: `ply_semaphore_release` of more permits
+    /// than fit in the count (more than were ever taken).
+    PLY_ERR_OVERFLOW = -10,
+    /// An unlock found the lock not held in that mode: `ply_ticket_unlock` of
+    /// a free lock, `ply_rwlock_unlock_read` with no reader inside,
+    /// `ply_rwlock_unlock_write` with no writer inside. Only whether it is
+    /// held is checked, not by whom: unlocking a lock another party holds
+    /// still breaks its exclusion.
+    PLY_ERR_NOT_HELD = -11,
 }
 
 pub use ply_status::*;

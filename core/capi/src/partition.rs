@@ -11,7 +11,8 @@ use core::ops::Range;
 
 use ply_core::partition::{Even, Fixed, Guided, Schedule, Weighted, shard};
 
-use crate::{PLY_ERR_RANGE, PLY_ERR_SCHEDULE, PLY_OK, check_ptrs, ply_status};
+use crate::{PLY_ERR_ALIGN, PLY_ERR_NULL, PLY_ERR_RANGE, PLY_ERR_SCHEDULE, PLY_ERR_UNINIT, PLY_OK};
+use crate::{check_ptrs, or_return, ply_status};
 
 mod dispenser;
 
@@ -19,11 +20,63 @@ pub use dispenser::*;
 
 /// A split of `0..len` into chunks (ply-core's `Even`, `Fixed`, `Guided` or
 /// `Weighted`), made by one of the `ply_schedule_*` constructors.
-pub struct ply_schedule_t(Kind);
+///
+/// Plain words, not the Rust enum: a tag naming the kind (a value unlikely to
+/// be there by chance) and its three parameters. Every call decodes them
+/// through the kind's constructor, so a schedule that was never made (stray
+/// or zero bytes) is `PLY_ERR_UNINIT` and one with impossible parameters
+/// `PLY_ERR_SCHEDULE`, never an invalid enum or a division by zero.
+pub struct ply_schedule_t {
+    tag: usize,
+    words: [usize; 3],
+}
+
+/// The tags of a `ply_schedule_t`'s kinds.
+const EVEN: usize = 0x706c_7953;
+const FIXED: usize = 0x706c_7954;
+const GUIDED: usize = 0x706c_7955;
+const WEIGHTED: usize = 0x706c_7956;
+
+impl ply_schedule_t {
+    /// The schedule these words describe: `PLY_ERR_UNINIT` for an unknown
+    /// tag, `PLY_ERR_SCHEDULE` for parameters no constructor accepts.
+    fn decode(&self) -> Result<Kind, ply_status> {
+        let [a, b, c] = self.words;
+        let kind = match self.tag {
+            EVEN => Even::new(a, b).ok().map(Kind::Even),
+            FIXED => Fixed::new(a, b).ok().map(Kind::Fixed),
+            GUIDED => Guided::new(a, b, 1, c).ok().map(Kind::Guided),
+            WEIGHTED => (c != 0 && (a != 0 || b == 0)).then_some(Kind::Weighted {
+                costs: core::ptr::with_exposed_provenance(a),
+                len: b,
+                parts: c,
+            }),
+            _ => return Err(PLY_ERR_UNINIT),
+        };
+        kind.ok_or(PLY_ERR_SCHEDULE)
+    }
+}
+
+/// The schedule at `schedule`, decoded (see `ply_schedule_t`).
+///
+/// # Safety
+///
+/// `schedule` must be NULL or point to a `ply_schedule_t`'s worth of readable
+/// memory (any bytes are a value of its plain words).
+pub(crate) unsafe fn schedule_at(schedule: *const ply_schedule_t) -> Result<Kind, ply_status> {
+    if schedule.is_null() {
+        return Err(PLY_ERR_NULL);
+    }
+    if !schedule.is_aligned() {
+        return Err(PLY_ERR_ALIGN);
+    }
+    // SAFETY: non-null, aligned, readable (the caller's promise).
+    unsafe { &*schedule }.decode()
+}
 
 /// Which schedule, with its parameters.
 #[derive(Clone, Copy)]
-enum Kind {
+pub(crate) enum Kind {
     Even(Even),
     Fixed(Fixed),
     Guided(Guided),
@@ -69,19 +122,22 @@ impl Schedule for Kind {
     }
 }
 
-/// Writes `kind` to `*schedule`, or returns `PLY_ERR_SCHEDULE` for `None`.
+/// Writes the schedule `tag` with `words` to `*schedule` if they decode (the
+/// check every later call makes), or returns `PLY_ERR_SCHEDULE`, writing
+/// nothing.
 ///
 /// # Safety
 ///
 /// `schedule` must be non-null, aligned and writable.
-unsafe fn store(schedule: *mut ply_schedule_t, kind: Option<Kind>) -> ply_status {
-    match kind {
-        Some(kind) => {
+unsafe fn store(schedule: *mut ply_schedule_t, tag: usize, words: [usize; 3]) -> ply_status {
+    let made = ply_schedule_t { tag, words };
+    match made.decode() {
+        Ok(_) => {
             // SAFETY: the caller's promise.
-            unsafe { schedule.write(ply_schedule_t(kind)) };
+            unsafe { schedule.write(made) };
             PLY_OK
         }
-        None => PLY_ERR_SCHEDULE,
+        Err(status) => status,
     }
 }
 
@@ -118,7 +174,7 @@ pub unsafe extern "C" fn ply_schedule_even(
 ) -> ply_status {
     check_ptrs!(schedule);
     // SAFETY: checked above; writable (caller).
-    unsafe { store(schedule, Even::new(len, parts).ok().map(Kind::Even)) }
+    unsafe { store(schedule, EVEN, [len, parts, 0]) }
 }
 
 /// Makes `*schedule` split `0..len` into ranges of `size` items (the last may
@@ -141,7 +197,7 @@ pub unsafe extern "C" fn ply_schedule_fixed(
 ) -> ply_status {
     check_ptrs!(schedule);
     // SAFETY: checked above; writable (caller).
-    unsafe { store(schedule, Fixed::new(len, size).ok().map(Kind::Fixed)) }
+    unsafe { store(schedule, FIXED, [len, size, 0]) }
 }
 
 /// Makes `*schedule` split `0..len` into shrinking chunks: each takes
@@ -166,9 +222,12 @@ pub unsafe extern "C" fn ply_schedule_guided(
     min: usize,
 ) -> ply_status {
     check_ptrs!(schedule);
-    let kind = Guided::new(len, workers, k, min).ok().map(Kind::Guided);
+    // `Guided` keeps only `k · workers` (saturating), as one divisor: stored
+    // so, it decodes to the same schedule (with `k = 1`), and a zero `k` or
+    // `workers` makes it 0, which the decoding refuses.
+    let divisor = k.saturating_mul(workers);
     // SAFETY: checked above; writable (caller).
-    unsafe { store(schedule, kind) }
+    unsafe { store(schedule, GUIDED, [len, divisor, min]) }
 }
 
 /// Makes `*schedule` split items `0..len`, costing `costs[i]` each, into
@@ -200,27 +259,27 @@ pub unsafe extern "C" fn ply_schedule_weighted(
         check_ptrs!(costs);
         costs
     };
-    let kind = (parts != 0).then_some(Kind::Weighted { costs, len, parts });
+    // The address is exposed: `decode` turns it back into a pointer.
+    let words = [costs.expose_provenance(), len, parts];
     // SAFETY: checked above; writable (caller).
-    unsafe { store(schedule, kind) }
+    unsafe { store(schedule, WEIGHTED, words) }
 }
 
 /// The number of chunks in `schedule`.
 ///
 /// Thread and process safety: reads only; any thread or process, all at once.
 ///
-/// Returns the count; 0 for a NULL or misaligned `schedule`.
+/// Returns the count; 0 for a NULL or misaligned `schedule`, or one no
+/// `ply_schedule_*` function made.
 ///
 /// # Safety
 ///
-/// `schedule` must be NULL or made by a `ply_schedule_*` function.
+/// `schedule` must be NULL or point to a `ply_schedule_t`'s worth of readable
+/// memory (made by a `ply_schedule_*` function to be of use).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ply_schedule_chunks(schedule: *const ply_schedule_t) -> usize {
-    if !schedule.is_aligned() {
-        return 0;
-    }
-    // SAFETY: NULL or initialized (caller); aligned (checked).
-    unsafe { schedule.as_ref() }.map_or(0, |s| s.0.chunks())
+    // SAFETY: the caller's promise.
+    unsafe { schedule_at(schedule) }.map_or(0, |s| s.chunks())
 }
 
 /// Writes chunk `i` of `schedule` as the half-open range `[*start, *end)`.
@@ -228,11 +287,13 @@ pub unsafe extern "C" fn ply_schedule_chunks(schedule: *const ply_schedule_t) ->
 /// Thread and process safety: reads only; any thread or process, all at once.
 ///
 /// Returns `PLY_OK`, `PLY_ERR_RANGE` if `i >= ply_schedule_chunks(schedule)`,
-/// or `PLY_ERR_NULL`/`PLY_ERR_ALIGN`.
+/// `PLY_ERR_UNINIT` if no `ply_schedule_*` function made `schedule` (nothing
+/// written), or `PLY_ERR_NULL`/`PLY_ERR_ALIGN`.
 ///
 /// # Safety
 ///
-/// `schedule` made by a `ply_schedule_*` function; `start`, `end` writable.
+/// `schedule` points to a `ply_schedule_t`'s worth of readable memory (made by
+/// a `ply_schedule_*` function to be of use); `start`, `end` writable.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ply_schedule_chunk(
     schedule: *const ply_schedule_t,
@@ -240,9 +301,9 @@ pub unsafe extern "C" fn ply_schedule_chunk(
     start: *mut usize,
     end: *mut usize,
 ) -> ply_status {
-    check_ptrs!(schedule, start, end);
-    // SAFETY: checked above; initialized (caller).
-    let schedule = unsafe { &(*schedule).0 };
+    check_ptrs!(start, end);
+    // SAFETY: the caller's promise.
+    let schedule = or_return!(unsafe { schedule_at(schedule) });
     if i >= schedule.chunks() {
         return PLY_ERR_RANGE;
     }

@@ -11,7 +11,8 @@ use core::ffi::c_void;
 use ply_core::sync::{Barrier, Event, Once, RawRwLock, RawSpinMutex, RawTicketMutex, Semaphore};
 
 use crate::{
-    GiveUp, PLY_BUSY, PLY_ERR_NULL, PLY_OK, PLY_TIMEOUT, check_ptrs, ply_give_up_fn, ply_status,
+    GiveUp, PLY_BUSY, PLY_ERR_NOT_HELD, PLY_ERR_NULL, PLY_ERR_OVERFLOW, PLY_OK, PLY_TIMEOUT,
+    check_ptrs, ply_give_up_fn, ply_status,
 };
 
 /// A test-and-test-and-set spin lock with backoff (ply-core's `RawSpinMutex`).
@@ -78,6 +79,11 @@ fn ok_or_timeout(done: bool) -> ply_status {
 /// `PLY_OK` if `done`, else `PLY_BUSY`.
 fn ok_or_busy(done: bool) -> ply_status {
     if done { PLY_OK } else { PLY_BUSY }
+}
+
+/// `PLY_OK` if `held` (the unlock happened), else `PLY_ERR_NOT_HELD`.
+fn ok_or_not_held(held: bool) -> ply_status {
+    if held { PLY_OK } else { PLY_ERR_NOT_HELD }
 }
 
 // ---- spin lock ----
@@ -248,17 +254,17 @@ pub unsafe extern "C" fn ply_ticket_lock_until(
 ///
 /// Thread and process safety: only its holder may call it.
 ///
-/// Returns `PLY_OK`, or `PLY_ERR_NULL`/`PLY_ERR_ALIGN` for a bad pointer.
+/// Returns `PLY_OK`; `PLY_ERR_NOT_HELD` if nobody holds `lock` (nothing
+/// changes); or `PLY_ERR_NULL`/`PLY_ERR_ALIGN` for a bad pointer.
 ///
 /// # Safety
 ///
-/// `lock` must be initialized and held by the caller.
+/// `lock` must be initialized, and held by the caller or by nobody.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ply_ticket_unlock(lock: *const ply_ticket_t) -> ply_status {
     let lock = deref!(lock);
-    // SAFETY: the caller holds the lock.
-    unsafe { lock.unlock() };
-    PLY_OK
+    // SAFETY: held by the caller or by nobody (the caller's promise).
+    ok_or_not_held(unsafe { lock.unlock_checked() })
 }
 
 // ---- reader-writer lock ----
@@ -333,17 +339,17 @@ pub unsafe extern "C" fn ply_rwlock_read_until(
 ///
 /// Thread and process safety: only a holder of a shared hold may call it.
 ///
-/// Returns `PLY_OK`, or `PLY_ERR_NULL`/`PLY_ERR_ALIGN` for a bad pointer.
+/// Returns `PLY_OK`; `PLY_ERR_NOT_HELD` if no reader holds `lock` (nothing
+/// changes); or `PLY_ERR_NULL`/`PLY_ERR_ALIGN` for a bad pointer.
 ///
 /// # Safety
 ///
-/// `lock` must be initialized and held shared by the caller.
+/// `lock` must be initialized, and held shared by the caller or by no reader.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ply_rwlock_unlock_read(lock: *const ply_rwlock_t) -> ply_status {
     let lock = deref!(lock);
-    // SAFETY: the caller holds a shared lock.
-    unsafe { lock.unlock_read() };
-    PLY_OK
+    // SAFETY: held shared by the caller or by no reader (the caller's promise).
+    ok_or_not_held(unsafe { lock.unlock_read_checked() })
 }
 
 /// Takes `lock` exclusive.
@@ -399,17 +405,19 @@ pub unsafe extern "C" fn ply_rwlock_write_until(
 ///
 /// Thread and process safety: only its holder may call it.
 ///
-/// Returns `PLY_OK`, or `PLY_ERR_NULL`/`PLY_ERR_ALIGN` for a bad pointer.
+/// Returns `PLY_OK`; `PLY_ERR_NOT_HELD` if no writer holds `lock` (nothing
+/// changes); or `PLY_ERR_NULL`/`PLY_ERR_ALIGN` for a bad pointer.
 ///
 /// # Safety
 ///
-/// `lock` must be initialized and held exclusive by the caller.
+/// `lock` must be initialized, and held exclusive by the caller or by no
+/// writer.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ply_rwlock_unlock_write(lock: *const ply_rwlock_t) -> ply_status {
     let lock = deref!(lock);
-    // SAFETY: the caller holds the write lock.
-    unsafe { lock.unlock_write() };
-    PLY_OK
+    // SAFETY: held exclusive by the caller or by no writer (the caller's
+    // promise).
+    ok_or_not_held(unsafe { lock.unlock_write_checked() })
 }
 
 // ---- semaphore ----
@@ -492,19 +500,23 @@ pub unsafe extern "C" fn ply_semaphore_acquire_until(
 }
 
 /// Gives back `n` permits (any party may release; the count is not checked
-/// against the initial one).
+/// against the initial one, only against its maximum, `UINT32_MAX`).
 ///
 /// Thread and process safety: any thread or process.
 ///
-/// Returns `PLY_OK`, or `PLY_ERR_NULL`/`PLY_ERR_ALIGN` for a bad pointer.
+/// Returns `PLY_OK`; `PLY_ERR_OVERFLOW` if the count would pass `UINT32_MAX`
+/// (no permit is released: a wrapped count would leave every later acquire
+/// waiting); or `PLY_ERR_NULL`/`PLY_ERR_ALIGN` for a bad pointer.
 ///
 /// # Safety
 ///
 /// `sem` must be initialized.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ply_semaphore_release(sem: *const ply_semaphore_t, n: u32) -> ply_status {
-    deref!(sem).release(n);
-    PLY_OK
+    match deref!(sem).try_release(n) {
+        Ok(()) => PLY_OK,
+        Err(_) => PLY_ERR_OVERFLOW,
+    }
 }
 
 /// The number of free permits (a snapshot).

@@ -154,6 +154,16 @@ fn sync() {
 }
 
 #[test]
+fn redteam_semaphore() {
+    c_test("redteam_semaphore");
+}
+
+#[test]
+fn redteam_unlock() {
+    c_test("redteam_unlock");
+}
+
+#[test]
 fn partition() {
     c_test("partition");
 }

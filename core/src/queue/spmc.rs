@@ -212,7 +212,7 @@ impl<T, const N: usize> Ring<T, N> {
             .ok()?;
         Some(Producer {
             ring: self,
-            _not_sync: PhantomData,
+            _not_send: PhantomData,
         })
     }
 
@@ -448,12 +448,11 @@ impl<T, const N: usize> fmt::Debug for Ring<T, N> {
 /// ```
 pub struct Producer<'a, T, const N: usize> {
     ring: &'a Ring<T, N>,
-    _not_sync: PhantomData<core::cell::Cell<()>>,
+    /// Neither `Sync` (two threads pushing at once) nor `Send`: the role is
+    /// given back on drop, so a copy handed to a forked child would be given
+    /// back by the parent while the child still pushes.
+    _not_send: PhantomData<*const ()>,
 }
-
-// SAFETY: moving the producer role to another thread is fine when the items can
-// move too; `!Sync` (the `Cell` marker) keeps two threads from pushing at once.
-unsafe impl<T: Send, const N: usize> Send for Producer<'_, T, N> {}
 
 impl<T, const N: usize> Producer<'_, T, N> {
     /// Appends `value`, or gives it back if the ring is full.

@@ -531,6 +531,20 @@ impl<'a, S: Slots> Producer<'a, S> {
         free
     }
 
+    /// Whether no slot is free, re-reading `head` only if the cached copy says
+    /// so: [`free_slots`](Self::free_slots)`(1) == 0` as two comparisons, for
+    /// the one-item path.
+    #[inline(always)]
+    fn is_full_now(&mut self) -> bool {
+        let capacity = self.capacity();
+        if distance(self.cached_head, self.tail, capacity) != capacity {
+            return false;
+        }
+        // Acquire: as in `free_slots`.
+        self.cached_head = self.ring.head.load(Ordering::Acquire);
+        distance(self.cached_head, self.tail, capacity) == capacity
+    }
+
     /// Free slots right now. Only the consumer can change this, and only upward:
     /// if it returns `k`, the next `k` pushes succeed.
     ///
@@ -647,7 +661,7 @@ impl<'a, S: Slots> Producer<'a, S> {
     /// ```
     #[inline]
     pub unsafe fn push_in_place(&mut self, write: impl FnOnce(*mut S::Item)) -> bool {
-        if self.free_slots(1) == 0 {
+        if self.is_full_now() {
             return false;
         }
         // SAFETY: a slot is free (checked above); `write` initializes it (our
@@ -693,7 +707,7 @@ impl<T, S: Slots<Item = MaybeUninit<T>>> Producer<'_, S> {
     /// ```
     #[inline]
     pub fn push(&mut self, value: T) -> Result<(), T> {
-        if self.free_slots(1) == 0 {
+        if self.is_full_now() {
             return Err(value);
         }
         // SAFETY: a slot is free (checked above), and the closure initializes it.
@@ -836,6 +850,19 @@ impl<'a, S: Slots> Consumer<'a, S> {
         avail
     }
 
+    /// Whether no item is available, re-reading `tail` only if the cached copy
+    /// says so: [`available`](Self::available)`(1) == 0` as two comparisons of
+    /// positions, for the one-item path.
+    #[inline(always)]
+    fn is_empty_now(&mut self) -> bool {
+        if self.head != self.cached_tail {
+            return false;
+        }
+        // Acquire: as in `available`.
+        self.cached_tail = self.ring.tail.load(Ordering::Acquire);
+        self.head == self.cached_tail
+    }
+
     /// Items available right now. Only the producer can change this, and only
     /// upward: if it returns `k`, the next `k` pops succeed.
     ///
@@ -931,7 +958,7 @@ impl<'a, S: Slots> Consumer<'a, S> {
     /// ```
     #[inline]
     pub fn pop_in_place<R>(&mut self, read: impl FnOnce(*const S::Item) -> R) -> Option<R> {
-        if self.available(1) == 0 {
+        if self.is_empty_now() {
             return None;
         }
         let capacity = self.capacity();

@@ -233,7 +233,10 @@ impl RawRwLock {
     ///
     /// # Safety
     ///
-    /// The caller must hold a read lock.
+    /// The caller must hold a read lock. Called with no reader inside, it
+    /// would underflow the reader count and lock everyone out for good; where
+    /// that cannot be ruled out (a C caller), use
+    /// [`unlock_read_checked`](Self::unlock_read_checked).
     ///
     /// # Example
     ///
@@ -246,7 +249,46 @@ impl RawRwLock {
     /// ```
     pub unsafe fn unlock_read(&self) {
         // Release: our reads happen before a later writer's writes.
-        self.state.fetch_sub(READER, Ordering::Release);
+        let before = self.state.fetch_sub(READER, Ordering::Release);
+        debug_assert!(before >= READER, "unlock_read of an RwLock with no reader");
+    }
+
+    /// [`unlock_read`](Self::unlock_read) that first checks a reader is
+    /// inside: with none it changes nothing and returns `false`. A CAS loop
+    /// instead of one `fetch_sub`, for callers that cannot be trusted to hold
+    /// the lock (ply's C ABI).
+    ///
+    /// # Safety
+    ///
+    /// The caller must hold a read lock, or no reader may be inside. The check
+    /// sees only *whether* readers are inside, not who: leaving in another
+    /// reader's name still lets a writer in alongside that reader.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// let raw = ply_core::sync::RawRwLock::new();
+    /// // SAFETY: no reader is inside.
+    /// assert!(!unsafe { raw.unlock_read_checked() });
+    /// assert!(raw.try_write(), "the refused unlock changed nothing");
+    /// ```
+    #[must_use = "`false` means no reader was inside: the caller's bug"]
+    pub unsafe fn unlock_read_checked(&self) -> bool {
+        let mut state = self.state.load(Ordering::Relaxed);
+        while state >= READER {
+            // Release on success, as in `unlock_read`; Relaxed load and
+            // failure: the value only seeds the CAS, which re-checks it.
+            match self.state.compare_exchange_weak(
+                state,
+                state - READER,
+                Ordering::Release,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return true,
+                Err(actual) => state = actual,
+            }
+        }
+        false
     }
 
     /// Enters as the writer if nobody holds the lock.
@@ -341,7 +383,9 @@ impl RawRwLock {
     ///
     /// # Safety
     ///
-    /// The caller must hold the write lock.
+    /// The caller must hold the write lock. (Called with no writer inside it
+    /// changes nothing; [`unlock_write_checked`](Self::unlock_write_checked)
+    /// says so.)
     ///
     /// # Example
     ///
@@ -353,10 +397,36 @@ impl RawRwLock {
     /// assert!(!raw.is_locked());
     /// ```
     pub unsafe fn unlock_write(&self) {
+        // SAFETY: forwarded contract (the writer holds the lock).
+        let held = unsafe { self.unlock_write_checked() };
+        debug_assert!(held, "unlock_write of an RwLock with no writer");
+    }
+
+    /// [`unlock_write`](Self::unlock_write), returning whether a writer was
+    /// inside: with none it changes nothing and returns `false`. The same one
+    /// `fetch_and` as `unlock_write`: clearing a bit that is already clear
+    /// writes the value back unchanged.
+    ///
+    /// # Safety
+    ///
+    /// The caller must hold the write lock, or no writer may be inside (the
+    /// check cannot tell the writer from another party).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// let raw = ply_core::sync::RawRwLock::new();
+    /// assert!(raw.try_read());
+    /// // SAFETY: no writer is inside.
+    /// assert!(!unsafe { raw.unlock_write_checked() });
+    /// assert!(raw.is_locked(), "the reader is still inside");
+    /// ```
+    #[must_use = "`false` means no writer was inside: the caller's bug"]
+    pub unsafe fn unlock_write_checked(&self) -> bool {
         // Release: our writes happen before the next reader's or writer's
         // entry. Keeps any announcement: a writer that waited meanwhile still
         // goes before new readers.
-        self.state.fetch_and(!WRITER, Ordering::Release);
+        self.state.fetch_and(!WRITER, Ordering::Release) & WRITER != 0
     }
 
     /// Whether anyone holds the lock (a snapshot).
@@ -410,7 +480,10 @@ impl Default for RawRwLock {
 unsafe impl lock_api::RawRwLock for RawRwLock {
     #[allow(clippy::declare_interior_mutable_const)] // lock_api's required pattern
     const INIT: Self = Self::new();
-    type GuardMarker = lock_api::GuardSend;
+    // Not `Send`, as std's and parking_lot's guards: a guard is this thread's
+    // hold on the lock. Sent to a forked child, it would be held twice: by
+    // the child, and by the parent's copy, which unlocks when dropped.
+    type GuardMarker = lock_api::GuardNoSend;
 
     #[inline]
     fn lock_shared(&self) {

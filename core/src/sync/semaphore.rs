@@ -5,9 +5,11 @@
 //! The permits are one 32-bit word. `try_acquire` decrements it with a CAS if it
 //! is positive. `acquire` waits for a permit through an [`EventCount`]: try,
 //! spin a little, register, re-try, sleep until a `release` notifies
-//! ([`EventCount::wait_until`]); `release` adds permits, then notifies. The
-//! event count's handshake is what makes this free of lost wake-ups, and lets
-//! an uncontended `release` skip the wake-up (a system call with a futex park).
+//! ([`EventCount::wait_until`]); `release` adds permits with a CAS that
+//! refuses to pass `u32::MAX` (a wrapped count would lose every permit), then
+//! notifies. The event count's handshake is what makes this free of lost
+//! wake-ups, and lets an uncontended `release` skip the wake-up (a system call
+//! with a futex park).
 //!
 //! # Across processes
 //!
@@ -15,6 +17,9 @@
 //! park for sleeping waiters. A process that dies holding permits does not give
 //! them back (there is no owner to detect); one that dies waiting costs nothing
 //! but needless wake-up calls (see [`EventCount`]).
+
+use core::fmt;
+use core::marker::PhantomData;
 
 use crate::primitive::{AtomicU32, Ordering, seq_cst_point};
 use crate::sync::patience::Forever;
@@ -112,7 +117,10 @@ impl<P: Park> Semaphore<P> {
     pub fn try_acquire(&self) -> Option<Permit<'_, P>> {
         // `then`, not `then_some`: a `Permit` built eagerly and discarded would
         // release a permit that was never taken.
-        self.try_take().then(|| Permit { semaphore: self })
+        self.try_take().then(|| Permit {
+            semaphore: self,
+            _not_send: PhantomData,
+        })
     }
 
     fn try_take(&self) -> bool {
@@ -165,10 +173,21 @@ impl<P: Park> Semaphore<P> {
     pub fn acquire_with(&self, patience: impl Patience) -> Option<Permit<'_, P>> {
         self.released
             .wait_until_with(|| self.try_take().then_some(()), patience)
-            .map(|()| Permit { semaphore: self })
+            .map(|()| Permit {
+                semaphore: self,
+                _not_send: PhantomData,
+            })
     }
 
     /// Adds `n` permits (for example, to give back a [`Permit::forget`]ten one).
+    ///
+    /// # Panics
+    ///
+    /// If the count would exceed `u32::MAX` (releasing permits that were never
+    /// taken), like integer overflow in debug arithmetic, but in every build:
+    /// a wrapped count would lose the permits and leave every later `acquire`
+    /// waiting forever. Nothing is added then. Use
+    /// [`try_release`](Self::try_release) to get the overflow as an error.
     ///
     /// # Example
     ///
@@ -177,17 +196,59 @@ impl<P: Park> Semaphore<P> {
     /// s.release(2);
     /// assert_eq!(s.available(), 2);
     /// ```
+    #[track_caller]
     pub fn release(&self, n: u32) {
-        // SeqCst: a release (publishing our work to the acquirer whose Acquire
-        // CAS takes this permit), and in the total order the event count's
-        // waiters register in, so the notify needs no fence of its own.
-        self.permits.fetch_add(n, Ordering::SeqCst);
+        if let Err(e) = self.try_release(n) {
+            panic!("Semaphore::release({n}): {e}");
+        }
+    }
+
+    /// Adds `n` permits, unless the count would exceed `u32::MAX`: then it
+    /// adds none, changes nothing, and returns [`ReleaseError::Overflow`].
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use ply_core::sync::{ReleaseError, Semaphore};
+    ///
+    /// let s = Semaphore::new(1);
+    /// assert_eq!(s.try_release(u32::MAX), Err(ReleaseError::Overflow));
+    /// assert_eq!(s.available(), 1);
+    /// assert_eq!(s.try_release(2), Ok(()));
+    /// assert_eq!(s.available(), 3);
+    /// ```
+    pub fn try_release(&self, n: u32) -> Result<(), ReleaseError> {
+        // A CAS loop rather than a `fetch_add`, so that an overflow is refused
+        // before anything is written (a wrapped `fetch_add` could only be
+        // undone after acquirers had seen the wrapped count). Still lock-free:
+        // a CAS fails only because another acquire or release succeeded.
+        //
+        // Relaxed load and failure: the value only seeds the CAS, which
+        // re-checks it. SeqCst success: a release (publishing our work to the
+        // acquirer whose Acquire CAS takes this permit), and in the total
+        // order the event count's waiters register in, so the notify needs no
+        // fence of its own (a successful CAS is a read-modify-write, as the
+        // `fetch_add` was).
+        let mut current = self.permits.load(Ordering::Relaxed);
+        loop {
+            let added = current.checked_add(n).ok_or(ReleaseError::Overflow)?;
+            match self.permits.compare_exchange_weak(
+                current,
+                added,
+                Ordering::SeqCst,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => break,
+                Err(actual) => current = actual,
+            }
+        }
         seq_cst_point();
         if n == 1 {
             self.released.notify_one_after_seq_cst_write();
         } else {
             self.released.notify_all_after_seq_cst_write();
         }
+        Ok(())
     }
 
     /// Permits available now (a snapshot).
@@ -201,6 +262,37 @@ impl<P: Park> Semaphore<P> {
         self.permits.load(Ordering::Relaxed)
     }
 }
+
+/// Why [`Semaphore::try_release`] released nothing.
+///
+/// # Example
+///
+/// ```
+/// use ply_core::sync::ReleaseError;
+/// assert_eq!(
+///     ReleaseError::Overflow.to_string(),
+///     "the permit count would exceed u32::MAX; no permit was released"
+/// );
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ReleaseError {
+    /// The count plus the released permits would exceed `u32::MAX`: more
+    /// permits were released than were ever taken.
+    Overflow,
+}
+
+impl fmt::Display for ReleaseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ReleaseError::Overflow => {
+                f.write_str("the permit count would exceed u32::MAX; no permit was released")
+            }
+        }
+    }
+}
+
+impl core::error::Error for ReleaseError {}
 
 /// One permit of a [`Semaphore`], given back when dropped.
 ///
@@ -218,6 +310,9 @@ impl<P: Park> Semaphore<P> {
 #[must_use = "dropping a permit releases it at once"]
 pub struct Permit<'a, P: Park = SpinPark> {
     semaphore: &'a Semaphore<P>,
+    /// Not `Send`, as a lock guard: given to a forked child, the permit would
+    /// be released twice, by the child and by the parent's copy.
+    _not_send: PhantomData<*const ()>,
 }
 
 impl<P: Park> Permit<'_, P> {
@@ -238,6 +333,75 @@ impl<P: Park> Permit<'_, P> {
 
 impl<P: Park> Drop for Permit<'_, P> {
     fn drop(&mut self) {
+        // Panics only if others released permits never taken, filling the
+        // count to `u32::MAX` while this one was out.
         self.semaphore.release(1);
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn semaphore_try_release_refuses_overflow_and_changes_nothing() {
+        let s = Semaphore::new(1);
+        assert_eq!(s.try_release(u32::MAX), Err(ReleaseError::Overflow));
+        assert_eq!(s.available(), 1);
+        assert_eq!(s.try_release(u32::MAX - 1), Ok(()));
+        assert_eq!(s.available(), u32::MAX);
+        assert_eq!(s.try_release(1), Err(ReleaseError::Overflow));
+        assert_eq!(s.available(), u32::MAX);
+        // Still usable: permits come out and go back.
+        s.acquire().forget();
+        assert_eq!(s.available(), u32::MAX - 1);
+        assert_eq!(s.try_release(1), Ok(()));
+        assert_eq!(s.available(), u32::MAX);
+    }
+
+    #[test]
+    fn semaphore_try_release_of_zero_changes_nothing() {
+        let s = Semaphore::new(u32::MAX);
+        assert_eq!(s.try_release(0), Ok(()));
+        assert_eq!(s.available(), u32::MAX);
+    }
+
+    #[test]
+    #[should_panic(expected = "would exceed u32::MAX")]
+    fn semaphore_release_panics_on_overflow() {
+        Semaphore::new(1).release(u32::MAX);
+    }
+
+    #[test]
+    fn semaphore_release_overflow_panic_leaves_the_count() {
+        let s = Semaphore::new(2);
+        let caught = std::panic::catch_unwind(|| s.release(u32::MAX - 1));
+        assert!(caught.is_err());
+        assert_eq!(s.available(), 2);
+        assert!(s.try_acquire().is_some());
+    }
+
+    /// Releases racing up to the limit: exactly the ones that fit succeed,
+    /// and the count ends at `u32::MAX`, never wrapped.
+    #[test]
+    fn semaphore_concurrent_releases_stop_exactly_at_the_limit() {
+        const THREADS: u32 = 4;
+        const EACH: u32 = 1000;
+        let headroom = 1500;
+        let s = Semaphore::new(u32::MAX - headroom);
+        let successes = std::sync::atomic::AtomicU32::new(0);
+        std::thread::scope(|scope| {
+            for _ in 0..THREADS {
+                scope.spawn(|| {
+                    for _ in 0..EACH {
+                        if s.try_release(1).is_ok() {
+                            successes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        }
+                    }
+                });
+            }
+        });
+        assert_eq!(successes.into_inner(), headroom);
+        assert_eq!(s.available(), u32::MAX);
     }
 }

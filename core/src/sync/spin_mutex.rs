@@ -199,7 +199,10 @@ impl Default for RawSpinMutex {
 unsafe impl lock_api::RawMutex for RawSpinMutex {
     #[allow(clippy::declare_interior_mutable_const)] // lock_api's required pattern
     const INIT: Self = Self::new();
-    type GuardMarker = lock_api::GuardSend;
+    // Not `Send`, as std's and parking_lot's guards: a guard is this thread's
+    // hold on the lock. Sent to a forked child, it would be held twice: by
+    // the child, and by the parent's copy, which unlocks when dropped.
+    type GuardMarker = lock_api::GuardNoSend;
 
     #[inline]
     fn lock(&self) {

@@ -5,7 +5,12 @@
 //! The ticket lock (Mellor-Crummey & Scott, "Algorithms for Scalable
 //! Synchronization on Shared-Memory Multiprocessors", TOCS 1991): `lock` takes a
 //! ticket with one `fetch_add` on `next` and waits until `serving` reaches it;
-//! `unlock` advances `serving`. Threads get the lock in the order they asked for
+//! `unlock` advances `serving`. A lock that is free with nobody waiting (every
+//! ticket handed out has been served) is taken without a ticket, by one CAS
+//! that marks the current turn taken and *unticketed*; its `unlock` reopens the
+//! same turn for the next ticket. So the uncontended path costs what a plain
+//! spin lock's does, and nobody is overtaken: a ticket taken meanwhile is
+//! served next. Threads get the lock in the order they asked for
 //! it — no starvation — at the price of handing the lock to a waiter that may be
 //! descheduled (a convoy), so it suits short critical sections on dedicated cores.
 //! The next waiter in line polls tightly; the others back off. With more threads
@@ -82,12 +87,40 @@ const REVOKE_AFTER: u32 = 1;
 /// loom, where a poll that does not yield is a wasted model step).
 const POLLS_PER_YIELD: u32 = if cfg!(loom) { 1 } else { 64 };
 
-/// `serving`: the turn's ticket shifted left by one, and this bit once the
-/// turn's waiter has claimed it (the lock is held).
+/// `serving`: the turn's ticket shifted left by [`TURN_SHIFT`], and this bit
+/// once the lock is held (by the turn's waiter, or taken with no ticket).
 const TAKEN: usize = 1;
 
-/// Tickets live in `usize::BITS - 1` bits (they share `serving` with `TAKEN`).
-const TICKET_MASK: usize = usize::MAX >> 1;
+/// `serving`: with [`TAKEN`], the lock was taken with no ticket while nobody
+/// waited (the fast path), so `unlock` leaves the turn where it is.
+const UNTICKETED: usize = 2;
+
+/// Where the turn starts in `serving`, above [`TAKEN`] and [`UNTICKETED`].
+const TURN_SHIFT: u32 = 2;
+
+/// Tickets live in `usize::BITS - 2` bits (they share `serving` with the flags).
+const TICKET_MASK: usize = usize::MAX >> TURN_SHIFT;
+
+/// The turn recorded in a `serving` value.
+fn turn_of(serving: usize) -> usize {
+    serving >> TURN_SHIFT
+}
+
+/// The `serving` value of `turn`, open and untaken.
+fn open(turn: usize) -> usize {
+    (turn & TICKET_MASK) << TURN_SHIFT
+}
+
+/// The `serving` value after the holder of the taken turn `serving` unlocks:
+/// the same turn reopened if it was taken with no ticket (it is still the next
+/// ticket's), else the next turn.
+fn released(serving: usize) -> usize {
+    if serving & UNTICKETED != 0 {
+        open(turn_of(serving))
+    } else {
+        open(turn_of(serving) + 1)
+    }
+}
 
 /// Whether `turn` is past `ticket`, i.e. `ticket`'s turn was revoked (modular:
 /// tickets wrap around).
@@ -114,8 +147,9 @@ fn passed(turn: usize, ticket: usize) -> bool {
 pub struct RawTicketMutex {
     /// The next ticket to hand out (masked with `TICKET_MASK` when used).
     next: CachePadded<AtomicUsize>,
-    /// `turn << 1 | taken`: whose turn it is, and whether that ticket's waiter
-    /// has claimed it. Unlocked and idle: `turn == next`, not taken.
+    /// `turn << TURN_SHIFT | flags`: whose turn it is, whether the lock is
+    /// held ([`TAKEN`]), and whether it was taken with no ticket
+    /// ([`UNTICKETED`]). Unlocked and idle: `turn == next`, not taken.
     serving: CachePadded<AtomicUsize>,
 }
 
@@ -145,7 +179,8 @@ impl RawTicketMutex {
         }
     }
 
-    /// Takes a ticket and waits for its turn.
+    /// Takes the lock at once if it is free and nobody waits; otherwise takes
+    /// a ticket and waits for its turn.
     ///
     /// # Example
     ///
@@ -155,6 +190,10 @@ impl RawTicketMutex {
     /// assert!(raw.is_locked());
     /// ```
     pub fn lock(&self) {
+        // Free with nobody waiting: take it without a ticket (one CAS).
+        if self.try_lock() {
+            return;
+        }
         let ticket = self.take_ticket();
         crate::fault_point!(TicketWaiting);
         self.wait_turn(ticket);
@@ -174,7 +213,7 @@ impl RawTicketMutex {
         let mut polls = 0u32;
         loop {
             let serving = self.serving.load(Ordering::Relaxed);
-            let turn = serving >> 1;
+            let turn = turn_of(serving);
             if turn == ticket && serving & TAKEN == 0 {
                 if self.claim(serving) {
                     return;
@@ -187,7 +226,10 @@ impl RawTicketMutex {
                 ticket = self.take_ticket();
                 continue;
             }
-            let yielded = if ticket.wrapping_sub(turn) & TICKET_MASK == 1 {
+            // Our turn taken with no ticket (see `try_lock`), or the one before
+            // ours: we are next.
+            let next_in_line = ticket.wrapping_sub(turn) & TICKET_MASK <= 1;
+            let yielded = if next_in_line {
                 // Next in line: poll tightly so the hand-off is not delayed,
                 // but yield now and then: the holder may be preempted.
                 polls = polls.wrapping_add(1);
@@ -203,7 +245,7 @@ impl RawTicketMutex {
                     continue;
                 }
                 yield_now();
-            } else if ticket.wrapping_sub(turn) & TICKET_MASK == 1 {
+            } else if next_in_line {
                 core::hint::spin_loop();
             } else {
                 backoff.snooze();
@@ -231,7 +273,7 @@ impl RawTicketMutex {
         // Relaxed: a read-modify-write continues the release sequence of the
         // `unlock` that wrote `serving`, so the next claimer still
         // synchronizes with it; the revoker itself acquires nothing.
-        let next_turn = (((serving >> 1) + 1) & TICKET_MASK) << 1;
+        let next_turn = open(turn_of(serving) + 1);
         let _ =
             self.serving
                 .compare_exchange(serving, next_turn, Ordering::Relaxed, Ordering::Relaxed);
@@ -248,25 +290,26 @@ impl RawTicketMutex {
     /// ```
     pub fn try_lock(&self) -> bool {
         let serving = self.serving.load(Ordering::Relaxed);
-        let turn = serving >> 1;
-        // Take ticket `turn` only if it is the next one (nobody waits) and the
-        // turn is untaken: then it is ours at once, once claimed.
-        let next = self.next.load(Ordering::Relaxed);
+        // Free, and no ticket handed out that has not been served: nobody
+        // waits, so the lock may be taken without a ticket, leaving the turn
+        // to whoever takes the next one. One CAS, the cost of a plain spin
+        // lock. A ticket taken between the `next` load and the CAS waits for
+        // our `unlock`, which reopens the same turn for it: it only lost the
+        // race to a `try_lock` that came first. Its waiter never revokes that
+        // turn (one only revokes turns before its own, and only untaken ones).
         serving & TAKEN == 0
-            && next & TICKET_MASK == turn
+            && self.next.load(Ordering::Relaxed) & TICKET_MASK == turn_of(serving)
+            // Acquire: as in `claim`. Fails if the turn moved or was taken
+            // meanwhile (a revocation moves it, a claim takes it).
             && self
-                .next
+                .serving
                 .compare_exchange(
-                    next,
-                    next.wrapping_add(1),
-                    Ordering::Relaxed,
+                    serving,
+                    serving | TAKEN | UNTICKETED,
+                    Ordering::Acquire,
                     Ordering::Relaxed,
                 )
                 .is_ok()
-            // A waiter that took the next ticket in between could only revoke
-            // our turn after watching it for `REVOKE_AFTER` yields; if it did,
-            // our ticket is void and we report failure.
-            && self.claim(serving)
     }
 
     /// Retries [`try_lock`](Self::try_lock) until `patience` runs out; `true` if
@@ -298,7 +341,8 @@ impl RawTicketMutex {
                 let serving = self.serving.load(Ordering::Relaxed);
                 // Only a turn whose ticket was handed out may be revoked: an
                 // idle lock's turn (equal to `next`) must stay where it is.
-                let handed_out = serving >> 1 != self.next.load(Ordering::Relaxed) & TICKET_MASK;
+                let handed_out =
+                    turn_of(serving) != self.next.load(Ordering::Relaxed) & TICKET_MASK;
                 if handed_out && watch.untaken_for_too_long(serving) {
                     self.revoke(serving);
                 }
@@ -313,7 +357,10 @@ impl RawTicketMutex {
     ///
     /// # Safety
     ///
-    /// The lock must be held by the caller.
+    /// The lock must be held by the caller. Called on a free lock, it would
+    /// move the turn past every ticket handed out and break the lock for good
+    /// (debug builds assert instead); where that cannot be ruled out (a C
+    /// caller), use [`unlock_checked`](Self::unlock_checked).
     ///
     /// # Example
     ///
@@ -330,8 +377,50 @@ impl RawTicketMutex {
         // Release: publishes the critical section to the next claim's Acquire.
         let serving = self.serving.load(Ordering::Relaxed);
         debug_assert!(serving & TAKEN != 0, "unlock of an unlocked TicketMutex");
-        let next_turn = (((serving >> 1) + 1) & TICKET_MASK) << 1;
-        self.serving.store(next_turn, Ordering::Release);
+        self.serving.store(released(serving), Ordering::Release);
+    }
+
+    /// [`unlock`](Self::unlock) that first checks the lock is held: on a free
+    /// lock it changes nothing and returns `false`. One CAS instead of a
+    /// store, for callers that cannot be trusted to hold the lock (ply's C
+    /// ABI).
+    ///
+    /// # Safety
+    ///
+    /// The lock must be held by the caller, or by nobody. The check sees only
+    /// *whether* the lock is held, not by whom: unlocking a lock that another
+    /// party holds still breaks its exclusion.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// let raw = ply_core::sync::RawTicketMutex::new();
+    /// // SAFETY: nobody holds it.
+    /// assert!(!unsafe { raw.unlock_checked() });
+    /// assert!(raw.try_lock(), "the refused unlock changed nothing");
+    /// // SAFETY: locked just above.
+    /// assert!(unsafe { raw.unlock_checked() });
+    /// assert!(!raw.is_locked());
+    /// ```
+    #[must_use = "`false` means the lock was not held: the caller's bug"]
+    pub unsafe fn unlock_checked(&self) -> bool {
+        let mut serving = self.serving.load(Ordering::Relaxed);
+        // A CAS, not `unlock`'s store: the lock may be free, so claims and
+        // revocations may write `serving` between our load and our write.
+        // Release on success, as in `unlock`; a read-modify-write that
+        // continues the release sequence like a revocation does.
+        while serving & TAKEN != 0 {
+            match self.serving.compare_exchange_weak(
+                serving,
+                released(serving),
+                Ordering::Release,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return true,
+                Err(actual) => serving = actual,
+            }
+        }
+        false
     }
 
     /// Whether the lock is held (a snapshot).
@@ -345,15 +434,16 @@ impl RawTicketMutex {
         self.serving.load(Ordering::Relaxed) & TAKEN != 0
     }
 
-    /// Tickets handed out since creation (wrapping): the holder plus waiters
-    /// plus every finished holder. For tests and diagnostics.
+    /// Tickets handed out since creation (wrapping): one per `lock` that had
+    /// to wait (a lock taken while free with nobody waiting needs none). For
+    /// tests and diagnostics.
     ///
     /// # Example
     ///
     /// ```
     /// let raw = ply_core::sync::RawTicketMutex::new();
-    /// raw.lock();
-    /// assert_eq!(raw.tickets_issued(), 1);
+    /// raw.lock(); // free: taken without a ticket
+    /// assert_eq!(raw.tickets_issued(), 0);
     /// ```
     pub fn tickets_issued(&self) -> usize {
         self.next.load(Ordering::Relaxed)
@@ -399,7 +489,10 @@ impl Default for RawTicketMutex {
 unsafe impl lock_api::RawMutex for RawTicketMutex {
     #[allow(clippy::declare_interior_mutable_const)] // lock_api's required pattern
     const INIT: Self = Self::new();
-    type GuardMarker = lock_api::GuardSend;
+    // Not `Send`, as std's and parking_lot's guards: a guard is this thread's
+    // hold on the lock. Sent to a forked child, it would be held twice: by
+    // the child, and by the parent's copy, which unlocks when dropped.
+    type GuardMarker = lock_api::GuardNoSend;
 
     #[inline]
     fn lock(&self) {

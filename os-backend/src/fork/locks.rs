@@ -46,10 +46,17 @@ impl ForkLocks {
 /// The threads of this process other than the caller, read from
 /// `/proc/self/stat` (its 20th field); `None` if it cannot be read.
 pub(crate) fn other_threads() -> Option<usize> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // One `read` into the stack: the line is under 1 KiB (52 numbers and a
+    // name of at most 64 bytes). `read_to_string` would `statx` the file and
+    // read it in five growing reads, for every fork-join call.
+    let mut buf = [0u8; 1024];
+    let mut file = std::fs::File::open("/proc/self/stat").ok()?;
+    let len = std::io::Read::read(&mut file, &mut buf).ok()?;
+    let stat = buf.get(..len)?;
     // "pid (comm) state ppid ...": the fields after the last ')' start at
     // field 3, so num_threads (field 20) is the 18th of them.
-    let (_, rest) = stat.rsplit_once(')')?;
+    let close = stat.iter().rposition(|&b| b == b')')?;
+    let rest = std::str::from_utf8(&stat[close + 1..]).ok()?;
     let threads: usize = rest.split_whitespace().nth(17)?.parse().ok()?;
     Some(threads.saturating_sub(1))
 }

@@ -63,7 +63,8 @@ const WANTED_BUFFER: usize = 4 << 20;
 /// let (tx, rx) = channel::<(u32, String)>()?;
 /// let producers: Vec<_> = (0..2u32)
 ///     .map(|p| {
-///         fork_child(|| {
+///         let tx = tx.try_clone()?; // moved into the child
+///         fork_child(move || {
 ///             for i in 0..100 {
 ///                 tx.send(&(p, format!("item {i}"))).unwrap();
 ///             }
@@ -253,19 +254,22 @@ impl<T> Sender<T> {
     /// # Example
     ///
     /// ```
-    /// use ply_os::fork::fork_child;
+    /// use ply_os::fork::scope;
     /// use ply_os::ipc::channel;
     /// let (tx, rx) = channel::<u32>()?;
-    /// let consumer = fork_child(|| {
-    ///     tx.leave(); // or this consumer would wait for itself to close
-    ///     rx.iter().sum::<u32>() as i32
+    /// let total = scope(|s| {
+    ///     let consumer = s.fork_child(|| {
+    ///         tx.leave(); // or this consumer would wait for itself to close
+    ///         rx.iter().sum::<u32>() as i32
+    ///     })?;
+    ///     rx.leave();
+    ///     for i in 1..=4 {
+    ///         tx.send(&i)?;
+    ///     }
+    ///     tx.leave(); // the consumer's `rx` sees the end
+    ///     Ok::<_, Box<dyn std::error::Error>>(consumer.wait()?)
     /// })?;
-    /// rx.leave();
-    /// for i in 1..=4 {
-    ///     tx.send(&i)?;
-    /// }
-    /// drop(tx);
-    /// assert_eq!(consumer.wait()?, ply_os::fork::ChildExit::Exited(10));
+    /// assert_eq!(total, ply_os::fork::ChildExit::Exited(10));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn leave(&self) {

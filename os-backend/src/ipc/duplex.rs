@@ -17,7 +17,7 @@ use serde::de::DeserializeOwned;
 use super::IpcError;
 use super::frame::{self, DEFAULT_MAX_FRAME, FrameReader, FrameWriter};
 use super::ready::{DontWait, time_left, wait_readable, wait_writable};
-use crate::fork::{ForkedChild, fork_child};
+use crate::fork::{ForkedChild, fork_unchecked};
 
 /// One end of a two-way channel that sends `S` and receives `R`, as framed
 /// postcard messages over a Unix socket pair.
@@ -107,17 +107,22 @@ pub fn duplex<A, B>() -> Result<(Duplex<A, B>, Duplex<B, A>), IpcError> {
 /// ```
 pub fn fork_duplex<A, B, F>(f: F) -> Result<(Duplex<A, B>, ForkedChild), IpcError>
 where
-    F: FnOnce(Duplex<B, A>) -> i32,
+    F: FnOnce(Duplex<B, A>) -> i32 + Send + 'static,
 {
     let (mine, theirs) = duplex::<A, B>()?;
     let mine_fd = mine.as_raw_fd();
-    let child = fork_child(move || {
+    let body = move || {
         // SAFETY: closes this process's copy of the parent's end; the
         // `Duplex` that owns it lives in the parent's frames, which this
         // process never returns to (it ends with `_exit`).
         unsafe { libc::close(mine_fd) };
         f(theirs)
-    })?;
+    };
+    // SAFETY: `f` is `Send + 'static` (as `fork_child` asks); `theirs` owns
+    // only its socket and buffers (its type parameters are phantom), and the
+    // parent's copy, dropped at once, closes the parent's copy of the
+    // child's end, as it should.
+    let child = unsafe { fork_unchecked(body) }?;
     Ok((mine, child))
 }
 
@@ -385,36 +390,40 @@ mod tests {
         frame::write_frame(&mut wire, &frame::encode(&vec![9u8; 40]).unwrap()).unwrap();
         let go = crate::shm::SharedBox::new(std::sync::atomic::AtomicBool::new(false)).unwrap();
         let mut raw = b.stream.try_clone().unwrap();
-        let child = fork_child(|| {
-            for (i, byte) in wire.iter().enumerate() {
-                // Hold the last byte until the parent has timed out once.
-                if i + 1 == wire.len() {
-                    while !go.load(std::sync::atomic::Ordering::Acquire) {
-                        std::thread::sleep(Duration::from_millis(1));
+        crate::fork::scope(|s| {
+            let go = &go;
+            let child = s
+                .fork_child(move || {
+                    for (i, byte) in wire.iter().enumerate() {
+                        // Hold the last byte until the parent has timed out once.
+                        if i + 1 == wire.len() {
+                            while !go.load(std::sync::atomic::Ordering::Acquire) {
+                                std::thread::sleep(Duration::from_millis(1));
+                            }
+                        }
+                        if raw.write_all(&[*byte]).is_err() {
+                            return 1;
+                        }
+                        std::thread::sleep(Duration::from_millis(2));
                     }
-                }
-                if raw.write_all(&[*byte]).is_err() {
-                    return 1;
-                }
-                std::thread::sleep(Duration::from_millis(2));
-            }
-            0
-        })
-        .unwrap();
-        drop(b);
-        let start = Instant::now();
-        let first = a.recv_timeout(Duration::from_millis(30));
-        let took = start.elapsed();
-        assert!(matches!(first, Err(IpcError::Timeout)), "{first:?}");
-        // The bound is the message's: far less than the drip's whole length
-        // (45 bytes at 2 ms, and a last byte that waits for `go`).
-        assert!(took < Duration::from_secs(5), "held for {took:?}");
-        go.store(true, std::sync::atomic::Ordering::Release);
-        assert_eq!(
-            a.recv_timeout(Duration::from_secs(30)).unwrap(),
-            vec![9u8; 40]
-        );
-        assert!(child.wait().unwrap().success());
+                    0
+                })
+                .unwrap();
+            drop(b);
+            let start = Instant::now();
+            let first = a.recv_timeout(Duration::from_millis(30));
+            let took = start.elapsed();
+            assert!(matches!(first, Err(IpcError::Timeout)), "{first:?}");
+            // The bound is the message's: far less than the drip's whole length
+            // (45 bytes at 2 ms, and a last byte that waits for `go`).
+            assert!(took < Duration::from_secs(5), "held for {took:?}");
+            go.store(true, std::sync::atomic::Ordering::Release);
+            assert_eq!(
+                a.recv_timeout(Duration::from_secs(30)).unwrap(),
+                vec![9u8; 40]
+            );
+            assert!(child.wait().unwrap().success());
+        });
     }
 
     /// A header that announces just under the maximum, then nothing: the

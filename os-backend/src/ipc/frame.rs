@@ -222,11 +222,17 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> Result<usize, IpcError> {
 /// assembling.
 const READ_CHUNK: usize = 64 << 10;
 
+/// The least a [`FrameReader`] asks of one `read`: one page. Most messages
+/// are small; a larger one is read in reads that double. A larger first read
+/// would zero, and fault in, pages most connections never use: in a parent
+/// whose heap its forked workers share copy-on-write, each is a page copy.
+const FIRST_READ: usize = 4 << 10;
+
 /// Assembles frames from bytes as they arrive, for non-blocking readers.
 ///
-/// It holds about twice the bytes that came (at least [`READ_CHUNK`],
-/// 64 KiB): a frame's buffer grows with the bytes that arrived, never to the
-/// length its header announced.
+/// It holds about twice the bytes that came (at least 4 KiB): a frame's
+/// buffer grows with the bytes that arrived, never to the length its header
+/// announced.
 ///
 /// # Example
 ///
@@ -357,8 +363,8 @@ impl FrameReader {
 
     /// One `read` from `r` into the buffer; returns the bytes read (0 at end
     /// of stream). Asks for at most as many bytes as are buffered already,
-    /// or [`READ_CHUNK`] (64 KiB) if that is more, so memory follows the
-    /// bytes that came (at most about twice them).
+    /// or 4 KiB if that is more, so memory follows the bytes that came (at
+    /// most about twice them).
     ///
     /// # Errors
     ///
@@ -379,7 +385,7 @@ impl FrameReader {
         let rest = self
             .announced()
             .map_or(0, |len| (HEADER_LEN + len).saturating_sub(self.buffered()));
-        let want = rest.min(self.buffered()).max(READ_CHUNK);
+        let want = rest.min(self.buffered()).max(FIRST_READ);
         if self.buf.len() - self.end < want / 2 {
             if self.start > 0 {
                 // Move the live bytes to the front rather than grow.

@@ -60,21 +60,24 @@ impl Patience for Rechecking {
 ///
 /// ```
 /// use std::time::Duration;
-/// use ply_os::{fork::fork_child, ipc::ProcessQueue};
+/// use ply_os::{fork, ipc::ProcessQueue};
 ///
 /// let queue = ProcessQueue::<u64, 8>::new()?;
-/// let child = fork_child(|| {
-///     for i in 0..100 {
-///         queue.put(i);
+/// fork::scope(|s| {
+///     let child = s.fork_child(|| {
+///         for i in 0..100 {
+///             queue.put(i);
+///         }
+///         0
+///     })?;
+///     let mut sum = 0;
+///     for _ in 0..100 {
+///         sum += queue.get_timeout(Duration::from_secs(10)).expect("producer stalled");
 ///     }
-///     0
+///     assert_eq!(sum, 4950);
+///     assert!(child.wait()?.success());
+///     Ok::<(), std::io::Error>(())
 /// })?;
-/// let mut sum = 0;
-/// for _ in 0..100 {
-///     sum += queue.get_timeout(Duration::from_secs(10)).expect("producer stalled");
-/// }
-/// assert_eq!(sum, 4950);
-/// assert!(child.wait()?.success());
 /// # Ok::<(), std::io::Error>(())
 /// ```
 pub struct ProcessQueue<T, const N: usize> {
@@ -234,7 +237,7 @@ impl<T, const N: usize> std::fmt::Debug for ProcessQueue<T, N> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fork::{ChildExit, ForkedChild, Signal, fork_child};
+    use crate::fork::{ChildExit, ScopedChild, Signal, scope};
     use std::time::Instant;
 
     const WATCHDOG: Duration = Duration::from_secs(60);
@@ -244,7 +247,7 @@ mod tests {
         stat.rsplit_once(')')?.1.trim_start().chars().next()
     }
 
-    fn wait_for_state(child: &ForkedChild, state: char) {
+    fn wait_for_state(child: &ScopedChild<'_>, state: char) {
         let deadline = Instant::now() + WATCHDOG;
         while state_of(child.pid()) != Some(state) {
             assert!(
@@ -255,7 +258,7 @@ mod tests {
         }
     }
 
-    fn exits_with(mut child: ForkedChild) -> ChildExit {
+    fn exits_with(mut child: ScopedChild<'_>) -> ChildExit {
         child
             .wait_timeout(WATCHDOG)
             .unwrap()
@@ -266,33 +269,37 @@ mod tests {
     fn a_getter_stopped_or_killed_in_its_sleep_strands_no_other_getter() {
         for kill_it in [false, true] {
             let queue = ProcessQueue::<u32, 4>::new().unwrap();
-            // The first getter falls asleep, then is stopped there: the one
-            // wake-up of the next put may go to it and be absorbed.
-            let stopped = fork_child(|| (queue.get() != 2) as i32).unwrap();
-            wait_for_state(&stopped, 'S');
-            stopped.kill(Signal::STOP).unwrap();
-            wait_for_state(&stopped, 'T');
-            let other = fork_child(|| (queue.get_timeout(WATCHDOG) != Some(1)) as i32).unwrap();
-            wait_for_state(&other, 'S');
-            queue.put(1);
-            assert!(
-                exits_with(other).success(),
-                "the running getter got the item"
-            );
-            if kill_it {
-                stopped.kill(Signal::KILL).unwrap();
-                assert_eq!(exits_with(stopped), ChildExit::Signaled(Signal::KILL));
-                // Its registration stays behind; the queue works on.
-                queue.put(3);
-                assert_eq!(queue.get_timeout(WATCHDOG), Some(3));
-            } else {
-                queue.put(2);
-                stopped.kill(Signal::CONT).unwrap();
+            scope(|s| {
+                // The first getter falls asleep, then is stopped there: the one
+                // wake-up of the next put may go to it and be absorbed.
+                let stopped = s.fork_child(|| (queue.get() != 2) as i32).unwrap();
+                wait_for_state(&stopped, 'S');
+                stopped.kill(Signal::STOP).unwrap();
+                wait_for_state(&stopped, 'T');
+                let other = s
+                    .fork_child(|| (queue.get_timeout(WATCHDOG) != Some(1)) as i32)
+                    .unwrap();
+                wait_for_state(&other, 'S');
+                queue.put(1);
                 assert!(
-                    exits_with(stopped).success(),
-                    "resumed, it gets the next item"
+                    exits_with(other).success(),
+                    "the running getter got the item"
                 );
-            }
+                if kill_it {
+                    stopped.kill(Signal::KILL).unwrap();
+                    assert_eq!(exits_with(stopped), ChildExit::Signaled(Signal::KILL));
+                    // Its registration stays behind; the queue works on.
+                    queue.put(3);
+                    assert_eq!(queue.get_timeout(WATCHDOG), Some(3));
+                } else {
+                    queue.put(2);
+                    stopped.kill(Signal::CONT).unwrap();
+                    assert!(
+                        exits_with(stopped).success(),
+                        "resumed, it gets the next item"
+                    );
+                }
+            });
         }
     }
 
@@ -300,35 +307,37 @@ mod tests {
     fn two_children_to_parent_every_item_once_and_idle_get_sleeps() {
         const PER_CHILD: u64 = 50_000;
         let queue = ProcessQueue::<u64, 64>::new().unwrap();
-        let children: Vec<_> = (0..2u64)
-            .map(|c| {
-                let queue = &queue;
-                fork_child(move || {
-                    for i in 0..PER_CHILD {
-                        queue.put(c * PER_CHILD + i);
-                    }
-                    0
+        scope(|s| {
+            let children: Vec<_> = (0..2u64)
+                .map(|c| {
+                    let queue = &queue;
+                    s.fork_child(move || {
+                        for i in 0..PER_CHILD {
+                            queue.put(c * PER_CHILD + i);
+                        }
+                        0
+                    })
+                    .unwrap()
                 })
-                .unwrap()
-            })
-            .collect();
-        let mut seen = vec![false; 2 * PER_CHILD as usize];
-        let mut last = [None::<u64>; 2];
-        for _ in 0..2 * PER_CHILD {
-            let x = queue
-                .get_timeout(Duration::from_secs(30))
-                .expect("a producer stalled");
-            assert!(!seen[x as usize], "duplicate {x}");
-            seen[x as usize] = true;
-            // FIFO per producer.
-            let c = (x / PER_CHILD) as usize;
-            assert!(last[c] < Some(x));
-            last[c] = Some(x);
-        }
-        assert!(seen.iter().all(|&s| s));
-        for child in children {
-            assert!(child.wait().unwrap().success());
-        }
+                .collect();
+            let mut seen = vec![false; 2 * PER_CHILD as usize];
+            let mut last = [None::<u64>; 2];
+            for _ in 0..2 * PER_CHILD {
+                let x = queue
+                    .get_timeout(Duration::from_secs(30))
+                    .expect("a producer stalled");
+                assert!(!seen[x as usize], "duplicate {x}");
+                seen[x as usize] = true;
+                // FIFO per producer.
+                let c = (x / PER_CHILD) as usize;
+                assert!(last[c] < Some(x));
+                last[c] = Some(x);
+            }
+            assert!(seen.iter().all(|&s| s));
+            for child in children {
+                assert!(child.wait().unwrap().success());
+            }
+        });
         // Empty now: a timed get sleeps and returns None.
         let start = Instant::now();
         assert_eq!(queue.get_timeout(Duration::from_millis(50)), None);
@@ -339,14 +348,17 @@ mod tests {
     fn a_full_queue_blocks_the_putter_until_a_get() {
         let queue = ProcessQueue::<u32, 1>::new().unwrap();
         queue.put(1);
-        let child = fork_child(|| {
-            queue.put(2); // blocks until the parent takes 1
-            0
-        })
-        .unwrap();
-        std::thread::sleep(Duration::from_millis(50));
-        assert_eq!(queue.get(), 1);
-        assert_eq!(queue.get_timeout(Duration::from_secs(30)), Some(2));
-        assert!(child.wait().unwrap().success());
+        scope(|s| {
+            let child = s
+                .fork_child(|| {
+                    queue.put(2); // blocks until the parent takes 1
+                    0
+                })
+                .unwrap();
+            std::thread::sleep(Duration::from_millis(50));
+            assert_eq!(queue.get(), 1);
+            assert_eq!(queue.get_timeout(Duration::from_secs(30)), Some(2));
+            assert!(child.wait().unwrap().success());
+        });
     }
 }

@@ -63,20 +63,23 @@ type ValueLock<T> = RobustMutex<Copies<T>, ThreadLiveness, FutexPark>;
 /// # Example
 ///
 /// ```
-/// use ply_os::{fork::fork_child, ipc::SharedValue};
+/// use ply_os::{fork, ipc::SharedValue};
 ///
 /// let counter = SharedValue::new(0u64)?;
-/// let children: Vec<_> = (0..3)
-///     .map(|_| fork_child(|| {
-///         for _ in 0..1000 {
-///             counter.update(|n| n + 1);
-///         }
-///         0
-///     }))
-///     .collect::<Result<_, _>>()?;
-/// for c in children {
-///     assert!(c.wait()?.success());
-/// }
+/// fork::scope(|s| {
+///     let children: Vec<_> = (0..3)
+///         .map(|_| s.fork_child(|| {
+///             for _ in 0..1000 {
+///                 counter.update(|n| n + 1);
+///             }
+///             0
+///         }))
+///         .collect::<Result<_, _>>()?;
+///     for c in children {
+///         assert!(c.wait()?.success());
+///     }
+///     Ok::<(), std::io::Error>(())
+/// })?;
 /// assert_eq!(counter.get(), 3000); // no lost update
 /// # Ok::<(), std::io::Error>(())
 /// ```
@@ -268,14 +271,14 @@ unsafe impl<T: ShmSafe> ShmSafe for Slot<T> {}
 /// # Example
 ///
 /// ```
-/// use ply_os::{fork::fork_child, ipc::SharedArray};
+/// use ply_os::{fork, ipc::SharedArray};
 ///
 /// let histogram = SharedArray::new(4, 0u32)?;
-/// let child = fork_child(|| {
+/// let child = fork::scope(|s| s.fork_child(|| {
 ///     histogram.lock().expect("nobody died")[1] += 10;
 ///     0
-/// })?;
-/// assert!(child.wait()?.success());
+/// })?.wait())?;
+/// assert!(child.success());
 /// let mut bins = histogram.lock().expect("nobody died");
 /// bins[3] += 1;
 /// assert_eq!(&*bins, &[0, 10, 0, 1]);

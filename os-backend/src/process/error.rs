@@ -55,7 +55,10 @@ pub enum Failure {
     },
     /// The work was cancelled while running; ply killed the worker.
     Cancelled,
-    /// The worker sent a message that did not decode; ply killed it.
+    /// The worker sent a corrupt message (one that did not decode, a frame
+    /// over the limit, a report for a chunk that is not its round's, or with
+    /// the wrong number of results); ply killed it and took nothing more it
+    /// sent. Never retried: the text says what was wrong.
     Corrupt(String),
     /// The worker ended, but how cannot be known (for example another
     /// `waitpid` in this process took its exit status); the text says why.
@@ -347,6 +350,10 @@ pub enum PoolTaskError {
     /// The fork server died or misbehaved, so no worker can be replaced: the
     /// pool is unusable.
     PoolBroken(String),
+    /// The pool had no worker to run the task, and its fork server did not
+    /// replace them in time (stopped, hung, or unable to fork); the text
+    /// says which. The pool recovers when the server does.
+    NoWorker(String),
 }
 
 impl fmt::Display for PoolTaskError {
@@ -364,6 +371,7 @@ impl fmt::Display for PoolTaskError {
             PoolTaskError::QueueFull => write!(f, "the process pool's queue is full; retry later"),
             PoolTaskError::ShutDown => write!(f, "the process pool is shut down"),
             PoolTaskError::PoolBroken(why) => write!(f, "the process pool is broken: {why}"),
+            PoolTaskError::NoWorker(why) => write!(f, "no worker could run the task: {why}"),
         }
     }
 }

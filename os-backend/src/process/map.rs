@@ -8,6 +8,8 @@
 //! `supervisor` (see `map/run.rs` for the rounds and the retry accounting).
 
 mod run;
+#[cfg(test)]
+mod tests;
 
 use std::cell::UnsafeCell;
 use std::mem::{MaybeUninit, size_of};
@@ -183,8 +185,12 @@ impl MapOptions {
 /// through each worker's socket, in input order.
 ///
 /// `f` and `inputs` reach the workers through `fork` (copy-on-write), so they
-/// need no serialization and no `Send`. Use [`map_plain`] when `O` is plain
-/// data: it skips serialization on the way back too.
+/// need no serialization. Each worker has its own copy of them, as a thread
+/// could be given one: they are `Send`, which keeps lock guards and permits
+/// out of them (a worker that released its copy would release the caller's
+/// claim; see [`fork`](crate::fork#what-the-child-is-given)), and a worker
+/// never drops them. Use [`map_plain`] when `O` is plain data: it skips
+/// serialization on the way back too.
 ///
 /// # Fork safety
 ///
@@ -215,7 +221,8 @@ pub fn map<I, O, F>(
     options: &MapOptions,
 ) -> Result<Vec<O>, MapError<Vec<Option<O>>>>
 where
-    F: Fn(&I) -> O,
+    I: Send,
+    F: Fn(&I) -> O + Send,
     O: Serialize + DeserializeOwned,
 {
     let schedule = options
@@ -231,41 +238,38 @@ where
         });
         results
     };
+    // A report with the wrong number of results is the worker's corrupt
+    // message: it is killed for it, and the chunk fails with
+    // `Failure::Corrupt`. So every report taken has its chunk's length.
+    let check = |_: usize, items: Range<usize>, part: &Vec<O>| {
+        if part.len() == items.len() {
+            Ok(())
+        } else {
+            Err(format!("{} results for {} items", part.len(), items.len()))
+        }
+    };
     let by_chunk = |reports: Vec<Option<Vec<O>>>| {
         let mut out: Vec<Option<O>> = Vec::with_capacity(inputs.len());
         for (chunk, report) in reports.into_iter().enumerate() {
-            let items = ply_core::partition::Schedule::chunk(&schedule, chunk);
             match report {
-                Some(part) if part.len() == items.len() => out.extend(part.into_iter().map(Some)),
-                _ => out.extend(items.map(|_| None)),
+                Some(part) => out.extend(part.into_iter().map(Some)),
+                None => {
+                    let items = ply_core::partition::Schedule::chunk(&schedule, chunk);
+                    out.extend(items.map(|_| None));
+                }
             }
         }
         out
     };
-    match run_chunks::<_, Vec<O>>(&schedule, &options.config(), &|_, range, beat| {
-        body(range, beat)
-    }) {
-        Ok(reports) => {
-            // Every chunk reported: its results, in chunk order, are the
-            // output. A report of the wrong length (a worker's bug or a
-            // corrupt message) fails the call, with what did line up.
-            let whole = reports.iter().enumerate().all(|(chunk, r)| {
-                let want = ply_core::partition::Schedule::chunk(&schedule, chunk).len();
-                r.as_ref().is_some_and(|part| part.len() == want)
-            });
-            if whole {
-                let mut out = Vec::with_capacity(inputs.len());
-                for part in reports.into_iter().flatten() {
-                    out.extend(part);
-                }
-                Ok(out)
-            } else {
-                Err(MapError::Os(std::io::Error::other(
-                    "a worker reported a chunk with the wrong number of results",
-                ))
-                .map_completed(|()| by_chunk(reports)))
-            }
-        }
+    match run_chunks::<_, Vec<O>>(
+        &schedule,
+        &options.config(),
+        &|_, range, beat| body(range, beat),
+        &check,
+    ) {
+        // Every chunk reported, each with its chunk's length: in chunk
+        // order, they are the output.
+        Ok(reports) => Ok(reports.into_iter().flatten().flatten().collect()),
         Err((error, reports)) => Err(error.map_completed(|()| by_chunk(reports))),
     }
 }
@@ -318,7 +322,8 @@ pub fn map_plain<I, O, F>(
     options: &MapOptions,
 ) -> Result<SharedResults<O>, MapError<Vec<Option<O>>>>
 where
-    F: Fn(&I) -> O,
+    I: Send,
+    F: Fn(&I) -> O + Send,
     O: ShmSafe + Copy,
 {
     let region = Region::take::<O>(inputs.len())?;
@@ -326,7 +331,7 @@ where
     let schedule = options
         .chunking
         .schedule(inputs.len(), options.worker_count());
-    let outcome = run_chunks::<(), ()>(&schedule, &options.config(), &|_, range, beat| {
+    let body = |_, range: Range<usize>, beat: run::Heartbeat<'_>| {
         let size = size_of::<O>();
         region.populate(range.start * size, range.end * size);
         for_each_prefetched(range, inputs, Some(slots.cast_const()), |i| {
@@ -337,7 +342,8 @@ where
             // and the parent reads only after every worker has exited.
             unsafe { slots.add(i).write(value) };
         });
-    });
+    };
+    let outcome = run_chunks::<(), ()>(&schedule, &options.config(), &body, &run::no_check);
     match outcome {
         // SAFETY: every chunk was reported complete, so every slot `0..len`
         // was written, and every worker has been reaped.
@@ -397,8 +403,8 @@ pub fn reduce<T, M, C>(
 ) -> Result<T, MapError<Vec<(Range<usize>, T)>>>
 where
     T: ShmSafe + Copy,
-    M: Fn(usize) -> T,
-    C: Fn(T, T) -> T,
+    M: Fn(usize) -> T + Send,
+    C: Fn(T, T) -> T + Send,
 {
     let len = range.len();
     let schedule = options.chunking.schedule(len, options.worker_count());
@@ -407,7 +413,7 @@ where
         ResultSlot::<T>(UnsafeCell::new(MaybeUninit::uninit()))
     })?;
     let start = range.start;
-    let outcome = run_chunks::<(), ()>(&schedule, &options.config(), &|chunk, items, beat| {
+    let body = |chunk: usize, items: Range<usize>, beat: run::Heartbeat<'_>| {
         let mut acc = identity;
         for i in items {
             beat.at(i);
@@ -415,7 +421,8 @@ where
         }
         // SAFETY: one writer per chunk (see `ResultSlot`), read after exit.
         unsafe { (*partials[chunk].0.get()).write(acc) };
-    });
+    };
+    let outcome = run_chunks::<(), ()>(&schedule, &options.config(), &body, &run::no_check);
     match outcome {
         Ok(_) => Ok(partials
             .iter()

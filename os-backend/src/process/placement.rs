@@ -84,7 +84,6 @@ fn cpu_count(set: &libc::cpu_set_t) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fork::fork_child;
 
     /// The CPUs in `set`, in order.
     fn cpus(set: &libc::cpu_set_t) -> Vec<usize> {
@@ -106,26 +105,29 @@ mod tests {
     #[test]
     fn a_moved_worker_leaves_this_cpu_and_gets_the_whole_set_back() {
         let go = crate::shm::SharedBox::new(std::sync::atomic::AtomicBool::new(false)).unwrap();
-        let child = fork_child(|| {
-            while !go.load(std::sync::atomic::Ordering::Acquire) {
-                std::thread::sleep(std::time::Duration::from_millis(1));
+        crate::fork::scope(|s| {
+            let child = s
+                .fork_child(|| {
+                    while !go.load(std::sync::atomic::Ordering::Acquire) {
+                        std::thread::sleep(std::time::Duration::from_millis(1));
+                    }
+                    0
+                })
+                .unwrap();
+            let mut placement = Placement::new();
+            let allowed = placement.allowed.expect("readable affinity");
+            placement.move_off_this_cpu(child.pid());
+            if cpu_count(&allowed) >= 2 {
+                assert_eq!(placement.moved, [child.pid()]);
+                let moved = affinity_of(child.pid());
+                assert_eq!(cpu_count(&moved), cpu_count(&allowed) - 1);
+            } else {
+                assert!(placement.moved.is_empty(), "nowhere else to go");
             }
-            0
-        })
-        .unwrap();
-        let mut placement = Placement::new();
-        let allowed = placement.allowed.expect("readable affinity");
-        placement.move_off_this_cpu(child.pid());
-        if cpu_count(&allowed) >= 2 {
-            assert_eq!(placement.moved, [child.pid()]);
-            let moved = affinity_of(child.pid());
-            assert_eq!(cpu_count(&moved), cpu_count(&allowed) - 1);
-        } else {
-            assert!(placement.moved.is_empty(), "nowhere else to go");
-        }
-        placement.restore();
-        assert_eq!(cpus(&affinity_of(child.pid())), cpus(&allowed));
-        go.store(true, std::sync::atomic::Ordering::Release);
-        assert!(child.wait().unwrap().success());
+            placement.restore();
+            assert_eq!(cpus(&affinity_of(child.pid())), cpus(&allowed));
+            go.store(true, std::sync::atomic::Ordering::Release);
+            assert!(child.wait().unwrap().success());
+        });
     }
 }

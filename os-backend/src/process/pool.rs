@@ -6,6 +6,8 @@
 //! (`forkserver/`).
 
 mod supervise;
+#[cfg(test)]
+mod tests;
 
 use std::borrow::Borrow;
 use std::collections::VecDeque;
@@ -306,6 +308,12 @@ impl ProcessPoolBuilder {
     /// Starts the pool with a fork server forked from the caller, for a
     /// handler that captures state (which the workers inherit, copy-on-write).
     ///
+    /// The handler moves to the server as to a thread (`Send + 'static`; the
+    /// caller's copy is dropped once the server is forked), and each worker
+    /// has a copy it never drops. So it cannot hold a lock guard or a permit,
+    /// which each copy would release (see
+    /// [`fork`](crate::fork#what-the-child-is-given)).
+    ///
     /// # Fork safety
     ///
     /// The server is forked from the calling process once, here; every
@@ -460,7 +468,10 @@ impl ProcessPoolBuilder {
 ///   the [module docs](super).
 /// - **Isolation from other processes**: workers reach the supervisor over
 ///   socket pairs the fork server passes it; no other process can connect,
-///   and a stopped worker or server delays only its own task.
+///   and a stopped worker or server delays only its own task. With no
+///   worker left and the server stopped, hung or unable to fork, queued
+///   tasks fail with [`PoolTaskError::NoWorker`] after 5 s (10 s for a
+///   server that is not stopped) instead of waiting for it.
 /// - **Lifecycle**: every child is reaped; children die with the pool (and
 ///   with the process, by `PR_SET_PDEATHSIG`). [`shutdown`](Self::shutdown)
 ///   and `Drop` finish the queued tasks and wait for the workers;

@@ -5,7 +5,7 @@ use core::ffi::c_void;
 
 use ply_core::partition::DispenserBase;
 
-use super::{ply_schedule_t, write_range};
+use super::{ply_schedule_t, schedule_at, write_range};
 use crate::bytes::WordWorkers;
 use crate::place::{self, Kind, Tag, apart, published};
 use crate::{PLY_DONE, PLY_EMPTY, PLY_ERR_CAPACITY, PLY_ERR_NULL, PLY_ERR_RANGE, PLY_ERR_SIZE};
@@ -170,12 +170,12 @@ pub unsafe extern "C" fn ply_dispenser_claim(
     start: *mut usize,
     end: *mut usize,
 ) -> ply_status {
-    check_ptrs!(schedule, index, start, end);
+    check_ptrs!(index, start, end);
     // SAFETY: the caller's promise.
     let dispenser = or_return!(unsafe { worker_of(dispenser, worker) });
-    // SAFETY: checked above; made by a `ply_schedule_*` function (caller).
-    let schedule = unsafe { &(*schedule).0 };
-    match dispenser.claim(worker, schedule) {
+    // SAFETY: the caller's promise.
+    let schedule = or_return!(unsafe { schedule_at(schedule) });
+    match dispenser.claim(worker, &schedule) {
         Some(claim) => {
             // SAFETY: checked above; writable (caller).
             unsafe {

@@ -1,6 +1,7 @@
 //! The SPSC ring for C.
 
 use core::ffi::c_void;
+use core::mem::MaybeUninit;
 
 use ply_core::queue::spsc::{Consumer, Producer, RingBase};
 
@@ -9,7 +10,8 @@ use crate::bytes::{ByteSlots, copy_item};
 use crate::or_return;
 use crate::place::{self, Kind, Tag};
 use crate::place::{apart, published};
-use crate::{PLY_EMPTY, PLY_ERR_CAPACITY, PLY_ERR_NULL, PLY_ERR_SIZE, PLY_FULL, PLY_OK};
+use crate::{PLY_EMPTY, PLY_ERR_ALIGN, PLY_ERR_CAPACITY, PLY_ERR_NULL, PLY_ERR_SIZE};
+use crate::{PLY_ERR_UNINIT, PLY_FULL, PLY_OK};
 use crate::{check_ptrs, ply_status};
 
 /// A single-producer/single-consumer ring (ply-core's `spsc::Ring`): wait-free,
@@ -18,11 +20,68 @@ pub struct ply_spsc_t(RingBase<ByteSlots>);
 
 /// The producer's handle on a `ply_spsc_t`: where the ring is in this process,
 /// its position and a cached copy of the consumer's. Process-local: keep it
-/// where only the producer uses it (not in shared memory).
-pub struct ply_spsc_producer_t(Producer<'static, ByteSlots>);
+/// where only the producer uses it (not in shared memory), and do not copy it.
+pub struct ply_spsc_producer_t(Handle<Producer<'static, ByteSlots>>);
 
 /// The consumer's handle on a `ply_spsc_t`. Process-local, like the producer's.
-pub struct ply_spsc_consumer_t(Consumer<'static, ByteSlots>);
+pub struct ply_spsc_consumer_t(Handle<Consumer<'static, ByteSlots>>);
+
+/// A handle that knows whether it was made where it is: `check` holds its own
+/// address mixed with [`HANDLE_CHECK`], written when the handle is made. A
+/// handle is process-local, so its address is a fair identity: a handle never
+/// made (zero-filled, stray bytes) or copied elsewhere fails the check and is
+/// `PLY_ERR_UNINIT`, instead of a dereference of whatever its ring pointer
+/// holds. (A `fork()`ed child sees the handle at the same address: valid.)
+struct Handle<H> {
+    check: usize,
+    handle: MaybeUninit<H>,
+}
+
+/// Mixed into a handle's check word. Odd, so that a word-aligned handle's
+/// check is never 0: a zero-filled handle always fails.
+const HANDLE_CHECK: usize = 0x706c_7968_u32 as usize | 1;
+
+impl<H> Handle<H> {
+    /// Writes a handle holding `handle` to `*out`, its check made for `out`.
+    ///
+    /// # Safety
+    ///
+    /// `out` must be non-null, aligned and writable.
+    unsafe fn write(out: *mut Self, handle: H) {
+        let check = out.addr() ^ HANDLE_CHECK;
+        // SAFETY: the caller's promise.
+        unsafe {
+            out.write(Handle {
+                check,
+                handle: MaybeUninit::new(handle),
+            })
+        };
+    }
+
+    /// The handle at `at`, if one was made there: `PLY_ERR_NULL`,
+    /// `PLY_ERR_ALIGN` or `PLY_ERR_UNINIT` otherwise.
+    ///
+    /// # Safety
+    ///
+    /// `at` must be NULL or point to a `Handle`'s worth of writable memory
+    /// that only the calling thread uses.
+    unsafe fn at<'a>(at: *mut Self) -> Result<&'a mut H, ply_status> {
+        if at.is_null() {
+            return Err(PLY_ERR_NULL);
+        }
+        if !at.is_aligned() {
+            return Err(PLY_ERR_ALIGN);
+        }
+        // SAFETY: non-null, aligned, readable (the caller's promise); any
+        // bytes are a `usize`.
+        if unsafe { (*at).check } != at.addr() ^ HANDLE_CHECK {
+            return Err(PLY_ERR_UNINIT);
+        }
+        // SAFETY: the check holds, so `Handle::write` initialized it here;
+        // only this thread uses it (the caller's promise).
+        Ok(unsafe { (*at).handle.assume_init_mut() })
+    }
+}
 
 impl ply_spsc_t {
     fn tag(&self) -> &Tag {
@@ -167,7 +226,7 @@ pub unsafe extern "C" fn ply_spsc_producer(
     // stands in for the `'static`; the caller keeps to one producer.
     let (producer, _) = unsafe { ring.0.split_unchecked() };
     // SAFETY: `out` is valid for writes (checked non-null and aligned above).
-    unsafe { out.write(ply_spsc_producer_t(producer)) };
+    unsafe { Handle::write(&raw mut (*out).0, producer) };
     PLY_OK
 }
 
@@ -192,7 +251,7 @@ pub unsafe extern "C" fn ply_spsc_consumer(
     // SAFETY: as in `ply_spsc_producer`, for the one consumer.
     let (_, consumer) = unsafe { ring.0.split_unchecked() };
     // SAFETY: `out` is valid for writes (checked above).
-    unsafe { out.write(ply_spsc_consumer_t(consumer)) };
+    unsafe { Handle::write(&raw mut (*out).0, consumer) };
     PLY_OK
 }
 
@@ -204,12 +263,15 @@ pub unsafe extern "C" fn ply_spsc_consumer(
 /// this or another process.
 ///
 /// Returns `PLY_OK`, `PLY_FULL` if the ring has no free slot (nothing copied),
-/// or `PLY_ERR_NULL`/`PLY_ERR_ALIGN` for a bad pointer.
+/// `PLY_ERR_UNINIT` if `ply_spsc_producer` did not make a handle at
+/// `producer` (zero-filled or stray bytes, or a handle copied there), or
+/// `PLY_ERR_NULL`/`PLY_ERR_ALIGN` for a bad pointer.
 ///
 /// # Safety
 ///
-/// `producer` must be a handle from `ply_spsc_producer`; `item` readable for
-/// `elem_size` bytes.
+/// `producer` must point to a `ply_spsc_producer_t`'s worth of writable
+/// memory (a handle from `ply_spsc_producer` to be of use); `item` readable
+/// for `elem_size` bytes.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ply_spsc_push(
     producer: *mut ply_spsc_producer_t,
@@ -219,8 +281,8 @@ pub unsafe extern "C" fn ply_spsc_push(
     if item.is_null() {
         return PLY_ERR_NULL;
     }
-    // SAFETY: a valid handle, used by its one thread (caller).
-    let producer = unsafe { &mut (*producer).0 };
+    // SAFETY: writable, used by its one thread (caller).
+    let producer = or_return!(unsafe { Handle::at(&raw mut (*producer).0) });
     let size = producer.ring().slots().size();
     // SAFETY: `push_in_place` hands us a free slot of `size` bytes, which the copy
     // fills completely; `item` is readable for `size` bytes (caller).
@@ -237,12 +299,14 @@ pub unsafe extern "C" fn ply_spsc_push(
 /// Thread and process safety: only the thread holding `consumer` may call it
 /// (one consumer per ring); it runs concurrently with the producer's calls.
 ///
-/// Returns `PLY_OK`, `PLY_EMPTY` if there is no item (nothing written), or
-/// `PLY_ERR_NULL`/`PLY_ERR_ALIGN` for a bad pointer.
+/// Returns `PLY_OK`, `PLY_EMPTY` if there is no item (nothing written),
+/// `PLY_ERR_UNINIT` if `ply_spsc_consumer` did not make a handle at
+/// `consumer`, or `PLY_ERR_NULL`/`PLY_ERR_ALIGN` for a bad pointer.
 ///
 /// # Safety
 ///
-/// `consumer` must be a handle from `ply_spsc_consumer`; `out` writable for
+/// `consumer` must point to a `ply_spsc_consumer_t`'s worth of writable
+/// memory (a handle from `ply_spsc_consumer` to be of use); `out` writable for
 /// `elem_size` bytes.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ply_spsc_pop(
@@ -253,8 +317,8 @@ pub unsafe extern "C" fn ply_spsc_pop(
     if out.is_null() {
         return PLY_ERR_NULL;
     }
-    // SAFETY: a valid handle, used by its one thread (caller).
-    let consumer = unsafe { &mut (*consumer).0 };
+    // SAFETY: writable, used by its one thread (caller).
+    let consumer = or_return!(unsafe { Handle::at(&raw mut (*consumer).0) });
     let size = consumer.ring().slots().size();
     // SAFETY: `pop_in_place` hands us the published slot at the front, `size`
     // bytes; `out` is writable for `size` bytes (caller).

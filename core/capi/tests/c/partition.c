@@ -53,6 +53,19 @@ static void schedules(void) {
     CHECK_STATUS(ply_schedule_weighted(&s, NULL, 10, 2), PLY_ERR_NULL);
     CHECK_STATUS(ply_schedule_even(NULL, 10, 2), PLY_ERR_NULL);
 
+    /* A schedule no constructor made (zero or stray bytes) is refused, with
+     * nothing written, rather than read as one. */
+    static const unsigned char fills[] = {0x00, 0xa5, 0xff};
+    for (size_t f = 0; f < sizeof fills; f++) {
+        ply_schedule_t garbage;
+        memset(&garbage, fills[f], sizeof garbage);
+        size_t start = 7, end = 7;
+        CHECK(ply_schedule_chunks(&garbage) == 0);
+        CHECK_STATUS(ply_schedule_chunk(&garbage, 0, &start, &end), PLY_ERR_UNINIT);
+        CHECK(start == 7 && end == 7);
+    }
+    CHECK_STATUS(ply_schedule_chunk(NULL, 0, &a0, &a1), PLY_ERR_NULL);
+
     size_t next = 0;
     for (size_t k = 0; k < 7; k++) {
         size_t start, end;
@@ -219,6 +232,10 @@ static void dispenser_errors(void) {
     CHECK_STATUS(ply_dispenser_init(&u.d, slots, 2), PLY_OK);
     CHECK_STATUS(ply_dispenser_attach(&u.d, slots), PLY_OK);
     CHECK_STATUS(ply_dispenser_attach(&u.d, slots + 1), PLY_ERR_MAPPING);
+    ply_schedule_t garbage;
+    memset(&garbage, 0xa5, sizeof garbage);
+    CHECK_STATUS(ply_dispenser_claim(&u.d, 1, &garbage, &index, &start, &end), PLY_ERR_UNINIT);
+    CHECK(ply_dispenser_issued(&u.d) == 0);
     CHECK_STATUS(ply_dispenser_claim(&u.d, 1, &s, &index, &start, &end), PLY_OK);
     CHECK(index == 0 && start == 0 && end == 2 && ply_dispenser_issued(&u.d) == 1);
 }

@@ -29,6 +29,31 @@ static void argument_checks(void) {
     CHECK_STATUS(ply_spsc_pop(NULL, buf), PLY_ERR_NULL);
     CHECK(ply_spsc_len(NULL) == 0 && ply_spsc_capacity(NULL) == 0);
     CHECK(ply_spsc_capacity(&ring) == 4);
+
+    /* Handles that ply_spsc_producer/consumer did not make where they are
+     * (never made: zero or stray bytes; or copied) are refused, and the ring
+     * is untouched. */
+    unsigned char item[4] = {1, 2, 3, 4}, out[4] = {0};
+    static const unsigned char fills[] = {0x00, 0xa5, 0xff};
+    for (size_t f = 0; f < sizeof fills; f++) {
+        ply_spsc_producer_t bad_tx;
+        ply_spsc_consumer_t bad_rx;
+        memset(&bad_tx, fills[f], sizeof bad_tx);
+        memset(&bad_rx, fills[f], sizeof bad_rx);
+        CHECK_STATUS(ply_spsc_push(&bad_tx, item), PLY_ERR_UNINIT);
+        CHECK_STATUS(ply_spsc_pop(&bad_rx, out), PLY_ERR_UNINIT);
+    }
+    ply_spsc_producer_t tx_copy;
+    ply_spsc_consumer_t rx_copy;
+    memcpy(&tx_copy, &tx, sizeof tx);
+    memcpy(&rx_copy, &rx, sizeof rx);
+    CHECK_STATUS(ply_spsc_push(&tx_copy, item), PLY_ERR_UNINIT);
+    CHECK_STATUS(ply_spsc_pop(&rx_copy, out), PLY_ERR_UNINIT);
+    CHECK(ply_spsc_len(&ring) == 0);
+    /* The real handles still work. */
+    CHECK_STATUS(ply_spsc_push(&tx, item), PLY_OK);
+    CHECK_STATUS(ply_spsc_pop(&rx, out), PLY_OK);
+    CHECK(memcmp(item, out, sizeof item) == 0);
 }
 
 /* Fills items of `size` bytes with a pattern derived from their sequence

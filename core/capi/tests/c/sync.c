@@ -57,6 +57,10 @@ static void try_and_bounded_forms(void) {
     /* The waiter that gave up left no ticket behind: the lock is free. */
     CHECK_STATUS(ply_ticket_trylock(&L->ticket), PLY_OK);
     CHECK_STATUS(ply_ticket_unlock(&L->ticket), PLY_OK);
+    /* Unlocking a free lock is refused and changes nothing. */
+    CHECK_STATUS(ply_ticket_unlock(&L->ticket), PLY_ERR_NOT_HELD);
+    CHECK_STATUS(ply_ticket_trylock(&L->ticket), PLY_OK);
+    CHECK_STATUS(ply_ticket_unlock(&L->ticket), PLY_OK);
 
     CHECK_STATUS(ply_rwlock_tryread(&L->rw), PLY_OK);
     CHECK_STATUS(ply_rwlock_tryread(&L->rw), PLY_OK);
@@ -69,6 +73,17 @@ static void try_and_bounded_forms(void) {
     spins = 100;
     CHECK_STATUS(ply_rwlock_read_until(&L->rw, give_up_after, &spins), PLY_TIMEOUT);
     CHECK_STATUS(ply_rwlock_unlock_write(&L->rw), PLY_OK);
+    /* Unlocking a mode nobody holds is refused and changes nothing. */
+    CHECK_STATUS(ply_rwlock_unlock_write(&L->rw), PLY_ERR_NOT_HELD);
+    CHECK_STATUS(ply_rwlock_unlock_read(&L->rw), PLY_ERR_NOT_HELD);
+    CHECK_STATUS(ply_rwlock_tryread(&L->rw), PLY_OK);
+    CHECK_STATUS(ply_rwlock_unlock_write(&L->rw), PLY_ERR_NOT_HELD);
+    CHECK_STATUS(ply_rwlock_trywrite(&L->rw), PLY_BUSY);
+    CHECK_STATUS(ply_rwlock_unlock_read(&L->rw), PLY_OK);
+    CHECK_STATUS(ply_rwlock_trywrite(&L->rw), PLY_OK);
+    CHECK_STATUS(ply_rwlock_unlock_read(&L->rw), PLY_ERR_NOT_HELD);
+    CHECK_STATUS(ply_rwlock_tryread(&L->rw), PLY_BUSY);
+    CHECK_STATUS(ply_rwlock_unlock_write(&L->rw), PLY_OK);
 
     CHECK_STATUS(ply_semaphore_tryacquire(&L->sem), PLY_OK);
     CHECK_STATUS(ply_semaphore_tryacquire(&L->sem), PLY_OK);
@@ -78,6 +93,13 @@ static void try_and_bounded_forms(void) {
     CHECK(ply_semaphore_available(&L->sem) == 0);
     CHECK_STATUS(ply_semaphore_release(&L->sem, 2), PLY_OK);
     CHECK(ply_semaphore_available(&L->sem) == 2);
+    /* More permits than the count holds: refused, nothing released. */
+    CHECK_STATUS(ply_semaphore_release(&L->sem, UINT32_MAX - 1), PLY_ERR_OVERFLOW);
+    CHECK(ply_semaphore_available(&L->sem) == 2);
+    CHECK_STATUS(ply_semaphore_release(&L->sem, UINT32_MAX - 2), PLY_OK);
+    CHECK(ply_semaphore_available(&L->sem) == UINT32_MAX);
+    CHECK_STATUS(ply_semaphore_release(&L->sem, 1), PLY_ERR_OVERFLOW);
+    CHECK_STATUS(ply_semaphore_init(&L->sem, 2), PLY_OK);
 
     CHECK(!ply_event_is_set(&L->event));
     spins = 100;

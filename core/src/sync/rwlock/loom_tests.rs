@@ -40,3 +40,29 @@ fn a_dead_writers_announcement_never_blocks_a_reader_or_breaks_exclusion() {
         assert!(!shared.0.is_locked());
     });
 }
+
+/// A reader and a writer that leave through the checked unlocks (a CAS loop
+/// for the reader): never inside together, and the reader sees either
+/// nothing or the whole write.
+#[test]
+fn checked_unlocks_keep_exclusion() {
+    model(|| {
+        let shared = Arc::new((RawRwLock::new(), UnsafeCell::new(0u32)));
+        let other = shared.clone();
+        let writer = thread::spawn(move || {
+            other.0.write();
+            // SAFETY: loom checks the lock orders this write.
+            other.1.with_mut(|p| unsafe { *p = 7 });
+            // SAFETY: the write lock is held.
+            assert!(unsafe { other.0.unlock_write_checked() });
+        });
+        shared.0.read();
+        // SAFETY: loom checks the lock orders this read.
+        let seen = shared.1.with(|p| unsafe { *p });
+        assert!(seen == 0 || seen == 7);
+        // SAFETY: the read lock is held.
+        assert!(unsafe { shared.0.unlock_read_checked() });
+        writer.join().unwrap();
+        assert!(!shared.0.is_locked());
+    });
+}

@@ -103,3 +103,85 @@ fn readers_never_expire_a_writer_that_holds_the_lock() {
         assert_eq!(lock.state.load(Ordering::Relaxed), state);
     }
 }
+
+/// An unlock in a mode nobody holds is refused and changes nothing: the
+/// state word is untouched and the lock works as before.
+#[test]
+fn checked_unlocks_of_a_mode_nobody_holds_change_nothing() {
+    let lock = RawRwLock::new();
+    // SAFETY: each unlock below is of a mode nobody holds, or of a hold taken
+    // just before it (as its comment says).
+    unsafe {
+        assert!(!lock.unlock_read_checked());
+        assert!(!lock.unlock_write_checked());
+        assert_eq!(lock.state.load(Ordering::Relaxed), 0);
+
+        assert!(lock.try_write());
+        assert!(!lock.unlock_read_checked(), "a writer is not a reader");
+        assert!(lock.is_locked_write());
+        assert!(lock.unlock_write_checked()); // held: try_write above
+        assert!(!lock.unlock_write_checked());
+
+        assert!(lock.try_read());
+        assert!(lock.try_read());
+        assert!(!lock.unlock_write_checked(), "readers are not a writer");
+        assert!(lock.unlock_read_checked()); // held: two try_reads above
+        assert!(lock.unlock_read_checked());
+        assert!(!lock.unlock_read_checked());
+        assert_eq!(lock.state.load(Ordering::Relaxed), 0);
+    }
+    // A waiting writer's announcement survives a refused unlock.
+    lock.state.store(ANNOUNCE_ONE, Ordering::Relaxed);
+    // SAFETY: nobody holds the lock.
+    unsafe {
+        assert!(!lock.unlock_read_checked());
+        assert!(!lock.unlock_write_checked());
+    }
+    assert_eq!(lock.state.load(Ordering::Relaxed), ANNOUNCE_ONE);
+    assert!(lock.try_write());
+}
+
+/// Readers and writers that leave through the checked unlocks keep exclusion:
+/// every writer's increment is counted, and readers never see a half-write.
+#[test]
+fn checked_unlocks_keep_exclusion() {
+    const THREADS: usize = 4;
+    const EACH: usize = 300;
+    struct Shared(core::cell::UnsafeCell<[usize; 2]>);
+    // SAFETY: the pair is written only under the write lock, read under a
+    // read lock.
+    unsafe impl Sync for Shared {}
+    let lock = RawRwLock::new();
+    let pair = Shared(core::cell::UnsafeCell::new([0, 0]));
+    std::thread::scope(|s| {
+        for t in 0..THREADS {
+            let (lock, pair) = (&lock, &pair);
+            s.spawn(move || {
+                for i in 0..EACH {
+                    if (t + i) % 2 == 0 {
+                        lock.write();
+                        // SAFETY: the write lock is held.
+                        unsafe {
+                            (*pair.0.get())[0] += 1;
+                            (*pair.0.get())[1] += 1;
+                            assert!(lock.unlock_write_checked());
+                        }
+                    } else {
+                        lock.read();
+                        // SAFETY: a read lock is held.
+                        unsafe {
+                            let [a, b] = *pair.0.get();
+                            assert_eq!(a, b);
+                            assert!(lock.unlock_read_checked());
+                        }
+                    }
+                }
+            });
+        }
+    });
+    let writes = (0..THREADS)
+        .map(|t| (0..EACH).filter(|i| (t + i) % 2 == 0).count())
+        .sum::<usize>();
+    assert_eq!(pair.0.into_inner(), [writes, writes]);
+    assert!(!lock.is_locked());
+}

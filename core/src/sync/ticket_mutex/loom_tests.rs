@@ -33,7 +33,8 @@ fn read(cell: &UnsafeCell<u32>) -> u32 {
 fn a_dead_waiter_does_not_block_the_next() {
     model(|| {
         let shared = Arc::new((RawTicketMutex::new(), UnsafeCell::new(0u32)));
-        shared.0.lock();
+        let holder = shared.0.take_ticket(); // ticket 0 holds the lock
+        shared.0.wait_turn(holder);
         shared.0.take_ticket();
         let other = shared.clone();
         let next = thread::spawn(move || {
@@ -61,12 +62,13 @@ fn a_dead_waiter_does_not_block_the_next() {
 fn a_slow_waiter_and_its_revoker_never_share_the_lock() {
     model(|| {
         let shared = Arc::new((RawTicketMutex::new(), UnsafeCell::new(0u32)));
-        shared.0.lock(); // ticket 0
+        let holder = shared.0.take_ticket(); // 0
+        shared.0.wait_turn(holder);
         let slow = shared.0.take_ticket(); // 1
         let behind = shared.0.take_ticket(); // 2
         let other = shared.clone();
         let revoker = thread::spawn(move || {
-            other.0.revoke(slow << 1); // only if turn 1 is open and untaken
+            other.0.revoke(open(slow)); // only if turn 1 is open and untaken
             other.0.wait_turn(behind);
             bump(&other.1);
             // SAFETY: `wait_turn` returned: this thread holds the lock.
@@ -81,6 +83,55 @@ fn a_slow_waiter_and_its_revoker_never_share_the_lock() {
         unsafe { shared.0.unlock() };
         revoker.join().unwrap();
         assert_eq!(read(&shared.1), 3);
+        assert!(!shared.0.is_locked());
+    });
+}
+
+/// A free lock taken without a ticket races a thread that finds it held and
+/// takes a ticket: each gets the lock once, never together, and the ticket's
+/// turn is served without revocation or requeueing.
+#[test]
+fn an_unticketed_holder_and_a_ticketed_waiter_take_turns() {
+    model(|| {
+        let shared = Arc::new((RawTicketMutex::new(), UnsafeCell::new(0u32)));
+        let other = shared.clone();
+        let waiter = thread::spawn(move || {
+            other.0.lock();
+            bump(&other.1);
+            // SAFETY: locked just above by this thread.
+            unsafe { other.0.unlock() };
+        });
+        shared.0.lock();
+        bump(&shared.1);
+        // SAFETY: locked just above by this thread.
+        unsafe { shared.0.unlock() };
+        waiter.join().unwrap();
+        assert_eq!(read(&shared.1), 2);
+        assert!(!shared.0.is_locked());
+        assert!(shared.0.tickets_issued() <= 1, "at most one waited, once");
+    });
+}
+
+/// Two holders that release with `unlock_checked` (a CAS, where `unlock`
+/// stores): both get the lock, never together, and each sees the other's
+/// write.
+#[test]
+fn unlock_checked_publishes_the_critical_section() {
+    model(|| {
+        let shared = Arc::new((RawTicketMutex::new(), UnsafeCell::new(0u32)));
+        let other = shared.clone();
+        let t = thread::spawn(move || {
+            other.0.lock();
+            bump(&other.1);
+            // SAFETY: locked just above by this thread.
+            assert!(unsafe { other.0.unlock_checked() });
+        });
+        shared.0.lock();
+        bump(&shared.1);
+        // SAFETY: locked just above by this thread.
+        assert!(unsafe { shared.0.unlock_checked() });
+        t.join().unwrap();
+        assert_eq!(read(&shared.1), 2);
         assert!(!shared.0.is_locked());
     });
 }

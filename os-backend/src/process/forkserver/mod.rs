@@ -51,12 +51,19 @@ use rustix::event::{PollFd, PollFlags};
 
 use super::supervisor::send_with_fds;
 use super::wire::{EXIT_BAD_CONTROL, FromServer, ToServer};
-use crate::fork::{ForkedChild, fork_child};
+use crate::fork::{ForkedChild, fork_unchecked};
 use crate::ipc::frame;
 use crate::ipc::ready::poll_for;
 
 pub(crate) use answer::answer;
 pub(crate) use worker::{WorkerLoop, serve_requests};
+
+/// Tests only: the server stops itself (`SIGSTOP`) after reaping a worker and
+/// before reporting how it ended, the one moment the status is known to the
+/// server alone. Read by a server forked from the test process.
+#[cfg(test)]
+pub(crate) static STOP_AFTER_REAP: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
 
 /// Tells the supervisor the server is up, then serves; returns the exit code.
 pub(crate) fn serve_ready(control: UnixStream, worker: &dyn Fn(UnixStream) -> i32) -> i32 {
@@ -93,6 +100,11 @@ fn serve(control: UnixStream, worker: &dyn Fn(UnixStream) -> i32) -> i32 {
         // removals keep the others' indices.
         for i in ended.into_iter().rev() {
             if let Ok(Some(exit)) = workers[i].try_wait() {
+                #[cfg(test)]
+                if STOP_AFTER_REAP.load(std::sync::atomic::Ordering::Relaxed) {
+                    // SAFETY: raise has no memory-safety preconditions.
+                    unsafe { libc::raise(libc::SIGSTOP) };
+                }
                 let pid = workers.swap_remove(i).pid();
                 if send(&control, &FromServer::Exited { pid, exit }, &[]).is_err() {
                     return 0; // the pool is gone; dropping `workers` kills the rest
@@ -162,7 +174,7 @@ fn spawn(
     // pair (it would never see its peer close), its siblings' pidfds.
     let mut close: Vec<RawFd> = vec![control.as_raw_fd(), theirs.as_raw_fd()];
     close.extend(siblings.iter().map(|s| s.pidfd().as_raw_fd()));
-    let child = fork_child(move || {
+    let body = move || {
         for fd in close {
             // SAFETY: closes this process's copies; their owners live in the
             // server's frames, which this process never returns to (it ends
@@ -170,7 +182,12 @@ fn spawn(
             unsafe { libc::close(fd) };
         }
         worker(mine)
-    })?;
+    };
+    // SAFETY: `worker` is borrowed from `serve`'s caller, and `serve` kills
+    // and reaps every worker (dropping `workers`) before it returns; the
+    // server never changes what `worker` reaches. The closure owns only the
+    // worker's socket, whose copy the server must close (dropped here).
+    let child = unsafe { fork_unchecked(body) }?;
     Ok((child, theirs))
 }
 

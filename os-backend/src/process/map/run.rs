@@ -27,7 +27,7 @@ use ply_core::partition::{ChunkDispenser, Schedule};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::fork::{ChildExit, fork_child};
+use crate::fork::{ChildExit, fork_unchecked};
 use crate::ipc::frame;
 use crate::process::error::{Failure, MapError};
 use crate::process::panic;
@@ -65,6 +65,10 @@ pub(super) struct Config {
 /// report carries back.
 pub(super) type ChunkBody<'a, S> = dyn Fn(usize, Range<usize>, Heartbeat<'_>) -> S + 'a;
 
+/// Checks a decoded report against its chunk's items (chunk index, its
+/// items, the report); `Err` says why it is corrupt.
+pub(super) type ReportCheck<'a, R> = dyn Fn(usize, Range<usize>, &R) -> Result<(), String> + 'a;
+
 /// A worker's heartbeat: the item it is on, in shared memory, which the
 /// parent watches to enforce the per-item timeout and to see progress.
 /// Unwatched, [`at`](Self::at) stores nothing rather than write a shared
@@ -101,6 +105,20 @@ impl Schedule for ListSchedule<'_> {
     }
 }
 
+/// The check of reports that carry nothing (their results are in shared
+/// memory): any is whole.
+pub(super) fn no_check(_: usize, _: Range<usize>, (): &()) -> Result<(), String> {
+    Ok(())
+}
+
+#[cfg(test)]
+std::thread_local! {
+    /// Tests only: the worker's socket, so that a test's closure can send a
+    /// report of its own making (a worker's corrupt message).
+    pub(super) static WORKER_OUT: std::cell::Cell<std::os::fd::RawFd> =
+        const { std::cell::Cell::new(-1) };
+}
+
 /// What the map failed with, and every chunk's report so far.
 pub(super) type Failed<R> = (MapError, Vec<Option<R>>);
 
@@ -110,6 +128,7 @@ pub(super) fn run_chunks<S, R>(
     schedule: &Plan,
     config: &Config,
     body: &ChunkBody<'_, S>,
+    check: &ReportCheck<'_, R>,
 ) -> Result<Vec<Option<R>>, Failed<R>>
 where
     S: Serialize,
@@ -141,6 +160,7 @@ where
         schedule,
         config,
         body,
+        check,
         reports: &mut reports,
         failed_runs: vec![0; chunks],
         other_threads,
@@ -164,6 +184,7 @@ struct Map<'a, 'b, S, R> {
     schedule: &'a Plan,
     config: &'a Config,
     body: &'a ChunkBody<'b, S>,
+    check: &'a ReportCheck<'b, R>,
     reports: &'a mut Vec<Option<R>>,
     /// Per chunk: runs that failed while holding it.
     failed_runs: Vec<u32>,
@@ -190,6 +211,11 @@ struct MapWorker {
     frames: u64,
     /// A panic it reported before exiting.
     panic: Option<String>,
+    /// It sent a corrupt message (why) and was killed for it: nothing more
+    /// it sent is taken.
+    corrupt: Option<String>,
+    /// The chunk its corrupt report named, when that could be read.
+    corrupt_chunk: Option<usize>,
     stall: Option<StallWatch>,
 }
 
@@ -303,14 +329,21 @@ impl<S: Serialize, R: DeserializeOwned> Map<'_, '_, S, R> {
         let (parent_end, mut child_end) = UnixStream::pair()?;
         round.shared.beats[id].store(0, Relaxed);
         let parent_fd = std::os::fd::AsRawFd::as_raw_fd(&parent_end);
-        let child = forking_worker(|| {
-            fork_child(|| {
-                // SAFETY: closes this process's copy of the parent's end; its
-                // owner lives in the parent's frames, never returned to here.
-                unsafe { libc::close(parent_fd) };
-                self.work(round, id, &mut child_end)
-            })
-        })?;
+        let body = || {
+            // SAFETY: closes this process's copy of the parent's end; its
+            // owner lives in the parent's frames, never returned to here.
+            unsafe { libc::close(parent_fd) };
+            self.work(round, id, &mut child_end)
+        };
+        // SAFETY: the closure owns nothing (it borrows), so the parent drops
+        // nothing of it. Its borrows are of `run_chunks`' frames, which reap
+        // every worker before returning (a round returns with its fleet
+        // empty; on an error the fleet's drop kills and reaps). The parent
+        // changes none of what a worker reads meanwhile, but the shared
+        // round state, through atomics. The caller's closure and inputs are
+        // `Send` (`map`'s bounds): each worker has a copy of them as a thread
+        // could be given one, and never drops it (it leaves with `_exit`).
+        let child = forking_worker(|| unsafe { fork_unchecked(body) })?;
         drop(child_end); // only the child writes
         let stall = self
             .stall
@@ -323,6 +356,8 @@ impl<S: Serialize, R: DeserializeOwned> Map<'_, '_, S, R> {
                 beat: 0,
                 frames: 0,
                 panic: None,
+                corrupt: None,
+                corrupt_chunk: None,
                 stall,
             },
         ))
@@ -330,6 +365,8 @@ impl<S: Serialize, R: DeserializeOwned> Map<'_, '_, S, R> {
 
     /// A worker's life, in the child: claim, run, report; returns its exit code.
     fn work<const W: usize>(&self, round: &Round<'_, W>, id: usize, out: &mut UnixStream) -> i32 {
+        #[cfg(test)]
+        WORKER_OUT.with(|fd| fd.set(std::os::fd::AsRawFd::as_raw_fd(out)));
         let schedule = ListSchedule {
             base: self.schedule,
             list: round.list,
@@ -397,16 +434,25 @@ impl<S: Serialize, R: DeserializeOwned> Map<'_, '_, S, R> {
         slot: usize,
         payload: &[u8],
     ) {
+        // Nothing more is taken from a worker that sent a corrupt report
+        // (frames it sent before being killed may still be in the batch).
+        if fleet.get(slot).is_none_or(|w| w.state.corrupt.is_some()) {
+            return;
+        }
         let report = match frame::decode::<MapReport<R>>(payload) {
             Ok(report) => report,
-            Err(e) => return fleet.kill(slot, KillReason::Corrupt(e.to_string())),
+            Err(e) => return Self::corrupt(fleet, slot, None, format!("a report: {e}")),
         };
         let chunk = report.chunk as usize;
         if !round.list.contains(&chunk) {
-            return fleet.kill(
-                slot,
-                KillReason::Corrupt(format!("a report for chunk {chunk}, not in this round")),
-            );
+            let why = format!("a report for chunk {chunk}, not in this round");
+            return Self::corrupt(fleet, slot, None, why);
+        }
+        if let ChunkResult::Done(r) = &report.result
+            && let Err(why) = (self.check)(chunk, self.schedule.chunk(chunk), r)
+        {
+            let why = format!("its report of chunk {chunk}: {why}");
+            return Self::corrupt(fleet, slot, Some(chunk), why);
         }
         let Some(worker) = fleet.get_mut(slot) else {
             return;
@@ -420,6 +466,17 @@ impl<S: Serialize, R: DeserializeOwned> Map<'_, '_, S, R> {
             }
             ChunkResult::Panicked(message) => worker.state.panic = Some(message),
         }
+    }
+
+    /// The worker in `slot` sent a corrupt message: it is killed for it,
+    /// and charged with `chunk` (the chunk its report named, if readable)
+    /// when it ends.
+    fn corrupt(fleet: &mut Fleet<MapWorker>, slot: usize, chunk: Option<usize>, why: String) {
+        if let Some(worker) = fleet.get_mut(slot) {
+            worker.state.corrupt = Some(why.clone());
+            worker.state.corrupt_chunk = chunk;
+        }
+        fleet.kill(slot, KillReason::Corrupt(why));
     }
 
     /// The worker ended: settle the chunk it held. Returns a fresh worker to
@@ -437,7 +494,10 @@ impl<S: Serialize, R: DeserializeOwned> Map<'_, '_, S, R> {
             .dispenser
             .reclaim(state.id)
             .map(|i| round.list[i]);
-        let failure = match (end.killed, state.panic, end.exit) {
+        // A worker that sent a corrupt message failed by it, even if it
+        // exited before the kill it earned.
+        let killed = state.corrupt.map(KillReason::Corrupt).or(end.killed);
+        let failure = match (killed, state.panic, end.exit) {
             (Some(reason), _, _) => reason.failure(),
             (None, Some(message), _) => Failure::Panicked(message),
             (None, None, Some(ChildExit::Exited(0))) => return Ok(None),
@@ -446,6 +506,35 @@ impl<S: Serialize, R: DeserializeOwned> Map<'_, '_, S, R> {
                 Failure::Unknown("its exit status was taken by another wait in this process".into())
             }
         };
+        // A corrupt message fails the call (the worker is broken, and a
+        // corrupt message is not a crash to retry), charged to the chunk its
+        // report named, even if another worker did that chunk; unreadable,
+        // to the chunk the worker held or, if it had finished (it may exit
+        // before its message is read), to the first chunk of the round left
+        // undone: everything it sent from its corrupt message on was
+        // dropped, so the chunk it was running then is among those.
+        let corrupt = matches!(failure, Failure::Corrupt(_));
+        let charged = corrupt
+            .then(|| {
+                state.corrupt_chunk.or(held).or_else(|| {
+                    round
+                        .list
+                        .iter()
+                        .copied()
+                        .find(|&c| self.reports[c].is_none())
+                })
+            })
+            .flatten();
+        if let Some(chunk) = charged {
+            self.failed_runs[chunk] += 1;
+            return Err(MapError::Worker {
+                items: self.schedule.chunk(chunk),
+                failure,
+                attempts: self.failed_runs[chunk],
+                pid: end.pid,
+                completed: (),
+            });
+        }
         let Some(chunk) = held.filter(|&c| self.reports[c].is_none()) else {
             // It died between chunks: nothing of its own to charge. Whatever
             // it left unreported is redone by the next round.

@@ -7,8 +7,19 @@
 //! completes it from the worker's reply or its end. A worker's end is seen
 //! through its pidfd, without the fork server: a task killed for its timeout
 //! (or cancelled) is reported at once even if the server is stopped. A crash
-//! needs the exit status, which only the server (the worker's parent) can
-//! read: the task waits for the server's report, and only it does.
+//! needs the exit status, which the engine reads while the worker is a zombie
+//! (the server, its parent, has not reaped it: even a stopped server cannot
+//! hold it back). If the server reaped it first, its report is on the way:
+//! the task waits for it, and only it does, for [`STATUS_PATIENCE`] at most;
+//! then it fails with what is known (`Failure::Unknown`, saying why).
+//!
+//! Replacing a worker needs the server. While the pool has no worker, a
+//! task can only wait for the server; it waits [`SPAWN_PATIENCE`] at most
+//! (twice that if the server is running, not stopped: a whole-program stop
+//! such as Ctrl-Z resumes it with the pool), then fails with
+//! [`PoolTaskError::NoWorker`], and so does every task submitted until a
+//! worker is back. Submitters blocked on a full queue are released by those
+//! failures. Once the server resumes, the pool gets its workers back.
 
 use std::collections::{HashMap, VecDeque};
 use std::io::{Read, Write};
@@ -29,6 +40,15 @@ use crate::process::wire::{FromServer, ToServer};
 
 /// How long a new server and its first workers may take to start.
 const START_PATIENCE: Duration = Duration::from_secs(30);
+
+/// How long a crashed worker's task waits for the fork server's report of
+/// its exit status, when the worker was reaped before its status was read.
+pub(super) const STATUS_PATIENCE: Duration = Duration::from_secs(1);
+
+/// How long queued tasks wait for a worker when the pool has none (the fork
+/// server stopped, hung, or unable to fork): doubled for a server that is
+/// not stopped.
+pub(super) const SPAWN_PATIENCE: Duration = Duration::from_secs(5);
 
 /// How long after a failed fork the slot is tried again.
 const RESPAWN_PAUSE: Duration = Duration::from_millis(50);
@@ -151,14 +171,16 @@ pub(super) struct Supervisor {
     wake_rx: UnixStream,
     fleet: Fleet<PoolWorker>,
     slots: Vec<SlotInfo>,
-    /// Tasks whose worker died of a crash, waiting for the server's report
-    /// of its exit status, by pid.
-    awaiting_status: HashMap<i32, Task>,
+    /// Tasks whose worker died of a crash, waiting (until the instant given)
+    /// for the server's report of its exit status, by pid.
+    awaiting_status: HashMap<i32, (Task, Instant)>,
     /// Exit statuses the server reported before the worker's pidfd fired.
     early_status: HashMap<i32, ChildExit>,
     oom_baseline: Option<u64>,
     /// Stopping: no more respawns.
     stopping: bool,
+    /// Since when the pool has had no live worker.
+    no_worker_since: Option<Instant>,
 }
 
 impl Supervisor {
@@ -181,6 +203,7 @@ impl Supervisor {
             oom_baseline: crate::process::error::oom_kills(),
             config,
             stopping: false,
+            no_worker_since: None,
         }
     }
 
@@ -274,7 +297,7 @@ impl Supervisor {
                 task.finish(Err(reason.duplicate()));
             }
         }
-        for (_, task) in self.awaiting_status.drain() {
+        for (_, (task, _)) in self.awaiting_status.drain() {
             task.finish(Err(reason.duplicate()));
         }
         // Idle workers would exit on their own when their sockets close;
@@ -282,6 +305,9 @@ impl Supervisor {
         self.fleet.kill_all(KillReason::Shutdown);
         let _ = self.send_control(&ToServer::Shutdown);
         let mut server = server;
+        // A stopped server could neither reap its workers nor exit: it is
+        // ours to end, so it is resumed for that.
+        let _ = server.kill(crate::fork::Signal::CONT);
         // The server exits once its workers have; if it does not (stopped,
         // say), dropping it kills it.
         let _ = server.wait_timeout(Duration::from_secs(10));
@@ -315,6 +341,7 @@ impl Supervisor {
             }
             self.respawn_due()?;
             self.assign();
+            let unrunnable_at = self.fail_unrunnable();
             let now = Instant::now();
             let until = if now.duration_since(last_activity) < SPIN_BEFORE_SLEEP {
                 // Look again without sleeping: a reply that is microseconds
@@ -326,6 +353,8 @@ impl Supervisor {
                 self.slots
                     .iter()
                     .filter_map(|s| s.retry_at)
+                    .chain(self.awaiting_status.values().map(|(_, until)| *until))
+                    .chain(unrunnable_at)
                     .chain(tick)
                     .min()
             };
@@ -358,6 +387,82 @@ impl Supervisor {
             if self.config.stall.is_some() {
                 self.watch_stalls();
             }
+            self.give_up_on_status();
+        }
+    }
+
+    /// While the pool has no worker: fails the queued tasks once the server
+    /// has not given one back for [`SPAWN_PATIENCE`] (twice that if it is
+    /// not stopped). Returns when to look again, if tasks may be waiting.
+    fn fail_unrunnable(&mut self) -> Option<Instant> {
+        if self.fleet.iter().next().is_some() {
+            self.no_worker_since = None;
+            return None;
+        }
+        let since = *self.no_worker_since.get_or_insert_with(Instant::now);
+        let (server, queued) = {
+            let inbox = self.shared.lock();
+            (inbox.server_pid, !inbox.queue.is_empty())
+        };
+        let now = Instant::now();
+        let stopped = server.is_some_and(is_stopped);
+        let patience = if stopped {
+            SPAWN_PATIENCE
+        } else {
+            2 * SPAWN_PATIENCE
+        };
+        if now < since + patience {
+            // Looked at again when a stopped server's patience ends, then
+            // when a running one's does.
+            let first = since + SPAWN_PATIENCE;
+            return Some(if now < first { first } else { since + patience });
+        }
+        if !queued {
+            return None; // a submission wakes the loop
+        }
+        let tasks: Vec<Task> = self.shared.lock().queue.drain(..).collect();
+        self.shared.room.notify_all();
+        let why = format!(
+            "the pool has had no worker for {:.1?}: its fork server (pid {}) did not \
+             replace them ({})",
+            now - since,
+            server.unwrap_or(0),
+            if stopped {
+                "it is stopped"
+            } else {
+                "hung, or unable to fork"
+            },
+        );
+        for task in tasks {
+            task.finish(Err(PoolTaskError::NoWorker(why.clone())));
+        }
+        None
+    }
+
+    /// Fails the tasks whose crashed worker's status the server did not
+    /// report in time (it is stopped, or gone): with what is known.
+    fn give_up_on_status(&mut self) {
+        let now = Instant::now();
+        let late: Vec<i32> = self
+            .awaiting_status
+            .iter()
+            .filter(|(_, (_, until))| *until <= now)
+            .map(|(&pid, _)| pid)
+            .collect();
+        for pid in late {
+            let (mut task, _) = self.awaiting_status.remove(&pid).expect("listed");
+            task.failed_runs += 1;
+            let attempts = task.failed_runs;
+            task.finish(Err(PoolTaskError::Worker {
+                failure: Failure::Unknown(format!(
+                    "the worker ended without replying, and its parent, the fork server \
+                     (pid {server}), did not report how within {STATUS_PATIENCE:?} \
+                     (stopped, or gone)",
+                    server = self.shared.lock().server_pid.unwrap_or(0),
+                )),
+                attempts,
+                pid,
+            }));
         }
     }
 
@@ -433,7 +538,7 @@ impl Supervisor {
                 }
             }
             FromServer::Exited { pid, exit } => {
-                if let Some(task) = self.awaiting_status.remove(&pid) {
+                if let Some((task, _)) = self.awaiting_status.remove(&pid) {
                     self.settle_crash(task, exit, pid);
                 } else if self.fleet.iter().any(|(_, w)| w.pid() == pid) {
                     self.early_status.insert(pid, exit);
@@ -493,9 +598,11 @@ impl Supervisor {
             }
             None => match status.or(end.exit) {
                 Some(exit) => self.settle_crash(task, exit, end.pid),
-                // Only the server can say how it ended: wait for its report.
+                // The server reaped it before its status was read: wait for
+                // the server's report, with a deadline.
                 None => {
-                    self.awaiting_status.insert(end.pid, task);
+                    let until = Instant::now() + STATUS_PATIENCE;
+                    self.awaiting_status.insert(end.pid, (task, until));
                 }
             },
         }
@@ -567,4 +674,14 @@ impl Supervisor {
             self.fleet.kill(slot, reason);
         }
     }
+}
+
+/// Whether `pid` is stopped (by a signal or a tracer), from its
+/// `/proc/<pid>/stat`.
+fn is_stopped(pid: i32) -> bool {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let state = stat
+        .rsplit_once(')')
+        .and_then(|(_, rest)| rest.trim_start().chars().next());
+    matches!(state, Some('T' | 't'))
 }

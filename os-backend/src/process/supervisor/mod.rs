@@ -13,8 +13,9 @@
 //! When a pidfd fires, the worker's socket is drained (everything it wrote is
 //! in the socket by then) and the loop yields its last frames, then its
 //! [`End`]: the exit status when the worker is the caller's own child (reaped
-//! through `waitpid(WNOHANG)`, which cannot block once the pidfd has fired),
-//! and the reason if ply killed it. A kill ply decides is always reported
+//! through `waitpid(WNOHANG)`, which cannot block once the pidfd has fired)
+//! or, for a fork server's child, read from `/proc` while it is a zombie
+//! (`zombie.rs`); and the reason if ply killed it. A kill ply decides is always reported
 //! with that reason: [`Fleet::kill`] records it before sending `SIGKILL`.
 //!
 //! The design follows the classic single-threaded reactor (as in Python's
@@ -23,6 +24,7 @@
 
 mod conn;
 pub(crate) mod stall;
+pub(crate) mod zombie;
 
 pub(crate) use conn::{Conn, send_with_fds};
 
@@ -86,8 +88,9 @@ impl KillReason {
 #[derive(Debug)]
 pub(crate) struct End {
     pub pid: i32,
-    /// The exit status, when the worker was this process's own child;
-    /// `None` for a worker of the fork server (which reports it separately).
+    /// The exit status: of this process's own child, reaped here; of the
+    /// fork server's, read while it is a zombie (`None` if the server reaped
+    /// it first: the server reports it then).
     pub exit: Option<ChildExit>,
     /// Why ply killed it, if it did.
     pub killed: Option<KillReason>,
@@ -381,7 +384,9 @@ impl<T> Fleet<T> {
                 Ok(None) => return,
                 Err(_) => None,
             },
-            Process::Foreign { .. } => None,
+            // The fork server's child: read while it is a zombie, so even a
+            // stopped server cannot hold its status back.
+            Process::Foreign { pid, pidfd } => zombie::exit_status(*pid, pidfd.as_fd()),
         };
         let worker = self.slots[slot].as_mut().expect("checked");
         worker.ended = true;

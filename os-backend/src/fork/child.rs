@@ -1,0 +1,166 @@
+//! A child process of this process, by pid and pidfd, reaped exactly once:
+//! what [`ForkedChild`](super::ForkedChild) and
+//! [`ScopedChild`](super::ScopedChild) are made of.
+//!
+//! Signals go through the pidfd, which names this process and no other even
+//! after the child has been reaped and its pid reused. Reaping (`waitpid` on
+//! the pid) is serialized by a lock, and never done twice: a second
+//! `waitpid` on a reaped pid could take the status of an unrelated child
+//! that was given the same pid.
+
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use super::{ChildExit, Signal};
+
+/// One child of this process, reaped at most once.
+#[derive(Debug)]
+pub(super) struct Child {
+    pid: libc::pid_t,
+    /// Readable once the child has ended.
+    pidfd: OwnedFd,
+    /// Whether the child has been reaped; held while reaping.
+    reaped: Mutex<bool>,
+}
+
+impl Child {
+    /// Takes charge of `pid`, a child of this process not yet reaped. If its
+    /// pidfd cannot be opened, kills and reaps it and returns the error.
+    pub(super) fn adopt(pid: libc::pid_t) -> io::Result<Child> {
+        let open = rustix::process::Pid::from_raw(pid)
+            .ok_or_else(|| io::Error::other("not a pid"))
+            .and_then(|p| {
+                rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty())
+                    .map_err(io::Error::from)
+            });
+        match open {
+            Ok(pidfd) => Ok(Child {
+                pid,
+                pidfd,
+                reaped: Mutex::new(false),
+            }),
+            Err(e) => {
+                // SAFETY: kill and waitpid on our own unreaped child.
+                unsafe {
+                    libc::kill(pid, libc::SIGKILL);
+                    libc::waitpid(pid, std::ptr::null_mut(), 0);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    pub(super) fn pid(&self) -> libc::pid_t {
+        self.pid
+    }
+
+    pub(super) fn pidfd(&self) -> BorrowedFd<'_> {
+        self.pidfd.as_fd()
+    }
+
+    fn reaped(&self) -> MutexGuard<'_, bool> {
+        // A panic while reaping leaves the flag as it was: still right.
+        self.reaped.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Sends `signal` (a no-op once reaped).
+    pub(super) fn kill(&self, signal: Signal) -> io::Result<()> {
+        if *self.reaped() {
+            return Ok(());
+        }
+        rustix::process::pidfd_send_signal(&self.pidfd, signal).map_err(io::Error::from)
+    }
+
+    /// Reaps the child if it has ended; `None` if it is still running.
+    pub(super) fn try_wait(&self) -> io::Result<Option<ChildExit>> {
+        self.waitpid(libc::WNOHANG)
+    }
+
+    /// Waits for the end, in `poll` on the pidfd (so no lock is held while
+    /// waiting), and reaps it.
+    pub(super) fn wait(&self) -> io::Result<ChildExit> {
+        loop {
+            if let Some(exit) = self.try_wait()? {
+                return Ok(exit);
+            }
+            self.poll(None)?;
+        }
+    }
+
+    /// Waits up to `timeout`; `None` if the child is still running.
+    pub(super) fn wait_timeout(&self, timeout: Duration) -> io::Result<Option<ChildExit>> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(exit) = self.try_wait()? {
+                return Ok(Some(exit));
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(None);
+            }
+            self.poll(Some(deadline - now))?;
+        }
+    }
+
+    /// Kills (`SIGKILL`) and reaps the child unless it was reaped already.
+    pub(super) fn kill_and_reap(&self) {
+        let mut reaped = self.reaped();
+        if !*reaped {
+            let _ = rustix::process::pidfd_send_signal(&self.pidfd, Signal::KILL);
+            // After SIGKILL the end comes without the child's cooperation.
+            let _ = Self::waitpid_locked(self.pid, &mut reaped, 0);
+        }
+    }
+
+    /// Waits until the pidfd is readable (the child ended) or `timeout` passes.
+    fn poll(&self, timeout: Option<Duration>) -> io::Result<()> {
+        let mut fds = [rustix::event::PollFd::new(
+            &self.pidfd,
+            rustix::event::PollFlags::IN,
+        )];
+        let left = timeout
+            .map(rustix::event::Timespec::try_from)
+            .transpose()
+            .map_err(|_| io::Error::other("timeout out of range"))?;
+        match rustix::event::poll(&mut fds, left.as_ref()) {
+            Ok(_) | Err(rustix::io::Errno::INTR) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn waitpid(&self, flags: libc::c_int) -> io::Result<Option<ChildExit>> {
+        Self::waitpid_locked(self.pid, &mut self.reaped(), flags)
+    }
+
+    fn waitpid_locked(
+        pid: libc::pid_t,
+        reaped: &mut bool,
+        flags: libc::c_int,
+    ) -> io::Result<Option<ChildExit>> {
+        if *reaped {
+            return Err(io::Error::from_raw_os_error(libc::ECHILD));
+        }
+        loop {
+            let mut status = 0;
+            // SAFETY: `status` is a valid out-pointer; the pid is our child,
+            // not reaped yet (the flag, under its lock), so it names no other.
+            let rc = unsafe { libc::waitpid(pid, &mut status, flags) };
+            if rc == pid {
+                if libc::WIFSTOPPED(status) || libc::WIFCONTINUED(status) {
+                    continue; // not an end (only reported with WUNTRACED)
+                }
+                *reaped = true;
+                return Ok(Some(ChildExit::from_wait_status(status)));
+            }
+            if rc == 0 {
+                return Ok(None);
+            }
+            let err = io::Error::last_os_error();
+            if err.kind() != io::ErrorKind::Interrupted {
+                return Err(err);
+            }
+        }
+    }
+}
