@@ -37,7 +37,8 @@ is a failed job whose retries the stop took away. A job that never started
 for want of resources (file descriptors, processes, memory) is not failed
 either: -j is capped to the descriptors `ulimit -n` leaves, and a start
 refused anyway waits for a running job to end (with none running, ply stops
-with status 255 and the reason).";
+with status 255 and the reason); any other failure to set a job up (a pipe,
+its cgroup) stops the run the same way.";
 
 /// Most jobs at once.
 pub const MAX_JOBS: u64 = 4096;
