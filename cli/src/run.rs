@@ -203,7 +203,7 @@ pub fn main(args: RunArgs) -> ExitCode {
             let fit = fdlimit::affordable(limit, open);
             sink::message(
                 &format!(
-                    "ply: warning: only enough file descriptors (ulimit -n {limit}) for {fit} jobs at once, not {slots}\n"
+                    "ply: warning: only enough file descriptors (ulimit -n {limit}) for {fit} job(s) at once, not {slots}\n"
                 ),
                 MESSAGE_LIMIT,
             );
