@@ -14,6 +14,7 @@
 mod args;
 mod capture;
 mod engine;
+mod fdlimit;
 mod feed;
 mod halt;
 mod input;
@@ -174,7 +175,19 @@ pub fn main(args: RunArgs) -> ExitCode {
     }
     let joblog = match &args.joblog {
         Some(path) => match joblog::Joblog::open(path, args.joblog_format) {
-            Ok(j) => Some(j),
+            Ok((j, cut)) => {
+                // With --resume, reading it already warned about that line.
+                if cut > 0 && resume.is_none() {
+                    sink::message(
+                        &format!(
+                            "ply: warning: {}: an unfinished last line ({cut} bytes) is cut off\n",
+                            path.display()
+                        ),
+                        MESSAGE_LIMIT,
+                    );
+                }
+                Some(j)
+            }
             Err(e) => return error(&format!("{}: {e}", path.display())),
         },
         None => None,
@@ -182,6 +195,21 @@ pub fn main(args: RunArgs) -> ExitCode {
     let progress = match total {
         Some(t) if args.bar || args.eta => progress::Progress::start(t, args.bar),
         _ => None,
+    };
+    // Capped to the jobs the descriptors left can serve (GNU parallel's
+    // file-handle check), after every file of ply's own is open.
+    let slots = match fdlimit::current() {
+        Some((limit, open)) if slots as u64 > fdlimit::affordable(limit, open) => {
+            let fit = fdlimit::affordable(limit, open);
+            sink::message(
+                &format!(
+                    "ply: warning: only enough file descriptors (ulimit -n {limit}) for {fit} job(s) at once, not {slots}\n"
+                ),
+                MESSAGE_LIMIT,
+            );
+            fit as usize
+        }
+        _ => slots,
     };
     let config = Config {
         slots,

@@ -60,6 +60,7 @@
 mod cgroup;
 mod command;
 mod reaper;
+mod setup;
 mod spawn;
 mod tree;
 
@@ -71,6 +72,7 @@ use std::os::unix::process::CommandExt;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 pub use command::{Io, JobCommand};
+pub use setup::SetupError;
 pub use tree::Job;
 
 use cgroup::{CgroupRoot, JobCgroup};
@@ -250,7 +252,10 @@ impl JobHost {
     /// # Errors
     ///
     /// `NotFound` for a missing program, the `execve` error for one that
-    /// cannot run, or setting up the job failed (pipes, its cgroup).
+    /// cannot run (the job's failure), or a [`SetupError`] inside the error
+    /// when the host could not set the job up (pipes, its cgroup, the clone:
+    /// the job never ran). `posix_spawn`'s own failures (the fallback where
+    /// `clone3` is refused) are not told apart from `execve`'s.
     pub fn spawn(&mut self, command: &JobCommand) -> io::Result<Job> {
         let Some(path) = spawn::resolve(&command.program) else {
             return Err(io::Error::new(
@@ -265,7 +270,7 @@ impl JobHost {
         let mut theirs: [Option<OwnedFd>; 3] = [None, None, None];
         for (i, io) in command.stdio.iter().enumerate() {
             if *io == Io::Piped {
-                let (read, write) = spawn::pipe()?;
+                let (read, write) = spawn::pipe().map_err(SetupError::Pipe)?;
                 let (host, child) = if i == 0 { (write, read) } else { (read, write) };
                 ours[i] = Some(host);
                 theirs[i] = Some(child);
@@ -275,7 +280,7 @@ impl JobHost {
             Some(root) => {
                 let cgroup = self.take_cgroup(&root);
                 self.cgroups = Some(root);
-                Some(cgroup?)
+                Some(cgroup.map_err(SetupError::Cgroup)?)
             }
             None => None,
         };
@@ -362,7 +367,7 @@ impl JobHost {
                 Io::Null => self.null.as_raw_fd(),
                 Io::Piped => spawn::raw(theirs[i].as_ref()),
             };
-            stdio[i] = match spawn::above_stdio(fd)? {
+            stdio[i] = match spawn::above_stdio(fd).map_err(SetupError::Process)? {
                 Some(copy) => {
                     let raw = copy.as_raw_fd();
                     moved.push(copy);
@@ -435,9 +440,14 @@ impl JobHost {
             }
             e
         };
-        let pidfd = tree::pidfd_open(pid).map_err(kill_and_reap)?;
+        let pidfd = tree::pidfd_open(pid)
+            .map_err(kill_and_reap)
+            .map_err(SetupError::Process)?;
         if let Some(cgroup) = cgroup {
-            cgroup.add(pid).map_err(kill_and_reap)?;
+            cgroup
+                .add(pid)
+                .map_err(kill_and_reap)
+                .map_err(SetupError::Cgroup)?;
         }
         Ok(spawn::Started { pid, pidfd })
     }

@@ -28,7 +28,17 @@ Exit status (as GNU parallel's, so scripts keep working):
   101      more than 100 jobs failed
   255      misuse or another error of ply's own
   with --halt, the status of the job that caused the halt
-  129/130/143  stopped by SIGHUP/SIGINT/SIGTERM (every job's tree killed)";
+  129/130/143  stopped by SIGHUP/SIGINT/SIGTERM (every job's tree killed)
+
+Jobs ply stops on its way out (a stop signal, --halt now, an error such as an
+input line that is not text) did not finish: as GNU parallel does, their
+output is dropped and they are not logged, so --resume runs them again. So
+is a failed job whose retries the stop took away. A job that never started
+for want of resources (file descriptors, processes, memory) is not failed
+either: -j is capped to the descriptors `ulimit -n` leaves, and a start
+refused anyway waits for a running job to end (with none running, ply stops
+with status 255 and the reason); any other failure to set a job up (a pipe,
+its cgroup) stops the run the same way.";
 
 /// Most jobs at once.
 pub const MAX_JOBS: u64 = 4096;
@@ -90,6 +100,7 @@ pub struct RunArgs {
     pub joblog_format: JoblogFormat,
     /// Skip every job whose exact command the joblog records as run to the
     /// end (succeeded or failed); jobs are matched by content, not number.
+    /// Jobs ply stopped on its way out are not in the joblog: they run.
     #[arg(long, requires = "joblog", conflicts_with = "resume_failed")]
     pub resume: bool,
     /// Skip every job whose exact command the joblog records as succeeded;
@@ -123,7 +134,7 @@ pub struct RunArgs {
     pub no_cgroup: bool,
     /// The command, then its inputs: `::: value...` (arguments), `:::: file...`
     /// (lines of files; - is stdin). Without either, lines of stdin.
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0.., value_name = "COMMAND")]
+    #[arg(trailing_var_arg = true, num_args = 0.., value_name = "COMMAND")]
     pub command: Vec<String>,
 }
 

@@ -32,7 +32,7 @@ use std::os::unix::process::ExitStatusExt;
 use std::process::{ChildStderr, ChildStdin, ChildStdout};
 use std::time::{Duration, Instant, SystemTime};
 
-use ply_os::job::{Io, Job, JobCommand, JobHost};
+use ply_os::job::{Io, Job, JobCommand, JobHost, SetupError};
 
 use super::args::TimeoutSpec;
 use super::capture::Capture;
@@ -127,6 +127,9 @@ struct Running {
     deadline: Option<Instant>,
     stopping: Option<Stopping>,
     timed_out: bool,
+    /// ply stopped it on its way out (a stop signal, `--halt now`, an
+    /// error) before it ended on its own: it did not finish its work.
+    cut_short: bool,
     status: Option<std::process::ExitStatus>,
     drain_until: Option<Instant>,
 }
@@ -196,6 +199,17 @@ fn find_in_path(program: &str) -> Option<std::path::PathBuf> {
     })
 }
 
+/// Whether a start failed for want of a resource of ply's or the system's
+/// (descriptors, processes, memory) rather than for anything about the
+/// job: such a job never ran, and may start once another job ends.
+fn out_of_resources(e: &io::Error) -> bool {
+    let cause = SetupError::of(e).map_or(e, SetupError::cause);
+    matches!(
+        cause.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::EAGAIN | libc::ENOMEM)
+    )
+}
+
 /// The loop's state.
 pub struct Engine {
     config: Config,
@@ -232,6 +246,11 @@ pub struct Engine {
     hurry: bool,
     /// Jobs' pipes were not read last turn (a full sink, line-buffer mode).
     paused: bool,
+    /// A start failed for want of resources: none starts until a running
+    /// job ends.
+    starved: bool,
+    /// Whether that was said on stderr (once a run).
+    warned_resources: bool,
 }
 
 impl Engine {
@@ -273,6 +292,8 @@ impl Engine {
             signalled_at: None,
             hurry: false,
             paused: false,
+            starved: false,
+            warned_resources: false,
         })
     }
 
@@ -343,12 +364,22 @@ impl Engine {
     }
 
     /// Stops every running job (by `--term-seq`) and starts no new one.
+    /// The jobs it stops are cut short: not logged, so `--resume` runs
+    /// them again — all but one already stopped by its own `--timeout`
+    /// with no retry left, which failed whatever ply does next.
     fn stop_all(&mut self) {
         self.draining = true;
         let now = Instant::now();
-        for i in 0..self.running.len() {
-            if self.running[i].stopping.is_none() {
-                self.running[i].stopping = Some(Stopping {
+        let retries = self.config.retries;
+        for r in &mut self.running {
+            if r.job.is_none() || r.status.is_some() {
+                continue; // never started, or ended on its own
+            }
+            if !(r.timed_out && r.pending.tries >= retries) {
+                r.cut_short = true;
+            }
+            if r.stopping.is_none() {
+                r.stopping = Some(Stopping {
                     step: 0,
                     next_at: now,
                 });
@@ -396,8 +427,31 @@ impl Engine {
                 text: None,
             };
             if let Some((outcomes, only_failed)) = &self.config.resume {
-                let text = self.command_text(&pending, 1);
-                let skip = match outcomes.get(&text) {
+                // With `{%}`, the logged command is the one of the slot the
+                // job ran in: any slot's counts (a success in any wins).
+                // Slots above this run's -j (a first run with a higher -j)
+                // are not tried: those jobs run again.
+                let slots = if self.config.template.uses_slot() {
+                    self.config.slots
+                } else {
+                    1
+                };
+                let mut logged = None;
+                for slot in 1..=slots {
+                    let text = self.command_text(&pending, slot);
+                    match outcomes.get(&text) {
+                        Some(true) => {
+                            logged = Some(true);
+                            break;
+                        }
+                        Some(false) => logged = Some(false),
+                        None => {}
+                    }
+                    if slots == 1 {
+                        pending.text = Some(text);
+                    }
+                }
+                let skip = match logged {
                     Some(succeeded) => succeeded || !*only_failed,
                     None => false,
                 };
@@ -407,7 +461,6 @@ impl Engine {
                     }
                     continue;
                 }
-                pending.text = Some(text);
             }
             pending.order = self.next_order;
             self.next_order += 1;
@@ -429,7 +482,11 @@ impl Engine {
     /// Starts jobs while slots are free and work is ready.
     fn start_jobs(&mut self) {
         // A full sink (a reader that stalls) holds new jobs back.
-        while !self.draining && !self.free_slots.is_empty() && self.printer.has_room() {
+        while !self.draining
+            && !self.starved
+            && !self.free_slots.is_empty()
+            && self.printer.has_room()
+        {
             let Some(pending) = self.next_pending() else {
                 return;
             };
@@ -501,6 +558,7 @@ impl Engine {
             },
             stopping: None,
             timed_out: false,
+            cut_short: false,
             status: None,
             drain_until: None,
             pending,
@@ -524,14 +582,38 @@ impl Engine {
                 }
                 running.job = Some(job);
             }
+            Err(e) if out_of_resources(&e) || SetupError::of(&e).is_some() => {
+                // Not the job's fault, and it never ran. For want of
+                // resources, it starts again once a running job has given
+                // them back. Otherwise, or with none running, the next
+                // start would fare no better: the run stops, saying why.
+                self.free_slots.push(slot);
+                let mut pending = running.pending;
+                if !out_of_resources(&e) || !self.running.iter().any(|r| r.job.is_some()) {
+                    let message = format!("cannot start job {}: {e}", pending.seq);
+                    self.fail(Ended::Error(message));
+                    return;
+                }
+                if !self.warned_resources {
+                    self.warned_resources = true;
+                    let message = format!(
+                        "ply: warning: cannot start more jobs now ({e}); each waits for a running one to end\n"
+                    );
+                    self.printer.err.push(message.as_bytes());
+                }
+                pending.tries -= 1;
+                self.retry.push_front(pending);
+                self.starved = true;
+                return;
+            }
             Err(e) => {
                 // The command could not start: recorded per job, as a shell
                 // would (127 not found, 126 not executable); the run goes on.
                 let (code, what) = match e.kind() {
-                    io::ErrorKind::NotFound => (127, "command not found"),
-                    io::ErrorKind::PermissionDenied => (126, "permission denied"),
-                    _ if e.raw_os_error() == Some(libc::ENOEXEC) => (126, "cannot execute"),
-                    _ => (126, "cannot start"),
+                    io::ErrorKind::NotFound => (127, "command not found".into()),
+                    io::ErrorKind::PermissionDenied => (126, "permission denied".into()),
+                    _ if e.raw_os_error() == Some(libc::ENOEXEC) => (126, "cannot execute".into()),
+                    _ => (126, format!("cannot start: {e}")),
                 };
                 let program = match &invocation {
                     Invocation::Direct(argv) => argv[0].clone(),
@@ -907,6 +989,7 @@ impl Engine {
         };
         let ok = exitval == 0 && signal == 0 && !r.timed_out;
         self.free_slots.push(r.slot);
+        self.starved = false;
         if let Some(job) = r.job.take()
             && let Some(host) = &mut self.host
         {
@@ -920,6 +1003,24 @@ impl Engine {
             r.out.discard(&mut self.printer.budget);
             r.err.discard(&mut self.printer.budget);
             self.retry.push_back(pending);
+            return Ok(());
+        }
+        // A job cut short, or a failure whose retries the stop took away,
+        // did not get to the end of its work. As GNU parallel does with the
+        // jobs it kills on its way out, its output is dropped (what
+        // `--line-buffer` printed already stays) and it is neither counted
+        // nor logged, so `--resume` runs it again. Its turn in `-k` order
+        // still passes.
+        if r.cut_short || (!ok && r.pending.tries < self.config.retries) {
+            r.out.discard(&mut self.printer.budget);
+            r.err.discard(&mut self.printer.budget);
+            let nothing = Finished {
+                tag: None,
+                out: Capture::default(),
+                err: Capture::default(),
+                entry: None,
+            };
+            self.printer.finished(r.pending.order, nothing);
             return Ok(());
         }
         if ok {

@@ -94,25 +94,48 @@ fn unescape(text: &str) -> Result<String, String> {
 }
 
 /// A joblog open for appending.
+///
+/// Every line ends with its newline, or is not in the file: a last line
+/// without one (a writer killed mid-line, a full disk) is cut off when the
+/// joblog is opened, and a write that fails is undone, so the next entry
+/// never lands glued onto a cut one (one line the next `--resume` could not
+/// read, hiding a job that ran).
 pub struct Joblog {
     file: File,
     format: JoblogFormat,
     path: PathBuf,
+    /// The length of the file up to its last whole line.
+    len: u64,
+    /// Set once a write failed: nothing more is written.
+    failed: bool,
 }
 
 impl Joblog {
-    /// Opens (creating) `path` for appending; a new or empty TSV joblog gets
-    /// the header line.
-    pub fn open(path: &Path, format: JoblogFormat) -> io::Result<Joblog> {
-        let mut file = OpenOptions::new().create(true).append(true).open(path)?;
-        if format == JoblogFormat::Tsv && file.metadata()?.len() == 0 {
-            file.write_all(format!("{HEADER}\n").as_bytes())?;
+    /// Opens (creating) `path` for appending, and cuts off an unfinished
+    /// last line; a new or empty TSV joblog gets the header line. Returns
+    /// the joblog and how many bytes were cut off.
+    pub fn open(path: &Path, format: JoblogFormat) -> io::Result<(Joblog, u64)> {
+        let file = OpenOptions::new()
+            .read(true)
+            .create(true)
+            .append(true)
+            .open(path)?;
+        let size = file.metadata()?.len();
+        let len = whole_lines_len(&file, size)?;
+        if len < size {
+            file.set_len(len)?;
         }
-        Ok(Joblog {
+        let mut joblog = Joblog {
             file,
             format,
             path: path.to_path_buf(),
-        })
+            len,
+            failed: false,
+        };
+        if format == JoblogFormat::Tsv && len == 0 {
+            joblog.append(format!("{HEADER}\n").as_bytes())?;
+        }
+        Ok((joblog, size - len))
     }
 
     /// Appends `entry` as one line, in one write, and flushes it to the file.
@@ -122,11 +145,49 @@ impl Joblog {
             JoblogFormat::Json => serde_json::to_string(entry).map_err(|e| e.to_string())?,
         };
         line.push('\n');
-        self.file
-            .write_all(line.as_bytes())
-            .and_then(|()| self.file.flush())
+        self.append(line.as_bytes())
             .map_err(|e| format!("writing the joblog {}: {e}", self.path.display()))
     }
+
+    /// Appends whole lines; on a failure, cuts off what part of them got
+    /// written, and refuses every later append.
+    fn append(&mut self, lines: &[u8]) -> io::Result<()> {
+        if self.failed {
+            return Err(io::Error::other("an earlier write to it failed"));
+        }
+        match self.file.write_all(lines).and_then(|()| self.file.flush()) {
+            Ok(()) => {
+                self.len += lines.len() as u64;
+                Ok(())
+            }
+            Err(e) => {
+                self.failed = true;
+                let _ = self.file.set_len(self.len);
+                Err(e)
+            }
+        }
+    }
+}
+
+/// The length of `file` (`size` bytes) up to the end of its last whole
+/// line: `size` if it is empty or ends with a newline.
+fn whole_lines_len(file: &File, size: u64) -> io::Result<u64> {
+    use std::os::unix::fs::FileExt;
+    let mut end = size;
+    let mut buf = [0u8; 4096];
+    while end > 0 {
+        let start = end.saturating_sub(buf.len() as u64);
+        let chunk = &mut buf[..(end - start) as usize];
+        file.read_exact_at(chunk, start)?;
+        if end == size && chunk.last() == Some(&b'\n') {
+            return Ok(size);
+        }
+        if let Some(i) = chunk.iter().rposition(|&b| b == b'\n') {
+            return Ok(start + i as u64 + 1);
+        }
+        end = start;
+    }
+    Ok(0)
 }
 
 /// What a joblog says about each command: whether it succeeded (the last
@@ -186,7 +247,8 @@ impl Outcomes {
 /// Reads a joblog (TSV, JSON lines, or a concatenation of both). A missing
 /// file is an empty joblog; a malformed line is an error naming the file and
 /// line. A last line without its newline (a writer killed mid-line) is
-/// ignored with a warning on stderr: that job runs again.
+/// ignored with a warning on stderr: that job runs again (and [`Joblog::open`]
+/// cuts that line off before anything is appended).
 pub fn read(path: &Path, warn: &dyn Fn(&str)) -> Result<Outcomes, String> {
     let file = match File::open(path) {
         Ok(f) => f,
@@ -316,10 +378,10 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("log");
         let _ = std::fs::remove_file(&path);
-        let mut tsv = Joblog::open(&path, JoblogFormat::Tsv).unwrap();
+        let (mut tsv, _) = Joblog::open(&path, JoblogFormat::Tsv).unwrap();
         tsv.write(&entry(1, 0, "echo 'a\tb'\nx\\y")).unwrap();
         tsv.write(&entry(2, 1, "false")).unwrap();
-        let mut json = Joblog::open(&path, JoblogFormat::Json).unwrap();
+        let (mut json, _) = Joblog::open(&path, JoblogFormat::Json).unwrap();
         json.write(&entry(3, 0, "true")).unwrap();
         // A second shard's TSV log appended, header and all.
         let mut text = std::fs::read_to_string(&path).unwrap();
@@ -368,5 +430,54 @@ mod tests {
         assert_eq!(read(&path, &|_| {}).unwrap().len(), 1);
         assert_eq!(read(&dir.join("missing"), &|_| {}).unwrap().len(), 0);
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn an_unfinished_last_line_is_cut_off_before_appending() {
+        let dir = std::env::temp_dir().join(format!("ply-joblog-cut-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("log");
+        let whole = format!("{HEADER}\n1\t:\t1\t1\t0\t0\t0\t0\tok\n");
+        for (text, kept) in [
+            // A cut entry; a cut header (no whole line at all); a whole log;
+            // a cut line longer than one read-back chunk.
+            (format!("{whole}2\t:\t1\t1\t0\t0\t0"), whole.clone()),
+            (HEADER[..7].to_string(), String::new()),
+            (whole.clone(), whole.clone()),
+            (format!("{whole}{}", "x".repeat(10_000)), whole.clone()),
+        ] {
+            std::fs::write(&path, &text).unwrap();
+            let (mut log, cut) = Joblog::open(&path, JoblogFormat::Tsv).unwrap();
+            assert_eq!(cut as usize, text.len() - kept.len());
+            log.write(&entry(3, 0, "new")).unwrap();
+            drop(log);
+            let after = std::fs::read_to_string(&path).unwrap();
+            let expected_start = if kept.is_empty() {
+                format!("{HEADER}\n")
+            } else {
+                kept.clone()
+            };
+            assert!(after.starts_with(&expected_start), "{after:?}");
+            assert_eq!(after.lines().count(), expected_start.lines().count() + 1);
+            for line in after.lines() {
+                assert_eq!(line.split('\t').count(), 9, "{line:?}");
+            }
+            let outcomes = read(&path, &|_| {}).unwrap();
+            assert_eq!(outcomes.get("new"), Some(true));
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn after_a_failed_write_nothing_more_is_appended() {
+        // /dev/full takes no byte: the header write fails, so does every
+        // later one, with the reason.
+        let Ok((mut log, _)) = Joblog::open(Path::new("/dev/full"), JoblogFormat::Json) else {
+            return;
+        };
+        let err = log.write(&entry(1, 0, "a")).unwrap_err();
+        assert!(err.contains("No space left on device"), "{err}");
+        let err = log.write(&entry(2, 0, "b")).unwrap_err();
+        assert!(err.contains("an earlier write to it failed"), "{err}");
     }
 }

@@ -203,6 +203,15 @@ impl Template {
             .max()
     }
 
+    /// Whether the command holds `{%}`, the job slot: the same job's
+    /// command then differs from slot to slot.
+    pub fn uses_slot(&self) -> bool {
+        self.words
+            .iter()
+            .flatten()
+            .any(|p| matches!(p, Piece::Slot))
+    }
+
     /// Whether the command runs through `/bin/sh -c`.
     #[cfg(test)]
     pub fn is_shell(&self) -> bool {

@@ -302,7 +302,7 @@ pub(super) fn spawn(plan: &Plan<'_>, stack: &mut ChildStack) -> io::Result<Spawn
         let errno = -ret as i32;
         return match errno {
             libc::ENOSYS | libc::E2BIG | libc::EINVAL | libc::EPERM => Ok(Spawned::Unsupported),
-            _ => Err(io::Error::from_raw_os_error(errno)),
+            _ => Err(super::SetupError::Process(io::Error::from_raw_os_error(errno)).into()),
         };
     }
     // SAFETY: CLONE_PIDFD stored a fresh pidfd that nothing else owns.
