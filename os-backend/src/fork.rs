@@ -49,7 +49,7 @@
 //!
 //! Every ply API that runs the caller's code in a forked child keeps these
 //! rules: [`fork_child`], [`Scope::fork_child`], [`ipc::fork_duplex`],
-//! [`process::map`], [`process::map_plain`] and [`process::reduce`] (whose
+//! [`process::map_slice`], [`process::map_slice_plain`] and [`process::reduce`] (whose
 //! closures and inputs are `Send`, and whose workers never drop them), and
 //! [`ProcessPoolBuilder::build_forking`](crate::process::ProcessPoolBuilder::build_forking)
 //! (a `Send + 'static` handler).
@@ -71,8 +71,8 @@
 //! [`ipc::ProcessQueue`]: crate::ipc::ProcessQueue
 //! [`ipc::fork_duplex`]: crate::ipc::fork_duplex
 //! [`ipc::SharedArray`]: crate::ipc::SharedArray
-//! [`process::map`]: crate::process::map
-//! [`process::map_plain`]: crate::process::map_plain
+//! [`process::map_slice`]: crate::process::map_slice
+//! [`process::map_slice_plain`]: crate::process::map_slice_plain
 //! [`process::reduce`]: crate::process::reduce
 //!
 //! # Fork in a multi-threaded process
@@ -86,7 +86,7 @@
 //! of the program's own (a `static Mutex`) that another thread held at the
 //! fork cannot be repaired: the closure must not wait for such a lock unless
 //! the parent is known to be single-threaded. The process APIs built on this
-//! (`process::map` and friends) detect such a stall and report it; see
+//! (`process::map_slice` and friends) detect such a stall and report it; see
 //! `process::ThreadPolicy`.
 //!
 //! # Signals
