@@ -60,6 +60,7 @@ pub struct AsCompleted<Resp: DeserializeOwned>(Completions<TaskHandle<Resp>>);
 /// let fast = pool.submit(&1)?;
 /// let mut done = as_completed([slow, fast]);
 /// assert_eq!(done.next().map(|(i, r)| (i, r.unwrap())), Some((1, 1)));
+/// pool.terminate(); // the slow task fails with `ShutDown`, not waited for
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn as_completed<Resp: DeserializeOwned>(
