@@ -10,24 +10,24 @@
 //! finds another process's mark, knows nobody will finish, and runs the setup
 //! itself.
 
-use std::sync::atomic::{AtomicI32, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
-const NOT_DONE: u8 = 0;
-const RUNNING: u8 = 1;
-const DONE: u8 = 2;
+/// The state word: [`DONE`], [`NOT_DONE`], or `pid << 2 | RUNNING` while the
+/// process `pid` runs the setup. One word, so the mark and who made it are
+/// seen together.
+const NOT_DONE: u64 = 0;
+const RUNNING: u64 = 1;
+const DONE: u64 = 2;
 
 /// A one-time setup that a forked child can always complete.
 pub(crate) struct ForkSafeOnce {
-    state: AtomicU8,
-    /// While `RUNNING`: the process whose thread runs the setup.
-    runner: AtomicI32,
+    state: AtomicU64,
 }
 
 impl ForkSafeOnce {
     pub(crate) const fn new() -> Self {
         ForkSafeOnce {
-            state: AtomicU8::new(NOT_DONE),
-            runner: AtomicI32::new(0),
+            state: AtomicU64::new(NOT_DONE),
         }
     }
 
@@ -36,49 +36,39 @@ impl ForkSafeOnce {
     pub(crate) fn run(&self, setup: impl FnOnce()) {
         // Acquire pairs with the Release store of DONE: who sees DONE sees
         // what the setup did.
-        if self.state.load(Ordering::Acquire) == DONE {
+        let mut seen = self.state.load(Ordering::Acquire);
+        if seen == DONE {
             return;
         }
-        let me = std::process::id() as i32;
+        let mine = u64::from(std::process::id()) << 2 | RUNNING;
         loop {
-            // Acquire, as above, on failure; on success nothing is published
-            // yet.
-            match self.state.compare_exchange(
-                NOT_DONE,
-                RUNNING,
-                Ordering::Acquire,
-                Ordering::Acquire,
-            ) {
-                Ok(_) => break,
-                Err(DONE) => return,
-                Err(_) => {
-                    // Relaxed: `runner` is only compared with our own pid; a
-                    // stale value from this process is one of its threads
-                    // that is still running the setup.
-                    if self.runner.load(Ordering::Relaxed) != me && self.adopt(me) {
-                        break;
+            match seen {
+                DONE => return,
+                // Another thread of this process runs it: wait, as `Once`.
+                s if s == mine => std::thread::yield_now(),
+                // Not started, or marked by another process (this one was
+                // forked mid-setup, and no thread of it will finish): take
+                // it. Of this process's threads, one wins the exchange.
+                // Relaxed on success: nothing is published by taking it.
+                _ => match self.state.compare_exchange(
+                    seen,
+                    mine,
+                    Ordering::Relaxed,
+                    Ordering::Acquire,
+                ) {
+                    Ok(_) => break,
+                    Err(now) => {
+                        seen = now;
+                        continue;
                     }
-                    std::thread::yield_now();
-                }
+                },
             }
+            seen = self.state.load(Ordering::Acquire);
         }
-        self.runner.store(me, Ordering::Relaxed);
         let reset = ResetOnUnwind(self);
         setup();
         std::mem::forget(reset);
         self.state.store(DONE, Ordering::Release);
-    }
-
-    /// Takes over a setup marked running by another process: this process
-    /// was forked mid-setup, and no thread of it will finish. Of this
-    /// process's threads, one wins.
-    fn adopt(&self, me: i32) -> bool {
-        let theirs = self.runner.load(Ordering::Relaxed);
-        theirs != me
-            && self
-                .runner
-                .compare_exchange(theirs, me, Ordering::Relaxed, Ordering::Relaxed)
-                .is_ok()
     }
 }
 
