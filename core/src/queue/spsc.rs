@@ -1015,14 +1015,13 @@ impl<T, S: Slots<Item = MaybeUninit<T>>> Consumer<'_, S> {
             return None;
         }
         let head = index(self.head, self.capacity());
-        // SAFETY: as in `pop`, the slot is initialized and only this consumer may
-        // remove it; the returned borrow of `self` prevents a pop while it lives,
-        // and the producer never writes a slot before `head` moves past it.
-        Some(
-            self.ring
-                .slots
-                .with_slot(head, |p| unsafe { (*p).assume_init_ref() }),
-        )
+        Some(self.ring.slots.with_slot(head, |p| {
+            // SAFETY: as in `pop`, the slot is initialized and only this
+            // consumer may remove it; the returned borrow of `self` prevents a
+            // pop while it lives, and the producer never writes a slot before
+            // `head` moves past it.
+            unsafe { (*p).assume_init_ref() }
+        }))
     }
 }
 

@@ -14,6 +14,10 @@ fn panic(_: &core::panic::PanicInfo<'_>) -> ! {
 
 static mut RING: Ring<u32, 16> = Ring::new();
 
+/// Read and written with volatile accesses, so the loop cannot fold away.
+static mut INPUT: u32 = 0;
+static mut OUTPUT: u32 = 0;
+
 #[entry]
 fn main() -> ! {
     // SAFETY: the only reference to RING, taken once.
@@ -22,11 +26,15 @@ fn main() -> ! {
     let mut sum = 0u32;
     loop {
         // Values the compiler cannot see, so nothing folds away.
-        let v = unsafe { core::ptr::read_volatile(0x2000_0000 as *const u32) };
+        // SAFETY: INPUT is a plain `u32` static that nothing references; a
+        // volatile read of it is always valid.
+        let v = unsafe { core::ptr::read_volatile(core::ptr::addr_of!(INPUT)) };
         let _ = tx.push(v);
         if let Some(x) = rx.pop() {
             sum = sum.wrapping_add(x);
         }
-        unsafe { core::ptr::write_volatile(0x2000_0004 as *mut u32, sum) };
+        // SAFETY: OUTPUT is a plain `u32` static that nothing references; a
+        // volatile write to it is always valid (single-threaded firmware).
+        unsafe { core::ptr::write_volatile(core::ptr::addr_of_mut!(OUTPUT), sum) };
     }
 }
