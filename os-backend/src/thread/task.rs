@@ -7,7 +7,8 @@
 //! is no reference count and no lock: the state word says who may touch what,
 //! and each side sets its own "gone" bit when it lets go; the side that lets
 //! go second frees the cell (the scheme of `async-task` and tokio's task
-//! cells). A joiner that has to wait sets `WAITING` and sleeps on the state
+//! cells). A joiner that finds the job gone already frees the cell without
+//! setting its own bit: nobody is left to read it. A joiner that has to wait sets `WAITING` and sleeps on the state
 //! word itself (a futex), so finishing a task costs a system call only when
 //! someone sleeps on it.
 //!
@@ -109,8 +110,9 @@ impl<T> CellRef<T> {
     ///
     /// # Safety
     ///
-    /// Both gone bits are set, this side set its own last, and it makes no
-    /// other access to the cell afterwards.
+    /// The other side has let go (this side saw its gone bit, with
+    /// `Acquire`, set before its own or without setting its own), and this
+    /// side makes no other access to the cell afterwards.
     unsafe fn free(&self, drop_result: bool) {
         // SAFETY: per the contract, no one else touches the cell any more;
         // it came from `Box::leak` in `new`.
@@ -474,8 +476,19 @@ impl<T> TaskHandle<T> {
                 .result
                 .with(|r| unsafe { (*r).assume_init_read() })
         };
-        let took = if seen & CANCELLED != 0 { 0 } else { TAKEN };
-        this.let_go(took);
+        if seen & JOB_GONE != 0 {
+            // The job let go before the state we acquired: nobody else
+            // touches the cell, so it is freed without announcing our going
+            // (a read-modify-write the joiner would wait for, and which keeps
+            // its next handle's load from starting early).
+            // SAFETY: both sides are done with the cell: the job set
+            // `JOB_GONE` after its last access, and this consumed handle makes
+            // none after this. The result, if any, was moved out above.
+            unsafe { this.cell.free(false) };
+        } else {
+            let took = if seen & CANCELLED != 0 { 0 } else { TAKEN };
+            this.let_go(took);
+        }
         result
     }
 
