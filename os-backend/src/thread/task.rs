@@ -57,6 +57,26 @@ const NOTIFY: u32 = 1 << 4;
 const JOB_GONE: u32 = 1 << 5;
 const HANDLE_GONE: u32 = 1 << 6;
 const TAKEN: u32 = 1 << 7;
+/// Loom builds only: set when a cell is "freed". loom cannot see a use after
+/// free, so its builds keep freed cells, marked, and every read-modify-write
+/// of the state word asserts the mark is absent ([`assert_live`]).
+#[cfg(loom)]
+const FREED: u32 = 1 << 8;
+
+/// Under loom, aborts the model run if `state` (a value just read from a
+/// cell's word) shows the cell was freed: a side touched it after letting go.
+/// (Aborts, as a panic on the job's side would be contained by the job.)
+/// Nothing otherwise.
+#[inline]
+fn assert_live(state: u32) {
+    #[cfg(loom)]
+    if state & FREED != 0 {
+        eprintln!("a task cell was used after it was freed");
+        std::process::abort();
+    }
+    #[cfg(not(loom))]
+    let _ = state;
+}
 
 /// Polls of the state word a joiner makes before it sleeps (a few hundred
 /// nanoseconds: a task about to finish is not worth two system calls). It
@@ -123,6 +143,14 @@ impl<T> CellRef<T> {
             let result = cell.result.with_mut(|r| unsafe { (*r).assume_init_read() });
             drop_quietly(result);
         }
+        #[cfg(loom)]
+        {
+            assert_live(cell.state.fetch_or(FREED, Relaxed));
+            // SAFETY: the notice slot is ours (both sides are done).
+            drop(cell.notify.with_mut(|n| unsafe { (*n).take() }));
+            std::mem::forget(cell); // kept, marked (see `FREED`)
+        }
+        #[cfg(not(loom))]
         drop(cell); // the notify sender, if any: runs no user code
     }
 
@@ -160,6 +188,7 @@ impl<T> CellRef<T> {
                 Relaxed,
             ) {
                 Ok(_) => {
+                    assert_live(seen);
                     if seen & HANDLE_GONE != 0 {
                         // SAFETY: the handle let go before us; we are last.
                         unsafe { self.free(wrote_result) };
@@ -170,6 +199,7 @@ impl<T> CellRef<T> {
             }
         }
         let before = state.fetch_or(COMPLETE | extra, AcqRel);
+        assert_live(before);
         // Only the side that settles the task wakes and notifies (a handle
         // that cancelled it did both already).
         if before & COMPLETE == 0 {
@@ -181,6 +211,7 @@ impl<T> CellRef<T> {
             }
         }
         let before = state.fetch_or(JOB_GONE, AcqRel);
+        assert_live(before);
         if before & HANDLE_GONE != 0 {
             let taken = before & TAKEN != 0;
             // SAFETY: the handle let go before us; we are last.
@@ -495,6 +526,7 @@ impl<T> TaskHandle<T> {
     /// Sets `HANDLE_GONE` (and `taken`); frees the cell if the job is gone.
     fn let_go(&self, taken: u32) {
         let before = self.state().fetch_or(HANDLE_GONE | taken, AcqRel);
+        assert_live(before);
         if before & JOB_GONE != 0 {
             let untaken_result = taken == 0 && before & (COMPLETE | CANCELLED) == COMPLETE;
             // SAFETY: the job let go before us; we are last, and the handle is
