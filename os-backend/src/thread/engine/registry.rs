@@ -35,8 +35,10 @@
 //! `closed`; a guest ring's holder raises the ring's `guest_busy` flag,
 //! pushes, then checks `closed`. `close` sets `closed`, then waits for
 //! `submitting` to drain and every busy flag to clear, and only then marks
-//! the pool `drained`. It is Dekker's pattern with a `SeqCst` fence on each
-//! side: either the submitter sees `closed` (and backs off, or, having pushed
+//! the pool `drained`. It is Dekker's pattern with a fence on each side (the
+//! closer's is the heavy one of an asymmetric pair, see `barrier`; a guest
+//! ring's holder has the light one, an injector submitter a `SeqCst` fence):
+//! either the submitter sees `closed` (and backs off, or, having pushed
 //! already, runs its ring's jobs itself), or the closer sees it and waits for
 //! its push. Workers exit once the pool is drained and every queue is empty,
 //! so no accepted job is stranded. loom checks this (`engine::loom_models`)
@@ -67,6 +69,7 @@ use ply_core::queue::mpmc::ArrayQueue;
 use ply_core::queue::spmc::{Ring, Take};
 use ply_core::sync::Semaphore;
 
+use super::barrier;
 use super::primitive::{
     AtomicBool, AtomicUsize, EnginePark, engine_park, fence, spin_loop, thread_local, yield_now,
 };
@@ -230,6 +233,7 @@ pub(crate) struct Registry {
 impl Registry {
     /// A registry with no workers started yet (see [`start_workers`](Self::start_workers)).
     pub(crate) fn new(workers: usize, queue_bound: usize, config: WorkerConfig) -> Arc<Self> {
+        barrier::init();
         Arc::new(Registry {
             queue: Box::new(ArrayQueue::new()),
             rings: (0..workers + GUEST_RINGS).map(|_| Ring::new()).collect(),
@@ -571,8 +575,9 @@ impl Registry {
     /// whether this call closed it.
     fn close(&self) -> bool {
         let first = !self.closed.swap(true, AcqRel);
-        // The closer's fence (see the module docs on closing).
-        fence(SeqCst);
+        // The closer's fence (see the module docs on closing): the heavy
+        // side, as a guest ring's holder has only a light one.
+        barrier::heavy_until_done();
         first
     }
 

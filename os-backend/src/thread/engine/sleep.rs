@@ -6,19 +6,23 @@
 //! its word `SLEEPING`), re-checks every queue, and only then waits on its
 //! word. A thread that publishes work then reads the sleeper count and, only
 //! if someone sleeps, claims one sleeper — it flips that worker's word to
-//! `NOTIFIED` and uncounts it — and wakes it. An awake pool pays one fence per
-//! task for "work is ready": no system call, no contended write. And a burst
+//! `NOTIFIED` and uncounts it — and wakes it. An awake pool pays a light
+//! fence and a load per task for "work is ready": no system call, no
+//! contended write, no wait for the store buffer. And a burst
 //! of pushes pays one wake-up per sleeper, not one per push: the first push
 //! uncounts the sleeper it wakes, so the next ones see no sleeper even before
 //! the woken worker runs (on a busy machine that can take a time slice).
 //!
 //! # Why no wake-up is lost
 //!
-//! It is Dekker's pattern, with a `SeqCst` fence on each side:
+//! It is Dekker's pattern, with a fence on each side: the sleeper's is the
+//! heavy one and the notifier's the light one of an asymmetric pair
+//! ([`barrier`](super::barrier)), as sleeping is rare and notifying is per
+//! task.
 //!
 //! | sleeper ([`Sleep::sleep`]) | notifier ([`Sleep::notify_one`]) |
 //! |---|---|
-//! | `sleepers += 1`; word = `SLEEPING`; **fence** | publish work (a queue push); **fence** |
+//! | `sleepers += 1`; word = `SLEEPING`; **heavy fence** | publish work (a queue push); **light fence** |
 //! | re-check for work; if none, wait while word = `SLEEPING` | read `sleepers`; if > 0, flip a `SLEEPING` word to `NOTIFIED`, wake it |
 //!
 //! The fences are ordered one way or the other: either the notifier sees the
@@ -40,6 +44,7 @@ use std::sync::atomic::Ordering::{Acquire, Relaxed, Release, SeqCst};
 use crossbeam_utils::CachePadded;
 use ply_core::sync::Park;
 
+use super::barrier;
 use super::primitive::{AtomicU32, EnginePark, engine_park, fence};
 
 const AWAKE: u32 = 0;
@@ -69,8 +74,8 @@ impl Sleep {
     /// After publishing work: wakes one sleeper, if there is one.
     #[inline]
     pub(crate) fn notify_one(&self) {
-        // The notifier's fence (see the module docs).
-        fence(SeqCst);
+        // The notifier's fence (see the module docs): the light side.
+        barrier::light();
         if self.sleepers.load(Relaxed) != 0 {
             self.wake_sleepers(1);
         }
@@ -79,7 +84,7 @@ impl Sleep {
     /// Wakes every sleeper, to see a change of state made before this call
     /// (the pool closing or draining). Rare, so it always looks.
     pub(crate) fn notify_all(&self) {
-        // Pairs with the sleeper's fence, as `notify_one`'s does.
+        // Pairs with the sleeper's fence (a full fence, heavy or not).
         fence(SeqCst);
         self.wake_sleepers(usize::MAX);
     }
@@ -110,9 +115,11 @@ impl Sleep {
         let word = &self.words[index];
         self.sleepers.fetch_add(1, Relaxed);
         word.store(SLEEPING, Release);
-        // The sleeper's fence (see the module docs).
-        fence(SeqCst);
-        if !ready() {
+        // The sleeper's fence (see the module docs): the heavy side. If the
+        // kernel refused it, notifiers may not have seen the registration:
+        // do not sleep; the caller looks for work again.
+        let fenced = barrier::heavy();
+        if fenced && !ready() {
             // Waits until a notifier flips the word (a spurious return, or a
             // signal, waits again).
             while word.load(Acquire) == SLEEPING {

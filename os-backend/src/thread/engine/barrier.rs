@@ -1,0 +1,131 @@
+//! An asymmetric fence pair for the engine's two Dekker handshakes, whose one
+//! side runs once per task and the other rarely: a [`light`] fence for the
+//! side that runs per task (publishing work, then looking for sleepers or for
+//! the pool closing) and a [`heavy`] one for the rare side (a worker about to
+//! sleep, the pool closing).
+//!
+//! A `SeqCst` fence per push costs the pushing thread more than the push:
+//! it waits until every earlier store — the job's slot, the ring's tail, whose
+//! lines the workers read — has reached the cache, a miss each. With Linux's
+//! `membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED)` the rare side makes every
+//! running thread of the process execute a full barrier (by an
+//! inter-processor interrupt; a thread that is not running passes one when it
+//! is switched out), so the frequent side needs only to keep the compiler
+//! from reordering: whichever instruction boundary of the light side the
+//! heavy barrier hits, the light side's store before it is visible to the
+//! heavy side's load after it, or the light side's load after it sees the
+//! heavy side's store before it. It is the scheme of Linux's `membarrier(2)`
+//! man page and of liburcu and folly's `asymmetricHeavyBarrier`.
+//!
+//! Where the kernel lacks the command (before Linux 4.14, or a sandbox that
+//! filters it), both sides are `SeqCst` fences. The choice is made once per
+//! process, before the first pool's threads start, and never changes. Under
+//! loom both sides are `SeqCst` fences: the models check the protocol on the
+//! assumption that a light–heavy pair orders as a pair of fences does.
+
+use std::sync::atomic::Ordering::SeqCst;
+
+use super::primitive::fence;
+
+#[cfg(not(loom))]
+mod membarrier {
+    use std::sync::Once;
+    use std::sync::atomic::AtomicBool;
+    use std::sync::atomic::Ordering::Relaxed;
+
+    // `<linux/membarrier.h>`.
+    const CMD_QUERY: libc::c_long = 0;
+    const CMD_PRIVATE_EXPEDITED: libc::c_long = 1 << 3;
+    const CMD_REGISTER_PRIVATE_EXPEDITED: libc::c_long = 1 << 4;
+
+    /// Set once the process is registered for private expedited barriers.
+    static REGISTERED: AtomicBool = AtomicBool::new(false);
+    static INIT: Once = Once::new();
+
+    fn membarrier(cmd: libc::c_long) -> libc::c_long {
+        // SAFETY: `membarrier` takes two integers and touches no memory of
+        // ours; an unknown command or a refusal is an error return.
+        unsafe {
+            libc::syscall(
+                libc::SYS_membarrier,
+                cmd,
+                0 as libc::c_long,
+                0 as libc::c_long,
+            )
+        }
+    }
+
+    /// Registers the process, if the kernel has the command (once).
+    pub(super) fn init() {
+        INIT.call_once(|| {
+            let commands = membarrier(CMD_QUERY);
+            let needed = CMD_PRIVATE_EXPEDITED | CMD_REGISTER_PRIVATE_EXPEDITED;
+            if commands >= 0
+                && commands & needed == needed
+                && membarrier(CMD_REGISTER_PRIVATE_EXPEDITED) == 0
+            {
+                REGISTERED.store(true, Relaxed);
+            }
+        });
+    }
+
+    /// Whether light fences may be compiler fences. Relaxed: the value is
+    /// stored inside `init`'s `Once`, which every pool's construction passes
+    /// through (and which happens before any use of that pool); it never
+    /// changes afterwards.
+    #[inline]
+    pub(super) fn registered() -> bool {
+        REGISTERED.load(Relaxed)
+    }
+
+    /// A full barrier on every running thread of the process. `false` if
+    /// the kernel refused (it may, for want of memory).
+    pub(super) fn run() -> bool {
+        membarrier(CMD_PRIVATE_EXPEDITED) == 0
+    }
+}
+
+#[cfg(loom)]
+mod membarrier {
+    pub(super) fn init() {}
+    pub(super) fn registered() -> bool {
+        false
+    }
+    pub(super) fn run() -> bool {
+        true
+    }
+}
+
+/// Chooses the fences for the process (once); call before a pool's threads
+/// start.
+pub(crate) fn init() {
+    membarrier::init();
+}
+
+/// The frequent side's fence: orders this thread's earlier stores before its
+/// later loads against every [`heavy`] fence.
+#[inline]
+pub(crate) fn light() {
+    if membarrier::registered() {
+        std::sync::atomic::compiler_fence(SeqCst);
+    } else {
+        fence(SeqCst);
+    }
+}
+
+/// The rare side's fence: a `SeqCst` fence, and the process-wide barrier that
+/// [`light`] fences rely on. `false` if the kernel refused the barrier: the
+/// caller must then not rely on it (a sleeper looks for work again instead of
+/// sleeping).
+#[must_use = "a refused barrier orders nothing against light fences"]
+pub(crate) fn heavy() -> bool {
+    fence(SeqCst);
+    !membarrier::registered() || membarrier::run()
+}
+
+/// [`heavy`], retried (yielding) until the kernel performs it.
+pub(crate) fn heavy_until_done() {
+    while !heavy() {
+        super::primitive::yield_now();
+    }
+}
