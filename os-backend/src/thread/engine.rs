@@ -1,7 +1,8 @@
 //! The engine of the thread pool: the [`registry`] of queues and worker
-//! threads (with the worker loop and stealing), and how idle workers
-//! [`sleep`]. The public API in `pool.rs`, `scope.rs`, `iter.rs` and
-//! `parallel.rs` is written on top of [`Registry`]; nothing here knows about
+//! threads (with the worker loop and stealing), how idle workers [`sleep`],
+//! and the asymmetric fences both use ([`barrier`]). The public API in
+//! `pool.rs`, `scope.rs`, `iter.rs` and `parallel.rs` is written on top of
+//! [`Registry`]; nothing here knows about
 //! task handles, scopes or iterators: it runs [`Job`](super::job::Job)s.
 //!
 //! The atomics go through [`primitive`], a facade that is loom's under
@@ -9,6 +10,7 @@
 //! closing racing submission (run: `RUSTFLAGS="--cfg loom" cargo test -p
 //! ply-os --release --lib loom`).
 
+mod barrier;
 pub(crate) mod primitive;
 mod registry;
 mod sleep;
