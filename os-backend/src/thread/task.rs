@@ -34,6 +34,8 @@
 //! job dropped unrun, and `as_completed` registering while it completes —
 //! each outcome reported once, each result dropped once.
 
+#[cfg(not(loom))]
+use std::alloc::Layout;
 use std::fmt;
 use std::marker::PhantomData;
 use std::mem::{ManuallyDrop, MaybeUninit};
@@ -110,13 +112,22 @@ struct CellRef<T>(NonNull<Cell<T>>);
 
 impl<T> CellRef<T> {
     fn new(state: u32) -> Self {
-        let cell = Box::new(Cell {
+        let cell = Cell {
             state: AtomicU32::new(state),
             park: engine_park(),
             result: UnsafeCell::new(MaybeUninit::uninit()),
             notify: UnsafeCell::new(None),
-        });
-        CellRef(NonNull::from(Box::leak(cell)))
+        };
+        #[cfg(not(loom))]
+        {
+            // A cell holds an atomic word, so its layout is not zero-sized.
+            let block = recycle::take(Layout::new::<Cell<T>>()).cast::<Cell<T>>();
+            // SAFETY: the block is fresh memory of `Cell<T>`'s layout.
+            unsafe { block.as_ptr().write(cell) };
+            CellRef(block)
+        }
+        #[cfg(loom)]
+        CellRef(NonNull::from(Box::leak(Box::new(cell))))
     }
 
     fn cell(&self) -> &Cell<T> {
@@ -134,24 +145,32 @@ impl<T> CellRef<T> {
     /// `Acquire`, set before its own or without setting its own), and this
     /// side makes no other access to the cell afterwards.
     unsafe fn free(&self, drop_result: bool) {
-        // SAFETY: per the contract, no one else touches the cell any more;
-        // it came from `Box::leak` in `new`.
-        let cell = unsafe { Box::from_raw(self.0.as_ptr()) };
         if drop_result {
             // SAFETY: the job wrote the result (the caller checked it ran),
-            // and nobody moved it out (no `TAKEN`).
-            let result = cell.result.with_mut(|r| unsafe { (*r).assume_init_read() });
+            // and nobody moved it out (no `TAKEN`); no one else touches the
+            // cell any more (the contract).
+            let result = self
+                .cell()
+                .result
+                .with_mut(|r| unsafe { (*r).assume_init_read() });
             drop_quietly(result);
+        }
+        #[cfg(not(loom))]
+        // SAFETY: per the contract, no one else touches the cell any more;
+        // its block came from `recycle::take` in `new`. Dropping the cell
+        // drops the notice, if any (the `as_completed` sender or an unsent
+        // callback), and no result (a `MaybeUninit`).
+        unsafe {
+            std::ptr::drop_in_place(self.0.as_ptr());
+            recycle::give(self.0.cast(), Layout::new::<Cell<T>>());
         }
         #[cfg(loom)]
         {
-            assert_live(cell.state.fetch_or(FREED, Relaxed));
+            assert_live(self.cell().state.fetch_or(FREED, Relaxed));
             // SAFETY: the notice slot is ours (both sides are done).
-            drop(cell.notify.with_mut(|n| unsafe { (*n).take() }));
-            std::mem::forget(cell); // kept, marked (see `FREED`)
+            drop(self.cell().notify.with_mut(|n| unsafe { (*n).take() }));
+            // The cell is kept, marked (see `FREED`).
         }
-        #[cfg(not(loom))]
-        drop(cell); // the notify sender, if any: runs no user code
     }
 
     /// Sends the registered completion notice. The caller is the one side
@@ -622,3 +641,5 @@ impl<T> fmt::Debug for TaskHandle<T> {
 
 #[cfg(all(test, loom))]
 mod loom_models;
+#[cfg(not(loom))]
+mod recycle;
