@@ -8,7 +8,9 @@
 //! and each side sets its own "gone" bit when it lets go; the side that lets
 //! go second frees the cell (the scheme of `async-task` and tokio's task
 //! cells). A joiner that finds the job gone already frees the cell without
-//! setting its own bit: nobody is left to read it. A joiner that has to wait sets `WAITING` and sleeps on the state
+//! setting its own bit: nobody is left to read it. Freed cells' memory goes
+//! to a small per-thread cache ([`recycle`]), from which the thread's next
+//! submissions take it. A joiner that has to wait sets `WAITING` and sleeps on the state
 //! word itself (a futex), so finishing a task costs a system call only when
 //! someone sleeps on it.
 //!

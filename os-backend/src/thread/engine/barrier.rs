@@ -17,6 +17,11 @@
 //! heavy side's store before it. It is the scheme of Linux's `membarrier(2)`
 //! man page and of liburcu and folly's `asymmetricHeavyBarrier`.
 //!
+//! The price is on the rare side: each heavy fence is a system call that
+//! interrupts every CPU then running a thread of this process, a few
+//! microseconds in all. A worker pays it once per sleep, after spinning,
+//! and next to the futex calls of sleeping and being woken.
+//!
 //! Where the kernel lacks the command (before Linux 4.14, or a sandbox that
 //! filters it), both sides are `SeqCst` fences. The choice is made once per
 //! process, before the first pool's threads start, and never changes. Under
