@@ -41,6 +41,9 @@ pub(super) struct Placed {
     pub slot: usize,
     pub channel: Arc<ShmChannel>,
     pub seq: u32,
+    /// The worker was asleep: its reply is a wake-up away, not worth
+    /// spinning for.
+    pub woke: bool,
 }
 
 impl Lane {
@@ -65,11 +68,16 @@ impl Lane {
     /// Hands `task` to the worker: its bytes through the channel, or (with
     /// `via_socket`, the frame already queued on the socket) announced only.
     /// The caller checked `can_take` (or `can_take_via_socket`).
-    pub(super) fn start(&mut self, task: Task, via_socket: bool) -> Option<Arc<ShmChannel>> {
+    /// Returns the channel and whether the worker was asleep.
+    pub(super) fn start(
+        &mut self,
+        task: Task,
+        via_socket: bool,
+    ) -> Option<(Arc<ShmChannel>, bool)> {
         let channel = self.channel.as_ref()?;
-        let seq = channel.send_request((!via_socket).then_some(&task.request[..]));
+        let (seq, woke) = channel.send_request((!via_socket).then_some(&task.request[..]));
         self.task = Some((task, seq, Instant::now()));
-        Some(Arc::clone(channel))
+        Some((Arc::clone(channel), woke))
     }
 
     /// Takes the held task if its reply is in the channel: the task and the
@@ -103,12 +111,13 @@ impl Inbox {
         let Some(slot) = self.lanes.iter().position(|l| l.can_take(&task)) else {
             return Err(task);
         };
-        let channel = self.lanes[slot].start(task, false).expect("idle");
+        let (channel, woke) = self.lanes[slot].start(task, false).expect("idle");
         let (_, seq, _) = self.lanes[slot].task.as_ref().expect("started");
         Ok(Placed {
             slot,
             seq: *seq,
             channel,
+            woke,
         })
     }
 
@@ -127,6 +136,13 @@ impl Inbox {
 }
 
 impl Shared {
+    /// Whether the worker in `slot` holds task `id`.
+    pub(super) fn lane_holds(&self, slot: usize, id: u64) -> bool {
+        let inbox = self.lock();
+        let held = inbox.lanes.get(slot).and_then(|l| l.task.as_ref());
+        held.is_some_and(|(task, _, _)| task.id == id)
+    }
+
     /// Completes the task of the worker in `slot` if its reply is in the
     /// channel (only the task `id`, if given), and hands the worker the next
     /// queued task. Wakes the supervisor if it must look: a poisoned lane, a

@@ -49,6 +49,18 @@
 //!    spinning, its own reply taken, when the worker answers the next
 //!    request, which nobody spins on; a joiner that overwrites another's
 //!    number costs the other a doorbell, never its reply.
+//! 5. A joiner that stops spinning without its reply (at once, if its
+//!    request had to wake the worker: the reply is a wake-up away) sleeps
+//!    on `reply_seq` with `spinning_for` still set: it stores the request's
+//!    number in `sleeping_for` (SeqCst), looks at `reply_seq` once more
+//!    (SeqCst) and `FUTEX_WAIT`s on it; the worker, after publishing,
+//!    reads `sleeping_for` (SeqCst) and `FUTEX_WAKE`s `reply_seq` if it
+//!    names its request: Dekker's handshake again, so a sleeping joiner is
+//!    woken by the worker directly, one wake-up as for a pipe. The
+//!    supervisor, which settles a task whose worker died or was killed,
+//!    wakes the same word after delivering the outcome; and every such
+//!    sleep is bounded (a slice that doubles up to 100 ms), after which the
+//!    joiner looks at its outcome again.
 //!
 //! The `Acquire`/`Release` side of the SeqCst operations on the sequence
 //! words orders the slot's bytes: the bytes (Relaxed atomic stores) and the
@@ -96,8 +108,10 @@ const IDLE_CHECK: Duration = Duration::from_secs(1);
 struct PoolWords {
     request_seq: AtomicU32,
     request_len: AtomicU32,
-    /// The request whose reply a joiner spins on (0: none).
+    /// The request whose reply a joiner waits for (0: none).
     spinning_for: AtomicU32,
+    /// The request whose reply a joiner sleeps on `reply_seq` for.
+    sleeping_for: AtomicU32,
 }
 
 /// What the worker writes.
@@ -202,10 +216,10 @@ impl ShmChannel {
     // ---- the pool's side ----
 
     /// Hands the worker a request (`None`: it follows on the socket).
-    /// Returns its sequence number. The caller holds the pool's inbox lock
-    /// (the pool's writes are serialized by it) and has checked that the
-    /// worker holds no request.
-    pub(crate) fn send_request(&self, bytes: Option<&[u8]>) -> u32 {
+    /// Returns its sequence number, and whether the worker slept (and was
+    /// woken). The caller holds the pool's inbox lock (the pool's writes are
+    /// serialized by it) and has checked that the worker holds no request.
+    pub(crate) fn send_request(&self, bytes: Option<&[u8]>) -> (u32, bool) {
         let r = self.region();
         let len = match bytes {
             Some(bytes) => {
@@ -225,10 +239,11 @@ impl ShmChannel {
         // SeqCst: releases the bytes and the length, and is the first half
         // of the wake-up handshake with `worker_sleeping` (module docs, 2).
         r.pool.request_seq.store(seq, Ordering::SeqCst);
-        if r.worker.worker_sleeping.load(Ordering::SeqCst) != 0 {
+        let asleep = r.worker.worker_sleeping.load(Ordering::SeqCst) != 0;
+        if asleep {
             FutexPark.wake_one(&r.pool.request_seq);
         }
-        seq
+        (seq, asleep)
     }
 
     /// Whether the worker said it takes no more requests.
@@ -264,6 +279,28 @@ impl ShmChannel {
         // SeqCst: the second half of the reply handshake (module docs, 4).
         self.region().pool.spinning_for.store(seq, Ordering::SeqCst);
         Spinning { channel: self, seq }
+    }
+
+    /// Sleeps until the reply to request `seq` is published, a nudge, or
+    /// `slice` passes (module docs, 5). The caller holds a [`Spinning`]
+    /// guard for `seq`.
+    pub(crate) fn sleep_for_reply(&self, seq: u32, slice: Duration) {
+        let r = self.region();
+        r.pool.sleeping_for.store(seq, Ordering::SeqCst);
+        let now = r.worker.reply_seq.load(Ordering::SeqCst);
+        if now != seq {
+            FutexPark.wait_timeout(&r.worker.reply_seq, now, Timeout::After(slice));
+        }
+        let _ = r
+            .pool
+            .sleeping_for
+            .compare_exchange(seq, 0, Ordering::Relaxed, Ordering::Relaxed);
+    }
+
+    /// Wakes whoever sleeps on a reply (the supervisor, after it settled
+    /// the task itself).
+    pub(crate) fn nudge(&self) {
+        FutexPark.wake_all(&self.region().worker.reply_seq);
     }
 
     // ---- the worker's side ----
@@ -322,6 +359,9 @@ impl ShmChannel {
         // SeqCst: releases the bytes and the length, and is the first half
         // of the reply handshake with `spinning_for` (module docs, 3).
         r.worker.reply_seq.store(seq, Ordering::SeqCst);
+        if r.pool.sleeping_for.load(Ordering::SeqCst) == seq {
+            FutexPark.wake_all(&r.worker.reply_seq);
+        }
         Some(r.pool.spinning_for.load(Ordering::SeqCst) != seq)
     }
 
@@ -410,7 +450,8 @@ mod tests {
     fn a_request_and_its_reply_cross_two_mappings() {
         let (pool, worker) = pair();
         let (_a, b) = UnixStream::pair().unwrap();
-        let seq = pool.send_request(Some(b"hello, worker"));
+        let (seq, woke) = pool.send_request(Some(b"hello, worker"));
+        assert!(!woke);
         let (got, len) = worker.wait_request(0, &b).unwrap();
         assert_eq!(got, seq);
         assert_eq!(worker.request(len), b"hello, worker");
@@ -422,7 +463,7 @@ mod tests {
         // A joiner still spinning on the last reply does not stop the
         // doorbell of the next one.
         let stale = pool.spinning(seq);
-        let seq = pool.send_request(None);
+        let (seq, _) = pool.send_request(None);
         assert_eq!(worker.wait_request(seq - 1, &b), Some((seq, VIA_SOCKET)));
         assert_eq!(worker.send_reply(seq, &[7; 9]), Some(true));
         drop(stale);
@@ -437,7 +478,8 @@ mod tests {
             let waiter = s.spawn(|| worker.wait_request(0, &b));
             // Past the spin window, the worker sleeps; the request wakes it.
             std::thread::sleep(SPIN_BEFORE_SLEEP * 5);
-            let seq = pool.send_request(Some(&[1, 2, 3]));
+            let (seq, woke) = pool.send_request(Some(&[1, 2, 3]));
+            assert!(woke, "the worker was asleep");
             assert_eq!(waiter.join().unwrap(), Some((seq, 3)));
         });
         drop(a);
@@ -445,9 +487,32 @@ mod tests {
     }
 
     #[test]
+    fn a_joiner_asleep_on_its_reply_is_woken_by_the_worker() {
+        let (pool, worker) = pair();
+        let (seq, _) = pool.send_request(Some(b"x"));
+        std::thread::scope(|s| {
+            let joiner = s.spawn(|| {
+                let _spinning = pool.spinning(seq);
+                let start = Instant::now();
+                // A slice far longer than the test's watchdog allows: only
+                // the worker's wake ends this sleep in time.
+                while !pool.replied(seq) {
+                    pool.sleep_for_reply(seq, Duration::from_secs(600));
+                }
+                start.elapsed()
+            });
+            while pool.region().pool.sleeping_for.load(Ordering::SeqCst) != seq {
+                std::thread::yield_now();
+            }
+            assert_eq!(worker.send_reply(seq, b"y"), Some(false)); // woken, not rung
+            assert!(joiner.join().unwrap() < Duration::from_secs(600));
+        });
+    }
+
+    #[test]
     fn an_oversized_reply_length_is_an_error_not_a_read() {
         let (pool, worker) = pair();
-        let seq = pool.send_request(Some(&[]));
+        let (seq, _) = pool.send_request(Some(&[]));
         worker.send_reply(seq, b"ok").unwrap();
         worker
             .region()

@@ -292,22 +292,25 @@ impl Supervisor {
         let stop = self.serve();
         self.stopping = true;
         let reason = stop.err().unwrap_or(PoolTaskError::ShutDown);
-        let leftover: Vec<Task> = {
+        let leftover = {
             let mut inbox = self.shared.lock();
             inbox.stopped = true;
             inbox.pids.iter_mut().for_each(|p| *p = None);
             inbox.server_pid = None;
             let mut tasks: Vec<Task> = inbox.queue.drain(..).collect();
+            let mut channels = Vec::new();
             for lane in &mut inbox.lanes {
-                lane.channel = None;
+                channels.extend(lane.channel.take());
                 tasks.extend(lane.task.take().map(|(task, _, _)| task));
             }
-            tasks
+            (tasks, channels)
         };
         self.shared.room.notify_all();
+        let (leftover, channels) = leftover;
         for task in leftover {
             task.finish(Err(reason.duplicate()));
         }
+        channels.iter().for_each(|c| c.nudge());
         for (_, (task, _)) in self.awaiting_status.drain() {
             task.finish(Err(reason.duplicate()));
         }
@@ -563,17 +566,18 @@ impl Supervisor {
                 let Some(pid) = self.fleet.get(slot).map(|w| w.pid()) else {
                     return Ok(());
                 };
-                let held = {
+                let (held, channel) = {
                     let mut inbox = self.shared.lock();
                     let lane = &mut inbox.lanes[slot];
                     let held = lane.task.take();
                     lane.replies += u64::from(held.is_some());
-                    held
+                    (held, lane.channel.clone())
                 };
                 match held {
                     Some((task, _, _)) => task.finish(Ok((payload, pid))),
                     None => self.kill(slot, KillReason::Corrupt("a reply to no request".into())),
                 }
+                channel.inspect(|c| c.nudge()); // a joiner asleep on the channel
             }
             Event::Ended { slot, end } => {
                 self.fleet.remove(slot);
@@ -592,11 +596,15 @@ impl Supervisor {
                 }
                 let early = self.early_status.remove(&end.pid);
                 if let Some((task, seq, channel)) = held {
-                    let replied = channel.and_then(|c| c.take_reply(seq));
+                    let replied = channel.as_ref().and_then(|c| c.take_reply(seq));
                     match replied {
                         Some(Ok(bytes)) => task.finish(Ok((bytes, end.pid))),
                         _ => self.settle(task, end, early),
                     }
+                    // A joiner asleep on the channel looks at its outcome
+                    // (if the task waits for a status report or a retry,
+                    // it sleeps again).
+                    channel.inspect(|c| c.nudge());
                 }
             }
         }

@@ -131,7 +131,10 @@ impl<Resp: DeserializeOwned> TaskHandle<Resp> {
         // Named in the channel as spinning on this request's reply while it
         // looks: the worker then rings nobody (`shm_channel.rs`, step 4).
         let spinning = self.placed.as_ref().map(|p| p.channel.spinning(p.seq));
-        let spin_until = Instant::now() + SPIN_BEFORE_SLEEP;
+        let spin_until = match &self.placed {
+            Some(p) if p.woke => Instant::now(), // the worker is a wake-up away
+            _ => Instant::now() + SPIN_BEFORE_SLEEP,
+        };
         let mut looks = 0u32;
         loop {
             match self.rx.try_recv() {
@@ -150,6 +153,25 @@ impl<Resp: DeserializeOwned> TaskHandle<Resp> {
                 std::thread::yield_now(); // a core shared with the worker
             } else {
                 std::hint::spin_loop();
+            }
+        }
+        if let Some(p) = &self.placed {
+            // Asleep on the reply, for the worker to wake (`shm_channel.rs`,
+            // step 5); each sleep bounded, the outcome looked at after it.
+            let mut slice = Duration::from_millis(1);
+            loop {
+                match self.rx.try_recv() {
+                    Ok((_, result)) => return decode_reply(result),
+                    Err(std::sync::mpsc::TryRecvError::Empty) => {}
+                    Err(std::sync::mpsc::TryRecvError::Disconnected) => break,
+                }
+                // Taken from the worker (its end, a kill, a socket reply):
+                // the supervisor delivers the outcome, or runs it again.
+                if self.take_if_replied() || !self.shared.lane_holds(p.slot, self.id) {
+                    break;
+                }
+                p.channel.sleep_for_reply(p.seq, slice);
+                slice = (slice * 2).min(Duration::from_millis(100));
             }
         }
         drop(spinning);
