@@ -483,9 +483,14 @@ impl ProcessPoolBuilder {
 ///   re-executing the program. Only [`build_forking`](ProcessPoolBuilder::build_forking)
 ///   forks the caller, once, under a [`ThreadPolicy`]. See "Fork safety" in
 ///   the [module docs](super).
-/// - **Isolation from other processes**: workers reach the supervisor over
-///   socket pairs the fork server passes it; no other process can connect,
-///   and a stopped worker or server delays only its own task. With no
+/// - **Isolation from other processes**: workers reach the pool over socket
+///   pairs and shared-memory channels (unnamed `memfd`s) that the fork
+///   server passes it; no other process can connect, and a stopped worker
+///   or server delays only its own task.
+/// - **Round trips**: a task is handed straight to an idle worker's channel
+///   and its joiner reads the reply there, spinning briefly and then
+///   sleeping until the worker wakes it; an idle pool sleeps. Requests and
+///   replies over 16 KiB go over the socket. With no
 ///   worker left and the server stopped, hung or unable to fork, queued
 ///   tasks fail with [`PoolTaskError::NoWorker`] after 5 s (10 s for a
 ///   server that is not stopped) instead of waiting for it.
