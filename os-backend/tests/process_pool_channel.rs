@@ -35,6 +35,8 @@ enum Job {
     StopSelf,
     /// Write half a reply into the slot (unpublished), then SIGKILL itself.
     HalfReplyThenDie,
+    /// Write half a reply into the slot (unpublished), then SIGSTOP itself.
+    HalfReplyThenStop,
     /// Publish a reply of garbage bytes, then SIGKILL itself.
     GarbageThenDie,
     /// Publish a reply whose length is past its slot, then hang.
@@ -83,6 +85,15 @@ fn handle(job: Job) -> Vec<u8> {
             }
             raise(libc::SIGKILL);
             unreachable!()
+        }
+        Job::HalfReplyThenStop => {
+            let base = base();
+            for i in 0..64 {
+                // SAFETY: inside the reply slot of this worker's mapping.
+                unsafe { base.add(REPLY + i).write_volatile(0x5A) };
+            }
+            raise(libc::SIGSTOP);
+            Vec::new()
         }
         Job::GarbageThenDie => {
             let base = base();
@@ -161,6 +172,40 @@ fn a_worker_killed_holding_a_request_or_writing_its_reply_fails_its_task() {
             assert!(signaled(&result, Signal::KILL), "{job:?}: {result:?}");
             wait_for_workers(&pool, 2);
             echo(&pool, b"after");
+        }
+    }
+    drop(pool);
+    assert_no_descendants();
+}
+
+/// Stopped half-way through writing its reply (or while holding the
+/// request): the task times out, whether its joiner spun or slept, and the
+/// other worker serves meanwhile.
+#[test]
+fn a_worker_stopped_holding_a_request_or_writing_its_reply_times_out() {
+    let _serial = serial();
+    let _dog = watchdog("stopped worker, timeout", Duration::from_secs(120));
+    let timeout = Duration::from_millis(500);
+    let pool = ProcessPoolBuilder::new()
+        .workers(2)
+        .retry(Retry::never())
+        .task_timeout(timeout)
+        .build(handle)
+        .unwrap();
+    for job in [Job::HalfReplyThenStop, Job::StopSelf] {
+        for idle_first in [false, true] {
+            echo(&pool, b"warm");
+            if idle_first {
+                std::thread::sleep(Duration::from_millis(20)); // every party asleep
+            }
+            let stuck = pool.submit(&job).unwrap();
+            echo(&pool, b"meanwhile");
+            let result = stuck.join();
+            assert!(
+                matches!(&result, Err(PoolTaskError::Worker { failure: Failure::Timeout(t), .. }) if *t == timeout),
+                "{job:?}: {result:?}"
+            );
+            wait_for_workers(&pool, 2);
         }
     }
     drop(pool);

@@ -494,8 +494,8 @@ mod tests {
             let joiner = s.spawn(|| {
                 let _spinning = pool.spinning(seq);
                 let start = Instant::now();
-                // A slice far longer than the test's watchdog allows: only
-                // the worker's wake ends this sleep in time.
+                // A slice of a minute: without the worker's wake this
+                // sleep lasts it, and the assertion below fails.
                 while !pool.replied(seq) {
                     pool.sleep_for_reply(seq, Duration::from_secs(60));
                 }
