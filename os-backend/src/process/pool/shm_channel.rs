@@ -105,6 +105,7 @@ const IDLE_CHECK: Duration = Duration::from_secs(1);
 
 /// What the pool writes.
 #[derive(Default)]
+#[repr(C)]
 struct PoolWords {
     request_seq: AtomicU32,
     request_len: AtomicU32,
@@ -116,6 +117,7 @@ struct PoolWords {
 
 /// What the worker writes.
 #[derive(Default)]
+#[repr(C)]
 struct WorkerWords {
     reply_seq: AtomicU32,
     reply_len: AtomicU32,
@@ -359,10 +361,13 @@ impl ShmChannel {
         // SeqCst: releases the bytes and the length, and is the first half
         // of the reply handshake with `spinning_for` (module docs, 3).
         r.worker.reply_seq.store(seq, Ordering::SeqCst);
+        // Both looks before the wake: a joiner woken here may finish and
+        // clear its name before a later look (a needless doorbell).
+        let nobody_waits = r.pool.spinning_for.load(Ordering::SeqCst) != seq;
         if r.pool.sleeping_for.load(Ordering::SeqCst) == seq {
             FutexPark.wake_all(&r.worker.reply_seq);
         }
-        Some(r.pool.spinning_for.load(Ordering::SeqCst) != seq)
+        Some(nobody_waits)
     }
 
     /// Says this worker takes no more requests (before its last reply).
@@ -477,7 +482,15 @@ mod tests {
         std::thread::scope(|s| {
             let waiter = s.spawn(|| worker.wait_request(0, &b));
             // Past the spin window, the worker sleeps; the request wakes it.
-            std::thread::sleep(SPIN_BEFORE_SLEEP * 5);
+            while worker
+                .region()
+                .worker
+                .worker_sleeping
+                .load(Ordering::SeqCst)
+                == 0
+            {
+                std::thread::yield_now();
+            }
             let (seq, woke) = pool.send_request(Some(&[1, 2, 3]));
             assert!(woke, "the worker was asleep");
             assert_eq!(waiter.join().unwrap(), Some((seq, 3)));
