@@ -684,7 +684,7 @@ impl<'a, S: Slots> Producer<'a, S> {
         self.ring
             .slots
             .with_slot_mut(index(self.tail, capacity), write);
-        self.tail = advance(self.tail, 1, capacity);
+        self.tail = advance_one(self.tail, capacity);
         // Release: publishes the slot write to the consumer's Acquire load of `tail`.
         self.ring.tail.store(self.tail, Ordering::Release);
     }
@@ -966,7 +966,7 @@ impl<'a, S: Slots> Consumer<'a, S> {
         // (visible via the Acquire in `available`), and only this unique
         // consumer reads it; moving `head` past it below marks it free.
         let value = self.ring.slots.with_slot(index(self.head, capacity), read);
-        self.head = advance(self.head, 1, capacity);
+        self.head = advance_one(self.head, capacity);
         // Release: our read of the slot happens before the producer, which loads
         // `head` with Acquire, overwrites it.
         self.ring.head.store(self.head, Ordering::Release);
@@ -1464,6 +1464,20 @@ const fn advance(pos: usize, by: usize, capacity: usize) -> usize {
     } else {
         next
     }
+}
+
+/// Position `pos` advanced by one, modulo `2 * capacity`: the step of every
+/// one-item push and pop.
+///
+/// A loop of pushes (or pops) waits on this step once per item, since each
+/// item's position is the previous one's plus one. Comparing `pos` itself with
+/// the last position (rather than `pos + 1` with `2 * capacity`, as
+/// [`advance`] does) lets the compare and the add run side by side, and the
+/// wrap to `0` needs no subtraction: an add and a select, two cycles per item
+/// instead of three.
+#[inline(always)]
+const fn advance_one(pos: usize, capacity: usize) -> usize {
+    if pos < 2 * capacity - 1 { pos + 1 } else { 0 }
 }
 
 /// Items between `head` and `tail`, both in `0..2 * capacity`.
