@@ -282,12 +282,11 @@ const fn threshold(ring: usize) -> isize {
 ///
 /// The paper (and its C reference, as an option) remaps positions so that
 /// consecutive ones fall on different cache lines, against contention between
-/// many threads working on neighbouring positions at once. On the 2-CPU
-/// machine ply is measured on it costs more than it saves: a producer and a
-/// consumer streaming through a ring take one cache-line transfer per entry
-/// instead of one per line of eight (BENCHMARKS.md, "Target 2", has the
-/// numbers). Many threads hammering neighbouring positions may prefer the
-/// remap; that was not measured.
+/// many threads working on neighbouring positions at once. Measured on two
+/// CPUs, it costs more than it saves: a producer and a consumer streaming
+/// through a ring take one cache-line transfer per entry instead of one per
+/// line of eight (BENCHMARKS.md, "Target 2", has the numbers). Many threads
+/// on neighbouring positions might favour the remap; that was not measured.
 #[inline(always)]
 const fn slot(pos: usize, ring: usize) -> usize {
     pos & (ring - 1)
