@@ -3,7 +3,13 @@
 //! workloads with Python's `multiprocessing.Pool` and `ProcessPoolExecutor`.
 //!
 //! - `spawn`: start and stop one worker: `fork` + `waitpid` vs thread spawn + join.
-//! - `pool_round_trip`: one request at a time through a persistent pool.
+//! - `pool_round_trip`: one request at a time through a persistent pool
+//!   (`u64` in, `u64` out), beside two-process peers measured in the same
+//!   run (`peers/mod.rs`): a blocking pipe ping-pong of 8 bytes (the row of
+//!   `perf bench sched pipe`), `ipc-channel`'s sender/receiver pair, and a
+//!   shared-memory spin ping-pong, the floor no IPC can beat.
+//! - `pool_round_trip_after_idle`: the same, but each round trip comes after
+//!   a sleep past every spin window, so the parties wake from the kernel.
 //! - `map_1m_trivial`: x + 1 over 1,000,000 `u64` (ns per item), in the
 //!   default chunks; results of `map_slice_plain` dropped (so recycled) each time.
 //! - `map_plain_10_items`: the fixed cost of one fork-join call (two
@@ -14,13 +20,14 @@
 //! Memory per idle worker is measured by `ply bench spawn` (criterion measures
 //! time only).
 //!
-//! Run: `cargo bench --bench process` (about a minute and a half).
+//! Run: `cargo bench --bench process` (about three minutes).
 
+mod peers;
 mod workloads;
 
 use std::hint::black_box;
 use std::ops::Range;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use ply::core::partition::Chunking;
@@ -47,14 +54,56 @@ fn pool_round_trip(c: &mut Criterion) {
     let mut g = c.benchmark_group("pool_round_trip");
     g.sample_size(20);
     g.measurement_time(Duration::from_secs(3));
+    // The floor: two processes spinning on one shared cache line each.
+    let floor = peers::SpinEcho::start().unwrap();
+    g.bench_function("shared-memory spin ping-pong (floor)", |b| {
+        b.iter(|| black_box(floor.round_trip()))
+    });
+    drop(floor);
+    // Children forked before the pool's threads exist.
+    let pipe = peers::PipeEcho::start().unwrap();
+    let ipc = peers::IpcEcho::start().unwrap();
     let pool = ProcessPoolBuilder::new()
         .workers(2)
         .build(|x: u64| x + 1)
         .unwrap();
+    g.bench_function("pipe ping-pong, 2 processes (8 bytes)", |b| {
+        b.iter(|| pipe.round_trip(black_box(7)))
+    });
+    g.bench_function("ipc-channel ping-pong, 2 processes (u64)", |b| {
+        b.iter(|| ipc.round_trip(black_box(7)))
+    });
     g.bench_function("ply ProcessPool submit + join", |b| {
         b.iter(|| pool.submit(&black_box(7)).unwrap().join().unwrap())
     });
     g.finish();
+
+    // The first request after every party has gone to sleep: each iteration
+    // sleeps past the spin windows (untimed), then times one round trip.
+    let mut g = c.benchmark_group("pool_round_trip_after_idle");
+    g.sample_size(10);
+    g.warm_up_time(Duration::from_millis(100));
+    g.measurement_time(Duration::from_millis(200));
+    g.bench_function("pipe ping-pong after idle", |b| {
+        b.iter_custom(|iters| after_idle(iters, || pipe.round_trip(7)))
+    });
+    g.bench_function("ply ProcessPool submit + join after idle", |b| {
+        b.iter_custom(|iters| after_idle(iters, || pool.submit(&7).unwrap().join().unwrap()))
+    });
+    g.finish();
+}
+
+/// `iters` round trips, each after a sleep past every spin window; the time
+/// of the round trips alone.
+fn after_idle<T>(iters: u64, round_trip: impl Fn() -> T) -> Duration {
+    let mut total = Duration::ZERO;
+    for _ in 0..iters {
+        std::thread::sleep(peers::IDLE);
+        let start = Instant::now();
+        black_box(round_trip());
+        total += start.elapsed();
+    }
+    total
 }
 
 fn map_trivial(c: &mut Criterion) {

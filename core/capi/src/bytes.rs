@@ -73,15 +73,19 @@ unsafe impl Slots for ByteSlots {
 
     #[inline(always)]
     fn with_slot<R>(&self, i: usize, f: impl FnOnce(*const u8) -> R) -> R {
-        debug_assert!(i < self.capacity);
-        // SAFETY: `i < capacity`, so the offset stays inside the buffer.
+        // A safe method: the bound is checked, not assumed (the queues only
+        // pass indices below the capacity, so the branch is always taken
+        // the same way and predicted).
+        assert!(i < self.capacity, "slot index out of bounds");
+        // SAFETY: `i < capacity` (checked above), so the offset stays inside
+        // the buffer.
         f(unsafe { self.place.get().add(i * self.size) })
     }
 
     #[inline(always)]
     fn with_slot_mut<R>(&self, i: usize, f: impl FnOnce(*mut u8) -> R) -> R {
-        debug_assert!(i < self.capacity);
-        // SAFETY: as in `with_slot`.
+        assert!(i < self.capacity, "slot index out of bounds");
+        // SAFETY: `i < capacity` (checked above), as in `with_slot`.
         f(unsafe { self.place.get().add(i * self.size) })
     }
 

@@ -12,7 +12,9 @@
 //!    a position is `pos mod N`.
 //! 2. **Each side caches the other side's position.** The producer only re-reads
 //!    `head` when its cached copy says the ring is full; the consumer only re-reads
-//!    `tail` when its cached copy says the ring is empty. In steady state each
+//!    `tail` when its cached copy says the ring is empty. (The producer keeps its
+//!    copy as the `tail` at which the ring is full, `head + N`, so that both
+//!    tests are one compare of positions.) In steady state each
 //!    operation touches only its own cache line (plus the slot), so the two cores
 //!    do not bounce the index lines back and forth on every item. `head` and `tail`
 //!    sit on separate cache lines ([`CachePadded`]) for the same reason.
@@ -328,7 +330,7 @@ impl<S: Slots> RingBase<S> {
             Producer {
                 ring: self,
                 tail,
-                cached_head: head,
+                full_at: full_at(head, self.capacity()),
                 _not_sync: PhantomData,
             },
             Consumer {
@@ -466,9 +468,13 @@ pub struct Producer<'a, S: Slots> {
     ring: &'a RingBase<S>,
     /// Our own position: a private copy of `ring.tail`, which only we write.
     tail: usize,
-    /// The last `head` we read. The consumer only moves it forward, so this can
-    /// only under-estimate the free space, never over-estimate it.
-    cached_head: usize,
+    /// The `tail` at which the ring is full, as of the last `head` we read:
+    /// that `head` plus `N`, modulo `2N` ([`full_at`]). Keeping this rather
+    /// than the `head` itself makes the one-item full test a single compare
+    /// (`tail == full_at`), as the consumer's empty test is. The consumer only
+    /// moves `head` forward, so this can only under-estimate the free space
+    /// (`full_at - tail`), never over-estimate it.
+    full_at: usize,
     /// One producer per ring: the handle may move between threads but is not
     /// meant to be shared by reference between them.
     _not_sync: PhantomData<core::cell::Cell<()>>,
@@ -521,28 +527,33 @@ impl<'a, S: Slots> Producer<'a, S> {
     #[inline]
     fn free_slots(&mut self, wanted: usize) -> usize {
         let capacity = self.capacity();
-        let mut free = capacity - distance(self.cached_head, self.tail, capacity);
+        let mut free = distance(self.tail, self.full_at, capacity);
         if free < wanted {
-            // Acquire: pairs with the consumer's Release store of `head`, so the
-            // consumer is done reading every slot before `head` that we reuse.
-            self.cached_head = self.ring.head.load(Ordering::Acquire);
-            free = capacity - distance(self.cached_head, self.tail, capacity);
+            self.refresh_full_at();
+            free = distance(self.tail, self.full_at, capacity);
         }
         free
     }
 
-    /// Whether no slot is free, re-reading `head` only if the cached copy says
-    /// so: [`free_slots`](Self::free_slots)`(1) == 0` as two comparisons, for
-    /// the one-item path.
+    /// Re-reads the consumer's position, moving `full_at` forward.
+    #[inline(always)]
+    fn refresh_full_at(&mut self) {
+        // Acquire: pairs with the consumer's Release store of `head`, so the
+        // consumer is done reading every slot before `head` that we reuse.
+        let head = self.ring.head.load(Ordering::Acquire);
+        self.full_at = full_at(head, self.capacity());
+    }
+
+    /// Whether no slot is free, re-reading `head` only if the cached `full_at`
+    /// says so: [`free_slots`](Self::free_slots)`(1) == 0` as one compare of
+    /// positions, for the one-item path.
     #[inline(always)]
     fn is_full_now(&mut self) -> bool {
-        let capacity = self.capacity();
-        if distance(self.cached_head, self.tail, capacity) != capacity {
+        if self.tail != self.full_at {
             return false;
         }
-        // Acquire: as in `free_slots`.
-        self.cached_head = self.ring.head.load(Ordering::Acquire);
-        distance(self.cached_head, self.tail, capacity) == capacity
+        self.refresh_full_at();
+        self.tail == self.full_at
     }
 
     /// Free slots right now. Only the consumer can change this, and only upward:
@@ -684,7 +695,7 @@ impl<'a, S: Slots> Producer<'a, S> {
         self.ring
             .slots
             .with_slot_mut(index(self.tail, capacity), write);
-        self.tail = advance(self.tail, 1, capacity);
+        self.tail = advance_one(self.tail, capacity);
         // Release: publishes the slot write to the consumer's Acquire load of `tail`.
         self.ring.tail.store(self.tail, Ordering::Release);
     }
@@ -966,7 +977,7 @@ impl<'a, S: Slots> Consumer<'a, S> {
         // (visible via the Acquire in `available`), and only this unique
         // consumer reads it; moving `head` past it below marks it free.
         let value = self.ring.slots.with_slot(index(self.head, capacity), read);
-        self.head = advance(self.head, 1, capacity);
+        self.head = advance_one(self.head, capacity);
         // Release: our read of the slot happens before the producer, which loads
         // `head` with Acquire, overwrites it.
         self.ring.head.store(self.head, Ordering::Release);
@@ -1463,6 +1474,31 @@ const fn advance(pos: usize, by: usize, capacity: usize) -> usize {
         next - 2 * capacity
     } else {
         next
+    }
+}
+
+/// Position `pos` advanced by one, modulo `2 * capacity`: the step of every
+/// one-item push and pop.
+///
+/// A loop of pushes (or pops) waits on this step once per item, since each
+/// item's position is the previous one's plus one. Comparing `pos` itself with
+/// the last position (rather than `pos + 1` with `2 * capacity`, as
+/// [`advance`] does) lets the compare and the add run side by side, and the
+/// wrap to `0` needs no subtraction: an add and a select, two cycles per item
+/// instead of three.
+#[inline(always)]
+const fn advance_one(pos: usize, capacity: usize) -> usize {
+    if pos < 2 * capacity - 1 { pos + 1 } else { 0 }
+}
+
+/// The `tail` at which a ring whose consumer is at `head` is full: `head + N`,
+/// modulo `2N` (`head < 2 * capacity`).
+#[inline(always)]
+const fn full_at(head: usize, capacity: usize) -> usize {
+    if head >= capacity {
+        head - capacity
+    } else {
+        head + capacity
     }
 }
 

@@ -6,7 +6,9 @@
 //! (`forkserver/`).
 
 mod completed;
+mod lane;
 mod reply;
+pub(crate) mod shm_channel;
 mod supervise;
 mod task;
 #[cfg(test)]
@@ -35,6 +37,7 @@ use crate::InvalidOption;
 use crate::fork::{ForkedChild, fork_child};
 use crate::ipc::frame;
 pub use completed::{AsCompleted, as_completed, wait};
+use lane::{Lane, Placed};
 use reply::{Completion, ReplyTo, Route};
 use supervise::{Config, Inbox, Shared, Supervisor, Task};
 pub use task::TaskHandle;
@@ -382,9 +385,9 @@ impl ProcessPoolBuilder {
                 // SAFETY: closes this process's copy of the supervisor's end;
                 // its owner lives in the parent's frames, never returned to.
                 unsafe { libc::close(control_fd) };
-                forkserver::serve_ready(theirs, &|stream| {
+                forkserver::serve_ready(theirs, &|stream, channel| {
                     let init = init.as_ref().map(|f| f as &dyn Fn());
-                    forkserver::serve_requests(stream, config, init, &|request| {
+                    forkserver::serve_requests(stream, channel, config, init, &|request| {
                         forkserver::answer(&handler, request, "task")
                     })
                 })
@@ -408,11 +411,13 @@ impl ProcessPoolBuilder {
         let shared = Arc::new(Shared {
             inbox: Mutex::new(Inbox {
                 pids: vec![None; workers],
+                lanes: (0..workers).map(|_| Lane::default()).collect(),
                 ..Inbox::default()
             }),
             room: Condvar::new(),
             waker,
             queue_bound: self.queue_bound,
+            wake_on_start: self.task_timeout.is_some(),
         });
         let config = Config {
             workers,
@@ -478,9 +483,14 @@ impl ProcessPoolBuilder {
 ///   re-executing the program. Only [`build_forking`](ProcessPoolBuilder::build_forking)
 ///   forks the caller, once, under a [`ThreadPolicy`]. See "Fork safety" in
 ///   the [module docs](super).
-/// - **Isolation from other processes**: workers reach the supervisor over
-///   socket pairs the fork server passes it; no other process can connect,
-///   and a stopped worker or server delays only its own task. With no
+/// - **Isolation from other processes**: workers reach the pool over socket
+///   pairs and shared-memory channels (unnamed `memfd`s) that the fork
+///   server passes it; no other process can connect, and a stopped worker
+///   or server delays only its own task.
+/// - **Round trips**: a task is handed straight to an idle worker's channel
+///   and its joiner reads the reply there, spinning briefly and then
+///   sleeping until the worker wakes it; an idle pool sleeps. Requests and
+///   replies over 16 KiB go over the socket. With no
 ///   worker left and the server stopped, hung or unable to fork, queued
 ///   tasks fail with [`PoolTaskError::NoWorker`] after 5 s (10 s for a
 ///   server that is not stopped) instead of waiting for it.
@@ -580,7 +590,14 @@ where
         self.shared.lock().server_pid
     }
 
-    fn enqueue(&self, request: Vec<u8>, reply: ReplyTo, wait: bool) -> Result<u64, PoolTaskError> {
+    /// Queues a task, or hands it to an idle worker at once (then says
+    /// where, for its joiner to spin on). Returns its id.
+    fn enqueue(
+        &self,
+        request: Vec<u8>,
+        reply: ReplyTo,
+        wait: bool,
+    ) -> Result<(u64, Option<Placed>), PoolTaskError> {
         let mut inbox = self.shared.lock();
         loop {
             if inbox.closed || inbox.stopped {
@@ -604,24 +621,42 @@ where
         }
         inbox.next_id += 1;
         let id = inbox.next_id;
-        inbox.queue.push_back(Task {
+        let task = Task {
             id,
             request,
             tag: reply.tag(),
             reply,
             failed_runs: 0,
-        });
-        drop(inbox);
-        self.shared.wake();
-        Ok(id)
+        };
+        match inbox.start_now(task) {
+            Ok(placed) => {
+                drop(inbox);
+                if self.shared.wake_on_start {
+                    self.shared.wake(); // it keeps the timeout
+                }
+                Ok((id, Some(placed)))
+            }
+            Err(task) => {
+                inbox.queue.push_back(task);
+                drop(inbox);
+                self.shared.wake();
+                Ok((id, None))
+            }
+        }
     }
 
     /// A task for `request`, queued; `wait`: while the queue is full.
     fn queue<R>(&self, request: Vec<u8>, wait: bool) -> Result<TaskHandle<R>, PoolTaskError> {
         let (tx, rx) = channel();
         let route = Route::to(tx);
-        let id = self.enqueue(request, ReplyTo::new(route.clone(), 0), wait)?;
-        Ok(TaskHandle::new(rx, route, id, Arc::clone(&self.shared)))
+        let (id, placed) = self.enqueue(request, ReplyTo::new(route.clone(), 0), wait)?;
+        Ok(TaskHandle::new(
+            rx,
+            route,
+            id,
+            placed,
+            Arc::clone(&self.shared),
+        ))
     }
 
     /// Queues `request` (blocking while the queue is at its bound) and

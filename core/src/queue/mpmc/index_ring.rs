@@ -277,23 +277,19 @@ const fn threshold(ring: usize) -> isize {
     (3 * (ring / 2)) as isize - 1
 }
 
-/// Entries per 64-byte cache line.
-const PER_LINE: usize = 64 / core::mem::size_of::<usize>();
-
-/// The slot of a position in a ring of `ring` entries. Consecutive positions go
-/// to different cache lines (slot = (p mod lines) · per_line + p / lines), so
-/// neighbours in time do not contend for one line; small rings (under two
-/// lines) map directly. `ring` and `PER_LINE` are powers of two, so the modulo
-/// and division are a mask and a shift.
+/// The slot of a position in a ring of `ring` entries (a power of two):
+/// `pos mod ring`, so consecutive positions share a cache line.
+///
+/// The paper (and its C reference, as an option) remaps positions so that
+/// consecutive ones fall on different cache lines, against contention between
+/// many threads working on neighbouring positions at once. Measured on two
+/// CPUs, it costs more than it saves: a producer and a consumer streaming
+/// through a ring take one cache-line transfer per entry instead of one per
+/// line of eight (BENCHMARKS.md, "Target 2", has the numbers). Many threads
+/// on neighbouring positions might favour the remap; that was not measured.
 #[inline(always)]
 const fn slot(pos: usize, ring: usize) -> usize {
-    let p = pos & (ring - 1);
-    if ring < 2 * PER_LINE {
-        p
-    } else {
-        let lines = ring / PER_LINE;
-        (p & (lines - 1)) * PER_LINE + (p >> lines.trailing_zeros())
-    }
+    pos & (ring - 1)
 }
 
 impl<E: Entries> IndexRing<E> {
@@ -425,17 +421,28 @@ impl<E: Entries> IndexRing<E> {
         if sc::load_isize(&self.threshold) < 0 {
             return None;
         }
-        // Read-only emptiness check before taking a position: `head` first, then
-        // `tail`. Since `head` only grows, `tail ≤ head` then holds at the moment
-        // `tail` is read: every index enqueued so far sits at a position some
-        // dequeuer already holds, so the ring is empty for us. This spares a
+        // Read-only emptiness check before taking a position. This spares a
         // polling consumer the read-modify-writes below, which would spoil the
         // positions the producers are about to use.
+        //
+        // First the entry `head` maps to: if it holds a value of `head`'s cycle,
+        // the ring is not empty and `tail` need not be read. That saves a
+        // transfer of `tail`'s cache line, which the enqueuers keep writing, on
+        // every dequeue that finds work; the entry's line is the one the
+        // dequeue is about to use anyway. (Skipping the check is always
+        // allowed: the paper's dequeue has none.)
+        //
+        // Otherwise `head` first, then `tail`. Since `head` only grows,
+        // `tail ≤ head` then holds at the moment `tail` is read: every index
+        // enqueued so far sits at a position some dequeuer already holds, so the
+        // ring is empty for us.
+        let (safe, bottom) = (self.safe(), self.bottom());
         let head = sc::load(&self.head);
-        if le(sc::load(&self.tail), head) {
+        let e = sc::load(self.entry(head));
+        let holds_value = self.cycle(e) == self.cycle_of_position(head) && e & bottom != bottom;
+        if !holds_value && le(sc::load(&self.tail), head) {
             return None;
         }
-        let (safe, bottom) = (self.safe(), self.bottom());
         loop {
             let h = sc::fetch_add(&self.head, 1);
             let h_cycle = self.cycle_of_position(h);
@@ -590,20 +597,6 @@ fn le(a: usize, b: usize) -> bool {
 mod tests {
     use super::*;
     use std::vec::Vec;
-
-    #[test]
-    fn slot_is_a_permutation() {
-        for ring in [2, 8, 16, 128, 2048] {
-            let mut seen = std::vec![false; ring];
-            for p in 0..ring {
-                let j = slot(p, ring);
-                assert!(!seen[j], "slot {j} hit twice");
-                seen[j] = true;
-            }
-            // Positions one cycle later land on the same slots.
-            assert_eq!(slot(ring + 3, ring), slot(3, ring));
-        }
-    }
 
     #[test]
     fn full_ring_yields_indices_in_order_then_empty() {

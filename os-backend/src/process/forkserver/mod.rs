@@ -26,9 +26,10 @@
 //! The supervisor (a thread of the pool's process) and the server share one
 //! socket pair. The supervisor asks for a worker with
 //! [`ToServer::Spawn`]; the server makes a socket pair for it, forks it, and
-//! answers [`FromServer::Spawned`] with two descriptors attached
-//! (`SCM_RIGHTS`): the worker's pidfd and the supervisor's end of the
-//! worker's socket pair. So a worker is connected to the supervisor from
+//! answers [`FromServer::Spawned`] with three descriptors attached
+//! (`SCM_RIGHTS`): the worker's pidfd, the supervisor's end of the
+//! worker's socket pair, and the `memfd` of the worker's shared-memory
+//! channel (`pool/shm_channel.rs`), which the worker maps before it serves. So a worker is connected to the supervisor from
 //! birth, with no listening socket that another process could reach, and the
 //! supervisor can watch and kill it through its pidfd without the server
 //! (which matters when the server is stopped). The server reaps every worker
@@ -44,13 +45,14 @@ mod entry;
 pub(crate) mod reexec;
 mod worker;
 
-use std::os::fd::{AsFd, AsRawFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 
 use rustix::event::{PollFd, PollFlags};
 
+use super::pool::shm_channel::{self, ShmChannel};
 use super::supervisor::send_with_fds;
-use super::wire::{EXIT_BAD_CONTROL, FromServer, ToServer};
+use super::wire::{EXIT_BAD_BOOTSTRAP, EXIT_BAD_CONTROL, FromServer, ToServer};
 use crate::fork::{ForkedChild, fork_unchecked};
 use crate::ipc::frame;
 use crate::ipc::ready::poll_for;
@@ -65,8 +67,12 @@ pub(crate) use worker::{WorkerLoop, serve_requests};
 pub(crate) static STOP_AFTER_REAP: std::sync::atomic::AtomicBool =
     std::sync::atomic::AtomicBool::new(false);
 
+/// What a forked worker runs: given its socket and its mapped channel,
+/// returns its exit code.
+pub(crate) type WorkerBody<'a> = dyn Fn(UnixStream, &ShmChannel) -> i32 + 'a;
+
 /// Tells the supervisor the server is up, then serves; returns the exit code.
-pub(crate) fn serve_ready(control: UnixStream, worker: &dyn Fn(UnixStream) -> i32) -> i32 {
+pub(crate) fn serve_ready(control: UnixStream, worker: &WorkerBody<'_>) -> i32 {
     if send(&control, &FromServer::Ready, &[]).is_err() {
         return 0;
     }
@@ -75,7 +81,7 @@ pub(crate) fn serve_ready(control: UnixStream, worker: &dyn Fn(UnixStream) -> i3
 
 /// The fork server's main loop; returns its exit code. `worker` runs in each
 /// forked worker with its end of the socket pair.
-fn serve(control: UnixStream, worker: &dyn Fn(UnixStream) -> i32) -> i32 {
+fn serve(control: UnixStream, worker: &WorkerBody<'_>) -> i32 {
     let mut workers: Vec<ForkedChild> = Vec::new();
     loop {
         // Wait for a request or an exit; one poll over the control socket and
@@ -124,14 +130,15 @@ fn serve(control: UnixStream, worker: &dyn Fn(UnixStream) -> i32) -> i32 {
             Ok(ToServer::Spawn { slot, generation }) => {
                 let reply = spawn(&control, &workers, worker, slot, generation);
                 let sent = match reply {
-                    Ok((child, theirs)) => {
+                    Ok((child, theirs, memory)) => {
                         let pid = child.pid();
                         let message = FromServer::Spawned {
                             slot,
                             generation,
                             pid,
                         };
-                        let sent = send(&control, &message, &[child.pidfd(), theirs.as_fd()]);
+                        let fds = [child.pidfd(), theirs.as_fd(), memory.as_fd()];
+                        let sent = send(&control, &message, &fds);
                         workers.push(child);
                         sent
                     }
@@ -159,16 +166,18 @@ fn serve(control: UnixStream, worker: &dyn Fn(UnixStream) -> i32) -> i32 {
     }
 }
 
-/// Forks one worker with a fresh socket pair; returns it and the
-/// supervisor's end of the pair.
+/// Forks one worker with a fresh socket pair and channel memory; returns
+/// it, the supervisor's end of the pair and the channel's `memfd`.
 fn spawn(
     control: &UnixStream,
     siblings: &[ForkedChild],
-    worker: &dyn Fn(UnixStream) -> i32,
+    worker: &WorkerBody<'_>,
     _slot: u32,
     _generation: u64,
-) -> std::io::Result<(ForkedChild, UnixStream)> {
+) -> std::io::Result<(ForkedChild, UnixStream, OwnedFd)> {
     let (mine, theirs) = UnixStream::pair()?;
+    let memory = shm_channel::create()?;
+    let memory_fd = memory.as_raw_fd();
     // Descriptors the worker must not keep: the server's control socket (the
     // pool would miss the server's death), the supervisor's end of its own
     // pair (it would never see its peer close), its siblings' pidfds.
@@ -181,14 +190,22 @@ fn spawn(
             // with `_exit`).
             unsafe { libc::close(fd) };
         }
-        worker(mine)
+        // SAFETY: this process's copy of the channel's memfd, owned by
+        // nothing else here (the server's `OwnedFd` is in frames this process
+        // never returns to).
+        let memory = unsafe { OwnedFd::from_raw_fd(memory_fd) };
+        let Ok(channel) = ShmChannel::map(memory.as_fd()) else {
+            return EXIT_BAD_BOOTSTRAP;
+        };
+        drop(memory);
+        worker(mine, &channel)
     };
     // SAFETY: `worker` is borrowed from `serve`'s caller, and `serve` kills
     // and reaps every worker (dropping `workers`) before it returns; the
     // server never changes what `worker` reaches. The closure owns only the
     // worker's socket, whose copy the server must close (dropped here).
     let child = unsafe { fork_unchecked(body) }?;
-    Ok((child, theirs))
+    Ok((child, theirs, memory))
 }
 
 /// Sends one control message, with descriptors.

@@ -145,9 +145,11 @@ fn run_server(value: OsString) -> i32 {
         max_tasks: setup.max_tasks,
     };
     let run_init = init.map(|init| move || init.run());
-    serve_ready(control, &|stream| {
+    serve_ready(control, &|stream, channel| {
         let init = run_init.as_ref().map(|f| f as &dyn Fn());
-        serve_requests(stream, config, init, &|request| handler.call(request))
+        serve_requests(stream, channel, config, init, &|request| {
+            handler.call(request)
+        })
     })
 }
 

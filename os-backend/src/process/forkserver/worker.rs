@@ -1,19 +1,16 @@
-//! A pool worker's loop: answer requests on its socket until the pool closes
+//! A pool worker's loop: answer requests from its channel until the pool closes
 //! it or the task limit is reached.
 //!
 //! A request is a [`RequestHead`] followed by its argument (both postcard):
 //! for the pool's handler, or for a function named by an
 //! [`Entry`](crate::process::wire::Entry) (`submit_fn`).
 
-use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
-use std::time::{Duration, Instant};
 
 use super::answer::{bad_request, refusal};
 use crate::ipc::frame::{self, DEFAULT_MAX_FRAME};
-use crate::ipc::ready::wait_readable;
 use crate::process::panic;
-use crate::process::supervisor::SPIN_BEFORE_SLEEP;
+use crate::process::pool::shm_channel::{ShmChannel, VIA_SOCKET};
 use crate::process::wire::{EXIT_SUPERVISOR_GONE, RequestHead};
 
 /// What every worker of a pool is told.
@@ -23,31 +20,38 @@ pub(crate) struct WorkerLoop {
     pub max_tasks: Option<u64>,
 }
 
-/// Answers requests on `stream` until the supervisor closes the connection
-/// (exit 0), `max_tasks` are done (exit 0, recycled), or a reply cannot be
-/// sent. `init` runs first; if it panics, every request is answered with
-/// that panic instead of being run (the worker stays, so it is not
-/// replaced over and over). `handler` answers the pool's own requests.
+/// Answers requests announced in `channel` (their bytes there, or on
+/// `stream` when too large) until the pool closes `stream` (exit 0),
+/// `max_tasks` are done (exit 0, recycled), or a reply cannot be sent.
+/// `init` runs first; if it panics, every request is answered with that
+/// panic instead of being run (the worker stays, so it is not replaced over
+/// and over). `handler` answers the pool's own requests. The protocol is in
+/// `pool/shm_channel.rs`.
 pub(crate) fn serve_requests(
     mut stream: UnixStream,
+    channel: &ShmChannel,
     config: WorkerLoop,
     init: Option<&dyn Fn()>,
     handler: &dyn Fn(&[u8]) -> Vec<u8>,
 ) -> i32 {
     let init_failed = init.and_then(|init| panic::in_worker("initializer", init).err());
     let mut done = 0u64;
+    let mut last = 0u32;
     loop {
         if config.max_tasks.is_some_and(|max| done >= max) {
             return 0; // recycled: the pool forks a fresh worker
         }
-        let spin_until = Instant::now() + SPIN_BEFORE_SLEEP;
-        while Instant::now() < spin_until
-            && !wait_readable(stream.as_fd(), Some(Duration::ZERO)).unwrap_or(true)
-        {
-            std::thread::yield_now();
-        }
-        let Ok(bytes) = frame::read_frame(&mut stream, DEFAULT_MAX_FRAME) else {
+        let Some((seq, len)) = channel.wait_request(last, &stream) else {
             return 0; // the pool closed the connection: shut down
+        };
+        last = seq;
+        let bytes = if len == VIA_SOCKET {
+            match frame::read_frame(&mut stream, DEFAULT_MAX_FRAME) {
+                Ok(bytes) => bytes,
+                Err(_) => return 0,
+            }
+        } else {
+            channel.request(len)
         };
         done += 1;
         let reply = match (
@@ -62,7 +66,16 @@ pub(crate) fn serve_requests(
             },
             (None, Err(e)) => bad_request(format!("a request that did not decode: {e}")),
         };
-        if frame::write_frame(&mut stream, &reply).is_err() {
+        if config.max_tasks.is_some_and(|max| done >= max) {
+            channel.retire(); // before the reply: no request is sent after it
+        }
+        let sent = match channel.send_reply(seq, &reply) {
+            // Nobody spins on the reply: ring the supervisor (an empty frame).
+            Some(true) => frame::write_frame(&mut stream, &[]),
+            Some(false) => Ok(()),
+            None => frame::write_frame(&mut stream, &reply),
+        };
+        if sent.is_err() {
             return EXIT_SUPERVISOR_GONE;
         }
     }

@@ -2,9 +2,13 @@
 //! the engine's loop over the workers, the fork server's control socket and
 //! the submitters' wake-ups.
 //!
-//! Tasks wait in the [`Inbox`] (a mutex-guarded queue the submitters share);
-//! the loop hands each to an idle worker, sets the task's deadline, and
-//! completes it from the worker's reply or its end. A worker's end is seen
+//! A submitter hands its task straight to an idle worker's shared-memory
+//! channel when it can, and the joiner completes it from the channel
+//! (`lane.rs`, `shm_channel.rs`); otherwise tasks wait in the [`Inbox`] (a
+//! mutex-guarded queue the submitters share) and the loop hands each to an
+//! idle worker. Either way the loop keeps the task's deadline, and completes
+//! it from the worker's reply (when the worker rings, or replies on the
+//! socket) or its end. A worker's end is seen
 //! through its pidfd, without the fork server: a task killed for its timeout
 //! (or cancelled) is reported at once even if the server is stopped. A crash
 //! needs the exit status, which the engine reads while the worker is a zombie
@@ -28,7 +32,9 @@ use std::os::unix::net::UnixStream;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use super::lane::Lane;
 use super::reply::ReplyTo;
+use super::shm_channel::ShmChannel;
 use crate::fork::{ChildExit, ForkedChild};
 use crate::ipc::frame;
 use crate::process::error::{Failure, PoolTaskError};
@@ -72,7 +78,7 @@ pub(super) struct Task {
 }
 
 impl Task {
-    fn finish(self, result: Result<(Vec<u8>, i32), PoolTaskError>) {
+    pub(super) fn finish(self, result: Result<(Vec<u8>, i32), PoolTaskError>) {
         let _ = self.reply.send((self.tag, result)); // the waiter may be gone
     }
 }
@@ -96,6 +102,8 @@ pub(super) struct Inbox {
     /// Tasks to cancel that had left the queue when asked (they may be
     /// running).
     pub cancels: Vec<u64>,
+    /// The workers' slots: channel and held task (`lane.rs`).
+    pub lanes: Vec<Lane>,
 }
 
 pub(super) struct Shared {
@@ -105,6 +113,9 @@ pub(super) struct Shared {
     /// One byte written here wakes the supervisor.
     pub waker: UnixStream,
     pub queue_bound: usize,
+    /// Wake the supervisor whenever a task is handed to a worker without
+    /// it (it keeps the task timeouts).
+    pub wake_on_start: bool,
 }
 
 impl Shared {
@@ -128,13 +139,10 @@ pub(super) struct Config {
     pub stall: Option<(usize, Duration)>,
 }
 
-/// The parent's state for one pool worker.
+/// The supervisor's own state for one pool worker (the rest is its
+/// [`Lane`], shared).
 #[derive(Debug, Default)]
 struct PoolWorker {
-    /// The task it runs, if any.
-    task: Option<Task>,
-    /// Replies received (progress, for the stall watch).
-    replies: u64,
     stall: Option<StallWatch>,
 }
 
@@ -154,8 +162,9 @@ struct SlotInfo {
     retry_at: Option<Instant>,
 }
 
-/// A decoded control message, with the descriptors of a `Spawned`.
-type Control = (FromServer, Option<(OwnedFd, UnixStream)>);
+/// A decoded control message, with the descriptors of a `Spawned`: the
+/// worker's pidfd, socket and channel memory.
+type Control = (FromServer, Option<(OwnedFd, UnixStream, OwnedFd)>);
 
 pub(super) struct Supervisor {
     shared: Arc<Shared>,
@@ -251,8 +260,15 @@ impl Supervisor {
             })?;
             let fds = match message {
                 FromServer::Spawned { .. } => {
-                    match (self.control.take_fd(), self.control.take_fd()) {
-                        (Some(pidfd), Some(stream)) => Some((pidfd, UnixStream::from(stream))),
+                    let fds = (
+                        self.control.take_fd(),
+                        self.control.take_fd(),
+                        self.control.take_fd(),
+                    );
+                    match fds {
+                        (Some(pidfd), Some(stream), Some(memory)) => {
+                            Some((pidfd, UnixStream::from(stream), memory))
+                        }
                         _ => {
                             return Err(PoolTaskError::PoolBroken(
                                 "the fork server sent a worker without its descriptors".into(),
@@ -276,22 +292,25 @@ impl Supervisor {
         let stop = self.serve();
         self.stopping = true;
         let reason = stop.err().unwrap_or(PoolTaskError::ShutDown);
-        let leftover: Vec<Task> = {
+        let leftover = {
             let mut inbox = self.shared.lock();
             inbox.stopped = true;
             inbox.pids.iter_mut().for_each(|p| *p = None);
             inbox.server_pid = None;
-            inbox.queue.drain(..).collect()
+            let mut tasks: Vec<Task> = inbox.queue.drain(..).collect();
+            let mut channels = Vec::new();
+            for lane in &mut inbox.lanes {
+                channels.extend(lane.channel.take());
+                tasks.extend(lane.task.take().map(|(task, _, _)| task));
+            }
+            (tasks, channels)
         };
         self.shared.room.notify_all();
+        let (leftover, channels) = leftover;
         for task in leftover {
             task.finish(Err(reason.duplicate()));
         }
-        for (_, worker) in self.fleet.iter_mut() {
-            if let Some(task) = worker.state.task.take() {
-                task.finish(Err(reason.duplicate()));
-            }
-        }
+        channels.iter().for_each(|c| c.nudge());
         for (_, (task, _)) in self.awaiting_status.drain() {
             task.finish(Err(reason.duplicate()));
         }
@@ -312,25 +331,10 @@ impl Supervisor {
     fn serve(&mut self) -> Result<(), PoolTaskError> {
         let mut last_activity = Instant::now();
         loop {
-            let (closed, terminate, queued, cancels) = {
-                let mut inbox = self.shared.lock();
-                let cancels = std::mem::take(&mut inbox.cancels);
-                (inbox.closed, inbox.terminate, inbox.queue.len(), cancels)
-            };
-            for id in cancels {
-                let running = self
-                    .fleet
-                    .iter()
-                    .find(|(_, w)| w.state.task.as_ref().is_some_and(|t| t.id == id))
-                    .map(|(slot, _)| slot);
-                if let Some(slot) = running {
-                    self.fleet.kill(slot, KillReason::Cancelled);
-                }
-            }
+            let (closed, terminate, queued, busy, deadline) = self.kill_due();
             if terminate {
                 return Ok(());
             }
-            let busy = self.fleet.iter().any(|(_, w)| w.state.task.is_some());
             if closed && queued == 0 && !busy && self.awaiting_status.is_empty() {
                 return Ok(());
             }
@@ -351,6 +355,7 @@ impl Supervisor {
                     .chain(self.awaiting_status.values().map(|(_, until)| *until))
                     .chain(unrunnable_at)
                     .chain(tick)
+                    .chain(deadline)
                     .min()
             };
             let extra = [self.wake_rx.as_fd(), self.control.as_fd()];
@@ -504,24 +509,31 @@ impl Supervisor {
                     .is_some_and(|s| s.generation == generation)
                     && self.fleet.get(slot).is_none()
                     && !self.stopping;
-                let Some((pidfd, stream)) = fds else { return };
-                if !current {
-                    // A stale incarnation: closing its socket ends it.
+                let Some((pidfd, stream, memory)) = fds else {
                     return;
-                }
+                };
+                let channel = match ShmChannel::map(memory.as_fd()) {
+                    Ok(channel) if current => Arc::new(channel),
+                    // A stale incarnation, or one whose channel cannot be
+                    // mapped (then its end brings a fresh one): closing its
+                    // socket ends it.
+                    _ => return,
+                };
                 let stall = self
                     .config
                     .stall
                     .map(|(threads, patience)| StallWatch::new(threads, patience));
-                let state = PoolWorker {
-                    stall,
-                    ..PoolWorker::default()
-                };
+                let state = PoolWorker { stall };
                 self.fleet.insert(
                     slot,
                     Worker::new(Process::Foreign { pid, pidfd }, Conn::new(stream), state),
                 );
-                self.shared.lock().pids[slot] = Some(pid);
+                let mut inbox = self.shared.lock();
+                inbox.pids[slot] = Some(pid);
+                inbox.lanes[slot] = Lane {
+                    channel: Some(channel),
+                    ..Lane::default()
+                };
             }
             FromServer::SpawnFailed {
                 slot, generation, ..
@@ -545,35 +557,107 @@ impl Supervisor {
 
     fn on_event(&mut self, event: Event) -> Result<(), PoolTaskError> {
         match event {
+            // The doorbell: the reply is in the channel, and nobody spun on it.
+            Event::Frame { slot, payload } if payload.is_empty() => {
+                self.shared.complete_from_channel(slot, None);
+            }
+            // A reply too large for the channel.
             Event::Frame { slot, payload } => {
-                let Some(worker) = self.fleet.get_mut(slot) else {
+                let Some(pid) = self.fleet.get(slot).map(|w| w.pid()) else {
                     return Ok(());
                 };
-                let pid = worker.pid();
-                match worker.state.task.take() {
-                    Some(task) => {
-                        worker.state.replies += 1;
-                        self.fleet.set_deadline(slot, None);
-                        task.finish(Ok((payload, pid)));
-                    }
-                    None => self
-                        .fleet
-                        .kill(slot, KillReason::Corrupt("a reply to no request".into())),
+                let (held, channel) = {
+                    let mut inbox = self.shared.lock();
+                    let lane = &mut inbox.lanes[slot];
+                    let held = lane.task.take();
+                    lane.replies += u64::from(held.is_some());
+                    (held, lane.channel.clone())
+                };
+                match held {
+                    Some((task, _, _)) => task.finish(Ok((payload, pid))),
+                    None => self.kill(slot, KillReason::Corrupt("a reply to no request".into())),
                 }
+                channel.inspect(|c| c.nudge()); // a joiner asleep on the channel
             }
             Event::Ended { slot, end } => {
-                let worker = self.fleet.remove(slot);
-                self.shared.lock().pids[slot] = None;
+                self.fleet.remove(slot);
+                let held = {
+                    let mut inbox = self.shared.lock();
+                    inbox.pids[slot] = None;
+                    let lane = &mut inbox.lanes[slot];
+                    // A reply published before the end counts: taken below.
+                    lane.closed = true;
+                    lane.poisoned = None;
+                    let channel = lane.channel.take();
+                    lane.task.take().map(|(task, seq, _)| (task, seq, channel))
+                };
                 if !self.stopping {
                     self.request_spawn(slot)?;
                 }
                 let early = self.early_status.remove(&end.pid);
-                if let Some(task) = worker.state.task {
-                    self.settle(task, end, early);
+                if let Some((task, seq, channel)) = held {
+                    let replied = channel.as_ref().and_then(|c| c.take_reply(seq));
+                    match replied {
+                        Some(Ok(bytes)) => task.finish(Ok((bytes, end.pid))),
+                        _ => self.settle(task, end, early),
+                    }
+                    // A joiner asleep on the channel looks at its outcome
+                    // (if the task waits for a status report or a retry,
+                    // it sleeps again).
+                    channel.inspect(|c| c.nudge());
                 }
             }
         }
         Ok(())
+    }
+
+    /// Kills a worker and takes no new task to it.
+    fn kill(&mut self, slot: usize, reason: KillReason) {
+        if let Some(lane) = self.shared.lock().lanes.get_mut(slot) {
+            lane.closed = true;
+        }
+        self.fleet.kill(slot, reason);
+    }
+
+    /// Takes the cancels, kills the workers whose task is cancelled, past
+    /// its timeout, or whose reply was corrupt. Returns `(closed,
+    /// terminate, queued, busy, next deadline)` as of this look.
+    #[allow(clippy::type_complexity)]
+    fn kill_due(&mut self) -> (bool, bool, usize, bool, Option<Instant>) {
+        let now = Instant::now();
+        let limit = self.config.task_timeout;
+        let mut kills: Vec<(usize, KillReason)> = Vec::new();
+        let mut next: Option<Instant> = None;
+        let mut inbox = self.shared.lock();
+        let cancels = std::mem::take(&mut inbox.cancels);
+        for (slot, lane) in inbox.lanes.iter_mut().enumerate() {
+            if let Some(why) = lane.poisoned.take() {
+                kills.push((slot, KillReason::Corrupt(why)));
+            }
+            let Some((task, _, started)) = &lane.task else {
+                continue;
+            };
+            if cancels.contains(&task.id) {
+                kills.push((slot, KillReason::Cancelled));
+            } else if let Some(limit) = limit {
+                let at = *started + limit;
+                if at <= now && !lane.closed {
+                    kills.push((slot, KillReason::Timeout(limit)));
+                } else if !lane.closed {
+                    next = Some(next.map_or(at, |n| n.min(at)));
+                }
+            }
+        }
+        for (slot, _) in &kills {
+            inbox.lanes[*slot].closed = true;
+        }
+        let busy = inbox.lanes.iter().any(|l| l.task.is_some());
+        let state = (inbox.closed, inbox.terminate, inbox.queue.len(), busy, next);
+        drop(inbox);
+        for (slot, reason) in kills {
+            self.fleet.kill(slot, reason);
+        }
+        state
     }
 
     /// A worker ended holding `task`.
@@ -620,53 +704,53 @@ impl Supervisor {
         }
     }
 
-    /// Hands queued tasks to idle workers.
+    /// Hands queued tasks to idle workers: through their channel, or on
+    /// their socket if too large.
     fn assign(&mut self) {
-        let idle: Vec<usize> = self
-            .fleet
-            .iter()
-            .filter(|(_, w)| w.state.task.is_none())
-            .map(|(slot, _)| slot)
-            .collect();
-        for slot in idle {
-            let task = {
-                let mut inbox = self.shared.lock();
-                let task = inbox.queue.pop_front();
-                drop(inbox);
-                self.shared.room.notify_one();
-                task
+        let slots: Vec<usize> = self.fleet.iter().map(|(slot, _)| slot).collect();
+        let mut inbox = self.shared.lock();
+        let mut started = false;
+        for slot in slots {
+            let Some(task) = inbox.queue.front() else {
+                break;
             };
-            let Some(task) = task else { return };
-            if self.fleet.send(slot, &task.request).is_err() {
-                // The worker is going away; the task never reached it.
-                self.shared.lock().queue.push_front(task);
+            let lane = &inbox.lanes[slot];
+            let via_socket = if lane.can_take(task) {
+                false
+            } else if lane.can_take_via_socket() {
+                // The frame first: the worker reads it once announced.
+                if self.fleet.send(slot, &task.request).is_err() {
+                    continue; // the worker is going away
+                }
+                true
+            } else {
                 continue;
-            }
-            if let Some(limit) = self.config.task_timeout {
-                let deadline = (Instant::now() + limit, KillReason::Timeout(limit));
-                self.fleet.set_deadline(slot, Some(deadline));
-            }
-            if let Some(worker) = self.fleet.get_mut(slot) {
-                worker.state.task = Some(task);
-            }
+            };
+            let task = inbox.queue.pop_front().expect("checked");
+            inbox.lanes[slot].start(task, via_socket);
+            started = true;
+        }
+        drop(inbox);
+        if started {
+            self.shared.room.notify_all();
         }
     }
 
     /// Kills workers that sit blocked on a lock without progress.
     fn watch_stalls(&mut self) {
         let now = Instant::now();
+        let replies: Vec<u64> = self.shared.lock().lanes.iter().map(|l| l.replies).collect();
         let stalled: Vec<(usize, KillReason)> = self
             .fleet
             .iter_mut()
             .filter_map(|(slot, w)| {
                 let pid = w.pid();
-                let state = &mut w.state;
-                let reason = state.stall.as_mut()?.check(pid, state.replies, now)?;
+                let reason = w.state.stall.as_mut()?.check(pid, replies[slot], now)?;
                 Some((slot, reason))
             })
             .collect();
         for (slot, reason) in stalled {
-            self.fleet.kill(slot, reason);
+            self.kill(slot, reason);
         }
     }
 }

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
 
+use super::lane::Placed;
 use super::reply::{Completion, Next, Route};
 use super::supervise::{SPIN_BEFORE_SLEEP, Shared};
 use crate::ipc::frame;
@@ -25,12 +26,14 @@ impl<Resp> TaskHandle<Resp> {
         rx: Receiver<Completion>,
         route: Route,
         id: u64,
+        placed: Option<Placed>,
         shared: Arc<Shared>,
     ) -> Self {
         TaskHandle {
             rx,
             route,
             id,
+            placed,
             shared,
             _resp: PhantomData,
         }
@@ -58,6 +61,9 @@ pub struct TaskHandle<Resp> {
     route: Route,
     /// The task's id in its pool, for cancelling.
     id: u64,
+    /// The worker channel the task was handed to when submitted, if it
+    /// was: `join` spins on its reply.
+    placed: Option<Placed>,
     shared: Arc<Shared>,
     _resp: PhantomData<fn() -> Resp>,
 }
@@ -122,14 +128,56 @@ impl<Resp: DeserializeOwned> TaskHandle<Resp> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn join(self) -> Result<Resp, PoolTaskError> {
-        let spin_until = Instant::now() + SPIN_BEFORE_SLEEP;
-        while Instant::now() < spin_until {
+        // Named in the channel as spinning on this request's reply while it
+        // looks: the worker then rings nobody (`shm_channel.rs`, step 4).
+        let spinning = self.placed.as_ref().map(|p| p.channel.spinning(p.seq));
+        let spin_until = match &self.placed {
+            Some(p) if p.woke => Instant::now(), // the worker is a wake-up away
+            _ => Instant::now() + SPIN_BEFORE_SLEEP,
+        };
+        let mut looks = 0u32;
+        loop {
             match self.rx.try_recv() {
                 Ok((_, result)) => return decode_reply(result),
-                Err(std::sync::mpsc::TryRecvError::Empty) => std::thread::yield_now(),
+                Err(std::sync::mpsc::TryRecvError::Empty) => {}
                 Err(std::sync::mpsc::TryRecvError::Disconnected) => break,
             }
+            if self.take_if_replied() {
+                break; // delivered to `rx`, or being settled by the supervisor
+            }
+            if Instant::now() >= spin_until {
+                break;
+            }
+            looks += 1;
+            if looks % 64 == 0 {
+                std::thread::yield_now(); // a core shared with the worker
+            } else {
+                std::hint::spin_loop();
+            }
         }
+        if let Some(p) = &self.placed {
+            // Asleep on the reply, for the worker to wake (`shm_channel.rs`,
+            // step 5); each sleep bounded, the outcome looked at after it.
+            let mut slice = Duration::from_millis(1);
+            loop {
+                match self.rx.try_recv() {
+                    Ok((_, result)) => return decode_reply(result),
+                    Err(std::sync::mpsc::TryRecvError::Empty) => {}
+                    Err(std::sync::mpsc::TryRecvError::Disconnected) => break,
+                }
+                // Taken from the worker (its end, a kill, a socket reply):
+                // the supervisor delivers the outcome, or runs it again.
+                if self.take_if_replied() || !self.shared.lane_holds(p.slot, self.id) {
+                    break;
+                }
+                p.channel.sleep_for_reply(p.seq, slice);
+                slice = (slice * 2).min(Duration::from_millis(100));
+            }
+        }
+        drop(spinning);
+        // The last look, after the name is cleared: a reply published before
+        // is seen here, one published after rang the supervisor.
+        self.take_if_replied();
         match self.rx.recv() {
             Ok((_, result)) => decode_reply(result),
             Err(_) => Err(PoolTaskError::ShutDown),
@@ -218,6 +266,20 @@ impl<Resp: DeserializeOwned> TaskHandle<Resp> {
     /// once if it has).
     pub(crate) fn notify_on_finish(&self, index: usize, tx: Sender<usize>) {
         self.route.redirect(index, tx);
+    }
+}
+
+impl<Resp> TaskHandle<Resp> {
+    /// Completes the task from its channel (delivered to `rx`) if its
+    /// reply is there; returns whether the reply was there.
+    fn take_if_replied(&self) -> bool {
+        match &self.placed {
+            Some(p) if p.channel.replied(p.seq) => {
+                self.shared.complete_from_channel(p.slot, Some(self.id));
+                true
+            }
+            _ => false,
+        }
     }
 }
 

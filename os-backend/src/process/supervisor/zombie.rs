@@ -134,7 +134,19 @@ mod tests {
                 std::thread::yield_now();
             };
             assert_eq!(seen, want);
-            // Reaped by its parent (killed, so it reaps nothing: resume it).
+            // Reaped by its parent (killed, so it reaps nothing: resume it),
+            // once it has stopped: a SIGCONT before its SIGSTOP would leave
+            // it stopped for good.
+            let deadline = Instant::now() + Duration::from_secs(30);
+            let stopped = |pid: i32| {
+                let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+                let state = stat.rsplit_once(')').map(|(_, rest)| rest.trim_start());
+                state.is_some_and(|s| s.starts_with('T'))
+            };
+            while !stopped(middle.pid()) {
+                assert!(Instant::now() < deadline, "the middle never stopped");
+                std::thread::yield_now();
+            }
             middle.kill(Signal::CONT).unwrap();
             assert!(middle.wait().unwrap().success());
             assert_eq!(exit_status(pid, std::os::fd::AsFd::as_fd(&pidfd)), None);

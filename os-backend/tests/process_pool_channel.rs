@@ -1,0 +1,355 @@
+//! The process pool's shared-memory channel (`pool/shm_channel.rs`) under
+//! faults: a worker killed while it holds a request taken from the channel,
+//! killed half-way through writing its reply, stopped while the submitter
+//! waits, and a worker that lies in the channel (a reply length past its
+//! slot). Each is reported to the right handle, never as another task's
+//! result and never as undefined behaviour; the pool serves on and leaves no
+//! child behind. Plus: many submitters, small and socket-sized messages,
+//! every result accounted for; and an idle pool's workers sleep.
+//!
+//! A worker scribbles on its channel through its own mapping (found by name
+//! in `/proc/self/maps`), at the offsets of the channel's layout on x86-64
+//! and aarch64 (`CachePadded` lines of 128 bytes).
+
+mod common;
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use common::{assert_no_descendants, serial, watchdog};
+use ply_os::fork::Signal;
+use ply_os::process::{Failure, PoolTaskError, ProcessPool, ProcessPoolBuilder, Retry};
+
+/// Offsets in the channel's region.
+const REQUEST_SEQ: usize = 0;
+const REPLY_SEQ: usize = 128;
+const REPLY_LEN: usize = 132;
+const REPLY: usize = 256 + (16 << 10);
+
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone)]
+enum Job {
+    Echo(Vec<u8>),
+    /// SIGKILL itself while holding the request.
+    KillSelf,
+    /// SIGSTOP itself while holding the request.
+    StopSelf,
+    /// Write half a reply into the slot (unpublished), then SIGKILL itself.
+    HalfReplyThenDie,
+    /// Write half a reply into the slot (unpublished), then SIGSTOP itself.
+    HalfReplyThenStop,
+    /// Publish a reply of garbage bytes, then SIGKILL itself.
+    GarbageThenDie,
+    /// Publish a reply whose length is past its slot, then hang.
+    LieAboutLength,
+}
+
+/// This worker's channel, mapped in this process.
+fn my_channel() -> *mut u8 {
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+    let line = maps
+        .lines()
+        .find(|l| l.contains("ply-pool-channel"))
+        .expect("a worker maps its channel");
+    let start = line.split('-').next().unwrap();
+    usize::from_str_radix(start, 16).unwrap() as *mut u8
+}
+
+fn word(base: *mut u8, offset: usize) -> &'static AtomicU32 {
+    // SAFETY: `base` is this worker's live channel mapping, which it keeps
+    // until it exits; the offsets are of aligned `AtomicU32` fields inside it.
+    unsafe { &*base.add(offset).cast::<AtomicU32>() }
+}
+
+fn raise(signal: libc::c_int) {
+    // SAFETY: raise has no memory-safety preconditions.
+    unsafe { libc::raise(signal) };
+}
+
+fn handle(job: Job) -> Vec<u8> {
+    let base = || my_channel();
+    match job {
+        Job::Echo(bytes) => bytes,
+        Job::KillSelf => {
+            raise(libc::SIGKILL);
+            unreachable!()
+        }
+        Job::StopSelf => {
+            raise(libc::SIGSTOP);
+            Vec::new()
+        }
+        Job::HalfReplyThenDie => {
+            let base = base();
+            for i in 0..64 {
+                // SAFETY: inside the reply slot of this worker's mapping.
+                unsafe { base.add(REPLY + i).write_volatile(0xA5) };
+            }
+            raise(libc::SIGKILL);
+            unreachable!()
+        }
+        Job::HalfReplyThenStop => {
+            let base = base();
+            for i in 0..64 {
+                // SAFETY: inside the reply slot of this worker's mapping.
+                unsafe { base.add(REPLY + i).write_volatile(0x5A) };
+            }
+            raise(libc::SIGSTOP);
+            Vec::new()
+        }
+        Job::GarbageThenDie => {
+            let base = base();
+            for i in 0..8 {
+                // SAFETY: as above.
+                unsafe { base.add(REPLY + i).write_volatile(0xFF) };
+            }
+            word(base, REPLY_LEN).store(8, Ordering::Relaxed);
+            let seq = word(base, REQUEST_SEQ).load(Ordering::SeqCst);
+            word(base, REPLY_SEQ).store(seq, Ordering::SeqCst);
+            raise(libc::SIGKILL);
+            unreachable!()
+        }
+        Job::LieAboutLength => {
+            let base = base();
+            word(base, REPLY_LEN).store(u32::MAX - 7, Ordering::Relaxed);
+            let seq = word(base, REQUEST_SEQ).load(Ordering::SeqCst);
+            word(base, REPLY_SEQ).store(seq, Ordering::SeqCst);
+            loop {
+                std::thread::sleep(Duration::from_secs(1));
+            }
+        }
+    }
+}
+
+fn pool() -> ProcessPool<Job, Vec<u8>> {
+    ProcessPoolBuilder::new()
+        .workers(2)
+        .retry(Retry::never())
+        .build(handle)
+        .unwrap()
+}
+
+fn echo(pool: &ProcessPool<Job, Vec<u8>>, bytes: &[u8]) {
+    let got = pool.submit(&Job::Echo(bytes.to_vec())).unwrap().join();
+    assert_eq!(got.unwrap(), bytes);
+}
+
+fn state_of(pid: i32) -> char {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    stat.rsplit_once(')')
+        .and_then(|(_, rest)| rest.trim_start().chars().next())
+        .unwrap_or('?')
+}
+
+fn wait_for_workers(pool: &ProcessPool<Job, Vec<u8>>, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while pool.worker_pids().len() != n {
+        assert!(
+            Instant::now() < deadline,
+            "the pool did not get {n} workers back"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn signaled(result: &Result<Vec<u8>, PoolTaskError>, want: Signal) -> bool {
+    matches!(result, Err(PoolTaskError::Worker { failure: Failure::Signaled { signal, .. }, attempts: 1, .. }) if *signal == want)
+}
+
+/// Killed while holding a request, or half-way through writing its reply
+/// into the channel: the task fails with the kill, whether its joiner was
+/// spinning (submitted to a worker just used) or asleep (after idling).
+#[test]
+fn a_worker_killed_holding_a_request_or_writing_its_reply_fails_its_task() {
+    let _serial = serial();
+    let _dog = watchdog("killed worker", Duration::from_secs(120));
+    let pool = pool();
+    for job in [Job::KillSelf, Job::HalfReplyThenDie] {
+        for idle_first in [false, true] {
+            echo(&pool, b"warm");
+            if idle_first {
+                std::thread::sleep(Duration::from_millis(20)); // every party asleep
+            }
+            let result = pool.submit(&job).unwrap().join();
+            assert!(signaled(&result, Signal::KILL), "{job:?}: {result:?}");
+            wait_for_workers(&pool, 2);
+            echo(&pool, b"after");
+        }
+    }
+    drop(pool);
+    assert_no_descendants();
+}
+
+/// Stopped half-way through writing its reply (or while holding the
+/// request): the task times out, whether its joiner spun or slept, and the
+/// other worker serves meanwhile.
+#[test]
+fn a_worker_stopped_holding_a_request_or_writing_its_reply_times_out() {
+    let _serial = serial();
+    let _dog = watchdog("stopped worker, timeout", Duration::from_secs(120));
+    let timeout = Duration::from_millis(500);
+    let pool = ProcessPoolBuilder::new()
+        .workers(2)
+        .retry(Retry::never())
+        .task_timeout(timeout)
+        .build(handle)
+        .unwrap();
+    for job in [Job::HalfReplyThenStop, Job::StopSelf] {
+        for idle_first in [false, true] {
+            echo(&pool, b"warm");
+            if idle_first {
+                std::thread::sleep(Duration::from_millis(20)); // every party asleep
+            }
+            let stuck = pool.submit(&job).unwrap();
+            echo(&pool, b"meanwhile");
+            let result = stuck.join();
+            assert!(
+                matches!(&result, Err(PoolTaskError::Worker { failure: Failure::Timeout(t), .. }) if *t == timeout),
+                "{job:?}: {result:?}"
+            );
+            wait_for_workers(&pool, 2);
+        }
+    }
+    drop(pool);
+    assert_no_descendants();
+}
+
+/// A reply published in the channel and then the worker's death: the reply
+/// is what counts (here garbage, so a corrupt response, not a crash).
+#[test]
+fn a_reply_published_before_death_is_the_tasks_outcome() {
+    let _serial = serial();
+    let _dog = watchdog("garbage then death", Duration::from_secs(120));
+    let pool = pool();
+    let before = pool.worker_pids();
+    let result = pool.submit(&Job::GarbageThenDie).unwrap().join();
+    assert!(
+        matches!(&result, Err(PoolTaskError::Corrupt(_))),
+        "{result:?}"
+    );
+    // The reply can be taken before the worker's death is seen: wait for
+    // its replacement, so the next task does not go to the dying worker.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let now = pool.worker_pids();
+        if now.len() == 2 && now.iter().any(|p| !before.contains(p)) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the dead worker was not replaced"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    echo(&pool, b"after");
+    drop(pool);
+    assert_no_descendants();
+}
+
+/// A worker that announces a reply longer than its slot is killed as
+/// corrupt; the pool reads nothing past the slot.
+#[test]
+fn a_reply_length_past_the_slot_is_a_corrupt_worker() {
+    let _serial = serial();
+    let _dog = watchdog("lying worker", Duration::from_secs(120));
+    let pool = pool();
+    let result = pool.submit(&Job::LieAboutLength).unwrap().join();
+    assert!(
+        matches!(
+            &result,
+            Err(PoolTaskError::Worker {
+                failure: Failure::Corrupt(_),
+                ..
+            })
+        ),
+        "{result:?}"
+    );
+    wait_for_workers(&pool, 2);
+    echo(&pool, b"after");
+    drop(pool);
+    assert_no_descendants();
+}
+
+/// A worker stopped while its submitter waits delays only that task: the
+/// other worker serves meanwhile, and when the stopped one is killed from
+/// outside its task reports that kill.
+#[test]
+fn a_worker_stopped_while_the_submitter_waits_delays_only_its_task() {
+    let _serial = serial();
+    let _dog = watchdog("stopped worker", Duration::from_secs(120));
+    let pool = pool();
+    let stuck = pool.submit(&Job::StopSelf).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let stopped = loop {
+        if let Some(pid) = pool.worker_pids().into_iter().find(|&p| state_of(p) == 'T') {
+            break pid;
+        }
+        assert!(Instant::now() < deadline, "no worker stopped");
+        std::thread::sleep(Duration::from_millis(1));
+    };
+    let waiter = std::thread::spawn(move || stuck.join());
+    for i in 0..50u8 {
+        echo(&pool, &[i; 3]);
+    }
+    assert!(!waiter.is_finished(), "the stopped task was not answered");
+    // SAFETY: kill has no memory-safety preconditions.
+    unsafe { libc::kill(stopped, libc::SIGKILL) };
+    let result = waiter.join().unwrap();
+    assert!(signaled(&result, Signal::KILL), "{result:?}");
+    wait_for_workers(&pool, 2);
+    echo(&pool, b"after");
+    drop(pool);
+    assert_no_descendants();
+}
+
+/// Four submitters at once, small requests through the channel and large
+/// ones (over its 16 KiB slots) through the socket: every result comes back
+/// to its own handle, once.
+#[test]
+fn many_submitters_get_every_result_through_channel_and_socket() {
+    let _serial = serial();
+    let _dog = watchdog("many submitters", Duration::from_secs(120));
+    let pool = pool();
+    std::thread::scope(|s| {
+        for t in 0..4u32 {
+            let pool = &pool;
+            s.spawn(move || {
+                let mut pending = Vec::new();
+                for i in 0..300u32 {
+                    let len = if i % 10 == 0 { 20_000 } else { 8 };
+                    let mut bytes = vec![0u8; len];
+                    bytes[..4].copy_from_slice(&t.to_le_bytes());
+                    bytes[4..8].copy_from_slice(&i.to_le_bytes());
+                    bytes[len - 1] = (i % 251) as u8;
+                    let handle = pool.submit(&Job::Echo(bytes.clone())).unwrap();
+                    pending.push((handle, bytes));
+                    // Joined in pairs: the second of each pair waits in the
+                    // queue or on the other worker meanwhile.
+                    if i % 2 == 1 {
+                        for (handle, bytes) in pending.drain(..) {
+                            assert_eq!(handle.join().unwrap(), bytes, "submitter {t}, task {i}");
+                        }
+                    }
+                }
+            });
+        }
+    });
+    drop(pool);
+    assert_no_descendants();
+}
+
+/// Once the pool has nothing to do, its workers sleep (no spinning CPU).
+#[test]
+fn an_idle_pools_workers_sleep() {
+    let _serial = serial();
+    let _dog = watchdog("idle pool", Duration::from_secs(60));
+    let pool = pool();
+    for i in 0..20u8 {
+        echo(&pool, &[i]);
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !pool.worker_pids().iter().all(|&p| state_of(p) == 'S') {
+        assert!(Instant::now() < deadline, "the idle workers kept running");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    drop(pool);
+    assert_no_descendants();
+}
