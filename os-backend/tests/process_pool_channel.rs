@@ -41,6 +41,10 @@ enum Job {
     GarbageThenDie,
     /// Publish a reply whose length is past its slot, then hang.
     LieAboutLength,
+    /// Rewind the pool's request number in the channel by one, then reply
+    /// normally: a pool that read its next number back from the channel
+    /// would reuse this request's, and take this reply for the next task.
+    RewindRequestNumber,
 }
 
 /// This worker's channel, mapped in this process.
@@ -106,6 +110,14 @@ fn handle(job: Job) -> Vec<u8> {
             word(base, REPLY_SEQ).store(seq, Ordering::SeqCst);
             raise(libc::SIGKILL);
             unreachable!()
+        }
+        Job::RewindRequestNumber => {
+            let request = word(base(), REQUEST_SEQ);
+            request.store(
+                request.load(Ordering::SeqCst).wrapping_sub(1),
+                Ordering::SeqCst,
+            );
+            b"rewound".to_vec()
         }
         Job::LieAboutLength => {
             let base = base();
@@ -240,6 +252,41 @@ fn a_reply_published_before_death_is_the_tasks_outcome() {
         std::thread::sleep(Duration::from_millis(5));
     }
     echo(&pool, b"after");
+    drop(pool);
+    assert_no_descendants();
+}
+
+/// The pool numbers its requests from its own memory, never from the
+/// channel: a worker that rewinds the number cannot make the next task take
+/// an old reply. (That task may fail — the worker misbehaved — but never
+/// with another task's result.)
+#[test]
+fn a_worker_rewinding_the_request_number_never_hands_out_an_old_reply() {
+    let _serial = serial();
+    let _dog = watchdog("rewound request number", Duration::from_secs(120));
+    let pool = ProcessPoolBuilder::new()
+        .workers(1)
+        .retry(Retry::never())
+        .task_timeout(Duration::from_secs(2))
+        .build(handle)
+        .unwrap();
+    for round in 0..5u32 {
+        // The rewinding task itself may fail (its worker confused its own
+        // side of the channel), but never with another task's bytes.
+        let first = pool.submit(&Job::RewindRequestNumber).unwrap().join();
+        if let Ok(bytes) = &first {
+            assert_eq!(bytes, b"rewound", "round {round}");
+        }
+        let next = format!("next {round}").into_bytes();
+        let second = pool.submit(&Job::Echo(next.clone())).unwrap().join();
+        assert!(
+            !matches!(&second, Ok(bytes) if bytes == b"rewound"),
+            "round {round}: the next task got the rewinding task's reply"
+        );
+        if let Ok(bytes) = &second {
+            assert_eq!(bytes, &next, "round {round}");
+        }
+    }
     drop(pool);
     assert_no_descendants();
 }

@@ -140,6 +140,13 @@ struct Region {
 /// One side's mapping of a worker's channel.
 pub(crate) struct ShmChannel {
     region: NonNull<Region>,
+    /// The pool's last request number, kept in the pool's own memory: the
+    /// worker can write `request_seq` in the shared region, so the next
+    /// number is never read back from there (a worker that rewound it could
+    /// make the pool take an old reply for a new request). Written under
+    /// the pool's inbox lock; atomic only because `send_request` takes
+    /// `&self`.
+    last_request: AtomicU32,
 }
 
 // SAFETY: the region holds only atomics, shared by design; the pointer is to
@@ -204,7 +211,10 @@ impl ShmChannel {
             return Err(io::Error::last_os_error());
         }
         let region = NonNull::new(raw.cast::<Region>()).expect("mmap returned null on success");
-        Ok(ShmChannel { region })
+        Ok(ShmChannel {
+            region,
+            last_request: AtomicU32::new(0),
+        })
     }
 
     fn region(&self) -> &Region {
@@ -232,12 +242,13 @@ impl ShmChannel {
             None => VIA_SOCKET,
         };
         r.pool.request_len.store(len, Ordering::Relaxed);
-        // Only the pool writes this word, under its inbox lock. Never 0,
-        // which `spinning_for` reserves for "nobody".
-        let seq = match r.pool.request_seq.load(Ordering::Relaxed).wrapping_add(1) {
+        // The pool's own count, under its inbox lock (see `last_request`).
+        // Never 0, which `spinning_for` reserves for "nobody".
+        let seq = match self.last_request.load(Ordering::Relaxed).wrapping_add(1) {
             0 => 1,
             seq => seq,
         };
+        self.last_request.store(seq, Ordering::Relaxed);
         // SeqCst: releases the bytes and the length, and is the first half
         // of the wake-up handshake with `worker_sleeping` (module docs, 2).
         r.pool.request_seq.store(seq, Ordering::SeqCst);
@@ -255,7 +266,8 @@ impl ShmChannel {
 
     /// Whether the reply to request `seq` has been published.
     pub(crate) fn replied(&self, seq: u32) -> bool {
-        // Acquire: pairs with the worker's publication of the reply.
+        // SeqCst (Acquire would do here): pairs with the worker's
+        // publication of the reply.
         self.region().worker.reply_seq.load(Ordering::SeqCst) == seq
     }
 
