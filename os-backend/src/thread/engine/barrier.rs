@@ -34,8 +34,7 @@ use super::primitive::fence;
 
 #[cfg(not(loom))]
 mod membarrier {
-    use std::sync::Once;
-    use std::sync::atomic::AtomicBool;
+    use std::sync::atomic::AtomicU8;
     use std::sync::atomic::Ordering::Relaxed;
 
     // `<linux/membarrier.h>`.
@@ -43,9 +42,21 @@ mod membarrier {
     const CMD_PRIVATE_EXPEDITED: libc::c_long = 1 << 3;
     const CMD_REGISTER_PRIVATE_EXPEDITED: libc::c_long = 1 << 4;
 
-    /// Set once the process is registered for private expedited barriers.
-    static REGISTERED: AtomicBool = AtomicBool::new(false);
-    static INIT: Once = Once::new();
+    /// Not decided yet.
+    const UNKNOWN: u8 = 0;
+    /// Registered, and a first barrier succeeded: light fences may be
+    /// compiler fences.
+    const REGISTERED: u8 = 1;
+    /// The kernel lacks or refuses the command: both sides are fences.
+    const UNAVAILABLE: u8 = 2;
+
+    /// The process's choice. An atomic word rather than a `Once`: a `Once`
+    /// that a `fork` copied while another thread ran its initializer stays
+    /// "running" in the child for ever, and the child's first pool would
+    /// wait on a thread that does not exist there. Here concurrent first
+    /// callers each ask the kernel (registering twice is harmless) and the
+    /// first answer stored wins; nobody ever waits.
+    static STATE: AtomicU8 = AtomicU8::new(UNKNOWN);
 
     fn membarrier(cmd: libc::c_long) -> libc::c_long {
         // SAFETY: `membarrier` takes two integers and touches no memory of
@@ -60,27 +71,36 @@ mod membarrier {
         }
     }
 
-    /// Registers the process, if the kernel has the command (once).
+    /// Registers the process, if the kernel has the command and performs
+    /// it: a sandbox may allow the registration but refuse the barrier
+    /// itself (a seccomp filter on the command argument), so one barrier
+    /// is tried before light fences are relied on.
     pub(super) fn init() {
-        INIT.call_once(|| {
-            let commands = membarrier(CMD_QUERY);
-            let needed = CMD_PRIVATE_EXPEDITED | CMD_REGISTER_PRIVATE_EXPEDITED;
-            if commands >= 0
-                && commands & needed == needed
-                && membarrier(CMD_REGISTER_PRIVATE_EXPEDITED) == 0
-            {
-                REGISTERED.store(true, Relaxed);
-            }
-        });
+        if STATE.load(Relaxed) != UNKNOWN {
+            return;
+        }
+        let commands = membarrier(CMD_QUERY);
+        let needed = CMD_PRIVATE_EXPEDITED | CMD_REGISTER_PRIVATE_EXPEDITED;
+        let state = if commands >= 0
+            && commands & needed == needed
+            && membarrier(CMD_REGISTER_PRIVATE_EXPEDITED) == 0
+            && membarrier(CMD_PRIVATE_EXPEDITED) == 0
+        {
+            REGISTERED
+        } else {
+            UNAVAILABLE
+        };
+        // Relaxed: the first answer wins; see `registered`.
+        let _ = STATE.compare_exchange(UNKNOWN, state, Relaxed, Relaxed);
     }
 
-    /// Whether light fences may be compiler fences. Relaxed: the value is
-    /// stored inside `init`'s `Once`, which every pool's construction passes
-    /// through (and which happens before any use of that pool); it never
-    /// changes afterwards.
+    /// Whether light fences may be compiler fences. Relaxed: every pool's
+    /// construction calls `init` first, which returns only once the word is
+    /// decided, and that happens before any use of the pool; the word
+    /// never changes afterwards.
     #[inline]
     pub(super) fn registered() -> bool {
-        REGISTERED.load(Relaxed)
+        STATE.load(Relaxed) == REGISTERED
     }
 
     /// A full barrier on every running thread of the process. `false` if

@@ -119,7 +119,14 @@ impl Sleep {
         // kernel refused it, notifiers may not have seen the registration:
         // do not sleep; the caller looks for work again.
         let fenced = barrier::heavy();
-        if fenced && !ready() {
+        if !fenced {
+            // A refusal is rare and transient (the kernel short of memory;
+            // `init` checked that the barrier works at all). Pause briefly
+            // rather than spin, so an idle worker does not burn its CPU
+            // while the kernel keeps refusing: a wake-up it misses costs
+            // this much latency, not correctness (it looks again).
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        } else if !ready() {
             // Waits until a notifier flips the word (a spurious return, or a
             // signal, waits again).
             while word.load(Acquire) == SLEEPING {

@@ -46,10 +46,13 @@ thread_local! {
     static CACHE: RefCell<Cache> = const { RefCell::new(Cache { lists: Vec::new() }) };
 }
 
-/// Memory for one value of `layout`, which must have a non-zero size: a
-/// block this thread freed earlier, or a new one.
+/// Memory for one value of `layout`, which must have a non-zero size (a
+/// task cell always has one: it holds its state word): a block this thread
+/// freed earlier, or a new one.
 pub(super) fn take(layout: Layout) -> NonNull<u8> {
-    debug_assert!(layout.size() > 0);
+    // Checked, not assumed: `alloc` of a zero size is undefined behaviour,
+    // and this function is safe to call.
+    assert!(layout.size() > 0, "recycle::take of a zero-sized layout");
     if layout.size() <= MAX_SIZE {
         let cached = CACHE
             .try_with(|cache| {
@@ -63,7 +66,7 @@ pub(super) fn take(layout: Layout) -> NonNull<u8> {
             return block;
         }
     }
-    // SAFETY: the layout has a non-zero size (the caller's promise).
+    // SAFETY: the layout has a non-zero size (asserted above).
     let block = unsafe { alloc(layout) };
     NonNull::new(block).unwrap_or_else(|| handle_alloc_error(layout))
 }
