@@ -21,7 +21,9 @@
 //!
 //! 1. The pool writes the request's bytes into `request`, its length into
 //!    `request_len` ([`VIA_SOCKET`] if the request follows on the socket as
-//!    a frame instead), then `request_seq += 1` (SeqCst), and, if the
+//!    a frame instead), then stores the request's number in `request_seq`
+//!    (SeqCst; one more than its last, counted in the pool's own memory,
+//!    never read back from the channel), and, if the
 //!    worker said it sleeps (`worker_sleeping`, SeqCst), `FUTEX_WAKE`s
 //!    `request_seq`.
 //! 2. The worker watches `request_seq` (spinning [`SPIN_BEFORE_SLEEP`], then
@@ -74,7 +76,9 @@
 //! a worker changes while the pool reads them are a race on atomics, never
 //! undefined behaviour), every length is checked against its slot before it
 //! is used, and which task a worker holds is the pool's own record (the
-//! pool's lane, under the inbox lock), never anything the worker wrote. A
+//! pool's lane, under the inbox lock), never anything the worker wrote —
+//! nor is the next request's number (a worker that rewound it could make
+//! the pool take an old reply for a new request). A
 //! reply whose length does not fit is reported as a corrupt message and
 //! the worker is killed. The worker trusts the pool (its parent).
 
