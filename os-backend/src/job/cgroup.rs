@@ -14,8 +14,6 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use super::watchman::Watchman;
-
 /// Prefix of the directories ply creates, followed by `<owner pid>-<n>`.
 const PREFIX: &str = "ply-";
 
@@ -49,10 +47,6 @@ pub(crate) struct CgroupRoot {
     dir: PathBuf,
     /// The same directory as a cgroup path (`/…/ply-<pid>-<n>`).
     name: String,
-    /// Ends the jobs if this process dies without dropping the root; told
-    /// to exit (and reaped) after the directory is removed, as fields drop
-    /// after `drop`.
-    watchman: Option<Watchman>,
 }
 
 impl CgroupRoot {
@@ -70,22 +64,12 @@ impl CgroupRoot {
         fs::create_dir(&dir).ok()?;
         let name = format!("{}/{leaf}", own_name.trim_end_matches('/'));
         // Creating is not enough: moving a process in must be allowed too.
-        let mut root = CgroupRoot {
-            dir,
-            name,
-            watchman: None,
-        };
+        let root = CgroupRoot { dir, name };
         let probe = root.dir.join("probe");
         let usable =
             fs::create_dir(&probe).is_ok() && fs::metadata(probe.join("cgroup.procs")).is_ok();
         let _ = fs::remove_dir(&probe);
-        if !usable {
-            return None;
-        }
-        // Without a watchman, jobs outlive a SIGKILLed host until the next
-        // host removes its directory as stale: worse, but still contained.
-        root.watchman = Watchman::start(&root.dir).ok();
-        Some(root)
+        usable.then_some(root)
     }
 
     /// A new, empty job directory named `name`.
@@ -98,12 +82,6 @@ impl CgroupRoot {
     /// The directory, for messages.
     pub(crate) fn path(&self) -> &Path {
         &self.dir
-    }
-
-    /// The process id of the root's watchman (a child of this process that
-    /// is no job's), if it has one.
-    pub(crate) fn watchman_pid(&self) -> Option<u32> {
-        self.watchman.as_ref().map(Watchman::pid)
     }
 
     /// The name of the job cgroup of this root that process `pid` is in
@@ -155,7 +133,6 @@ fn remove_stale(parent: &Path) {
         let root = CgroupRoot {
             dir: entry.path(),
             name: String::new(),
-            watchman: None,
         };
         drop(root); // kills and removes every job directory, then itself
     }
