@@ -61,8 +61,8 @@
 //!    woken by the worker directly, one wake-up as for a pipe. The
 //!    supervisor, which settles a task whose worker died or was killed,
 //!    wakes the same word after delivering the outcome; and every such
-//!    sleep is bounded (a slice that doubles up to 100 ms), after which the
-//!    joiner looks at its outcome again.
+//!    sleep is bounded (100 ms: the bound only covers a lost wake), after
+//!    which the joiner looks at its outcome again.
 //!
 //! The `Acquire`/`Release` side of the SeqCst operations on the sequence
 //! words orders the slot's bytes: the bytes (Relaxed atomic stores) and the

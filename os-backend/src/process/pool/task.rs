@@ -112,6 +112,15 @@ impl<Resp> TaskHandle<Resp> {
     }
 }
 
+/// The bound on each sleep of a joiner on its reply. Every outcome that
+/// does not come from the worker's own wake (a death, a kill, a reply on
+/// the socket, the pool's end) is followed by the supervisor's wake of the
+/// same word, so the bound only covers a lost wake-up. It is long on
+/// purpose: a futex timeout of about a millisecond becomes the CPU's
+/// earliest timer, and arming and cancelling it cost 12 µs of the round
+/// trip on our VM (BENCHMARKS.md, issue 15 target 3); 100 ms costs 0.5 µs.
+const JOIN_SLEEP_SLICE: Duration = Duration::from_millis(100);
+
 impl<Resp: DeserializeOwned> TaskHandle<Resp> {
     /// Waits for the response.
     ///
@@ -158,7 +167,6 @@ impl<Resp: DeserializeOwned> TaskHandle<Resp> {
         if let Some(p) = &self.placed {
             // Asleep on the reply, for the worker to wake (`shm_channel.rs`,
             // step 5); each sleep bounded, the outcome looked at after it.
-            let mut slice = Duration::from_millis(1);
             loop {
                 match self.rx.try_recv() {
                     Ok((_, result)) => return decode_reply(result),
@@ -170,8 +178,7 @@ impl<Resp: DeserializeOwned> TaskHandle<Resp> {
                 if self.take_if_replied() || !self.shared.lane_holds(p.slot, self.id) {
                     break;
                 }
-                p.channel.sleep_for_reply(p.seq, slice);
-                slice = (slice * 2).min(Duration::from_millis(100));
+                p.channel.sleep_for_reply(p.seq, JOIN_SLEEP_SLICE);
             }
         }
         drop(spinning);
