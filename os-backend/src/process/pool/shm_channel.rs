@@ -33,8 +33,16 @@
 //!    and it wakes the worker, or the worker's re-check sees the new
 //!    sequence and does not sleep; the kernel's own check of the word in
 //!    `FUTEX_WAIT` covers a wake that comes between the re-check and the
-//!    sleep. The timed wait (one second) lets an idle worker notice that the
-//!    pool closed its socket.
+//!    sleep. The wait is untimed: an idle worker costs nothing until the
+//!    pool needs it, and a timeout, even a long one, would arm and cancel a
+//!    kernel timer on every sleep, which the first task after idling pays
+//!    for (BENCHMARKS.md, issue 15 target 3). What ends the sleep besides a
+//!    request: the pool's **closing request** (step 6), a signal (the
+//!    supervisor kills workers it stops using, stopped or not), or the
+//!    death of the fork server or of the pool's process (`SIGKILL` through
+//!    `PR_SET_PDEATHSIG`, `forkserver/mod.rs`). The worker waits on nothing
+//!    that has a deadline: the supervisor owns every deadline and ends the
+//!    worker itself.
 //! 3. The worker runs the request and writes the reply's bytes into `reply`,
 //!    its length into `reply_len`, then `reply_seq = request_seq`
 //!    (SeqCst), and reads `spinning_for` (SeqCst). Unless a joiner in the
@@ -63,6 +71,12 @@
 //!    wakes the same word after delivering the outcome; and every such
 //!    sleep is bounded (100 ms: the bound only covers a lost wake), after
 //!    which the joiner looks at its outcome again.
+//! 6. When the pool stops using a channel (its shutdown), it sends a
+//!    **closing request**: a request like any other (the next number, the
+//!    same wake) whose length is [`CLOSING`]. The worker answers it by
+//!    ending its loop. It is sent whether or not the worker holds a
+//!    request: a busy worker sees it when it next waits, and the pool reads
+//!    no reply after it.
 //!
 //! The `Acquire`/`Release` side of the SeqCst operations on the sequence
 //! words orders the slot's bytes: the bytes (Relaxed atomic stores) and the
@@ -103,9 +117,8 @@ pub(crate) const REQUEST_CAP: usize = 16 << 10;
 pub(crate) const REPLY_CAP: usize = 16 << 10;
 /// `request_len` of a request that follows on the socket.
 pub(crate) const VIA_SOCKET: u32 = u32::MAX;
-/// How long a sleeping worker waits before it checks its socket for the
-/// pool's end.
-const IDLE_CHECK: Duration = Duration::from_secs(1);
+/// `request_len` of the pool's closing request (module docs, 6).
+const CLOSING: u32 = u32::MAX - 1;
 
 /// What the pool writes.
 #[derive(Default)]
@@ -236,15 +249,29 @@ impl ShmChannel {
     /// woken). The caller holds the pool's inbox lock (the pool's writes are
     /// serialized by it) and has checked that the worker holds no request.
     pub(crate) fn send_request(&self, bytes: Option<&[u8]>) -> (u32, bool) {
-        let r = self.region();
         let len = match bytes {
             Some(bytes) => {
                 debug_assert!(bytes.len() <= REQUEST_CAP);
-                write_words(&r.request, bytes);
+                write_words(&self.region().request, bytes);
                 bytes.len() as u32
             }
             None => VIA_SOCKET,
         };
+        self.announce(len)
+    }
+
+    /// Tells the worker the pool will send it nothing more (module docs,
+    /// 6): a worker asleep on its channel wakes and ends its loop. The
+    /// caller has taken the channel out of the pool's lanes (nothing else
+    /// sends on it).
+    pub(crate) fn close(&self) {
+        self.announce(CLOSING);
+    }
+
+    /// Publishes a request of length word `len` (its bytes written) under
+    /// the next number; wakes the worker if it sleeps.
+    fn announce(&self, len: u32) -> (u32, bool) {
+        let r = self.region();
         r.pool.request_len.store(len, Ordering::Relaxed);
         // The pool's own count, under its inbox lock (see `last_request`).
         // Never 0, which `spinning_for` reserves for "nobody".
@@ -324,8 +351,9 @@ impl ShmChannel {
     // ---- the worker's side ----
 
     /// Waits for the request after `last`: its sequence number and length
-    /// ([`VIA_SOCKET`] or at most [`REQUEST_CAP`]). `None` once the pool has
-    /// closed `stream` (checked each time a sleep times out).
+    /// ([`VIA_SOCKET`] or at most [`REQUEST_CAP`]). `None` for the pool's
+    /// closing request, or once the pool has closed `stream` (looked at
+    /// before each sleep). Sleeps untimed after its spin (module docs, 2).
     pub(crate) fn wait_request(&self, last: u32, stream: &UnixStream) -> Option<(u32, u32)> {
         let r = self.region();
         let spin_until = Instant::now() + SPIN_BEFORE_SLEEP;
@@ -333,8 +361,10 @@ impl ShmChannel {
         loop {
             let seq = r.pool.request_seq.load(Ordering::SeqCst);
             if seq != last {
-                let len = r.pool.request_len.load(Ordering::Relaxed);
-                return Some((seq, len));
+                return match r.pool.request_len.load(Ordering::Relaxed) {
+                    CLOSING => None,
+                    len => Some((seq, len)),
+                };
             }
             if Instant::now() < spin_until {
                 looks = looks.wrapping_add(1);
@@ -345,15 +375,17 @@ impl ShmChannel {
                 }
                 continue;
             }
+            // Idle: not on any round trip's path. A pool that already closed
+            // the socket would send no closing request.
+            if peer_closed(stream) {
+                return None;
+            }
             r.worker.worker_sleeping.store(1, Ordering::SeqCst);
             if r.pool.request_seq.load(Ordering::SeqCst) == last {
                 // Shared futex (the word is in a `MAP_SHARED` mapping).
-                FutexPark.wait_timeout(&r.pool.request_seq, last, Timeout::After(IDLE_CHECK));
+                FutexPark.wait_timeout(&r.pool.request_seq, last, Timeout::Never);
             }
             r.worker.worker_sleeping.store(0, Ordering::Relaxed);
-            if r.pool.request_seq.load(Ordering::SeqCst) == last && peer_closed(stream) {
-                return None;
-            }
         }
     }
 
@@ -513,6 +545,35 @@ mod tests {
         });
         drop(a);
         assert_eq!(worker.wait_request(1, &b), None);
+    }
+
+    #[test]
+    fn the_closing_request_wakes_a_sleeping_worker_and_ends_its_wait() {
+        let fd = create().unwrap();
+        let pool = ShmChannel::map(std::os::fd::AsFd::as_fd(&fd)).unwrap();
+        let (_a, b) = UnixStream::pair().unwrap();
+        // The worker sleeps untimed: without the closing request's wake it
+        // never returns, and the bounded receive below fails.
+        let (done_tx, done) = std::sync::mpsc::channel();
+        let worker = std::thread::spawn(move || {
+            let worker = ShmChannel::map(std::os::fd::AsFd::as_fd(&fd)).unwrap();
+            let _ = done_tx.send(worker.wait_request(0, &b));
+        });
+        while pool.region().worker.worker_sleeping.load(Ordering::SeqCst) == 0 {
+            std::thread::yield_now();
+        }
+        pool.close();
+        assert_eq!(done.recv_timeout(Duration::from_secs(30)), Ok(None));
+        worker.join().unwrap();
+        // Closed while the worker held a request: it sees the closing
+        // request when it next waits, not a request to run.
+        let (pool, worker) = pair();
+        let (_a, b) = UnixStream::pair().unwrap();
+        let (seq, _) = pool.send_request(Some(b"last"));
+        assert_eq!(worker.wait_request(0, &b), Some((seq, 4)));
+        pool.close();
+        assert_eq!(worker.send_reply(seq, b"done"), Some(true));
+        assert_eq!(worker.wait_request(seq, &b), None);
     }
 
     #[test]
