@@ -72,7 +72,12 @@ pub(crate) fn serve_requests(
         let sent = match channel.send_reply(seq, &reply) {
             // Nobody spins on the reply: ring the supervisor (an empty frame).
             Some(true) => frame::write_frame(&mut stream, &[]),
-            Some(false) => Ok(()),
+            Some(false) => {
+                // A joiner spins on it, maybe on this CPU: let it run now
+                // (`shm_channel.rs`, step 3).
+                std::thread::yield_now();
+                Ok(())
+            }
             None => frame::write_frame(&mut stream, &reply),
         };
         if sent.is_err() {

@@ -47,8 +47,10 @@
 //!    its length into `reply_len`, then `reply_seq = request_seq`
 //!    (SeqCst), and reads `spinning_for` (SeqCst). Unless a joiner in the
 //!    pool spins on this very request's reply, it sends an empty frame on
-//!    its socket (the doorbell) so that the supervisor completes the task. A
-//!    reply too large for the slot goes on the socket as a frame instead.
+//!    its socket (the doorbell) so that the supervisor completes the task;
+//!    if one does, the worker yields its CPU once (`sched_yield`), for a
+//!    joiner that shares it (see 4). A reply too large for the slot goes
+//!    on the socket as a frame instead.
 //! 4. A joiner that knows its task sits in this channel stores the
 //!    request's sequence number in `spinning_for` (SeqCst) while it spins on
 //!    `reply_seq`, and before it sleeps clears it (a SeqCst compare-exchange
@@ -58,9 +60,15 @@
 //!    request rather than counting spinners because a joiner may still be
 //!    spinning, its own reply taken, when the worker answers the next
 //!    request, which nobody spins on; a joiner that overwrites another's
-//!    number costs the other a doorbell, never its reply.
-//! 5. A joiner that stops spinning without its reply (at once, if its
-//!    request had to wake the worker: the reply is a wake-up away) sleeps
+//!    number costs the other a doorbell, never its reply. A joiner whose
+//!    request woke the worker yields its CPU at every look while it spins:
+//!    the kernel usually wakes the worker onto the waker's CPU, so the
+//!    worker runs at the joiner's first yield and hands the CPU back at its
+//!    own yield after the reply (3). That round trip costs two context
+//!    switches and no wake-up of the joiner, where a sleeping joiner costs
+//!    two futex system calls and a wake-up more (BENCHMARKS.md, issue 15
+//!    target 3). Any other joiner yields every 64th look.
+//! 5. A joiner whose spin ends without its reply sleeps
 //!    on `reply_seq` with `spinning_for` still set: it stores the request's
 //!    number in `sleeping_for` (SeqCst), looks at `reply_seq` once more
 //!    (SeqCst) and `FUTEX_WAIT`s on it; the worker, after publishing,

@@ -140,9 +140,13 @@ impl<Resp: DeserializeOwned> TaskHandle<Resp> {
         // Named in the channel as spinning on this request's reply while it
         // looks: the worker then rings nobody (`shm_channel.rs`, step 4).
         let spinning = self.placed.as_ref().map(|p| p.channel.spinning(p.seq));
-        let spin_until = match &self.placed {
-            Some(p) if p.woke => Instant::now(), // the worker is a wake-up away
-            _ => Instant::now() + SPIN_BEFORE_SLEEP,
+        let spin_until = Instant::now() + SPIN_BEFORE_SLEEP;
+        // A worker this submit woke is usually woken onto this very CPU: it
+        // gets the CPU at every look rather than every 64th, and gives it
+        // back after its reply (`shm_channel.rs`, steps 3 and 4).
+        let yield_every = match &self.placed {
+            Some(p) if p.woke => 1,
+            _ => 64,
         };
         let mut looks = 0u32;
         loop {
@@ -158,7 +162,7 @@ impl<Resp: DeserializeOwned> TaskHandle<Resp> {
                 break;
             }
             looks += 1;
-            if looks % 64 == 0 {
+            if looks % yield_every == 0 {
                 std::thread::yield_now(); // a core shared with the worker
             } else {
                 std::hint::spin_loop();
