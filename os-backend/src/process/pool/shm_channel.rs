@@ -48,9 +48,12 @@
 //!    (SeqCst), and reads `spinning_for` (SeqCst). Unless a joiner in the
 //!    pool spins on this very request's reply, it sends an empty frame on
 //!    its socket (the doorbell) so that the supervisor completes the task;
-//!    if one does, the worker yields its CPU once (`sched_yield`), for a
-//!    joiner that shares it (see 4). A reply too large for the slot goes
-//!    on the socket as a frame instead.
+//!    if one does and the worker had said it sleeps (so the pool woke it),
+//!    the worker yields its CPU once (`sched_yield`), for a joiner that
+//!    shares it (see 4). A worker that took the request while spinning
+//!    does not: its joiner spins on another CPU, and the next request may
+//!    be a few hundred nanoseconds away. A reply too large for the slot
+//!    goes on the socket as a frame instead.
 //! 4. A joiner that knows its task sits in this channel stores the
 //!    request's sequence number in `spinning_for` (SeqCst) while it spins on
 //!    `reply_seq`, and before it sleeps clears it (a SeqCst compare-exchange
@@ -358,20 +361,24 @@ impl ShmChannel {
 
     // ---- the worker's side ----
 
-    /// Waits for the request after `last`: its sequence number and length
-    /// ([`VIA_SOCKET`] or at most [`REQUEST_CAP`]). `None` for the pool's
-    /// closing request, or once the pool has closed `stream` (looked at
-    /// before each sleep). Sleeps untimed after its spin (module docs, 2).
-    pub(crate) fn wait_request(&self, last: u32, stream: &UnixStream) -> Option<(u32, u32)> {
+    /// Waits for the request after `last`. `None` for the pool's closing
+    /// request, or once the pool has closed `stream` (looked at before each
+    /// sleep). Sleeps untimed after its spin (module docs, 2).
+    pub(crate) fn wait_request(&self, last: u32, stream: &UnixStream) -> Option<Request> {
         let r = self.region();
         let spin_until = Instant::now() + SPIN_BEFORE_SLEEP;
         let mut looks = 0u32;
+        let mut said_asleep = false;
         loop {
             let seq = r.pool.request_seq.load(Ordering::SeqCst);
             if seq != last {
                 return match r.pool.request_len.load(Ordering::Relaxed) {
                     CLOSING => None,
-                    len => Some((seq, len)),
+                    len => Some(Request {
+                        seq,
+                        len,
+                        said_asleep,
+                    }),
                 };
             }
             if Instant::now() < spin_until {
@@ -389,6 +396,7 @@ impl ShmChannel {
                 return None;
             }
             r.worker.worker_sleeping.store(1, Ordering::SeqCst);
+            said_asleep = true;
             if r.pool.request_seq.load(Ordering::SeqCst) == last {
                 // Shared futex (the word is in a `MAP_SHARED` mapping).
                 FutexPark.wait_timeout(&r.pool.request_seq, last, Timeout::Never);
@@ -440,6 +448,18 @@ impl Drop for ShmChannel {
             libc::munmap(self.region.as_ptr().cast(), std::mem::size_of::<Region>());
         }
     }
+}
+
+/// A request announced to the worker ([`ShmChannel::wait_request`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Request {
+    /// Its sequence number.
+    pub seq: u32,
+    /// Its length: [`VIA_SOCKET`], or at most [`REQUEST_CAP`].
+    pub len: u32,
+    /// Whether the worker said it slept while it waited: then the pool
+    /// woke it, and the joiner yields to it at every look (module docs, 4).
+    pub said_asleep: bool,
 }
 
 /// A joiner spinning on a channel's reply.
@@ -513,9 +533,9 @@ mod tests {
         let (_a, b) = UnixStream::pair().unwrap();
         let (seq, woke) = pool.send_request(Some(b"hello, worker"));
         assert!(!woke);
-        let (got, len) = worker.wait_request(0, &b).unwrap();
-        assert_eq!(got, seq);
-        assert_eq!(worker.request(len), b"hello, worker");
+        let got = worker.wait_request(0, &b).unwrap();
+        assert_eq!((got.seq, got.said_asleep), (seq, false));
+        assert_eq!(worker.request(got.len), b"hello, worker");
         assert!(!pool.replied(seq));
         let spinning = pool.spinning(seq);
         assert_eq!(worker.send_reply(seq, b"hi"), Some(false)); // a spinner: no doorbell
@@ -525,7 +545,8 @@ mod tests {
         // doorbell of the next one.
         let stale = pool.spinning(seq);
         let (seq, _) = pool.send_request(None);
-        assert_eq!(worker.wait_request(seq - 1, &b), Some((seq, VIA_SOCKET)));
+        let got = worker.wait_request(seq - 1, &b).unwrap();
+        assert_eq!((got.seq, got.len), (seq, VIA_SOCKET));
         assert_eq!(worker.send_reply(seq, &[7; 9]), Some(true));
         drop(stale);
         assert_eq!(worker.send_reply(seq, &vec![0; REPLY_CAP + 1]), None);
@@ -549,7 +570,15 @@ mod tests {
             }
             let (seq, woke) = pool.send_request(Some(&[1, 2, 3]));
             assert!(woke, "the worker was asleep");
-            assert_eq!(waiter.join().unwrap(), Some((seq, 3)));
+            let got = waiter.join().unwrap();
+            assert_eq!(
+                got,
+                Some(Request {
+                    seq,
+                    len: 3,
+                    said_asleep: true
+                })
+            );
         });
         drop(a);
         assert_eq!(worker.wait_request(1, &b), None);
@@ -578,7 +607,10 @@ mod tests {
         let (pool, worker) = pair();
         let (_a, b) = UnixStream::pair().unwrap();
         let (seq, _) = pool.send_request(Some(b"last"));
-        assert_eq!(worker.wait_request(0, &b), Some((seq, 4)));
+        assert_eq!(
+            worker.wait_request(0, &b).map(|r| (r.seq, r.len)),
+            Some((seq, 4))
+        );
         pool.close();
         assert_eq!(worker.send_reply(seq, b"done"), Some(true));
         assert_eq!(worker.wait_request(seq, &b), None);
