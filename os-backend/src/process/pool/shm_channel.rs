@@ -359,6 +359,12 @@ impl ShmChannel {
         FutexPark.wake_all(&self.region().worker.reply_seq);
     }
 
+    /// Tests only: wakes the worker without a request.
+    #[cfg(test)]
+    fn nudge_worker(&self) {
+        FutexPark.wake_all(&self.region().pool.request_seq);
+    }
+
     // ---- the worker's side ----
 
     /// Waits for the request after `last`. `None` for the pool's closing
@@ -580,8 +586,23 @@ mod tests {
                 })
             );
         });
+        // A socket the pool has closed ends the wait. Another test's child,
+        // forked while `a` was open, may hold a copy of it for a while: the
+        // worker then sleeps, and looks again at each (here: spurious) wake.
         drop(a);
-        assert_eq!(worker.wait_request(1, &b), None);
+        std::thread::scope(|s| {
+            let waiter = s.spawn(|| worker.wait_request(1, &b));
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while !waiter.is_finished() {
+                assert!(
+                    Instant::now() < deadline,
+                    "a closed socket did not end the wait"
+                );
+                pool.nudge_worker();
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            assert_eq!(waiter.join().unwrap(), None);
+        });
     }
 
     #[test]
