@@ -577,7 +577,7 @@ impl Registry {
         let first = !self.closed.swap(true, AcqRel);
         // The closer's fence (see the module docs on closing): the heavy
         // side, as a guest ring's holder has only a light one.
-        barrier::heavy_until_done();
+        barrier::heavy();
         first
     }
 
