@@ -660,3 +660,69 @@ fn a_panicking_data_parallel_body_propagates_and_the_pool_lives_on() {
     assert!(r.is_err());
     assert_eq!(pool.submit(|| 3).unwrap().join(), Ok(3));
 }
+
+/// The scheduler state letter of thread `tid` of this process (from /proc).
+fn thread_state(tid: i32) -> char {
+    let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).unwrap();
+    let after_name = stat.rsplit_once(')').unwrap().1;
+    after_name.trim_start().chars().next().unwrap()
+}
+
+/// A task of a one-worker pool shuts the pool down while an outside thread
+/// is blocked submitting to the full queue: nobody else can free a place for
+/// that submitter, so the closing worker must (it runs the queued tasks,
+/// which shutdown promises anyway). The submitter is refused, and every
+/// task it queued before runs.
+#[test]
+fn a_task_shuts_down_its_pool_while_a_submitter_blocks_on_the_full_queue() {
+    let _dog = watchdog(
+        "shutdown from a task vs a blocked submitter",
+        Duration::from_secs(60),
+    );
+    let pool = Arc::new(
+        ThreadPool::builder()
+            .workers(1)
+            .queue_bound(1)
+            .build()
+            .expect("pool"),
+    );
+    let (started_tx, started) = mpsc::channel();
+    let (go, go_rx) = mpsc::channel::<()>();
+    let closer = {
+        let pool = Arc::clone(&pool);
+        pool.clone()
+            .submit(move || {
+                started_tx.send(()).unwrap();
+                go_rx.recv().unwrap();
+                pool.shutdown(); // on the pool's only worker
+            })
+            .unwrap()
+    };
+    started.recv().unwrap(); // the only worker is busy from here on
+    let (tid_tx, tid_rx) = mpsc::channel();
+    let submitter = {
+        let pool = Arc::clone(&pool);
+        std::thread::spawn(move || {
+            // SAFETY: `gettid` has no preconditions.
+            tid_tx.send(unsafe { libc::gettid() }).unwrap();
+            // One in the thread's guest ring, one in the injector (both at
+            // the bound), then one that waits for a place.
+            let queued: Vec<_> = (0..2u32).map(|i| pool.submit(move || i).unwrap()).collect();
+            let refused = pool.submit(|| 2u32).err();
+            (queued, refused)
+        })
+    };
+    let tid = tid_rx.recv().unwrap();
+    // Blocked (asleep) in the third submit: the first two never block.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while thread_state(tid) != 'S' {
+        assert!(Instant::now() < deadline, "the submitter never blocked");
+        std::thread::yield_now();
+    }
+    go.send(()).unwrap();
+    let (queued, refused) = submitter.join().unwrap();
+    assert_eq!(refused, Some(SubmitError::ShutDown));
+    let results: Vec<_> = queued.into_iter().map(|h| h.join()).collect();
+    assert_eq!(results, vec![Ok(0), Ok(1)]);
+    assert_eq!(closer.join(), Ok(()));
+}

@@ -583,13 +583,21 @@ impl Registry {
 
     /// Marks the pool drained once every admitted submission has pushed, and
     /// wakes every sleeper to see it.
+    ///
+    /// A submitter blocked on the full injector counts in `submitting` until
+    /// a place frees up, which only running a queued job does: so the closer
+    /// runs queued jobs while it waits. Otherwise a task that shuts down its
+    /// own pool on the only free worker would wait for ever for a submitter
+    /// that waits for it. (Shutting down runs every queued job anyway.)
     fn drain(&self) {
         // Acquire: pairs with `push`'s Release, so every admitted job is in a
         // queue before `drained` says so.
         while self.submitting.load(Acquire) != 0
             || self.guest_busy.iter().any(|busy| busy.load(Acquire))
         {
-            yield_now();
+            if !self.help() {
+                yield_now();
+            }
         }
         self.drained.store(true, Release);
         self.sleep.notify_all();
