@@ -49,7 +49,7 @@ struct Line(u64);
 struct Page(u64);
 
 fn aligned<T>(value: &T) -> bool {
-    (value as *const T as usize).is_multiple_of(align_of::<T>())
+    (value as *const T as usize) % align_of::<T>() == 0
 }
 
 /// Six layouts (more than the cache keeps lists for), interleaved, some
