@@ -585,17 +585,21 @@ impl Registry {
     /// wakes every sleeper to see it.
     ///
     /// A submitter blocked on the full injector counts in `submitting` until
-    /// a place frees up, which only running a queued job does: so the closer
-    /// runs queued jobs while it waits. Otherwise a task that shuts down its
-    /// own pool on the only free worker would wait for ever for a submitter
-    /// that waits for it. (Shutting down runs every queued job anyway.)
+    /// a place frees up, which only a worker taking a queued job does. A
+    /// closer that is itself a worker (a task shutting down its pool) may be
+    /// the only one free to, so it runs queued jobs while it waits; else it
+    /// would wait for ever for a submitter that waits for it. (Shutting down
+    /// runs every queued job anyway.) A closer outside the pool leaves the
+    /// jobs to the workers: a job it ran could itself wait for the workers
+    /// to exit, which they do only once this drain is done.
     fn drain(&self) {
+        let worker = self.worker_index();
         // Acquire: pairs with `push`'s Release, so every admitted job is in a
         // queue before `drained` says so.
         while self.submitting.load(Acquire) != 0
             || self.guest_busy.iter().any(|busy| busy.load(Acquire))
         {
-            if !self.help() {
+            if !(worker.is_some() && self.run_one(worker)) {
                 yield_now();
             }
         }
