@@ -226,6 +226,10 @@ pub(crate) struct Registry {
     /// Join handles of every worker started, replacements included.
     threads: Mutex<Vec<JoinHandle<()>>>,
     config: WorkerConfig,
+    /// Forks counted when the pool was built: a different count now means
+    /// this is a forked child's copy, with no workers (see `forks`).
+    #[cfg(not(loom))]
+    forks_at_birth: u32,
     #[cfg(test)]
     pub(crate) faults: faults::Faults,
 }
@@ -250,9 +254,21 @@ impl Registry {
             alive: AtomicUsize::new(0),
             threads: Mutex::new(Vec::with_capacity(workers)),
             config,
+            #[cfg(not(loom))]
+            forks_at_birth: super::forks::start_counting(),
             #[cfg(test)]
             faults: Default::default(),
         })
+    }
+
+    /// Whether this is a forked child's copy of the pool, whose workers do
+    /// not exist here (see `forks`).
+    #[inline]
+    pub(crate) fn is_foreign(&self) -> bool {
+        #[cfg(not(loom))]
+        return super::forks::count() != self.forks_at_birth;
+        #[cfg(loom)]
+        false
     }
 
     /// The number of workers the pool was built with.
@@ -262,7 +278,7 @@ impl Registry {
 
     /// Whether the pool takes no new tasks.
     pub(crate) fn is_closed(&self) -> bool {
-        self.closed.load(Acquire)
+        self.closed.load(Acquire) || self.is_foreign()
     }
 
     /// Starts every worker thread and waits until each is running (pinned, if
@@ -299,7 +315,7 @@ impl Registry {
         self.submitting.fetch_add(1, Relaxed);
         // The submitter's fence (see the module docs on closing).
         fence(SeqCst);
-        if self.closed.load(Acquire) {
+        if self.closed.load(Acquire) || self.is_foreign() {
             self.submitting.fetch_sub(1, Release);
             return Admission::Closed;
         }
@@ -422,7 +438,7 @@ impl Registry {
     /// is at the queue bound; the caller then takes another path.
     #[allow(clippy::result_large_err)] // the job is four words
     pub(crate) fn push_local(self: &Arc<Self>, job: Job) -> Result<(), Job> {
-        if self.closed.load(Relaxed) {
+        if self.closed.load(Relaxed) || self.is_foreign() {
             return Err(job);
         }
         if let Some(index) = self.worker_index() {
@@ -464,6 +480,9 @@ impl Registry {
     /// One job from the calling thread's guest ring, if it holds one here:
     /// a scope waiting for its tasks runs its own spawns first.
     pub(crate) fn pop_guest(self: &Arc<Self>) -> Option<Job> {
+        if self.is_foreign() {
+            return None; // the parent's jobs (see `find_job`)
+        }
         let slot = self.guest_slot(false)?;
         self.rings[self.workers + slot].pop()
     }
@@ -488,6 +507,9 @@ impl Registry {
     /// The next job for worker `me` (or for a helping thread outside the pool,
     /// `None`): its own run queue first, then the injector, then a steal.
     fn find_job(&self, me: Option<usize>) -> Option<Job> {
+        if self.is_foreign() {
+            return None; // the parent's jobs: not ours to run (see `forks`)
+        }
         if let Some(index) = me
             && let Some(job) = self.rings[index].pop()
         {
@@ -610,6 +632,9 @@ impl Registry {
     /// Stops taking tasks; workers finish every queued job, then exit. Does
     /// not wait for them ([`join_workers`](Self::join_workers) does).
     pub(crate) fn shutdown(&self) {
+        if self.is_foreign() {
+            return; // nobody here to wait for or to stop (see `forks`)
+        }
         if self.close() {
             self.drain();
         }
@@ -618,6 +643,9 @@ impl Registry {
     /// Stops now: takes no new tasks and cancels every queued job, here and in
     /// every worker or helper that finds one from now on. Running jobs finish.
     pub(crate) fn terminate(&self) {
+        if self.is_foreign() {
+            return;
+        }
         self.terminating.store(true, Release);
         self.close();
         self.cancel_queued();
@@ -648,6 +676,9 @@ impl Registry {
     /// calling this (shutdown from inside a task) skips itself: it exits on
     /// its own once the pool is finished.
     pub(crate) fn join_workers(&self) {
+        if self.is_foreign() {
+            return; // the workers are the parent's threads
+        }
         let me = std::thread::current().id();
         loop {
             let threads: Vec<JoinHandle<()>> = self.lock_threads().drain(..).collect();
