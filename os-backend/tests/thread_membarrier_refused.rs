@@ -9,8 +9,9 @@
 //! This binary builds no pool in its own process: a forked child must start
 //! with the fence choice not yet made.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use ply_os::fork::{ChildExit, fork_child};
 use ply_os::thread::ThreadPool;
 
 const SYS_MEMBARRIER: u32 = libc::SYS_membarrier as u32;
@@ -124,38 +125,15 @@ fn workload(pool: &ThreadPool, rounds: u64) -> bool {
     true
 }
 
-/// Runs `body` in a forked child and returns its exit status; fails the
-/// test if the child is not done within 30 s (it is killed).
+/// Runs `body` in a forked child and returns its exit code; fails the test
+/// if the child is not done within 30 s (it is killed).
 fn in_child(body: fn() -> i32) -> i32 {
-    // SAFETY: the child runs only `body` and `_exit`s: it returns to no
-    // caller and runs no test harness code.
-    let pid = unsafe { libc::fork() };
-    assert!(pid >= 0, "fork failed");
-    if pid == 0 {
-        let code = std::panic::catch_unwind(body).unwrap_or(101);
-        // SAFETY: ends the child without running the parent's exit code.
-        unsafe { libc::_exit(code) };
+    let mut child = fork_child(body).expect("fork");
+    let exit = child.wait_timeout(Duration::from_secs(30)).expect("wait");
+    match exit.expect("the child hung (killed after 30 s)") {
+        ChildExit::Exited(code) => code,
+        other => panic!("the child died: {other:?}"),
     }
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut status = 0;
-    loop {
-        // SAFETY: reaps our own child; `status` is a valid out-pointer.
-        let reaped = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
-        if reaped == pid {
-            break;
-        }
-        if Instant::now() > deadline {
-            // SAFETY: our own child, not yet reaped.
-            unsafe {
-                libc::kill(pid, libc::SIGKILL);
-                libc::waitpid(pid, &mut status, 0);
-            }
-            panic!("the child hung (killed after 30 s)");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    assert!(libc::WIFEXITED(status), "child died: status {status:#x}");
-    libc::WEXITSTATUS(status)
 }
 
 /// Exit codes of the children: 0 is success.
