@@ -343,12 +343,16 @@ impl Registry {
 
     /// Pushes a job admitted with [`Admission::Queued`] and wakes a sleeping
     /// worker if there is one.
-    pub(crate) fn push(&self, mut job: Job) {
-        // The reserved place guarantees room; a push can still fail for a
-        // moment while a worker finishes reading the slot it reuses.
-        while let Err(back) = self.queue.push(job) {
-            job = back;
-            spin_loop();
+    pub(crate) fn push(&self, job: Job) {
+        // The reserved place guarantees room: the injector holds at most
+        // `queue_bound` jobs (a place is given back only after its pop), and
+        // its capacity is at least that. `push` fails only on a full queue;
+        // it waits itself while a pop is still reading the slot it reuses.
+        // Were it ever refused, dropping the job cancels it: its handle
+        // hears so, and nothing is lost silently.
+        if let Err(job) = self.queue.push(job) {
+            debug_assert!(false, "the injector refused a reserved place");
+            drop(job);
         }
         self.sleep.notify_one();
         // Release: `close` acquires this count, so the push happens before
