@@ -617,7 +617,10 @@ impl Registry {
     /// would wait for ever for a submitter that waits for it. (Shutting down
     /// runs every queued job anyway.) A closer outside the pool leaves the
     /// jobs to the workers: a job it ran could itself wait for the workers
-    /// to exit, which they do only once this drain is done.
+    /// to exit, which they do only once this drain is done. (The same holds
+    /// for a job a closing worker runs here: one that shuts the pool down
+    /// too waits for the other workers, which wait for this drain. Only a
+    /// second shutdown from a task, racing a submission, can meet it.)
     fn drain(&self) {
         let worker = self.worker_index();
         // Acquire: pairs with `push`'s Release, so every admitted job is in a
