@@ -726,3 +726,78 @@ fn a_task_shuts_down_its_pool_while_a_submitter_blocks_on_the_full_queue() {
     assert_eq!(results, vec![Ok(0), Ok(1)]);
     assert_eq!(closer.join(), Ok(()));
 }
+
+/// As above, with two workers, and the queued tasks themselves shut the
+/// pool down: the closing worker runs one while it waits for the blocked
+/// submitter, and that nested shutdown must not wait for the other worker,
+/// which exits only once the outer shutdown has drained the pool.
+#[test]
+fn a_task_run_by_a_closing_worker_may_shut_the_pool_down_too() {
+    let _dog = watchdog(
+        "nested shutdown in a closing worker",
+        Duration::from_secs(60),
+    );
+    let pool = Arc::new(
+        ThreadPool::builder()
+            .workers(2)
+            .queue_bound(1)
+            .build()
+            .expect("pool"),
+    );
+    let (started_tx, started) = mpsc::channel();
+    let (gate, gate_rx) = mpsc::channel::<()>();
+    let (go, go_rx) = mpsc::channel::<()>();
+    let held = {
+        let started_tx = started_tx.clone();
+        pool.submit(move || {
+            started_tx.send(()).unwrap();
+            gate_rx.recv().unwrap();
+        })
+        .unwrap()
+    };
+    let closer = {
+        let p = Arc::clone(&pool);
+        pool.submit(move || {
+            started_tx.send(()).unwrap();
+            go_rx.recv().unwrap();
+            p.shutdown();
+        })
+        .unwrap()
+    };
+    started.recv().unwrap();
+    started.recv().unwrap(); // both workers busy
+    let (tid_tx, tid_rx) = mpsc::channel();
+    let submitter = {
+        let pool = Arc::clone(&pool);
+        std::thread::spawn(move || {
+            // SAFETY: `gettid` has no preconditions.
+            tid_tx.send(unsafe { libc::gettid() }).unwrap();
+            let queued: Vec<_> = (0..2u32)
+                .map(|i| {
+                    let p = Arc::clone(&pool);
+                    pool.submit(move || {
+                        p.shutdown();
+                        i
+                    })
+                    .unwrap()
+                })
+                .collect();
+            let refused = pool.submit(|| 2u32).err();
+            (queued, refused)
+        })
+    };
+    let tid = tid_rx.recv().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while thread_state(tid) != 'S' {
+        assert!(Instant::now() < deadline, "the submitter never blocked");
+        std::thread::yield_now();
+    }
+    go.send(()).unwrap();
+    let (queued, refused) = submitter.join().unwrap();
+    assert_eq!(refused, Some(SubmitError::ShutDown));
+    gate.send(()).unwrap();
+    let results: Vec<_> = queued.into_iter().map(|h| h.join()).collect();
+    assert_eq!(results, vec![Ok(0), Ok(1)]);
+    assert_eq!(held.join(), Ok(()));
+    assert_eq!(closer.join(), Ok(()));
+}

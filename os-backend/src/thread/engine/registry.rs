@@ -58,7 +58,7 @@
 //! [`ArrayQueue`]: ply_core::queue::mpmc::ArrayQueue
 //! [`spmc::Ring`]: ply_core::queue::spmc::Ring
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::io;
 use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release, SeqCst};
 use std::sync::{Arc, Mutex, MutexGuard, Weak, mpsc};
@@ -116,17 +116,20 @@ type RunQueue = Ring<Job, RING_CAPACITY>;
 // The registry this thread works for and its index there, so a task that
 // spawns pushes to its worker's own run queue, and a task that waits (joins a
 // handle) runs queued jobs meanwhile instead of blocking its worker. And, for
-// a thread outside the pool, the guest ring it holds (see `Lease`).
+// a thread outside the pool, the guest ring it holds (see `Lease`). And the
+// registry whose `drain` this worker is running a job inside, if any.
 #[cfg(not(loom))]
 thread_local! {
     static CURRENT_WORKER: RefCell<Option<(Arc<Registry>, usize)>> =
         const { RefCell::new(None) };
     static LEASE: RefCell<Option<Lease>> = const { RefCell::new(None) };
+    static DRAINING: Cell<*const Registry> = const { Cell::new(std::ptr::null()) };
 }
 #[cfg(loom)]
 thread_local! {
     static CURRENT_WORKER: RefCell<Option<(Arc<Registry>, usize)>> = RefCell::new(None);
     static LEASE: RefCell<Option<Lease>> = RefCell::new(None);
+    static DRAINING: Cell<*const Registry> = Cell::new(std::ptr::null());
 }
 
 /// On a pool worker: runs one queued job of that pool (`Some(true)`), or finds
@@ -617,10 +620,9 @@ impl Registry {
     /// would wait for ever for a submitter that waits for it. (Shutting down
     /// runs every queued job anyway.) A closer outside the pool leaves the
     /// jobs to the workers: a job it ran could itself wait for the workers
-    /// to exit, which they do only once this drain is done. (The same holds
-    /// for a job a closing worker runs here: one that shuts the pool down
-    /// too waits for the other workers, which wait for this drain. Only a
-    /// second shutdown from a task, racing a submission, can meet it.)
+    /// to exit, which they do only once this drain is done. A job the
+    /// closing worker runs here that shuts the pool down too does not wait
+    /// for them (`DRAINING`; see `join_workers`).
     fn drain(&self) {
         let worker = self.worker_index();
         // Acquire: pairs with `push`'s Release, so every admitted job is in a
@@ -628,7 +630,13 @@ impl Registry {
         while self.submitting.load(Acquire) != 0
             || self.guest_busy.iter().any(|busy| busy.load(Acquire))
         {
-            if !(worker.is_some() && self.run_one(worker)) {
+            let helped = worker.is_some() && {
+                DRAINING.with(|d| d.set(self));
+                let ran = self.run_one(worker);
+                DRAINING.with(|d| d.set(std::ptr::null()));
+                ran
+            };
+            if !helped {
                 yield_now();
             }
         }
@@ -685,6 +693,12 @@ impl Registry {
     pub(crate) fn join_workers(&self) {
         if self.is_foreign() {
             return; // the workers are the parent's threads
+        }
+        if DRAINING.with(|d| std::ptr::eq(d.get(), self)) {
+            // A job run by a closing worker, inside its `drain`: the other
+            // workers exit only once that drain is done, so waiting for them
+            // here would wait for ever. The shutdown that drains joins them.
+            return;
         }
         let me = std::thread::current().id();
         loop {
