@@ -90,6 +90,32 @@ fn spsc_single(c: &mut Criterion) {
             )
         })
     });
+    g.bench_function("prototype slot-seq ring", |b| {
+        b.iter_custom(|iters| {
+            let mut ring = Box::new(slot_seq::Ring::<u64, CAP>::new());
+            let (mut tx, mut rx) = ring.split();
+            spsc_transfer(
+                iters,
+                true,
+                Retry::Spin,
+                move |v| tx.push(v).is_ok(),
+                move || rx.pop(),
+            )
+        })
+    });
+    g.bench_function("prototype slot-seq ring, line per slot", |b| {
+        b.iter_custom(|iters| {
+            let mut ring = Box::new(slot_seq_padded::Ring::<u64, CAP>::new());
+            let (mut tx, mut rx) = ring.split();
+            spsc_transfer(
+                iters,
+                true,
+                Retry::Spin,
+                move |v| tx.push(v).is_ok(),
+                move || rx.pop(),
+            )
+        })
+    });
     g.bench_function("rtrb", |b| {
         b.iter_custom(|iters| {
             let (mut tx, mut rx) = rtrb::RingBuffer::<u64>::new(CAP);
@@ -250,6 +276,32 @@ fn spsc_retry(c: &mut Criterion) {
         g.bench_function("ply::spsc::Ring", |b| {
             b.iter_custom(|iters| {
                 let mut ring = Box::new(ply::core::queue::spsc::Ring::<u64, CAP>::new());
+                let (mut tx, mut rx) = ring.split();
+                spsc_transfer(
+                    iters,
+                    pinned,
+                    Retry::Backoff,
+                    move |v| tx.push(v).is_ok(),
+                    move || rx.pop(),
+                )
+            })
+        });
+        g.bench_function("prototype slot-seq ring", |b| {
+            b.iter_custom(|iters| {
+                let mut ring = Box::new(slot_seq::Ring::<u64, CAP>::new());
+                let (mut tx, mut rx) = ring.split();
+                spsc_transfer(
+                    iters,
+                    pinned,
+                    Retry::Backoff,
+                    move |v| tx.push(v).is_ok(),
+                    move || rx.pop(),
+                )
+            })
+        });
+        g.bench_function("prototype slot-seq ring, line per slot", |b| {
+            b.iter_custom(|iters| {
+                let mut ring = Box::new(slot_seq_padded::Ring::<u64, CAP>::new());
                 let (mut tx, mut rx) = ring.split();
                 spsc_transfer(
                     iters,
@@ -528,3 +580,230 @@ fn mpmc_groups(c: &mut Criterion) {
 
 criterion_group!(benches, spsc_single, spsc_retry, spsc_batch, mpmc_groups);
 criterion_main!(benches);
+
+/// Prototype (measurement only): the SPSC ring with a sequence number in each
+/// slot, beside the item (FastForward, Giacomoni et al. PPoPP 2008; Vyukov's
+/// bounded queue's per-cell sequence). The producer writes the item, then
+/// stores the item's position into the slot's `seq` (Release); the consumer
+/// tests `seq == head` (Acquire) in the slot it is about to read, so it never
+/// reads `tail`: in the ping-pong regime an item costs the slot's line only.
+/// The producer keeps ply's cached full mark over `head`, and still stores
+/// `tail` (Release, its own line, read by nobody on the fast path) as a real
+/// ring would for `len` and chunks.
+mod slot_seq {
+    use std::cell::UnsafeCell;
+    use std::mem::MaybeUninit;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[repr(align(128))]
+    struct Padded(AtomicUsize);
+
+    struct Slot<T> {
+        seq: AtomicUsize,
+        value: UnsafeCell<MaybeUninit<T>>,
+    }
+
+    pub struct Ring<T, const N: usize> {
+        head: Padded,
+        tail: Padded,
+        slots: [Slot<T>; N],
+    }
+
+    // SAFETY: items move from the one producer to the one consumer.
+    unsafe impl<T: Send, const N: usize> Sync for Ring<T, N> {}
+
+    impl<T: Copy, const N: usize> Ring<T, N> {
+        pub fn new() -> Self {
+            Ring {
+                head: Padded(AtomicUsize::new(0)),
+                tail: Padded(AtomicUsize::new(0)),
+                slots: std::array::from_fn(|_| Slot {
+                    seq: AtomicUsize::new(usize::MAX),
+                    value: UnsafeCell::new(MaybeUninit::uninit()),
+                }),
+            }
+        }
+
+        pub fn split(&mut self) -> (Producer<'_, T, N>, Consumer<'_, T, N>) {
+            (
+                Producer {
+                    ring: self,
+                    tail: 0,
+                    full_at: N,
+                },
+                Consumer { ring: self, head: 0 },
+            )
+        }
+    }
+
+    #[inline(always)]
+    const fn index(pos: usize, n: usize) -> usize {
+        if pos >= n { pos - n } else { pos }
+    }
+
+    #[inline(always)]
+    const fn advance_one(pos: usize, n: usize) -> usize {
+        if pos < 2 * n - 1 { pos + 1 } else { 0 }
+    }
+
+    pub struct Producer<'a, T, const N: usize> {
+        ring: &'a Ring<T, N>,
+        tail: usize,
+        full_at: usize,
+    }
+
+    impl<T: Copy, const N: usize> Producer<'_, T, N> {
+        #[inline]
+        pub fn push(&mut self, value: T) -> Result<(), T> {
+            if self.tail == self.full_at {
+                let head = self.ring.head.0.load(Ordering::Acquire);
+                self.full_at = if head >= N { head - N } else { head + N };
+                if self.tail == self.full_at {
+                    return Err(value);
+                }
+            }
+            let slot = &self.ring.slots[index(self.tail, N)];
+            // SAFETY: the slot is free (before `full_at`) and ours alone.
+            unsafe { (*slot.value.get()).write(value) };
+            slot.seq.store(self.tail, Ordering::Release);
+            self.tail = advance_one(self.tail, N);
+            self.ring.tail.0.store(self.tail, Ordering::Release);
+            Ok(())
+        }
+    }
+
+    pub struct Consumer<'a, T, const N: usize> {
+        ring: &'a Ring<T, N>,
+        head: usize,
+    }
+
+    impl<T: Copy, const N: usize> Consumer<'_, T, N> {
+        #[inline]
+        pub fn pop(&mut self) -> Option<T> {
+            let slot = &self.ring.slots[index(self.head, N)];
+            if slot.seq.load(Ordering::Acquire) != self.head {
+                return None;
+            }
+            // SAFETY: `seq == head` was published after the item was written.
+            let value = unsafe { (*slot.value.get()).assume_init_read() };
+            self.head = advance_one(self.head, N);
+            self.ring.head.0.store(self.head, Ordering::Release);
+            Some(value)
+        }
+    }
+}
+
+/// The same prototype with one slot per 64-byte line (measurement only: it
+/// shows whether slots sharing a line cost the per-slot protocol).
+/// Prototype (measurement only): the SPSC ring with a sequence number in each
+/// slot, beside the item (FastForward, Giacomoni et al. PPoPP 2008; Vyukov's
+/// bounded queue's per-cell sequence). The producer writes the item, then
+/// stores the item's position into the slot's `seq` (Release); the consumer
+/// tests `seq == head` (Acquire) in the slot it is about to read, so it never
+/// reads `tail`: in the ping-pong regime an item costs the slot's line only.
+/// The producer keeps ply's cached full mark over `head`, and still stores
+/// `tail` (Release, its own line, read by nobody on the fast path) as a real
+/// ring would for `len` and chunks.
+mod slot_seq_padded {
+    use std::cell::UnsafeCell;
+    use std::mem::MaybeUninit;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[repr(align(128))]
+    struct Padded(AtomicUsize);
+
+    #[repr(align(64))]
+    struct Slot<T> {
+        seq: AtomicUsize,
+        value: UnsafeCell<MaybeUninit<T>>,
+    }
+
+    pub struct Ring<T, const N: usize> {
+        head: Padded,
+        tail: Padded,
+        slots: [Slot<T>; N],
+    }
+
+    // SAFETY: items move from the one producer to the one consumer.
+    unsafe impl<T: Send, const N: usize> Sync for Ring<T, N> {}
+
+    impl<T: Copy, const N: usize> Ring<T, N> {
+        pub fn new() -> Self {
+            Ring {
+                head: Padded(AtomicUsize::new(0)),
+                tail: Padded(AtomicUsize::new(0)),
+                slots: std::array::from_fn(|_| Slot {
+                    seq: AtomicUsize::new(usize::MAX),
+                    value: UnsafeCell::new(MaybeUninit::uninit()),
+                }),
+            }
+        }
+
+        pub fn split(&mut self) -> (Producer<'_, T, N>, Consumer<'_, T, N>) {
+            (
+                Producer {
+                    ring: self,
+                    tail: 0,
+                    full_at: N,
+                },
+                Consumer { ring: self, head: 0 },
+            )
+        }
+    }
+
+    #[inline(always)]
+    const fn index(pos: usize, n: usize) -> usize {
+        if pos >= n { pos - n } else { pos }
+    }
+
+    #[inline(always)]
+    const fn advance_one(pos: usize, n: usize) -> usize {
+        if pos < 2 * n - 1 { pos + 1 } else { 0 }
+    }
+
+    pub struct Producer<'a, T, const N: usize> {
+        ring: &'a Ring<T, N>,
+        tail: usize,
+        full_at: usize,
+    }
+
+    impl<T: Copy, const N: usize> Producer<'_, T, N> {
+        #[inline]
+        pub fn push(&mut self, value: T) -> Result<(), T> {
+            if self.tail == self.full_at {
+                let head = self.ring.head.0.load(Ordering::Acquire);
+                self.full_at = if head >= N { head - N } else { head + N };
+                if self.tail == self.full_at {
+                    return Err(value);
+                }
+            }
+            let slot = &self.ring.slots[index(self.tail, N)];
+            // SAFETY: the slot is free (before `full_at`) and ours alone.
+            unsafe { (*slot.value.get()).write(value) };
+            slot.seq.store(self.tail, Ordering::Release);
+            self.tail = advance_one(self.tail, N);
+            self.ring.tail.0.store(self.tail, Ordering::Release);
+            Ok(())
+        }
+    }
+
+    pub struct Consumer<'a, T, const N: usize> {
+        ring: &'a Ring<T, N>,
+        head: usize,
+    }
+
+    impl<T: Copy, const N: usize> Consumer<'_, T, N> {
+        #[inline]
+        pub fn pop(&mut self) -> Option<T> {
+            let slot = &self.ring.slots[index(self.head, N)];
+            if slot.seq.load(Ordering::Acquire) != self.head {
+                return None;
+            }
+            // SAFETY: `seq == head` was published after the item was written.
+            let value = unsafe { (*slot.value.get()).assume_init_read() };
+            self.head = advance_one(self.head, N);
+            self.ring.head.0.store(self.head, Ordering::Release);
+            Some(value)
+        }
+    }
+}
