@@ -29,7 +29,6 @@ mod support;
 
 use std::hint::black_box;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use criterion::measurement::WallTime;
@@ -91,7 +90,6 @@ fn spsc_single(c: &mut Criterion) {
             )
         })
     });
-    report_failures("spsc_1p1c/ply");
     g.bench_function("rtrb", |b| {
         b.iter_custom(|iters| {
             let (mut tx, mut rx) = rtrb::RingBuffer::<u64>::new(CAP);
@@ -104,7 +102,6 @@ fn spsc_single(c: &mut Criterion) {
             )
         })
     });
-    report_failures("spsc_1p1c/rtrb");
     g.bench_function("heapless::spsc (cap 1023)", |b| {
         b.iter_custom(|iters| {
             let mut q = Box::new(heapless::spsc::Queue::<u64, CAP>::new());
@@ -202,22 +199,6 @@ impl Retry {
     }
 }
 
-static FAILED_PUSHES: AtomicU64 = AtomicU64::new(0);
-static FAILED_POPS: AtomicU64 = AtomicU64::new(0);
-static ITEMS: AtomicU64 = AtomicU64::new(0);
-
-/// Prints and resets the failed pushes and pops per item since the last call.
-fn report_failures(label: &str) {
-    let items = ITEMS.swap(0, Ordering::Relaxed).max(1) as f64;
-    let pushes = FAILED_PUSHES.swap(0, Ordering::Relaxed) as f64;
-    let pops = FAILED_POPS.swap(0, Ordering::Relaxed) as f64;
-    eprintln!(
-        "FAILS {label}: pushes/item {:.4} pops/item {:.4}",
-        pushes / items,
-        pops / items
-    );
-}
-
 /// Moves `iters` items one at a time from a producer thread calling `push`
 /// (`false`: full, the value is pushed again) to a consumer thread calling
 /// `pop`, each retrying with `retry`; checks that every item arrived in order.
@@ -231,19 +212,15 @@ fn spsc_transfer(
     run_pair_on(
         pinned,
         move || {
-            let mut total = 0u64;
             for i in 0..iters {
                 let mut failures = 0;
                 while !push(i) {
                     failures += 1;
                     retry.wait(failures);
                 }
-                total += u64::from(failures);
             }
-            FAILED_PUSHES.fetch_add(total, Ordering::Relaxed);
         },
         move || {
-            let mut total = 0u64;
             for i in 0..iters {
                 let mut failures = 0;
                 let v = loop {
@@ -253,11 +230,8 @@ fn spsc_transfer(
                     failures += 1;
                     retry.wait(failures);
                 };
-                total += u64::from(failures);
                 assert_eq!(black_box(v), i, "FIFO order");
             }
-            FAILED_POPS.fetch_add(total, Ordering::Relaxed);
-            ITEMS.fetch_add(iters, Ordering::Relaxed);
         },
     )
 }
@@ -286,7 +260,6 @@ fn spsc_retry(c: &mut Criterion) {
                 )
             })
         });
-        report_failures(&format!("{group}/ply"));
         g.bench_function("rtrb", |b| {
             b.iter_custom(|iters| {
                 let (mut tx, mut rx) = rtrb::RingBuffer::<u64>::new(CAP);
@@ -299,7 +272,6 @@ fn spsc_retry(c: &mut Criterion) {
                 )
             })
         });
-        report_failures(&format!("{group}/rtrb"));
         g.finish();
     }
 }
