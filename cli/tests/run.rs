@@ -540,6 +540,116 @@ fn stop_signals_kill_every_job_tree_and_exit_128_plus_the_signal() {
     );
 }
 
+/// How `sigkill_of_ply_still_ends_every_job_tree` kills ply.
+#[derive(Debug, Clone, Copy)]
+enum Kill {
+    /// As soon as ply's cgroup directory exists: jobs may not have started.
+    Early,
+    /// Once every job's escapees run.
+    WhileRunning,
+    /// `kill -9` of ply's whole process group, once the escapees run.
+    ProcessGroup,
+}
+
+/// SIGKILL runs no code in ply: its watchman, a process outside ply's
+/// process group that sees ply's end of a socket close, kills every job
+/// cgroup and removes the directories. (Without cgroups nothing can end
+/// the jobs of a SIGKILLed ply; the README says so.)
+#[test]
+fn sigkill_of_ply_still_ends_every_job_tree() {
+    for kill in [Kill::Early, Kill::WhileRunning, Kill::ProcessGroup] {
+        let (marker_var, mark) = marker("sigkill");
+        let tmp = TempDir::new("run-sigkill");
+        // Job 1 ends at once, so ply sweeps orphans (which must spare the
+        // watchman) while jobs 2 and 3 run.
+        let job = format!("[ {{}} = 1 ] && exit 0; {ESCAPING}");
+        let mut child = {
+            use std::os::unix::process::CommandExt;
+            ply_cmd()
+                .args(["run", "-j", "2", &job, ":::", "1", "2", "3"])
+                .env("PLY_TEST_MARK", &mark)
+                .env("TMPDIR", tmp.path())
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .process_group(0)
+                .spawn()
+                .expect("spawn ply")
+        };
+        let pid = child.id();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let ready = || match kill {
+            Kill::Early => !cgroups_left_by(pid).is_empty(),
+            Kill::WhileRunning | Kill::ProcessGroup => {
+                processes_with(&marker_var)
+                    .iter()
+                    .filter(|&&p| is_sleep(p))
+                    .count()
+                    >= 6
+            }
+        };
+        while !ready() {
+            if Instant::now() >= deadline {
+                // No cgroups here (Early never sees a directory), or the
+                // jobs never started: clean up, then tell which.
+                signal(pid, libc::SIGKILL);
+                let _ = child.wait();
+                for p in processes_with(&marker_var) {
+                    signal(p, libc::SIGKILL);
+                }
+                assert!(
+                    matches!(kill, Kill::Early),
+                    "{kill:?}: the jobs never started their escapees"
+                );
+                eprintln!("no cgroup v2 delegation here: the watchman is not tested");
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        if cgroups_left_by(pid).is_empty() {
+            signal(pid, libc::SIGKILL);
+            let _ = child.wait();
+            for p in processes_with(&marker_var) {
+                signal(p, libc::SIGKILL);
+            }
+            eprintln!("no cgroup v2 delegation here: the watchman is not tested");
+            return;
+        }
+        if !matches!(kill, Kill::Early) {
+            // Past a sweep after job 1's end, the watchman is still there.
+            std::thread::sleep(Duration::from_millis(300));
+            assert!(
+                processes_with(&marker_var).into_iter().any(is_watchman),
+                "{kill:?}: no watchman beside ply"
+            );
+        }
+        match kill {
+            // SAFETY: kill has no memory-safety preconditions; ply leads
+            // its own process group (process_group(0) above).
+            Kill::ProcessGroup => unsafe {
+                libc::kill(-(pid as libc::pid_t), libc::SIGKILL);
+            },
+            _ => signal(pid, libc::SIGKILL),
+        }
+        let status = wait_or_kill(&mut child, Duration::from_secs(30));
+        assert_eq!(
+            std::os::unix::process::ExitStatusExt::signal(&status),
+            Some(libc::SIGKILL)
+        );
+        // Everything marked — jobs, escapees, the watchman itself — ends.
+        assert_none_left(&marker_var);
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while !cgroups_left_by(pid).is_empty() {
+            assert!(
+                Instant::now() < deadline,
+                "{kill:?}: cgroups left: {:?}",
+                cgroups_left_by(pid)
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
 /// Lines of the joblog (no header).
 fn joblog_commands(path: &std::path::Path) -> Vec<String> {
     std::fs::read_to_string(path)
@@ -587,7 +697,8 @@ fn resume_after_sigkill_runs_every_job_once_more_at_most() {
     }
     signal(first.id(), libc::SIGKILL);
     let _ = first.wait();
-    // SIGKILL leaves ply no chance to clean up: end its orphans as a reboot would.
+    // SIGKILL leaves ply no chance to clean up: its watchman ends the jobs
+    // where cgroups exist; end them here otherwise, as a reboot would.
     for pid in processes_with(&marker_var) {
         signal(pid, libc::SIGKILL);
     }

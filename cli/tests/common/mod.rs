@@ -202,3 +202,21 @@ pub fn drain_stderr(child: &mut Child) -> String {
     }
     text
 }
+
+/// How many children ply process `pid` has besides its watchman (the
+/// `/bin/sh` that ends the jobs' cgroups should ply die by SIGKILL): the
+/// leaders of its running jobs.
+pub fn job_children(pid: u32) -> usize {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|child| child.parse().ok())
+        .filter(|&child| !is_watchman(child))
+        .count()
+}
+
+/// Whether `pid` is a ply watchman (`sh -c … ply-watchman <dir>`).
+pub fn is_watchman(pid: u32) -> bool {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .is_ok_and(|c| c.split(|&b| b == 0).any(|a| a == b"ply-watchman"))
+}
