@@ -213,7 +213,10 @@ mod tests {
             .lines()
             .any(|l| l.starts_with("SigIgn:") && ignores(l, libc::SIGHUP))
         {
-            assert!(Instant::now() < deadline, "the watchman never set its traps");
+            assert!(
+                Instant::now() < deadline,
+                "the watchman never set its traps"
+            );
             std::thread::sleep(Duration::from_millis(5));
         }
         for sig in [libc::SIGHUP, libc::SIGINT, libc::SIGTERM, libc::SIGQUIT] {
