@@ -31,9 +31,12 @@
 //!
 //! A host that dies without cleaning up (`SIGKILL`, the OOM killer) runs
 //! no code on the way out. With cgroups, a *watchman* process started
-//! beside it notices (the socket it reads closes) and kills every job
-//! cgroup at once; without cgroups, the jobs of a killed host keep running
-//! (their process groups are known only to the host).
+//! beside it, before its cgroup directory exists, notices (the socket it
+//! reads closes) and kills every job cgroup at once (see `watchman` for
+//! what it survives); without cgroups, the jobs of a killed host keep
+//! running (their process groups are known only to the host). On the
+//! `posix_spawn` path below, a leader started but not yet moved into its
+//! cgroup when the host is killed escapes the watchman too.
 //!
 //! Where `clone3` is refused (a kernel before 5.7, a seccomp filter, an
 //! architecture other than x86-64), the leader is started with
