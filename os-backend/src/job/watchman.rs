@@ -204,8 +204,8 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("ply-watchman-hup-{}", std::process::id()));
         std::fs::create_dir(&dir).unwrap();
         let watchman = Watchman::start(&dir).unwrap();
-        // Until `trap` ran, a HUP would kill it: wait until the shell
-        // reads its socket (blocked in read: state S, wchan not needed).
+        // Until its `trap` ran, a HUP would kill it: wait until the shell
+        // ignores SIGHUP (`SigIgn` in its status).
         let pid = watchman.pid();
         let deadline = Instant::now() + LIMIT;
         while !std::fs::read_to_string(format!("/proc/{pid}/status"))
