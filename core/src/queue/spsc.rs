@@ -1466,7 +1466,9 @@ const fn index(pos: usize, capacity: usize) -> usize {
 }
 
 /// Position `pos` advanced by `by ≤ capacity`, modulo `2 * capacity`. Cannot
-/// overflow because the capacity is at most `usize::MAX / 4`.
+/// overflow because the capacity is at most `usize::MAX / 4`. Only the chunk
+/// API steps by more than one, and it is not built under loom.
+#[cfg(not(loom))]
 #[inline(always)]
 const fn advance(pos: usize, by: usize, capacity: usize) -> usize {
     let next = pos + by;
