@@ -660,3 +660,144 @@ fn a_panicking_data_parallel_body_propagates_and_the_pool_lives_on() {
     assert!(r.is_err());
     assert_eq!(pool.submit(|| 3).unwrap().join(), Ok(3));
 }
+
+/// The scheduler state letter of thread `tid` of this process (from /proc).
+fn thread_state(tid: i32) -> char {
+    let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).unwrap();
+    let after_name = stat.rsplit_once(')').unwrap().1;
+    after_name.trim_start().chars().next().unwrap()
+}
+
+/// A task of a one-worker pool shuts the pool down while an outside thread
+/// is blocked submitting to the full queue: nobody else can free a place for
+/// that submitter, so the closing worker must (it runs the queued tasks,
+/// which shutdown promises anyway). The submitter is refused, and every
+/// task it queued before runs.
+#[test]
+fn a_task_shuts_down_its_pool_while_a_submitter_blocks_on_the_full_queue() {
+    let _dog = watchdog(
+        "shutdown from a task vs a blocked submitter",
+        Duration::from_secs(60),
+    );
+    let pool = Arc::new(
+        ThreadPool::builder()
+            .workers(1)
+            .queue_bound(1)
+            .build()
+            .expect("pool"),
+    );
+    let (started_tx, started) = mpsc::channel();
+    let (go, go_rx) = mpsc::channel::<()>();
+    let closer = {
+        let pool = Arc::clone(&pool);
+        pool.clone()
+            .submit(move || {
+                started_tx.send(()).unwrap();
+                go_rx.recv().unwrap();
+                pool.shutdown(); // on the pool's only worker
+            })
+            .unwrap()
+    };
+    started.recv().unwrap(); // the only worker is busy from here on
+    let (tid_tx, tid_rx) = mpsc::channel();
+    let submitter = {
+        let pool = Arc::clone(&pool);
+        std::thread::spawn(move || {
+            // SAFETY: `gettid` has no preconditions.
+            tid_tx.send(unsafe { libc::gettid() }).unwrap();
+            // One in the thread's guest ring, one in the injector (both at
+            // the bound), then one that waits for a place.
+            let queued: Vec<_> = (0..2u32).map(|i| pool.submit(move || i).unwrap()).collect();
+            let refused = pool.submit(|| 2u32).err();
+            (queued, refused)
+        })
+    };
+    let tid = tid_rx.recv().unwrap();
+    // Blocked (asleep) in the third submit: the first two never block.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while thread_state(tid) != 'S' {
+        assert!(Instant::now() < deadline, "the submitter never blocked");
+        std::thread::yield_now();
+    }
+    go.send(()).unwrap();
+    let (queued, refused) = submitter.join().unwrap();
+    assert_eq!(refused, Some(SubmitError::ShutDown));
+    let results: Vec<_> = queued.into_iter().map(|h| h.join()).collect();
+    assert_eq!(results, vec![Ok(0), Ok(1)]);
+    assert_eq!(closer.join(), Ok(()));
+}
+
+/// As above, with two workers, and the queued tasks themselves shut the
+/// pool down: the closing worker runs one while it waits for the blocked
+/// submitter, and that nested shutdown must not wait for the other worker,
+/// which exits only once the outer shutdown has drained the pool.
+#[test]
+fn a_task_run_by_a_closing_worker_may_shut_the_pool_down_too() {
+    let _dog = watchdog(
+        "nested shutdown in a closing worker",
+        Duration::from_secs(60),
+    );
+    let pool = Arc::new(
+        ThreadPool::builder()
+            .workers(2)
+            .queue_bound(1)
+            .build()
+            .expect("pool"),
+    );
+    let (started_tx, started) = mpsc::channel();
+    let (gate, gate_rx) = mpsc::channel::<()>();
+    let (go, go_rx) = mpsc::channel::<()>();
+    let held = {
+        let started_tx = started_tx.clone();
+        pool.submit(move || {
+            started_tx.send(()).unwrap();
+            gate_rx.recv().unwrap();
+        })
+        .unwrap()
+    };
+    let closer = {
+        let p = Arc::clone(&pool);
+        pool.submit(move || {
+            started_tx.send(()).unwrap();
+            go_rx.recv().unwrap();
+            p.shutdown();
+        })
+        .unwrap()
+    };
+    started.recv().unwrap();
+    started.recv().unwrap(); // both workers busy
+    let (tid_tx, tid_rx) = mpsc::channel();
+    let submitter = {
+        let pool = Arc::clone(&pool);
+        std::thread::spawn(move || {
+            // SAFETY: `gettid` has no preconditions.
+            tid_tx.send(unsafe { libc::gettid() }).unwrap();
+            let queued: Vec<_> = (0..2u32)
+                .map(|i| {
+                    let p = Arc::clone(&pool);
+                    pool.submit(move || {
+                        p.shutdown();
+                        i
+                    })
+                    .unwrap()
+                })
+                .collect();
+            let refused = pool.submit(|| 2u32).err();
+            (queued, refused)
+        })
+    };
+    let tid = tid_rx.recv().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while thread_state(tid) != 'S' {
+        assert!(Instant::now() < deadline, "the submitter never blocked");
+        std::thread::yield_now();
+    }
+    go.send(()).unwrap();
+    let (queued, refused) = submitter.join().unwrap();
+    assert_eq!(refused, Some(SubmitError::ShutDown));
+    gate.send(()).unwrap();
+    let results: Vec<_> = queued.into_iter().map(|h| h.join()).collect();
+    assert_eq!(results, vec![Ok(0), Ok(1)]);
+    assert_eq!(held.join(), Ok(()));
+    assert_eq!(closer.join(), Ok(()));
+}

@@ -11,6 +11,8 @@
 //! ply-os --release --lib loom`).
 
 mod barrier;
+#[cfg(not(loom))]
+mod forks;
 pub(crate) mod primitive;
 mod registry;
 mod sleep;

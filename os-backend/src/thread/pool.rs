@@ -228,6 +228,12 @@ impl ThreadPoolBuilder {
 /// cannot be killed; the process pool can kill its workers).
 /// [`terminate`](Self::terminate) cancels the queued tasks instead.
 ///
+/// A forked child has a copy of the pool but none of its worker threads:
+/// there the pool takes no tasks ([`SubmitError::ShutDown`]; a
+/// [`scope`](Self::scope) runs its spawns inline), never runs the parent's
+/// queued tasks, and shuts down at once. A handle to one of the parent's
+/// tasks never finishes in the child ([`TaskHandle::join_timeout`] gives up).
+///
 /// # Example
 ///
 /// ```

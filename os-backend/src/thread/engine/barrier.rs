@@ -24,9 +24,27 @@
 //!
 //! Where the kernel lacks the command (before Linux 4.14, or a sandbox that
 //! filters it), both sides are `SeqCst` fences. The choice is made once per
-//! process, before the first pool's threads start, and never changes. Under
-//! loom both sides are `SeqCst` fences: the models check the protocol on the
-//! assumption that a light–heavy pair orders as a pair of fences does.
+//! process, before the first pool's threads start. Under loom both sides are
+//! `SeqCst` fences: the models check the protocol on the assumption that a
+//! light–heavy pair orders as a pair of fences does.
+//!
+//! # When the kernel refuses a barrier later
+//!
+//! A seccomp filter installed while pools run (a sandbox entered after
+//! start-up), or the kernel short of memory, can make a barrier fail after
+//! light fences were chosen. The process then gives up on membarrier for
+//! good: light fences become `SeqCst` fences from then on. Light fences
+//! already under way, or on threads that have not yet seen the switch, were
+//! only compiler fences, and nothing in the memory model orders them; the
+//! refused heavy fence therefore also waits [`GRACE`] before its `SeqCst`
+//! fence. A light side's store, made before its load, is then out of its
+//! CPU's store buffer (which drains in far less time on any real machine;
+//! a thread switched out passes a full barrier anyway), so the heavy side's
+//! later load sees it, or the light side's load came after the heavy side's
+//! fenced store and saw that. This is an argument from hardware, not from
+//! the language's model, and is used only on this degraded path; the
+//! alternative, waiting for a barrier the kernel will never perform, hung
+//! the pool's shutdown.
 
 use std::sync::atomic::Ordering::SeqCst;
 
@@ -97,16 +115,22 @@ mod membarrier {
     /// Whether light fences may be compiler fences. Relaxed: every pool's
     /// construction calls `init` first, which returns only once the word is
     /// decided, and that happens before any use of the pool; the word
-    /// never changes afterwards.
+    /// changes afterwards only to `UNAVAILABLE` ([`give_up`]), which the
+    /// heavy side that makes the change covers with its grace period.
     #[inline]
     pub(super) fn registered() -> bool {
         STATE.load(Relaxed) == REGISTERED
     }
 
     /// A full barrier on every running thread of the process. `false` if
-    /// the kernel refused (it may, for want of memory).
+    /// the kernel refused (a seccomp filter, or want of memory).
     pub(super) fn run() -> bool {
         membarrier(CMD_PRIVATE_EXPEDITED) == 0
+    }
+
+    /// Stops relying on membarrier: light fences are fences from now on.
+    pub(super) fn give_up() {
+        STATE.store(UNAVAILABLE, Relaxed);
     }
 }
 
@@ -119,7 +143,13 @@ mod membarrier {
     pub(super) fn run() -> bool {
         true
     }
+    pub(super) fn give_up() {}
 }
+
+/// How long a heavy fence whose barrier the kernel refused waits before its
+/// own fence (see the module docs): many times any store buffer's drain.
+#[cfg(not(loom))]
+const GRACE: std::time::Duration = std::time::Duration::from_millis(1);
 
 /// Chooses the fences for the process (once); call before a pool's threads
 /// start.
@@ -139,18 +169,16 @@ pub(crate) fn light() {
 }
 
 /// The rare side's fence: a `SeqCst` fence, and the process-wide barrier that
-/// [`light`] fences rely on. `false` if the kernel refused the barrier: the
-/// caller must then not rely on it (a sleeper looks for work again instead of
-/// sleeping).
-#[must_use = "a refused barrier orders nothing against light fences"]
-pub(crate) fn heavy() -> bool {
+/// [`light`] fences rely on. If the kernel refuses the barrier, the process
+/// stops using it and this waits out light fences made without it (see the
+/// module docs); it never fails and never waits for the kernel again.
+pub(crate) fn heavy() {
     fence(SeqCst);
-    !membarrier::registered() || membarrier::run()
-}
-
-/// [`heavy`], retried (yielding) until the kernel performs it.
-pub(crate) fn heavy_until_done() {
-    while !heavy() {
-        super::primitive::yield_now();
+    if !membarrier::registered() || membarrier::run() {
+        return;
     }
+    membarrier::give_up();
+    #[cfg(not(loom))]
+    std::thread::sleep(GRACE);
+    fence(SeqCst);
 }

@@ -58,7 +58,7 @@
 //! [`ArrayQueue`]: ply_core::queue::mpmc::ArrayQueue
 //! [`spmc::Ring`]: ply_core::queue::spmc::Ring
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::io;
 use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release, SeqCst};
 use std::sync::{Arc, Mutex, MutexGuard, Weak, mpsc};
@@ -116,17 +116,20 @@ type RunQueue = Ring<Job, RING_CAPACITY>;
 // The registry this thread works for and its index there, so a task that
 // spawns pushes to its worker's own run queue, and a task that waits (joins a
 // handle) runs queued jobs meanwhile instead of blocking its worker. And, for
-// a thread outside the pool, the guest ring it holds (see `Lease`).
+// a thread outside the pool, the guest ring it holds (see `Lease`). And the
+// registry whose `drain` this worker is running a job inside, if any.
 #[cfg(not(loom))]
 thread_local! {
     static CURRENT_WORKER: RefCell<Option<(Arc<Registry>, usize)>> =
         const { RefCell::new(None) };
     static LEASE: RefCell<Option<Lease>> = const { RefCell::new(None) };
+    static DRAINING: Cell<*const Registry> = const { Cell::new(std::ptr::null()) };
 }
 #[cfg(loom)]
 thread_local! {
     static CURRENT_WORKER: RefCell<Option<(Arc<Registry>, usize)>> = RefCell::new(None);
     static LEASE: RefCell<Option<Lease>> = RefCell::new(None);
+    static DRAINING: Cell<*const Registry> = Cell::new(std::ptr::null());
 }
 
 /// On a pool worker: runs one queued job of that pool (`Some(true)`), or finds
@@ -226,6 +229,10 @@ pub(crate) struct Registry {
     /// Join handles of every worker started, replacements included.
     threads: Mutex<Vec<JoinHandle<()>>>,
     config: WorkerConfig,
+    /// Forks counted when the pool was built: a different count now means
+    /// this is a forked child's copy, with no workers (see `forks`).
+    #[cfg(not(loom))]
+    forks_at_birth: u32,
     #[cfg(test)]
     pub(crate) faults: faults::Faults,
 }
@@ -250,9 +257,21 @@ impl Registry {
             alive: AtomicUsize::new(0),
             threads: Mutex::new(Vec::with_capacity(workers)),
             config,
+            #[cfg(not(loom))]
+            forks_at_birth: super::forks::start_counting(),
             #[cfg(test)]
             faults: Default::default(),
         })
+    }
+
+    /// Whether this is a forked child's copy of the pool, whose workers do
+    /// not exist here (see `forks`).
+    #[inline]
+    pub(crate) fn is_foreign(&self) -> bool {
+        #[cfg(not(loom))]
+        return super::forks::count() != self.forks_at_birth;
+        #[cfg(loom)]
+        false
     }
 
     /// The number of workers the pool was built with.
@@ -262,7 +281,7 @@ impl Registry {
 
     /// Whether the pool takes no new tasks.
     pub(crate) fn is_closed(&self) -> bool {
-        self.closed.load(Acquire)
+        self.closed.load(Acquire) || self.is_foreign()
     }
 
     /// Starts every worker thread and waits until each is running (pinned, if
@@ -299,7 +318,7 @@ impl Registry {
         self.submitting.fetch_add(1, Relaxed);
         // The submitter's fence (see the module docs on closing).
         fence(SeqCst);
-        if self.closed.load(Acquire) {
+        if self.closed.load(Acquire) || self.is_foreign() {
             self.submitting.fetch_sub(1, Release);
             return Admission::Closed;
         }
@@ -327,12 +346,16 @@ impl Registry {
 
     /// Pushes a job admitted with [`Admission::Queued`] and wakes a sleeping
     /// worker if there is one.
-    pub(crate) fn push(&self, mut job: Job) {
-        // The reserved place guarantees room; a push can still fail for a
-        // moment while a worker finishes reading the slot it reuses.
-        while let Err(back) = self.queue.push(job) {
-            job = back;
-            spin_loop();
+    pub(crate) fn push(&self, job: Job) {
+        // The reserved place guarantees room: the injector holds at most
+        // `queue_bound` jobs (a place is given back only after its pop), and
+        // its capacity is at least that. `push` fails only on a full queue;
+        // it waits itself while a pop is still reading the slot it reuses.
+        // Were it ever refused, dropping the job cancels it: its handle
+        // hears so, and nothing is lost silently.
+        if let Err(job) = self.queue.push(job) {
+            debug_assert!(false, "the injector refused a reserved place");
+            drop(job);
         }
         self.sleep.notify_one();
         // Release: `close` acquires this count, so the push happens before
@@ -422,7 +445,7 @@ impl Registry {
     /// is at the queue bound; the caller then takes another path.
     #[allow(clippy::result_large_err)] // the job is four words
     pub(crate) fn push_local(self: &Arc<Self>, job: Job) -> Result<(), Job> {
-        if self.closed.load(Relaxed) {
+        if self.closed.load(Relaxed) || self.is_foreign() {
             return Err(job);
         }
         if let Some(index) = self.worker_index() {
@@ -464,6 +487,9 @@ impl Registry {
     /// One job from the calling thread's guest ring, if it holds one here:
     /// a scope waiting for its tasks runs its own spawns first.
     pub(crate) fn pop_guest(self: &Arc<Self>) -> Option<Job> {
+        if self.is_foreign() {
+            return None; // the parent's jobs (see `find_job`)
+        }
         let slot = self.guest_slot(false)?;
         self.rings[self.workers + slot].pop()
     }
@@ -488,6 +514,9 @@ impl Registry {
     /// The next job for worker `me` (or for a helping thread outside the pool,
     /// `None`): its own run queue first, then the injector, then a steal.
     fn find_job(&self, me: Option<usize>) -> Option<Job> {
+        if self.is_foreign() {
+            return None; // the parent's jobs: not ours to run (see `forks`)
+        }
         if let Some(index) = me
             && let Some(job) = self.rings[index].pop()
         {
@@ -577,19 +606,39 @@ impl Registry {
         let first = !self.closed.swap(true, AcqRel);
         // The closer's fence (see the module docs on closing): the heavy
         // side, as a guest ring's holder has only a light one.
-        barrier::heavy_until_done();
+        barrier::heavy();
         first
     }
 
     /// Marks the pool drained once every admitted submission has pushed, and
     /// wakes every sleeper to see it.
+    ///
+    /// A submitter blocked on the full injector counts in `submitting` until
+    /// a place frees up, which only a worker taking a queued job does. A
+    /// closer that is itself a worker (a task shutting down its pool) may be
+    /// the only one free to, so it runs queued jobs while it waits; else it
+    /// would wait for ever for a submitter that waits for it. (Shutting down
+    /// runs every queued job anyway.) A closer outside the pool leaves the
+    /// jobs to the workers: a job it ran could itself wait for the workers
+    /// to exit, which they do only once this drain is done. A job the
+    /// closing worker runs here that shuts the pool down too does not wait
+    /// for them (`DRAINING`; see `join_workers`).
     fn drain(&self) {
+        let worker = self.worker_index();
         // Acquire: pairs with `push`'s Release, so every admitted job is in a
         // queue before `drained` says so.
         while self.submitting.load(Acquire) != 0
             || self.guest_busy.iter().any(|busy| busy.load(Acquire))
         {
-            yield_now();
+            let helped = worker.is_some() && {
+                DRAINING.with(|d| d.set(self));
+                let ran = self.run_one(worker);
+                DRAINING.with(|d| d.set(std::ptr::null()));
+                ran
+            };
+            if !helped {
+                yield_now();
+            }
         }
         self.drained.store(true, Release);
         self.sleep.notify_all();
@@ -598,6 +647,9 @@ impl Registry {
     /// Stops taking tasks; workers finish every queued job, then exit. Does
     /// not wait for them ([`join_workers`](Self::join_workers) does).
     pub(crate) fn shutdown(&self) {
+        if self.is_foreign() {
+            return; // nobody here to wait for or to stop (see `forks`)
+        }
         if self.close() {
             self.drain();
         }
@@ -606,6 +658,9 @@ impl Registry {
     /// Stops now: takes no new tasks and cancels every queued job, here and in
     /// every worker or helper that finds one from now on. Running jobs finish.
     pub(crate) fn terminate(&self) {
+        if self.is_foreign() {
+            return;
+        }
         self.terminating.store(true, Release);
         self.close();
         self.cancel_queued();
@@ -636,6 +691,15 @@ impl Registry {
     /// calling this (shutdown from inside a task) skips itself: it exits on
     /// its own once the pool is finished.
     pub(crate) fn join_workers(&self) {
+        if self.is_foreign() {
+            return; // the workers are the parent's threads
+        }
+        if DRAINING.with(|d| std::ptr::eq(d.get(), self)) {
+            // A job run by a closing worker, inside its `drain`: the other
+            // workers exit only once that drain is done, so waiting for them
+            // here would wait for ever. The shutdown that drains joins them.
+            return;
+        }
         let me = std::thread::current().id();
         loop {
             let threads: Vec<JoinHandle<()>> = self.lock_threads().drain(..).collect();

@@ -115,18 +115,9 @@ impl Sleep {
         let word = &self.words[index];
         self.sleepers.fetch_add(1, Relaxed);
         word.store(SLEEPING, Release);
-        // The sleeper's fence (see the module docs): the heavy side. If the
-        // kernel refused it, notifiers may not have seen the registration:
-        // do not sleep; the caller looks for work again.
-        let fenced = barrier::heavy();
-        if !fenced {
-            // A refusal is rare and transient (the kernel short of memory;
-            // `init` checked that the barrier works at all). Pause briefly
-            // rather than spin, so an idle worker does not burn its CPU
-            // while the kernel keeps refusing: a wake-up it misses costs
-            // this much latency, not correctness (it looks again).
-            std::thread::sleep(std::time::Duration::from_millis(1));
-        } else if !ready() {
+        // The sleeper's fence (see the module docs): the heavy side.
+        barrier::heavy();
+        if !ready() {
             // Waits until a notifier flips the word (a spurious return, or a
             // signal, waits again).
             while word.load(Acquire) == SLEEPING {
