@@ -9,7 +9,8 @@
 //!   `perf bench sched pipe`), `ipc-channel`'s sender/receiver pair, and a
 //!   shared-memory spin ping-pong, the floor no IPC can beat.
 //! - `pool_round_trip_after_idle`: the same, but each round trip comes after
-//!   a sleep past every spin window, so the parties wake from the kernel.
+//!   a sleep past every spin window, so the parties wake from the kernel;
+//!   each sample is the median of its round trips (see `after_idle`).
 //! - `map_1m_trivial`: x + 1 over 1,000,000 `u64` (ns per item), in the
 //!   default chunks; results of `map_slice_plain` dropped (so recycled) each time.
 //! - `map_plain_10_items`: the fixed cost of one fork-join call (two
@@ -80,10 +81,13 @@ fn pool_round_trip(c: &mut Criterion) {
 
     // The first request after every party has gone to sleep: each iteration
     // sleeps past the spin windows (untimed), then times one round trip.
+    // About 2,000 round trips per function (the idle sleeps dominate the
+    // wall time, about 2.5 s each): with fewer, one preempted round trip
+    // moved a whole sample and the interval was as wide as the median.
     let mut g = c.benchmark_group("pool_round_trip_after_idle");
-    g.sample_size(10);
+    g.sample_size(20);
     g.warm_up_time(Duration::from_millis(100));
-    g.measurement_time(Duration::from_millis(200));
+    g.measurement_time(Duration::from_secs(2));
     g.bench_function("pipe ping-pong after idle", |b| {
         b.iter_custom(|iters| after_idle(iters, || pipe.round_trip(7)))
     });
@@ -93,17 +97,23 @@ fn pool_round_trip(c: &mut Criterion) {
     g.finish();
 }
 
-/// `iters` round trips, each after a sleep past every spin window; the time
-/// of the round trips alone.
+/// `iters` round trips, each after a sleep past every spin window; reported
+/// as `iters` times their median. The median, not the sum: on a shared
+/// machine a round trip that another process preempts (for milliseconds)
+/// would otherwise move its whole sample, for the pipe and the pool alike.
 fn after_idle<T>(iters: u64, round_trip: impl Fn() -> T) -> Duration {
-    let mut total = Duration::ZERO;
-    for _ in 0..iters {
-        std::thread::sleep(peers::IDLE);
-        let start = Instant::now();
-        black_box(round_trip());
-        total += start.elapsed();
-    }
-    total
+    let mut times: Vec<Duration> = (0..iters)
+        .map(|_| {
+            std::thread::sleep(peers::IDLE);
+            let start = Instant::now();
+            black_box(round_trip());
+            start.elapsed()
+        })
+        .collect();
+    times.sort_unstable();
+    times
+        .get(times.len() / 2)
+        .map_or(Duration::ZERO, |m| *m * iters as u32)
 }
 
 fn map_trivial(c: &mut Criterion) {

@@ -400,3 +400,55 @@ fn an_idle_pools_workers_sleep() {
     drop(pool);
     assert_no_descendants();
 }
+
+/// A worker sleeps on its channel with no timeout. Shutting the pool down
+/// (by `shutdown`, `terminate` or drop) wakes the sleeping workers and ends
+/// them all, even one stopped (`SIGSTOP`) in its sleep or in its spin right
+/// after a reply: the call returns and every child is reaped.
+#[test]
+fn shutting_down_ends_workers_asleep_on_their_channels_stopped_or_not() {
+    let _serial = serial();
+    let _dog = watchdog("sleeping workers at shutdown", Duration::from_secs(120));
+    let stop = |pid: i32| {
+        // SAFETY: kill has no memory-safety preconditions.
+        unsafe { libc::kill(pid, libc::SIGSTOP) };
+        while state_of(pid) != 'T' {
+            std::thread::yield_now();
+        }
+    };
+    for (how, stopped) in [
+        ("drop", None),
+        ("shutdown", None),
+        ("terminate", None),
+        ("drop", Some("asleep")),
+        ("shutdown", Some("asleep")),
+        ("terminate", Some("just replied")),
+        ("drop", Some("just replied")),
+    ] {
+        let pool = pool();
+        for i in 0..20u8 {
+            echo(&pool, &[i]);
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !pool.worker_pids().iter().all(|&p| state_of(p) == 'S') {
+            assert!(Instant::now() < deadline, "the idle workers kept running");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        match stopped {
+            Some("asleep") => stop(pool.worker_pids()[0]),
+            // Still in its spin window (200 µs) or just past it.
+            Some(_) => {
+                echo(&pool, b"wake one");
+                pool.worker_pids().into_iter().for_each(stop);
+            }
+            None => {}
+        }
+        match how {
+            "shutdown" => pool.shutdown(),
+            "terminate" => pool.terminate(),
+            _ => {}
+        }
+        drop(pool);
+        assert_no_descendants();
+    }
+}

@@ -41,9 +41,10 @@ pub(crate) fn serve_requests(
         if config.max_tasks.is_some_and(|max| done >= max) {
             return 0; // recycled: the pool forks a fresh worker
         }
-        let Some((seq, len)) = channel.wait_request(last, &stream) else {
+        let Some(request) = channel.wait_request(last, &stream) else {
             return 0; // the pool closed the connection: shut down
         };
+        let (seq, len) = (request.seq, request.len);
         last = seq;
         let bytes = if len == VIA_SOCKET {
             match frame::read_frame(&mut stream, DEFAULT_MAX_FRAME) {
@@ -72,7 +73,14 @@ pub(crate) fn serve_requests(
         let sent = match channel.send_reply(seq, &reply) {
             // Nobody spins on the reply: ring the supervisor (an empty frame).
             Some(true) => frame::write_frame(&mut stream, &[]),
-            Some(false) => Ok(()),
+            Some(false) => {
+                if request.said_asleep {
+                    // Woken by the pool, so its joiner yield-spins, likely
+                    // on this CPU: let it run now (`shm_channel.rs`, 3).
+                    std::thread::yield_now();
+                }
+                Ok(())
+            }
             None => frame::write_frame(&mut stream, &reply),
         };
         if sent.is_err() {

@@ -33,14 +33,27 @@
 //!    and it wakes the worker, or the worker's re-check sees the new
 //!    sequence and does not sleep; the kernel's own check of the word in
 //!    `FUTEX_WAIT` covers a wake that comes between the re-check and the
-//!    sleep. The timed wait (one second) lets an idle worker notice that the
-//!    pool closed its socket.
+//!    sleep. The wait is untimed: an idle worker costs nothing until the
+//!    pool needs it, and a timeout, even a long one, would arm and cancel a
+//!    kernel timer on every sleep, which the first task after idling pays
+//!    for (BENCHMARKS.md, issue 15 target 3). What ends the sleep besides a
+//!    request: the pool's **closing request** (step 6), a signal (the
+//!    supervisor kills workers it stops using, stopped or not), or the
+//!    death of the fork server or of the pool's process (`SIGKILL` through
+//!    `PR_SET_PDEATHSIG`, `forkserver/mod.rs`). The worker waits on nothing
+//!    that has a deadline: the supervisor owns every deadline and ends the
+//!    worker itself.
 //! 3. The worker runs the request and writes the reply's bytes into `reply`,
 //!    its length into `reply_len`, then `reply_seq = request_seq`
 //!    (SeqCst), and reads `spinning_for` (SeqCst). Unless a joiner in the
 //!    pool spins on this very request's reply, it sends an empty frame on
-//!    its socket (the doorbell) so that the supervisor completes the task. A
-//!    reply too large for the slot goes on the socket as a frame instead.
+//!    its socket (the doorbell) so that the supervisor completes the task;
+//!    if one does and the worker had said it sleeps (so the pool woke it),
+//!    the worker yields its CPU once (`sched_yield`), for a joiner that
+//!    shares it (see 4). A worker that took the request while spinning
+//!    does not: its joiner spins on another CPU, and the next request may
+//!    be a few hundred nanoseconds away. A reply too large for the slot
+//!    goes on the socket as a frame instead.
 //! 4. A joiner that knows its task sits in this channel stores the
 //!    request's sequence number in `spinning_for` (SeqCst) while it spins on
 //!    `reply_seq`, and before it sleeps clears it (a SeqCst compare-exchange
@@ -50,9 +63,15 @@
 //!    request rather than counting spinners because a joiner may still be
 //!    spinning, its own reply taken, when the worker answers the next
 //!    request, which nobody spins on; a joiner that overwrites another's
-//!    number costs the other a doorbell, never its reply.
-//! 5. A joiner that stops spinning without its reply (at once, if its
-//!    request had to wake the worker: the reply is a wake-up away) sleeps
+//!    number costs the other a doorbell, never its reply. A joiner whose
+//!    request woke the worker yields its CPU at every look while it spins:
+//!    the kernel usually wakes the worker onto the waker's CPU, so the
+//!    worker runs at the joiner's first yield and hands the CPU back at its
+//!    own yield after the reply (3). That round trip costs two context
+//!    switches and no wake-up of the joiner, where a sleeping joiner costs
+//!    two futex system calls and a wake-up more (BENCHMARKS.md, issue 15
+//!    target 3). Any other joiner yields every 64th look.
+//! 5. A joiner whose spin ends without its reply sleeps
 //!    on `reply_seq` with `spinning_for` still set: it stores the request's
 //!    number in `sleeping_for` (SeqCst), looks at `reply_seq` once more
 //!    (SeqCst) and `FUTEX_WAIT`s on it; the worker, after publishing,
@@ -63,6 +82,12 @@
 //!    wakes the same word after delivering the outcome; and every such
 //!    sleep is bounded (100 ms: the bound only covers a lost wake), after
 //!    which the joiner looks at its outcome again.
+//! 6. When the pool stops using a channel (its shutdown), it sends a
+//!    **closing request**: a request like any other (the next number, the
+//!    same wake) whose length is [`CLOSING`]. The worker answers it by
+//!    ending its loop. It is sent whether or not the worker holds a
+//!    request: a busy worker sees it when it next waits, and the pool reads
+//!    no reply after it.
 //!
 //! The `Acquire`/`Release` side of the SeqCst operations on the sequence
 //! words orders the slot's bytes: the bytes (Relaxed atomic stores) and the
@@ -103,9 +128,8 @@ pub(crate) const REQUEST_CAP: usize = 16 << 10;
 pub(crate) const REPLY_CAP: usize = 16 << 10;
 /// `request_len` of a request that follows on the socket.
 pub(crate) const VIA_SOCKET: u32 = u32::MAX;
-/// How long a sleeping worker waits before it checks its socket for the
-/// pool's end.
-const IDLE_CHECK: Duration = Duration::from_secs(1);
+/// `request_len` of the pool's closing request (module docs, 6).
+const CLOSING: u32 = u32::MAX - 1;
 
 /// What the pool writes.
 #[derive(Default)]
@@ -236,15 +260,29 @@ impl ShmChannel {
     /// woken). The caller holds the pool's inbox lock (the pool's writes are
     /// serialized by it) and has checked that the worker holds no request.
     pub(crate) fn send_request(&self, bytes: Option<&[u8]>) -> (u32, bool) {
-        let r = self.region();
         let len = match bytes {
             Some(bytes) => {
                 debug_assert!(bytes.len() <= REQUEST_CAP);
-                write_words(&r.request, bytes);
+                write_words(&self.region().request, bytes);
                 bytes.len() as u32
             }
             None => VIA_SOCKET,
         };
+        self.announce(len)
+    }
+
+    /// Tells the worker the pool will send it nothing more (module docs,
+    /// 6): a worker asleep on its channel wakes and ends its loop. The
+    /// caller has taken the channel out of the pool's lanes (nothing else
+    /// sends on it).
+    pub(crate) fn close(&self) {
+        self.announce(CLOSING);
+    }
+
+    /// Publishes a request of length word `len` (its bytes written) under
+    /// the next number; wakes the worker if it sleeps.
+    fn announce(&self, len: u32) -> (u32, bool) {
+        let r = self.region();
         r.pool.request_len.store(len, Ordering::Relaxed);
         // The pool's own count, under its inbox lock (see `last_request`).
         // Never 0, which `spinning_for` reserves for "nobody".
@@ -321,20 +359,33 @@ impl ShmChannel {
         FutexPark.wake_all(&self.region().worker.reply_seq);
     }
 
+    /// Tests only: wakes the worker without a request.
+    #[cfg(test)]
+    fn nudge_worker(&self) {
+        FutexPark.wake_all(&self.region().pool.request_seq);
+    }
+
     // ---- the worker's side ----
 
-    /// Waits for the request after `last`: its sequence number and length
-    /// ([`VIA_SOCKET`] or at most [`REQUEST_CAP`]). `None` once the pool has
-    /// closed `stream` (checked each time a sleep times out).
-    pub(crate) fn wait_request(&self, last: u32, stream: &UnixStream) -> Option<(u32, u32)> {
+    /// Waits for the request after `last`. `None` for the pool's closing
+    /// request, or once the pool has closed `stream` (looked at before each
+    /// sleep). Sleeps untimed after its spin (module docs, 2).
+    pub(crate) fn wait_request(&self, last: u32, stream: &UnixStream) -> Option<Request> {
         let r = self.region();
         let spin_until = Instant::now() + SPIN_BEFORE_SLEEP;
         let mut looks = 0u32;
+        let mut said_asleep = false;
         loop {
             let seq = r.pool.request_seq.load(Ordering::SeqCst);
             if seq != last {
-                let len = r.pool.request_len.load(Ordering::Relaxed);
-                return Some((seq, len));
+                return match r.pool.request_len.load(Ordering::Relaxed) {
+                    CLOSING => None,
+                    len => Some(Request {
+                        seq,
+                        len,
+                        said_asleep,
+                    }),
+                };
             }
             if Instant::now() < spin_until {
                 looks = looks.wrapping_add(1);
@@ -345,15 +396,18 @@ impl ShmChannel {
                 }
                 continue;
             }
-            r.worker.worker_sleeping.store(1, Ordering::SeqCst);
-            if r.pool.request_seq.load(Ordering::SeqCst) == last {
-                // Shared futex (the word is in a `MAP_SHARED` mapping).
-                FutexPark.wait_timeout(&r.pool.request_seq, last, Timeout::After(IDLE_CHECK));
-            }
-            r.worker.worker_sleeping.store(0, Ordering::Relaxed);
-            if r.pool.request_seq.load(Ordering::SeqCst) == last && peer_closed(stream) {
+            // Idle: not on any round trip's path. A pool that already closed
+            // the socket would send no closing request.
+            if peer_closed(stream) {
                 return None;
             }
+            r.worker.worker_sleeping.store(1, Ordering::SeqCst);
+            said_asleep = true;
+            if r.pool.request_seq.load(Ordering::SeqCst) == last {
+                // Shared futex (the word is in a `MAP_SHARED` mapping).
+                FutexPark.wait_timeout(&r.pool.request_seq, last, Timeout::Never);
+            }
+            r.worker.worker_sleeping.store(0, Ordering::Relaxed);
         }
     }
 
@@ -400,6 +454,18 @@ impl Drop for ShmChannel {
             libc::munmap(self.region.as_ptr().cast(), std::mem::size_of::<Region>());
         }
     }
+}
+
+/// A request announced to the worker ([`ShmChannel::wait_request`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Request {
+    /// Its sequence number.
+    pub seq: u32,
+    /// Its length: [`VIA_SOCKET`], or at most [`REQUEST_CAP`].
+    pub len: u32,
+    /// Whether the worker said it slept while it waited: then the pool
+    /// woke it, and the joiner yields to it at every look (module docs, 4).
+    pub said_asleep: bool,
 }
 
 /// A joiner spinning on a channel's reply.
@@ -473,9 +539,9 @@ mod tests {
         let (_a, b) = UnixStream::pair().unwrap();
         let (seq, woke) = pool.send_request(Some(b"hello, worker"));
         assert!(!woke);
-        let (got, len) = worker.wait_request(0, &b).unwrap();
-        assert_eq!(got, seq);
-        assert_eq!(worker.request(len), b"hello, worker");
+        let got = worker.wait_request(0, &b).unwrap();
+        assert_eq!((got.seq, got.said_asleep), (seq, false));
+        assert_eq!(worker.request(got.len), b"hello, worker");
         assert!(!pool.replied(seq));
         let spinning = pool.spinning(seq);
         assert_eq!(worker.send_reply(seq, b"hi"), Some(false)); // a spinner: no doorbell
@@ -485,7 +551,8 @@ mod tests {
         // doorbell of the next one.
         let stale = pool.spinning(seq);
         let (seq, _) = pool.send_request(None);
-        assert_eq!(worker.wait_request(seq - 1, &b), Some((seq, VIA_SOCKET)));
+        let got = worker.wait_request(seq - 1, &b).unwrap();
+        assert_eq!((got.seq, got.len), (seq, VIA_SOCKET));
         assert_eq!(worker.send_reply(seq, &[7; 9]), Some(true));
         drop(stale);
         assert_eq!(worker.send_reply(seq, &vec![0; REPLY_CAP + 1]), None);
@@ -509,10 +576,65 @@ mod tests {
             }
             let (seq, woke) = pool.send_request(Some(&[1, 2, 3]));
             assert!(woke, "the worker was asleep");
-            assert_eq!(waiter.join().unwrap(), Some((seq, 3)));
+            let got = waiter.join().unwrap();
+            assert_eq!(
+                got,
+                Some(Request {
+                    seq,
+                    len: 3,
+                    said_asleep: true
+                })
+            );
         });
+        // A socket the pool has closed ends the wait. Another test's child,
+        // forked while `a` was open, may hold a copy of it for a while: the
+        // worker then sleeps, and looks again at each (here: spurious) wake.
         drop(a);
-        assert_eq!(worker.wait_request(1, &b), None);
+        std::thread::scope(|s| {
+            let waiter = s.spawn(|| worker.wait_request(1, &b));
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while !waiter.is_finished() {
+                assert!(
+                    Instant::now() < deadline,
+                    "a closed socket did not end the wait"
+                );
+                pool.nudge_worker();
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            assert_eq!(waiter.join().unwrap(), None);
+        });
+    }
+
+    #[test]
+    fn the_closing_request_wakes_a_sleeping_worker_and_ends_its_wait() {
+        let fd = create().unwrap();
+        let pool = ShmChannel::map(std::os::fd::AsFd::as_fd(&fd)).unwrap();
+        let (_a, b) = UnixStream::pair().unwrap();
+        // The worker sleeps untimed: without the closing request's wake it
+        // never returns, and the bounded receive below fails.
+        let (done_tx, done) = std::sync::mpsc::channel();
+        let worker = std::thread::spawn(move || {
+            let worker = ShmChannel::map(std::os::fd::AsFd::as_fd(&fd)).unwrap();
+            let _ = done_tx.send(worker.wait_request(0, &b));
+        });
+        while pool.region().worker.worker_sleeping.load(Ordering::SeqCst) == 0 {
+            std::thread::yield_now();
+        }
+        pool.close();
+        assert_eq!(done.recv_timeout(Duration::from_secs(30)), Ok(None));
+        worker.join().unwrap();
+        // Closed while the worker held a request: it sees the closing
+        // request when it next waits, not a request to run.
+        let (pool, worker) = pair();
+        let (_a, b) = UnixStream::pair().unwrap();
+        let (seq, _) = pool.send_request(Some(b"last"));
+        assert_eq!(
+            worker.wait_request(0, &b).map(|r| (r.seq, r.len)),
+            Some((seq, 4))
+        );
+        pool.close();
+        assert_eq!(worker.send_reply(seq, b"done"), Some(true));
+        assert_eq!(worker.wait_request(seq, &b), None);
     }
 
     #[test]

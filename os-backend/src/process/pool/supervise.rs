@@ -310,12 +310,15 @@ impl Supervisor {
         for task in leftover {
             task.finish(Err(reason.duplicate()));
         }
-        channels.iter().for_each(|c| c.nudge());
+        for channel in &channels {
+            channel.nudge(); // a joiner asleep on its reply
+            channel.close(); // a worker asleep on its channel ends its loop
+        }
         for (_, (task, _)) in self.awaiting_status.drain() {
             task.finish(Err(reason.duplicate()));
         }
-        // Idle workers would exit on their own when their sockets close;
-        // killing them is as clean and does not wait for a stopped one.
+        // The closing requests end the idle workers' loops; killing them
+        // too does not wait for a stopped or busy one.
         self.fleet.kill_all(KillReason::Shutdown);
         let _ = self.send_control(&ToServer::Shutdown);
         let mut server = server;

@@ -121,6 +121,10 @@ impl<Resp> TaskHandle<Resp> {
 /// trip on our VM (BENCHMARKS.md, issue 15 target 3); 100 ms costs 0.5 µs.
 const JOIN_SLEEP_SLICE: Duration = Duration::from_millis(100);
 
+/// How long a joiner yield-spins on a worker its submit woke before it
+/// sleeps: a few trivial round trips (5-6 us each after idling here).
+const WOKEN_SPIN: Duration = Duration::from_micros(20);
+
 impl<Resp: DeserializeOwned> TaskHandle<Resp> {
     /// Waits for the response.
     ///
@@ -140,10 +144,16 @@ impl<Resp: DeserializeOwned> TaskHandle<Resp> {
         // Named in the channel as spinning on this request's reply while it
         // looks: the worker then rings nobody (`shm_channel.rs`, step 4).
         let spinning = self.placed.as_ref().map(|p| p.channel.spinning(p.seq));
-        let spin_until = match &self.placed {
-            Some(p) if p.woke => Instant::now(), // the worker is a wake-up away
-            _ => Instant::now() + SPIN_BEFORE_SLEEP,
+        // A worker this submit woke is usually woken onto this very CPU: it
+        // gets the CPU at every look rather than every 64th, and gives it
+        // back after its reply (`shm_channel.rs`, steps 3 and 4). Briefly:
+        // if it was woken onto a busy CPU instead, this one must go idle
+        // for the kernel to pull the worker over.
+        let (spin, yield_every) = match &self.placed {
+            Some(p) if p.woke => (WOKEN_SPIN, 1),
+            _ => (SPIN_BEFORE_SLEEP, 64),
         };
+        let spin_until = Instant::now() + spin;
         let mut looks = 0u32;
         loop {
             match self.rx.try_recv() {
@@ -158,7 +168,7 @@ impl<Resp: DeserializeOwned> TaskHandle<Resp> {
                 break;
             }
             looks += 1;
-            if looks % 64 == 0 {
+            if looks % yield_every == 0 {
                 std::thread::yield_now(); // a core shared with the worker
             } else {
                 std::hint::spin_loop();
