@@ -252,8 +252,10 @@ mod tests {
             let forker = std::thread::spawn(|| {
                 let mut forked = Vec::new();
                 loop {
-                    match fork_child(|| loop {
-                        std::thread::park();
+                    match fork_child(|| {
+                        loop {
+                            std::thread::park();
+                        }
                     }) {
                         // Kept unreaped until forking fails: each must then
                         // have been ended by `end_children`, not by these
