@@ -399,11 +399,9 @@ fn submit_timeout_waiting_when_the_pool_is_shut_down_says_shut_down() {
         let shutting = s.spawn(|| pool.shutdown());
         // The worker is still held: only the shutdown can end this wait
         // before its (far) deadline, which the watchdog does not allow.
-        assert!(matches!(
-            waiting.join().unwrap(),
-            Err(PoolTaskError::ShutDown)
-        ));
-        fifo.release();
+        let refused = waiting.join().unwrap();
+        fifo.release(); // before asserting: a failure must not hang
+        assert!(matches!(refused, Err(PoolTaskError::ShutDown)));
         shutting.join().unwrap();
     });
     let results: Vec<u32> = handles.into_iter().map(|h| h.join().unwrap()).collect();

@@ -242,8 +242,8 @@ fn submit_timeout_waiting_when_the_pool_is_terminated_says_shut_down() {
         // The worker is still held: only the shutdown can end this wait
         // before its (far) deadline, which the watchdog does not allow.
         let refused = waiting.join().unwrap();
+        release.send(()).unwrap(); // before asserting: a failure must not hang
         assert!(matches!(refused, Err(TrySubmitError::ShutDown(_))));
-        release.send(()).unwrap();
         terminating.join().unwrap();
     });
     let results: Vec<_> = handles.into_iter().map(|h| h.join()).collect();
@@ -283,6 +283,31 @@ fn submit_timeout_waiting_when_the_pool_is_shut_down_says_shut_down() {
     assert_eq!(results, [Ok(usize::MAX), Ok(0), Ok(1)]);
     let counts: Vec<usize> = runs.iter().map(|n| n.load(SeqCst)).collect();
     assert_eq!(counts, [1, 1, 0]);
+}
+
+#[test]
+fn submit_timeout_that_runs_out_in_a_shut_down_pool_says_shut_down() {
+    let _dog = watchdog(
+        "submit_timeout_that_runs_out_in_a_shut_down_pool_says_shut_down",
+        Duration::from_secs(120),
+    );
+    let runs = Arc::new([const { AtomicUsize::new(0) }; 3]);
+    let (pool, release, handles) = stuck_full_pool(&runs);
+    std::thread::scope(|s| {
+        let waiting = s.spawn(|| pool.submit_timeout(|| 7, Duration::from_millis(200)));
+        // Its drain waits for the submitter, which only its deadline ends:
+        // the worker stays held and no place frees up.
+        let shutting = s.spawn(|| pool.shutdown());
+        support::wait_for("the pool to close", || {
+            format!("{pool:?}").contains("shut_down: true")
+        });
+        let refused = waiting.join().unwrap();
+        release.send(()).unwrap(); // before asserting: a failure must not hang
+        assert!(matches!(refused, Err(TrySubmitError::ShutDown(_))));
+        shutting.join().unwrap();
+    });
+    let results: Vec<_> = handles.into_iter().map(|h| h.join()).collect();
+    assert_eq!(results, [Ok(usize::MAX), Ok(0), Ok(1)]);
 }
 
 #[test]

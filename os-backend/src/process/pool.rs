@@ -117,8 +117,8 @@ impl ProcessPoolBuilder {
         self
     }
 
-    /// At most this many tasks wait (default 1024); beyond it `submit` blocks
-    /// and `try_submit` fails.
+    /// At most this many tasks wait (default 1024); beyond it `submit` blocks,
+    /// `try_submit` fails and `submit_timeout` waits until its deadline.
     ///
     /// # Example
     ///

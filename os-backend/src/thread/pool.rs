@@ -146,8 +146,9 @@ impl ThreadPoolBuilder {
     /// At most this many tasks wait in each queue (default 1024, at most
     /// [`MAX_QUEUE_BOUND`]): in a worker's or an outside thread's own ring, and
     /// in the shared injector behind them. When both are full, `submit` blocks
-    /// (a worker runs the task itself), `try_submit` fails, and a scope's
-    /// `spawn` runs the task on the spawning thread.
+    /// (a worker runs the task itself), `try_submit` fails, `submit_timeout`
+    /// waits until its deadline, and a scope's `spawn` runs the task on the
+    /// spawning thread.
     ///
     /// # Example
     ///
@@ -379,9 +380,10 @@ impl ThreadPool {
     ///
     /// [`TrySubmitError::Full`] if the queue stayed full until the deadline;
     /// [`TrySubmitError::ShutDown`] if the pool is, or gets, shut down while
-    /// waiting (seen once a place frees up: [`terminate`](Self::terminate)
-    /// frees every place at once, [`shutdown`](Self::shutdown) as workers
-    /// take queued tasks). Either way `f` comes back.
+    /// waiting. The wait sees a shutdown once a place frees up
+    /// ([`terminate`](Self::terminate) frees every place at once,
+    /// [`shutdown`](Self::shutdown) as workers take queued tasks), else at
+    /// its deadline. Either way `f` comes back.
     ///
     /// # Example
     ///

@@ -346,6 +346,8 @@ impl Registry {
                 Some(patience) => self.slots.acquire_with(patience),
             };
             match permit {
+                // Out of patience: a pool closed meanwhile says so.
+                None if self.closed.load(Acquire) => Admission::Closed,
                 None => Admission::Full,
                 Some(permit) => {
                     permit.forget();
