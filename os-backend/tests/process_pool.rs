@@ -333,15 +333,14 @@ impl Drop for Fifo {
     }
 }
 
+/// Requests: a FIFO to block on until released (if any), then the value to
+/// return.
+type HeldPool = ply_os::process::ProcessPool<(Option<String>, u32), u32>;
+
 /// A one-worker pool, queue bound 2, whose worker is held on `fifo` and
 /// whose queue is full: returns the pool and the handles of the held task
 /// (value 100) and the queued ones (values 1 and 2).
-fn stuck_full_pool(
-    fifo: &Fifo,
-) -> (
-    ply_os::process::ProcessPool<(Option<String>, u32), u32>,
-    Vec<ply_os::process::TaskHandle<u32>>,
-) {
+fn stuck_full_pool(fifo: &Fifo) -> (HeldPool, Vec<ply_os::process::TaskHandle<u32>>) {
     let pool = ProcessPoolBuilder::new()
         .workers(1)
         .queue_bound(2)

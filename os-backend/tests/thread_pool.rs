@@ -217,7 +217,7 @@ fn submit_timeout_gives_up_on_a_stuck_pool_then_takes_room_when_it_appears() {
         // Waits for room (long timeout), which the release below makes.
         let waiting = s.spawn(|| pool.submit_timeout(third, Duration::from_secs(600)));
         release.send(()).unwrap();
-        let third = waiting.join().unwrap().ok().expect("room appeared");
+        let third = waiting.join().unwrap().expect("room appeared");
         assert_eq!(third.join(), Ok(2));
     });
     let results: Vec<_> = handles.into_iter().map(|h| h.join()).collect();
