@@ -287,35 +287,6 @@ fn run_marked(args: &[&str], sig: Option<i32>, expect: i32) -> String {
     run_marked_as(args, sig, expect, None)
 }
 
-/// The cgroup v2 directory this test process is in (and so a `ply` it
-/// starts): the `cgroup2` mount point joined with the `0::` path.
-fn own_cgroup_dir() -> Option<std::path::PathBuf> {
-    let membership = std::fs::read_to_string("/proc/self/cgroup").ok()?;
-    let path = membership.lines().find_map(|l| l.strip_prefix("0::"))?;
-    let mounts = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
-    let mount = mounts.lines().find_map(|line| {
-        let (left, right) = line.split_once(" - ")?;
-        (right.split_whitespace().next()? == "cgroup2").then(|| left.split_whitespace().nth(4))?
-    })?;
-    Some(std::path::Path::new(mount).join(path.trim_start_matches('/')))
-}
-
-/// The cgroup directories (`ply-<pid>-<n>`) ply process `pid` left.
-fn cgroups_left_by(pid: u32) -> Vec<String> {
-    let Some(dir) = own_cgroup_dir() else {
-        return Vec::new();
-    };
-    std::fs::read_dir(dir)
-        .map(|entries| {
-            entries
-                .flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| n.starts_with(&format!("ply-{pid}-")))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 /// As [`run_marked`], ply running as user `uid` if given (the test must be
 /// root then); also checks that ply removed every cgroup it created.
 fn run_marked_as(args: &[&str], sig: Option<i32>, expect: i32, uid: Option<u32>) -> String {
@@ -587,7 +558,8 @@ fn resume_after_sigkill_runs_every_job_once_more_at_most() {
     }
     signal(first.id(), libc::SIGKILL);
     let _ = first.wait();
-    // SIGKILL leaves ply no chance to clean up: end its orphans as a reboot would.
+    // SIGKILL leaves ply no chance to clean up: its watchman ends the jobs
+    // where cgroups exist; end them here otherwise, as a reboot would.
     for pid in processes_with(&marker_var) {
         signal(pid, libc::SIGKILL);
     }

@@ -135,10 +135,7 @@ fn resume_after_ctrl_c_runs_the_jobs_ply_killed() {
     // Both slots are busy once two `sleep 2` children exist; then interrupt.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     loop {
-        let children =
-            std::fs::read_to_string(format!("/proc/{}/task/{}/children", first.id(), first.id()))
-                .unwrap_or_default();
-        if children.split_whitespace().count() >= 2 {
+        if job_children(first.id()) >= 2 {
             break;
         }
         assert!(std::time::Instant::now() < deadline, "jobs never started");

@@ -9,10 +9,7 @@ use std::time::{Duration, Instant};
 use common::*;
 
 fn children(pid: u32) -> usize {
-    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
-        .unwrap_or_default()
-        .split_whitespace()
-        .count()
+    job_children(pid)
 }
 
 fn open_fds(pid: u32) -> u64 {

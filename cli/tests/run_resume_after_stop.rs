@@ -270,12 +270,7 @@ fn a_cut_short_job_prints_nothing_and_keep_order_goes_past_it() {
     wait_until_handling(&mut first, libc::SIGTERM);
     // b has ended and ply has reaped it: only a's leader is left.
     let pid = first.id();
-    let children = || {
-        std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
-            .unwrap_or_default()
-            .split_whitespace()
-            .count()
-    };
+    let children = || job_children(pid);
     let deadline = Instant::now() + Duration::from_secs(60);
     while !(dir.path().join("started.a").exists() && dir.path().join("done.b").exists())
         || children() != 1

@@ -120,14 +120,15 @@ fn start(args: &[&str], mark: &str, tmp: &TempDir, both: bool) -> (Child, Reader
     )
 }
 
-/// Waits (up to a minute) until no process of the run but ply itself is
-/// left: the jobs' trees were killed while ply's output was stalled.
+/// Waits (up to a minute) until no process of the run but ply itself (and
+/// its watchman) is left: the jobs' trees were killed while ply's output
+/// was stalled.
 fn wait_until_only_ply(marker_var: &str, ply: u32) {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let left: Vec<u32> = processes_with(marker_var)
             .into_iter()
-            .filter(|&p| p != ply)
+            .filter(|&p| p != ply && !is_watchman(p))
             .collect();
         if left.is_empty() {
             return;

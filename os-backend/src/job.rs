@@ -29,6 +29,15 @@
 //!    init; [`JobHost::sweep`] reaps them and kills those that belong to no
 //!    live job.
 //!
+//! A host that dies without cleaning up (`SIGKILL`, the OOM killer) runs
+//! no code on the way out. With cgroups, a *watchman* process started
+//! beside it, before its cgroup directory exists, notices (the socket it
+//! reads closes) and kills every job cgroup at once (see `watchman` for
+//! what it survives); without cgroups, the jobs of a killed host keep
+//! running (their process groups are known only to the host). On the
+//! `posix_spawn` path below, a leader started but not yet moved into its
+//! cgroup when the host is killed escapes the watchman too.
+//!
 //! Where `clone3` is refused (a kernel before 5.7, a seccomp filter, an
 //! architecture other than x86-64), the leader is started with
 //! `posix_spawn` and moved into its cgroup (a cgroup migration, about 60 µs
@@ -63,6 +72,7 @@ mod reaper;
 mod setup;
 mod spawn;
 mod tree;
+mod watchman;
 
 use std::ffi::CString;
 use std::io;
@@ -277,7 +287,8 @@ impl JobHost {
             }
         }
         let cgroup = match self.cgroups.take() {
-            Some(root) => {
+            Some(mut root) => {
+                root.keep_watched();
                 let cgroup = self.take_cgroup(&root);
                 self.cgroups = Some(root);
                 Some(cgroup.map_err(SetupError::Cgroup)?)
@@ -489,6 +500,7 @@ impl JobHost {
     pub fn sweep(&self, keep: &dyn Fn(u32) -> bool) -> usize {
         let live = self.live.lock().unwrap_or_else(|e| e.into_inner());
         let me = std::process::id();
+        let watchman = self.cgroups.as_ref().and_then(CgroupRoot::watchman_pid);
         let leader = |pid: libc::pid_t| live.iter().any(|l| l.pid as libc::pid_t == pid);
         let belongs = |pid: libc::pid_t| {
             if let Some(job) = self.cgroups.as_ref().and_then(|root| root.job_of(pid)) {
@@ -504,7 +516,10 @@ impl JobHost {
             })
         };
         reaper::sweep(
-            &|pid| u32::try_from(pid).is_ok_and(keep) || leader(pid),
+            &|pid| {
+                let pid = u32::try_from(pid).ok();
+                pid.is_some_and(|p| keep(p) || leader(p as libc::pid_t) || Some(p) == watchman)
+            },
             &|pid| !belongs(pid),
         )
     }

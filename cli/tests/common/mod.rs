@@ -152,10 +152,11 @@ pub fn processes_with(marker: &str) -> Vec<u32> {
     found
 }
 
-/// Waits (up to 10 s: killed processes take a moment to go) until no live
-/// process carries `marker`; fails naming those left.
+/// Waits (up to 30 s: killed processes take a moment to go, more on a
+/// loaded machine) until no live process carries `marker`; fails naming
+/// those left (and kills them).
 pub fn assert_none_left(marker: &str) {
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let left = processes_with(marker);
         if left.is_empty() {
@@ -201,4 +202,51 @@ pub fn drain_stderr(child: &mut Child) -> String {
         let _ = err.read_to_string(&mut text);
     }
     text
+}
+
+/// How many children ply process `pid` has besides its watchman (the
+/// `/bin/sh` that ends the jobs' cgroups should ply die by SIGKILL): the
+/// leaders of its running jobs.
+pub fn job_children(pid: u32) -> usize {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|child| child.parse().ok())
+        .filter(|&child| !is_watchman(child))
+        .count()
+}
+
+/// Whether `pid` is a ply watchman (`sh -c … ply-watchman <dir>`).
+pub fn is_watchman(pid: u32) -> bool {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .is_ok_and(|c| c.split(|&b| b == 0).any(|a| a == b"ply-watchman"))
+}
+
+/// The cgroup v2 directory this test process is in (and so a `ply` it
+/// starts): the `cgroup2` mount point joined with the `0::` path.
+pub fn own_cgroup_dir() -> Option<std::path::PathBuf> {
+    let membership = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    let path = membership.lines().find_map(|l| l.strip_prefix("0::"))?;
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    let mount = mounts.lines().find_map(|line| {
+        let (left, right) = line.split_once(" - ")?;
+        (right.split_whitespace().next()? == "cgroup2").then(|| left.split_whitespace().nth(4))?
+    })?;
+    Some(std::path::Path::new(mount).join(path.trim_start_matches('/')))
+}
+
+/// The cgroup directories (`ply-<pid>-<n>`) ply process `pid` left.
+pub fn cgroups_left_by(pid: u32) -> Vec<String> {
+    let Some(dir) = own_cgroup_dir() else {
+        return Vec::new();
+    };
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with(&format!("ply-{pid}-")))
+                .collect()
+        })
+        .unwrap_or_default()
 }

@@ -23,6 +23,17 @@
 //! read-modify-write is ever needed: every operation finishes in a bounded number
 //! of its own steps (wait-free).
 //!
+//! The consumer learns of new items from `tail`, not from a "full" flag in each
+//! slot (FastForward, Giacomoni et al., PPoPP 2008). A per-slot flag saves the
+//! transfer of `tail`'s line when the consumer waits on every item, but one
+//! read of `tail` reports every item published since the last, where a flag
+//! reports one slot, and the waiting consumer then polls the very line the
+//! producer writes next. Measured beside this ring and rtrb, a per-slot
+//! sequence prototype waited less per item than this ring when both waited on
+//! every item, but never reached the streaming state and trailed rtrb
+//! (BENCHMARKS.md, issue 15 target 1). It would also break the contiguous
+//! slots that the chunk API and the C ABI hand out.
+//!
 //! # Memory ordering
 //!
 //! - The producer writes a slot, then stores `tail` with `Release`; the consumer

@@ -14,6 +14,8 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use super::watchman::Watchman;
+
 /// Prefix of the directories ply creates, followed by `<owner pid>-<n>`.
 const PREFIX: &str = "ply-";
 
@@ -47,6 +49,10 @@ pub(crate) struct CgroupRoot {
     dir: PathBuf,
     /// The same directory as a cgroup path (`/…/ply-<pid>-<n>`).
     name: String,
+    /// Ends the jobs if this process dies without dropping the root; told
+    /// to exit (and reaped) after the directory is removed, as fields drop
+    /// after `drop`.
+    watchman: Option<Watchman>,
 }
 
 impl CgroupRoot {
@@ -61,15 +67,35 @@ impl CgroupRoot {
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let leaf = format!("{PREFIX}{}-{n}", std::process::id());
         let dir = own.join(&leaf);
-        fs::create_dir(&dir).ok()?;
         let name = format!("{}/{leaf}", own_name.trim_end_matches('/'));
+        // The watchman first: from the moment the directory exists, a
+        // SIGKILL of this process has someone to remove it (and kill what
+        // runs in it). Without a watchman (no /bin/sh), jobs outlive a
+        // SIGKILLed host until the next host removes its directory as
+        // stale: worse, but still contained.
+        let watchman = Watchman::start(&dir).ok();
+        fs::create_dir(&dir).ok()?;
+        let root = CgroupRoot {
+            dir,
+            name,
+            watchman,
+        };
         // Creating is not enough: moving a process in must be allowed too.
-        let root = CgroupRoot { dir, name };
         let probe = root.dir.join("probe");
         let usable =
             fs::create_dir(&probe).is_ok() && fs::metadata(probe.join("cgroup.procs")).is_ok();
         let _ = fs::remove_dir(&probe);
         usable.then_some(root)
+    }
+
+    /// Replaces a watchman that died (killed while this process lives), so
+    /// that jobs started from now on, and those still running, are watched
+    /// again. One `poll` when the watchman lives.
+    pub(crate) fn keep_watched(&mut self) {
+        if self.watchman.as_ref().is_some_and(|w| !w.alive()) {
+            self.watchman = None; // reaps the dead one
+            self.watchman = Watchman::start(&self.dir).ok();
+        }
     }
 
     /// A new, empty job directory named `name`.
@@ -82,6 +108,12 @@ impl CgroupRoot {
     /// The directory, for messages.
     pub(crate) fn path(&self) -> &Path {
         &self.dir
+    }
+
+    /// The process id of the root's watchman (a child of this process that
+    /// is no job's), if it has one.
+    pub(crate) fn watchman_pid(&self) -> Option<u32> {
+        self.watchman.as_ref().map(Watchman::pid)
     }
 
     /// The name of the job cgroup of this root that process `pid` is in
@@ -133,6 +165,7 @@ fn remove_stale(parent: &Path) {
         let root = CgroupRoot {
             dir: entry.path(),
             name: String::new(),
+            watchman: None,
         };
         drop(root); // kills and removes every job directory, then itself
     }
