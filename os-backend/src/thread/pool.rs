@@ -5,9 +5,8 @@
 use crate::InvalidOption;
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
-
-use crate::park::Until;
+#[cfg(not(loom))] // `park` is not built under loom
+use {crate::park::Until, std::time::Duration};
 
 use super::engine::{Admission, MAX_QUEUE_BOUND, Registry, StartFailure, WorkerConfig};
 use super::error::{PoolError, SubmitError, TrySubmitError};
@@ -408,6 +407,7 @@ impl ThreadPool {
     /// busy.join().unwrap();
     /// assert_eq!(queued.join(), Ok(1));
     /// ```
+    #[cfg(not(loom))]
     pub fn submit_timeout<F, T>(
         &self,
         f: F,
