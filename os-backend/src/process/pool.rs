@@ -22,7 +22,7 @@ use std::os::unix::net::UnixStream;
 use std::sync::mpsc::channel;
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -117,8 +117,8 @@ impl ProcessPoolBuilder {
         self
     }
 
-    /// At most this many tasks wait (default 1024); beyond it `submit` blocks
-    /// and `try_submit` fails.
+    /// At most this many tasks wait (default 1024); beyond it `submit` blocks,
+    /// `try_submit` fails and `submit_timeout` waits until its deadline.
     ///
     /// # Example
     ///
@@ -591,12 +591,14 @@ where
     }
 
     /// Queues a task, or hands it to an idle worker at once (then says
-    /// where, for its joiner to spin on). Returns its id.
+    /// where, for its joiner to spin on). Returns its id. While the queue is
+    /// full it waits until `deadline` (`None`: for ever; a past one: not at
+    /// all).
     fn enqueue(
         &self,
         request: Vec<u8>,
         reply: ReplyTo,
-        wait: bool,
+        deadline: Option<Instant>,
     ) -> Result<(u64, Option<Placed>), PoolTaskError> {
         let mut inbox = self.shared.lock();
         loop {
@@ -608,16 +610,21 @@ where
             if inbox.queue.len() < self.shared.queue_bound {
                 break;
             }
-            if !wait {
+            let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            if left == Some(Duration::ZERO) {
                 drop(inbox);
                 reply.disarm();
                 return Err(PoolTaskError::QueueFull);
             }
-            inbox = self
-                .shared
-                .room
-                .wait(inbox)
-                .unwrap_or_else(|e| e.into_inner());
+            let room = &self.shared.room;
+            inbox = match left {
+                None => room.wait(inbox).unwrap_or_else(|e| e.into_inner()),
+                Some(left) => {
+                    room.wait_timeout(inbox, left)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0
+                }
+            };
         }
         inbox.next_id += 1;
         let id = inbox.next_id;
@@ -645,11 +652,16 @@ where
         }
     }
 
-    /// A task for `request`, queued; `wait`: while the queue is full.
-    fn queue<R>(&self, request: Vec<u8>, wait: bool) -> Result<TaskHandle<R>, PoolTaskError> {
+    /// A task for `request`, queued; waits for room until `deadline` (see
+    /// [`enqueue`](Self::enqueue)).
+    fn queue<R>(
+        &self,
+        request: Vec<u8>,
+        deadline: Option<Instant>,
+    ) -> Result<TaskHandle<R>, PoolTaskError> {
         let (tx, rx) = channel();
         let route = Route::to(tx);
-        let (id, placed) = self.enqueue(request, ReplyTo::new(route.clone(), 0), wait)?;
+        let (id, placed) = self.enqueue(request, ReplyTo::new(route.clone(), 0), deadline)?;
         Ok(TaskHandle::new(
             rx,
             route,
@@ -674,7 +686,7 @@ where
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn submit(&self, request: &Req) -> Result<TaskHandle<Resp>, PoolTaskError> {
-        self.queue(handler_request(request)?, true)
+        self.queue(handler_request(request)?, None)
     }
 
     /// As [`submit`](Self::submit), but fails with [`PoolTaskError::QueueFull`]
@@ -693,7 +705,35 @@ where
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn try_submit(&self, request: &Req) -> Result<TaskHandle<Resp>, PoolTaskError> {
-        self.queue(handler_request(request)?, false)
+        self.queue(handler_request(request)?, Some(Instant::now()))
+    }
+
+    /// As [`submit`](Self::submit), but waits at most `timeout` for room in a
+    /// full queue (sleeping on the pool's condition variable), so a pool whose
+    /// workers are all stuck cannot hold the caller for ever.
+    ///
+    /// # Errors
+    ///
+    /// As `submit` (a shutdown while waiting ends the wait at once), plus
+    /// [`PoolTaskError::QueueFull`] if the queue stayed full until the deadline.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let pool = ply_os::process::ProcessPoolBuilder::new().workers(1).queue_bound(1).build(|x: u8| x)?;
+    /// let h = pool.submit_timeout(&7, Duration::from_secs(5))?;
+    /// assert_eq!(h.join()?, 7);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn submit_timeout(
+        &self,
+        request: &Req,
+        timeout: Duration,
+    ) -> Result<TaskHandle<Resp>, PoolTaskError> {
+        // Past what `Instant` can hold: wait for ever.
+        let deadline = Instant::now().checked_add(timeout);
+        self.queue(handler_request(request)?, deadline)
     }
 
     /// Runs `f(args)` on a worker of this pool: any function of the program
@@ -730,7 +770,7 @@ where
         let mut request =
             frame::encode(&RequestHead::Call(entry)).map_err(PoolTaskError::Encode)?;
         request.extend(frame::encode(args).map_err(PoolTaskError::Encode)?);
-        self.queue(request, true)
+        self.queue(request, None)
     }
 
     /// Runs every request, yielding responses in input order. Requests are
@@ -821,7 +861,7 @@ where
                     break;
                 };
                 let queued = handler_request(request.borrow()).and_then(|bytes| {
-                    self.enqueue(bytes, ReplyTo::new(Route::to(tx.clone()), i), true)
+                    self.enqueue(bytes, ReplyTo::new(Route::to(tx.clone()), i), None)
                 });
                 match queued {
                     Ok(_) => in_flight += 1,
@@ -890,6 +930,9 @@ impl<Req, Resp> ProcessPool<Req, Resp> {
     /// Closes the pool to new tasks, wakes the supervisor and waits for it.
     fn close_and_join(&self) {
         self.shared.lock().closed = true;
+        // Submitters waiting for room return `ShutDown` now, not once the
+        // (perhaps stuck) workers have finished.
+        self.shared.room.notify_all();
         self.shared.wake();
         let handle = self
             .supervisor
