@@ -57,6 +57,9 @@ mod unwind;
 
 pub use crate::completion::WaitFor;
 pub use engine::MAX_QUEUE_BOUND;
+/// Which process a pool belongs to (the process pool asks too).
+#[cfg(not(loom))]
+pub(crate) use engine::forks;
 pub use error::{PoolError, SubmitError, TaskError, TrySubmitError};
 pub use iter::{AsCompleted, Map, MapUnordered, as_completed, wait};
 pub use pool::{ThreadPool, ThreadPoolBuilder};

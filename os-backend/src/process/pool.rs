@@ -418,6 +418,7 @@ impl ProcessPoolBuilder {
             waker,
             queue_bound: self.queue_bound,
             wake_on_start: self.task_timeout.is_some(),
+            forks_at_birth: crate::thread::forks::start_counting(),
         });
         let config = Config {
             workers,
@@ -498,6 +499,12 @@ impl ProcessPoolBuilder {
 ///   with the process, by `PR_SET_PDEATHSIG`). [`shutdown`](Self::shutdown)
 ///   and `Drop` finish the queued tasks and wait for the workers;
 ///   [`terminate`](Self::terminate) kills them and fails what is queued.
+/// - **Forked copies**: a process forked from the pool's (by `fork`, say,
+///   or a [`build_forking`](ProcessPoolBuilder::build_forking) pool's
+///   workers) has a copy of the pool but not its supervisor. There the pool
+///   takes no task ([`PoolTaskError::ShutDown`]) and never touches the
+///   parent's workers; a join of one of the parent's tasks says `ShutDown`
+///   at once; shutting down, terminating and dropping return at once.
 ///
 /// # Example
 ///
@@ -600,6 +607,10 @@ where
         reply: ReplyTo,
         deadline: Option<Instant>,
     ) -> Result<(u64, Option<Placed>), PoolTaskError> {
+        if self.shared.foreign() {
+            reply.disarm();
+            return Err(PoolTaskError::ShutDown); // see `Shared::foreign`
+        }
         let mut inbox = self.shared.lock();
         loop {
             if inbox.closed || inbox.stopped {
@@ -917,6 +928,9 @@ where
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn terminate(&self) {
+        if self.shared.foreign() {
+            return; // a forked child's copy: nothing of it runs here
+        }
         {
             let mut inbox = self.shared.lock();
             inbox.closed = true;
@@ -929,6 +943,9 @@ where
 impl<Req, Resp> ProcessPool<Req, Resp> {
     /// Closes the pool to new tasks, wakes the supervisor and waits for it.
     fn close_and_join(&self) {
+        if self.shared.foreign() {
+            return; // a forked child's copy: nothing of it runs here
+        }
         self.shared.lock().closed = true;
         // Submitters waiting for room return `ShutDown` now, not once the
         // (perhaps stuck) workers have finished.
@@ -948,6 +965,14 @@ impl<Req, Resp> ProcessPool<Req, Resp> {
 
 impl<Req, Resp> Drop for ProcessPool<Req, Resp> {
     fn drop(&mut self) {
+        if self.shared.foreign() {
+            // The supervisor is the parent's thread: its handle is a copy,
+            // neither to join nor to detach here. No lock taken (the copy
+            // may have been made while another thread held it).
+            let handle = self.supervisor.get_mut().unwrap_or_else(|e| e.into_inner());
+            std::mem::forget(handle.take());
+            return;
+        }
         self.close_and_join();
     }
 }
