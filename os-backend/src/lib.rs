@@ -27,7 +27,7 @@
 //! | what | threads ([`thread`]) | processes ([`process`]) |
 //! |---|---|---|
 //! | a pool, configured | `ThreadPool::builder()` = `ThreadPoolBuilder::new()` | `ProcessPool::builder()` = `ProcessPoolBuilder::new()` |
-//! | one task | `submit` / `try_submit` → [`thread::TaskHandle`] | `submit` / `try_submit` / `submit_fn` → [`process::TaskHandle`] |
+//! | one task | `submit` / `try_submit` / `submit_timeout` → [`thread::TaskHandle`] | `submit` / `try_submit` / `submit_timeout` / `submit_fn` → [`process::TaskHandle`] |
 //! | a handle | `join`, `join_timeout`, `is_finished`, `cancel`, `on_complete` | the same |
 //! | many inputs, lazily | `pool.map(inputs, f)`, `pool.map_unordered(inputs, f)` | `pool.map(requests)`, `pool.map_unordered(requests)` |
 //! | many handles | [`thread::as_completed`]`(handles)`, [`thread::wait`]`(handles, WaitFor::…, timeout)` | [`process::as_completed`]`(handles)`, [`process::wait`]`(handles, WaitFor::…, timeout)` |

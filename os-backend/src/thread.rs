@@ -5,7 +5,7 @@
 //! | capability | API |
 //! |---|---|
 //! | futures | [`ThreadPool::submit`] → [`TaskHandle`] (`join`, `join_timeout`, `is_finished`); panics come back as [`TaskError::Panicked`] |
-//! | back-pressure | a bounded queue: `submit` blocks when full, [`ThreadPool::try_submit`] fails |
+//! | back-pressure | a bounded queue: `submit` blocks when full, [`ThreadPool::try_submit`] fails, [`ThreadPool::submit_timeout`] waits until a deadline |
 //! | ordered map | [`ThreadPool::map`]: lazy, at most `2 × workers` in flight |
 //! | completion order | [`ThreadPool::map_unordered`], [`as_completed`], [`wait`] (first completed, first error, or all, with a deadline) |
 //! | callbacks | [`TaskHandle::on_complete`] |
@@ -57,6 +57,9 @@ mod unwind;
 
 pub use crate::completion::WaitFor;
 pub use engine::MAX_QUEUE_BOUND;
+/// Which process a pool belongs to (the process pool asks too).
+#[cfg(not(loom))]
+pub(crate) use engine::forks;
 pub use error::{PoolError, SubmitError, TaskError, TrySubmitError};
 pub use iter::{AsCompleted, Map, MapUnordered, as_completed, wait};
 pub use pool::{ThreadPool, ThreadPoolBuilder};

@@ -298,3 +298,113 @@ fn dropping_a_pool_that_never_ran_a_task_does_not_wait_on_its_workers() {
         assert_no_descendants();
     }
 }
+
+/// A named pipe a task's handler blocks on (opening it for reading) until
+/// the test releases it; removed on drop.
+struct Fifo(std::path::PathBuf);
+
+impl Fifo {
+    fn new(name: &str) -> Fifo {
+        let path = std::env::temp_dir().join(format!("ply-{name}-{}", std::process::id()));
+        let c_path = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+        // SAFETY: `c_path` is a valid NUL-terminated string for the call.
+        assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0, "mkfifo");
+        Fifo(path)
+    }
+
+    fn path(&self) -> String {
+        self.0.to_str().unwrap().to_owned()
+    }
+
+    /// Lets the blocked reader finish: it sees end-of-file.
+    fn release(&self) {
+        drop(
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(&self.0)
+                .unwrap(),
+        );
+    }
+}
+
+impl Drop for Fifo {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Requests: a FIFO to block on until released (if any), then the value to
+/// return.
+type HeldPool = ply_os::process::ProcessPool<(Option<String>, u32), u32>;
+
+/// A one-worker pool, queue bound 2, whose worker is held on `fifo` and
+/// whose queue is full: returns the pool and the handles of the held task
+/// (value 100) and the queued ones (values 1 and 2).
+fn stuck_full_pool(fifo: &Fifo) -> (HeldPool, Vec<ply_os::process::TaskHandle<u32>>) {
+    let pool = ProcessPoolBuilder::new()
+        .workers(1)
+        .queue_bound(2)
+        .build(|(fifo, value): (Option<String>, u32)| {
+            if let Some(fifo) = fifo {
+                let _ = std::fs::read(fifo);
+            }
+            value
+        })
+        .unwrap();
+    let mut handles = vec![pool.submit(&(Some(fifo.path()), 100)).unwrap()];
+    // Three tasks in two places: both are accepted only once the worker has
+    // taken the first (a long timeout that is never reached).
+    for value in [1, 2] {
+        let h = pool.submit_timeout(&(None, value), Duration::from_secs(600));
+        handles.push(h.unwrap());
+    }
+    (pool, handles)
+}
+
+#[test]
+fn submit_timeout_gives_up_on_a_stuck_pool_then_takes_room_when_it_appears() {
+    let _serial = serial();
+    let _dog = watchdog("submit_timeout gives up", Duration::from_secs(60));
+    let fifo = Fifo::new("submit-timeout-gives-up");
+    let (pool, handles) = stuck_full_pool(&fifo);
+    let timeout = Duration::from_millis(50);
+    let start = Instant::now();
+    let refused = pool.submit_timeout(&(None, 99), timeout);
+    assert!(start.elapsed() >= timeout, "gave up before the deadline");
+    assert!(matches!(refused, Err(PoolTaskError::QueueFull)));
+    std::thread::scope(|s| {
+        let waiting = s.spawn(|| {
+            pool.submit_timeout(&(None, 3), Duration::from_secs(600))
+                .and_then(|h| h.join())
+        });
+        fifo.release();
+        assert_eq!(waiting.join().unwrap().unwrap(), 3);
+    });
+    let results: Vec<u32> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    assert_eq!(results, [100, 1, 2]);
+    drop(pool);
+    assert_no_descendants();
+}
+
+#[test]
+fn submit_timeout_waiting_when_the_pool_is_shut_down_says_shut_down() {
+    let _serial = serial();
+    let _dog = watchdog("submit_timeout and shutdown", Duration::from_secs(60));
+    let fifo = Fifo::new("submit-timeout-shutdown");
+    let (pool, handles) = stuck_full_pool(&fifo);
+    std::thread::scope(|s| {
+        let waiting = s.spawn(|| pool.submit_timeout(&(None, 7), Duration::from_secs(600)));
+        // Waits for the held worker, so it returns only after the release.
+        let shutting = s.spawn(|| pool.shutdown());
+        // The worker is still held: only the shutdown can end this wait
+        // before its (far) deadline, which the watchdog does not allow.
+        let refused = waiting.join().unwrap();
+        fifo.release(); // before asserting: a failure must not hang
+        assert!(matches!(refused, Err(PoolTaskError::ShutDown)));
+        shutting.join().unwrap();
+    });
+    let results: Vec<u32> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    assert_eq!(results, [100, 1, 2], "shutdown finishes the queued tasks");
+    drop(pool);
+    assert_no_descendants();
+}

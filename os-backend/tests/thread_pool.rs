@@ -158,6 +158,158 @@ fn back_pressure_try_submit_fails_when_full_and_submit_waits() {
     assert_eq!((a.join(), b.join(), blocker.join()), (Ok(1), Ok(2), Ok(())));
 }
 
+/// A one-worker pool with `queue_bound` 2 whose worker is held by a task
+/// until the returned sender sends, and whose queue is then filled with tasks
+/// that record their run in `runs[0]` and `runs[1]`.
+fn stuck_full_pool(
+    runs: &Arc<[AtomicUsize; 3]>,
+) -> (ThreadPool, mpsc::Sender<()>, Vec<TaskHandle<usize>>) {
+    let pool = ThreadPool::builder()
+        .workers(1)
+        .queue_bound(2)
+        .build()
+        .unwrap();
+    let (release, release_rx) = mpsc::channel::<()>();
+    let (started_tx, started) = mpsc::channel();
+    let blocker = pool
+        .submit(move || {
+            started_tx.send(()).unwrap();
+            release_rx.recv().unwrap();
+            usize::MAX
+        })
+        .unwrap();
+    started.recv().unwrap(); // the worker holds the blocker: the queue is empty
+    let mut handles = vec![blocker];
+    for i in 0..2 {
+        let runs = runs.clone();
+        let task = move || {
+            runs[i].fetch_add(1, SeqCst);
+            i
+        };
+        // Room is there: a long timeout is never reached.
+        handles.push(pool.submit_timeout(task, Duration::from_secs(600)).unwrap());
+    }
+    (pool, release, handles)
+}
+
+#[test]
+fn submit_timeout_gives_up_on_a_stuck_pool_then_takes_room_when_it_appears() {
+    let _dog = watchdog(
+        "submit_timeout_gives_up_on_a_stuck_pool_then_takes_room_when_it_appears",
+        Duration::from_secs(120),
+    );
+    let runs = Arc::new([const { AtomicUsize::new(0) }; 3]);
+    let (pool, release, handles) = stuck_full_pool(&runs);
+    let timeout = Duration::from_millis(50);
+    let start = Instant::now();
+    let refused = pool.submit_timeout(|| 99, timeout);
+    assert!(start.elapsed() >= timeout, "gave up before the deadline");
+    let Err(TrySubmitError::Full(task)) = refused else {
+        panic!("a queue full until the deadline must say Full");
+    };
+    assert_eq!(task(), 99, "the task comes back");
+    let r = runs.clone();
+    let third = move || {
+        r[2].fetch_add(1, SeqCst);
+        2
+    };
+    std::thread::scope(|s| {
+        // Waits for room (long timeout), which the release below makes.
+        let waiting = s.spawn(|| pool.submit_timeout(third, Duration::from_secs(600)));
+        release.send(()).unwrap();
+        let third = waiting.join().unwrap().expect("room appeared");
+        assert_eq!(third.join(), Ok(2));
+    });
+    let results: Vec<_> = handles.into_iter().map(|h| h.join()).collect();
+    assert_eq!(results, [Ok(usize::MAX), Ok(0), Ok(1)]);
+    pool.shutdown();
+    let counts: Vec<usize> = runs.iter().map(|n| n.load(SeqCst)).collect();
+    assert_eq!(counts, [1, 1, 1], "each accepted task ran exactly once");
+}
+
+#[test]
+fn submit_timeout_waiting_when_the_pool_is_terminated_says_shut_down() {
+    let _dog = watchdog(
+        "submit_timeout_waiting_when_the_pool_is_terminated_says_shut_down",
+        Duration::from_secs(120),
+    );
+    let runs = Arc::new([const { AtomicUsize::new(0) }; 3]);
+    let (pool, release, handles) = stuck_full_pool(&runs);
+    std::thread::scope(|s| {
+        let waiting = s.spawn(|| pool.submit_timeout(|| 7, Duration::from_secs(600)));
+        // Joins the held worker, so it returns only after the release below.
+        let terminating = s.spawn(|| pool.terminate());
+        // The worker is still held: only the shutdown can end this wait
+        // before its (far) deadline, which the watchdog does not allow.
+        let refused = waiting.join().unwrap();
+        release.send(()).unwrap(); // before asserting: a failure must not hang
+        assert!(matches!(refused, Err(TrySubmitError::ShutDown(_))));
+        terminating.join().unwrap();
+    });
+    let results: Vec<_> = handles.into_iter().map(|h| h.join()).collect();
+    assert_eq!(
+        results,
+        [
+            Ok(usize::MAX),
+            Err(TaskError::Cancelled),
+            Err(TaskError::Cancelled)
+        ]
+    );
+    assert_eq!(runs[0].load(SeqCst) + runs[1].load(SeqCst), 0);
+}
+
+#[test]
+fn submit_timeout_waiting_when_the_pool_is_shut_down_says_shut_down() {
+    let _dog = watchdog(
+        "submit_timeout_waiting_when_the_pool_is_shut_down_says_shut_down",
+        Duration::from_secs(120),
+    );
+    let runs = Arc::new([const { AtomicUsize::new(0) }; 3]);
+    let (pool, release, handles) = stuck_full_pool(&runs);
+    std::thread::scope(|s| {
+        let waiting = s.spawn(|| pool.submit_timeout(|| 7, Duration::from_secs(600)));
+        let shutting = s.spawn(|| pool.shutdown());
+        support::wait_for("the pool to close", || {
+            format!("{pool:?}").contains("shut_down: true")
+        });
+        // Closed with the queue still full: the worker, freed, takes the
+        // queued tasks, and the waiter, given a place, sees the pool closed.
+        release.send(()).unwrap();
+        let refused = waiting.join().unwrap();
+        assert!(matches!(refused, Err(TrySubmitError::ShutDown(_))));
+        shutting.join().unwrap();
+    });
+    let results: Vec<_> = handles.into_iter().map(|h| h.join()).collect();
+    assert_eq!(results, [Ok(usize::MAX), Ok(0), Ok(1)]);
+    let counts: Vec<usize> = runs.iter().map(|n| n.load(SeqCst)).collect();
+    assert_eq!(counts, [1, 1, 0]);
+}
+
+#[test]
+fn submit_timeout_that_runs_out_in_a_shut_down_pool_says_shut_down() {
+    let _dog = watchdog(
+        "submit_timeout_that_runs_out_in_a_shut_down_pool_says_shut_down",
+        Duration::from_secs(120),
+    );
+    let runs = Arc::new([const { AtomicUsize::new(0) }; 3]);
+    let (pool, release, handles) = stuck_full_pool(&runs);
+    std::thread::scope(|s| {
+        let waiting = s.spawn(|| pool.submit_timeout(|| 7, Duration::from_millis(200)));
+        // Its drain waits for the submitter, which only its deadline ends:
+        // the worker stays held and no place frees up.
+        let shutting = s.spawn(|| pool.shutdown());
+        support::wait_for("the pool to close", || {
+            format!("{pool:?}").contains("shut_down: true")
+        });
+        let refused = waiting.join().unwrap();
+        release.send(()).unwrap(); // before asserting: a failure must not hang
+        assert!(matches!(refused, Err(TrySubmitError::ShutDown(_))));
+        shutting.join().unwrap();
+    });
+    let results: Vec<_> = handles.into_iter().map(|h| h.join()).collect();
+    assert_eq!(results, [Ok(usize::MAX), Ok(0), Ok(1)]);
+}
+
 #[test]
 fn map_is_ordered_and_lazy_with_bounded_inputs_in_flight() {
     let _dog = watchdog(

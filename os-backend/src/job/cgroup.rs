@@ -19,6 +19,9 @@ use super::watchman::Watchman;
 /// Prefix of the directories ply creates, followed by `<owner pid>-<n>`.
 const PREFIX: &str = "ply-";
 
+/// The next `<n>` of this process's directories (each is created once).
+static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// The cgroup v2 directory of this process: the `cgroup2` mount point (from
 /// `/proc/self/mountinfo`) joined with the `0::` path of `/proc/self/cgroup`.
 pub(crate) fn own_cgroup() -> Option<(PathBuf, String)> {
@@ -63,8 +66,8 @@ impl CgroupRoot {
     pub(crate) fn create() -> Option<CgroupRoot> {
         let (own, own_name) = own_cgroup()?;
         remove_stale(&own);
-        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        // SeqCst: `remove_stale` reads it after listing the directories.
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let leaf = format!("{PREFIX}{}-{n}", std::process::id());
         let dir = own.join(&leaf);
         let name = format!("{}/{leaf}", own_name.trim_end_matches('/'));
@@ -145,22 +148,46 @@ impl Drop for CgroupRoot {
 
 /// Removes `ply-<pid>-<n>` directories under `parent` whose process is gone,
 /// killing what is left in them.
+///
+/// One that names this process's own pid was left by an earlier process
+/// that had the same pid (reused; in a container, where a program often
+/// gets the same pid each run, routinely): unless this process created it
+/// (its `<n>` was taken here), it is stale too. Kept, it would stay for
+/// this process's whole life, its jobs running, and take the name this
+/// process's own directory needs when the numbers meet.
 fn remove_stale(parent: &Path) {
     let Ok(entries) = fs::read_dir(parent) else {
         return;
     };
-    for entry in entries.flatten() {
+    let entries: Vec<fs::DirEntry> = entries.flatten().collect();
+    // Read after the listing: a directory of this process's in it was
+    // created after its number was taken, so its number is below this one.
+    let taken = NEXT.load(std::sync::atomic::Ordering::SeqCst);
+    let me = std::process::id();
+    for entry in entries {
         let name = entry.file_name();
-        let Some(pid) = name
+        let Some(mut parts) = name
             .to_str()
             .and_then(|n| n.strip_prefix(PREFIX))
-            .and_then(|rest| rest.split('-').next())
-            .and_then(|p| p.parse::<u32>().ok())
+            .map(|rest| rest.split('-'))
         else {
             continue;
         };
-        if Path::new(&format!("/proc/{pid}")).exists() {
-            continue; // its owner (or at least some process of that pid) lives
+        let Some(pid) = parts.next().and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
+        let live = if pid == me {
+            // Ours if we took its number (an unnumbered one is left alone).
+            parts
+                .next()
+                .and_then(|n| n.parse::<u64>().ok())
+                .is_none_or(|n| n < taken)
+        } else {
+            // Its owner (or at least some process of that pid) lives.
+            Path::new(&format!("/proc/{pid}")).exists()
+        };
+        if live {
+            continue;
         }
         let root = CgroupRoot {
             dir: entry.path(),
@@ -294,5 +321,56 @@ impl Drop for JobCgroup {
     fn drop(&mut self) {
         let _ = self.kill_until_empty(Duration::from_secs(1));
         let _ = fs::remove_dir(&self.dir);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Patience for a kill on a loaded machine; met in milliseconds.
+    const PATIENCE: Duration = Duration::from_secs(30);
+
+    /// An earlier process with this process's pid died without removing
+    /// its directory, a job still running in it: creating a root sweeps
+    /// it (its job killed, the directory removed), as it would sweep one of
+    /// any other dead pid. Skipped without cgroup v2 delegation.
+    #[test]
+    fn a_stale_directory_of_an_earlier_process_with_this_pid_is_swept() {
+        let Some((own, _)) = own_cgroup() else {
+            return eprintln!("skipped: no cgroup v2");
+        };
+        // A number this process never reaches.
+        let stale = own.join(format!("{PREFIX}{}-{}", std::process::id(), u64::MAX - 1));
+        if fs::create_dir(&stale).is_err() {
+            return eprintln!("skipped: may not create a cgroup in {}", own.display());
+        }
+        let job = stale.join("job-0");
+        fs::create_dir(&job).unwrap();
+        let mut left = std::process::Command::new("sleep")
+            .arg("1000")
+            .spawn()
+            .unwrap();
+        let moved = fs::write(job.join("cgroup.procs"), left.id().to_string());
+        let root = CgroupRoot::create();
+        let deadline = Instant::now() + PATIENCE;
+        let status = loop {
+            match left.try_wait().unwrap() {
+                Some(status) => break Some(status),
+                None if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
+                None => break None,
+            }
+        };
+        // Cleanup before asserting: a failure leaves nothing behind.
+        let _ = left.kill();
+        let _ = left.wait();
+        let swept = !stale.exists();
+        let _ = fs::remove_dir(&job);
+        let _ = fs::remove_dir(&stale);
+        drop(root);
+        moved.expect("a process moved into the stale job's cgroup");
+        assert!(swept, "the stale directory of this pid was left");
+        let signal = status.and_then(|s| std::os::unix::process::ExitStatusExt::signal(&s));
+        assert_eq!(signal, Some(libc::SIGKILL), "its job was not killed");
     }
 }

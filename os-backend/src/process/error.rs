@@ -346,7 +346,8 @@ pub enum PoolTaskError {
     Encode(IpcError),
     /// The response did not decode.
     Corrupt(IpcError),
-    /// `try_submit` found the queue at its bound.
+    /// `try_submit` found the queue at its bound, or `submit_timeout` found
+    /// it there until its deadline.
     QueueFull,
     /// The pool was shut down (or terminated) before the task could finish.
     ShutDown,

@@ -22,7 +22,7 @@ use std::os::unix::net::UnixStream;
 use std::sync::mpsc::channel;
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -117,8 +117,8 @@ impl ProcessPoolBuilder {
         self
     }
 
-    /// At most this many tasks wait (default 1024); beyond it `submit` blocks
-    /// and `try_submit` fails.
+    /// At most this many tasks wait (default 1024); beyond it `submit` blocks,
+    /// `try_submit` fails and `submit_timeout` waits until its deadline.
     ///
     /// # Example
     ///
@@ -418,6 +418,7 @@ impl ProcessPoolBuilder {
             waker,
             queue_bound: self.queue_bound,
             wake_on_start: self.task_timeout.is_some(),
+            forks_at_birth: crate::thread::forks::start_counting(),
         });
         let config = Config {
             workers,
@@ -498,6 +499,12 @@ impl ProcessPoolBuilder {
 ///   with the process, by `PR_SET_PDEATHSIG`). [`shutdown`](Self::shutdown)
 ///   and `Drop` finish the queued tasks and wait for the workers;
 ///   [`terminate`](Self::terminate) kills them and fails what is queued.
+/// - **Forked copies**: a process forked from the pool's (by `fork`, say,
+///   or a [`build_forking`](ProcessPoolBuilder::build_forking) pool's
+///   workers) has a copy of the pool but not its supervisor. There the pool
+///   takes no task ([`PoolTaskError::ShutDown`]) and never touches the
+///   parent's workers; a join of one of the parent's tasks says `ShutDown`
+///   at once; shutting down, terminating and dropping return at once.
 ///
 /// # Example
 ///
@@ -591,13 +598,19 @@ where
     }
 
     /// Queues a task, or hands it to an idle worker at once (then says
-    /// where, for its joiner to spin on). Returns its id.
+    /// where, for its joiner to spin on). Returns its id. While the queue is
+    /// full it waits until `deadline` (`None`: for ever; a past one: not at
+    /// all).
     fn enqueue(
         &self,
         request: Vec<u8>,
         reply: ReplyTo,
-        wait: bool,
+        deadline: Option<Instant>,
     ) -> Result<(u64, Option<Placed>), PoolTaskError> {
+        if self.shared.foreign() {
+            reply.disarm();
+            return Err(PoolTaskError::ShutDown); // see `Shared::foreign`
+        }
         let mut inbox = self.shared.lock();
         loop {
             if inbox.closed || inbox.stopped {
@@ -608,16 +621,21 @@ where
             if inbox.queue.len() < self.shared.queue_bound {
                 break;
             }
-            if !wait {
+            let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            if left == Some(Duration::ZERO) {
                 drop(inbox);
                 reply.disarm();
                 return Err(PoolTaskError::QueueFull);
             }
-            inbox = self
-                .shared
-                .room
-                .wait(inbox)
-                .unwrap_or_else(|e| e.into_inner());
+            let room = &self.shared.room;
+            inbox = match left {
+                None => room.wait(inbox).unwrap_or_else(|e| e.into_inner()),
+                Some(left) => {
+                    room.wait_timeout(inbox, left)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0
+                }
+            };
         }
         inbox.next_id += 1;
         let id = inbox.next_id;
@@ -645,11 +663,16 @@ where
         }
     }
 
-    /// A task for `request`, queued; `wait`: while the queue is full.
-    fn queue<R>(&self, request: Vec<u8>, wait: bool) -> Result<TaskHandle<R>, PoolTaskError> {
+    /// A task for `request`, queued; waits for room until `deadline` (see
+    /// [`enqueue`](Self::enqueue)).
+    fn queue<R>(
+        &self,
+        request: Vec<u8>,
+        deadline: Option<Instant>,
+    ) -> Result<TaskHandle<R>, PoolTaskError> {
         let (tx, rx) = channel();
         let route = Route::to(tx);
-        let (id, placed) = self.enqueue(request, ReplyTo::new(route.clone(), 0), wait)?;
+        let (id, placed) = self.enqueue(request, ReplyTo::new(route.clone(), 0), deadline)?;
         Ok(TaskHandle::new(
             rx,
             route,
@@ -674,7 +697,7 @@ where
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn submit(&self, request: &Req) -> Result<TaskHandle<Resp>, PoolTaskError> {
-        self.queue(handler_request(request)?, true)
+        self.queue(handler_request(request)?, None)
     }
 
     /// As [`submit`](Self::submit), but fails with [`PoolTaskError::QueueFull`]
@@ -693,7 +716,35 @@ where
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn try_submit(&self, request: &Req) -> Result<TaskHandle<Resp>, PoolTaskError> {
-        self.queue(handler_request(request)?, false)
+        self.queue(handler_request(request)?, Some(Instant::now()))
+    }
+
+    /// As [`submit`](Self::submit), but waits at most `timeout` for room in a
+    /// full queue (sleeping on the pool's condition variable), so a pool whose
+    /// workers are all stuck cannot hold the caller for ever.
+    ///
+    /// # Errors
+    ///
+    /// As `submit` (a shutdown while waiting ends the wait at once), plus
+    /// [`PoolTaskError::QueueFull`] if the queue stayed full until the deadline.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let pool = ply_os::process::ProcessPoolBuilder::new().workers(1).queue_bound(1).build(|x: u8| x)?;
+    /// let h = pool.submit_timeout(&7, Duration::from_secs(5))?;
+    /// assert_eq!(h.join()?, 7);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn submit_timeout(
+        &self,
+        request: &Req,
+        timeout: Duration,
+    ) -> Result<TaskHandle<Resp>, PoolTaskError> {
+        // Past what `Instant` can hold: wait for ever.
+        let deadline = Instant::now().checked_add(timeout);
+        self.queue(handler_request(request)?, deadline)
     }
 
     /// Runs `f(args)` on a worker of this pool: any function of the program
@@ -730,7 +781,7 @@ where
         let mut request =
             frame::encode(&RequestHead::Call(entry)).map_err(PoolTaskError::Encode)?;
         request.extend(frame::encode(args).map_err(PoolTaskError::Encode)?);
-        self.queue(request, true)
+        self.queue(request, None)
     }
 
     /// Runs every request, yielding responses in input order. Requests are
@@ -821,7 +872,7 @@ where
                     break;
                 };
                 let queued = handler_request(request.borrow()).and_then(|bytes| {
-                    self.enqueue(bytes, ReplyTo::new(Route::to(tx.clone()), i), true)
+                    self.enqueue(bytes, ReplyTo::new(Route::to(tx.clone()), i), None)
                 });
                 match queued {
                     Ok(_) => in_flight += 1,
@@ -877,6 +928,9 @@ where
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn terminate(&self) {
+        if self.shared.foreign() {
+            return; // a forked child's copy: nothing of it runs here
+        }
         {
             let mut inbox = self.shared.lock();
             inbox.closed = true;
@@ -889,7 +943,13 @@ where
 impl<Req, Resp> ProcessPool<Req, Resp> {
     /// Closes the pool to new tasks, wakes the supervisor and waits for it.
     fn close_and_join(&self) {
+        if self.shared.foreign() {
+            return; // a forked child's copy: nothing of it runs here
+        }
         self.shared.lock().closed = true;
+        // Submitters waiting for room return `ShutDown` now, not once the
+        // (perhaps stuck) workers have finished.
+        self.shared.room.notify_all();
         self.shared.wake();
         let handle = self
             .supervisor
@@ -905,6 +965,14 @@ impl<Req, Resp> ProcessPool<Req, Resp> {
 
 impl<Req, Resp> Drop for ProcessPool<Req, Resp> {
     fn drop(&mut self) {
+        if self.shared.foreign() {
+            // The supervisor is the parent's thread: its handle is a copy,
+            // neither to join nor to detach here. No lock taken (the copy
+            // may have been made while another thread held it).
+            let handle = self.supervisor.get_mut().unwrap_or_else(|e| e.into_inner());
+            std::mem::forget(handle.take());
+            return;
+        }
         self.close_and_join();
     }
 }

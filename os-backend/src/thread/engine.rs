@@ -12,7 +12,7 @@
 
 mod barrier;
 #[cfg(not(loom))]
-mod forks;
+pub(crate) mod forks;
 pub(crate) mod primitive;
 mod registry;
 mod sleep;

@@ -5,6 +5,8 @@
 use crate::InvalidOption;
 use std::fmt;
 use std::sync::Arc;
+#[cfg(not(loom))] // `park` is not built under loom
+use {crate::park::Until, std::time::Duration};
 
 use super::engine::{Admission, MAX_QUEUE_BOUND, Registry, StartFailure, WorkerConfig};
 use super::error::{PoolError, SubmitError, TrySubmitError};
@@ -143,8 +145,9 @@ impl ThreadPoolBuilder {
     /// At most this many tasks wait in each queue (default 1024, at most
     /// [`MAX_QUEUE_BOUND`]): in a worker's or an outside thread's own ring, and
     /// in the shared injector behind them. When both are full, `submit` blocks
-    /// (a worker runs the task itself), `try_submit` fails, and a scope's
-    /// `spawn` runs the task on the spawning thread.
+    /// (a worker runs the task itself), `try_submit` fails, `submit_timeout`
+    /// waits until its deadline, and a scope's `spawn` runs the task on the
+    /// spawning thread.
     ///
     /// # Example
     ///
@@ -357,6 +360,67 @@ impl ThreadPool {
         T: Send + 'static,
     {
         match self.registry.admit(false) {
+            Admission::Queued => {
+                let (job, handle) = task_job(f);
+                self.registry.push(job);
+                Ok(handle)
+            }
+            Admission::Full | Admission::RunHere => Err(TrySubmitError::Full(f)),
+            Admission::Closed => Err(TrySubmitError::ShutDown(f)),
+        }
+    }
+
+    /// As [`submit`](Self::submit), but waits at most `timeout` for room in a
+    /// full queue (sleeping, not spinning), so a pool whose workers are all
+    /// stuck cannot hold the caller for ever. A task of this pool finds a
+    /// full queue `Full` at once: waiting on its own pool could deadlock.
+    ///
+    /// # Errors
+    ///
+    /// [`TrySubmitError::Full`] if the queue stayed full until the deadline;
+    /// [`TrySubmitError::ShutDown`] if the pool is, or gets, shut down while
+    /// waiting. The wait sees a shutdown once a place frees up
+    /// ([`terminate`](Self::terminate) frees every place at once,
+    /// [`shutdown`](Self::shutdown) as workers take queued tasks), else at
+    /// its deadline. Either way `f` comes back.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ply_os::thread::{ThreadPool, TrySubmitError};
+    ///
+    /// let pool = ThreadPool::builder().workers(1).queue_bound(1).build().unwrap();
+    /// let (started_tx, started) = std::sync::mpsc::channel();
+    /// let (release, release_rx) = std::sync::mpsc::channel::<()>();
+    /// let busy = pool
+    ///     .submit(move || {
+    ///         started_tx.send(()).unwrap();
+    ///         release_rx.recv().unwrap(); // occupies the only worker
+    ///     })
+    ///     .unwrap();
+    /// started.recv().unwrap();
+    /// let queued = pool.submit_timeout(|| 1, Duration::from_secs(5)).unwrap();
+    /// let late = pool.submit_timeout(|| 2, Duration::from_millis(10));
+    /// assert!(matches!(late, Err(TrySubmitError::Full(_)))); // the queue stayed full
+    /// release.send(()).unwrap();
+    /// busy.join().unwrap();
+    /// assert_eq!(queued.join(), Ok(1));
+    /// ```
+    #[cfg(not(loom))]
+    pub fn submit_timeout<F, T>(
+        &self,
+        f: F,
+        timeout: Duration,
+    ) -> Result<TaskHandle<T>, TrySubmitError<F>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        match self
+            .registry
+            .admit_with(true, Some(&mut Until::after(timeout)))
+        {
             Admission::Queued => {
                 let (job, handle) = task_job(f);
                 self.registry.push(job);

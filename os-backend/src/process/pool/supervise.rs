@@ -116,11 +116,25 @@ pub(super) struct Shared {
     /// Wake the supervisor whenever a task is handed to a worker without
     /// it (it keeps the task timeouts).
     pub wake_on_start: bool,
+    /// The fork count when the pool was built (`thread::forks`): where it
+    /// differs, this is a forked child's copy of the pool ([`Self::foreign`]).
+    pub forks_at_birth: u32,
 }
 
 impl Shared {
     pub(super) fn lock(&self) -> MutexGuard<'_, Inbox> {
         self.inbox.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether this is a forked child's copy of the pool. The copy has the
+    /// pool's memory, its mappings of the workers' channels among it, but
+    /// not its supervisor thread: a request it wrote into a channel would
+    /// be run by the parent's worker, under the number the parent gives its
+    /// own next request (which would then get the copy's reply), and a
+    /// join of the supervisor would wait for a thread that does not exist.
+    /// So the copy takes no task, delivers none, and stops without waiting.
+    pub(super) fn foreign(&self) -> bool {
+        crate::thread::forks::count() != self.forks_at_birth
     }
 
     pub(super) fn wake(&self) {

@@ -97,6 +97,9 @@ impl<Resp> TaskHandle<Resp> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn cancel(&self) -> bool {
+        if self.shared.foreign() {
+            return false; // the parent's task, not ours to cancel
+        }
         let mut inbox = self.shared.lock();
         if let Some(at) = inbox.queue.iter().position(|t| t.id == self.id) {
             let task = inbox.queue.remove(at).expect("found just now");
@@ -131,7 +134,9 @@ impl<Resp: DeserializeOwned> TaskHandle<Resp> {
     /// # Errors
     ///
     /// [`PoolTaskError`]: the worker failed, the request or response was bad,
-    /// or the pool stopped first.
+    /// or the pool stopped first ([`PoolTaskError::ShutDown`]; also, at
+    /// once, in a forked child's copy of the handle, which nothing there
+    /// would ever finish).
     ///
     /// # Example
     ///
@@ -141,6 +146,14 @@ impl<Resp: DeserializeOwned> TaskHandle<Resp> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn join(self) -> Result<Resp, PoolTaskError> {
+        if self.shared.foreign() {
+            // A forked child's copy of the parent's task: nobody here
+            // delivers it, and its reply is the parent's to take.
+            return match self.rx.try_recv() {
+                Ok((_, result)) => decode_reply(result),
+                Err(_) => Err(PoolTaskError::ShutDown),
+            };
+        }
         // Named in the channel as spinning on this request's reply while it
         // looks: the worker then rings nobody (`shm_channel.rs`, step 4).
         let spinning = self.placed.as_ref().map(|p| p.channel.spinning(p.seq));
@@ -276,12 +289,19 @@ impl<Resp: DeserializeOwned> TaskHandle<Resp> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn is_finished(&self) -> bool {
-        self.route.delivered()
+        // In a forked child's copy, `join` returns at once (`ShutDown`).
+        self.shared.foreign() || self.route.delivered()
     }
 
     /// Asks to be told on `tx`, with `index`, when the task finishes (at
     /// once if it has).
     pub(crate) fn notify_on_finish(&self, index: usize, tx: Sender<usize>) {
+        if self.shared.foreign() {
+            // Finished as far as a forked child's copy goes: its join says
+            // `ShutDown` (nothing here would ever deliver it).
+            let _ = tx.send(index);
+            return;
+        }
         self.route.redirect(index, tx);
     }
 }

@@ -67,7 +67,7 @@ use std::thread::JoinHandle;
 use crossbeam_utils::CachePadded;
 use ply_core::queue::mpmc::ArrayQueue;
 use ply_core::queue::spmc::{Ring, Take};
-use ply_core::sync::Semaphore;
+use ply_core::sync::{Patience, Semaphore};
 
 use super::barrier;
 use super::primitive::{
@@ -315,6 +315,16 @@ impl Registry {
     /// `blocking`: wait while the queue is full (a worker of this pool is told
     /// to run the job itself instead).
     pub(crate) fn admit(&self, blocking: bool) -> Admission {
+        self.admit_with(blocking, None)
+    }
+
+    /// As [`admit`](Self::admit); with `patience`, a blocking wait for a
+    /// place gives up ([`Admission::Full`]) when it runs out.
+    pub(crate) fn admit_with(
+        &self,
+        blocking: bool,
+        patience: Option<&mut dyn Patience>,
+    ) -> Admission {
         self.submitting.fetch_add(1, Relaxed);
         // The submitter's fence (see the module docs on closing).
         fence(SeqCst);
@@ -331,14 +341,25 @@ impl Registry {
         } else if self.is_current() {
             Admission::RunHere
         } else {
-            self.slots.acquire().forget();
-            if !self.closed.load(Acquire) {
-                return Admission::Queued;
+            let permit = match patience {
+                None => Some(self.slots.acquire()),
+                Some(patience) => self.slots.acquire_with(patience),
+            };
+            match permit {
+                // Out of patience: a pool closed meanwhile says so.
+                None if self.closed.load(Acquire) => Admission::Closed,
+                None => Admission::Full,
+                Some(permit) => {
+                    permit.forget();
+                    if !self.closed.load(Acquire) {
+                        return Admission::Queued;
+                    }
+                    // Closed while we waited (perhaps drained to free our
+                    // place): a job pushed now might find no worker left.
+                    self.slots.release(1);
+                    Admission::Closed
+                }
             }
-            // Closed while we waited (perhaps drained to free our place): a
-            // job pushed now might find no worker left.
-            self.slots.release(1);
-            Admission::Closed
         };
         self.submitting.fetch_sub(1, Release);
         admission
