@@ -8,10 +8,15 @@
 //!
 //! A command busy in a long computation may not reach a safe point soon. After
 //! [`GRACE`] (or at a second signal) the watcher ends the process itself: it
-//! kills and reaps every child process (forked workers, a process pool's fork
-//! server, whose own workers die with it by `PR_SET_PDEATHSIG`), removes the
-//! registered temporary paths, prints one line and calls `_exit`. So every
-//! command stops within about a second and leaves nothing behind.
+//! stops ply's forks (the command's threads keep running, and a process map
+//! replaces a killed worker), kills every child process with `SIGKILL`
+//! (forked workers, a process pool's fork server and then that server's
+//! workers, which come to this process as it is made a subreaper) and reaps
+//! each one, however long a loaded machine takes to end them
+//! ([`ply_os::fork::end_children`]), removes the registered temporary
+//! paths, prints one line and calls `_exit`. So every command stops soon
+//! after its grace period and leaves nothing behind: no child, not even a
+//! zombie for a subreaper to inherit.
 //!
 //! `ply run` handles the same signals itself, in its event loop.
 
@@ -106,10 +111,14 @@ impl Drop for TempPath {
     }
 }
 
+/// How long forks in progress may take to finish once forking has stopped
+/// (each is a system call or two; this is for a thread stopped mid-fork).
+const FORKS_SETTLE: Duration = Duration::from_secs(5);
+
 /// Kills and reaps every child, removes the registered paths, says so and
 /// exits with 128 + `sig`.
 fn force_exit(sig: i32) -> ! {
-    kill_and_reap_children(Duration::from_millis(500));
+    ply_os::fork::end_children(FORKS_SETTLE);
     // Children are gone: none can write into the paths while they go.
     for path in TEMP_PATHS.lock().iter() {
         let _ = std::fs::remove_dir_all(path).or_else(|_| std::fs::remove_file(path));
@@ -118,29 +127,4 @@ fn force_exit(sig: i32) -> ! {
     // SAFETY: _exit ends the process at once; skipping destructors is the
     // point (other threads may be mid-computation holding locks).
     unsafe { libc::_exit(i32::from(code_for(sig))) }
-}
-
-/// SIGKILLs every child of this process and reaps them, for at most `limit`.
-fn kill_and_reap_children(limit: Duration) {
-    let me = std::process::id();
-    let deadline = Instant::now() + limit;
-    loop {
-        let children = crate::mem::children(me);
-        if children.is_empty() || Instant::now() >= deadline {
-            return;
-        }
-        for child in children {
-            let Ok(pid) = libc::pid_t::try_from(child) else {
-                continue;
-            };
-            // SAFETY: kill and waitpid have no memory-safety preconditions;
-            // the pid is our child (listed by the kernel as such), and an
-            // unreaped child's pid cannot be reused.
-            unsafe {
-                libc::kill(pid, libc::SIGKILL);
-                libc::waitpid(pid, std::ptr::null_mut(), libc::WNOHANG);
-            }
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
 }

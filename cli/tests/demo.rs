@@ -199,95 +199,165 @@ fn help_teaches_each_workload_and_backend() {
     }
 }
 
-/// Processes whose parent is `pid`.
-fn children_of(pid: u32) -> HashSet<u32> {
+/// What the tests need of `/proc/<pid>/stat`: (parent pid, state, start time
+/// in clock ticks since boot). With its start time a pid names one process,
+/// even if the pid is given to another one later.
+fn stat_of(pid: u32) -> Option<(u32, char, u64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // "pid (comm) state ppid ...": fields after the last ')' start at field
+    // 3; the start time is field 22.
+    let (_, rest) = stat.rsplit_once(')')?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let state = fields.first()?.chars().next()?;
+    Some((
+        fields.get(1)?.parse().ok()?,
+        state,
+        fields.get(19)?.parse().ok()?,
+    ))
+}
+
+/// Processes whose parent is `pid`, each with its start time.
+fn children_of(pid: u32) -> HashSet<(u32, u64)> {
     let mut found = HashSet::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
         let Ok(child) = entry.file_name().to_string_lossy().parse::<u32>() else {
             continue;
         };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{child}/stat")) else {
-            continue;
-        };
-        let ppid = stat
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
-            .and_then(|p| p.parse::<u32>().ok());
-        if ppid == Some(pid) {
-            found.insert(child);
+        if let Some((ppid, _, start)) = stat_of(child)
+            && ppid == pid
+        {
+            found.insert((child, start));
         }
     }
     found
 }
 
-#[test]
-fn ctrl_c_during_copy_removes_temp_files_and_children() {
+/// Starts `ply args`, interrupts it once it has worker processes, and checks
+/// exit 130, no temporary file, and every child ply had reaped by ply.
+fn interrupt_with_workers(args: &[&str]) {
     // Orphans would be re-parented to us (a subreaper), so none can hide.
     // SAFETY: prctl with PR_SET_CHILD_SUBREAPER takes a flag, no pointers.
     unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1) };
-    let tmp = TempDir::new("copy-int");
+    let tmp = TempDir::new("int");
     let mut child = Command::new(env!("CARGO_BIN_EXE_ply"))
-        .args([
-            "demo",
-            "copy",
-            "--backend",
-            "processes",
-            "--files",
-            "64",
-            "--size-mib",
-            "4",
-            "-j",
-            "2",
-        ])
+        .args(args)
         .env("TMPDIR", tmp.path())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let ply_pid = child.id();
+    // Every child ply has from now until it exits (the workers, and those
+    // it forks to replace killed ones), by pid and start time.
+    let mut seen: HashSet<(u32, u64)> = HashSet::new();
     // Wait until it is copying with worker processes, then interrupt it.
     let deadline = Instant::now() + Duration::from_secs(60);
-    while children_of(ply_pid).is_empty() {
+    while seen.is_empty() {
         assert!(Instant::now() < deadline, "ply never started workers");
         assert!(
             child.try_wait().unwrap().is_none(),
             "ply finished before it could be interrupted"
         );
         std::thread::sleep(Duration::from_millis(2));
+        seen.extend(children_of(ply_pid));
     }
-    assert!(!tmp.entries().is_empty(), "no temp dir while copying");
-    let workers = children_of(ply_pid);
-    // SAFETY: kill has no memory-safety preconditions.
-    unsafe { libc::kill(ply_pid as i32, libc::SIGINT) };
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(130), "stderr: {}", stderr(&out));
-    assert!(stderr(&out).contains("interrupted"));
-    assert_eq!(tmp.entries(), Vec::<String>::new(), "temp files left");
-    // Every worker seen is gone (reaped by ply: not even a zombie re-parented
-    // to us), and no process carrying this run's TMPDIR is left among our
-    // children.
-    let marker = format!("TMPDIR={}", tmp.path().display());
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let mut left: Vec<u32> = workers
-            .iter()
-            .copied()
-            .filter(|pid| Path::new(&format!("/proc/{pid}")).exists())
-            .collect();
-        left.extend(children_of(std::process::id()).into_iter().filter(|pid| {
-            std::fs::read(format!("/proc/{pid}/environ"))
-                .map(|env| env.split(|&b| b == 0).any(|v| v == marker.as_bytes()))
-                .unwrap_or(false)
-        }));
-        if left.is_empty() {
-            break;
+    if args[1] == "copy" {
+        assert!(!tmp.entries().is_empty(), "no temp dir while copying");
+    }
+    common::signal(ply_pid, libc::SIGINT);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        seen.extend(children_of(ply_pid));
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
         }
-        assert!(
-            Instant::now() < deadline,
-            "processes of ply left behind: {left:?}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("ply did not exit after SIGINT");
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    let err = common::drain_stderr(&mut child);
+    assert_eq!(status.code(), Some(130), "{args:?}: {err}");
+    assert!(err.contains("interrupted"), "{err}");
+    assert_eq!(tmp.entries(), Vec::<String>::new(), "temp files left");
+    // ply reaps every child it made before it exits, so none of them exists
+    // now: not alive, not a zombie re-parented to us (which nothing would
+    // reap). Nor is any process carrying this run's TMPDIR among our
+    // children. Looked at once: there is nothing left to wait for.
+    let me = std::process::id();
+    let marker = format!("TMPDIR={}", tmp.path().display());
+    let mut left: Vec<u32> = seen
+        .iter()
+        .filter(|&&(pid, start)| stat_of(pid).is_some_and(|(_, _, s)| s == start))
+        .map(|&(pid, _)| pid)
+        .collect();
+    left.extend(
+        children_of(me)
+            .into_iter()
+            .map(|(pid, _)| pid)
+            .filter(|pid| {
+                std::fs::read(format!("/proc/{pid}/environ"))
+                    .map(|env| env.split(|&b| b == 0).any(|v| v == marker.as_bytes()))
+                    .unwrap_or(false)
+            }),
+    );
+    left.sort_unstable();
+    left.dedup();
+    if !left.is_empty() {
+        let described: Vec<String> = left
+            .iter()
+            .map(|&pid| match stat_of(pid) {
+                Some((ppid, state, _)) => format!("{pid} (state {state}, parent {ppid})"),
+                None => format!("{pid} (gone since)"),
+            })
+            .collect();
+        // Ours now: end and reap them, so they outlive neither this test
+        // nor the others in this binary.
+        for &pid in &left {
+            if stat_of(pid).is_some_and(|(ppid, _, _)| ppid == me) {
+                common::signal(pid, libc::SIGKILL);
+                // SAFETY: waitpid on our own child, with no status pointer.
+                unsafe { libc::waitpid(pid as i32, std::ptr::null_mut(), 0) };
+            }
+        }
+        panic!("{args:?}: processes of ply left behind: {described:?}");
     }
+}
+
+#[test]
+fn ctrl_c_during_copy_removes_temp_files_and_children() {
+    // Ends by itself soon after the signal, or is ended after the grace
+    // period, depending on how far the copying got.
+    interrupt_with_workers(&[
+        "demo",
+        "copy",
+        "--backend",
+        "processes",
+        "--files",
+        "64",
+        "--size-mib",
+        "4",
+        "-j",
+        "2",
+    ]);
+}
+
+#[test]
+fn ctrl_c_during_a_long_process_map_reaps_every_worker() {
+    // Workers that would compute for hours: always ended by force, after
+    // the grace period, while the map forks replacements for those killed.
+    interrupt_with_workers(&[
+        "demo",
+        "squares",
+        "--n",
+        "100000000000",
+        "--backend",
+        "processes",
+        "-j",
+        "2",
+    ]);
 }
 
 #[test]

@@ -96,10 +96,13 @@
 //! has no value for those), and rustix is also the crate ply uses for pidfds.
 
 mod child;
+mod end;
 mod locks;
 mod scope;
 
 use child::Child;
+pub(crate) use end::ForkPermit;
+pub use end::{end_children, stop_forking};
 pub(crate) use locks::{ForkLocks, other_threads};
 pub use scope::{Scope, ScopedChild, scope};
 
@@ -383,12 +386,17 @@ unsafe fn fork_raw<F: FnOnce() -> i32>(f: F) -> io::Result<Child> {
     // SAFETY: getpid has no preconditions.
     let parent = unsafe { libc::getpid() };
     let locks = ForkLocks::acquire();
+    // Counted from here until the child is in our charge (its pidfd taken),
+    // so that `stop_forking` can wait for it; taken after the locks, whose
+    // wait could be long, and refused once the process is ending.
+    let permit = ForkPermit::enter()?;
     // SAFETY: fork has no memory-safety preconditions; the child only runs `f`
     // and then `_exit`s, never returning into the caller's frames. What `f`
     // holds is this function's caller's to justify (see # Safety).
     match unsafe { libc::fork() } {
         -1 => Err(io::Error::last_os_error()),
         0 => {
+            permit.forget_in_child();
             drop(locks);
             // SAFETY: prctl(PR_SET_PDEATHSIG) takes a signal number and has no
             // memory-safety preconditions.
@@ -408,8 +416,11 @@ unsafe fn fork_raw<F: FnOnce() -> i32>(f: F) -> io::Result<Child> {
         pid => {
             drop(locks);
             // Race-free: the child cannot be reaped (and its pid reused)
-            // before this process waits for it.
-            Child::adopt(pid)
+            // before this process waits for it (`end_children` reaps only
+            // once the permit is dropped).
+            let child = Child::adopt(pid);
+            drop(permit);
+            child
         }
     }
 }

@@ -25,7 +25,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use super::{WorkerLoop, serve_ready, serve_requests};
-use crate::fork::ForkedChild;
+use crate::fork::{ForkPermit, ForkedChild};
 use crate::ipc::frame;
 use crate::process::panic;
 use crate::process::wire::{EXIT_BAD_BOOTSTRAP, FromServer, Setup, ToServer};
@@ -74,11 +74,14 @@ pub(crate) fn start(setup: Setup) -> io::Result<(ForkedChild, UnixStream)> {
             Ok(())
         })
     };
+    // A fork, counted as ply's forks are (see `fork::stop_forking`).
+    let permit = ForkPermit::enter()?;
     let child = command.spawn()?;
     drop(theirs);
     // From here the server is reaped as a `ForkedChild` (killed if dropped).
     let server = ForkedChild::adopt(child.id() as i32)?;
     std::mem::forget(child); // std's handle would not reap it; ours does
+    drop(permit);
     let mut control = control;
     let setup = frame::encode(&ToServer::Setup(setup)).map_err(io::Error::other)?;
     frame::write_frame(&mut control, &setup).map_err(io::Error::other)?;
