@@ -102,7 +102,7 @@ mod scope;
 
 use child::Child;
 pub(crate) use end::ForkPermit;
-pub use end::{end_children, stop_forking};
+pub use end::{EndChildrenError, end_children, stop_forking};
 pub(crate) use locks::{ForkLocks, other_threads};
 pub use scope::{Scope, ScopedChild, scope};
 
