@@ -3,6 +3,7 @@
 //! other points, where the worker is still a zombie, are in
 //! `tests/process_faults.rs`.)
 
+use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
@@ -59,4 +60,76 @@ fn a_crash_the_stopped_server_alone_knows_of_fails_within_the_patience() {
     // (stopped), a child of the pool's supervisor thread.
     unsafe { libc::kill(server, libc::SIGCONT) };
     drop(pool);
+}
+
+/// Arms `faults` for the next pool this thread builds.
+fn arm(faults: &Arc<supervise::StartFaults>) {
+    supervise::NEXT_POOL_FAULTS.with(|f| *f.borrow_mut() = Some(Arc::clone(faults)));
+}
+
+/// Waits (up to a minute, a watchdog: none of this waits on a race) until
+/// `done()`; whether it came.
+fn eventually(done: impl Fn() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !done() {
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    true
+}
+
+#[test]
+fn a_first_worker_whose_channel_cannot_be_mapped_fails_the_build_at_once() {
+    let faults = Arc::new(supervise::StartFaults::default());
+    faults.fail_maps.store(1, Relaxed);
+    arm(&faults);
+    let built = ProcessPoolBuilder::new().workers(2).build(|x: u32| x + 1);
+    let err = built
+        .err()
+        .expect("a pool whose first worker could not start");
+    // Not the start's patience running out ("did not start in time").
+    let why = std::error::Error::source(&err).map(|e| e.to_string());
+    let why = why.unwrap_or_default();
+    assert!(why.contains("could not be mapped"), "{err}: {why}");
+    let failed = faults.failed.lock().unwrap().clone();
+    assert_eq!(failed.len(), 1);
+    // Stopped by the fault, it is ended by a SIGKILL (the supervisor's,
+    // or the death signal of the server the failed build ended).
+    assert!(eventually(|| matches!(state_of(failed[0]), 'Z' | '?')));
+}
+
+#[test]
+fn a_replacement_whose_channel_cannot_be_mapped_is_killed_reaped_and_replaced() {
+    let faults = Arc::new(supervise::StartFaults::default());
+    arm(&faults);
+    let pool = ProcessPoolBuilder::new()
+        .workers(1)
+        .build(|x: u32| x + 1)
+        .unwrap();
+    let first = pool.worker_pids()[0];
+    faults.fail_maps.store(1, Relaxed);
+    // SAFETY: kill has no memory-safety preconditions; `first` is a live
+    // worker of the pool (its server, the parent, has not reaped it).
+    unsafe { libc::kill(first, libc::SIGKILL) };
+    // Its replacement's channel fails to map; the slot is tried again and
+    // the next one serves.
+    let task = pool.submit(&41).unwrap();
+    let answer = task
+        .join_timeout(Duration::from_secs(60))
+        .unwrap_or_else(|_| panic!("no worker came back"));
+    assert_eq!(answer.unwrap(), 42);
+    let failed = faults.failed.lock().unwrap().clone();
+    assert_eq!(failed.len(), 1);
+    // Stopped, it ends only by the supervisor's SIGKILL, and the server
+    // (its parent) reaps it while the pool lives on.
+    assert!(
+        eventually(|| state_of(failed[0]) == '?'),
+        "the worker whose channel failed is in state {}",
+        state_of(failed[0])
+    );
+    let now = pool.worker_pids();
+    assert_eq!(now.len(), 1);
+    assert!(now[0] != first && now[0] != failed[0]);
 }
