@@ -86,9 +86,9 @@ fn a_first_worker_whose_channel_cannot_be_mapped_fails_the_build_at_once() {
     faults.fail_maps.store(1, Relaxed);
     arm(&faults);
     let built = ProcessPoolBuilder::new().workers(2).build(|x: u32| x + 1);
-    let err = built
-        .err()
-        .expect("a pool whose first worker could not start");
+    let Err(err) = built else {
+        panic!("a pool whose first worker could not start was built");
+    };
     // Not the start's patience running out ("did not start in time").
     let why = std::error::Error::source(&err).map(|e| e.to_string());
     let why = why.unwrap_or_default();
