@@ -24,6 +24,14 @@
 //! [`PoolTaskError::NoWorker`], and so does every task submitted until a
 //! worker is back. Submitters blocked on a full queue are released by those
 //! failures. Once the server resumes, the pool gets its workers back.
+//!
+//! A worker that cannot be started leaves nothing behind: the server undoes
+//! a spawn that fails at any step (its socket pair and channel memory close
+//! as they drop) and reports it; a worker the supervisor cannot take in
+//! (its channel does not map) is killed through its pidfd, not left running
+//! until the pool ends, and the server reaps it. Either way the slot is
+//! tried again after [`RESPAWN_PAUSE`]; while the pool starts, the failure
+//! fails the build at once, with its cause.
 
 use std::collections::{HashMap, VecDeque};
 use std::io::{Read, Write};

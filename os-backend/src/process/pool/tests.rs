@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use super::*;
-use crate::process::forkserver::STOP_AFTER_REAP;
+use crate::process::forkserver::{STOP_AFTER_REAP, spawn_fault};
 use crate::process::supervisor::zombie::READ_ZOMBIES;
 use crate::process::{Failure, PoolTaskError, Retry, ThreadPolicy};
 
@@ -19,10 +19,13 @@ fn state_of(pid: i32) -> char {
         .unwrap_or('?')
 }
 
+/// Held by the tests that set switches every forked server or supervisor
+/// reads, so that they reach no other test's.
+static SWITCHES: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[test]
 fn a_crash_the_stopped_server_alone_knows_of_fails_within_the_patience() {
-    // Only this test in the library forks a pool's server, so the switches
-    // reach no other test's server or supervisor.
+    let _switches = SWITCHES.lock().unwrap_or_else(|e| e.into_inner());
     READ_ZOMBIES.store(false, Relaxed);
     STOP_AFTER_REAP.store(true, Relaxed);
     let pool = ProcessPoolBuilder::new()
@@ -132,4 +135,47 @@ fn a_replacement_whose_channel_cannot_be_mapped_is_killed_reaped_and_replaced() 
     let now = pool.worker_pids();
     assert_eq!(now.len(), 1);
     assert!(now[0] != first && now[0] != failed[0]);
+}
+
+/// The server's open descriptors.
+fn open_fds(pid: i32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
+}
+
+#[test]
+fn a_spawn_that_fails_at_any_step_leaks_nothing_and_is_tried_again() {
+    for step in 1..=3 {
+        let pool = {
+            let _switches = SWITCHES.lock().unwrap_or_else(|e| e.into_inner());
+            // The first worker starts; the server's next spawn fails.
+            spawn_fault::STEP.store(step, Relaxed);
+            spawn_fault::AFTER.store(1, Relaxed);
+            let pool = ProcessPoolBuilder::new()
+                .workers(1)
+                .threads(ThreadPolicy::Proceed)
+                .build_forking(|x: u32| x + 1);
+            spawn_fault::STEP.store(0, Relaxed);
+            pool.unwrap()
+        };
+        let server = pool.server_pid().unwrap();
+        let first = pool.worker_pids()[0];
+        let before = open_fds(server);
+        // SAFETY: kill has no memory-safety preconditions; `first` is a
+        // live worker of the pool, not reaped by its server.
+        unsafe { libc::kill(first, libc::SIGKILL) };
+        let answer = pool
+            .submit(&41)
+            .unwrap()
+            .join_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("step {step}: no worker came back"));
+        assert_eq!(answer.unwrap(), 42, "step {step}");
+        assert_ne!(pool.worker_pids()[0], first, "step {step}");
+        // What the failed spawn made (socket pair, memory) is closed: the
+        // server holds what it held with one worker before.
+        assert!(
+            eventually(|| open_fds(server) == before),
+            "step {step}: the server holds {} descriptors, {before} before",
+            open_fds(server)
+        );
+    }
 }
