@@ -67,37 +67,6 @@ pub(crate) use worker::{WorkerLoop, serve_requests};
 pub(crate) static STOP_AFTER_REAP: std::sync::atomic::AtomicBool =
     std::sync::atomic::AtomicBool::new(false);
 
-/// Tests only: one spawn of the server fails at one of its steps, to see
-/// that what the steps before made is undone. Read by a server forked from
-/// the test process, which counts its own spawns.
-#[cfg(test)]
-pub(crate) mod spawn_fault {
-    use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
-
-    /// The step that fails: 0 none, 1 the socket pair, 2 the channel's
-    /// memory, 3 the fork.
-    pub(crate) static STEP: AtomicU32 = AtomicU32::new(0);
-    /// How many spawns succeed before the one that fails.
-    pub(crate) static AFTER: AtomicU32 = AtomicU32::new(0);
-    /// Spawns begun by this server.
-    static BEGUN: AtomicU32 = AtomicU32::new(0);
-
-    /// Counts a spawn begun; returns its index.
-    pub(super) fn begin() -> u32 {
-        BEGUN.fetch_add(1, Relaxed)
-    }
-
-    /// Fails if spawn `index` is the one to fail, at `step`.
-    pub(super) fn at(index: u32, step: u32) -> std::io::Result<()> {
-        if STEP.load(Relaxed) == step && AFTER.load(Relaxed) == index {
-            return Err(std::io::Error::other(format!(
-                "injected fault at step {step}"
-            )));
-        }
-        Ok(())
-    }
-}
-
 /// What a forked worker runs: given its socket and its mapped channel,
 /// returns its exit code.
 pub(crate) type WorkerBody<'a> = dyn Fn(UnixStream, &ShmChannel) -> i32 + 'a;
@@ -254,4 +223,35 @@ fn send(
     fds: &[std::os::fd::BorrowedFd<'_>],
 ) -> Result<(), crate::ipc::IpcError> {
     send_with_fds(control, &frame::encode(message)?, fds)
+}
+
+/// Tests only: one spawn of the server fails at one of its steps, to see
+/// that what the steps before made is undone. Read by a server forked from
+/// the test process, which counts its own spawns.
+#[cfg(test)]
+pub(crate) mod spawn_fault {
+    use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
+
+    /// The step that fails: 0 none, 1 the socket pair, 2 the channel's
+    /// memory, 3 the fork.
+    pub(crate) static STEP: AtomicU32 = AtomicU32::new(0);
+    /// How many spawns succeed before the one that fails.
+    pub(crate) static AFTER: AtomicU32 = AtomicU32::new(0);
+    /// Spawns begun by this server.
+    static BEGUN: AtomicU32 = AtomicU32::new(0);
+
+    /// Counts a spawn begun; returns its index.
+    pub(super) fn begin() -> u32 {
+        BEGUN.fetch_add(1, Relaxed)
+    }
+
+    /// Fails if spawn `index` is the one to fail, at `step`.
+    pub(super) fn at(index: u32, step: u32) -> std::io::Result<()> {
+        if STEP.load(Relaxed) == step && AFTER.load(Relaxed) == index {
+            return Err(std::io::Error::other(format!(
+                "injected fault at step {step}"
+            )));
+        }
+        Ok(())
+    }
 }
