@@ -96,11 +96,14 @@
 //! has no value for those), and rustix is also the crate ply uses for pidfds.
 
 mod child;
+mod children;
 mod end;
 mod locks;
 mod scope;
 
 use child::Child;
+pub use children::children_of;
+pub(crate) use children::own_children;
 pub(crate) use end::ForkPermit;
 pub use end::{EndChildrenError, end_children, stop_forking};
 pub(crate) use locks::{ForkLocks, other_threads};

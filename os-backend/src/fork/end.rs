@@ -57,6 +57,8 @@ use std::time::{Duration, Instant};
 
 use rustix::process::{Pid, PidfdFlags, Signal, WaitId, WaitIdOptions};
 
+use super::children::own_children;
+
 /// The top bit: forking has stopped.
 const STOPPED: usize = 1 << (usize::BITS - 1);
 
@@ -239,7 +241,7 @@ pub fn end_children(limit: Duration) -> Result<(), EndChildrenError> {
         // Every child not killed yet (the first round: all; later: the
         // orphans of those killed, re-parented here) is killed before any
         // is waited for: they die in parallel.
-        for pid in children() {
+        for pid in own_children() {
             if pending.iter().any(|k| k.pid == pid) {
                 continue;
             }
@@ -319,23 +321,6 @@ fn wait_for_any(pending: &mut [Killed], timeout: Duration) {
     }
 }
 
-/// This process's children, unreaped (zombies included), as listed by each
-/// of its threads.
-fn children() -> Vec<i32> {
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
-        return Vec::new();
-    };
-    tasks
-        .flatten()
-        .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
-        .flat_map(|list| {
-            list.split_whitespace()
-                .filter_map(|p| p.parse().ok())
-                .collect::<Vec<i32>>()
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -403,7 +388,7 @@ mod tests {
                     }
                 }
             });
-            while children().len() < 5 {
+            while own_children().len() < 5 {
                 std::thread::yield_now();
             }
             let mut pids = vec![zombie.pid(), stubborn.pid(), middle.pid()];
@@ -412,7 +397,7 @@ mod tests {
             let forked = forker.join().unwrap();
             pids.extend(forked.iter().map(|c| c.pid()));
             std::mem::forget(forked);
-            let code = if !children().is_empty() || ended.is_err() {
+            let code = if !own_children().is_empty() || ended.is_err() {
                 1
             } else if !pids.iter().all(|&pid| gone(pid)) {
                 2
@@ -468,7 +453,7 @@ mod tests {
             there.write_all(&[u8::from(named)]).unwrap();
             there.read_exact(&mut go).unwrap(); // the tracer has let go
             let second = end_children(Duration::from_secs(30));
-            if second.is_ok() && children().is_empty() {
+            if second.is_ok() && own_children().is_empty() {
                 0
             } else {
                 3
