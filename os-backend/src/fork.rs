@@ -6,7 +6,11 @@
 //! kernel for `SIGKILL` when its parent dies (`PR_SET_PDEATHSIG`), so it
 //! cannot outlive the parent as an orphan. The returned [`ForkedChild`] reaps
 //! the child when waited on, and if dropped un-waited kills it with `SIGKILL`
-//! and reaps it, so no zombie is left either way. It also holds a pidfd
+//! and reaps it, so no zombie is left either way. (A killed child the
+//! kernel does not let end within a few seconds, in uninterruptible sleep
+//! or traced by another process, is handed to a background thread that
+//! reaps it when it can, so a drop never waits without a deadline: see
+//! `fork/late.rs`.) It also holds a pidfd
 //! (Linux 5.3+), which becomes readable when the child ends, so a supervisor
 //! can wait for many children and sockets in one `poll`.
 //!
@@ -98,6 +102,7 @@
 mod child;
 mod children;
 mod end;
+mod late;
 mod locks;
 mod scope;
 
@@ -289,7 +294,9 @@ pub fn signal_name(sig: Signal) -> Cow<'static, str> {
     }
 }
 
-/// A forked child that has not been reaped yet. Dropping it kills and reaps it.
+/// A forked child that has not been reaped yet. Dropping it kills and reaps
+/// it (a child still not ended 5 s after `SIGKILL` is reaped by a
+/// background thread once the kernel lets it end, not by the drop).
 ///
 /// # Example
 ///
@@ -552,7 +559,7 @@ impl AsFd for ForkedChild {
 
 impl Drop for ForkedChild {
     fn drop(&mut self) {
-        self.child.kill_and_reap();
+        self.child.kill_and_reap_or_hand_over();
     }
 }
 

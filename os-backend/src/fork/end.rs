@@ -286,7 +286,7 @@ fn kill_child(pid: i32) -> Option<OwnedFd> {
 
 /// Reaps the child if it has ended; whether it is gone (reaped here, or by
 /// another thread: `ECHILD`).
-fn reap(pidfd: &OwnedFd) -> bool {
+pub(super) fn reap(pidfd: &OwnedFd) -> bool {
     let options = WaitIdOptions::EXITED | WaitIdOptions::NOHANG;
     match rustix::process::waitid(WaitId::PidFd(pidfd.as_fd()), options) {
         Ok(status) => status.is_some(),
