@@ -92,10 +92,7 @@ mod tests {
     use std::io::{Read, Write};
     use std::time::{Duration, Instant};
 
-    fn state_of(pid: i32) -> Option<char> {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-        stat.rsplit_once(')')?.1.trim_start().chars().next()
-    }
+    use crate::test_support::process_state as state_of;
 
     /// A dropped child that cannot be reaped (a zombie traced by a sibling
     /// process is that tracer's to wait for first, as a child in

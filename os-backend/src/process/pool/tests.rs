@@ -12,11 +12,9 @@ use crate::process::forkserver::{STOP_AFTER_REAP, spawn_fault};
 use crate::process::supervisor::zombie::READ_ZOMBIES;
 use crate::process::{Failure, PoolTaskError, Retry, ThreadPolicy};
 
+/// The process's state letter; `?` once it is gone.
 fn state_of(pid: i32) -> char {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    stat.rsplit_once(')')
-        .and_then(|(_, rest)| rest.trim_start().chars().next())
-        .unwrap_or('?')
+    crate::test_support::process_state(pid).unwrap_or('?')
 }
 
 /// Held by the tests that set switches every forked server or supervisor
