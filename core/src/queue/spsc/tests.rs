@@ -1,5 +1,6 @@
 use super::*;
 use crate::queue::CapacityError;
+use crate::queue::test_items::{PanicsOnDrop, drop_counts, expect_panic};
 use core::sync::atomic::{AtomicUsize as StdAtomicUsize, Ordering::SeqCst};
 use std::vec::Vec;
 
@@ -506,23 +507,6 @@ fn raw_push_and_pop_with_move_whole_slots() {
     assert_eq!(rx.pop_in_place(|_| panic!("called on an empty ring")), None);
 }
 
-/// An item that counts its drops in `drops[id]` and panics in its drop when
-/// `panics` is set: for checking that a panicking destructor neither drops an
-/// item twice nor leaves a dropped item in the ring.
-struct PanicsOnDrop<'a> {
-    id: usize,
-    drops: &'a [StdAtomicUsize],
-    panics: bool,
-}
-impl Drop for PanicsOnDrop<'_> {
-    fn drop(&mut self) {
-        self.drops[self.id].fetch_add(1, SeqCst);
-        if self.panics {
-            panic!("item {} panics in drop", self.id);
-        }
-    }
-}
-
 #[test]
 fn read_chunk_commit_with_a_panicking_drop_drops_each_item_once() {
     // Every place the panicking item can sit: first of the chunk, in the
@@ -534,30 +518,16 @@ fn read_chunk_commit_with_a_panicking_drop_drops_each_item_once() {
             let (mut tx, mut rx) = ring.split();
             // Positions at 3: the 4-item chunk is slots 3, 4, then 0, 1.
             for _ in 0..3 {
-                assert!(
-                    tx.push(PanicsOnDrop {
-                        id: 0,
-                        drops: &drops,
-                        panics: false
-                    })
-                    .is_ok()
-                );
+                assert!(tx.push(PanicsOnDrop::new(0, &drops, usize::MAX)).is_ok());
                 drop(rx.pop());
             }
             drops[0].store(0, SeqCst);
             for id in 0..4 {
-                let item = PanicsOnDrop {
-                    id,
-                    drops: &drops,
-                    panics: id == panicking,
-                };
+                let item = PanicsOnDrop::new(id, &drops, panicking);
                 assert!(tx.push(item).is_ok());
             }
             let chunk = rx.read_chunk(4).unwrap();
-            let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                chunk.commit_all();
-            }));
-            assert!(unwound.is_err(), "the item's drop panicked");
+            expect_panic(|| chunk.commit_all());
             // The committed items are gone from the ring: a pop must not hand
             // out an item that was already dropped (forgotten here, so the
             // failure reports it rather than dropping it a second time).
@@ -569,7 +539,28 @@ fn read_chunk_commit_with_a_panicking_drop_drops_each_item_once() {
             assert_eq!(again, None, "panicking item {panicking}");
             assert!(rx.is_empty());
         }
-        let counts: Vec<usize> = drops.iter().map(|d| d.load(SeqCst)).collect();
-        assert_eq!(counts, [1, 1, 1, 1], "panicking item {panicking}");
+        assert_eq!(drop_counts(&drops), [1; 4], "panicking item {panicking}");
+    }
+}
+
+#[test]
+fn a_ring_whose_item_panics_in_drop_still_drops_the_others_once() {
+    for panicking in 0..4 {
+        let drops: [StdAtomicUsize; 4] = Default::default();
+        let mut ring = Ring::<PanicsOnDrop<'_>, 5>::new();
+        {
+            let (mut tx, mut rx) = ring.split();
+            // Positions at 3: the items sit in slots 3, 4, 0, 1.
+            for _ in 0..3 {
+                assert!(tx.push(PanicsOnDrop::new(0, &drops, usize::MAX)).is_ok());
+                drop(rx.pop());
+            }
+            drops[0].store(0, SeqCst);
+            for id in 0..4 {
+                assert!(tx.push(PanicsOnDrop::new(id, &drops, panicking)).is_ok());
+            }
+        }
+        expect_panic(move || drop(ring));
+        assert_eq!(drop_counts(&drops), [1; 4], "panicking item {panicking}");
     }
 }
