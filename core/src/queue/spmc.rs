@@ -421,7 +421,8 @@ impl<T, const N: usize> Default for Ring<T, N> {
 
 impl<T, const N: usize> Drop for Ring<T, N> {
     fn drop(&mut self) {
-        while self.pop().is_some() {}
+        // Each pop moves past its item before the item is dropped.
+        crate::queue::storage::drop_each(|| self.pop().is_some());
     }
 }
 

@@ -1100,18 +1100,25 @@ impl<S: StampedSlots> Drop for ArrayQueueBase<S> {
         // `&mut self`: no operation is in flight here. Walk the `len` positions
         // from `head`, dropping each item whose stamp says it was published (a
         // process that died mid-push may have left an unpublished hole).
-        let len = self.len();
+        let mut len = self.len();
         let one_lap = self.one_lap();
         let mut pos = self.head.load(Ordering::Relaxed);
-        for _ in 0..len {
-            let index = pos & (one_lap - 1);
-            if self.slots.stamp(index).load(Ordering::Relaxed) == pos + 1 {
+        crate::queue::storage::drop_each(|| {
+            if len == 0 {
+                return false;
+            }
+            let this = pos;
+            pos = self.next_position(pos);
+            len -= 1;
+            let index = this & (one_lap - 1);
+            if self.slots.stamp(index).load(Ordering::Relaxed) == this + 1 {
                 // SAFETY: the stamp says this slot holds the initialized item of
-                // position `pos`; each is dropped once as `pos` walks past it.
+                // position `this`; each is dropped once, as `pos` has already
+                // walked past it (so a panic in its drop does not revisit it).
                 unsafe { self.slots.drop_value(index) };
             }
-            pos = self.next_position(pos);
-        }
+            true
+        });
     }
 }
 

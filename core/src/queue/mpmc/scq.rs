@@ -455,11 +455,16 @@ impl<T, const N: usize> Default for ScqQueue<T, N> {
 impl<S: Slots, E: Entries> Drop for ScqBase<S, E> {
     fn drop(&mut self) {
         // `&mut self`: nothing is in flight in this process; drop what is left.
-        while let Some(index) = self.ready.dequeue() {
+        crate::queue::storage::drop_each(|| {
+            let Some(index) = self.ready.dequeue() else {
+                return false;
+            };
             // SAFETY: an index in `ready` names a slot holding a published item,
-            // and taking it from `ready` made it ours alone.
+            // and taking it from `ready` made it ours alone (so a panic in its
+            // drop does not revisit it).
             unsafe { self.slots.drop_slot(index) };
-        }
+            true
+        });
     }
 }
 

@@ -1,4 +1,5 @@
 use super::*;
+use crate::queue::test_items::{PanicsOnDrop, drop_counts, expect_panic};
 use crate::sync::{Deadline, Spins};
 use core::sync::atomic::{AtomicUsize as StdAtomicUsize, Ordering::SeqCst};
 use std::vec;
@@ -466,4 +467,23 @@ fn slice_queue_stress_two_producers_two_consumers() {
     let mut storage = cells(5);
     let q = SliceArrayQueue::new(&mut storage).unwrap();
     crate::queue::mpmc::stress::stress(&q, 2, 2);
+}
+
+#[test]
+fn a_queue_whose_item_panics_in_drop_still_drops_the_others_once() {
+    for panicking in 0..4 {
+        let drops: [StdAtomicUsize; 4] = Default::default();
+        let q = ArrayQueue::<PanicsOnDrop<'_>, 5>::new();
+        // Positions at 3: the items sit in cells 3, 4, 0, 1.
+        for _ in 0..3 {
+            assert!(q.push(PanicsOnDrop::new(0, &drops, usize::MAX)).is_ok());
+            drop(q.pop());
+        }
+        drops[0].store(0, SeqCst);
+        for id in 0..4 {
+            assert!(q.push(PanicsOnDrop::new(id, &drops, panicking)).is_ok());
+        }
+        expect_panic(move || drop(q));
+        assert_eq!(drop_counts(&drops), [1; 4], "panicking item {panicking}");
+    }
 }
