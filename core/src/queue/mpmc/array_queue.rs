@@ -356,6 +356,21 @@ unsafe impl<T> StampedSlots for StampedBorrowed<'_, T> {
     }
 }
 
+/// Releases a popped slot for the next lap's push when dropped: after the
+/// pop's `read`, or while a panic from it unwinds.
+struct ReleaseSlot<'a> {
+    stamp: &'a AtomicUsize,
+    next_lap: usize,
+}
+
+impl Drop for ReleaseSlot<'_> {
+    fn drop(&mut self) {
+        // Release: our read is done before the next lap's push (which
+        // Acquires this stamp) overwrites the slot.
+        self.stamp.store(self.next_lap, Ordering::Release);
+    }
+}
+
 /// Spinning waits for an operation in flight before `push`/`pop` start
 /// yielding to the OS. The other party needs two stores to finish; when it
 /// takes longer than this, it is most likely preempted.
@@ -716,9 +731,8 @@ impl<S: StampedSlots> ArrayQueueBase<S> {
     /// The pop of [`pop_with`](Self::pop_with), with the item moved out of its
     /// slot by `read`, called only for a claimed, published slot. For storage
     /// whose items are not a Rust type (the C ABI's cells). Whatever `read`
-    /// does not move out is forgotten, never dropped; if `read` panics, the
-    /// slot is never released (a hole, as left by a participant killed
-    /// mid-pop).
+    /// does not move out is forgotten, never dropped, also when `read` panics
+    /// (the slot is released all the same).
     ///
     /// # Example
     ///
@@ -761,10 +775,15 @@ impl<S: StampedSlots> ArrayQueueBase<S> {
                         crate::fault_point!(ArrayPopClaimed);
                         // Winning the claim makes us the only reader of this slot,
                         // whose value the producer initialized (stamp Acquire).
+                        // `read` is the caller's code: the guard releases the
+                        // slot even if it panics (what it did not move out is
+                        // forgotten), so no later push waits for it forever.
+                        let release = ReleaseSlot {
+                            stamp: slot_stamp,
+                            next_lap: head.wrapping_add(one_lap),
+                        };
                         let value = self.slots.with_value(index, read);
-                        // Release: our read is done before the next lap's push
-                        // (which Acquires this stamp) overwrites the slot.
-                        slot_stamp.store(head.wrapping_add(one_lap), Ordering::Release);
+                        drop(release);
                         return Ok(value);
                     }
                     Err(current) => {

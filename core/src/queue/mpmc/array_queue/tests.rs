@@ -487,3 +487,26 @@ fn a_queue_whose_item_panics_in_drop_still_drops_the_others_once() {
         assert_eq!(drop_counts(&drops), [1; 4], "panicking item {panicking}");
     }
 }
+
+#[test]
+fn a_panicking_pop_in_place_releases_its_slot() {
+    // `read` is the caller's code and may panic. Its slot must be released all
+    // the same, or the push that comes round to that slot finds it still in
+    // flight: `try_push` says `Busy` and `push` waits for good.
+    let q = ArrayQueue::<u32, 3>::new();
+    for round in 0..4u32 {
+        q.push(round).unwrap();
+        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            q.pop_in_place(|_| panic!("read panics"), Spins(0))
+        }));
+        assert!(caught.is_err());
+        assert!(q.is_empty(), "the item was taken (and forgotten)");
+        // Fill every slot, the panicked one included, then drain in order.
+        for i in 0..3 {
+            assert_eq!(q.try_push(i), Ok(()), "round {round}, push {i}");
+        }
+        for i in 0..3 {
+            assert_eq!(q.try_pop(), Ok(i), "round {round}, pop {i}");
+        }
+    }
+}
