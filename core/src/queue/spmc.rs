@@ -31,6 +31,28 @@
 //! the ring builds for `thumbv7em`. They wrap; `N` is a power of two no larger
 //! than half their range, so `tail - steal` (wrapping) is always the true count.
 //!
+//! A consumer that stalls between loading `head` and its claiming CAS must not
+//! stall while the positions go once round their range: a CAS that finds
+//! `head` back at the value it loaded would claim items by a stale `tail`.
+//! On 64-bit targets that takes 2^32 items taken meanwhile; on 32-bit ones
+//! 2^16, which a preempted thief can see on a busy ring (tokio's run queue,
+//! with the same layout, has the same bound).
+//!
+//! # Across processes
+//!
+//! The ring holds no pointers and works in `MAP_SHARED` memory, but it is not
+//! live there when a participant is stopped or killed: a consumer stopped or
+//! killed while it copies its batch out (between its claim and its release of
+//! `steal`) leaves the claim standing, so every other [`take_batch`] answers
+//! [`Take::Busy`], [`pop`](Ring::pop) waits until it resumes (for good, if it
+//! died), and the producer sees the ring fill up. A producer that dies holding
+//! its [`Producer`] leaves the ring without one for good ([`producer`] answers
+//! `None`). Where a process may die, use [`take_batch`] (which never waits) or
+//! an [`mpmc::ScqQueue`](super::mpmc::ScqQueue), which stays live.
+//!
+//! [`take_batch`]: Ring::take_batch
+//! [`producer`]: Ring::producer
+//!
 //! # Memory ordering
 //!
 //! - Slot write, then `tail` store `Release`; consumers load `tail` `Acquire`:
