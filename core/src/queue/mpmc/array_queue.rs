@@ -187,7 +187,14 @@ pub unsafe trait StampedSlots {
     fn capacity(&self) -> usize;
 
     /// The stamp of cell `i`.
-    fn stamp(&self, i: usize) -> &AtomicUsize;
+    ///
+    /// # Safety
+    ///
+    /// `i < capacity()`. The stamps carry the queue's protocol: a store to one
+    /// could make a pop read a cell nobody wrote. Only the queue built over this storage calls
+    /// this (and stores to the stamp only as its algorithm says); anyone else
+    /// may at most load it.
+    unsafe fn stamp(&self, i: usize) -> &AtomicUsize;
 
     /// Calls `f` with a pointer to the value of cell `i`, for reading it.
     fn with_value<R>(&self, i: usize, f: impl FnOnce(*const Self::Item) -> R) -> R;
@@ -264,7 +271,7 @@ unsafe impl<T, const N: usize> StampedSlots for StampedInline<T, N> {
     }
 
     #[inline(always)]
-    fn stamp(&self, i: usize) -> &AtomicUsize {
+    unsafe fn stamp(&self, i: usize) -> &AtomicUsize {
         &self.0[i].stamp
     }
 
@@ -334,7 +341,7 @@ unsafe impl<T> StampedSlots for StampedBorrowed<'_, T> {
     }
 
     #[inline(always)]
-    fn stamp(&self, i: usize) -> &AtomicUsize {
+    unsafe fn stamp(&self, i: usize) -> &AtomicUsize {
         &self.0[i].stamp
     }
 
@@ -562,7 +569,8 @@ impl<S: StampedSlots> ArrayQueueBase<S> {
         }
         for i in 0..capacity {
             // Cell i starts ready for the push at position `0 | i` of lap 0.
-            slots.stamp(i).store(i, Ordering::Relaxed);
+            // SAFETY: the queue being built stores its initial stamps.
+            unsafe { slots.stamp(i) }.store(i, Ordering::Relaxed);
         }
         Ok(ArrayQueueBase {
             head: CachePadded::new(AtomicUsize::new(0)),
@@ -675,7 +683,8 @@ impl<S: StampedSlots> ArrayQueueBase<S> {
         let mut tail = self.tail.load(Ordering::Relaxed);
         loop {
             let index = tail & (one_lap - 1);
-            let slot_stamp = self.slots.stamp(index);
+            // SAFETY: this queue's own use of its stamp, as its algorithm says.
+            let slot_stamp = unsafe { self.slots.stamp(index) };
             // Acquire: pairs with the Release stamp store of the pop that emptied
             // this slot, so its read of the old value is done before we write.
             let stamp = slot_stamp.load(Ordering::Acquire);
@@ -757,7 +766,8 @@ impl<S: StampedSlots> ArrayQueueBase<S> {
         let mut head = self.head.load(Ordering::Relaxed);
         loop {
             let index = head & (one_lap - 1);
-            let slot_stamp = self.slots.stamp(index);
+            // SAFETY: this queue's own use of its stamp, as its algorithm says.
+            let slot_stamp = unsafe { self.slots.stamp(index) };
             // Acquire: pairs with the Release stamp store of the push that filled
             // this slot, so its value is visible.
             let stamp = slot_stamp.load(Ordering::Acquire);
@@ -980,7 +990,8 @@ impl<T, S: StampedSlots<Item = MaybeUninit<T>>> ArrayQueueBase<S> {
         let mut tail = self.tail.load(Ordering::Relaxed);
         loop {
             let index = tail & (one_lap - 1);
-            let slot_stamp = self.slots.stamp(index);
+            // SAFETY: this queue's own use of its stamp, as its algorithm says.
+            let slot_stamp = unsafe { self.slots.stamp(index) };
             // Acquire: as in `push`; also makes the previous lap's value visible in
             // case we evict it below.
             let stamp = slot_stamp.load(Ordering::Acquire);
@@ -1130,7 +1141,9 @@ impl<S: StampedSlots> Drop for ArrayQueueBase<S> {
             pos = self.next_position(pos);
             len -= 1;
             let index = this & (one_lap - 1);
-            if self.slots.stamp(index).load(Ordering::Relaxed) == this + 1 {
+            // SAFETY: this queue reads its own stamp.
+            let stamp = unsafe { self.slots.stamp(index) }.load(Ordering::Relaxed);
+            if stamp == this + 1 {
                 // SAFETY: the stamp says this slot holds the initialized item of
                 // position `this`; each is dropped once, as `pos` has already
                 // walked past it (so a panic in its drop does not revisit it).
