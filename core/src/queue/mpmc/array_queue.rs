@@ -9,8 +9,12 @@
 //! `head` and `tail` are positions packed as `lap | index`, where `index < N` and
 //! `lap` is a multiple of `ONE_LAP = (N + 1).next_power_of_two()`. Stepping past
 //! the last index jumps to index 0 of the next lap; the lap part wraps around
-//! `usize` harmlessly because everything compares with equality. Each slot carries
-//! a *stamp* that says what the slot is waiting for:
+//! `usize` and everything compares with equality, which is harmless unless a
+//! participant stalls between reading a position and its claiming CAS while
+//! the others go once round the whole range (2^32 operations on 32-bit
+//! targets, as in crossbeam's queue): that CAS would then claim a position of
+//! another lap. Each slot carries a *stamp* that says what the slot is waiting
+//! for:
 //!
 //! | slot stamp | meaning |
 //! |---|---|
