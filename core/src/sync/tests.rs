@@ -408,3 +408,39 @@ fn a_panic_in_a_critical_section_unlocks_without_poisoning() {
     });
     assert!(semaphore.try_acquire().is_some(), "the permit came back");
 }
+
+/// A park that counts its wake-up calls (and never sleeps).
+struct CountingPark<'a>(&'a AtomicUsize);
+
+impl Park for CountingPark<'_> {
+    fn wait_timeout(&self, _: &AtomicU32, _: u32, _: Timeout) {}
+    fn wake_one(&self, _: &AtomicU32) {
+        self.0.fetch_add(1, SeqCst);
+    }
+    fn wake_all(&self, _: &AtomicU32) {
+        self.0.fetch_add(1, SeqCst);
+    }
+}
+
+#[test]
+fn an_event_waiter_that_panics_does_not_stay_registered() {
+    // The patience is the caller's code, asked for the park's timeout while
+    // the waiter is counted. A panic there must not leave it counted, or every
+    // later `set` makes a wake-up call (a futex syscall with ply-os) for nobody.
+    struct PanicsOnPark;
+    impl Patience for PanicsOnPark {
+        fn keep_waiting(&mut self) -> bool {
+            true
+        }
+        fn park_timeout(&mut self) -> Timeout {
+            panic!("the patience panics while the waiter is counted")
+        }
+    }
+    let wakes = AtomicUsize::new(0);
+    let event = Event::with_park(CountingPark(&wakes));
+    panics(|| {
+        event.wait_with(PanicsOnPark);
+    });
+    event.set();
+    assert_eq!(wakes.load(SeqCst), 0, "a wake-up call for nobody");
+}
