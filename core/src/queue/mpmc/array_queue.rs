@@ -195,9 +195,9 @@ pub unsafe trait StampedSlots {
     /// # Safety
     ///
     /// `i < capacity()`. The stamps carry the queue's protocol: a store to one
-    /// could make a pop read a cell nobody wrote. Only the queue built over this storage calls
-    /// this (and stores to the stamp only as its algorithm says); anyone else
-    /// may at most load it.
+    /// could make a pop read a cell nobody wrote. Only the queue built over
+    /// this storage calls this (and stores to the stamp only as its algorithm
+    /// says); anyone else may at most load it.
     unsafe fn stamp(&self, i: usize) -> &AtomicUsize;
 
     /// Calls `f` with a pointer to the value of cell `i`, for reading it.

@@ -212,7 +212,8 @@ impl<'a, T> SliceScqQueue<'a, T> {
                 got: entries.len(),
             });
         }
-        let (free, ready) = entries.split_at_mut(capacity * 2);
+        let half = entries.len() / 2;
+        let (free, ready) = entries.split_at_mut(half);
         Self::with_storage(
             Borrowed::new(slots),
             BorrowedEntries::new(free),
