@@ -22,9 +22,10 @@
 //! - The producer alone writes `tail`; an item is published by the `Release` store
 //!   of `tail` after its slot was written.
 //!
-//! So the consumers form a tiny lock around "copy my batch out", held for a few
-//! moves and never across user code; a consumer that finds it held gets
-//! [`Take::Busy`] back at once instead of waiting, and can look elsewhere.
+//! So the consumers form a tiny lock around "copy my batch out", held while
+//! the batch is handed to the taker's sink (which should only store the items
+//! somewhere); a consumer that finds it held gets [`Take::Busy`] back at once
+//! instead of waiting, and can look elsewhere.
 //!
 //! Positions are half-width integers (16 bits on 32-bit targets, 32 bits on
 //! 64-bit ones) so both fit in one `usize` — no 64-bit atomics are needed, and
@@ -298,6 +299,9 @@ impl<T, const N: usize> Ring<T, N> {
     /// present, rounded up — and passes
     /// them, oldest first, to `sink`. Other consumers wait while `sink` runs, so
     /// it should only store the items (push them into a buffer or another ring).
+    /// In particular it must not take from this ring: a `take_batch` there
+    /// answers [`Take::Busy`], and a [`pop`](Ring::pop) waits for the sink to
+    /// finish, which is waiting for it, for ever.
     ///
     /// If `sink` panics, the items not yet handed over are dropped and the ring
     /// stays usable.
