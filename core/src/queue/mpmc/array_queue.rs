@@ -745,7 +745,10 @@ impl<S: StampedSlots> ArrayQueueBase<S> {
     /// slot by `read`, called only for a claimed, published slot. For storage
     /// whose items are not a Rust type (the C ABI's cells). Whatever `read`
     /// does not move out is forgotten, never dropped, also when `read` panics
-    /// (the slot is released all the same).
+    /// (the slot is released all the same). `read` runs while the slot is
+    /// claimed: a [`push`](Self::push) to this queue from inside it can come
+    /// round to that very slot (a full queue of capacity 1, say) and wait for
+    /// this pop to finish, for ever; use [`try_push`](Self::try_push) there.
     ///
     /// # Example
     ///
