@@ -514,3 +514,22 @@ fn a_panicking_pop_in_place_releases_its_slot() {
         }
     }
 }
+
+#[test]
+fn a_push_from_inside_pop_in_place_finds_the_slot_in_flight() {
+    // `read` runs with its slot claimed. A push that comes round to that slot
+    // finds a pop in flight there: `try_push` says `Busy` (where `push` would
+    // wait for the very pop that called it).
+    let q = ArrayQueue::<u32, 1>::new();
+    q.push(1).unwrap();
+    let got = q.pop_in_place(
+        |slot| {
+            assert_eq!(q.try_push(2), Err(TryPushError::Busy(2)));
+            // SAFETY: `read` runs on an initialized, published slot.
+            unsafe { (*slot).assume_init_read() }
+        },
+        Spins(0),
+    );
+    assert_eq!(got, Ok(1));
+    assert_eq!(q.try_push(2), Ok(()), "released once read returned");
+}
