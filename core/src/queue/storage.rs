@@ -300,9 +300,8 @@ unsafe impl<T> ContiguousSlots for Borrowed<'_, T> {
 /// # Safety
 ///
 /// Those slots must hold initialized items that nothing will read again.
-pub(crate) unsafe fn drop_slots<S: Slots>(slots: &S, index: usize, len: usize) {
+pub(crate) unsafe fn drop_slots<S: Slots>(slots: &S, mut index: usize, mut len: usize) {
     let capacity = slots.capacity();
-    let (mut index, mut len) = (index, len);
     drop_each(|| {
         if len == 0 {
             return false;

@@ -310,3 +310,25 @@ fn a_queue_whose_item_panics_in_drop_still_drops_the_others_once() {
         assert_eq!(drop_counts(&drops), [1; 4], "panicking item {panicking}");
     }
 }
+
+#[test]
+fn a_panicking_pop_in_place_gives_its_slot_back() {
+    // `read` is the caller's code and may panic. Its slot must go back to the
+    // free ring all the same, or every such panic costs the queue a slot for
+    // good, until it takes nothing.
+    let q = ScqQueue::<u32, 2>::new();
+    for round in 0..4u32 {
+        q.push(round).unwrap();
+        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            q.pop_in_place(|_| panic!("read panics"))
+        }));
+        assert!(caught.is_err());
+        assert_eq!(q.pop(), None, "the item was taken (and forgotten)");
+        for i in 0..2 {
+            assert_eq!(q.push(i), Ok(()), "round {round}, push {i}");
+        }
+        for i in 0..2 {
+            assert_eq!(q.pop(), Some(i), "round {round}, pop {i}");
+        }
+    }
+}
