@@ -173,6 +173,25 @@ pub(crate) enum Admission {
     Closed,
 }
 
+/// Why [`Registry::push_local`] gave a job back.
+pub(crate) enum NotPushed {
+    /// The calling thread's own ring is at the queue bound (a thief may be
+    /// copying out a batch it claimed, which holds its slots until done).
+    Full(Job),
+    /// The pool is closed, or the calling thread has no ring in it (every
+    /// guest ring is held by other threads).
+    NoRing(Job),
+}
+
+impl NotPushed {
+    /// The job given back.
+    pub(crate) fn into_job(self) -> Job {
+        match self {
+            NotPushed::Full(job) | NotPushed::NoRing(job) => job,
+        }
+    }
+}
+
 /// Why the workers did not all start (the builder reports it as a
 /// `PoolError`).
 #[derive(Debug)]
@@ -272,6 +291,11 @@ impl Registry {
         return super::forks::count() != self.forks_at_birth;
         #[cfg(loom)]
         false
+    }
+
+    /// The configured queue bound (each ring's and the injector's).
+    pub(crate) fn queue_bound(&self) -> usize {
+        self.queue_bound
     }
 
     /// The number of workers the pool was built with.
@@ -392,7 +416,7 @@ impl Registry {
     pub(crate) fn submit(self: &Arc<Self>, job: Job) -> Result<(), Job> {
         let job = match self.push_local(job) {
             Ok(()) => return Ok(()),
-            Err(job) => job,
+            Err(not_pushed) => not_pushed.into_job(),
         };
         match self.admit(true) {
             Admission::Queued => {
@@ -462,23 +486,24 @@ impl Registry {
 
     /// Pushes `job` onto the calling thread's own queue: its run queue if it
     /// is a worker, else its guest ring (see `Lease`). `Err` gives the job
-    /// back when the pool is closed, the thread has no ring here, or the ring
-    /// is at the queue bound; the caller then takes another path.
-    #[allow(clippy::result_large_err)] // the job is four words
-    pub(crate) fn push_local(self: &Arc<Self>, job: Job) -> Result<(), Job> {
+    /// back, saying whether the ring is at the queue bound ([`NotPushed::Full`])
+    /// or the pool is closed or the thread has no ring here
+    /// ([`NotPushed::NoRing`]); the caller then takes another path.
+    pub(crate) fn push_local(self: &Arc<Self>, job: Job) -> Result<(), NotPushed> {
         if self.closed.load(Relaxed) || self.is_foreign() {
-            return Err(job);
+            return Err(NotPushed::NoRing(job));
         }
         if let Some(index) = self.worker_index() {
             // A worker drains its own ring before it exits, so a push that
             // races `close` is run (or cancelled) by the worker itself.
             // SAFETY: only worker `index` (this thread) pushes to its ring.
-            unsafe { self.rings[index].push_unchecked(job, self.queue_bound) }?;
+            unsafe { self.rings[index].push_unchecked(job, self.queue_bound) }
+                .map_err(NotPushed::Full)?;
             self.sleep.notify_one();
             return Ok(());
         }
         let Some(slot) = self.guest_slot(true) else {
-            return Err(job);
+            return Err(NotPushed::NoRing(job));
         };
         let busy = &self.guest_busy[slot];
         busy.store(true, Relaxed);
@@ -487,7 +512,7 @@ impl Registry {
         // leases change hands with Release/Acquire.
         if let Err(job) = unsafe { ring.push_unchecked(job, self.queue_bound) } {
             busy.store(false, Release);
-            return Err(job);
+            return Err(NotPushed::Full(job));
         }
         // Its fence is also the holder's side of closing (module docs).
         self.sleep.notify_one();
