@@ -25,7 +25,11 @@
 //!
 //! A worker that finds no job spins a little (with growing pauses: a poll
 //! reads the lines the spawners write, and polling flat out slows their
-//! pushes), then sleeps ([`Sleep`]); it does not yield (see [`SPIN_ROUNDS`]).
+//! pushes), then sleeps ([`Sleep`]); it does not yield (see [`SPIN_ROUNDS`]),
+//! except when a queue shows jobs it could not take: a thief that claimed a
+//! batch holds its ring until it has copied the batch out, and if that
+//! thief was preempted (a busy machine), spinning on the ring only keeps it
+//! from its CPU, and sleeping would wait for a wake-up nobody sends.
 //! A steady stream of tasks never pays for a wake-up system call; an idle
 //! pool burns no CPU.
 //!
@@ -836,6 +840,13 @@ impl Registry {
                 for _ in 0..2u32 << idle {
                     spin_loop();
                 }
+            } else if self.has_work() {
+                // Queued, yet not ours to take: a thief copying out a batch
+                // it claimed holds that ring, for a whole time slice if it
+                // was preempted (module docs). Give it the CPU, and look
+                // again without spinning.
+                yield_now();
+                idle = SPIN_ROUNDS - 1;
             } else {
                 self.sleep
                     .sleep(index, || self.has_work() || self.drained.load(Acquire));
