@@ -255,6 +255,11 @@ impl ThreadPool {
 impl<'scope> Scope<'scope, '_> {
     /// Runs `f` on the pool. It may borrow from outside the `scope` call.
     ///
+    /// When the calling thread's own queue is full (the workers are behind),
+    /// `f` runs on the calling thread before `spawn` returns, and so do the
+    /// next few spawns, up to about 20 µs of work: a caller that keeps
+    /// spawning shares the work instead of waiting for room.
+    ///
     /// # Example
     ///
     /// ```
