@@ -177,6 +177,34 @@ pub(crate) enum Admission {
     Closed,
 }
 
+/// A submitter's patience while it waits for a place in a full queue: the
+/// caller's (if any), and not past the pool's closing.
+///
+/// The wait ends at a close without a place freeing up: `close` sets
+/// `closed`, then wakes every waiter (`Semaphore::release(0)`). A waiter
+/// registers (the event count's `prepare_wait`, a SeqCst fence after it)
+/// before it asks this patience, and the closer's heavy barrier stands
+/// between its store of `closed` and its look for registered waiters: so
+/// either this load sees the close, or the closer sees the waiter and wakes
+/// it, and it asks again.
+struct UnlessClosed<'a, 'b> {
+    closed: &'a AtomicBool,
+    patience: Option<&'b mut dyn Patience>,
+}
+
+impl Patience for UnlessClosed<'_, '_> {
+    fn keep_waiting(&mut self) -> bool {
+        !self.closed.load(Acquire) && self.patience.as_mut().is_none_or(|p| p.keep_waiting())
+    }
+
+    fn park_timeout(&mut self) -> ply_core::sync::Timeout {
+        match &mut self.patience {
+            Some(p) => p.park_timeout(),
+            None => ply_core::sync::Timeout::Never,
+        }
+    }
+}
+
 /// Why [`Registry::push_local`] gave a job back.
 pub(crate) enum NotPushed {
     /// The calling thread's own ring is at the queue bound (a thief may be
@@ -347,7 +375,10 @@ impl Registry {
     }
 
     /// As [`admit`](Self::admit); with `patience`, a blocking wait for a
-    /// place gives up ([`Admission::Full`]) when it runs out.
+    /// place gives up ([`Admission::Full`]) when it runs out. A blocking wait
+    /// also ends, [`Admission::Closed`], as soon as the pool closes: every
+    /// worker may be stuck, and no place would ever free up (see
+    /// [`UnlessClosed`]).
     pub(crate) fn admit_with(
         &self,
         blocking: bool,
@@ -369,10 +400,10 @@ impl Registry {
         } else if self.is_current() {
             Admission::RunHere
         } else {
-            let permit = match patience {
-                None => Some(self.slots.acquire()),
-                Some(patience) => self.slots.acquire_with(patience),
-            };
+            let permit = self.slots.acquire_with(UnlessClosed {
+                closed: &self.closed,
+                patience,
+            });
             match permit {
                 // Out of patience: a pool closed meanwhile says so.
                 None if self.closed.load(Acquire) => Admission::Closed,
@@ -657,6 +688,9 @@ impl Registry {
         // The closer's fence (see the module docs on closing): the heavy
         // side, as a guest ring's holder has only a light one.
         barrier::heavy();
+        // Wakes every submitter asleep on a full queue to see the close
+        // (`UnlessClosed`): releasing no permit notifies all waiters.
+        self.slots.release(0);
         first
     }
 
