@@ -158,3 +158,73 @@ fn resume_after_ctrl_c_runs_the_jobs_ply_killed() {
         std::fs::read_to_string(&log).unwrap_or_default()
     );
 }
+
+/// A FIFO at `path`.
+fn mkfifo(path: &std::path::Path) {
+    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: `c` is a valid NUL-terminated path for the call's duration.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo");
+}
+
+/// Ctrl-C, SIGTERM and SIGHUP stop `ply run` while it is still setting up:
+/// opening an input nobody writes to, counting an input that never ends
+/// (`--shard`), copying a stdin that never ends (read twice). ply caught
+/// the signals from its first instant but looked at them only once its
+/// event loop ran, so there it could not be stopped except by SIGKILL.
+#[test]
+fn a_stop_signal_ends_a_run_still_setting_up() {
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = TempDir::new("run-setup-signal");
+    let fifo = dir.path().join("fifo");
+    mkfifo(&fifo);
+    let fifo = fifo.to_str().unwrap();
+    // A writer that never writes: opening the FIFO read-write never blocks.
+    let _writer = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(fifo)
+        .unwrap();
+    let nobody_writes = dir.path().join("lonely");
+    mkfifo(&nobody_writes);
+    // (arguments, stdin: a pipe the test keeps open and never writes, signal)
+    let cases: [(&[&str], bool, i32); 4] = [
+        (
+            &["run", "echo", "::::", nobody_writes.to_str().unwrap()],
+            false,
+            libc::SIGTERM,
+        ),
+        (
+            &["run", "--shard", "1/2", "echo", "::::", fifo],
+            false,
+            libc::SIGINT,
+        ),
+        (
+            &["run", "--halt", "soon,fail=50%", "echo", "::::", fifo],
+            false,
+            libc::SIGHUP,
+        ),
+        (
+            &["run", "echo", ":::", "a", "::::", "-"],
+            true,
+            libc::SIGTERM,
+        ),
+    ];
+    for (args, piped, sig) in cases {
+        let mut child = ply_cmd()
+            .args(args)
+            .stdin(if piped {
+                std::process::Stdio::piped()
+            } else {
+                std::process::Stdio::null()
+            })
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        wait_until_handling(&mut child, sig);
+        signal(child.id(), sig);
+        let status = wait_or_kill(&mut child, std::time::Duration::from_secs(20));
+        assert_eq!(status.code(), Some(128 + sig), "{args:?}");
+    }
+}
