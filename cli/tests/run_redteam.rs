@@ -228,3 +228,34 @@ fn a_stop_signal_ends_a_run_still_setting_up() {
         assert_eq!(status.code(), Some(128 + sig), "{args:?}");
     }
 }
+
+/// An input line without end (`/dev/zero`, a stream with no newline) is an
+/// error naming the input, not a line read into memory until the allocator
+/// aborts with a backtrace. Run under a 1 GB address-space limit, so the
+/// old behaviour fails fast instead of eating the machine's memory.
+#[test]
+fn an_endless_input_line_is_an_error_not_an_abort() {
+    let ply = env!("CARGO_BIN_EXE_ply");
+    for (script, name) in [
+        (
+            format!("exec {ply} run echo :::: /dev/zero"),
+            "/dev/zero:1:",
+        ),
+        (format!("exec {ply} run echo < /dev/zero"), "stdin:1:"),
+    ] {
+        let mut child = std::process::Command::new("/bin/sh")
+            .args(["-c", &format!("ulimit -v 1000000 && {script}")])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let status = wait_or_kill(&mut child, std::time::Duration::from_secs(30));
+        let err = drain_stderr(&mut child);
+        assert_eq!(status.code(), Some(255), "{script}: {err}");
+        assert_eq!(err.lines().count(), 1, "{script}: {err}");
+        assert!(
+            err.starts_with(&format!("error: {name} a line longer than")),
+            "{script}: {err}"
+        );
+    }
+}
