@@ -259,3 +259,36 @@ fn an_endless_input_line_is_an_error_not_an_abort() {
         );
     }
 }
+
+/// A joblog must be a regular file. Appending to a FIFO (which ply opened
+/// read-write, so it was its own reader) blocked the event loop for good
+/// once 64 KiB of lines filled the pipe, deaf even to SIGTERM; `--resume`
+/// read `/dev/zero` without end. Each is now refused before any job runs.
+#[test]
+fn a_joblog_that_is_not_a_regular_file_is_refused() {
+    let dir = TempDir::new("run-joblog-kind");
+    let fifo = dir.path().join("fifo");
+    mkfifo(&fifo);
+    let fifo = fifo.to_str().unwrap();
+    let ran = dir.path().join("ran");
+    let job = format!("echo {{}} >> {}", ran.display());
+    for args in [
+        &["run", "--joblog", fifo, &job, ":::", "1"][..],
+        &["run", "--resume", "--joblog", fifo, &job, ":::", "1"],
+        &["run", "--resume", "--joblog", "/dev/zero", &job, ":::", "1"],
+    ] {
+        let mut child = ply_cmd()
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let status = wait_or_kill(&mut child, std::time::Duration::from_secs(20));
+        let err = drain_stderr(&mut child);
+        assert_eq!(status.code(), Some(255), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(err.contains("not a regular file"), "{args:?}: {err}");
+        assert!(!ran.exists(), "{args:?}: a job ran");
+    }
+}
