@@ -318,3 +318,38 @@ fn an_endless_saved_file_is_refused_after_a_bounded_read() {
     }
     assert_eq!(dir.entries(), ["good.json"], "no picture drawn");
 }
+
+/// A picture that cannot be written (a full disk: `/dev/full`) is one line
+/// and exit 1. plotters writes the SVG through a `BufWriter` whose flush on
+/// drop ignores errors, so a small picture was lost while ply said nothing
+/// and exited 0.
+#[test]
+fn a_picture_on_a_full_disk_is_an_error() {
+    let dir = TempDir::new("checkup-full");
+    let good = dir.path().join("good.json");
+    std::fs::write(&good, saved(&[50.0], &[("pipe", &[9_000.0])])).unwrap();
+    let full = dir.path().join("full.svg");
+    std::os::unix::fs::symlink("/dev/full", &full).unwrap();
+    for args in [
+        &[
+            "bench",
+            "--plot",
+            full.to_str().unwrap(),
+            "--also",
+            good.to_str().unwrap(),
+        ][..],
+        &[
+            "bench",
+            "--load",
+            good.to_str().unwrap(),
+            "--plot",
+            full.to_str().unwrap(),
+        ],
+    ] {
+        let out = ply(args);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(err.contains("No space left on device"), "{args:?}: {err}");
+    }
+}
