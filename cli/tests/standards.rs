@@ -342,3 +342,58 @@ fn facade_docs_do_not_promise_what_exists() {
         "src/lib.rs does not name the process pool"
     );
 }
+
+/// Runs `ply args` as a user allowed one process (RLIMIT_NPROC 1: no
+/// thread can be started); as root, whom the limit does not bind, as
+/// `nobody`.
+fn ply_without_threads(args: &[&str]) -> std::process::Child {
+    use std::os::unix::process::CommandExt;
+    let mut command = ply_cmd();
+    command
+        .args(args)
+        .current_dir("/")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    // SAFETY: the closure runs in the forked child before exec and makes
+    // only async-signal-safe system calls (setrlimit, setgroups, setgid,
+    // setuid, geteuid), touching no memory but its own stack.
+    unsafe {
+        command.pre_exec(|| {
+            let one = libc::rlimit {
+                rlim_cur: 1,
+                rlim_max: 1,
+            };
+            if libc::setrlimit(libc::RLIMIT_NPROC, &one) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            if libc::geteuid() == 0
+                && (libc::setgroups(0, std::ptr::null()) != 0
+                    || libc::setgid(65534) != 0
+                    || libc::setuid(65534) != 0)
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    command.spawn().unwrap()
+}
+
+/// A thread that cannot be started (RLIMIT_NPROC, or memory) ends a bench
+/// with one line and exit 1. It panicked with a backtrace (exit 101), and
+/// where the thread refused was the partner of one already running (the
+/// consumer of a queue's producer), it hung for good after the panic.
+#[test]
+fn a_bench_that_cannot_start_a_thread_is_one_line_and_exit_1() {
+    for family in ["queues", "locks", "pool", "spawn", "checkup"] {
+        let mut child = ply_without_threads(&["bench", family, "--items", "1000"]);
+        let status = wait_or_kill(&mut child, Duration::from_secs(30));
+        let err = drain_stderr(&mut child);
+        assert_eq!(status.code(), Some(1), "{family}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{family}: {err}");
+        assert!(
+            err.starts_with("error:") && err.contains("Resource temporarily unavailable"),
+            "{family}: {err}"
+        );
+    }
+}
