@@ -128,7 +128,7 @@ impl BenchFamily {
             BenchFamily::Queues => queues::run(items),
             BenchFamily::Locks => locks::run(items),
             BenchFamily::Pool => pool::run(items.min(1_000_000)),
-            BenchFamily::Spawn => spawn::run((items / 1000).clamp(100, 5000)),
+            BenchFamily::Spawn => spawn::run((items / 1000).clamp(100, 5000))?,
             BenchFamily::Ipc => ipc::run((items / 100).clamp(1000, 100_000))?,
             BenchFamily::All | BenchFamily::Checkup => unreachable!("handled by the caller"),
         })

@@ -384,17 +384,28 @@ fn ply_without_threads(args: &[&str]) -> std::process::Child {
 /// (exit 101), and where the thread refused was the partner of one already
 /// running (the consumer of a queue's producer), it hung for good after the
 /// panic; `bench ipc` left out the rows it could not fork for and timed the
-/// failing fork-join maps as rates (24,000 M items/s), exit 0.
+/// failing fork-join maps as rates (24,000 M items/s), exit 0, and `bench
+/// spawn` timed refused forks as process starts.
 #[test]
 fn a_bench_that_cannot_start_a_thread_is_one_line_and_exit_1() {
-    for family in ["queues", "locks", "pool", "spawn", "checkup", "ipc"] {
+    // (family, what it names: the first thing that fails to start)
+    for (family, names) in [
+        ("queues", "spawn thread"),
+        ("locks", "spawn thread"),
+        ("pool", "a pool of"),
+        ("spawn", "forking a child"),
+        ("checkup", "spawn thread"),
+        ("ipc", "forking"),
+    ] {
         let mut child = ply_without_threads(&["bench", family, "--items", "1000"]);
         let status = wait_or_kill(&mut child, Duration::from_secs(30));
         let err = drain_stderr(&mut child);
         assert_eq!(status.code(), Some(1), "{family}: {err}");
         assert_eq!(err.trim_end().lines().count(), 1, "{family}: {err}");
         assert!(
-            err.starts_with("error:") && err.contains("Resource temporarily unavailable"),
+            err.starts_with("error:")
+                && err.contains(names)
+                && err.contains("Resource temporarily unavailable"),
             "{family}: {err}"
         );
     }

@@ -10,34 +10,11 @@ use ply_os::process::{
     MapOptions, ProcessPoolBuilder, clear_result_cache, map_slice, map_slice_plain,
 };
 
-use crate::report::{Report, Row};
+use crate::report::{FirstFailure, Report, Row};
 
 const RUNS: usize = 5;
 /// Tells the echo child to stop.
 const STOP: u64 = u64::MAX;
-
-/// The first failure seen inside a measurement (which can only return its
-/// time): the run reports it instead of a rate measured on failures.
-#[derive(Default)]
-struct FirstFailure(Option<String>);
-
-impl FirstFailure {
-    /// Records `result`'s error if it is the first.
-    fn note<T, E: std::fmt::Display>(&mut self, what: &str, result: Result<T, E>) -> Option<T> {
-        match result {
-            Ok(value) => Some(value),
-            Err(e) => {
-                self.0.get_or_insert_with(|| format!("{what}: {e}"));
-                None
-            }
-        }
-    }
-
-    /// `Err` with the first failure, if any.
-    fn check(self) -> Result<(), String> {
-        self.0.map_or(Ok(()), Err)
-    }
-}
 
 /// `trips` round trips per run. A route that cannot be set up (no process
 /// can be forked: `RLIMIT_NPROC`, memory) or fails while measured is an
