@@ -20,31 +20,30 @@ const IDLE: usize = 8;
 pub fn run(starts: u64) -> Result<Report, String> {
     let group = "start + stop one worker";
     let mut failure = FirstFailure::default();
-    let rows = vec![
-        Row::measure(
-            group,
-            "fork + waitpid (ply fork_child)",
-            RUNS,
-            starts,
-            || {
-                let start = Instant::now();
-                for _ in 0..starts {
-                    if let Some(child) = failure.note("forking a child", fork_child(|| 0)) {
-                        let _ = child.wait();
-                    }
-                }
-                start.elapsed()
-            },
-        ),
-        Row::measure(group, "std thread::spawn + join", RUNS, starts, || {
+    let forks = Row::measure(
+        group,
+        "fork + waitpid (ply fork_child)",
+        RUNS,
+        starts,
+        || {
             let start = Instant::now();
-            for i in 0..starts {
-                let _ = std::thread::spawn(move || black_box(i)).join();
+            for _ in 0..starts {
+                if let Some(child) = failure.note("forking a child", fork_child(|| 0)) {
+                    let _ = child.wait();
+                }
             }
             start.elapsed()
-        }),
-    ];
+        },
+    );
     failure.check()?;
+    let threads = Row::measure(group, "std thread::spawn + join", RUNS, starts, || {
+        let start = Instant::now();
+        for i in 0..starts {
+            let _ = std::thread::spawn(move || black_box(i)).join();
+        }
+        start.elapsed()
+    });
+    let rows = vec![forks, threads];
     let (thread_kib, process_rss_kib, process_pss_kib) = idle_memory()?;
     let notes = vec![
         format!("memory of {IDLE} idle workers (KiB each):"),
