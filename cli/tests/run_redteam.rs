@@ -292,3 +292,28 @@ fn a_joblog_that_is_not_a_regular_file_is_refused() {
         assert!(!ran.exists(), "{args:?}: a job ran");
     }
 }
+
+/// `--pipe` extends a block to the end of its last line; a stdin without
+/// newlines (`/dev/zero`) was read into memory without end, each read
+/// searching the whole block again (quadratic). A line over 1 GiB is now an
+/// error, reached in time linear in its length. Under a 4 GB address-space
+/// limit, so the old behaviour fails instead of eating the machine's memory.
+#[test]
+fn an_endless_line_on_pipe_is_an_error_not_an_abort() {
+    let ply = env!("CARGO_BIN_EXE_ply");
+    let script = format!("ulimit -v 4000000 && exec {ply} run --pipe --block 1k wc -c < /dev/zero");
+    let mut child = std::process::Command::new("/bin/sh")
+        .args(["-c", &script])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let status = wait_or_kill(&mut child, std::time::Duration::from_secs(60));
+    let err = drain_stderr(&mut child);
+    assert_eq!(status.code(), Some(255), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with("error: stdin: a line longer than 1024 MiB"),
+        "{err}"
+    );
+}
