@@ -148,6 +148,11 @@ impl FirstFailure {
         }
     }
 
+    /// Whether a failure was noted.
+    pub fn failed(&self) -> bool {
+        self.0.is_some()
+    }
+
     /// `Err` with the first failure, if any.
     pub fn check(self) -> Result<(), String> {
         self.0.map_or(Ok(()), Err)

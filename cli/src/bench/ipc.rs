@@ -15,6 +15,9 @@ use crate::report::{FirstFailure, Report, Row};
 const RUNS: usize = 5;
 /// Tells the echo child to stop.
 const STOP: u64 = u64::MAX;
+/// How long a round trip through the queues waits before looking whether
+/// the echo process still lives.
+const ECHO_CHECK: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// `trips` round trips per run. A route that cannot be set up (no process
 /// can be forked: `RLIMIT_NPROC`, memory) or fails while measured is an
@@ -28,7 +31,7 @@ pub fn run(trips: u64) -> Result<Report, String> {
     let there = ProcessQueue::<u64, 64>::new().map_err(|e| format!("a process queue: {e}"))?;
     let back = ProcessQueue::<u64, 64>::new().map_err(|e| format!("a process queue: {e}"))?;
     scope(|s| {
-        let child = s
+        let mut child = s
             .fork_child(|| {
                 loop {
                     let x = there.recv();
@@ -46,17 +49,38 @@ pub fn run(trips: u64) -> Result<Report, String> {
             trips,
             || {
                 let start = Instant::now();
-                for i in 0..trips {
+                'trips: for i in 0..trips {
+                    if failure.failed() {
+                        break;
+                    }
                     there.send(i);
-                    let _ = back.recv();
+                    // The echo process may die (or be killed): no wait
+                    // without a look at whether it still lives.
+                    while back.recv_timeout(ECHO_CHECK).is_none() {
+                        match child.try_wait() {
+                            Ok(None) => {}
+                            Ok(Some(exit)) => {
+                                failure.note::<(), _>("the queue's echo process", Err(exit));
+                                break 'trips;
+                            }
+                            Err(e) => {
+                                failure.note::<(), _>("the queue's echo process", Err(e));
+                                break 'trips;
+                            }
+                        }
+                    }
                 }
                 start.elapsed()
             },
         ));
-        there.send(STOP);
+        if !failure.failed() {
+            there.send(STOP);
+        }
         let _ = child.wait();
         Ok::<(), String>(())
     })?;
+    failure.check()?;
+    let mut failure = FirstFailure::default();
 
     // A socket pair: framed, serialized messages.
     let (mut parent, echo) = fork_duplex::<u64, u64, _>(|mut end| {
