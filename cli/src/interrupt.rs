@@ -168,6 +168,7 @@ pub fn end_on_panic() {
         let place = info
             .location()
             .map_or_else(String::new, |l| format!(" (at {}:{})", l.file(), l.line()));
+        let message = message.replace('\n', " ");
         end_with(&format!("{message}{place}"), 1)
     }));
 }
