@@ -62,8 +62,9 @@ fn failed_status(failed: u64) -> u8 {
 /// The stop signals' self-pipe (read end) and the number of the last one.
 type Signals = (std::os::unix::net::UnixStream, Arc<AtomicUsize>);
 
-/// While set (from the first instant until something watches the self-pipe),
-/// a stop signal ends the process at once with 128 + its number.
+/// While set (from the first instant until the event loop watches the
+/// self-pipe; for good in a dry run), a stop signal ends the process at once
+/// with 128 + its number.
 type SettingUp = Arc<AtomicBool>;
 
 /// Registers SIGINT, SIGTERM and SIGHUP to write to a self-pipe (and record
@@ -92,7 +93,7 @@ fn signal_pipe() -> std::io::Result<(Signals, SettingUp)> {
     Ok(((read, last), setting_up))
 }
 
-/// Set-up is over: from now on the self-pipe is watched.
+/// Set-up is over: from now on the event loop watches the self-pipe.
 fn watching(setting_up: &SettingUp) {
     setting_up.store(false, Ordering::SeqCst);
 }
@@ -179,7 +180,8 @@ pub fn main(args: RunArgs) -> ExitCode {
         };
         let total = range.as_ref().map_or(all, |r| Some(r.end - r.start));
         if args.dry_run {
-            watching(&setting_up);
+            // It reads its inputs itself (a FIFO may keep it waiting), and
+            // starts nothing: a stop signal ends it at any point.
             return dry_run(inputs, &template, range, &signals);
         }
         let keep = move |i: u64| range.as_ref().is_none_or(|r| r.contains(&i));
@@ -193,7 +195,6 @@ pub fn main(args: RunArgs) -> ExitCode {
         let text = template.expand(&[], 1, 1).text().into_owned();
         let mut out = sink::Sink::stdout();
         out.push(format!("{text}\n").as_bytes());
-        watching(&setting_up);
         return finish_output(&mut out, &signals);
     }
     let joblog = match &args.joblog {

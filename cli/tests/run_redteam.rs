@@ -168,7 +168,8 @@ fn mkfifo(path: &std::path::Path) {
 
 /// Ctrl-C, SIGTERM and SIGHUP stop `ply run` while it is still setting up:
 /// opening an input nobody writes to, counting an input that never ends
-/// (`--shard`), copying a stdin that never ends (read twice). ply caught
+/// (`--shard`), copying a stdin that never ends (read twice); and a
+/// `--dry-run` waiting for its next input line. ply caught
 /// the signals from its first instant but looked at them only once its
 /// event loop ran, so there it could not be stopped except by SIGKILL.
 #[test]
@@ -188,7 +189,12 @@ fn a_stop_signal_ends_a_run_still_setting_up() {
     let nobody_writes = dir.path().join("lonely");
     mkfifo(&nobody_writes);
     // (arguments, stdin: a pipe the test keeps open and never writes, signal)
-    let cases: [(&[&str], bool, i32); 4] = [
+    let cases: [(&[&str], bool, i32); 5] = [
+        (
+            &["run", "--dry-run", "echo", "::::", fifo],
+            false,
+            libc::SIGTERM,
+        ),
         (
             &["run", "echo", "::::", nobody_writes.to_str().unwrap()],
             false,
