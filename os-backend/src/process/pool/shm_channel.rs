@@ -79,11 +79,12 @@
 //!    request, which nobody spins on; a joiner that overwrites another's
 //!    number costs the other a doorbell, never its reply. A joiner that
 //!    saw its reply published leaves its name in place when it stops (it
-//!    takes the reply itself): the worker's second look (3) then finds it. A joiner whose
-//!    request woke the worker yields its CPU at every look while it spins:
-//!    the kernel usually wakes the worker onto the waker's CPU, so the
-//!    worker runs at the joiner's first yield and hands the CPU back at its
-//!    own yield after the reply (3). That round trip costs two context
+//!    takes the reply itself): the worker's second look (3) then finds
+//!    it. A joiner whose request woke the worker yields its CPU at every
+//!    look while it spins: the kernel usually wakes the worker onto the
+//!    waker's CPU, so the worker runs at the joiner's first yield (if not
+//!    already inside the wake, 3) and hands the CPU back at its own yield
+//!    after the reply (3). That round trip costs two context
 //!    switches and no wake-up of the joiner, where a sleeping joiner costs
 //!    two futex system calls and a wake-up more (BENCHMARKS.md, issue 15
 //!    target 3). Any other joiner yields every 64th look.
