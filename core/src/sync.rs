@@ -25,6 +25,17 @@
 //! every park, not only between parks: each park is given the
 //! [`Timeout`] the patience allows (see [`Park`]).
 //!
+//! # A panic while holding a lock
+//!
+//! Nothing here poisons (as with `lock_api`'s and `spin`'s locks, unlike
+//! `std::sync::Mutex`): a guard dropped while a panic unwinds unlocks, and the
+//! next holder sees the data as the panic left it, with no error. Keep the
+//! data consistent at every point a critical section can panic, or catch the
+//! panic and repair it before the guard goes. A [`RobustMutex`] reports the
+//! *death* of a holder, not a panic: a holder that panics unlocks normally. A
+//! [`Permit`] dropped by a panic gives its permit back. ([`Once`] does poison:
+//! after its initializer panics, every later call panics, as in `spin`.)
+//!
 //! # Across processes
 //!
 //! Every type here is a few atomic words with no pointers, so it works in memory

@@ -1292,8 +1292,8 @@ enum ply_status ply_spin_init(struct ply_spin_t *lock);
  * `ply_spin_lock_until` where that can happen.
  *
  * With GCC or Clang, `ply.h` turns `ply_spin_lock(lock)` into an inline
- * compare-and-swap that calls this function only when the lock is held (see
- * the end of the header); `(ply_spin_lock)(lock)` always calls it.
+ * atomic swap that calls this function only when the lock is held (see the
+ * end of the header); `(ply_spin_lock)(lock)` always calls it.
  *
  * Returns `PLY_OK`, or `PLY_ERR_NULL`.
  *

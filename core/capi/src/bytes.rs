@@ -157,10 +157,10 @@ unsafe impl Entries for WordEntries {
     }
 
     #[inline(always)]
-    fn get(&self, j: usize) -> &AtomicUsize {
+    unsafe fn get(&self, j: usize) -> &AtomicUsize {
         debug_assert!(j < self.len);
-        // SAFETY: `j < len`: inside the buffer, aligned, and only ever accessed
-        // atomically.
+        // SAFETY: `j < len` (the caller's promise): inside the buffer,
+        // aligned, and only ever accessed atomically.
         unsafe { &*self.place.get().cast::<AtomicUsize>().add(j) }
     }
 }
@@ -236,8 +236,9 @@ unsafe impl StampedSlots for ByteCells {
     }
 
     #[inline(always)]
-    fn stamp(&self, i: usize) -> &AtomicUsize {
-        // SAFETY: the cell's first word, aligned, only ever accessed atomically.
+    unsafe fn stamp(&self, i: usize) -> &AtomicUsize {
+        // SAFETY: `i < capacity` (the caller's promise): the cell's first
+        // word, aligned, only ever accessed atomically.
         unsafe { &*self.cell(i).cast::<AtomicUsize>() }
     }
 

@@ -110,8 +110,8 @@ pub unsafe extern "C" fn ply_spin_init(lock: *mut ply_spin_t) -> ply_status {
 /// `ply_spin_lock_until` where that can happen.
 ///
 /// With GCC or Clang, `ply.h` turns `ply_spin_lock(lock)` into an inline
-/// compare-and-swap that calls this function only when the lock is held (see
-/// the end of the header); `(ply_spin_lock)(lock)` always calls it.
+/// atomic swap that calls this function only when the lock is held (see the
+/// end of the header); `(ply_spin_lock)(lock)` always calls it.
 ///
 /// Returns `PLY_OK`, or `PLY_ERR_NULL`.
 ///

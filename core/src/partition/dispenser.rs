@@ -289,21 +289,13 @@ impl<S: WorkerSlots> DispenserBase<S> {
         let held = self.held(worker);
         let index = match self.take_returned() {
             Some(index) => index,
-            None => {
-                let chunks = schedule.chunks();
-                // Relaxed: the RMW alone makes each index unique; the chunk's
-                // items are the caller's business.
-                let index = self.next.fetch_add(1, Ordering::Relaxed);
-                if index >= chunks {
-                    // Exhausted. Take the increment back, so callers that keep
-                    // polling cannot walk the counter round (on 32-bit targets)
-                    // and be handed chunk 0 again.
-                    self.next.fetch_sub(1, Ordering::Relaxed);
+            None => match self.take_next(schedule.chunks()) {
+                Some(index) => index,
+                None => {
                     held.store(NONE, Ordering::Release);
                     return None;
                 }
-                index
-            }
+            },
         };
         // Release: a supervisor that reads the slot (after this worker died) sees
         // a value this worker really claimed.
@@ -315,6 +307,46 @@ impl<S: WorkerSlots> DispenserBase<S> {
     }
 
     /// Takes a chunk given back by `reclaim`, if any.
+    /// The next new chunk index below `chunks`, if any is left.
+    fn take_next(&self, chunks: usize) -> Option<usize> {
+        if chunks <= usize::MAX / 2 {
+            // Relaxed: the RMW alone makes each index unique; the chunk's
+            // items are the caller's business.
+            let index = self.next.fetch_add(1, Ordering::Relaxed);
+            if index >= chunks {
+                // Exhausted. Take the increment back, so callers that keep
+                // polling cannot walk the counter round (on 32-bit targets)
+                // and be handed chunk 0 again. Between the two steps the
+                // counter is past `chunks` by at most one per claimer in
+                // flight, far from wrapping while `chunks` is in the lower
+                // half of the range.
+                self.next.fetch_sub(1, Ordering::Relaxed);
+                return None;
+            }
+            return Some(index);
+        }
+        // A schedule with more chunks than half the range (possible on 32-bit
+        // targets): a step past the end could wrap the counter round to 0
+        // before it is taken back, and a claim in between would be handed
+        // chunk 0 again. Here the counter only moves while it is below
+        // `chunks`, by a compare-and-swap (Relaxed, as above).
+        let mut index = self.next.load(Ordering::Relaxed);
+        loop {
+            if index >= chunks {
+                return None;
+            }
+            match self.next.compare_exchange_weak(
+                index,
+                index + 1,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return Some(index),
+                Err(current) => index = current,
+            }
+        }
+    }
+
     fn take_returned(&self) -> Option<usize> {
         if self.pending.load(Ordering::Acquire) == 0 {
             return None;
@@ -460,3 +492,9 @@ impl<const W: usize> Default for ChunkDispenser<W> {
         Self::new()
     }
 }
+
+#[cfg(all(test, not(loom)))]
+mod tests;
+
+#[cfg(all(test, loom))]
+mod loom_tests;

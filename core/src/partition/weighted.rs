@@ -6,6 +6,14 @@ use super::{Even, PartitionError, Schedule};
 
 /// Per-item costs: a slice of weights, or a function ([`CostFn`]).
 ///
+/// The costs must not change while a [`Weighted`] schedule uses them:
+/// `cost(i)` must return the same value every time for the same `i`. The
+/// schedule stores no cut points (it allocates nothing), so it asks for the
+/// costs again for every chunk; costs that changed in between (a timer, a
+/// random estimate, a counter) would make neighbouring chunks overlap or leave
+/// a gap, and items would be done twice or not at all. Measure or estimate
+/// once, into a slice, and schedule over that.
+///
 /// # Example
 ///
 /// ```
@@ -33,7 +41,8 @@ impl Costs for &[u64] {
     }
 }
 
-/// Costs given by a function of the index, for `0..len`.
+/// Costs given by a function of the index, for `0..len`. The function must be
+/// pure: the same cost for the same index every time (see [`Costs`]).
 ///
 /// # Example
 ///

@@ -21,5 +21,7 @@ pub mod mpmc;
 pub mod spmc;
 pub mod spsc;
 pub mod storage;
+#[cfg(all(test, not(loom)))]
+mod test_items;
 
 pub use storage::CapacityError;

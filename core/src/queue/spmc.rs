@@ -22,14 +22,37 @@
 //! - The producer alone writes `tail`; an item is published by the `Release` store
 //!   of `tail` after its slot was written.
 //!
-//! So the consumers form a tiny lock around "copy my batch out", held for a few
-//! moves and never across user code; a consumer that finds it held gets
-//! [`Take::Busy`] back at once instead of waiting, and can look elsewhere.
+//! So the consumers form a tiny lock around "copy my batch out", held while
+//! the batch is handed to the taker's sink (which should only store the items
+//! somewhere); a consumer that finds it held gets [`Take::Busy`] back at once
+//! instead of waiting, and can look elsewhere.
 //!
 //! Positions are half-width integers (16 bits on 32-bit targets, 32 bits on
 //! 64-bit ones) so both fit in one `usize` — no 64-bit atomics are needed, and
 //! the ring builds for `thumbv7em`. They wrap; `N` is a power of two no larger
 //! than half their range, so `tail - steal` (wrapping) is always the true count.
+//!
+//! A consumer that stalls between loading `head` and its claiming CAS must not
+//! stall while the positions go once round their range: a CAS that finds
+//! `head` back at the value it loaded would claim items by a stale `tail`.
+//! On 64-bit targets that takes 2^32 items taken meanwhile; on 32-bit ones
+//! 2^16, which a preempted thief can see on a busy ring (tokio's run queue,
+//! with the same layout, has the same bound).
+//!
+//! # Across processes
+//!
+//! The ring holds no pointers and works in `MAP_SHARED` memory, but it is not
+//! live there when a participant is stopped or killed: a consumer stopped or
+//! killed while it copies its batch out (between its claim and its release of
+//! `steal`) leaves the claim standing, so every other [`take_batch`] answers
+//! [`Take::Busy`], [`pop`](Ring::pop) waits until it resumes (for good, if it
+//! died), and the producer sees the ring fill up. A producer that dies holding
+//! its [`Producer`] leaves the ring without one for good ([`producer`] answers
+//! `None`). Where a process may die, use [`take_batch`] (which never waits) or
+//! an [`mpmc::ScqQueue`](super::mpmc::ScqQueue), which stays live.
+//!
+//! [`take_batch`]: Ring::take_batch
+//! [`producer`]: Ring::producer
 //!
 //! # Memory ordering
 //!
@@ -276,6 +299,9 @@ impl<T, const N: usize> Ring<T, N> {
     /// present, rounded up — and passes
     /// them, oldest first, to `sink`. Other consumers wait while `sink` runs, so
     /// it should only store the items (push them into a buffer or another ring).
+    /// In particular it must not take from this ring: a `take_batch` there
+    /// answers [`Take::Busy`], and a [`pop`](Ring::pop) waits for the sink to
+    /// finish, which is waiting for it, for ever.
     ///
     /// If `sink` panics, the items not yet handed over are dropped and the ring
     /// stays usable.
@@ -421,7 +447,8 @@ impl<T, const N: usize> Default for Ring<T, N> {
 
 impl<T, const N: usize> Drop for Ring<T, N> {
     fn drop(&mut self) {
-        while self.pop().is_some() {}
+        // Each pop moves past its item before the item is dropped.
+        crate::queue::storage::drop_each(|| self.pop().is_some());
     }
 }
 

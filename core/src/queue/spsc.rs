@@ -1378,18 +1378,28 @@ impl<T, S: Slots> ReadChunk<'_, '_, T, S> {
     pub fn commit(self, n: usize) {
         let n = n.min(self.len());
         let in_first = n.min(self.first_len);
+        // An item's destructor may panic. The slots are released all the same
+        // (by this guard, as the panic unwinds), and the second run is still
+        // dropped (by `second`): otherwise `head` would stay put and the next
+        // pop, or the ring's own drop, would reach items already dropped.
+        let release = ReleaseOnDrop {
+            consumer: &mut *self.consumer,
+            n,
+        };
         // Taking the slices as `*mut [T]` avoids creating a `&mut` that would
         // alias the producer's view of other slots.
+        let second = DropInPlace(core::ptr::slice_from_raw_parts_mut(
+            self.second,
+            n - in_first,
+        ));
         // SAFETY: the chunk's first `n` items are initialized and ours; each is
-        // dropped once, then its slot is released below, so none is read again.
+        // dropped once (`drop_in_place` of a slice goes on past a panicking
+        // element), then its slot is released, so none is read again.
         unsafe {
-            core::ptr::drop_in_place(core::ptr::slice_from_raw_parts_mut(self.first, in_first));
-            core::ptr::drop_in_place(core::ptr::slice_from_raw_parts_mut(
-                self.second,
-                n - in_first,
-            ));
-        }
-        self.consumer.release_slots(n);
+            core::ptr::drop_in_place(core::ptr::slice_from_raw_parts_mut(self.first, in_first))
+        };
+        drop(second);
+        drop(release);
     }
 
     /// Drops every item of the chunk and releases the slots.
@@ -1408,6 +1418,35 @@ impl<T, S: Slots> ReadChunk<'_, '_, T, S> {
     pub fn commit_all(self) {
         let n = self.len();
         self.commit(n);
+    }
+}
+
+/// Releases a read chunk's `n` slots when dropped, even while a panic from an
+/// item's destructor unwinds.
+#[cfg(not(loom))]
+struct ReleaseOnDrop<'c, 'a, S: Slots> {
+    consumer: &'c mut Consumer<'a, S>,
+    n: usize,
+}
+
+#[cfg(not(loom))]
+impl<S: Slots> Drop for ReleaseOnDrop<'_, '_, S> {
+    fn drop(&mut self) {
+        self.consumer.release_slots(self.n);
+    }
+}
+
+/// Drops the items of a slice of a read chunk when dropped, even while a
+/// panic from an earlier item's destructor unwinds.
+#[cfg(not(loom))]
+struct DropInPlace<T>(*mut [T]);
+
+#[cfg(not(loom))]
+impl<T> Drop for DropInPlace<T> {
+    fn drop(&mut self) {
+        // SAFETY: made only in `ReadChunk::commit`, over initialized items of
+        // the chunk that nothing reads after their slots are released.
+        unsafe { core::ptr::drop_in_place(self.0) };
     }
 }
 

@@ -300,16 +300,41 @@ unsafe impl<T> ContiguousSlots for Borrowed<'_, T> {
 /// # Safety
 ///
 /// Those slots must hold initialized items that nothing will read again.
-pub(crate) unsafe fn drop_slots<S: Slots>(slots: &S, mut index: usize, len: usize) {
+pub(crate) unsafe fn drop_slots<S: Slots>(slots: &S, mut index: usize, mut len: usize) {
     let capacity = slots.capacity();
-    for _ in 0..len {
-        // SAFETY: the caller's promise, slot by slot.
-        unsafe { slots.drop_slot(index) };
+    drop_each(|| {
+        if len == 0 {
+            return false;
+        }
+        let slot = index;
         index += 1;
         if index == capacity {
             index = 0;
         }
+        len -= 1;
+        // SAFETY: the caller's promise, slot by slot; the slot is counted
+        // out above before its item is dropped, so none is dropped twice.
+        unsafe { slots.drop_slot(slot) };
+        true
+    });
+}
+
+/// Calls `drop_next` until it returns `false`: the destructor loop of a queue,
+/// where each call drops one item (after marking it gone) and, once none is
+/// left, keeps returning `false`. If an item's destructor panics, the
+/// remaining items are still dropped while the panic unwinds, as `Vec` and
+/// `VecDeque` do; a second panic aborts.
+pub(crate) fn drop_each(drop_next: impl FnMut() -> bool) {
+    /// Finishes the loop when dropped: during a panic's unwinding, the rest;
+    /// on the normal path, nothing (`drop_next` is done).
+    struct Finish<F: FnMut() -> bool>(F);
+    impl<F: FnMut() -> bool> Drop for Finish<F> {
+        fn drop(&mut self) {
+            while (self.0)() {}
+        }
     }
+    let mut finish = Finish(drop_next);
+    while (finish.0)() {}
 }
 
 /// Why a queue could not be made over the storage it was given.

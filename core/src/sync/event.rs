@@ -168,11 +168,25 @@ impl<P: Park> Event<P> {
                 return false;
             }
             self.waiters.fetch_add(1, Ordering::SeqCst);
+            // Uncounts us however the park ends: the patience and the park
+            // are the caller's code, and may panic.
+            let counted = Counted(&self.waiters);
             if self.flag.load(Ordering::SeqCst) == 0 {
                 self.park
                     .wait_timeout(&self.flag, 0, patience.park_timeout());
             }
-            self.waiters.fetch_sub(1, Ordering::SeqCst);
+            drop(counted);
         }
+    }
+}
+
+/// A waiter counted in `waiters`, uncounted when this is dropped: also while
+/// a panic from the caller's patience or park unwinds.
+struct Counted<'a>(&'a AtomicU32);
+
+impl Drop for Counted<'_> {
+    fn drop(&mut self) {
+        // SeqCst: as the registration it undoes.
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }

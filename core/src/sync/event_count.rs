@@ -229,6 +229,11 @@ impl<P: Park> EventCount<P> {
     /// See [`EventCount`].
     pub fn cancel_wait(&self, key: WaitKey) {
         let _ = key;
+        self.unregister();
+    }
+
+    /// Ends a registration.
+    fn unregister(&self) {
         // Relaxed: leaving publishes nothing; at worst a waker sees a stale
         // count and makes one needless wake-up call.
         self.waiters.fetch_sub(1, Ordering::Relaxed);
@@ -257,6 +262,9 @@ impl<P: Park> EventCount<P> {
     /// assert!(!ec.wait_with(key, Spins(3)), "nobody notified");
     /// ```
     pub fn wait_with(&self, key: WaitKey, mut patience: impl Patience) -> bool {
+        // Ends the registration however this returns: the patience and the
+        // park are the caller's code, and may panic.
+        let registration = Registration(self);
         let notified = loop {
             // Acquire: as in `prepare_wait`.
             if self.epoch.load(Ordering::Acquire) != key.epoch {
@@ -269,7 +277,8 @@ impl<P: Park> EventCount<P> {
             self.park
                 .wait_timeout(&self.epoch, key.epoch, patience.park_timeout());
         };
-        self.cancel_wait(key);
+        drop(registration);
+        let _ = key;
         notified
     }
 
@@ -382,10 +391,16 @@ impl<P: Park> EventCount<P> {
                 continue;
             }
             let key = self.prepare_wait();
+            // `attempt` is the caller's code: a panic in it must not leave
+            // the registration behind (every later notify would pay for it).
+            let registration = Registration(self);
             if let Some(r) = attempt() {
-                self.cancel_wait(key);
+                drop(registration);
+                let _ = key;
                 return Some(r);
             }
+            // `wait_with` ends the registration from here on.
+            core::mem::forget(registration);
             self.wait_with(key, &mut patience);
         }
     }
@@ -403,6 +418,16 @@ impl<P: Park> EventCount<P> {
     /// ```
     pub fn waiters(&self) -> u32 {
         self.waiters.load(Ordering::Relaxed)
+    }
+}
+
+/// A registered wait (made by `prepare_wait`), ended when this is dropped:
+/// also while a panic from the caller's code unwinds.
+struct Registration<'a, P: Park>(&'a EventCount<P>);
+
+impl<P: Park> Drop for Registration<'_, P> {
+    fn drop(&mut self) {
+        self.0.unregister();
     }
 }
 

@@ -65,6 +65,17 @@
 //!   matching tick, which then takes this very lock, within those microseconds.
 //! - Death is detected per thread: the guard is not `Send`, so the thread that
 //!   locked is the one that unlocks.
+//! - A holder killed in the middle of writing *one value* leaves a torn value:
+//!   some of its bytes new, the rest old. For integers, floats, `bool`s,
+//!   atomics and arrays or structs of them, that is still a valid value (if
+//!   not a meaningful one), which is what repairing assumes. For a type with
+//!   invalid bit patterns spread over several bytes it may not be: an enum
+//!   with fields (rustc writes the tag and the fields with separate stores),
+//!   `char`, the `NonZero` integers, `Option` of them. The `OwnerDied` guard
+//!   would then expose an invalid value, which is undefined behaviour to
+//!   read. Across processes, keep such types out of a robust lock's data
+//!   (store an enum as its integer tag and fields, say). The type system does
+//!   not yet check this.
 
 use core::time::Duration;
 

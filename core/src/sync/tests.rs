@@ -339,3 +339,108 @@ pub(super) fn finishes<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static
     rx.recv_timeout(std::time::Duration::from_secs(60))
         .expect("watchdog: the wait did not end")
 }
+
+/// Runs `f`, which must panic.
+fn panics(f: impl FnOnce()) {
+    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    assert!(caught.is_err(), "the critical section should have panicked");
+}
+
+#[test]
+fn a_panic_in_a_critical_section_unlocks_without_poisoning() {
+    // No lock here poisons (as `lock_api`'s do not): the guard's drop unlocks
+    // while the panic unwinds, and the next holder sees the data as the panic
+    // left it, with no error. A lock left held would hang the next `lock`.
+    let spin = SpinMutex::new(0u32);
+    panics(|| {
+        let mut guard = spin.lock();
+        *guard = 1;
+        panic!("inside a spin lock");
+    });
+    assert_eq!(spin.try_lock().as_deref(), Some(&1));
+
+    let ticket = TicketMutex::new(0u32);
+    panics(|| {
+        let mut guard = ticket.lock();
+        *guard = 2;
+        panic!("inside a ticket lock");
+    });
+    assert_eq!(ticket.try_lock().as_deref(), Some(&2));
+
+    let rw = RwLock::new(0u32);
+    panics(|| {
+        let mut guard = rw.write();
+        *guard = 3;
+        panic!("inside a write lock");
+    });
+    panics(|| {
+        let _guard = rw.read();
+        panic!("inside a read lock");
+    });
+    assert_eq!(rw.try_write().as_deref(), Some(&3));
+
+    struct One;
+    // SAFETY: one owner, never reported dead.
+    unsafe impl Liveness for One {
+        fn current(&self) -> u32 {
+            1
+        }
+        fn is_alive(&self, _: u32) -> bool {
+            true
+        }
+    }
+    let robust = RobustMutex::new(0u32, One, SpinPark);
+    panics(|| {
+        let mut guard = robust.lock().unwrap();
+        *guard = 4;
+        panic!("inside a robust lock");
+    });
+    // A panic is not a death: the lock is free and not reported inconsistent.
+    assert_eq!(
+        robust.lock_with(Spins(0)).map(|r| r.map(|g| *g).ok()),
+        Some(Some(4))
+    );
+
+    let semaphore = Semaphore::new(1);
+    panics(|| {
+        let _permit = semaphore.acquire();
+        panic!("holding a permit");
+    });
+    assert!(semaphore.try_acquire().is_some(), "the permit came back");
+}
+
+/// A park that counts its wake-up calls (and never sleeps).
+struct CountingPark<'a>(&'a AtomicUsize);
+
+impl Park for CountingPark<'_> {
+    fn wait_timeout(&self, _: &AtomicU32, _: u32, _: Timeout) {}
+    fn wake_one(&self, _: &AtomicU32) {
+        self.0.fetch_add(1, SeqCst);
+    }
+    fn wake_all(&self, _: &AtomicU32) {
+        self.0.fetch_add(1, SeqCst);
+    }
+}
+
+#[test]
+fn an_event_waiter_that_panics_does_not_stay_registered() {
+    // The patience is the caller's code, asked for the park's timeout while
+    // the waiter is counted. A panic there must not leave it counted, or every
+    // later `set` makes a wake-up call (a futex syscall with ply-os) for nobody.
+    struct PanicsOnPark;
+    impl Patience for PanicsOnPark {
+        fn keep_waiting(&mut self) -> bool {
+            true
+        }
+        fn park_timeout(&mut self) -> Timeout {
+            panic!("the patience panics while the waiter is counted")
+        }
+    }
+    let wakes = AtomicUsize::new(0);
+    let event = Event::with_park(CountingPark(&wakes));
+    panics(|| {
+        event.wait_with(PanicsOnPark);
+    });
+    event.set();
+    assert_eq!(wakes.load(SeqCst), 0, "a wake-up call for nobody");
+}

@@ -145,9 +145,9 @@ impl ThreadPoolBuilder {
     /// At most this many tasks wait in each queue (default 1024, at most
     /// [`MAX_QUEUE_BOUND`]): in a worker's or an outside thread's own ring, and
     /// in the shared injector behind them. When both are full, `submit` blocks
-    /// (a worker runs the task itself), `try_submit` fails, `submit_timeout`
-    /// waits until its deadline, and a scope's `spawn` runs the task on the
-    /// spawning thread.
+    /// (a worker runs the task itself), `try_submit` fails, and
+    /// `submit_timeout` waits until its deadline. A scope's `spawn` runs the
+    /// task on the spawning thread as soon as that thread's own ring is full.
     ///
     /// # Example
     ///

@@ -9,8 +9,12 @@
 //! `head` and `tail` are positions packed as `lap | index`, where `index < N` and
 //! `lap` is a multiple of `ONE_LAP = (N + 1).next_power_of_two()`. Stepping past
 //! the last index jumps to index 0 of the next lap; the lap part wraps around
-//! `usize` harmlessly because everything compares with equality. Each slot carries
-//! a *stamp* that says what the slot is waiting for:
+//! `usize` and everything compares with equality, which is harmless unless a
+//! participant stalls between reading a position and its claiming CAS while
+//! the others go once round the whole range (2^32 operations on 32-bit
+//! targets, as in crossbeam's queue): that CAS would then claim a position of
+//! another lap. Each slot carries a *stamp* that says what the slot is waiting
+//! for:
 //!
 //! | slot stamp | meaning |
 //! |---|---|
@@ -187,7 +191,14 @@ pub unsafe trait StampedSlots {
     fn capacity(&self) -> usize;
 
     /// The stamp of cell `i`.
-    fn stamp(&self, i: usize) -> &AtomicUsize;
+    ///
+    /// # Safety
+    ///
+    /// `i < capacity()`. The stamps carry the queue's protocol: a store to one
+    /// could make a pop read a cell nobody wrote. Only the queue built over
+    /// this storage calls this (and stores to the stamp only as its algorithm
+    /// says); anyone else may at most load it.
+    unsafe fn stamp(&self, i: usize) -> &AtomicUsize;
 
     /// Calls `f` with a pointer to the value of cell `i`, for reading it.
     fn with_value<R>(&self, i: usize, f: impl FnOnce(*const Self::Item) -> R) -> R;
@@ -264,7 +275,7 @@ unsafe impl<T, const N: usize> StampedSlots for StampedInline<T, N> {
     }
 
     #[inline(always)]
-    fn stamp(&self, i: usize) -> &AtomicUsize {
+    unsafe fn stamp(&self, i: usize) -> &AtomicUsize {
         &self.0[i].stamp
     }
 
@@ -334,7 +345,7 @@ unsafe impl<T> StampedSlots for StampedBorrowed<'_, T> {
     }
 
     #[inline(always)]
-    fn stamp(&self, i: usize) -> &AtomicUsize {
+    unsafe fn stamp(&self, i: usize) -> &AtomicUsize {
         &self.0[i].stamp
     }
 
@@ -353,6 +364,21 @@ unsafe impl<T> StampedSlots for StampedBorrowed<'_, T> {
         self.0[i]
             .value
             .with_mut(|p| unsafe { (*p).assume_init_drop() });
+    }
+}
+
+/// Releases a popped slot for the next lap's push when dropped: after the
+/// pop's `read`, or while a panic from it unwinds.
+struct ReleaseSlot<'a> {
+    stamp: &'a AtomicUsize,
+    next_lap: usize,
+}
+
+impl Drop for ReleaseSlot<'_> {
+    fn drop(&mut self) {
+        // Release: our read is done before the next lap's push (which
+        // Acquires this stamp) overwrites the slot.
+        self.stamp.store(self.next_lap, Ordering::Release);
     }
 }
 
@@ -547,7 +573,8 @@ impl<S: StampedSlots> ArrayQueueBase<S> {
         }
         for i in 0..capacity {
             // Cell i starts ready for the push at position `0 | i` of lap 0.
-            slots.stamp(i).store(i, Ordering::Relaxed);
+            // SAFETY: the queue being built stores its initial stamps.
+            unsafe { slots.stamp(i) }.store(i, Ordering::Relaxed);
         }
         Ok(ArrayQueueBase {
             head: CachePadded::new(AtomicUsize::new(0)),
@@ -660,7 +687,8 @@ impl<S: StampedSlots> ArrayQueueBase<S> {
         let mut tail = self.tail.load(Ordering::Relaxed);
         loop {
             let index = tail & (one_lap - 1);
-            let slot_stamp = self.slots.stamp(index);
+            // SAFETY: this queue's own use of its stamp, as its algorithm says.
+            let slot_stamp = unsafe { self.slots.stamp(index) };
             // Acquire: pairs with the Release stamp store of the pop that emptied
             // this slot, so its read of the old value is done before we write.
             let stamp = slot_stamp.load(Ordering::Acquire);
@@ -716,9 +744,11 @@ impl<S: StampedSlots> ArrayQueueBase<S> {
     /// The pop of [`pop_with`](Self::pop_with), with the item moved out of its
     /// slot by `read`, called only for a claimed, published slot. For storage
     /// whose items are not a Rust type (the C ABI's cells). Whatever `read`
-    /// does not move out is forgotten, never dropped; if `read` panics, the
-    /// slot is never released (a hole, as left by a participant killed
-    /// mid-pop).
+    /// does not move out is forgotten, never dropped, also when `read` panics
+    /// (the slot is released all the same). `read` runs while the slot is
+    /// claimed: a [`push`](Self::push) to this queue from inside it can come
+    /// round to that very slot (a full queue of capacity 1, say) and wait for
+    /// this pop to finish, for ever; use [`try_push`](Self::try_push) there.
     ///
     /// # Example
     ///
@@ -743,7 +773,8 @@ impl<S: StampedSlots> ArrayQueueBase<S> {
         let mut head = self.head.load(Ordering::Relaxed);
         loop {
             let index = head & (one_lap - 1);
-            let slot_stamp = self.slots.stamp(index);
+            // SAFETY: this queue's own use of its stamp, as its algorithm says.
+            let slot_stamp = unsafe { self.slots.stamp(index) };
             // Acquire: pairs with the Release stamp store of the push that filled
             // this slot, so its value is visible.
             let stamp = slot_stamp.load(Ordering::Acquire);
@@ -761,10 +792,15 @@ impl<S: StampedSlots> ArrayQueueBase<S> {
                         crate::fault_point!(ArrayPopClaimed);
                         // Winning the claim makes us the only reader of this slot,
                         // whose value the producer initialized (stamp Acquire).
+                        // `read` is the caller's code: the guard releases the
+                        // slot even if it panics (what it did not move out is
+                        // forgotten), so no later push waits for it forever.
+                        let release = ReleaseSlot {
+                            stamp: slot_stamp,
+                            next_lap: head.wrapping_add(one_lap),
+                        };
                         let value = self.slots.with_value(index, read);
-                        // Release: our read is done before the next lap's push
-                        // (which Acquires this stamp) overwrites the slot.
-                        slot_stamp.store(head.wrapping_add(one_lap), Ordering::Release);
+                        drop(release);
                         return Ok(value);
                     }
                     Err(current) => {
@@ -961,7 +997,8 @@ impl<T, S: StampedSlots<Item = MaybeUninit<T>>> ArrayQueueBase<S> {
         let mut tail = self.tail.load(Ordering::Relaxed);
         loop {
             let index = tail & (one_lap - 1);
-            let slot_stamp = self.slots.stamp(index);
+            // SAFETY: this queue's own use of its stamp, as its algorithm says.
+            let slot_stamp = unsafe { self.slots.stamp(index) };
             // Acquire: as in `push`; also makes the previous lap's value visible in
             // case we evict it below.
             let stamp = slot_stamp.load(Ordering::Acquire);
@@ -1100,18 +1137,27 @@ impl<S: StampedSlots> Drop for ArrayQueueBase<S> {
         // `&mut self`: no operation is in flight here. Walk the `len` positions
         // from `head`, dropping each item whose stamp says it was published (a
         // process that died mid-push may have left an unpublished hole).
-        let len = self.len();
+        let mut len = self.len();
         let one_lap = self.one_lap();
         let mut pos = self.head.load(Ordering::Relaxed);
-        for _ in 0..len {
-            let index = pos & (one_lap - 1);
-            if self.slots.stamp(index).load(Ordering::Relaxed) == pos + 1 {
+        crate::queue::storage::drop_each(|| {
+            if len == 0 {
+                return false;
+            }
+            let this = pos;
+            pos = self.next_position(pos);
+            len -= 1;
+            let index = this & (one_lap - 1);
+            // SAFETY: this queue reads its own stamp.
+            let stamp = unsafe { self.slots.stamp(index) }.load(Ordering::Relaxed);
+            if stamp == this + 1 {
                 // SAFETY: the stamp says this slot holds the initialized item of
-                // position `pos`; each is dropped once as `pos` walks past it.
+                // position `this`; each is dropped once, as `pos` has already
+                // walked past it (so a panic in its drop does not revisit it).
                 unsafe { self.slots.drop_value(index) };
             }
-            pos = self.next_position(pos);
-        }
+            true
+        });
     }
 }
 

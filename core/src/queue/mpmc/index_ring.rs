@@ -87,8 +87,15 @@ pub unsafe trait Entries {
         self.len() == 0
     }
 
-    /// Entry `j` (`j < len()`).
-    fn get(&self, j: usize) -> &AtomicUsize;
+    /// Entry `j`.
+    ///
+    /// # Safety
+    ///
+    /// `j < len()`. The entries carry the queue's protocol: a store to one
+    /// could make a pop read a slot nobody wrote. Only the index ring built
+    /// over this storage calls this (and stores to the entry only as its
+    /// algorithm says); anyone else may at most load it.
+    unsafe fn get(&self, j: usize) -> &AtomicUsize;
 }
 
 /// The `2N` entries of a capacity-`N` index ring, inline (as `N` pairs: stable
@@ -140,7 +147,7 @@ unsafe impl<const N: usize> Entries for InlineEntries<N> {
     }
 
     #[inline(always)]
-    fn get(&self, j: usize) -> &AtomicUsize {
+    unsafe fn get(&self, j: usize) -> &AtomicUsize {
         &self.0[j >> 1][j & 1]
     }
 }
@@ -153,8 +160,8 @@ unsafe impl<const N: usize> Entries for InlineEntries<N> {
 /// use core::sync::atomic::AtomicUsize;
 /// use ply_core::queue::mpmc::{BorrowedEntries, Entries};
 ///
-/// let words: [AtomicUsize; 8] = Default::default();
-/// let entries = BorrowedEntries::new(&words);
+/// let mut words: [AtomicUsize; 8] = Default::default();
+/// let entries = BorrowedEntries::new(&mut words);
 /// assert_eq!(entries.len(), 8);
 /// ```
 #[cfg(not(loom))]
@@ -163,16 +170,18 @@ pub struct BorrowedEntries<'a>(&'a [AtomicUsize]);
 #[cfg(not(loom))]
 impl<'a> BorrowedEntries<'a> {
     /// The words of `entries` as ring entries (a queue initializes them).
+    /// Borrowed exclusively: nobody else may store to them while the queue
+    /// uses them.
     ///
     /// # Example
     ///
     /// ```
     /// use core::sync::atomic::AtomicUsize;
-    /// let words: [AtomicUsize; 4] = Default::default();
-    /// let entries = ply_core::queue::mpmc::BorrowedEntries::new(&words);
+    /// let mut words: [AtomicUsize; 4] = Default::default();
+    /// let entries = ply_core::queue::mpmc::BorrowedEntries::new(&mut words);
     /// # let _ = entries;
     /// ```
-    pub fn new(entries: &'a [AtomicUsize]) -> Self {
+    pub fn new(entries: &'a mut [AtomicUsize]) -> Self {
         BorrowedEntries(entries)
     }
 }
@@ -187,7 +196,7 @@ unsafe impl Entries for BorrowedEntries<'_> {
     }
 
     #[inline(always)]
-    fn get(&self, j: usize) -> &AtomicUsize {
+    unsafe fn get(&self, j: usize) -> &AtomicUsize {
         &self.0[j]
     }
 }
@@ -315,7 +324,8 @@ impl<E: Entries> IndexRing<E> {
     /// Resets the ring to empty. Only with no operation in flight.
     pub(crate) fn clear(&self) {
         for j in 0..self.ring() {
-            self.entries.get(j).store(UNUSED, Ordering::Relaxed);
+            // SAFETY: `j < len()`; the ring resets its own entries.
+            unsafe { self.entries.get(j) }.store(UNUSED, Ordering::Relaxed);
         }
         self.head.store(0, Ordering::Relaxed);
         self.tail.store(0, Ordering::Relaxed);
@@ -329,9 +339,7 @@ impl<E: Entries> IndexRing<E> {
         self.clear();
         for i in 0..ring / 2 {
             // Position i is in cycle 0: the entry is just `SAFE | i`.
-            self.entries
-                .get(slot(i, ring))
-                .store(self.safe() | i, Ordering::SeqCst);
+            self.entry(i).store(self.safe() | i, Ordering::SeqCst);
         }
         self.tail.store(ring / 2, Ordering::SeqCst);
         self.threshold.store(threshold(ring), Ordering::SeqCst);
@@ -368,7 +376,9 @@ impl<E: Entries> IndexRing<E> {
     /// The entry of the ring slot of position `pos`.
     #[inline(always)]
     fn entry(&self, pos: usize) -> &AtomicUsize {
-        self.entries.get(slot(pos, self.ring()))
+        // SAFETY: `slot` is below `len()`; the ring uses its own entries as
+        // its algorithm says.
+        unsafe { self.entries.get(slot(pos, self.ring())) }
     }
 
     /// The cycle field of an entry (cycle bits in place, low bits zero).
@@ -610,8 +620,8 @@ mod tests {
     fn fifo_over_many_cycles_against_a_model() {
         fifo_against_a_model(&IndexRing::<InlineEntries<4>>::new_empty());
         // The same ring over borrowed words, refilled and cleared in between.
-        let words: [AtomicUsize; 8] = Default::default();
-        let borrowed = IndexRing::over(BorrowedEntries::new(&words));
+        let mut words: [AtomicUsize; 8] = Default::default();
+        let borrowed = IndexRing::over(BorrowedEntries::new(&mut words));
         borrowed.fill();
         let got: Vec<usize> = core::iter::from_fn(|| borrowed.dequeue()).collect();
         assert_eq!(got, [0, 1, 2, 3]);
@@ -650,8 +660,9 @@ mod tests {
         ring.tail.store(start, Ordering::SeqCst);
         let prev = ring.cycle_of_position(start.wrapping_sub(ring.ring()));
         for j in 0..ring.ring() {
-            ring.entries
-                .get(j)
+            // SAFETY: `j < len()`; the test stages the state a long-lived
+            // ring would be in.
+            unsafe { ring.entries.get(j) }
                 .store(prev | ring.safe() | ring.bottom(), Ordering::SeqCst);
         }
         for i in 0..200usize {

@@ -212,7 +212,8 @@ impl<'a, T> SliceScqQueue<'a, T> {
                 got: entries.len(),
             });
         }
-        let (free, ready) = entries.split_at(entries.len() / 2);
+        let half = entries.len() / 2;
+        let (free, ready) = entries.split_at_mut(half);
         Self::with_storage(
             Borrowed::new(slots),
             BorrowedEntries::new(free),
@@ -335,8 +336,8 @@ impl<S: Slots, E: Entries> ScqBase<S, E> {
     ///
     /// For storage whose items are not a Rust type (the C ABI's slots of a
     /// run-time byte size); typed queues use [`pop`](ScqBase::pop). Whatever
-    /// `read` does not move out of the slot is forgotten, never dropped. If
-    /// `read` panics, the slot stays taken for good (capacity one less).
+    /// `read` does not move out of the slot is forgotten, never dropped, also
+    /// when `read` panics (the slot is freed all the same).
     ///
     /// # Example
     ///
@@ -354,9 +355,16 @@ impl<S: Slots, E: Entries> ScqBase<S, E> {
         crate::fault_point!(ScqPopIndexTaken);
         // Taking `index` from `ready` made this pop its only owner, and `ready`'s
         // Acquire made the pusher's write of the value visible. The slot counts
-        // as uninitialized once its index is back in `free`.
+        // as uninitialized once its index is back in `free`. `read` is the
+        // caller's code: the guard gives the slot back even if it panics
+        // (what it did not move out is forgotten), or the queue would lose
+        // the slot for good.
+        let give_back = GiveBack {
+            free: &self.free,
+            index,
+        };
         let value = self.slots.with_slot(index, read);
-        self.free.enqueue(index);
+        drop(give_back);
         Some(value)
     }
 
@@ -452,14 +460,32 @@ impl<T, const N: usize> Default for ScqQueue<T, N> {
     }
 }
 
+/// Gives a popped slot back to the free ring when dropped: after the pop's
+/// `read`, or while a panic from it unwinds.
+struct GiveBack<'a, E: Entries> {
+    free: &'a IndexRing<E>,
+    index: usize,
+}
+
+impl<E: Entries> Drop for GiveBack<'_, E> {
+    fn drop(&mut self) {
+        self.free.enqueue(self.index);
+    }
+}
+
 impl<S: Slots, E: Entries> Drop for ScqBase<S, E> {
     fn drop(&mut self) {
         // `&mut self`: nothing is in flight in this process; drop what is left.
-        while let Some(index) = self.ready.dequeue() {
+        crate::queue::storage::drop_each(|| {
+            let Some(index) = self.ready.dequeue() else {
+                return false;
+            };
             // SAFETY: an index in `ready` names a slot holding a published item,
-            // and taking it from `ready` made it ours alone.
+            // and taking it from `ready` made it ours alone (so a panic in its
+            // drop does not revisit it).
             unsafe { self.slots.drop_slot(index) };
-        }
+            true
+        });
     }
 }
 

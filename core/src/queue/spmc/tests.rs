@@ -1,4 +1,5 @@
 use super::*;
+use crate::queue::test_items::{PanicsOnDrop, drop_counts, expect_panic};
 use core::sync::atomic::{AtomicUsize as StdAtomicUsize, Ordering::SeqCst};
 use std::vec::Vec;
 
@@ -185,4 +186,25 @@ fn thieves_and_owner_take_every_item_exactly_once() {
         taken[x].fetch_add(1, SeqCst);
     }
     assert!(taken.iter().all(|t| t.load(SeqCst) == 1));
+}
+
+#[test]
+fn a_ring_whose_item_panics_in_drop_still_drops_the_others_once() {
+    for panicking in 0..4 {
+        let drops: [StdAtomicUsize; 4] = Default::default();
+        let ring = Ring::<PanicsOnDrop<'_>, 4>::new();
+        {
+            let mut tx = ring.producer().unwrap();
+            for _ in 0..3 {
+                assert!(tx.push(PanicsOnDrop::new(0, &drops, usize::MAX)).is_ok());
+                drop(ring.pop());
+            }
+            drops[0].store(0, SeqCst);
+            for id in 0..4 {
+                assert!(tx.push(PanicsOnDrop::new(id, &drops, panicking)).is_ok());
+            }
+        }
+        expect_panic(move || drop(ring));
+        assert_eq!(drop_counts(&drops), [1; 4], "panicking item {panicking}");
+    }
 }

@@ -1,5 +1,6 @@
 use super::*;
 use crate::queue::CapacityError;
+use crate::queue::test_items::{PanicsOnDrop, drop_counts, expect_panic};
 use core::sync::atomic::{AtomicUsize as StdAtomicUsize, Ordering::SeqCst};
 use std::vec::Vec;
 
@@ -504,4 +505,62 @@ fn raw_push_and_pop_with_move_whole_slots() {
     );
     assert_eq!(rx.pop(), Some(*b"efgh"));
     assert_eq!(rx.pop_in_place(|_| panic!("called on an empty ring")), None);
+}
+
+#[test]
+fn read_chunk_commit_with_a_panicking_drop_drops_each_item_once() {
+    // Every place the panicking item can sit: first of the chunk, in the
+    // middle, last, and in the second run of a chunk that wraps.
+    for panicking in 0..4 {
+        let drops: [StdAtomicUsize; 4] = Default::default();
+        {
+            let mut ring = Ring::<PanicsOnDrop<'_>, 5>::new();
+            let (mut tx, mut rx) = ring.split();
+            // Positions at 3: the 4-item chunk is slots 3, 4, then 0, 1.
+            for _ in 0..3 {
+                assert!(tx.push(PanicsOnDrop::new(0, &drops, usize::MAX)).is_ok());
+                drop(rx.pop());
+            }
+            drops[0].store(0, SeqCst);
+            for id in 0..4 {
+                let item = PanicsOnDrop::new(id, &drops, panicking);
+                assert!(tx.push(item).is_ok());
+            }
+            let chunk = rx.read_chunk(4).unwrap();
+            expect_panic(|| chunk.commit_all());
+            // The committed items are gone from the ring: a pop must not hand
+            // out an item that was already dropped (forgotten here, so the
+            // failure reports it rather than dropping it a second time).
+            let again = rx.pop().map(|item| {
+                let id = item.id;
+                core::mem::forget(item);
+                id
+            });
+            assert_eq!(again, None, "panicking item {panicking}");
+            assert!(rx.is_empty());
+        }
+        assert_eq!(drop_counts(&drops), [1; 4], "panicking item {panicking}");
+    }
+}
+
+#[test]
+fn a_ring_whose_item_panics_in_drop_still_drops_the_others_once() {
+    for panicking in 0..4 {
+        let drops: [StdAtomicUsize; 4] = Default::default();
+        let mut ring = Ring::<PanicsOnDrop<'_>, 5>::new();
+        {
+            let (mut tx, mut rx) = ring.split();
+            // Positions at 3: the items sit in slots 3, 4, 0, 1.
+            for _ in 0..3 {
+                assert!(tx.push(PanicsOnDrop::new(0, &drops, usize::MAX)).is_ok());
+                drop(rx.pop());
+            }
+            drops[0].store(0, SeqCst);
+            for id in 0..4 {
+                assert!(tx.push(PanicsOnDrop::new(id, &drops, panicking)).is_ok());
+            }
+        }
+        expect_panic(move || drop(ring));
+        assert_eq!(drop_counts(&drops), [1; 4], "panicking item {panicking}");
+    }
 }

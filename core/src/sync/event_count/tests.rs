@@ -113,3 +113,37 @@ fn consumers_sleeping_on_an_event_count_get_every_item_once() {
     }
     assert!(seen.iter().all(|&n| n == 1), "every item exactly once");
 }
+
+#[test]
+fn a_panic_while_registered_does_not_leave_a_waiter_behind() {
+    // The caller's code runs while a wait is registered in two places: the
+    // attempt of `wait_until` (after `prepare_wait`) and the patience of
+    // `wait_with`. A panic in either must not leave the registration behind,
+    // or every later notify pays a bump and a wake-up call for nobody.
+    let ec = EventCount::new();
+    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        ec.wait_until(|| -> Option<()> {
+            if ec.waiters() > 0 {
+                panic!("attempt panics while registered");
+            }
+            None
+        })
+    }));
+    assert!(caught.is_err());
+    assert_eq!(ec.waiters(), 0, "wait_until's registration was left behind");
+
+    struct PanickingPatience;
+    impl Patience for PanickingPatience {
+        fn keep_waiting(&mut self) -> bool {
+            panic!("patience panics while registered")
+        }
+    }
+    let key = ec.prepare_wait();
+    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        ec.wait_with(key, PanickingPatience)
+    }));
+    assert!(caught.is_err());
+    assert_eq!(ec.waiters(), 0, "wait_with's registration was left behind");
+    ec.notify_all();
+    assert_eq!(ec.epoch.load(SeqCst), 0, "a notify for nobody bumped");
+}

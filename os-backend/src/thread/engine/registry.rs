@@ -25,7 +25,11 @@
 //!
 //! A worker that finds no job spins a little (with growing pauses: a poll
 //! reads the lines the spawners write, and polling flat out slows their
-//! pushes), then sleeps ([`Sleep`]); it does not yield (see [`SPIN_ROUNDS`]).
+//! pushes), then sleeps ([`Sleep`]); it does not yield (see [`SPIN_ROUNDS`]),
+//! except when a queue shows jobs it could not take: a thief that claimed a
+//! batch holds its ring until it has copied the batch out, and if that
+//! thief was preempted (a busy machine), spinning on the ring only keeps it
+//! from its CPU, and sleeping would wait for a wake-up nobody sends.
 //! A steady stream of tasks never pays for a wake-up system call; an idle
 //! pool burns no CPU.
 //!
@@ -173,6 +177,25 @@ pub(crate) enum Admission {
     Closed,
 }
 
+/// Why [`Registry::push_local`] gave a job back.
+pub(crate) enum NotPushed {
+    /// The calling thread's own ring is at the queue bound (a thief may be
+    /// copying out a batch it claimed, which holds its slots until done).
+    Full(Job),
+    /// The pool is closed, or the calling thread has no ring in it (every
+    /// guest ring is held by other threads).
+    NoRing(Job),
+}
+
+impl NotPushed {
+    /// The job given back.
+    pub(crate) fn into_job(self) -> Job {
+        match self {
+            NotPushed::Full(job) | NotPushed::NoRing(job) => job,
+        }
+    }
+}
+
 /// Why the workers did not all start (the builder reports it as a
 /// `PoolError`).
 #[derive(Debug)]
@@ -272,6 +295,11 @@ impl Registry {
         return super::forks::count() != self.forks_at_birth;
         #[cfg(loom)]
         false
+    }
+
+    /// The configured queue bound (each ring's and the injector's).
+    pub(crate) fn queue_bound(&self) -> usize {
+        self.queue_bound
     }
 
     /// The number of workers the pool was built with.
@@ -392,7 +420,7 @@ impl Registry {
     pub(crate) fn submit(self: &Arc<Self>, job: Job) -> Result<(), Job> {
         let job = match self.push_local(job) {
             Ok(()) => return Ok(()),
-            Err(job) => job,
+            Err(not_pushed) => not_pushed.into_job(),
         };
         match self.admit(true) {
             Admission::Queued => {
@@ -462,23 +490,24 @@ impl Registry {
 
     /// Pushes `job` onto the calling thread's own queue: its run queue if it
     /// is a worker, else its guest ring (see `Lease`). `Err` gives the job
-    /// back when the pool is closed, the thread has no ring here, or the ring
-    /// is at the queue bound; the caller then takes another path.
-    #[allow(clippy::result_large_err)] // the job is four words
-    pub(crate) fn push_local(self: &Arc<Self>, job: Job) -> Result<(), Job> {
+    /// back, saying whether the ring is at the queue bound ([`NotPushed::Full`])
+    /// or the pool is closed or the thread has no ring here
+    /// ([`NotPushed::NoRing`]); the caller then takes another path.
+    pub(crate) fn push_local(self: &Arc<Self>, job: Job) -> Result<(), NotPushed> {
         if self.closed.load(Relaxed) || self.is_foreign() {
-            return Err(job);
+            return Err(NotPushed::NoRing(job));
         }
         if let Some(index) = self.worker_index() {
             // A worker drains its own ring before it exits, so a push that
             // races `close` is run (or cancelled) by the worker itself.
             // SAFETY: only worker `index` (this thread) pushes to its ring.
-            unsafe { self.rings[index].push_unchecked(job, self.queue_bound) }?;
+            unsafe { self.rings[index].push_unchecked(job, self.queue_bound) }
+                .map_err(NotPushed::Full)?;
             self.sleep.notify_one();
             return Ok(());
         }
         let Some(slot) = self.guest_slot(true) else {
-            return Err(job);
+            return Err(NotPushed::NoRing(job));
         };
         let busy = &self.guest_busy[slot];
         busy.store(true, Relaxed);
@@ -487,7 +516,7 @@ impl Registry {
         // leases change hands with Release/Acquire.
         if let Err(job) = unsafe { ring.push_unchecked(job, self.queue_bound) } {
             busy.store(false, Release);
-            return Err(job);
+            return Err(NotPushed::Full(job));
         }
         // Its fence is also the holder's side of closing (module docs).
         self.sleep.notify_one();
@@ -811,6 +840,13 @@ impl Registry {
                 for _ in 0..2u32 << idle {
                     spin_loop();
                 }
+            } else if self.has_work() {
+                // Queued, yet not ours to take: a thief copying out a batch
+                // it claimed holds that ring, for a whole time slice if it
+                // was preempted (module docs). Give it the CPU, and look
+                // again without spinning.
+                yield_now();
+                idle = SPIN_ROUNDS - 1;
             } else {
                 self.sleep
                     .sleep(index, || self.has_work() || self.drained.load(Acquire));

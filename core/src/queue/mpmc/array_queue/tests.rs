@@ -1,4 +1,5 @@
 use super::*;
+use crate::queue::test_items::{PanicsOnDrop, drop_counts, expect_panic};
 use crate::sync::{Deadline, Spins};
 use core::sync::atomic::{AtomicUsize as StdAtomicUsize, Ordering::SeqCst};
 use std::vec;
@@ -101,7 +102,8 @@ fn positions_wrap_around_usize() {
     q.head.store(start, SeqCst);
     q.tail.store(start, SeqCst);
     for i in 0..q.capacity() {
-        q.slots.stamp(i).store(start + i, SeqCst);
+        // SAFETY: the test stages a state the algorithm can reach.
+        unsafe { q.slots.stamp(i) }.store(start + i, SeqCst);
     }
     let mut expected = 0;
     for i in 0..40u32 {
@@ -223,7 +225,8 @@ fn a_push_in_flight_at_the_head_is_busy_not_empty() {
         // SAFETY: the test plays the producer that owns the claim of position 0.
         unsafe { p.write(MaybeUninit::new(6)) }
     });
-    q.slots.stamp(0).store(1, SeqCst);
+    // SAFETY: the test stages a state the algorithm can reach.
+    unsafe { q.slots.stamp(0) }.store(1, SeqCst);
     assert_eq!(q.try_pop(), Ok(6));
     assert_eq!(q.pop(), Some(7));
     assert_eq!(q.try_pop(), Err(TryPopError::Empty));
@@ -241,7 +244,8 @@ fn pop_waits_for_a_push_in_flight_instead_of_reporting_empty() {
             // SAFETY: the test plays the producer that owns the claim.
             unsafe { p.write(MaybeUninit::new(5)) }
         });
-        q.slots.stamp(0).store(1, SeqCst);
+        // SAFETY: the test stages a state the algorithm can reach.
+        unsafe { q.slots.stamp(0) }.store(1, SeqCst);
         assert_eq!(consumer.join().unwrap(), Some(5));
     });
 }
@@ -263,7 +267,8 @@ fn a_pop_in_flight_at_the_next_slot_is_busy_not_full() {
         // SAFETY: the test plays the consumer that owns the claim of position 0.
         let value = q.slots.with_value(0, |p| unsafe { p.read().assume_init() });
         assert_eq!(value, 1);
-        q.slots.stamp(0).store(q.one_lap(), SeqCst);
+        // SAFETY: the test stages a state the algorithm can reach.
+        unsafe { q.slots.stamp(0) }.store(q.one_lap(), SeqCst);
         assert_eq!(
             producer.join().unwrap(),
             Ok(()),
@@ -466,4 +471,65 @@ fn slice_queue_stress_two_producers_two_consumers() {
     let mut storage = cells(5);
     let q = SliceArrayQueue::new(&mut storage).unwrap();
     crate::queue::mpmc::stress::stress(&q, 2, 2);
+}
+
+#[test]
+fn a_queue_whose_item_panics_in_drop_still_drops_the_others_once() {
+    for panicking in 0..4 {
+        let drops: [StdAtomicUsize; 4] = Default::default();
+        let q = ArrayQueue::<PanicsOnDrop<'_>, 5>::new();
+        // Positions at 3: the items sit in cells 3, 4, 0, 1.
+        for _ in 0..3 {
+            assert!(q.push(PanicsOnDrop::new(0, &drops, usize::MAX)).is_ok());
+            drop(q.pop());
+        }
+        drops[0].store(0, SeqCst);
+        for id in 0..4 {
+            assert!(q.push(PanicsOnDrop::new(id, &drops, panicking)).is_ok());
+        }
+        expect_panic(move || drop(q));
+        assert_eq!(drop_counts(&drops), [1; 4], "panicking item {panicking}");
+    }
+}
+
+#[test]
+fn a_panicking_pop_in_place_releases_its_slot() {
+    // `read` is the caller's code and may panic. Its slot must be released all
+    // the same, or the push that comes round to that slot finds it still in
+    // flight: `try_push` says `Busy` and `push` waits for good.
+    let q = ArrayQueue::<u32, 3>::new();
+    for round in 0..4u32 {
+        q.push(round).unwrap();
+        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            q.pop_in_place(|_| panic!("read panics"), Spins(0))
+        }));
+        assert!(caught.is_err());
+        assert!(q.is_empty(), "the item was taken (and forgotten)");
+        // Fill every slot, the panicked one included, then drain in order.
+        for i in 0..3 {
+            assert_eq!(q.try_push(i), Ok(()), "round {round}, push {i}");
+        }
+        for i in 0..3 {
+            assert_eq!(q.try_pop(), Ok(i), "round {round}, pop {i}");
+        }
+    }
+}
+
+#[test]
+fn a_push_from_inside_pop_in_place_finds_the_slot_in_flight() {
+    // `read` runs with its slot claimed. A push that comes round to that slot
+    // finds a pop in flight there: `try_push` says `Busy` (where `push` would
+    // wait for the very pop that called it).
+    let q = ArrayQueue::<u32, 1>::new();
+    q.push(1).unwrap();
+    let got = q.pop_in_place(
+        |slot| {
+            assert_eq!(q.try_push(2), Err(TryPushError::Busy(2)));
+            // SAFETY: `read` runs on an initialized, published slot.
+            unsafe { (*slot).assume_init_read() }
+        },
+        Spins(0),
+    );
+    assert_eq!(got, Ok(1));
+    assert_eq!(q.try_push(2), Ok(()), "released once read returned");
 }

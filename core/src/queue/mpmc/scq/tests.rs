@@ -2,6 +2,7 @@ use super::*;
 use crate::primitive::AtomicUsize;
 use crate::queue::CapacityError;
 use crate::queue::mpmc::stress::{PER_PRODUCER, stress};
+use crate::queue::test_items::{PanicsOnDrop, drop_counts, expect_panic};
 use core::sync::atomic::{AtomicUsize as StdAtomicUsize, Ordering::SeqCst};
 use std::vec::Vec;
 
@@ -290,4 +291,44 @@ fn linearizable_pop_after_own_push_finds_an_item() {
 fn linearizable_push_after_own_pop_finds_room() {
     pop_then_push_always_finds_room(&ScqQueue::<usize, 4>::new(), 4, 2);
     pop_then_push_always_finds_room(&ScqQueue::<usize, 4>::new(), 4, 4);
+}
+
+#[test]
+fn a_queue_whose_item_panics_in_drop_still_drops_the_others_once() {
+    for panicking in 0..4 {
+        let drops: [StdAtomicUsize; 4] = Default::default();
+        let q = ScqQueue::<PanicsOnDrop<'_>, 4>::new();
+        for _ in 0..3 {
+            assert!(q.push(PanicsOnDrop::new(0, &drops, usize::MAX)).is_ok());
+            drop(q.pop());
+        }
+        drops[0].store(0, SeqCst);
+        for id in 0..4 {
+            assert!(q.push(PanicsOnDrop::new(id, &drops, panicking)).is_ok());
+        }
+        expect_panic(move || drop(q));
+        assert_eq!(drop_counts(&drops), [1; 4], "panicking item {panicking}");
+    }
+}
+
+#[test]
+fn a_panicking_pop_in_place_gives_its_slot_back() {
+    // `read` is the caller's code and may panic. Its slot must go back to the
+    // free ring all the same, or every such panic costs the queue a slot for
+    // good, until it takes nothing.
+    let q = ScqQueue::<u32, 2>::new();
+    for round in 0..4u32 {
+        q.push(round).unwrap();
+        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            q.pop_in_place(|_| panic!("read panics"))
+        }));
+        assert!(caught.is_err());
+        assert_eq!(q.pop(), None, "the item was taken (and forgotten)");
+        for i in 0..2 {
+            assert_eq!(q.push(i), Ok(()), "round {round}, push {i}");
+        }
+        for i in 0..2 {
+            assert_eq!(q.pop(), Some(i), "round {round}, pop {i}");
+        }
+    }
 }
