@@ -219,7 +219,7 @@ impl<T, L: Liveness, P: Park> RobustGuard<'_, T, L, P> {
     }
 
     /// Marks the data consistent again.
-    pub(super) fn mark_consistent(&self) {
+    pub(super) fn set_consistent(&self) {
         // SAFETY: the guard proves the lock is held.
         unsafe { self.mutex.raw.mark_consistent() }
     }

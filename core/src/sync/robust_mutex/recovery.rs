@@ -21,8 +21,9 @@ use crate::sync::{Liveness, Park, SpinPark};
 ///
 /// Derefs to the data only if `T` is [`TearSafe`]. Either way it turns into a
 /// [`RobustGuard`] once the data is known good: by
-/// [`reset`](Self::reset) (any `T`) or [`mark_consistent`](Self::mark_consistent)
-/// (`T: TearSafe`). Dropped without either, it unlocks and the lock becomes
+/// [`reset`](Self::reset) (any `T`), [`mark_consistent`](Self::mark_consistent)
+/// (`T: TearSafe`), or the `unsafe`
+/// [`mark_consistent_unchecked`](Self::mark_consistent_unchecked). Dropped without either, it unlocks and the lock becomes
 /// unrecoverable ([`RobustError::NotRecoverable`](super::RobustError::NotRecoverable)).
 /// Not `Send`, like [`RobustGuard`]. Its functions are associated functions,
 /// so they cannot shadow a method of `T`.
@@ -86,7 +87,70 @@ impl<'a, T, L: Liveness, P: Park> RecoveryGuard<'a, T, L, P> {
         // `write` stores `value` without reading or dropping the old bytes,
         // which may be no valid `T`.
         unsafe { guard.guard.data_ptr().write(value) };
-        guard.guard.mark_consistent();
+        guard.guard.set_consistent();
+        guard.guard
+    }
+
+    /// Marks the data consistent without looking at it, for a type that is
+    /// not [`TearSafe`] but whose writers keep it valid across a death by
+    /// their own protocol (writing a spare copy, then flipping an index to
+    /// it, say). Returns the ordinary guard.
+    ///
+    /// # Safety
+    ///
+    /// Whatever the dead holder (and any holder before it) had done when it
+    /// died, the data must be a valid `T` that meets every invariant of `T`'s
+    /// own `unsafe` code.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # use std::cell::Cell;
+    /// use std::mem::MaybeUninit;
+    /// use std::sync::atomic::{AtomicU32, Ordering};
+    /// use ply_core::sync::{
+    ///     Liveness, RecoveryGuard, RobustError, RobustGuard, RobustMutex, SpinPark,
+    /// };
+    /// # struct Toy;
+    /// # std::thread_local!(static ME: Cell<u32> = const { Cell::new(1) });
+    /// # // SAFETY: tokens 1 and 2, owner 2 reported dead only after its thread returned.
+    /// # unsafe impl Liveness for Toy {
+    /// #     fn current(&self) -> u32 { ME.with(Cell::get) }
+    /// #     fn is_alive(&self, token: u32) -> bool { token != 2 }
+    /// # }
+    ///
+    /// /// `copies[current]` is whole: a writer fills the other copy, then flips.
+    /// struct Flip { current: AtomicU32, copies: [MaybeUninit<char>; 2] }
+    ///
+    /// fn set(f: &mut Flip, c: char) {
+    ///     let next = (f.current.load(Ordering::Relaxed) & 1) ^ 1;
+    ///     f.copies[next as usize].write(c);
+    ///     f.current.store(next, Ordering::Release); // after the copy is whole
+    /// }
+    ///
+    /// let lock = RobustMutex::new(
+    ///     Flip { current: AtomicU32::new(0), copies: [MaybeUninit::new('a'); 2] },
+    ///     Toy,
+    ///     SpinPark,
+    /// );
+    /// std::thread::scope(|s| {
+    ///     s.spawn(|| {
+    ///         ME.with(|me| me.set(2));
+    ///         std::mem::forget(lock.lock().unwrap()); // dies holding the lock
+    ///     });
+    /// });
+    /// let Err(RobustError::OwnerDied(recovery)) = lock.lock() else { panic!() };
+    /// // SAFETY: `current` is one atomic store, made only once its copy was
+    /// // whole, and the other copy is never read: the data is valid.
+    /// let mut g: RobustGuard<'_, Flip, Toy> =
+    ///     unsafe { RecoveryGuard::mark_consistent_unchecked(recovery) };
+    /// set(&mut g, 'b');
+    /// let current = g.current.load(Ordering::Relaxed) as usize & 1;
+    /// // SAFETY: the current copy is initialized (see `Flip`).
+    /// assert_eq!(unsafe { g.copies[current].assume_init() }, 'b');
+    /// ```
+    pub unsafe fn mark_consistent_unchecked(guard: Self) -> RobustGuard<'a, T, L, P> {
+        guard.guard.set_consistent();
         guard.guard
     }
 }
@@ -99,7 +163,7 @@ impl<'a, T: TearSafe, L: Liveness, P: Park> RecoveryGuard<'a, T, L, P> {
     ///
     /// See [`RobustMutex`](super::RobustMutex).
     pub fn mark_consistent(guard: Self) -> RobustGuard<'a, T, L, P> {
-        guard.guard.mark_consistent();
+        guard.guard.set_consistent();
         guard.guard
     }
 }
