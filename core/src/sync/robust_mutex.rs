@@ -333,7 +333,34 @@ impl<L: Liveness, P: Park> RawRobustMutex<L, P> {
     ///
     /// # Example
     ///
-    /// See [`RobustGuard::mark_consistent`].
+    /// ```
+    /// use std::cell::Cell;
+    /// use ply_core::sync::{Liveness, RawRobustMutex, RobustError, SpinPark};
+    ///
+    /// struct Toy;
+    /// std::thread_local!(static ME: Cell<u32> = const { Cell::new(1) });
+    /// // SAFETY: tokens 1 and 2, non-zero, < 2^31; owner 2 is reported dead
+    /// // only after its thread has returned.
+    /// unsafe impl Liveness for Toy {
+    ///     fn current(&self) -> u32 { ME.with(Cell::get) }
+    ///     fn is_alive(&self, token: u32) -> bool { token != 2 }
+    /// }
+    ///
+    /// let raw = RawRobustMutex::new(Toy, SpinPark);
+    /// std::thread::scope(|s| {
+    ///     s.spawn(|| {
+    ///         ME.with(|me| me.set(2));
+    ///         raw.lock().unwrap(); // and the thread ends holding it
+    ///     });
+    /// });
+    /// assert_eq!(raw.lock(), Err(RobustError::OwnerDied(())));
+    /// // SAFETY: the lock is held (taken over just above).
+    /// unsafe {
+    ///     raw.mark_consistent();
+    ///     raw.unlock();
+    /// }
+    /// assert_eq!(raw.lock(), Ok(()));
+    /// ```
     pub unsafe fn mark_consistent(&self) {
         // Only the holder writes the state; unlock's Release publishes it.
         self.state.store(CONSISTENT, Ordering::Relaxed);
