@@ -533,11 +533,12 @@ impl ChildPeakSampler {
     fn start() -> ChildPeakSampler {
         let (stop, stopped) = std::sync::mpsc::channel::<()>();
         let thread = std::thread::spawn(move || {
-            let me = std::process::id();
+            let me = std::process::id() as i32;
             let mut peak = 0;
             loop {
-                for child in crate::mem::children(me) {
-                    peak = peak.max(crate::mem::status_field_kib(child, "VmHWM:").unwrap_or(0));
+                for child in ply_os::fork::children_of(me) {
+                    let hwm = crate::mem::status_field_kib(child as u32, "VmHWM:");
+                    peak = peak.max(hwm.unwrap_or(0));
                 }
                 match stopped.recv_timeout(Duration::from_millis(20)) {
                     Err(std::sync::mpsc::RecvTimeoutError::Timeout) => continue,

@@ -12,11 +12,13 @@
 //! replaces a killed worker), kills every child process with `SIGKILL`
 //! (forked workers, a process pool's fork server and then that server's
 //! workers, which come to this process as it is made a subreaper) and reaps
-//! each one, however long a loaded machine takes to end them
+//! each one, waiting up to `FORKS_SETTLE` for them to end
 //! ([`ply_os::fork::end_children`]), removes the registered temporary
 //! paths, prints one line and calls `_exit`. So every command stops soon
 //! after its grace period and leaves nothing behind: no child, not even a
-//! zombie for a subreaper to inherit.
+//! zombie for a subreaper to inherit. A child the kernel does not let end
+//! in time (uninterruptible sleep in a dead mount) is named in that line
+//! rather than holding the exit forever.
 //!
 //! `ply run` handles the same signals itself, in its event loop.
 
@@ -112,18 +114,26 @@ impl Drop for TempPath {
 }
 
 /// How long forks in progress may take to finish once forking has stopped
-/// (each is a system call or two; this is for a thread stopped mid-fork).
+/// (each is a system call or two; this is for a thread stopped mid-fork),
+/// and then how long the killed children may take to be reaped (a child in
+/// uninterruptible sleep is named in the last line instead).
 const FORKS_SETTLE: Duration = Duration::from_secs(5);
 
 /// Kills and reaps every child, removes the registered paths, says so and
 /// exits with 128 + `sig`.
 fn force_exit(sig: i32) -> ! {
-    ply_os::fork::end_children(FORKS_SETTLE);
-    // Children are gone: none can write into the paths while they go.
+    let ended = ply_os::fork::end_children(FORKS_SETTLE);
+    // Children are gone (or killed, if not reaped): none can write into the
+    // paths while they go.
     for path in TEMP_PATHS.lock().iter() {
         let _ = std::fs::remove_dir_all(path).or_else(|_| std::fs::remove_file(path));
     }
-    crate::out::error_line("interrupted; temporary files removed and child processes reaped");
+    match ended {
+        Ok(()) => crate::out::error_line(
+            "interrupted; temporary files removed and child processes reaped",
+        ),
+        Err(e) => crate::out::error_line(&format!("interrupted; temporary files removed; {e}")),
+    }
     // SAFETY: _exit ends the process at once; skipping destructors is the
     // point (other threads may be mid-computation holding locks).
     unsafe { libc::_exit(i32::from(code_for(sig))) }

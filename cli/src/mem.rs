@@ -23,19 +23,3 @@ pub fn status_field_kib(pid: u32, field: &str) -> Option<u64> {
 pub fn pss_kib(pid: u32) -> Option<u64> {
     proc_field_kib(&format!("/proc/{pid}/smaps_rollup"), "Pss:")
 }
-
-/// The direct children of `pid` (from `/proc/<pid>/task/*/children`).
-pub fn children(pid: u32) -> Vec<u32> {
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return Vec::new();
-    };
-    tasks
-        .flatten()
-        .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
-        .flat_map(|list| {
-            list.split_whitespace()
-                .filter_map(|p| p.parse().ok())
-                .collect::<Vec<u32>>()
-        })
-        .collect()
-}

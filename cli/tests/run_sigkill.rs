@@ -89,15 +89,7 @@ impl Arena {
 
     /// The cgroup directories (`ply-<pid>-<n>`) ply process `pid` left.
     fn left_by(&self, pid: u32) -> Vec<String> {
-        std::fs::read_dir(&self.0)
-            .map(|entries| {
-                entries
-                    .flatten()
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .filter(|n| n.starts_with(&format!("ply-{pid}-")))
-                    .collect()
-            })
-            .unwrap_or_default()
+        cgroups_left_in(&self.0, pid)
     }
 
     /// Kills everything in the cgroup and removes every directory in it

@@ -6,7 +6,11 @@
 //! kernel for `SIGKILL` when its parent dies (`PR_SET_PDEATHSIG`), so it
 //! cannot outlive the parent as an orphan. The returned [`ForkedChild`] reaps
 //! the child when waited on, and if dropped un-waited kills it with `SIGKILL`
-//! and reaps it, so no zombie is left either way. It also holds a pidfd
+//! and reaps it, so no zombie is left either way. (A killed child the
+//! kernel does not let end within a few seconds, in uninterruptible sleep
+//! or traced by another process, is handed to a background thread that
+//! reaps it when it can, so a drop never waits without a deadline: see
+//! `fork/late.rs`.) It also holds a pidfd
 //! (Linux 5.3+), which becomes readable when the child ends, so a supervisor
 //! can wait for many children and sockets in one `poll`.
 //!
@@ -96,13 +100,17 @@
 //! has no value for those), and rustix is also the crate ply uses for pidfds.
 
 mod child;
+mod children;
 mod end;
+mod late;
 mod locks;
 mod scope;
 
 use child::Child;
+pub use children::children_of;
+pub(crate) use children::own_children;
 pub(crate) use end::ForkPermit;
-pub use end::{end_children, stop_forking};
+pub use end::{EndChildrenError, end_children, stop_forking};
 pub(crate) use locks::{ForkLocks, other_threads};
 pub use scope::{Scope, ScopedChild, scope};
 
@@ -286,7 +294,9 @@ pub fn signal_name(sig: Signal) -> Cow<'static, str> {
     }
 }
 
-/// A forked child that has not been reaped yet. Dropping it kills and reaps it.
+/// A forked child that has not been reaped yet. Dropping it kills and reaps
+/// it (a child still not ended 5 s after `SIGKILL` is reaped by a
+/// background thread once the kernel lets it end, not by the drop).
 ///
 /// # Example
 ///
@@ -549,7 +559,7 @@ impl AsFd for ForkedChild {
 
 impl Drop for ForkedChild {
     fn drop(&mut self) {
-        self.child.kill_and_reap();
+        self.child.kill_and_reap_or_hand_over();
     }
 }
 

@@ -99,6 +99,8 @@ pub mod park;
 pub mod process;
 #[cfg(not(loom))]
 pub mod shm;
+#[cfg(test)]
+mod test_support;
 pub mod thread;
 
 /// serde, re-exported with its derive macros: derive `Serialize` and

@@ -200,10 +200,7 @@ mod tests {
     use ply_core::sync::{Event, Semaphore};
     use std::time::{Duration, Instant};
 
-    fn state_of(pid: i32) -> Option<char> {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-        stat.rsplit_once(')')?.1.trim_start().chars().next()
-    }
+    use crate::test_support::process_state as state_of;
 
     #[test]
     fn a_waiting_process_sleeps_until_released() {

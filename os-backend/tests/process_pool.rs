@@ -14,7 +14,7 @@ use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{assert_no_descendants, descendants, serial, watchdog};
+use common::{Fifo, assert_no_descendants, descendants, serial, watchdog};
 
 use ply_os::fork::Signal;
 use ply_os::process::{Failure, PoolTaskError, ProcessPoolBuilder, Retry};
@@ -296,40 +296,6 @@ fn dropping_a_pool_that_never_ran_a_task_does_not_wait_on_its_workers() {
             start.elapsed()
         );
         assert_no_descendants();
-    }
-}
-
-/// A named pipe a task's handler blocks on (opening it for reading) until
-/// the test releases it; removed on drop.
-struct Fifo(std::path::PathBuf);
-
-impl Fifo {
-    fn new(name: &str) -> Fifo {
-        let path = std::env::temp_dir().join(format!("ply-{name}-{}", std::process::id()));
-        let c_path = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
-        // SAFETY: `c_path` is a valid NUL-terminated string for the call.
-        assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0, "mkfifo");
-        Fifo(path)
-    }
-
-    fn path(&self) -> String {
-        self.0.to_str().unwrap().to_owned()
-    }
-
-    /// Lets the blocked reader finish: it sees end-of-file.
-    fn release(&self) {
-        drop(
-            std::fs::OpenOptions::new()
-                .write(true)
-                .open(&self.0)
-                .unwrap(),
-        );
-    }
-}
-
-impl Drop for Fifo {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
     }
 }
 

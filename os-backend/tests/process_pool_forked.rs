@@ -17,7 +17,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{assert_no_descendants, serial, watchdog};
+use common::{Fifo, assert_no_descendants, serial, watchdog};
 use ply_os::fork::{ChildExit, fork_child};
 use ply_os::process::{PoolTaskError, ProcessPool, ProcessPoolBuilder, TaskHandle, as_completed};
 
@@ -31,39 +31,6 @@ fn handler((fifo, value): Req) -> u64 {
         let _ = std::fs::read(fifo);
     }
     value
-}
-
-/// A named pipe a task blocks on until the test releases it; removed on drop.
-struct Fifo(std::path::PathBuf);
-
-impl Fifo {
-    fn new(name: &str) -> Fifo {
-        let path = std::env::temp_dir().join(format!("ply-{name}-{}", std::process::id()));
-        let c_path = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
-        // SAFETY: `c_path` is a valid NUL-terminated string for the call.
-        assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0, "mkfifo");
-        Fifo(path)
-    }
-
-    fn path(&self) -> String {
-        self.0.to_str().unwrap().to_owned()
-    }
-
-    /// Lets the blocked reader finish (it sees end-of-file).
-    fn release(&self) {
-        drop(
-            std::fs::OpenOptions::new()
-                .write(true)
-                .open(&self.0)
-                .unwrap(),
-        );
-    }
-}
-
-impl Drop for Fifo {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
 }
 
 fn pool(workers: usize) -> Arc<Pool> {

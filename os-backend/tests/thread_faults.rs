@@ -16,7 +16,9 @@ use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::mpsc::channel;
 use std::time::Duration;
 
-use ply_os::thread::{TaskError, TaskHandle, ThreadPool, TrySubmitError, as_completed};
+use ply_os::thread::{
+    SubmitError, TaskError, TaskHandle, ThreadPool, TrySubmitError, as_completed,
+};
 use support::{Bomb, Gate, all_workers_serve, panics, pool, wait_for, watchdog};
 
 const NON_STRING: &str = "(panic payload is not a string)";
@@ -629,4 +631,100 @@ fn a_pool_full_of_failing_tasks_keeps_serving() {
 
 fn d_add(counter: &AtomicUsize, n: usize) {
     counter.fetch_add(n, SeqCst);
+}
+
+/// Whether thread `tid` of this process is blocked in `futex` (asleep on a
+/// ply-core wait, here the full queue's semaphore).
+fn in_futex_wait(tid: i32) -> bool {
+    let syscall = std::fs::read_to_string(format!("/proc/self/task/{tid}/syscall"));
+    let number = syscall
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<i64>().ok());
+    number == Some(libc::SYS_futex)
+}
+
+/// Every worker stuck, the queue full, a submitter asleep waiting for a
+/// place (`submit_timeout` with a deadline an hour off, or `submit`, with
+/// none, once its thread's own ring is full too): another thread shutting
+/// the pool down ends that wait at once with the shutdown error. No place
+/// would ever free up: a wait that noticed the shutdown only then held the
+/// submitter, and `shutdown` (which waits for submitters in flight), until
+/// its deadline or for ever. Every task accepted runs once.
+#[test]
+fn a_submitter_waiting_on_stuck_workers_sees_the_shutdown() {
+    let _dog = watchdog("submitter under shutdown", Duration::from_secs(120));
+    for blocking in [false, true] {
+        let pool = Arc::new(
+            ThreadPool::builder()
+                .workers(2)
+                .queue_bound(1)
+                .build()
+                .unwrap(),
+        );
+        let gate = Gate::new();
+        let started = Arc::new(AtomicUsize::new(0));
+        let stuck: Vec<TaskHandle<()>> = (0..2)
+            .map(|_| {
+                let (gate, started) = (gate.clone(), Arc::clone(&started));
+                pool.submit(move || {
+                    started.fetch_add(1, SeqCst);
+                    gate.wait();
+                })
+                .unwrap()
+            })
+            .collect();
+        wait_for("both workers stuck", || started.load(SeqCst) == 2);
+        let queued = pool
+            .try_submit(|| 1)
+            .unwrap_or_else(|_| panic!("the queue has room for one"));
+        let (accepted, ran) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let (tid_tx, tid) = channel();
+        let (outcome_tx, outcome) = channel();
+        let waiter = {
+            let (pool, accepted, ran) =
+                (Arc::clone(&pool), Arc::clone(&accepted), Arc::clone(&ran));
+            std::thread::spawn(move || {
+                // SAFETY: gettid has no preconditions.
+                tid_tx.send(unsafe { libc::gettid() }).unwrap();
+                let shut_down = if blocking {
+                    // Fills this thread's ring, then waits for the queue.
+                    loop {
+                        let ran = Arc::clone(&ran);
+                        match pool.submit(move || {
+                            ran.fetch_add(1, SeqCst);
+                        }) {
+                            Ok(_) => {
+                                accepted.fetch_add(1, SeqCst);
+                            }
+                            Err(e) => break e == SubmitError::ShutDown,
+                        }
+                    }
+                } else {
+                    let waited = pool.submit_timeout(|| (), Duration::from_secs(3600));
+                    matches!(waited, Err(TrySubmitError::ShutDown(_)))
+                };
+                outcome_tx.send(shut_down).unwrap();
+            })
+        };
+        let tid = tid.recv().unwrap();
+        wait_for("the submitter asleep on the full queue", || {
+            in_futex_wait(tid)
+        });
+        let closer = {
+            let pool = Arc::clone(&pool);
+            std::thread::spawn(move || pool.shutdown())
+        };
+        // The watchdog on the outcome: a wait that does not see the
+        // shutdown fails here, and is then freed by opening the gate.
+        let outcome = outcome.recv_timeout(Duration::from_secs(20));
+        gate.open();
+        waiter.join().unwrap();
+        closer.join().unwrap();
+        assert_eq!(outcome, Ok(true), "blocking submit: {blocking}");
+        for task in stuck {
+            assert_eq!(task.join(), Ok(()));
+        }
+        assert_eq!(queued.join(), Ok(1)); // queued before the shutdown: run
+        assert_eq!(ran.load(SeqCst), accepted.load(SeqCst));
+    }
 }

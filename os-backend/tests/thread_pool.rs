@@ -488,6 +488,50 @@ fn many_scopes_at_once_run_every_spawn_and_child_exactly_once() {
 }
 
 #[test]
+fn a_spawner_whose_ring_is_full_runs_its_spawns_itself_each_exactly_once() {
+    let _dog = watchdog(
+        "a_spawner_whose_ring_is_full_runs_its_spawns_itself_each_exactly_once",
+        Duration::from_secs(120),
+    );
+    // The only worker is held, so the spawner's ring (4 places) fills: every
+    // later spawn runs on the spawning thread (the first after each look at
+    // the full ring counted, the next few on credit), not in the injector.
+    let pool = ThreadPool::builder()
+        .workers(1)
+        .queue_bound(4)
+        .build()
+        .unwrap();
+    const N: usize = 2_000;
+    let runs: Vec<AtomicUsize> = (0..N).map(|_| AtomicUsize::new(0)).collect();
+    let on_spawner = AtomicUsize::new(0);
+    let me = std::thread::current().id();
+    let (started_tx, started) = mpsc::channel::<()>();
+    let (release, released) = mpsc::channel::<()>();
+    pool.scope(|s| {
+        s.spawn(move || {
+            started_tx.send(()).unwrap();
+            released
+                .recv_timeout(Duration::from_secs(60))
+                .expect("released");
+        });
+        started.recv().unwrap();
+        for i in 0..N {
+            let (runs, on_spawner) = (&runs, &on_spawner);
+            s.spawn(move || {
+                runs[i].fetch_add(1, SeqCst);
+                if std::thread::current().id() == me {
+                    on_spawner.fetch_add(1, SeqCst);
+                }
+            });
+        }
+        release.send(()).unwrap();
+    });
+    assert!(runs.iter().all(|r| r.load(SeqCst) == 1), "each ran once");
+    // At most the ring's 4 were left for the worker.
+    assert!(on_spawner.load(SeqCst) >= N - 4, "{on_spawner:?}");
+}
+
+#[test]
 fn a_task_blocked_on_a_later_sibling_does_not_deadlock() {
     let _dog = watchdog(
         "a_task_blocked_on_a_later_sibling_does_not_deadlock",

@@ -235,11 +235,14 @@ pub fn own_cgroup_dir() -> Option<std::path::PathBuf> {
     Some(std::path::Path::new(mount).join(path.trim_start_matches('/')))
 }
 
-/// The cgroup directories (`ply-<pid>-<n>`) ply process `pid` left.
+/// The cgroup directories (`ply-<pid>-<n>`) ply process `pid` left in this
+/// test process's own cgroup.
 pub fn cgroups_left_by(pid: u32) -> Vec<String> {
-    let Some(dir) = own_cgroup_dir() else {
-        return Vec::new();
-    };
+    own_cgroup_dir().map_or_else(Vec::new, |dir| cgroups_left_in(&dir, pid))
+}
+
+/// The cgroup directories (`ply-<pid>-<n>`) ply process `pid` left in `dir`.
+pub fn cgroups_left_in(dir: &std::path::Path, pid: u32) -> Vec<String> {
     std::fs::read_dir(dir)
         .map(|entries| {
             entries

@@ -15,6 +15,11 @@ use std::time::{Duration, Instant};
 
 use super::{ChildExit, Signal};
 
+/// How long dropping a [`ForkedChild`](super::ForkedChild) waits for the
+/// killed child to end before the late reaper takes over (`late.rs`): far
+/// longer than a `SIGKILL`ed process takes to end on a loaded machine.
+const REAP_PATIENCE: Duration = Duration::from_secs(5);
+
 /// One child of this process, reaped at most once.
 #[derive(Debug)]
 pub(super) struct Child {
@@ -104,7 +109,10 @@ impl Child {
         }
     }
 
-    /// Kills (`SIGKILL`) and reaps the child unless it was reaped already.
+    /// Kills (`SIGKILL`) and reaps the child unless it was reaped already,
+    /// however long the kernel takes to end it: for a scope's children,
+    /// which borrow from the caller's stack and must be gone before it
+    /// returns.
     pub(super) fn kill_and_reap(&self) {
         let mut reaped = self.reaped();
         if !*reaped {
@@ -114,8 +122,48 @@ impl Child {
         }
     }
 
-    /// Waits until the pidfd is readable (the child ended) or `timeout` passes.
-    fn poll(&self, timeout: Option<Duration>) -> io::Result<()> {
+    /// Kills (`SIGKILL`) and reaps the child unless it was reaped already;
+    /// if it has not ended within [`REAP_PATIENCE`] (uninterruptible sleep,
+    /// a traced zombie), hands it to the late reaper (`late.rs`) and
+    /// returns: for a child that owns what it uses (`ForkedChild`).
+    pub(super) fn kill_and_reap_or_hand_over(&self) {
+        let mut reaped = self.reaped();
+        if *reaped {
+            return;
+        }
+        let _ = rustix::process::pidfd_send_signal(&self.pidfd, Signal::KILL);
+        let deadline = Instant::now() + REAP_PATIENCE;
+        let mut readable = false;
+        loop {
+            match Self::waitpid_locked(self.pid, &mut reaped, libc::WNOHANG) {
+                Ok(None) => {}
+                Ok(Some(_)) | Err(_) => return,
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            let slice = left.min(Duration::from_millis(10));
+            if readable {
+                // Ended but not reapable (a traced zombie): its pidfd stays
+                // readable, so this sleeps instead of spinning.
+                std::thread::sleep(slice);
+            }
+            readable = matches!(self.poll(Some(slice)), Ok(true));
+        }
+        match self.pidfd.try_clone() {
+            Ok(pidfd) => {
+                *reaped = true; // the late reaper's now, by pidfd
+                super::late::reap_later(pidfd);
+            }
+            // No descriptor to hand over: wait, as a scope does.
+            Err(_) => drop(Self::waitpid_locked(self.pid, &mut reaped, 0)),
+        }
+    }
+
+    /// Waits until the pidfd is readable (the child ended) or `timeout`
+    /// passes; whether it is readable.
+    fn poll(&self, timeout: Option<Duration>) -> io::Result<bool> {
         let mut fds = [rustix::event::PollFd::new(
             &self.pidfd,
             rustix::event::PollFlags::IN,
@@ -125,7 +173,8 @@ impl Child {
             .transpose()
             .map_err(|_| io::Error::other("timeout out of range"))?;
         match rustix::event::poll(&mut fds, left.as_ref()) {
-            Ok(_) | Err(rustix::io::Errno::INTR) => Ok(()),
+            Ok(ready) => Ok(ready > 0),
+            Err(rustix::io::Errno::INTR) => Ok(false),
             Err(e) => Err(e.into()),
         }
     }

@@ -16,11 +16,16 @@
 //!   the nearest subreaper or init, unreaped. [`end_children`] makes this
 //!   process a subreaper (`PR_SET_CHILD_SUBREAPER`) first, so they come to
 //!   it, and are killed and reaped with the rest.
-//! - A deadline on the reaping. A child killed with `SIGKILL` ends without
-//!   its cooperation (it cannot catch, block or ignore the signal), but on a
-//!   loaded machine it may take a while to be scheduled and torn down, and
-//!   exiting before it is reaped leaves it behind. [`end_children`] reaps
-//!   every child it killed, however long that takes.
+//! - A child that cannot be reaped. A child killed with `SIGKILL` ends
+//!   without its cooperation (it cannot catch, block or ignore the signal),
+//!   but not always soon: on a loaded machine it waits to be scheduled and
+//!   torn down, and in uninterruptible sleep (a read from a dead FUSE or NFS
+//!   mount) it does not end until the kernel lets it. A zombie traced by
+//!   another process is not this process's to reap until the tracer has
+//!   waited for it. [`end_children`] waits for its children's pidfds
+//!   (`poll`) until a deadline, then returns the pids it could not reap
+//!   ([`EndChildrenError::Unreaped`]) instead of holding the caller's exit
+//!   forever.
 //!
 //! The gate is one atomic word: the low bits count forks in progress, the
 //! top bit says forking has stopped. A fork enters with one `fetch_add`,
@@ -51,6 +56,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use rustix::process::{Pid, PidfdFlags, Signal, WaitId, WaitIdOptions};
+
+use super::children::own_children;
 
 /// The top bit: forking has stopped.
 const STOPPED: usize = 1 << (usize::BITS - 1);
@@ -125,17 +132,91 @@ pub fn stop_forking(limit: Duration) -> bool {
     true
 }
 
+/// What [`end_children`] could not finish by its deadline.
+///
+/// # Example
+///
+/// ```
+/// use ply_os::fork::EndChildrenError;
+///
+/// let err = EndChildrenError::Unreaped { pids: vec![4242] };
+/// assert_eq!(
+///     err.to_string(),
+///     "1 child process killed but not reaped in time (pids 4242)"
+/// );
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum EndChildrenError {
+    /// These children were sent `SIGKILL` but could not be reaped by the
+    /// deadline: still ending (uninterruptible sleep, a loaded machine), or
+    /// a zombie only its tracer may reap. Left to whoever inherits them.
+    Unreaped {
+        /// Their process ids, in the order they were found.
+        pids: Vec<i32>,
+    },
+    /// Every child found was killed and reaped, but a fork through ply was
+    /// still in progress when forking stopped (a thread stopped mid-fork):
+    /// the child it makes, if it makes one, was not.
+    StillForking,
+}
+
+impl std::fmt::Display for EndChildrenError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            EndChildrenError::Unreaped { pids } => {
+                let list: Vec<String> = pids.iter().map(i32::to_string).collect();
+                let plural = if pids.len() == 1 { "" } else { "es" };
+                write!(
+                    f,
+                    "{} child process{plural} killed but not reaped in time (pids {})",
+                    pids.len(),
+                    list.join(", ")
+                )
+            }
+            EndChildrenError::StillForking => {
+                f.write_str("a fork was still in progress when forking stopped")
+            }
+        }
+    }
+}
+
+impl std::error::Error for EndChildrenError {}
+
+/// How long one wait for the children's pidfds lasts at most, so that a
+/// child that is a zombie but not reapable yet (its pidfd is readable at
+/// once) is looked at again without a busy loop.
+const REAP_TICK: Duration = Duration::from_millis(20);
+
+/// A child killed by [`end_children`], not reaped yet.
+struct Killed {
+    pid: i32,
+    pidfd: OwnedFd,
+    /// Its pidfd was readable (it has ended) but it could not be reaped: a
+    /// traced zombie. Left out of the `poll`, which would return at once.
+    ended: bool,
+}
+
 /// Stops ply's forks ([`stop_forking`], waiting up to `limit` for those in
 /// progress), then kills every child of this process with `SIGKILL` and
 /// reaps it, until it has none: for a process about to `_exit` while its
 /// other threads may still be forking and waiting. Another thread may reap
 /// some of the children meanwhile; every one is reaped by someone before
-/// this returns. The process becomes a subreaper, so that the children of
-/// the children it kills (orphaned then) are killed and reaped too.
+/// this returns `Ok`. The process becomes a subreaper, so that the children
+/// of the children it kills (orphaned then) are killed and reaped too.
 ///
-/// The reaping has no deadline: a child killed with `SIGKILL` cannot delay
-/// its end, only the kernel can (scheduling it on a loaded machine, an I/O
-/// it must finish first).
+/// The reaping waits up to `limit` too (so the whole call at most twice
+/// that): a child killed with `SIGKILL` cannot delay its end, but the
+/// kernel can (scheduling it on a loaded machine, uninterruptible sleep in
+/// a dead mount), and a traced child is reaped only after its tracer has
+/// waited for it. Those still unreaped then are named in the error; every
+/// child found has been sent `SIGKILL`.
+///
+/// # Errors
+///
+/// [`EndChildrenError::Unreaped`] with the children not reaped by the
+/// deadline; else [`EndChildrenError::StillForking`] if a fork was still in
+/// progress after `limit`.
 ///
 /// # Example
 ///
@@ -146,25 +227,47 @@ pub fn stop_forking(limit: Duration) -> bool {
 /// let child = fork_child(|| loop { std::thread::park() })?;
 /// let pid = child.pid();
 /// std::mem::forget(child); // as a thread about to `_exit` would leave it
-/// end_children(Duration::from_secs(10));
+/// end_children(Duration::from_secs(10)).expect("every child reaped");
 /// assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists());
 /// # Ok::<(), std::io::Error>(())
 /// ```
-pub fn end_children(limit: Duration) {
-    stop_forking(limit);
+pub fn end_children(limit: Duration) -> Result<(), EndChildrenError> {
+    let forks_settled = stop_forking(limit);
     // SAFETY: prctl(PR_SET_CHILD_SUBREAPER) takes a flag, no pointers.
     unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1) };
+    let deadline = Instant::now() + limit;
+    let mut pending: Vec<Killed> = Vec::new();
     loop {
-        // Killed all first, then reaped: they die in parallel.
-        let killed: Vec<OwnedFd> = children().into_iter().filter_map(kill_child).collect();
-        if killed.is_empty() {
-            return;
+        // Every child not killed yet (the first round: all; later: the
+        // orphans of those killed, re-parented here) is killed before any
+        // is waited for: they die in parallel.
+        for pid in own_children() {
+            if pending.iter().any(|k| k.pid == pid) {
+                continue;
+            }
+            if let Some(pidfd) = kill_child(pid) {
+                let ended = false;
+                pending.push(Killed { pid, pidfd, ended });
+            }
         }
-        for pidfd in &killed {
-            // Blocks until it has ended (SIGKILL) and reaps it; an error
-            // (ECHILD) means another thread reaped it first.
-            let _ = rustix::process::waitid(WaitId::PidFd(pidfd.as_fd()), WaitIdOptions::EXITED);
+        if pending.is_empty() {
+            return if forks_settled {
+                Ok(())
+            } else {
+                Err(EndChildrenError::StillForking)
+            };
         }
+        pending.retain(|k| !reap(&k.pidfd));
+        if pending.is_empty() {
+            continue; // look again: their orphans have come here
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return Err(EndChildrenError::Unreaped {
+                pids: pending.iter().map(|k| k.pid).collect(),
+            });
+        }
+        wait_for_any(&mut pending, (deadline - now).min(REAP_TICK));
     }
 }
 
@@ -181,21 +284,41 @@ fn kill_child(pid: i32) -> Option<OwnedFd> {
     Some(pidfd)
 }
 
-/// This process's children, unreaped (zombies included), as listed by each
-/// of its threads.
-fn children() -> Vec<i32> {
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
-        return Vec::new();
+/// Reaps the child if it has ended; whether it is gone (reaped here, or by
+/// another thread: `ECHILD`).
+pub(super) fn reap(pidfd: &OwnedFd) -> bool {
+    let options = WaitIdOptions::EXITED | WaitIdOptions::NOHANG;
+    match rustix::process::waitid(WaitId::PidFd(pidfd.as_fd()), options) {
+        Ok(status) => status.is_some(),
+        Err(e) => e == rustix::io::Errno::CHILD,
+    }
+}
+
+/// Waits up to `timeout` for one of the children not known to have ended
+/// to end (its pidfd turns readable); marks those found ended.
+fn wait_for_any(pending: &mut [Killed], timeout: Duration) {
+    use rustix::event::{PollFd, PollFlags, Timespec};
+    let waiting: Vec<usize> = (0..pending.len()).filter(|&i| !pending[i].ended).collect();
+    if waiting.is_empty() {
+        // Only ended-but-unreapable children: nothing to poll for.
+        std::thread::sleep(timeout);
+        return;
+    }
+    let Ok(timeout) = Timespec::try_from(timeout) else {
+        return;
     };
-    tasks
-        .flatten()
-        .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
-        .flat_map(|list| {
-            list.split_whitespace()
-                .filter_map(|p| p.parse().ok())
-                .collect::<Vec<i32>>()
-        })
-        .collect()
+    let mut fds: Vec<PollFd<'_>> = waiting
+        .iter()
+        .map(|&i| PollFd::new(&pending[i].pidfd, PollFlags::IN))
+        .collect();
+    if rustix::event::poll(&mut fds, Some(&timeout)).is_err() {
+        return; // EINTR: the caller looks again
+    }
+    let ready: Vec<bool> = fds.iter().map(|fd| !fd.revents().is_empty()).collect();
+    drop(fds);
+    for (&i, ready) in waiting.iter().zip(ready) {
+        pending[i].ended |= ready;
+    }
 }
 
 #[cfg(test)]
@@ -265,16 +388,16 @@ mod tests {
                     }
                 }
             });
-            while children().len() < 5 {
+            while own_children().len() < 5 {
                 std::thread::yield_now();
             }
             let mut pids = vec![zombie.pid(), stubborn.pid(), middle.pid()];
             std::mem::forget((zombie, stubborn, middle));
-            end_children(Duration::from_secs(30));
+            let ended = end_children(Duration::from_secs(30));
             let forked = forker.join().unwrap();
             pids.extend(forked.iter().map(|c| c.pid()));
             std::mem::forget(forked);
-            let code = if !children().is_empty() {
+            let code = if !own_children().is_empty() || ended.is_err() {
                 1
             } else if !pids.iter().all(|&pid| gone(pid)) {
                 2
@@ -295,5 +418,84 @@ mod tests {
         })
         .unwrap();
         assert_eq!(tester.wait().unwrap(), ChildExit::Exited(0));
+    }
+
+    /// A child that cannot be reaped in time: a zombie traced by another
+    /// process is that tracer's to wait for first, and until then its
+    /// parent cannot reap it, however long it waits (as a child in
+    /// uninterruptible sleep holds its parent). `end_children` names it
+    /// instead of waiting forever, and reaps it once the tracer lets go.
+    ///
+    /// This test process is the tracer; the parent ("ender") is a forked
+    /// child that calls `end_children` and reports over a socket. The
+    /// socket's read timeout is the watchdog: an `end_children` that waits
+    /// forever fails the test instead of hanging it.
+    #[test]
+    fn a_child_that_cannot_be_reaped_is_named_not_waited_for() {
+        let (mut here, mut there) = std::os::unix::net::UnixStream::pair().unwrap();
+        let mut ender = fork_child(move || {
+            let held = fork_child(|| {
+                loop {
+                    std::thread::park();
+                }
+            })
+            .unwrap();
+            let held_pid = held.pid();
+            std::mem::forget(held); // left to `end_children`
+            there.write_all(&held_pid.to_le_bytes()).unwrap();
+            let mut go = [0u8];
+            there.read_exact(&mut go).unwrap(); // traced now
+            let first = end_children(Duration::from_millis(200));
+            let named = first
+                == Err(EndChildrenError::Unreaped {
+                    pids: vec![held_pid],
+                });
+            there.write_all(&[u8::from(named)]).unwrap();
+            there.read_exact(&mut go).unwrap(); // the tracer has let go
+            let second = end_children(Duration::from_secs(30));
+            if second.is_ok() && own_children().is_empty() {
+                0
+            } else {
+                3
+            }
+        })
+        .unwrap();
+        let mut pid = [0u8; 4];
+        here.read_exact(&mut pid).unwrap();
+        let held = i32::from_le_bytes(pid);
+        // SAFETY: PTRACE_SEIZE takes no pointers (address and data null);
+        // `held` is a live descendant of this process, not reaped (its
+        // parent waits for our go).
+        let seized = unsafe {
+            libc::ptrace(
+                libc::PTRACE_SEIZE,
+                held,
+                std::ptr::null_mut::<libc::c_void>(),
+                0,
+            )
+        };
+        assert_eq!(seized, 0, "PTRACE_SEIZE: {}", io::Error::last_os_error());
+        here.write_all(&[1]).unwrap();
+        here.set_read_timeout(Some(Duration::from_secs(60)))
+            .unwrap();
+        let mut named = [0u8];
+        let reported = here.read_exact(&mut named);
+        // Let go of it in every case, so nothing is left behind: make sure
+        // it is dead, then wait for it as its tracer, which hands it back
+        // to its parent.
+        // SAFETY: kill has no memory-safety preconditions; `held` is not
+        // reaped (its zombie is ours to wait for first), so it names it.
+        unsafe { libc::kill(held, libc::SIGKILL) };
+        // SAFETY: a null status pointer is allowed; `held` is our tracee.
+        let waited = unsafe { libc::waitpid(held, std::ptr::null_mut(), libc::__WALL) };
+        assert_eq!(waited, held);
+        let _ = here.write_all(&[1]);
+        let ended = ender.wait_timeout(Duration::from_secs(60)).unwrap();
+        assert!(
+            reported.is_ok(),
+            "end_children did not return: {reported:?}"
+        );
+        assert_eq!(named, [1], "end_children did not name the traced zombie");
+        assert_eq!(ended, Some(ChildExit::Exited(0)), "not reaped once let go");
     }
 }

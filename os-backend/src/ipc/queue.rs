@@ -272,10 +272,7 @@ mod tests {
 
     const WATCHDOG: Duration = Duration::from_secs(60);
 
-    fn state_of(pid: i32) -> Option<char> {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-        stat.rsplit_once(')')?.1.trim_start().chars().next()
-    }
+    use crate::test_support::process_state as state_of;
 
     fn wait_for_state(child: &ScopedChild<'_>, state: char) {
         let deadline = Instant::now() + WATCHDOG;

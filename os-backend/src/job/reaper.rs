@@ -22,24 +22,6 @@ pub(crate) fn become_subreaper() -> io::Result<()> {
     Ok(())
 }
 
-/// The children of this process, from `/proc/self/task/*/children` (each
-/// thread's children are listed under that thread).
-pub(crate) fn children() -> Vec<libc::pid_t> {
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
-        return Vec::new();
-    };
-    let mut pids = Vec::new();
-    for task in tasks.flatten() {
-        if let Ok(list) = std::fs::read_to_string(task.path().join("children")) {
-            pids.extend(
-                list.split_whitespace()
-                    .filter_map(|p| p.parse::<libc::pid_t>().ok()),
-            );
-        }
-    }
-    pids
-}
-
 /// The process group of `pid`, from `/proc/<pid>/stat` (the third field
 /// after the command name).
 pub(crate) fn process_group(pid: libc::pid_t) -> Option<libc::pid_t> {
@@ -79,7 +61,7 @@ pub(crate) fn sweep(
     kill: &dyn Fn(libc::pid_t) -> bool,
 ) -> usize {
     let mut pending = 0;
-    for pid in children() {
+    for pid in crate::fork::own_children() {
         if keep(pid) {
             continue;
         }

@@ -425,6 +425,8 @@ impl ProcessPoolBuilder {
             task_timeout: self.task_timeout,
             retry: self.retry,
             stall,
+            #[cfg(test)]
+            faults: supervise::NEXT_POOL_FAULTS.with(|f| f.borrow_mut().take()),
         };
         let (ready_tx, ready_rx) = channel::<Result<(), ProcessPoolError>>();
         let thread_shared = Arc::clone(&shared);

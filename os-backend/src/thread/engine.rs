@@ -21,4 +21,6 @@ mod sleep;
 mod loom_models;
 
 pub use registry::MAX_QUEUE_BOUND;
-pub(crate) use registry::{Admission, Registry, StartFailure, WorkerConfig, help_own_pool};
+pub(crate) use registry::{
+    Admission, NotPushed, Registry, StartFailure, WorkerConfig, help_own_pool,
+};

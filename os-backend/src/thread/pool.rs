@@ -145,9 +145,9 @@ impl ThreadPoolBuilder {
     /// At most this many tasks wait in each queue (default 1024, at most
     /// [`MAX_QUEUE_BOUND`]): in a worker's or an outside thread's own ring, and
     /// in the shared injector behind them. When both are full, `submit` blocks
-    /// (a worker runs the task itself), `try_submit` fails, `submit_timeout`
-    /// waits until its deadline, and a scope's `spawn` runs the task on the
-    /// spawning thread.
+    /// (a worker runs the task itself), `try_submit` fails, and
+    /// `submit_timeout` waits until its deadline. A scope's `spawn` runs the
+    /// task on the spawning thread as soon as that thread's own ring is full.
     ///
     /// # Example
     ///
@@ -306,7 +306,8 @@ impl ThreadPool {
     /// # Errors
     ///
     /// [`SubmitError::ShutDown`] after [`shutdown`](Self::shutdown) or
-    /// [`terminate`](Self::terminate); the task is dropped unrun.
+    /// [`terminate`](Self::terminate) (at once, for a submitter blocked on
+    /// the full queue when they begin); the task is dropped unrun.
     ///
     /// # Example
     ///
@@ -359,7 +360,21 @@ impl ThreadPool {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        match self.registry.admit(false) {
+        self.queue_admitted(self.registry.admit(false), f)
+    }
+
+    /// Queues `f` if `admission` reserved it a place; else gives it back
+    /// with the reason.
+    fn queue_admitted<F, T>(
+        &self,
+        admission: Admission,
+        f: F,
+    ) -> Result<TaskHandle<T>, TrySubmitError<F>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        match admission {
             Admission::Queued => {
                 let (job, handle) = task_job(f);
                 self.registry.push(job);
@@ -379,10 +394,9 @@ impl ThreadPool {
     ///
     /// [`TrySubmitError::Full`] if the queue stayed full until the deadline;
     /// [`TrySubmitError::ShutDown`] if the pool is, or gets, shut down while
-    /// waiting. The wait sees a shutdown once a place frees up
-    /// ([`terminate`](Self::terminate) frees every place at once,
-    /// [`shutdown`](Self::shutdown) as workers take queued tasks), else at
-    /// its deadline. Either way `f` comes back.
+    /// waiting: the wait ends as soon as [`shutdown`](Self::shutdown) or
+    /// [`terminate`](Self::terminate) begins, even if every worker is stuck
+    /// and no place would ever free up. Either way `f` comes back.
     ///
     /// # Example
     ///
@@ -417,18 +431,10 @@ impl ThreadPool {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        match self
+        let admission = self
             .registry
-            .admit_with(true, Some(&mut Until::after(timeout)))
-        {
-            Admission::Queued => {
-                let (job, handle) = task_job(f);
-                self.registry.push(job);
-                Ok(handle)
-            }
-            Admission::Full | Admission::RunHere => Err(TrySubmitError::Full(f)),
-            Admission::Closed => Err(TrySubmitError::ShutDown(f)),
-        }
+            .admit_with(true, Some(&mut Until::after(timeout)));
+        self.queue_admitted(admission, f)
     }
 
     /// Stops taking tasks, finishes every queued one, and joins the workers.

@@ -6,11 +6,11 @@ use std::mem::ManuallyDrop;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_utils::CachePadded;
 
-use super::engine::Admission;
+use super::engine::{Admission, NotPushed};
 use super::job::Job;
 use super::pool::ThreadPool;
 use super::unwind::{drop_payload, drop_quietly};
@@ -107,6 +107,62 @@ impl<F> Drop for ScopeTask<'_, F> {
     }
 }
 
+/// How many spawns a thread runs itself after finding its own ring full,
+/// before it tries the ring again: enough that the look at the ring (a miss
+/// on its `head` line, which the thieves write) is paid once per batch, not
+/// once per task, yet few enough that the workers keep a full ring to take
+/// from meanwhile, and that the batch takes at most about [`BUDGET`] of the
+/// spawner's time (judged by the task just run), so long tasks are still
+/// shared out one at a time and a scope does not end waiting for its owner.
+mod run_here {
+    use std::cell::Cell;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use crate::thread::engine::Registry;
+
+    /// At most this many spawns run here per full ring.
+    const MAX_BATCH: u32 = 64;
+    /// About the longest a batch run here should take.
+    const BUDGET: Duration = Duration::from_micros(20);
+
+    thread_local! {
+        /// The registry (by address) whose ring this thread found full, and
+        /// how many more spawns into it run here. An address reused by a
+        /// later pool only makes a few of its spawns run here, which a full
+        /// ring would have done too.
+        static CREDIT: Cell<(usize, u32)> = const { Cell::new((0, 0)) };
+    }
+
+    /// How many of the next spawns run here, when the task just run here
+    /// took `took`: at most a sixteenth of the ring, and about [`BUDGET`].
+    pub(super) fn batch(queue_bound: usize, took: Duration) -> u32 {
+        let by_ring = (queue_bound / 16).clamp(1, MAX_BATCH as usize) as u32;
+        let by_time = BUDGET.as_nanos() / took.as_nanos().max(1);
+        by_ring.min(by_time.min(u128::from(MAX_BATCH)) as u32)
+    }
+
+    /// The thread found its ring in `registry` full and ran a task here,
+    /// which took `took`: some of its next spawns there run here too.
+    pub(super) fn grant(registry: &Arc<Registry>, took: Duration) {
+        let left = batch(registry.queue_bound(), took);
+        CREDIT.with(|c| c.set((Arc::as_ptr(registry) as usize, left)));
+    }
+
+    /// Whether this spawn into `registry` runs here (and uses up one).
+    #[inline]
+    pub(super) fn take(registry: &Arc<Registry>) -> bool {
+        CREDIT.with(|c| {
+            let (owner, left) = c.get();
+            let mine = left > 0 && owner == Arc::as_ptr(registry) as usize;
+            if mine {
+                c.set((owner, left - 1));
+            }
+            mine
+        })
+    }
+}
+
 /// What a scope does when [`ThreadPool::terminate`] cancelled some of its tasks.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum OnCancel {
@@ -199,6 +255,11 @@ impl ThreadPool {
 impl<'scope> Scope<'scope, '_> {
     /// Runs `f` on the pool. It may borrow from outside the `scope` call.
     ///
+    /// When the calling thread's own queue is full (the workers are behind),
+    /// `f` runs on the calling thread before `spawn` returns, and so do the
+    /// next few spawns, up to about 20 µs of work: a caller that keeps
+    /// spawning shares the work instead of waiting for room.
+    ///
     /// # Example
     ///
     /// ```
@@ -211,6 +272,17 @@ impl<'scope> Scope<'scope, '_> {
     where
         F: FnOnce() + Send + 'scope,
     {
+        let registry = &self.pool.registry;
+        if run_here::take(registry) {
+            // This thread's ring was full a moment ago: run the task here,
+            // uncounted (it finishes before `spawn` returns, so `wait_all`
+            // needs no count of it), without touching the ring's lines or
+            // the shared counters.
+            if let Err(payload) = catch_unwind(AssertUnwindSafe(f)) {
+                self.state.record_panic(payload);
+            }
+            return;
+        }
         // Relaxed: see `wait_all` for why the counts need no more.
         self.state.spawned.fetch_add(1, Ordering::Relaxed);
         // Borrow the scope's state rather than counting a reference per task:
@@ -225,15 +297,28 @@ impl<'scope> Scope<'scope, '_> {
         // this one included, has been counted as finished: by `run` after the
         // closure returned, or by `drop` after the closure was dropped unrun.
         let job = unsafe { Job::new_unchecked(task) };
-        // The calling thread's own queue (its run queue, or its guest ring);
-        // else the injector, if it has room; else run it right here: a scope
-        // never blocks on a full queue, and a shut-down pool still runs it.
-        let registry = &self.pool.registry;
-        if let Err(job) = registry.push_local(job) {
-            match registry.admit(false) {
+        // The calling thread's own queue (its run queue, or its guest ring).
+        // When that is full, the spawner runs the task right here, and the
+        // next few it spawns (`run_here`), as a work-stealing owner runs its
+        // own deque: the workers are behind (or off their CPUs on a busy
+        // machine) with a full ring to take from, and running a task costs
+        // less than the injector's admission (a `SeqCst` fence and three
+        // shared read-modify-writes) or another look at the full ring (a
+        // line the thieves write), which under load took half the spawner's
+        // time (BENCHMARKS.md). A thread without a ring here (every guest
+        // ring held) uses the injector if it has room. A scope never blocks
+        // on a full queue, and a shut-down pool still runs it.
+        match registry.push_local(job) {
+            Ok(()) => {}
+            Err(NotPushed::Full(job)) => {
+                let start = Instant::now();
+                job.run();
+                run_here::grant(registry, start.elapsed());
+            }
+            Err(NotPushed::NoRing(job)) => match registry.admit(false) {
                 Admission::Queued => registry.push(job),
                 Admission::Full | Admission::RunHere | Admission::Closed => job.run(),
-            }
+            },
         }
     }
 
@@ -275,5 +360,62 @@ impl<'scope> Scope<'scope, '_> {
     fn all_finished(&self) -> bool {
         let finished = self.state.finished.load(Ordering::Acquire);
         finished == self.state.spawned.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use std::panic::catch_unwind;
+    use std::thread::current;
+
+    #[test]
+    fn a_batch_run_here_is_a_sixteenth_of_the_ring_and_about_the_budget() {
+        let fast = Duration::from_nanos(5);
+        assert_eq!(run_here::batch(1024, fast), 64);
+        assert_eq!(run_here::batch(4096, fast), 64);
+        assert_eq!(run_here::batch(160, fast), 10);
+        assert_eq!(run_here::batch(1, fast), 1);
+        assert_eq!(run_here::batch(1024, Duration::ZERO), 64);
+        assert_eq!(run_here::batch(1024, Duration::from_micros(1)), 20);
+        assert_eq!(run_here::batch(1024, Duration::from_micros(20)), 1);
+        assert_eq!(run_here::batch(1024, Duration::from_micros(100)), 0);
+    }
+
+    #[test]
+    fn spawns_on_credit_run_here_once_each_and_a_panic_is_re_raised() {
+        let pool = ThreadPool::new(1).unwrap();
+        let me = current().id();
+        let runs: Vec<AtomicUsize> = (0..3).map(|_| AtomicUsize::new(0)).collect();
+        let on_spawner = AtomicUsize::new(0);
+        let caught = catch_unwind(AssertUnwindSafe(|| {
+            pool.scope(|s| {
+                // As if this thread had just found its ring full.
+                run_here::grant(&pool.registry, Duration::ZERO);
+                for i in 0..3 {
+                    let (runs, on_spawner) = (&runs, &on_spawner);
+                    s.spawn(move || {
+                        runs[i].fetch_add(1, Ordering::SeqCst);
+                        if current().id() == me {
+                            on_spawner.fetch_add(1, Ordering::SeqCst);
+                        }
+                        if i == 1 {
+                            panic!("task 1");
+                        }
+                    });
+                }
+                // Each ran before its `spawn` returned.
+                assert!(runs.iter().all(|r| r.load(Ordering::SeqCst) == 1));
+            })
+        }));
+        let payload = caught.expect_err("the task's panic is re-raised");
+        assert_eq!(payload.downcast_ref::<&str>(), Some(&"task 1"));
+        assert!(runs.iter().all(|r| r.load(Ordering::SeqCst) == 1));
+        assert_eq!(on_spawner.load(Ordering::SeqCst), 3);
+        // Credit for one pool is not spent on another's spawns.
+        let other = ThreadPool::new(1).unwrap();
+        run_here::grant(&pool.registry, Duration::ZERO);
+        assert!(!run_here::take(&other.registry));
+        assert!(run_here::take(&pool.registry));
     }
 }

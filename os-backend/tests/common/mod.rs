@@ -1,11 +1,13 @@
 //! Helpers shared by the process tests: a watchdog, a `/proc` scan for
-//! descendants, and a lock that keeps one test's children from being taken
-//! for another's.
+//! descendants, a named pipe a task blocks on ([`Fifo`]), and a lock that
+//! keeps one test's children from being taken for another's.
 
 #![allow(dead_code)] // each test binary uses its own subset
 
+mod watchdog;
+pub use watchdog::watchdog;
+
 use std::collections::{HashMap, HashSet};
-use std::sync::mpsc::{RecvTimeoutError, Sender, channel};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -14,28 +16,6 @@ static SERIAL: Mutex<()> = Mutex::new(());
 /// Holds the binary's serial lock: tests that count descendants run alone.
 pub fn serial() -> MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// Aborts the test binary if not dropped within `limit`: a broken timeout or
-/// crash path must fail CI, not hang it.
-#[must_use]
-pub struct Watchdog(Option<Sender<()>>);
-
-pub fn watchdog(name: &'static str, limit: Duration) -> Watchdog {
-    let (tx, rx) = channel::<()>();
-    std::thread::spawn(move || {
-        if let Err(RecvTimeoutError::Timeout) = rx.recv_timeout(limit) {
-            eprintln!("watchdog: {name} ran over {limit:?}; aborting");
-            std::process::abort();
-        }
-    });
-    Watchdog(Some(tx))
-}
-
-impl Drop for Watchdog {
-    fn drop(&mut self) {
-        drop(self.0.take());
-    }
 }
 
 /// pid → parent pid, for every process in `/proc`.
@@ -158,5 +138,39 @@ impl Drop for Noise {
         for t in self.threads.drain(..) {
             let _ = t.join();
         }
+    }
+}
+
+/// A named pipe a task's handler blocks on (opening it for reading) until
+/// the test releases it; removed on drop.
+pub struct Fifo(std::path::PathBuf);
+
+impl Fifo {
+    pub fn new(name: &str) -> Fifo {
+        let path = std::env::temp_dir().join(format!("ply-{name}-{}", std::process::id()));
+        let c_path = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+        // SAFETY: `c_path` is a valid NUL-terminated string for the call.
+        assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0, "mkfifo");
+        Fifo(path)
+    }
+
+    pub fn path(&self) -> String {
+        self.0.to_str().unwrap().to_owned()
+    }
+
+    /// Lets the blocked reader finish: it sees end-of-file.
+    pub fn release(&self) {
+        drop(
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(&self.0)
+                .unwrap(),
+        );
+    }
+}
+
+impl Drop for Fifo {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
     }
 }

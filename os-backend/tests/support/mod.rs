@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
-use std::sync::mpsc::{RecvTimeoutError, Sender, channel};
+
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::ThreadId;
 use std::time::{Duration, Instant};
@@ -15,25 +15,9 @@ use ply_os::thread::ThreadPool;
 /// How long any single wait in a test may take before it fails.
 pub const PATIENCE: Duration = Duration::from_secs(30);
 
-/// Aborts the test binary unless dropped within `limit`.
-pub struct Watchdog(Option<Sender<()>>);
-
-pub fn watchdog(name: &'static str, limit: Duration) -> Watchdog {
-    let (tx, rx) = channel::<()>();
-    std::thread::spawn(move || {
-        if let Err(RecvTimeoutError::Timeout) = rx.recv_timeout(limit) {
-            eprintln!("watchdog: {name} ran over {limit:?}; aborting");
-            std::process::abort();
-        }
-    });
-    Watchdog(Some(tx))
-}
-
-impl Drop for Watchdog {
-    fn drop(&mut self) {
-        drop(self.0.take());
-    }
-}
+#[path = "../common/watchdog.rs"]
+mod watchdog;
+pub use watchdog::watchdog;
 
 /// A pool of `workers` threads named `<prefix>-<i>`.
 pub fn pool(prefix: &str, workers: usize) -> ThreadPool {

@@ -175,7 +175,13 @@ fn spawn(
     _slot: u32,
     _generation: u64,
 ) -> std::io::Result<(ForkedChild, UnixStream, OwnedFd)> {
+    #[cfg(test)]
+    let index = spawn_fault::begin();
+    #[cfg(test)]
+    spawn_fault::at(index, 1)?;
     let (mine, theirs) = UnixStream::pair()?;
+    #[cfg(test)]
+    spawn_fault::at(index, 2)?;
     let memory = shm_channel::create()?;
     let memory_fd = memory.as_raw_fd();
     // Descriptors the worker must not keep: the server's control socket (the
@@ -200,6 +206,8 @@ fn spawn(
         drop(memory);
         worker(mine, &channel)
     };
+    #[cfg(test)]
+    spawn_fault::at(index, 3)?;
     // SAFETY: `worker` is borrowed from `serve`'s caller, and `serve` kills
     // and reaps every worker (dropping `workers`) before it returns; the
     // server never changes what `worker` reaches. The closure owns only the
@@ -215,4 +223,35 @@ fn send(
     fds: &[std::os::fd::BorrowedFd<'_>],
 ) -> Result<(), crate::ipc::IpcError> {
     send_with_fds(control, &frame::encode(message)?, fds)
+}
+
+/// Tests only: one spawn of the server fails at one of its steps, to see
+/// that what the steps before made is undone. Read by a server forked from
+/// the test process, which counts its own spawns.
+#[cfg(test)]
+pub(crate) mod spawn_fault {
+    use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
+
+    /// The step that fails: 0 none, 1 the socket pair, 2 the channel's
+    /// memory, 3 the fork.
+    pub(crate) static STEP: AtomicU32 = AtomicU32::new(0);
+    /// How many spawns succeed before the one that fails.
+    pub(crate) static AFTER: AtomicU32 = AtomicU32::new(0);
+    /// Spawns begun by this server.
+    static BEGUN: AtomicU32 = AtomicU32::new(0);
+
+    /// Counts a spawn begun; returns its index.
+    pub(super) fn begin() -> u32 {
+        BEGUN.fetch_add(1, Relaxed)
+    }
+
+    /// Fails if spawn `index` is the one to fail, at `step`.
+    pub(super) fn at(index: u32, step: u32) -> std::io::Result<()> {
+        if STEP.load(Relaxed) == step && AFTER.load(Relaxed) == index {
+            return Err(std::io::Error::other(format!(
+                "injected fault at step {step}"
+            )));
+        }
+        Ok(())
+    }
 }

@@ -24,10 +24,18 @@
 //! [`PoolTaskError::NoWorker`], and so does every task submitted until a
 //! worker is back. Submitters blocked on a full queue are released by those
 //! failures. Once the server resumes, the pool gets its workers back.
+//!
+//! A worker that cannot be started leaves nothing behind: the server undoes
+//! a spawn that fails at any step (its socket pair and channel memory close
+//! as they drop) and reports it; a worker the supervisor cannot take in
+//! (its channel does not map) is killed through its pidfd, not left running
+//! until the pool ends, and the server reaps it. Either way the slot is
+//! tried again after [`RESPAWN_PAUSE`]; while the pool starts, the failure
+//! fails the build at once, with its cause.
 
 use std::collections::{HashMap, VecDeque};
 use std::io::{Read, Write};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -151,6 +159,31 @@ pub(super) struct Config {
     /// Threads of the caller when a forked server was forked, and the
     /// stall watch's patience, if workers are watched.
     pub stall: Option<(usize, Duration)>,
+    /// Tests only: faults to inject while workers start.
+    #[cfg(test)]
+    pub faults: Option<Arc<StartFaults>>,
+}
+
+/// Tests only: faults injected while the supervisor takes in a new worker,
+/// armed for the next pool built on the arming thread
+/// ([`NEXT_POOL_FAULTS`]), so that tests running at the same time are not
+/// touched.
+#[cfg(test)]
+#[derive(Debug, Default)]
+pub(super) struct StartFaults {
+    /// How many of the next channel maps fail.
+    pub fail_maps: std::sync::atomic::AtomicUsize,
+    /// The workers whose channel failed to map. Each was stopped
+    /// (`SIGSTOP`) first, as a worker that does not see its socket close
+    /// would be: only the supervisor's `SIGKILL` ends it.
+    pub failed: Mutex<Vec<i32>>,
+}
+
+#[cfg(test)]
+thread_local! {
+    /// The faults the next pool built on this thread injects.
+    pub(super) static NEXT_POOL_FAULTS: std::cell::RefCell<Option<Arc<StartFaults>>> =
+        const { std::cell::RefCell::new(None) };
 }
 
 /// The supervisor's own state for one pool worker (the rest is its
@@ -239,10 +272,8 @@ impl Supervisor {
         }
         while self.fleet.iter().count() < self.slots.len() {
             let message = self.next_control(deadline)?;
-            if let (FromServer::SpawnFailed { error, .. }, _) = &message {
-                return Err(format!("the first workers could not be forked: {error}"));
-            }
-            self.on_control(message);
+            self.on_control(message)
+                .map_err(|why| format!("the first workers could not be started: {why}"))?;
         }
         Ok(())
     }
@@ -399,7 +430,9 @@ impl Supervisor {
                 self.read_control()?;
             }
             while let Some(message) = self.pending_control.pop_front() {
-                self.on_control(message);
+                // A worker that could not be started is asked for again
+                // after `RESPAWN_PAUSE`.
+                let _ = self.on_control(message);
             }
             if self.config.stall.is_some() {
                 self.watch_stalls();
@@ -512,7 +545,11 @@ impl Supervisor {
         Ok(())
     }
 
-    fn on_control(&mut self, (message, fds): Control) {
+    /// Handles one control message; `Err` says why a worker of the current
+    /// incarnation of its slot could not be started (forked, or taken in):
+    /// its slot is tried again after [`RESPAWN_PAUSE`], and any process it
+    /// had is killed (its parent, the server, reaps it and reports its end).
+    fn on_control(&mut self, (message, fds): Control) -> Result<(), String> {
         match message {
             FromServer::Spawned {
                 slot,
@@ -527,14 +564,28 @@ impl Supervisor {
                     && self.fleet.get(slot).is_none()
                     && !self.stopping;
                 let Some((pidfd, stream, memory)) = fds else {
-                    return;
+                    return Ok(()); // `read_control` gives every `Spawned` its fds
                 };
-                let channel = match ShmChannel::map(memory.as_fd()) {
-                    Ok(channel) if current => Arc::new(channel),
-                    // A stale incarnation, or one whose channel cannot be
-                    // mapped (then its end brings a fresh one): closing its
-                    // socket ends it.
-                    _ => return,
+                // The worker exits when it sees its socket close, unless it
+                // is stopped or stuck: it is killed, not left to the server
+                // until the pool ends. Its socket, pidfd and memfd close as
+                // they drop here.
+                let end_it = || {
+                    let _ = rustix::process::pidfd_send_signal(&pidfd, crate::fork::Signal::KILL);
+                };
+                if !current {
+                    end_it(); // a stale incarnation
+                    return Ok(());
+                }
+                let channel = match self.map_channel(pid, &pidfd, memory.as_fd()) {
+                    Ok(channel) => Arc::new(channel),
+                    Err(e) => {
+                        end_it();
+                        self.slots[slot].retry_at = Some(Instant::now() + RESPAWN_PAUSE);
+                        return Err(format!(
+                            "the channel of worker {pid} could not be mapped: {e}"
+                        ));
+                    }
                 };
                 let stall = self
                     .config
@@ -553,12 +604,15 @@ impl Supervisor {
                 };
             }
             FromServer::SpawnFailed {
-                slot, generation, ..
+                slot,
+                generation,
+                error,
             } => {
                 if let Some(info) = self.slots.get_mut(slot as usize)
                     && info.generation == generation
                 {
                     info.retry_at = Some(Instant::now() + RESPAWN_PAUSE);
+                    return Err(format!("a worker could not be forked: {error}"));
                 }
             }
             FromServer::Exited { pid, exit } => {
@@ -570,6 +624,31 @@ impl Supervisor {
             }
             FromServer::Ready | FromServer::SetupFailed(_) => {}
         }
+        Ok(())
+    }
+
+    /// Maps a new worker's channel (the worker's pid and pidfd are for the
+    /// tests' faults).
+    #[cfg_attr(not(test), allow(unused_variables))]
+    fn map_channel(
+        &self,
+        pid: i32,
+        pidfd: &OwnedFd,
+        memory: BorrowedFd<'_>,
+    ) -> std::io::Result<ShmChannel> {
+        #[cfg(test)]
+        if let Some(faults) = &self.config.faults {
+            use std::sync::atomic::Ordering::Relaxed;
+            let fail = faults
+                .fail_maps
+                .fetch_update(Relaxed, Relaxed, |n| n.checked_sub(1));
+            if fail.is_ok() {
+                let _ = rustix::process::pidfd_send_signal(pidfd, crate::fork::Signal::STOP);
+                faults.failed.lock().unwrap().push(pid);
+                return Err(std::io::Error::other("injected fault"));
+            }
+        }
+        ShmChannel::map(memory)
     }
 
     fn on_event(&mut self, event: Event) -> Result<(), PoolTaskError> {

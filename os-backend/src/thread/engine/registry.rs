@@ -25,7 +25,11 @@
 //!
 //! A worker that finds no job spins a little (with growing pauses: a poll
 //! reads the lines the spawners write, and polling flat out slows their
-//! pushes), then sleeps ([`Sleep`]); it does not yield (see [`SPIN_ROUNDS`]).
+//! pushes), then sleeps ([`Sleep`]); it does not yield (see [`SPIN_ROUNDS`]),
+//! except when a queue shows jobs it could not take: a thief that claimed a
+//! batch holds its ring until it has copied the batch out, and if that
+//! thief was preempted (a busy machine), spinning on the ring only keeps it
+//! from its CPU, and sleeping would wait for a wake-up nobody sends.
 //! A steady stream of tasks never pays for a wake-up system call; an idle
 //! pool burns no CPU.
 //!
@@ -173,6 +177,53 @@ pub(crate) enum Admission {
     Closed,
 }
 
+/// A submitter's patience while it waits for a place in a full queue: the
+/// caller's (if any), and not past the pool's closing.
+///
+/// The wait ends at a close without a place freeing up: `close` sets
+/// `closed`, then wakes every waiter (`Semaphore::release(0)`). A waiter
+/// registers (the event count's `prepare_wait`, a SeqCst fence after it)
+/// before it asks this patience, and the closer's heavy barrier stands
+/// between its store of `closed` and its look for registered waiters: so
+/// either this load sees the close, or the closer sees the waiter and wakes
+/// it, and it asks again.
+struct UnlessClosed<'a, 'b> {
+    closed: &'a AtomicBool,
+    patience: Option<&'b mut dyn Patience>,
+}
+
+impl Patience for UnlessClosed<'_, '_> {
+    fn keep_waiting(&mut self) -> bool {
+        !self.closed.load(Acquire) && self.patience.as_mut().is_none_or(|p| p.keep_waiting())
+    }
+
+    fn park_timeout(&mut self) -> ply_core::sync::Timeout {
+        match &mut self.patience {
+            Some(p) => p.park_timeout(),
+            None => ply_core::sync::Timeout::Never,
+        }
+    }
+}
+
+/// Why [`Registry::push_local`] gave a job back.
+pub(crate) enum NotPushed {
+    /// The calling thread's own ring is at the queue bound (a thief may be
+    /// copying out a batch it claimed, which holds its slots until done).
+    Full(Job),
+    /// The pool is closed, or the calling thread has no ring in it (every
+    /// guest ring is held by other threads).
+    NoRing(Job),
+}
+
+impl NotPushed {
+    /// The job given back.
+    pub(crate) fn into_job(self) -> Job {
+        match self {
+            NotPushed::Full(job) | NotPushed::NoRing(job) => job,
+        }
+    }
+}
+
 /// Why the workers did not all start (the builder reports it as a
 /// `PoolError`).
 #[derive(Debug)]
@@ -274,6 +325,11 @@ impl Registry {
         false
     }
 
+    /// The configured queue bound (each ring's and the injector's).
+    pub(crate) fn queue_bound(&self) -> usize {
+        self.queue_bound
+    }
+
     /// The number of workers the pool was built with.
     pub(crate) fn workers(&self) -> usize {
         self.workers
@@ -319,7 +375,10 @@ impl Registry {
     }
 
     /// As [`admit`](Self::admit); with `patience`, a blocking wait for a
-    /// place gives up ([`Admission::Full`]) when it runs out.
+    /// place gives up ([`Admission::Full`]) when it runs out. A blocking wait
+    /// also ends, [`Admission::Closed`], as soon as the pool closes: every
+    /// worker may be stuck, and no place would ever free up (see
+    /// [`UnlessClosed`]).
     pub(crate) fn admit_with(
         &self,
         blocking: bool,
@@ -341,10 +400,10 @@ impl Registry {
         } else if self.is_current() {
             Admission::RunHere
         } else {
-            let permit = match patience {
-                None => Some(self.slots.acquire()),
-                Some(patience) => self.slots.acquire_with(patience),
-            };
+            let permit = self.slots.acquire_with(UnlessClosed {
+                closed: &self.closed,
+                patience,
+            });
             match permit {
                 // Out of patience: a pool closed meanwhile says so.
                 None if self.closed.load(Acquire) => Admission::Closed,
@@ -392,7 +451,7 @@ impl Registry {
     pub(crate) fn submit(self: &Arc<Self>, job: Job) -> Result<(), Job> {
         let job = match self.push_local(job) {
             Ok(()) => return Ok(()),
-            Err(job) => job,
+            Err(not_pushed) => not_pushed.into_job(),
         };
         match self.admit(true) {
             Admission::Queued => {
@@ -462,23 +521,24 @@ impl Registry {
 
     /// Pushes `job` onto the calling thread's own queue: its run queue if it
     /// is a worker, else its guest ring (see `Lease`). `Err` gives the job
-    /// back when the pool is closed, the thread has no ring here, or the ring
-    /// is at the queue bound; the caller then takes another path.
-    #[allow(clippy::result_large_err)] // the job is four words
-    pub(crate) fn push_local(self: &Arc<Self>, job: Job) -> Result<(), Job> {
+    /// back, saying whether the ring is at the queue bound ([`NotPushed::Full`])
+    /// or the pool is closed or the thread has no ring here
+    /// ([`NotPushed::NoRing`]); the caller then takes another path.
+    pub(crate) fn push_local(self: &Arc<Self>, job: Job) -> Result<(), NotPushed> {
         if self.closed.load(Relaxed) || self.is_foreign() {
-            return Err(job);
+            return Err(NotPushed::NoRing(job));
         }
         if let Some(index) = self.worker_index() {
             // A worker drains its own ring before it exits, so a push that
             // races `close` is run (or cancelled) by the worker itself.
             // SAFETY: only worker `index` (this thread) pushes to its ring.
-            unsafe { self.rings[index].push_unchecked(job, self.queue_bound) }?;
+            unsafe { self.rings[index].push_unchecked(job, self.queue_bound) }
+                .map_err(NotPushed::Full)?;
             self.sleep.notify_one();
             return Ok(());
         }
         let Some(slot) = self.guest_slot(true) else {
-            return Err(job);
+            return Err(NotPushed::NoRing(job));
         };
         let busy = &self.guest_busy[slot];
         busy.store(true, Relaxed);
@@ -487,7 +547,7 @@ impl Registry {
         // leases change hands with Release/Acquire.
         if let Err(job) = unsafe { ring.push_unchecked(job, self.queue_bound) } {
             busy.store(false, Release);
-            return Err(job);
+            return Err(NotPushed::Full(job));
         }
         // Its fence is also the holder's side of closing (module docs).
         self.sleep.notify_one();
@@ -628,6 +688,9 @@ impl Registry {
         // The closer's fence (see the module docs on closing): the heavy
         // side, as a guest ring's holder has only a light one.
         barrier::heavy();
+        // Wakes every submitter asleep on a full queue to see the close
+        // (`UnlessClosed`): releasing no permit notifies all waiters.
+        self.slots.release(0);
         first
     }
 
@@ -811,6 +874,13 @@ impl Registry {
                 for _ in 0..2u32 << idle {
                     spin_loop();
                 }
+            } else if self.has_work() {
+                // Queued, yet not ours to take: a thief copying out a batch
+                // it claimed holds that ring, for a whole time slice if it
+                // was preempted (module docs). Give it the CPU, and look
+                // again without spinning.
+                yield_now();
+                idle = SPIN_ROUNDS - 1;
             } else {
                 self.sleep
                     .sleep(index, || self.has_work() || self.drained.load(Acquire));
