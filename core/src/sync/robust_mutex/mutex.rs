@@ -234,7 +234,8 @@ impl<T, L: Liveness, P: Park> Deref for RobustGuard<'_, T, L, P> {
         // SAFETY: the guard holds the lock, so no one else accesses the data;
         // and the data is valid: a `RobustGuard` is handed out only for a lock
         // released normally, or after a takeover whose `RecoveryGuard` reset
-        // the data or found it valid (`T: TearSafe`).
+        // the data or found it valid (`T: TearSafe`, or the caller of the
+        // `unsafe` `mark_consistent_unchecked` vouched for it).
         unsafe { &*self.mutex.data.get() }
     }
 }
