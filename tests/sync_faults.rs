@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::SeqCst};
 use std::time::Duration;
 
 use ply::core::sync::{
-    Event, LockWith, RobustError, RobustGuard, RobustMutex, RwLock, RwLockWith, Semaphore,
+    Event, LockWith, RecoveryGuard, RobustError, RobustMutex, RwLock, RwLockWith, Semaphore,
     TicketMutex,
 };
 use ply::os::fork::{ForkedChild, Signal, fork_child};
@@ -201,8 +201,7 @@ fn transfer(m: &'static SharedBox<Robust>, point: Option<Point>) -> ForkedChild 
             Ok(g) => g,
             Err(RobustError::OwnerDied(mut g)) => {
                 g[1] = 0u64.wrapping_sub(g[0]);
-                RobustGuard::mark_consistent(&mut g);
-                g
+                RecoveryGuard::mark_consistent(g)
             }
             Err(_) => return 3,
         };
@@ -232,7 +231,7 @@ fn robust_holder_stopped_then_killed_at_each_point_is_taken_over() {
             };
             let sum = g[0].wrapping_add(g[1]);
             g[1] = 0u64.wrapping_sub(g[0]);
-            RobustGuard::mark_consistent(&mut g);
+            drop(RecoveryGuard::mark_consistent(g));
             sum
         });
         if point == Point::RobustUnlocking {

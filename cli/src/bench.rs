@@ -123,15 +123,15 @@ enum BenchFamily {
 }
 
 impl BenchFamily {
-    fn run(self, items: u64) -> Report {
-        match self {
+    fn run(self, items: u64) -> Result<Report, String> {
+        Ok(match self {
             BenchFamily::Queues => queues::run(items),
             BenchFamily::Locks => locks::run(items),
             BenchFamily::Pool => pool::run(items.min(1_000_000)),
-            BenchFamily::Spawn => spawn::run((items / 1000).clamp(100, 5000)),
-            BenchFamily::Ipc => ipc::run((items / 100).clamp(1000, 100_000)),
+            BenchFamily::Spawn => spawn::run((items / 1000).clamp(100, 5000))?,
+            BenchFamily::Ipc => ipc::run((items / 100).clamp(1000, 100_000))?,
             BenchFamily::All | BenchFamily::Checkup => unreachable!("handled by the caller"),
-        }
+        })
     }
 }
 
@@ -286,7 +286,14 @@ pub fn run(args: &BenchArgs) -> Result<Option<String>, BenchError> {
         if crate::interrupt::interrupted() {
             return Ok(None);
         }
-        reports.push(family.run(items));
+        reports.push(family.run(items).map_err(|message| BenchError {
+            code: 1,
+            message: format!(
+                "bench {}: {message}",
+                clap::ValueEnum::to_possible_value(&family)
+                    .map_or_else(String::new, |v| v.get_name().to_owned())
+            ),
+        })?);
     }
     if crate::interrupt::interrupted() {
         return Ok(None);

@@ -122,19 +122,72 @@ const FORKS_SETTLE: Duration = Duration::from_secs(5);
 /// Kills and reaps every child, removes the registered paths, says so and
 /// exits with 128 + `sig`.
 fn force_exit(sig: i32) -> ! {
+    end_with(
+        |ended| match ended {
+            Ok(()) => "interrupted; temporary files removed and child processes reaped".into(),
+            Err(e) => format!("interrupted; temporary files removed; {e}"),
+        },
+        code_for(sig),
+    )
+}
+
+/// Kills and reaps every child, removes the registered paths, prints the
+/// line `message` makes of how ending the children went, and exits with
+/// `code`.
+fn end_with(
+    message: impl FnOnce(Result<(), ply_os::fork::EndChildrenError>) -> String,
+    code: u8,
+) -> ! {
     let ended = ply_os::fork::end_children(FORKS_SETTLE);
     // Children are gone (or killed, if not reaped): none can write into the
     // paths while they go.
     for path in TEMP_PATHS.lock().iter() {
         let _ = std::fs::remove_dir_all(path).or_else(|_| std::fs::remove_file(path));
     }
-    match ended {
-        Ok(()) => crate::out::error_line(
-            "interrupted; temporary files removed and child processes reaped",
-        ),
-        Err(e) => crate::out::error_line(&format!("interrupted; temporary files removed; {e}")),
-    }
+    crate::out::error_line(&message(ended));
     // SAFETY: _exit ends the process at once; skipping destructors is the
     // point (other threads may be mid-computation holding locks).
-    unsafe { libc::_exit(i32::from(code_for(sig))) }
+    unsafe { libc::_exit(i32::from(code)) }
+}
+
+/// Ends the process on a panic in any of its threads, the way a stop
+/// signal does ([`end_with`]): one line naming the panic and where it
+/// happened, exit 1. A demo or bench panics where it cannot go on (a thread
+/// or a worker that cannot be started: `RLIMIT_NPROC`, memory); unwinding
+/// would print a backtrace, and could hang for good — a scope waiting for a
+/// queue's producer whose consumer never started. In a forked child the
+/// previous hook runs, so a worker's panic stays the backend's to report.
+pub fn end_on_panic() {
+    let pid = std::process::id();
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if std::process::id() != pid {
+            return previous(info);
+        }
+        static ENDING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+        if ENDING.swap(true, Ordering::SeqCst) {
+            // Another thread is already ending the process.
+            loop {
+                std::thread::park();
+            }
+        }
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<&str>()
+            .copied()
+            .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+            .unwrap_or("a panic");
+        let place = info
+            .location()
+            .map_or_else(String::new, |l| format!(" (at {}:{})", l.file(), l.line()));
+        let message = message.replace('\n', " ");
+        let message = format!("{message}{place}");
+        end_with(
+            |ended| match ended {
+                Ok(()) => message,
+                Err(e) => format!("{message}; {e}"),
+            },
+            1,
+        )
+    }));
 }

@@ -96,6 +96,7 @@ fn main() -> ExitCode {
     // SIGINT / SIGTERM / SIGHUP: flag it; workloads stop at the next safe
     // point, or are ended by force after a grace period (see interrupt.rs).
     interrupt::install();
+    interrupt::end_on_panic();
     match cli.command {
         Command::Demo { workload } => match demo::run(workload) {
             Ok(text) => match out::stdout(&text) {

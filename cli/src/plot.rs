@@ -31,9 +31,28 @@ fn error(path: &Path, e: impl std::fmt::Display) -> String {
     format!("drawing {}: {e}", path.display())
 }
 
+/// Writes a drawn picture to `path`. plotters' own file output flushes
+/// through a `BufWriter` dropped with its error ignored, so a small picture
+/// on a full disk would be lost without a word: pictures are drawn into a
+/// string and written here.
+fn save(path: &Path, svg: &str) -> Result<(), String> {
+    std::fs::write(path, svg).map_err(|e| format!("writing {}: {e}", path.display()))
+}
+
 /// Draws speed-up against workers: one curve per series (backend), with
 /// the ideal speed-up (= workers) dashed.
 pub fn scaling(
+    path: &Path,
+    title: &str,
+    series: &[(String, Vec<(usize, f64)>)],
+) -> Result<(), String> {
+    let mut svg = String::new();
+    draw_scaling(&mut svg, path, title, series)?;
+    save(path, &svg)
+}
+
+fn draw_scaling(
+    svg: &mut String,
     path: &Path,
     title: &str,
     series: &[(String, Vec<(usize, f64)>)],
@@ -48,7 +67,7 @@ pub fn scaling(
         .iter()
         .flat_map(|(_, points)| points.iter().map(|p| p.1))
         .fold(max_workers as f64, f64::max);
-    let root = SVGBackend::new(path, (800, 520)).into_drawing_area();
+    let root = SVGBackend::with_string(svg, (800, 520)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| error(path, e))?;
     let mut chart = ChartBuilder::on(&root)
         .caption(title, ("sans-serif", 22))
@@ -100,6 +119,12 @@ pub fn scaling(
 /// Draws saved check-ups side by side: for each row, one bar per run, its
 /// height the row's median as a multiple of that run's floor (log scale).
 pub fn checkups(path: &Path, runs: &[(String, Run)]) -> Result<(), String> {
+    let mut svg = String::new();
+    draw_checkups(&mut svg, path, runs)?;
+    save(path, &svg)
+}
+
+fn draw_checkups(svg: &mut String, path: &Path, runs: &[(String, Run)]) -> Result<(), String> {
     let rows: Vec<&str> = runs
         .first()
         .map(|(_, r)| r.rows.iter().map(|f| f.name.as_str()).collect())
@@ -116,7 +141,7 @@ pub fn checkups(path: &Path, runs: &[(String, Run)]) -> Result<(), String> {
         .flat_map(|(_, r)| rows.iter().filter_map(|n| multiple(r, n)))
         .fold(10.0, f64::max);
     let slots = rows.len() * (runs.len() + 1);
-    let root = SVGBackend::new(path, (900, 520)).into_drawing_area();
+    let root = SVGBackend::with_string(svg, (900, 520)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| error(path, e))?;
     let mut chart = ChartBuilder::on(&root)
         .caption(

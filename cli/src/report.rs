@@ -131,6 +131,34 @@ impl Row {
     }
 }
 
+/// The first failure seen inside a measurement (which can only return its
+/// time): the run reports it instead of a rate measured on failures.
+#[derive(Default)]
+pub struct FirstFailure(Option<String>);
+
+impl FirstFailure {
+    /// Records `result`'s error if it is the first.
+    pub fn note<T, E: std::fmt::Display>(&mut self, what: &str, result: Result<T, E>) -> Option<T> {
+        match result {
+            Ok(value) => Some(value),
+            Err(e) => {
+                self.0.get_or_insert_with(|| format!("{what}: {e}"));
+                None
+            }
+        }
+    }
+
+    /// Whether a failure was noted.
+    pub fn failed(&self) -> bool {
+        self.0.is_some()
+    }
+
+    /// `Err` with the first failure, if any.
+    pub fn check(self) -> Result<(), String> {
+        self.0.map_or(Ok(()), Err)
+    }
+}
+
 /// A whole family's results.
 pub struct Report {
     pub family: &'static str,

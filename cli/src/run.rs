@@ -28,7 +28,7 @@ mod term;
 
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 pub use args::RunArgs;
 use engine::{Config, Ended, Engine};
@@ -62,24 +62,46 @@ fn failed_status(failed: u64) -> u8 {
 /// The stop signals' self-pipe (read end) and the number of the last one.
 type Signals = (std::os::unix::net::UnixStream, Arc<AtomicUsize>);
 
+/// While set (from the first instant until the event loop watches the
+/// self-pipe; for good in a dry run), a stop signal ends the process at once
+/// with 128 + its number.
+type SettingUp = Arc<AtomicBool>;
+
 /// Registers SIGINT, SIGTERM and SIGHUP to write to a self-pipe (and record
 /// which), so the event loop sees them; returns the pipe's read end.
-fn signal_pipe() -> std::io::Result<Signals> {
+///
+/// Set-up (opening inputs, counting them, copying stdin, reading the joblog)
+/// can wait without end on another party: a FIFO nobody opens, a stdin that
+/// never ends. Until [`SettingUp`] is cleared, a stop signal therefore
+/// exits on the spot, as its default action would (nothing to clean up
+/// yet: no job has started, and set-up's temporary files are unnamed).
+fn signal_pipe() -> std::io::Result<(Signals, SettingUp)> {
     let (read, write) = std::os::unix::net::UnixStream::pair()?;
     write.set_nonblocking(true)?;
     let last = Arc::new(AtomicUsize::new(0));
+    let setting_up = Arc::new(AtomicBool::new(true));
     for sig in crate::interrupt::STOP_SIGNALS {
+        signal_hook::flag::register_conditional_shutdown(
+            sig,
+            i32::from(crate::interrupt::code_for(sig)),
+            Arc::clone(&setting_up),
+        )?;
         // The number first, then the wake-up byte.
         signal_hook::flag::register_usize(sig, Arc::clone(&last), sig as usize)?;
         signal_hook::low_level::pipe::register(sig, write.try_clone()?)?;
     }
-    Ok((read, last))
+    Ok(((read, last), setting_up))
+}
+
+/// Set-up is over: from now on the event loop watches the self-pipe.
+fn watching(setting_up: &SettingUp) {
+    setting_up.store(false, Ordering::SeqCst);
 }
 
 /// Runs `ply run`.
 pub fn main(args: RunArgs) -> ExitCode {
     // Signals first, so none arriving during set-up is lost.
-    let signals = match signal_pipe() {
+    let (signals, setting_up) = match signal_pipe() {
         Ok(s) => s,
         Err(e) => return error(&format!("installing signal handlers: {e}")),
     };
@@ -158,6 +180,8 @@ pub fn main(args: RunArgs) -> ExitCode {
         };
         let total = range.as_ref().map_or(all, |r| Some(r.end - r.start));
         if args.dry_run {
+            // It reads its inputs itself (a FIFO may keep it waiting), and
+            // starts nothing: a stop signal ends it at any point.
             return dry_run(inputs, &template, range, &signals);
         }
         let keep = move |i: u64| range.as_ref().is_none_or(|r| r.contains(&i));
@@ -235,6 +259,7 @@ pub fn main(args: RunArgs) -> ExitCode {
         sink::Sink::stdout(),
         sink::Sink::stderr(),
     );
+    watching(&setting_up);
     let engine = match Engine::new(config, feed, signals, printer) {
         Ok(engine) => engine,
         Err(e) => return error(&format!("setting up: {e}")),

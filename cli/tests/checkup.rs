@@ -277,3 +277,79 @@ fn saved_checkups_are_drawn_side_by_side_one_series_per_run() {
         assert!(texts.contains(&name), "{name} not in {texts:?}");
     }
 }
+
+/// A "saved check-up" that never ends (`/dev/zero`, `/dev/urandom`) or is
+/// far too big is refused after a bounded read, with one line and exit 2:
+/// it was read whole into memory, until the allocator aborted (or, for
+/// `/dev/urandom`, until killed). Run under a 1 GB address-space limit so
+/// the old behaviour fails fast instead of eating the machine's memory.
+#[test]
+fn an_endless_saved_file_is_refused_after_a_bounded_read() {
+    let ply = env!("CARGO_BIN_EXE_ply");
+    let dir = TempDir::new("checkup-endless");
+    let good = dir.path().join("good.json");
+    std::fs::write(&good, saved(&[50.0], &[("pipe", &[9_000.0])])).unwrap();
+    let good = good.to_str().unwrap();
+    for (args, file) in [
+        (String::from("--load /dev/zero"), "/dev/zero"),
+        (
+            format!("--load {good} --compare /dev/urandom"),
+            "/dev/urandom",
+        ),
+        (format!("--plot {good}.svg --also /dev/zero"), "/dev/zero"),
+    ] {
+        let mut child = std::process::Command::new("/bin/sh")
+            .args([
+                "-c",
+                &format!("ulimit -v 1000000 && exec {ply} bench {args}"),
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let status = wait_or_kill(&mut child, std::time::Duration::from_secs(30));
+        let err = drain_stderr(&mut child);
+        assert_eq!(status.code(), Some(2), "{args}: {err}");
+        assert_eq!(err.lines().count(), 1, "{args}: {err}");
+        assert!(
+            err.starts_with(&format!("error: {file}: larger than")),
+            "{args}: {err}"
+        );
+    }
+    assert_eq!(dir.entries(), ["good.json"], "no picture drawn");
+}
+
+/// A picture that cannot be written (a full disk: `/dev/full`) is one line
+/// and exit 1. plotters writes the SVG through a `BufWriter` whose flush on
+/// drop ignores errors, so a small picture was lost while ply said nothing
+/// and exited 0.
+#[test]
+fn a_picture_on_a_full_disk_is_an_error() {
+    let dir = TempDir::new("checkup-full");
+    let good = dir.path().join("good.json");
+    std::fs::write(&good, saved(&[50.0], &[("pipe", &[9_000.0])])).unwrap();
+    let full = dir.path().join("full.svg");
+    std::os::unix::fs::symlink("/dev/full", &full).unwrap();
+    for args in [
+        &[
+            "bench",
+            "--plot",
+            full.to_str().unwrap(),
+            "--also",
+            good.to_str().unwrap(),
+        ][..],
+        &[
+            "bench",
+            "--load",
+            good.to_str().unwrap(),
+            "--plot",
+            full.to_str().unwrap(),
+        ],
+    ] {
+        let out = ply(args);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(err.contains("No space left on device"), "{args:?}: {err}");
+    }
+}

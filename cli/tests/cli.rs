@@ -4,7 +4,7 @@ mod common;
 
 use std::process::Output;
 
-use common::ply;
+use common::{drain_stderr, ply, ply_cmd, signal, wait_or_kill};
 
 /// CPUs available to this process.
 fn cpus() -> usize {
@@ -230,4 +230,50 @@ fn bench_all_json_is_an_array_of_every_family() {
         .map(|f| f["family"].as_str().unwrap())
         .collect();
     assert_eq!(families, ["queues", "locks", "spawn", "ipc", "pool"]);
+}
+
+/// The child processes of `pid` (every thread's children).
+fn children_of(pid: u32) -> Vec<u32> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
+        .flat_map(|c| {
+            c.split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect::<Vec<u32>>()
+        })
+        .collect()
+}
+
+/// `bench ipc`'s first route echoes through shared-memory queues with a
+/// forked child. Killed, that child never answers: the bench waited for
+/// it without a deadline, for good. Now it looks whether the child still
+/// lives while it waits, and reports its death: one line, exit 1.
+#[test]
+fn bench_ipc_reports_an_echo_process_that_dies() {
+    let mut child = ply_cmd()
+        .args(["bench", "ipc", "--items", "1000000000"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The first child is the queue route's echo process; its route runs
+    // 100,000 round trips x 5 (seconds), so it is found while it runs.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let echo = loop {
+        if let Some(&pid) = children_of(child.id()).first() {
+            break pid;
+        }
+        assert!(std::time::Instant::now() < deadline, "no echo process");
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    };
+    signal(echo, libc::SIGKILL);
+    let status = wait_or_kill(&mut child, std::time::Duration::from_secs(30));
+    let err = drain_stderr(&mut child);
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("bench ipc: the queue's echo process"), "{err}");
 }

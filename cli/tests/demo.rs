@@ -96,6 +96,30 @@ fn copy_verifies_every_byte_and_cleans_up() {
     assert_eq!(tmp.entries(), Vec::<String>::new(), "temp files left");
 }
 
+/// A TMPDIR that does not exist is an error naming it, and stays absent:
+/// the copy demo created it (`create_dir_all`) and left it behind after
+/// removing its own directory inside.
+#[test]
+fn copy_with_a_missing_tmpdir_is_an_error_and_creates_nothing() {
+    let tmp = TempDir::new("copy-missing-tmpdir");
+    let missing = tmp.path().join("missing");
+    let out = Command::new(env!("CARGO_BIN_EXE_ply"))
+        .args(["demo", "copy", "--files", "1", "--size-mib", "1"])
+        .env("TMPDIR", &missing)
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains(missing.to_str().unwrap()), "{err}");
+    assert_eq!(
+        tmp.entries(),
+        Vec::<String>::new(),
+        "created: {:?}",
+        tmp.entries()
+    );
+}
+
 #[test]
 fn tests_leave_no_temporary_directory() {
     let dir = TempDir::new("cleanup");

@@ -158,3 +158,168 @@ fn resume_after_ctrl_c_runs_the_jobs_ply_killed() {
         std::fs::read_to_string(&log).unwrap_or_default()
     );
 }
+
+/// A FIFO at `path`.
+fn mkfifo(path: &std::path::Path) {
+    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: `c` is a valid NUL-terminated path for the call's duration.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo");
+}
+
+/// Ctrl-C, SIGTERM and SIGHUP stop `ply run` while it is still setting up:
+/// opening an input nobody writes to, counting an input that never ends
+/// (`--shard`), copying a stdin that never ends (read twice); and a
+/// `--dry-run` waiting for its next input line. ply caught
+/// the signals from its first instant but looked at them only once its
+/// event loop ran, so there it could not be stopped except by SIGKILL.
+#[test]
+fn a_stop_signal_ends_a_run_still_setting_up() {
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = TempDir::new("run-setup-signal");
+    let fifo = dir.path().join("fifo");
+    mkfifo(&fifo);
+    let fifo = fifo.to_str().unwrap();
+    // A writer that never writes: opening the FIFO read-write never blocks.
+    let _writer = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(fifo)
+        .unwrap();
+    let nobody_writes = dir.path().join("lonely");
+    mkfifo(&nobody_writes);
+    // (arguments, stdin: a pipe the test keeps open and never writes, signal)
+    let cases: [(&[&str], bool, i32); 5] = [
+        (
+            &["run", "--dry-run", "echo", "::::", fifo],
+            false,
+            libc::SIGTERM,
+        ),
+        (
+            &["run", "echo", "::::", nobody_writes.to_str().unwrap()],
+            false,
+            libc::SIGTERM,
+        ),
+        (
+            &["run", "--shard", "1/2", "echo", "::::", fifo],
+            false,
+            libc::SIGINT,
+        ),
+        (
+            &["run", "--halt", "soon,fail=50%", "echo", "::::", fifo],
+            false,
+            libc::SIGHUP,
+        ),
+        (
+            &["run", "echo", ":::", "a", "::::", "-"],
+            true,
+            libc::SIGTERM,
+        ),
+    ];
+    for (args, piped, sig) in cases {
+        let mut child = ply_cmd()
+            .args(args)
+            .stdin(if piped {
+                std::process::Stdio::piped()
+            } else {
+                std::process::Stdio::null()
+            })
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        wait_until_handling(&mut child, sig);
+        signal(child.id(), sig);
+        let status = wait_or_kill(&mut child, std::time::Duration::from_secs(20));
+        assert_eq!(status.code(), Some(128 + sig), "{args:?}");
+    }
+}
+
+/// An input line without end (`/dev/zero`, a stream with no newline) is an
+/// error naming the input, not a line read into memory until the allocator
+/// aborts with a backtrace. Run under a 1 GB address-space limit, so the
+/// old behaviour fails fast instead of eating the machine's memory.
+#[test]
+fn an_endless_input_line_is_an_error_not_an_abort() {
+    let ply = env!("CARGO_BIN_EXE_ply");
+    for (script, name) in [
+        (
+            format!("exec {ply} run echo :::: /dev/zero"),
+            "/dev/zero:1:",
+        ),
+        (format!("exec {ply} run echo < /dev/zero"), "stdin:1:"),
+    ] {
+        let mut child = std::process::Command::new("/bin/sh")
+            .args(["-c", &format!("ulimit -v 1000000 && {script}")])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let status = wait_or_kill(&mut child, std::time::Duration::from_secs(30));
+        let err = drain_stderr(&mut child);
+        assert_eq!(status.code(), Some(255), "{script}: {err}");
+        assert_eq!(err.lines().count(), 1, "{script}: {err}");
+        assert!(
+            err.starts_with(&format!("error: {name} a line longer than")),
+            "{script}: {err}"
+        );
+    }
+}
+
+/// A joblog must be a regular file. Appending to a FIFO (which ply opened
+/// read-write, so it was its own reader) blocked the event loop for good
+/// once 64 KiB of lines filled the pipe, deaf even to SIGTERM; `--resume`
+/// read `/dev/zero` without end. Each is now refused before any job runs.
+#[test]
+fn a_joblog_that_is_not_a_regular_file_is_refused() {
+    let dir = TempDir::new("run-joblog-kind");
+    let fifo = dir.path().join("fifo");
+    mkfifo(&fifo);
+    let fifo = fifo.to_str().unwrap();
+    let ran = dir.path().join("ran");
+    let job = format!("echo {{}} >> {}", ran.display());
+    for args in [
+        &["run", "--joblog", fifo, &job, ":::", "1"][..],
+        &["run", "--resume", "--joblog", fifo, &job, ":::", "1"],
+        &["run", "--resume", "--joblog", "/dev/zero", &job, ":::", "1"],
+    ] {
+        let mut child = ply_cmd()
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let status = wait_or_kill(&mut child, std::time::Duration::from_secs(20));
+        let err = drain_stderr(&mut child);
+        assert_eq!(status.code(), Some(255), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(err.contains("not a regular file"), "{args:?}: {err}");
+        assert!(!ran.exists(), "{args:?}: a job ran");
+    }
+}
+
+/// `--pipe` extends a block to the end of its last line; a stdin without
+/// newlines (`/dev/zero`) was read into memory without end, each read
+/// searching the whole block again (quadratic). A line over 1 GiB is now an
+/// error, reached in time linear in its length. Under a 4 GB address-space
+/// limit, so the old behaviour fails instead of eating the machine's memory.
+#[test]
+fn an_endless_line_on_pipe_is_an_error_not_an_abort() {
+    let ply = env!("CARGO_BIN_EXE_ply");
+    let script = format!("ulimit -v 4000000 && exec {ply} run --pipe --block 1k wc -c < /dev/zero");
+    let mut child = std::process::Command::new("/bin/sh")
+        .args(["-c", &script])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let status = wait_or_kill(&mut child, std::time::Duration::from_secs(60));
+    let err = drain_stderr(&mut child);
+    assert_eq!(status.code(), Some(255), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with("error: stdin: a line longer than 1024 MiB"),
+        "{err}"
+    );
+}

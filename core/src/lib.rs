@@ -15,6 +15,7 @@
 //! | [`partition`] | even, fixed, guided and cost-weighted splits of `0..len`; `shard(k, n)`; the atomic [`partition::ChunkDispenser`] |
 //! | [`sync`] | spin, ticket and reader-writer locks (surviving a waiter's death); a robust lock (surviving a holder's death); semaphore, event, barrier, once/lazy; the event count; the [`sync::Park`] (with deadlines) and [`sync::Liveness`] seams |
 //! | [`ShmSafe`], [`shm_safe!`] | the marker for types that may live in memory shared between processes, and a checked way to implement it |
+//! | [`TearSafe`] | the marker for types that stay valid when a writer dies mid-write (what a robust lock lets you read after its holder's death) |
 //!
 //! ## Targets
 //! The crate builds for `thumbv7em-none-eabihf` (32-bit atomics only, no allocator).
@@ -76,5 +77,7 @@ mod primitive;
 pub mod queue;
 mod shm_safe;
 pub mod sync;
+mod tear_safe;
 
 pub use shm_safe::ShmSafe;
+pub use tear_safe::TearSafe;

@@ -193,6 +193,12 @@ pub unsafe trait ShmSafe: Send {}
 /// of the type's own: a type whose `unsafe impl Sync` reasons from thread ids,
 /// for example, must not be declared `ShmSafe` this way.
 ///
+/// With `#[tear_safe]` as its first attribute, a struct is also declared
+/// [`TearSafe`](crate::TearSafe) (a writer's death cannot leave it invalid, so
+/// a robust lock lets it be read after one), checking that every field's type
+/// is `TearSafe`. An enum never is, and is refused. Do not use it for a struct
+/// whose own `unsafe` code relies on a relation between its fields.
+///
 /// # Example
 ///
 /// ```
@@ -225,13 +231,76 @@ pub unsafe trait ShmSafe: Send {}
 ///     }
 /// }
 ///
+/// ply_core::shm_safe! {
+///     #[tear_safe]
+///     #[derive(Clone, Copy, Debug, PartialEq)]
+///     pub struct Totals { pub count: u64, pub sum: f64, pub open: bool }
+/// }
+///
 /// fn check<T: ShmSafe>() {}
 /// check::<Progress>();
 /// check::<[Point; 3]>();
 /// check::<Reply>();
+/// fn check_tear<T: ShmSafe + ply_core::TearSafe>() {}
+/// check_tear::<Totals>();
+/// ```
+///
+/// A field that is not `TearSafe` is refused:
+///
+/// ```compile_fail,E0277
+/// ply_core::shm_safe! {
+///     #[tear_safe]
+///     pub struct Last { pub key: char } // error: `char` may be invalid once torn
+/// }
 /// ```
 #[macro_export]
 macro_rules! shm_safe {
+    (
+        #[tear_safe]
+        $(#[$meta:meta])*
+        $vis:vis struct $name:ident {
+            $( $(#[$fmeta:meta])* $fvis:vis $field:ident : $fty:ty ),* $(,)?
+        }
+    ) => {
+        $crate::shm_safe! {
+            $(#[$meta])*
+            $vis struct $name {
+                $( $(#[$fmeta])* $fvis $field : $fty ),*
+            }
+        }
+        $crate::__tear_safe_impl!($name; $($fty),*);
+    };
+    (
+        #[tear_safe]
+        $(#[$meta:meta])*
+        $vis:vis struct $name:ident ( $( $(#[$fmeta:meta])* $fvis:vis $fty:ty ),* $(,)? );
+    ) => {
+        $crate::shm_safe! {
+            $(#[$meta])*
+            $vis struct $name ( $( $(#[$fmeta])* $fvis $fty ),* );
+        }
+        $crate::__tear_safe_impl!($name; $($fty),*);
+    };
+    (
+        #[tear_safe]
+        $(#[$meta:meta])*
+        $vis:vis struct $name:ident;
+    ) => {
+        $crate::shm_safe! {
+            $(#[$meta])*
+            $vis struct $name;
+        }
+        $crate::__tear_safe_impl!($name;);
+    };
+    (
+        #[tear_safe]
+        $(#[$meta:meta])*
+        $vis:vis enum $($rest:tt)*
+    ) => {
+        ::core::compile_error!(
+            "an enum is never `TearSafe`: a writer that dies between storing the tag and the fields leaves a tag with the wrong fields; store its tag and fields as integers in a struct instead"
+        );
+    };
     (
         $(#[$meta:meta])*
         $vis:vis struct $name:ident {
@@ -283,6 +352,27 @@ macro_rules! shm_safe {
             ),*
         }
         $crate::__shm_safe_impl!($name; $( $( $($tty,)* )? $( $($nty,)* )? )*);
+    };
+}
+
+/// The `TearSafe` impl and field checks behind `#[tear_safe]` in
+/// [`shm_safe!`]; not for direct use.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __tear_safe_impl {
+    ($name:ident; $($fty:ty),* $(,)?) => {
+        // Every field type must be `TearSafe`: a field that is not fails to
+        // compile here, naming its type.
+        const _: () = {
+            #[allow(dead_code)]
+            const fn field_is_tear_safe<T: $crate::TearSafe>() {}
+            $( field_is_tear_safe::<$fty>(); )*
+        };
+        // SAFETY: a struct is its fields and padding, and every field's type
+        // is `TearSafe` (checked just above): a byte-wise mix of values of the
+        // struct is a mix of each field, each valid. The macro's docs exclude
+        // structs whose own `unsafe` code relies on a relation between fields.
+        unsafe impl $crate::TearSafe for $name {}
     };
 }
 

@@ -78,7 +78,7 @@ pub use park::{Park, SpinPark, Timeout};
 pub use patience::{Deadline, Patience, Spins};
 pub use robust_mutex::{RECHECK, RawRobustMutex, RobustError};
 #[cfg(not(loom))]
-pub use robust_mutex::{RobustGuard, RobustMutex};
+pub use robust_mutex::{RecoveryGuard, RobustGuard, RobustMutex};
 pub use rwlock::RawRwLock;
 #[cfg(not(loom))]
 pub use rwlock::{RwLock, RwLockReadGuard, RwLockWriteGuard};

@@ -7,6 +7,9 @@
 //!   pop read a slot nobody wrote;
 //! - share between threads a queue or lock holding a `!Send` value (`Rc`), or
 //!   send a lock guard to another thread.
+//! - read, or mark consistent, a robust lock's data after its holder's death
+//!   when the type is not `TearSafe` (a `char`, an enum with fields): the
+//!   holder may have been killed mid-write, leaving no valid value.
 //!
 //! Refresh the messages after a compiler upgrade with
 //! `TRYBUILD=overwrite cargo test -p ply-core --test soundness`.

@@ -30,7 +30,9 @@ mod shared;
 pub use channel::{IntoIter, Receiver, Sender, channel};
 pub use duplex::{Duplex, duplex, fork_duplex};
 pub use queue::ProcessQueue;
-pub use shared::{SharedArray, SharedArrayGuard, SharedArrayLock, SharedValue};
+pub use shared::{
+    SharedArray, SharedArrayGuard, SharedArrayLock, SharedArrayRecovery, SharedValue,
+};
 
 use std::fmt;
 use std::io;

@@ -383,7 +383,11 @@ fn many_submitters_get_every_result_through_channel_and_socket() {
     assert_no_descendants();
 }
 
-/// Once the pool has nothing to do, its workers sleep (no spinning CPU).
+/// Once the pool has nothing to do, its workers, its fork server and its
+/// supervisor thread sleep: each is blocked (state `S`) and stays blocked
+/// for half a second without being switched in once (a timed poll loop
+/// would be, hundreds of times) and without CPU time (a spinning worker
+/// would gain tens of clock ticks; one tick is allowed, for accounting).
 #[test]
 fn an_idle_pools_workers_sleep() {
     let _serial = serial();
@@ -392,13 +396,75 @@ fn an_idle_pools_workers_sleep() {
     for i in 0..20u8 {
         echo(&pool, &[i]);
     }
+    let mut sleepers: Vec<String> = pool
+        .worker_pids()
+        .iter()
+        .map(|p| format!("/proc/{p}"))
+        .collect();
+    assert_eq!(sleepers.len(), 2);
+    sleepers.push(format!("/proc/{}", pool.server_pid().unwrap()));
+    let supervisors = supervisor_threads();
+    assert_eq!(supervisors.len(), 1, "one pool, one supervisor thread");
+    sleepers.extend(supervisors);
     let deadline = Instant::now() + Duration::from_secs(30);
-    while !pool.worker_pids().iter().all(|&p| state_of(p) == 'S') {
-        assert!(Instant::now() < deadline, "the idle workers kept running");
+    while !sleepers.iter().all(|s| activity_of(s).0 == 'S') {
+        assert!(Instant::now() < deadline, "the idle pool kept running");
         std::thread::sleep(Duration::from_millis(1));
+    }
+    let before: Vec<_> = sleepers.iter().map(|s| activity_of(s)).collect();
+    std::thread::sleep(Duration::from_millis(500));
+    for (task, (_, ticks_before, switches_before)) in sleepers.iter().zip(before) {
+        let (state, ticks, switches) = activity_of(task);
+        assert_eq!(state, 'S', "{task} woke up while the pool was idle");
+        assert_eq!(
+            switches, switches_before,
+            "{task} was switched in while the pool was idle"
+        );
+        assert!(
+            ticks <= ticks_before + 1,
+            "{task} used {} clock ticks of CPU while the pool was idle",
+            ticks - ticks_before
+        );
     }
     drop(pool);
     assert_no_descendants();
+}
+
+/// The `/proc` directories of this process's pool supervisor threads.
+fn supervisor_threads() -> Vec<String> {
+    let tasks = std::fs::read_dir("/proc/self/task").unwrap();
+    tasks
+        .filter_map(|t| {
+            let dir = t.ok()?.path();
+            let name = std::fs::read_to_string(dir.join("comm")).ok()?;
+            // The thread's name, cut to the kernel's 15 bytes.
+            (name.trim_end() == "ply-process-poo").then(|| dir.display().to_string())
+        })
+        .collect()
+}
+
+/// A task's state, its CPU time (user + system, in clock ticks) and how
+/// often it has been switched out (voluntarily or not), from its `/proc`
+/// directory.
+fn activity_of(dir: &str) -> (char, u64, u64) {
+    let stat = std::fs::read_to_string(format!("{dir}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or(Vec::new(), |(_, rest)| rest.split_whitespace().collect());
+    // After the name: state (field 3), ..., utime (14), stime (15).
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok());
+    let state = fields.first().and_then(|f| f.chars().next()).unwrap_or('?');
+    let status = std::fs::read_to_string(format!("{dir}/status")).unwrap_or_default();
+    let switches = status
+        .lines()
+        .filter(|l| l.contains("ctxt_switches:"))
+        .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .sum();
+    (
+        state,
+        ticks(11).unwrap_or(0) + ticks(12).unwrap_or(0),
+        switches,
+    )
 }
 
 /// A worker sleeps on its channel with no timeout. Shutting the pool down

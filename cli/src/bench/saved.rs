@@ -17,6 +17,9 @@ use crate::report::{Align, Table};
 /// The `format` field of a saved run.
 const FORMAT: &str = "ply-checkup-1";
 
+/// The largest saved check-up read, in bytes (one is a few KiB).
+const MAX_SAVED: u64 = 16 << 20;
+
 /// One figure: what it is, which tool's figure it matches, nanoseconds per
 /// operation in each run.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -140,9 +143,24 @@ impl Run {
             .map_err(|e| format!("saving the check-up to {}: {e}", path.display()))
     }
 
-    /// Reads a run saved by [`save`](Self::save).
+    /// Reads a run saved by [`save`](Self::save): at most [`MAX_SAVED`]
+    /// bytes, so a file without end (`/dev/zero`) is refused, not read
+    /// until memory runs out.
     pub fn load(path: &Path) -> Result<Run, String> {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        use std::io::Read;
+        let mut bytes = Vec::new();
+        std::fs::File::open(path)
+            .and_then(|f| f.take(MAX_SAVED + 1).read_to_end(&mut bytes))
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        if bytes.len() as u64 > MAX_SAVED {
+            return Err(format!(
+                "{}: larger than {} MiB: not a saved check-up",
+                path.display(),
+                MAX_SAVED >> 20
+            ));
+        }
+        let text = String::from_utf8(bytes)
+            .map_err(|_| format!("{}: not UTF-8: not a saved check-up", path.display()))?;
         let saved: Saved = serde_json::from_str(&text)
             .map_err(|e| format!("{}: not a saved check-up: {e}", path.display()))?;
         if saved.format != FORMAT {

@@ -31,7 +31,11 @@ impl Workspace {
         let dir = std::env::temp_dir().join(format!("ply-copy-{}-{stamp}", std::process::id()));
         // Registered before it exists, so no instant leaves it unlisted.
         let registered = crate::interrupt::TempPath::register(dir.clone());
-        if let Err(e) = fs::create_dir_all(dir.join("src")) {
+        // The directory itself with create_dir: a missing TMPDIR is an
+        // error, not a path created (and left behind) on the way; and a
+        // directory that is not ours is never removed.
+        fs::create_dir(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+        if let Err(e) = fs::create_dir(dir.join("src")) {
             let _ = fs::remove_dir_all(&dir);
             return Err(format!("creating {}: {e}", dir.display()));
         }

@@ -140,6 +140,11 @@ pub fn values(
     Ok(Feed { items: rx, ready })
 }
 
+/// The longest line a `--pipe` block is extended by to keep it whole: a
+/// longer one (a stream without newlines, such as `/dev/zero`) stops the
+/// run rather than being read into memory without end.
+const MAX_LINE: usize = 1 << 30;
+
 /// Starts the feeder over `--pipe` blocks of stdin: about `block` bytes,
 /// extended to the next newline so no record is cut.
 pub fn blocks(block: usize) -> std::io::Result<Feed> {
@@ -155,12 +160,33 @@ pub fn blocks(block: usize) -> std::io::Result<Feed> {
             let mut index = 0u64;
             let mut buf = vec![0u8; 64 << 10];
             let mut eof = false;
-            while !eof || !carry.is_empty() {
+            loop {
                 // Fill to at least `block` bytes, then to the next newline.
-                while !eof
-                    && (carry.len() < block
-                        || !carry[block.min(carry.len()).saturating_sub(1)..].contains(&b'\n'))
-                {
+                // `carry[..searched]` is known to hold no newline at or past
+                // `block - 1`, so each byte is searched once: a long line
+                // costs time in proportion to its length.
+                let mut searched = 0;
+                let cut = loop {
+                    if carry.len() >= block {
+                        let from = (block - 1).max(searched);
+                        if let Some(p) = carry[from..].iter().position(|&b| b == b'\n') {
+                            break from + p + 1;
+                        }
+                        searched = carry.len();
+                        if carry.len() - block >= MAX_LINE {
+                            let message = format!(
+                                "stdin: a line longer than {} MiB (--pipe keeps each line whole)",
+                                MAX_LINE >> 20
+                            );
+                            send(&tx, writer.as_fd(), vec![Item::Failed(message)]);
+                            drop(tx);
+                            notify(writer.as_fd());
+                            return;
+                        }
+                    }
+                    if eof {
+                        break carry.len();
+                    }
                     match stdin.read(&mut buf) {
                         Ok(0) => eof = true,
                         Ok(n) => carry.extend_from_slice(&buf[..n]),
@@ -176,21 +202,12 @@ pub fn blocks(block: usize) -> std::io::Result<Feed> {
                             return;
                         }
                     }
-                }
-                let cut = if carry.len() <= block && eof {
-                    carry.len()
-                } else {
-                    let from = block.min(carry.len()).saturating_sub(1);
-                    carry[from..]
-                        .iter()
-                        .position(|&b| b == b'\n')
-                        .map_or(carry.len(), |p| from + p + 1)
                 };
-                let rest = carry.split_off(cut);
-                let chunk = std::mem::replace(&mut carry, rest);
-                if chunk.is_empty() {
+                if cut == 0 {
                     break;
                 }
+                let rest = carry.split_off(cut);
+                let chunk = std::mem::replace(&mut carry, rest);
                 if !send(&tx, writer.as_fd(), vec![Item::Block(index, chunk)]) {
                     return;
                 }

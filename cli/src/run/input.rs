@@ -76,6 +76,12 @@ pub fn split_command(words: &[String]) -> Result<(Vec<String>, Vec<Source>), Str
     Ok((words[..first].to_vec(), sources))
 }
 
+/// The longest input line read, in bytes. A line becomes (part of) one
+/// argument, and Linux refuses an argument over 128 KiB (`MAX_ARG_STRLEN`),
+/// so no job could run with a longer one; the bound keeps a source without
+/// newlines (`/dev/zero`) from being read into memory without end.
+const MAX_LINE: usize = 16 << 20;
+
 /// A source being read: its values in order, and able to start again.
 struct Reader {
     source: Source,
@@ -159,6 +165,7 @@ impl Reader {
         };
         let mut bytes = Vec::new();
         let n = lines
+            .take(MAX_LINE as u64 + 1)
             .read_until(b'\n', &mut bytes)
             .map_err(|e| InputError(format!("{}: {e}", self.name)))?;
         if n == 0 {
@@ -167,6 +174,14 @@ impl Reader {
         self.line += 1;
         if bytes.last() == Some(&b'\n') {
             bytes.pop();
+        }
+        if bytes.len() > MAX_LINE {
+            return Err(InputError(format!(
+                "{}:{}: a line longer than {} MiB (Linux passes at most 128 KiB in one argument)",
+                self.name,
+                self.line,
+                MAX_LINE >> 20
+            )));
         }
         String::from_utf8(bytes)
             .map(Some)

@@ -18,6 +18,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use super::args::JoblogFormat;
@@ -120,7 +121,11 @@ impl Joblog {
             .create(true)
             .append(true)
             .open(path)?;
-        let size = file.metadata()?.len();
+        let meta = file.metadata()?;
+        if !meta.is_file() {
+            return Err(not_a_regular_file());
+        }
+        let size = meta.len();
         let len = whole_lines_len(&file, size)?;
         if len < size {
             file.set_len(len)?;
@@ -167,6 +172,13 @@ impl Joblog {
             }
         }
     }
+}
+
+/// A joblog is a regular file: a FIFO would block the event loop once its
+/// buffer is full (ply being its only reader), a device such as `/dev/zero`
+/// would be read without end by `--resume`.
+fn not_a_regular_file() -> io::Error {
+    io::Error::other("not a regular file (a joblog is appended to and read back by --resume)")
 }
 
 /// The length of `file` (`size` bytes) up to the end of its last whole
@@ -250,7 +262,17 @@ impl Outcomes {
 /// ignored with a warning on stderr: that job runs again (and [`Joblog::open`]
 /// cuts that line off before anything is appended).
 pub fn read(path: &Path, warn: &dyn Fn(&str)) -> Result<Outcomes, String> {
-    let file = match File::open(path) {
+    // Non-blocking, so a FIFO is refused rather than waited on; regular
+    // files ignore the flag.
+    let opened = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .and_then(|f| match f.metadata()?.is_file() {
+            true => Ok(f),
+            false => Err(not_a_regular_file()),
+        });
+    let file = match opened {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Outcomes::default()),
         Err(e) => return Err(format!("{}: {e}", path.display())),

@@ -11,9 +11,12 @@
 //!
 //! - `Ok(guard)`: the lock was free or released normally.
 //! - `Err(RobustError::OwnerDied(guard))`: the previous holder died holding
-//!   the lock. The caller holds it now, and the data may be half-updated: it
-//!   repairs what it must, then calls [`RobustGuard::mark_consistent`]. If the
-//!   guard is dropped without that, the lock becomes unrecoverable.
+//!   the lock. The caller holds it now through a [`RecoveryGuard`], and the
+//!   data may be half-updated, even torn (see below). It repairs what it
+//!   must, then calls [`RecoveryGuard::mark_consistent`], or overwrites the
+//!   data with [`RecoveryGuard::reset`]; either gives the ordinary guard. If
+//!   the recovery guard is dropped without that, the lock becomes
+//!   unrecoverable.
 //! - `Err(RobustError::NotRecoverable)`: a holder died and the one who took
 //!   over did not mark the data consistent. Nobody gets the lock again; the
 //!   data cannot be trusted (pthread's `ENOTRECOVERABLE`).
@@ -68,14 +71,13 @@
 //! - A holder killed in the middle of writing *one value* leaves a torn value:
 //!   some of its bytes new, the rest old. For integers, floats, `bool`s,
 //!   atomics and arrays or structs of them, that is still a valid value (if
-//!   not a meaningful one), which is what repairing assumes. For a type with
-//!   invalid bit patterns spread over several bytes it may not be: an enum
-//!   with fields (rustc writes the tag and the fields with separate stores),
-//!   `char`, the `NonZero` integers, `Option` of them. The `OwnerDied` guard
-//!   would then expose an invalid value, which is undefined behaviour to
-//!   read. Across processes, keep such types out of a robust lock's data
-//!   (store an enum as its integer tag and fields, say). The type system does
-//!   not yet check this.
+//!   not a meaningful one). For a type with invalid bit patterns spread over
+//!   several bytes it may not be: an enum with fields (rustc writes the tag
+//!   and the fields with separate stores), `char`, the `NonZero` integers,
+//!   `Option` of them; reading it would be undefined behaviour. So the
+//!   [`RecoveryGuard`] derefs to the data only for [`TearSafe`](crate::TearSafe)
+//!   types (the former); for the others it can only overwrite the data
+//!   whole. The raw lock has no data and leaves this to its caller.
 
 use core::time::Duration;
 
@@ -331,7 +333,34 @@ impl<L: Liveness, P: Park> RawRobustMutex<L, P> {
     ///
     /// # Example
     ///
-    /// See [`RobustGuard::mark_consistent`].
+    /// ```
+    /// use std::cell::Cell;
+    /// use ply_core::sync::{Liveness, RawRobustMutex, RobustError, SpinPark};
+    ///
+    /// struct Toy;
+    /// std::thread_local!(static ME: Cell<u32> = const { Cell::new(1) });
+    /// // SAFETY: tokens 1 and 2, non-zero, < 2^31; owner 2 is reported dead
+    /// // only after its thread has returned.
+    /// unsafe impl Liveness for Toy {
+    ///     fn current(&self) -> u32 { ME.with(Cell::get) }
+    ///     fn is_alive(&self, token: u32) -> bool { token != 2 }
+    /// }
+    ///
+    /// let raw = RawRobustMutex::new(Toy, SpinPark);
+    /// std::thread::scope(|s| {
+    ///     s.spawn(|| {
+    ///         ME.with(|me| me.set(2));
+    ///         raw.lock().unwrap(); // and the thread ends holding it
+    ///     });
+    /// });
+    /// assert_eq!(raw.lock(), Err(RobustError::OwnerDied(())));
+    /// // SAFETY: the lock is held (taken over just above).
+    /// unsafe {
+    ///     raw.mark_consistent();
+    ///     raw.unlock();
+    /// }
+    /// assert_eq!(raw.lock(), Ok(()));
+    /// ```
     pub unsafe fn mark_consistent(&self) {
         // Only the holder writes the state; unlock's Release publishes it.
         self.state.store(CONSISTENT, Ordering::Relaxed);
@@ -406,10 +435,14 @@ impl<L: Liveness, P: Park> RawRobustMutex<L, P> {
 mod error;
 #[cfg(not(loom))]
 mod mutex;
+#[cfg(not(loom))]
+mod recovery;
 
 pub use error::RobustError;
 #[cfg(not(loom))]
 pub use mutex::{RobustGuard, RobustMutex};
+#[cfg(not(loom))]
+pub use recovery::RecoveryGuard;
 
 #[cfg(all(test, loom))]
 mod loom_tests;

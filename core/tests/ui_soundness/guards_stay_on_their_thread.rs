@@ -4,7 +4,7 @@
 // None of these may be sent to another thread.
 use ply_core::queue::spmc;
 use ply_core::sync::{
-    Liveness, RobustGuard, RwLockReadGuard, RwLockWriteGuard, SpinMutexGuard, SpinPark,
+    Liveness, RecoveryGuard, RobustGuard, RwLockReadGuard, RwLockWriteGuard, SpinMutexGuard, SpinPark,
     TicketMutexGuard,
 };
 
@@ -27,5 +27,6 @@ fn main() {
     send::<RwLockReadGuard<'static, u8>>();
     send::<RwLockWriteGuard<'static, u8>>();
     send::<RobustGuard<'static, u8, One, SpinPark>>();
+    send::<RecoveryGuard<'static, u8, One, SpinPark>>();
     send::<spmc::Producer<'static, u8, 4>>();
 }

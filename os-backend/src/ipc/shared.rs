@@ -2,11 +2,13 @@
 
 use std::cell::UnsafeCell;
 use std::io;
+use std::mem::MaybeUninit;
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use ply_core::sync::{Patience, RobustError, RobustGuard, RobustMutex};
+use ply_core::TearSafe;
+use ply_core::sync::{Patience, RecoveryGuard, RobustError, RobustGuard, RobustMutex};
 
 use crate::liveness::ThreadLiveness;
 use crate::park::{FutexPark, Until};
@@ -14,22 +16,27 @@ use crate::shm::{SharedBox, SharedSlice, ShmSafe};
 
 /// The value, twice: `copies[current]` is the value; a write fills the other
 /// copy, then flips `current`. A writer that dies mid-write has only touched
-/// the copy nobody reads, so the value is never torn.
+/// the copy nobody reads, so the value is never torn. That other copy may be
+/// torn, which is no valid `T` for some types (`char`, enums): the copies are
+/// `MaybeUninit`, and only the current one is ever read as a `T`.
 struct Copies<T> {
     current: AtomicU32,
-    copies: [T; 2],
+    copies: [MaybeUninit<T>; 2],
 }
 
 impl<T: Copy> Copies<T> {
     fn get(&self) -> T {
         // Acquire: pairs with the Release flip in `set`, also across a
         // holder's death (the flip is the last thing a writer does).
-        self.copies[self.current.load(Ordering::Acquire) as usize & 1]
+        let current = self.current.load(Ordering::Acquire) as usize & 1;
+        // SAFETY: the current copy was written whole (by `new`, or by `set`
+        // before its flip), and is not written while current.
+        unsafe { self.copies[current].assume_init() }
     }
 
     fn set(&mut self, value: T) {
         let next = (self.current.load(Ordering::Relaxed) as usize & 1) ^ 1;
-        self.copies[next] = value;
+        self.copies[next] = MaybeUninit::new(value);
         // Release: the new copy is written before it becomes current, for the
         // compiler and the CPU alike, so a death between the two leaves the
         // old value current.
@@ -102,7 +109,7 @@ impl<T: ShmSafe + Copy> SharedValue<T> {
     pub fn new(value: T) -> io::Result<Self> {
         let copies = Copies {
             current: AtomicU32::new(0),
-            copies: [value; 2],
+            copies: [MaybeUninit::new(value); 2],
         };
         Ok(SharedValue {
             cell: SharedBox::new(RobustMutex::new(copies, ThreadLiveness, FutexPark))?,
@@ -114,11 +121,12 @@ impl<T: ShmSafe + Copy> SharedValue<T> {
     fn with<R>(&self, patience: impl Patience, f: impl FnOnce(&mut Copies<T>) -> R) -> Option<R> {
         let mut guard = match self.cell.lock_with(patience)? {
             Ok(guard) => guard,
-            Err(RobustError::OwnerDied(mut guard)) => {
-                // The dead holder could only have touched the copy that is not
-                // current (see `Copies`): the value is whole. Nothing to repair.
-                RobustGuard::mark_consistent(&mut guard);
-                guard
+            Err(RobustError::OwnerDied(recovery)) => {
+                // SAFETY: `current` changes by one atomic store, made only once
+                // the copy it names is whole, so the current copy is a valid
+                // `T` whatever the dead holder had done; the other copy is a
+                // `MaybeUninit`, valid with any bytes (see `Copies`).
+                unsafe { RecoveryGuard::mark_consistent_unchecked(recovery) }
             }
             // Only a takeover that is not marked consistent makes the lock
             // unrecoverable, and every takeover above is marked at once; a
@@ -260,10 +268,13 @@ unsafe impl<T: ShmSafe> ShmSafe for Slot<T> {}
 ///
 /// A process killed while it holds the lock never hangs the others: the next
 /// [`lock`](Self::lock) takes over and says so ([`RobustError::OwnerDied`]),
-/// because the elements may be half-updated. The caller repairs them and calls
-/// [`SharedArrayGuard::mark_consistent`]; otherwise the array becomes
-/// unrecoverable ([`RobustError::NotRecoverable`]) — the `pthread` robust
-/// mutex contract. [`lock_timeout`](Self::lock_timeout) bounds the wait for a
+/// because the elements may be half-updated, even torn (killed between two
+/// stores of one element). The caller gets a [`SharedArrayRecovery`]: it
+/// repairs the elements and marks them consistent (when `T` is
+/// [`TearSafe`], which a torn element cannot make invalid), or overwrites
+/// them all ([`SharedArrayRecovery::reset`], any `T`); otherwise the array
+/// becomes unrecoverable ([`RobustError::NotRecoverable`]) — the `pthread`
+/// robust mutex contract. [`lock_timeout`](Self::lock_timeout) bounds the wait for a
 /// holder that is alive but stopped or slow.
 ///
 /// `T` is [`ShmSafe`] and `Copy`, as for [`SharedValue`].
@@ -290,9 +301,9 @@ pub struct SharedArray<T> {
 }
 
 /// What [`SharedArray::lock`] returns: the guard, or why the lock was not
-/// taken cleanly (with the guard inside after a holder's death).
+/// taken cleanly (with a recovery guard inside after a holder's death).
 pub type SharedArrayLock<'a, T> =
-    Result<SharedArrayGuard<'a, T>, RobustError<SharedArrayGuard<'a, T>>>;
+    Result<SharedArrayGuard<'a, T>, RobustError<SharedArrayRecovery<'a, T>>>;
 
 impl<T: ShmSafe + Copy> SharedArray<T> {
     /// Maps `len` copies of `value`.
@@ -341,8 +352,8 @@ impl<T: ShmSafe + Copy> SharedArray<T> {
     ///
     /// # Errors
     ///
-    /// [`RobustError::OwnerDied`] (with the guard) if the previous holder died
-    /// holding the lock; [`RobustError::NotRecoverable`] if a holder died and
+    /// [`RobustError::OwnerDied`] (with a [`SharedArrayRecovery`]) if the
+    /// previous holder died holding the lock; [`RobustError::NotRecoverable`] if a holder died and
     /// the elements were never marked consistent since.
     ///
     /// # Example
@@ -376,13 +387,15 @@ impl<T: ShmSafe + Copy> SharedArray<T> {
     }
 
     fn lock_until(&self, until: Until) -> Option<SharedArrayLock<'_, T>> {
-        let guard = |guard| SharedArrayGuard {
-            _guard: guard,
-            slots: &self.slots,
-        };
+        let slots = &self.slots;
         Some(match self.lock.lock_with(until)? {
-            Ok(g) => Ok(guard(g)),
-            Err(RobustError::OwnerDied(g)) => Err(RobustError::OwnerDied(guard(g))),
+            Ok(guard) => Ok(SharedArrayGuard {
+                _guard: guard,
+                slots,
+            }),
+            Err(RobustError::OwnerDied(guard)) => {
+                Err(RobustError::OwnerDied(SharedArrayRecovery { guard, slots }))
+            }
             Err(_) => Err(RobustError::NotRecoverable),
         })
     }
@@ -404,33 +417,6 @@ pub struct SharedArrayGuard<'a, T> {
     slots: &'a [Slot<T>],
 }
 
-impl<T> SharedArrayGuard<'_, T> {
-    /// After [`RobustError::OwnerDied`]: the caller has repaired the elements.
-    /// Without this, dropping the guard makes the array unrecoverable.
-    ///
-    /// # Example
-    ///
-    /// ```
-    /// use ply_os::ipc::{SharedArray, SharedArrayGuard};
-    /// use ply_core::sync::RobustError;
-    ///
-    /// let a = SharedArray::new(2, 0u8).unwrap();
-    /// let mut g = match a.lock() {
-    ///     Ok(g) => g,
-    ///     Err(RobustError::OwnerDied(mut g)) => {
-    ///         g.fill(0); // repair: start over
-    ///         SharedArrayGuard::mark_consistent(&mut g);
-    ///         g
-    ///     }
-    ///     Err(e) => panic!("{e}"),
-    /// };
-    /// g[1] = 3;
-    /// ```
-    pub fn mark_consistent(guard: &mut Self) {
-        RobustGuard::mark_consistent(&mut guard._guard);
-    }
-}
-
 impl<T: std::fmt::Debug> std::fmt::Debug for SharedArrayGuard<'_, T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         std::fmt::Debug::fmt(&**self, f)
@@ -440,22 +426,152 @@ impl<T: std::fmt::Debug> std::fmt::Debug for SharedArrayGuard<'_, T> {
 impl<T> Deref for SharedArrayGuard<'_, T> {
     type Target = [T];
     fn deref(&self) -> &[T] {
-        // SAFETY: `Slot<T>` is `UnsafeCell<T>` wrapped, so it has `T`'s layout;
-        // we hold the lock, so no one else accesses the slots meanwhile.
-        unsafe { std::slice::from_raw_parts(self.slots.as_ptr().cast::<T>(), self.slots.len()) }
+        // SAFETY: the guard holds the lock, and the lock was released
+        // normally or recovered (reset, or `T: TearSafe`): the elements are
+        // valid.
+        unsafe { elements(self.slots) }
     }
 }
 
 impl<T> DerefMut for SharedArrayGuard<'_, T> {
     fn deref_mut(&mut self) -> &mut [T] {
-        // SAFETY: as in `deref`, and `&mut self` makes this the only view from
-        // this guard; `UnsafeCell` permits writing through the shared slots.
-        unsafe {
-            std::slice::from_raw_parts_mut(
-                UnsafeCell::raw_get(self.slots.as_ptr().cast::<UnsafeCell<T>>()),
-                self.slots.len(),
-            )
+        // SAFETY: as in `deref`; `&mut self` makes this the only view.
+        unsafe { elements_mut(self.slots) }
+    }
+}
+
+/// A [`SharedArray`]'s lock, held after its previous holder died: the
+/// elements may be half-updated, even torn.
+///
+/// Derefs to the elements only if `T` is [`TearSafe`] (a torn element is
+/// still a valid one); then repair them and call
+/// [`mark_consistent`](Self::mark_consistent). For any `T`,
+/// [`reset`](Self::reset) overwrites them all without reading them. Either
+/// gives the ordinary [`SharedArrayGuard`]; dropping this instead makes the
+/// array unrecoverable.
+///
+/// # Example
+///
+/// ```
+/// use ply_os::ipc::{SharedArray, SharedArrayRecovery};
+/// use ply_core::sync::RobustError;
+///
+/// let a = SharedArray::new(2, 'a').unwrap();
+/// let mut g = match a.lock() {
+///     Ok(g) => g,
+///     // A `char` may be torn into no `char` at all: start over.
+///     Err(RobustError::OwnerDied(recovery)) => SharedArrayRecovery::reset(recovery, 'a'),
+///     Err(e) => panic!("{e}"),
+/// };
+/// g[1] = 'b';
+/// ```
+#[must_use = "dropping it unlocks and makes the array unrecoverable"]
+pub struct SharedArrayRecovery<'a, T> {
+    guard: RecoveryGuard<'a, (), ThreadLiveness, FutexPark>,
+    slots: &'a [Slot<T>],
+}
+
+impl<'a, T: Copy> SharedArrayRecovery<'a, T> {
+    /// Overwrites every element with `value` (the old ones are not read),
+    /// marks the array consistent and returns the ordinary guard.
+    ///
+    /// # Example
+    ///
+    /// See [`SharedArrayRecovery`].
+    pub fn reset(recovery: Self, value: T) -> SharedArrayGuard<'a, T> {
+        for slot in recovery.slots {
+            // SAFETY: we hold the lock, so no one else accesses the slot;
+            // `write` does not read the old, possibly torn, bytes.
+            unsafe { slot.0.get().write(value) };
         }
+        SharedArrayGuard {
+            _guard: RecoveryGuard::mark_consistent(recovery.guard),
+            slots: recovery.slots,
+        }
+    }
+}
+
+impl<'a, T: TearSafe> SharedArrayRecovery<'a, T> {
+    /// After repairing the elements (or finding them good): marks the array
+    /// consistent and returns the ordinary guard.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use ply_os::ipc::{SharedArray, SharedArrayRecovery};
+    /// use ply_core::sync::RobustError;
+    ///
+    /// let a = SharedArray::new(2, 50u32).unwrap();
+    /// let mut g = match a.lock() {
+    ///     Ok(g) => g,
+    ///     Err(RobustError::OwnerDied(mut recovery)) => {
+    ///         recovery[1] = 100 - recovery[0]; // repair the sum
+    ///         SharedArrayRecovery::mark_consistent(recovery)
+    ///     }
+    ///     Err(e) => panic!("{e}"),
+    /// };
+    /// g[0] += 1;
+    /// g[1] -= 1;
+    /// ```
+    pub fn mark_consistent(recovery: Self) -> SharedArrayGuard<'a, T> {
+        SharedArrayGuard {
+            _guard: RecoveryGuard::mark_consistent(recovery.guard),
+            slots: recovery.slots,
+        }
+    }
+}
+
+impl<T: TearSafe> Deref for SharedArrayRecovery<'_, T> {
+    type Target = [T];
+    fn deref(&self) -> &[T] {
+        // SAFETY: we hold the lock; the elements may be torn, but a torn
+        // `T: TearSafe` is a valid `T`.
+        unsafe { elements(self.slots) }
+    }
+}
+
+impl<T: TearSafe> DerefMut for SharedArrayRecovery<'_, T> {
+    fn deref_mut(&mut self) -> &mut [T] {
+        // SAFETY: as in `deref`; `&mut self` makes this the only view.
+        unsafe { elements_mut(self.slots) }
+    }
+}
+
+impl<T> std::fmt::Debug for SharedArrayRecovery<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The elements may be torn: not shown.
+        f.write_str("SharedArrayRecovery { .. }")
+    }
+}
+
+/// The slots' elements.
+///
+/// # Safety
+///
+/// The caller holds the array's lock for as long as the slice lives, and the
+/// elements are valid `T`s.
+unsafe fn elements<T>(slots: &[Slot<T>]) -> &[T] {
+    // SAFETY: `Slot<T>` is `UnsafeCell<T>` wrapped, so it has `T`'s layout;
+    // the caller holds the lock, so no one writes the slots meanwhile, and
+    // vouches that they are valid.
+    unsafe { std::slice::from_raw_parts(slots.as_ptr().cast::<T>(), slots.len()) }
+}
+
+/// The slots' elements, to write.
+///
+/// # Safety
+///
+/// As for [`elements`], and no other view of the slots exists while the slice
+/// lives.
+#[allow(clippy::mut_from_ref)] // the slots are `UnsafeCell`s, guarded by the lock
+unsafe fn elements_mut<T>(slots: &[Slot<T>]) -> &mut [T] {
+    // SAFETY: as in `elements`, and the caller's view is the only one;
+    // `UnsafeCell` permits writing through the shared slots.
+    unsafe {
+        std::slice::from_raw_parts_mut(
+            UnsafeCell::raw_get(slots.as_ptr().cast::<UnsafeCell<T>>()),
+            slots.len(),
+        )
     }
 }
 
@@ -596,7 +712,7 @@ mod tests {
                 assert_eq!(&*g, &[20, 50], "half-updated");
                 if repair {
                     g[1] = 100 - g[0];
-                    SharedArrayGuard::mark_consistent(&mut g);
+                    drop(SharedArrayRecovery::mark_consistent(g));
                 }
             });
             if repair {
@@ -610,6 +726,36 @@ mod tests {
                 ));
             }
         }
+    }
+
+    #[test]
+    fn array_of_chars_torn_by_a_dead_holder_is_reset_without_being_read() {
+        let array: &'static SharedArray<char> =
+            Box::leak(Box::new(SharedArray::new(2, 'a').unwrap()));
+        let mut child = fork_child(|| {
+            let mut g = array.lock().unwrap();
+            // SAFETY: the 4 bytes of a `char`, written as a `u32` and never
+            // read as a `char` in this process: a surrogate, no `char`, as a
+            // holder killed mid-write can leave.
+            unsafe { g.as_mut_ptr().cast::<u32>().write(0xD800) };
+            std::mem::forget(g); // exits holding the lock
+            0
+        })
+        .unwrap();
+        let exit = child
+            .wait_timeout(WATCHDOG)
+            .unwrap()
+            .expect("watchdog: reaping");
+        assert!(exit.success());
+        finishes(move || {
+            let Err(RobustError::OwnerDied(recovery)) = array.lock() else {
+                panic!("the holder's death must be reported");
+            };
+            assert_eq!(format!("{recovery:?}"), "SharedArrayRecovery { .. }");
+            let g = SharedArrayRecovery::reset(recovery, 'z');
+            assert_eq!(&*g, &['z', 'z']);
+        });
+        assert_eq!(&*array.lock().expect("reset: consistent"), &['z', 'z']);
     }
 
     #[test]

@@ -3,7 +3,8 @@
 use core::fmt;
 
 /// Why a robust lock could not be taken cleanly. `G` is what the caller holds
-/// after an owner's death: the guard ([`RobustMutex`](super::RobustMutex)),
+/// after an owner's death: a [`RecoveryGuard`](super::RecoveryGuard)
+/// ([`RobustMutex`](super::RobustMutex)),
 /// or `()` for the raw lock ([`RawRobustMutex`](super::RawRobustMutex), whose
 /// caller then holds the lock).
 ///
@@ -21,9 +22,10 @@ use core::fmt;
 #[non_exhaustive]
 pub enum RobustError<G> {
     /// The previous holder died holding the lock. The caller holds it now (the
-    /// guard is inside); the data may be half-updated. Repair it and call
-    /// [`RobustGuard::mark_consistent`](super::RobustGuard::mark_consistent),
-    /// or drop the guard to make the lock unrecoverable.
+    /// guard is inside); the data may be half-updated, or torn. Repair it and
+    /// mark it consistent, or overwrite it (see
+    /// [`RecoveryGuard`](super::RecoveryGuard)); dropping the guard instead
+    /// makes the lock unrecoverable.
     OwnerDied(G),
     /// A holder died and the data was never marked consistent: the lock is not
     /// taken, and never will be again.

@@ -6,7 +6,7 @@ use core::fmt;
 use core::marker::PhantomData;
 use core::ops::{Deref, DerefMut};
 
-use super::{RawRobustMutex, RobustError};
+use super::{RawRobustMutex, RecoveryGuard, RobustError};
 use crate::sync::patience::Forever;
 use crate::sync::{Liveness, Park, Patience, SpinPark};
 
@@ -18,11 +18,12 @@ use crate::sync::{Liveness, Park, Patience, SpinPark};
 ///
 /// # Example
 ///
-/// A holder dies; the next `lock` says so, and the caller repairs the data:
+/// A holder dies; the next `lock` says so, and the caller repairs the data
+/// (integers, so the possibly torn data can be read: see [`RecoveryGuard`]):
 ///
 /// ```
 /// use std::cell::Cell;
-/// use ply_core::sync::{Liveness, RobustError, RobustGuard, RobustMutex, SpinPark};
+/// use ply_core::sync::{Liveness, RecoveryGuard, RobustError, RobustMutex, SpinPark};
 ///
 /// // A toy liveness for the example: owner 2 has died.
 /// struct Toy;
@@ -47,8 +48,7 @@ use crate::sync::{Liveness, Park, Patience, SpinPark};
 ///     Ok(guard) => guard,
 ///     Err(RobustError::OwnerDied(mut guard)) => {
 ///         guard[1] = 100 - guard[0]; // repair the invariant
-///         RobustGuard::mark_consistent(&mut guard);
-///         guard
+///         RecoveryGuard::mark_consistent(guard)
 ///     }
 ///     Err(e) => panic!("{e}"),
 /// };
@@ -83,14 +83,16 @@ impl<T, L: Liveness, P: Park> RobustMutex<T, L, P> {
     ///
     /// # Errors
     ///
-    /// [`RobustError::OwnerDied`] with the guard, after a holder's death;
-    /// [`RobustError::NotRecoverable`] if the lock is unrecoverable.
+    /// [`RobustError::OwnerDied`] with a [`RecoveryGuard`], after a holder's
+    /// death; [`RobustError::NotRecoverable`] if the lock is unrecoverable.
     ///
     /// # Example
     ///
     /// See [`RobustMutex`].
     #[allow(clippy::type_complexity)] // the guard type, in and out of the error
-    pub fn lock(&self) -> Result<RobustGuard<'_, T, L, P>, RobustError<RobustGuard<'_, T, L, P>>> {
+    pub fn lock(
+        &self,
+    ) -> Result<RobustGuard<'_, T, L, P>, RobustError<RecoveryGuard<'_, T, L, P>>> {
         match self.lock_with(Forever) {
             Some(result) => result,
             None => unreachable!("Forever never gives up"),
@@ -118,7 +120,7 @@ impl<T, L: Liveness, P: Park> RobustMutex<T, L, P> {
     pub fn lock_with(
         &self,
         patience: impl Patience,
-    ) -> Option<Result<RobustGuard<'_, T, L, P>, RobustError<RobustGuard<'_, T, L, P>>>> {
+    ) -> Option<Result<RobustGuard<'_, T, L, P>, RobustError<RecoveryGuard<'_, T, L, P>>>> {
         let acquired = self.raw.lock_with(patience)?;
         let guard = || RobustGuard {
             mutex: self,
@@ -126,7 +128,9 @@ impl<T, L: Liveness, P: Park> RobustMutex<T, L, P> {
         };
         Some(match acquired {
             Ok(()) => Ok(guard()),
-            Err(RobustError::OwnerDied(())) => Err(RobustError::OwnerDied(guard())),
+            Err(RobustError::OwnerDied(())) => {
+                Err(RobustError::OwnerDied(RecoveryGuard::new(guard())))
+            }
             Err(RobustError::NotRecoverable) => Err(RobustError::NotRecoverable),
         })
     }
@@ -207,28 +211,31 @@ pub struct RobustGuard<'a, T, L: Liveness, P: Park = SpinPark> {
     not_send: PhantomData<*const ()>,
 }
 
-// SAFETY: sharing `&RobustGuard` across threads only shares `&T`.
-unsafe impl<T: Sync, L: Liveness, P: Park> Sync for RobustGuard<'_, T, L, P> {}
-
 impl<T, L: Liveness, P: Park> RobustGuard<'_, T, L, P> {
-    /// Marks the data consistent after [`RobustError::OwnerDied`]: the caller
-    /// has repaired it. Without this, dropping the guard makes the lock
-    /// unrecoverable. (An associated function, so it cannot shadow a method of
-    /// `T`.)
-    ///
-    /// # Example
-    ///
-    /// See [`RobustMutex`].
-    pub fn mark_consistent(guard: &mut Self) {
+    /// The data, which may be torn (a holder died writing it): only written
+    /// through, never read or dropped, unless `T: TearSafe`.
+    pub(super) fn data_ptr(&self) -> *mut T {
+        self.mutex.data.get()
+    }
+
+    /// Marks the data consistent again.
+    pub(super) fn set_consistent(&self) {
         // SAFETY: the guard proves the lock is held.
-        unsafe { guard.mutex.raw.mark_consistent() }
+        unsafe { self.mutex.raw.mark_consistent() }
     }
 }
+
+// SAFETY: sharing `&RobustGuard` across threads only shares `&T`.
+unsafe impl<T: Sync, L: Liveness, P: Park> Sync for RobustGuard<'_, T, L, P> {}
 
 impl<T, L: Liveness, P: Park> Deref for RobustGuard<'_, T, L, P> {
     type Target = T;
     fn deref(&self) -> &T {
-        // SAFETY: the guard holds the lock, so no one else accesses the data.
+        // SAFETY: the guard holds the lock, so no one else accesses the data;
+        // and the data is valid: a `RobustGuard` is handed out only for a lock
+        // released normally, or after a takeover whose `RecoveryGuard` reset
+        // the data or found it valid (`T: TearSafe`, or the caller of the
+        // `unsafe` `mark_consistent_unchecked` vouched for it).
         unsafe { &*self.mutex.data.get() }
     }
 }
@@ -252,6 +259,3 @@ impl<T: fmt::Debug, L: Liveness, P: Park> fmt::Debug for RobustGuard<'_, T, L, P
         fmt::Debug::fmt(&**self, f)
     }
 }
-
-#[cfg(all(test, loom))]
-mod loom_tests;

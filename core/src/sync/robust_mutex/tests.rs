@@ -46,7 +46,7 @@ unsafe impl Liveness for TestLiveness {
     }
 }
 
-type Lock = RobustMutex<[u32; 2], TestLiveness>;
+type Lock<T = [u32; 2]> = RobustMutex<T, TestLiveness>;
 
 fn new_lock() -> Arc<Lock> {
     Arc::new(RobustMutex::new(
@@ -58,7 +58,10 @@ fn new_lock() -> Arc<Lock> {
 
 /// Runs `critical` on a new thread that locks, runs it and ends without
 /// unlocking (it "dies"); then buries its token.
-fn die_holding(lock: &Arc<Lock>, critical: impl FnOnce(&mut [u32; 2]) + Send + 'static) {
+fn die_holding<T: Send + 'static>(
+    lock: &Arc<Lock<T>>,
+    critical: impl FnOnce(&mut T) + Send + 'static,
+) {
     let l = lock.clone();
     let token = std::thread::spawn(move || {
         let mut guard = l.lock().unwrap();
@@ -104,7 +107,8 @@ fn a_dead_holder_is_reported_and_the_repaired_lock_works_on() {
         };
         assert_eq!(*g, [20, 50], "the half-done update is visible");
         g[1] = 80;
-        RobustGuard::mark_consistent(&mut g);
+        let g = RecoveryGuard::mark_consistent(g);
+        assert_eq!(*g, [20, 80]);
     });
     let g = lock.lock().expect("repaired: locks normally again");
     assert_eq!(g[0] + g[1], 100);
@@ -144,8 +148,8 @@ fn a_holder_that_dies_while_repairing_is_reported_again() {
     lock.raw().liveness.bury(token);
     let l = lock.clone();
     finishes(move || {
-        let mut g = l.lock().unwrap_err().into_owner_died().unwrap();
-        RobustGuard::mark_consistent(&mut g);
+        let g = l.lock().unwrap_err().into_owner_died().unwrap();
+        drop(RecoveryGuard::mark_consistent(g));
     });
     assert!(lock.lock().is_ok());
 }
@@ -171,11 +175,12 @@ fn try_lock_takes_over_from_a_dead_holder_at_once() {
     die_holding(&lock, |_| {});
     let l = lock.clone();
     finishes(move || {
-        let Some(Err(RobustError::OwnerDied(mut g))) = l.lock_with(Spins(0)) else {
+        let Some(Err(RobustError::OwnerDied(g))) = l.lock_with(Spins(0)) else {
             panic!("a dead holder's lock is taken at once");
         };
-        RobustGuard::mark_consistent(&mut g);
+        drop(RecoveryGuard::mark_consistent(g));
     });
+    assert!(lock.lock_with(Spins(0)).unwrap().is_ok());
 }
 
 #[test]
@@ -190,7 +195,7 @@ fn of_many_waiters_exactly_one_is_told_the_owner_died() {
                 Err(RobustError::OwnerDied(mut g)) => {
                     told.fetch_add(1, SeqCst);
                     g[0] = 50;
-                    RobustGuard::mark_consistent(&mut g);
+                    drop(RecoveryGuard::mark_consistent(g));
                 }
                 Err(e) => panic!("{e}"),
             });
@@ -205,4 +210,73 @@ fn errors_read_well() {
     assert_eq!(std::format!("{died:?}"), "OwnerDied(..)");
     assert!(died.to_string().contains("mark it consistent"));
     assert_eq!(RobustError::<u8>::NotRecoverable.into_owner_died(), None);
+}
+
+/// A value that records, when dropped, the `char` it holds.
+struct Tracked {
+    c: char,
+    dropped: &'static Mutex<Vec<char>>,
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        self.dropped.lock().unwrap().push(self.c);
+    }
+}
+
+#[test]
+fn reset_overwrites_a_torn_value_without_reading_or_dropping_it() {
+    static DROPPED: Mutex<Vec<char>> = Mutex::new(Vec::new());
+    let lock = Arc::new(RobustMutex::new(
+        Tracked {
+            c: 'a',
+            dropped: &DROPPED,
+        },
+        TestLiveness::default(),
+        SpinPark,
+    ));
+    die_holding(&lock, |t| {
+        let c = core::ptr::addr_of_mut!(t.c).cast::<u32>();
+        // SAFETY: `c` is the 4 bytes of a `char`, written as a `u32` (and
+        // never read again as a `char`): 0xD800, a surrogate, is no `char`,
+        // as a writer's death can leave a torn one.
+        unsafe { c.write(0xD800) };
+    });
+    let l = lock.clone();
+    finishes(move || {
+        let Err(RobustError::OwnerDied(g)) = l.lock() else {
+            panic!("the death must be reported");
+        };
+        let g = RecoveryGuard::reset(
+            g,
+            Tracked {
+                c: 'b',
+                dropped: &DROPPED,
+            },
+        );
+        assert_eq!(g.c, 'b');
+    });
+    assert!(
+        DROPPED.lock().unwrap().is_empty(),
+        "the torn value is neither read nor dropped"
+    );
+    assert_eq!(lock.lock().expect("reset: locks normally again").c, 'b');
+    drop(Arc::into_inner(lock).expect("the last handle"));
+    assert_eq!(*DROPPED.lock().unwrap(), ['b']);
+}
+
+#[test]
+fn a_recovery_guard_dropped_without_reset_makes_the_lock_unrecoverable() {
+    let lock: Arc<Lock<Option<char>>> = Arc::new(RobustMutex::new(
+        Some('x'),
+        TestLiveness::default(),
+        SpinPark,
+    ));
+    die_holding(&lock, |v| *v = None);
+    let l = lock.clone();
+    finishes(move || {
+        let g = l.lock().unwrap_err().into_owner_died().unwrap();
+        assert_eq!(std::format!("{g:?}"), "RecoveryGuard { .. }");
+    });
+    assert_eq!(lock.lock().unwrap_err(), RobustError::NotRecoverable);
 }

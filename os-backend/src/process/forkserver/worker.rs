@@ -71,6 +71,8 @@ pub(crate) fn serve_requests(
             channel.retire(); // before the reply: no request is sent after it
         }
         let sent = match channel.send_reply(seq, &reply) {
+            // Woken, and ran before its joiner named itself: look again.
+            Some(true) if request.said_asleep && named_after_yield(channel, seq) => Ok(()),
             // Nobody spins on the reply: ring the supervisor (an empty frame).
             Some(true) => frame::write_frame(&mut stream, &[]),
             Some(false) => {
@@ -87,4 +89,13 @@ pub(crate) fn serve_requests(
             return EXIT_SUPERVISOR_GONE;
         }
     }
+}
+
+/// The second look of a woken worker before it rings (`shm_channel.rs`,
+/// 3): the kernel often runs it on its waker's CPU before the submitter
+/// reaches `join`, so it lets the submitter run, then looks whether a
+/// joiner names request `seq` now.
+fn named_after_yield(channel: &ShmChannel, seq: u32) -> bool {
+    std::thread::yield_now();
+    channel.joiner_named(seq)
 }

@@ -46,7 +46,7 @@
 //! 3. The worker runs the request and writes the reply's bytes into `reply`,
 //!    its length into `reply_len`, then `reply_seq = request_seq`
 //!    (SeqCst), and reads `spinning_for` (SeqCst). Unless a joiner in the
-//!    pool spins on this very request's reply, it sends an empty frame on
+//!    pool names this very request there, it sends an empty frame on
 //!    its socket (the doorbell) so that the supervisor completes the task;
 //!    if one does and the worker had said it sleeps (so the pool woke it),
 //!    the worker yields its CPU once (`sched_yield`), for a joiner that
@@ -54,6 +54,20 @@
 //!    does not: its joiner spins on another CPU, and the next request may
 //!    be a few hundred nanoseconds away. A reply too large for the slot
 //!    goes on the socket as a frame instead.
+//!
+//!    A worker the pool woke looks twice before it rings. The kernel often
+//!    runs a woken worker at once, on the waker's CPU, before the
+//!    submitter's own call returns: the reply is then published before the
+//!    joiner had a chance to name itself. Such a worker yields once (the
+//!    submitter runs, joins, finds the reply and takes it) and then reads
+//!    `spinning_for` again (SeqCst); only if it still does not name the
+//!    request does it ring. Without the second look each such round trip
+//!    woke the supervisor thread for a task its joiner had already taken
+//!    (about one in four first tasks after idling on a loaded machine, by
+//!    a syscall trace; BENCHMARKS.md, issue 15 target 3). The look is
+//!    sound for the reason the first is (4): a name seen after the reply
+//!    was published belongs to a joiner that will look at `reply_seq`
+//!    again, or that saw it and takes the reply itself.
 //! 4. A joiner that knows its task sits in this channel stores the
 //!    request's sequence number in `spinning_for` (SeqCst) while it spins on
 //!    `reply_seq`, and before it sleeps clears it (a SeqCst compare-exchange
@@ -63,11 +77,14 @@
 //!    request rather than counting spinners because a joiner may still be
 //!    spinning, its own reply taken, when the worker answers the next
 //!    request, which nobody spins on; a joiner that overwrites another's
-//!    number costs the other a doorbell, never its reply. A joiner whose
-//!    request woke the worker yields its CPU at every look while it spins:
-//!    the kernel usually wakes the worker onto the waker's CPU, so the
-//!    worker runs at the joiner's first yield and hands the CPU back at its
-//!    own yield after the reply (3). That round trip costs two context
+//!    number costs the other a doorbell, never its reply. A joiner that
+//!    saw its reply published leaves its name in place when it stops (it
+//!    takes the reply itself): the worker's second look (3) then finds
+//!    it. A joiner whose request woke the worker yields its CPU at every
+//!    look while it spins: the kernel usually wakes the worker onto the
+//!    waker's CPU, so the worker runs at the joiner's first yield (if not
+//!    already inside the wake, 3) and hands the CPU back at its own yield
+//!    after the reply (3). That round trip costs two context
 //!    switches and no wake-up of the joiner, where a sleeping joiner costs
 //!    two futex system calls and a wake-up more (BENCHMARKS.md, issue 15
 //!    target 3). Any other joiner yields every 64th look.
@@ -416,6 +433,14 @@ impl ShmChannel {
         read_words(&self.region().request, (len as usize).min(REQUEST_CAP))
     }
 
+    /// Whether a joiner names request `seq` in `spinning_for` now (the
+    /// worker's second look before it rings, module docs, 3): it spins on
+    /// the reply, or saw it and takes it itself.
+    pub(crate) fn joiner_named(&self, seq: u32) -> bool {
+        // SeqCst: after the reply's publication, as the first look.
+        self.region().pool.spinning_for.load(Ordering::SeqCst) == seq
+    }
+
     /// Publishes the reply to request `seq`, if it fits (`false`: send it on
     /// the socket). Returns whether the pool needs the doorbell (nobody
     /// spins on the reply).
@@ -476,6 +501,12 @@ pub(crate) struct Spinning<'a> {
 
 impl Drop for Spinning<'_> {
     fn drop(&mut self) {
+        // A reply already published is the caller's to take (it looks once
+        // more after this): the name stays, for the worker's second look
+        // (module docs, 3 and 4).
+        if self.channel.replied(self.seq) {
+            return;
+        }
         // SeqCst: the caller looks at `reply_seq` once more after this
         // (module docs, 4). Failure: another joiner's number, left alone.
         let _ = self.channel.region().pool.spinning_for.compare_exchange(
@@ -658,6 +689,26 @@ mod tests {
             assert_eq!(worker.send_reply(seq, b"y"), Some(false)); // woken, not rung
             assert!(joiner.join().unwrap() < Duration::from_secs(60));
         });
+    }
+
+    #[test]
+    fn a_joiner_that_saw_its_reply_keeps_its_name_for_the_second_look() {
+        let (pool, worker) = pair();
+        // The worker answers before anyone names the request: it would ring.
+        let (seq, _) = pool.send_request(Some(b"x"));
+        assert_eq!(worker.send_reply(seq, b"y"), Some(true));
+        assert!(!worker.joiner_named(seq));
+        // The joiner names itself, sees the reply and stops looking: its
+        // name stays, so the worker's second look rings nobody.
+        drop(pool.spinning(seq));
+        assert!(worker.joiner_named(seq));
+        assert_eq!(pool.take_reply(seq), Some(Ok(b"y".to_vec())));
+        // A joiner that stops before the reply (to sleep, or done waiting)
+        // clears its name: the worker rings.
+        let (seq, _) = pool.send_request(Some(b"z"));
+        drop(pool.spinning(seq));
+        assert_eq!(worker.send_reply(seq, b"w"), Some(true));
+        assert!(!worker.joiner_named(seq));
     }
 
     #[test]
