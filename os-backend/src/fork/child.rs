@@ -20,6 +20,10 @@ use super::{ChildExit, Signal};
 /// longer than a `SIGKILL`ed process takes to end on a loaded machine.
 const REAP_PATIENCE: Duration = Duration::from_secs(5);
 
+/// How long a wait sleeps between looks at a child that has ended but
+/// cannot be reaped yet (a traced zombie, whose pidfd stays readable).
+const UNREAPABLE_SLICE: Duration = Duration::from_millis(10);
+
 /// One child of this process, reaped at most once.
 #[derive(Debug)]
 pub(super) struct Child {
@@ -87,25 +91,43 @@ impl Child {
     /// waiting), and reaps it.
     pub(super) fn wait(&self) -> io::Result<ChildExit> {
         loop {
-            if let Some(exit) = self.try_wait()? {
+            if let Some(exit) = self.wait_until(None)? {
                 return Ok(exit);
             }
-            self.poll(None)?;
         }
     }
 
     /// Waits up to `timeout`; `None` if the child is still running.
     pub(super) fn wait_timeout(&self, timeout: Duration) -> io::Result<Option<ChildExit>> {
-        let deadline = Instant::now() + timeout;
+        self.wait_until(Some(Instant::now() + timeout))
+    }
+
+    /// Waits until the child is reaped or `deadline` passes. A child that
+    /// has ended but cannot be reaped yet (a zombie whose tracer has not
+    /// waited for it) keeps its pidfd readable, so `poll` would return at
+    /// once: once it has, the wait sleeps [`UNREAPABLE_SLICE`] between
+    /// looks instead of spinning.
+    fn wait_until(&self, deadline: Option<Instant>) -> io::Result<Option<ChildExit>> {
+        let mut readable = false;
         loop {
             if let Some(exit) = self.try_wait()? {
                 return Ok(Some(exit));
             }
-            let now = Instant::now();
-            if now >= deadline {
-                return Ok(None);
+            let left = match deadline {
+                Some(deadline) => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return Ok(None);
+                    }
+                    Some(left)
+                }
+                None => None,
+            };
+            if readable {
+                std::thread::sleep(left.map_or(UNREAPABLE_SLICE, |l| l.min(UNREAPABLE_SLICE)));
+            } else {
+                readable = self.poll(left)?;
             }
-            self.poll(Some(deadline - now))?;
         }
     }
 
@@ -143,7 +165,7 @@ impl Child {
             if left.is_zero() {
                 break;
             }
-            let slice = left.min(Duration::from_millis(10));
+            let slice = left.min(UNREAPABLE_SLICE);
             if readable {
                 // Ended but not reapable (a traced zombie): its pidfd stays
                 // readable, so this sleeps instead of spinning.
@@ -211,5 +233,87 @@ impl Child {
                 return Err(err);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::fork::{ChildExit, Signal, fork_child};
+    use std::io::{Read, Write};
+    use std::time::Duration;
+
+    /// How long thread `tid` of this process has been running or ready to
+    /// run (on a CPU, or waiting in a run queue for one), from
+    /// `/proc/self/task/<tid>/schedstat`: about all of the time for a
+    /// thread that spins, however loaded the machine, and little for one
+    /// that sleeps.
+    fn busy_time(tid: i32) -> Duration {
+        let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/schedstat")).unwrap();
+        let mut fields = stat.split_whitespace().map(|f| f.parse::<u64>().unwrap());
+        Duration::from_nanos(fields.next().unwrap() + fields.next().unwrap())
+    }
+
+    /// A child that has ended but cannot be reaped (a zombie traced by a
+    /// sibling, that tracer's to wait for first) keeps its pidfd readable:
+    /// `wait_timeout` and `wait` sleep between looks instead of spinning.
+    /// A spinning wait uses about all of its thread's CPU for the wait; the
+    /// bound is half of it, which a sleeping one (a look every 10 ms) stays
+    /// far under however loaded the machine.
+    #[test]
+    fn waiting_for_a_traced_zombie_does_not_spin() {
+        let held = fork_child(|| {
+            loop {
+                std::thread::park();
+            }
+        })
+        .unwrap();
+        let pid = held.pid();
+        let (mut here, mut there) = std::os::unix::net::UnixStream::pair().unwrap();
+        let tracer = fork_child(move || {
+            // SAFETY: PTRACE_SEIZE takes no pointers (address and data
+            // null); `pid` is a live sibling, not reaped (its handle is
+            // held until this answers).
+            let seized = unsafe {
+                libc::ptrace(
+                    libc::PTRACE_SEIZE,
+                    pid,
+                    std::ptr::null_mut::<libc::c_void>(),
+                    0,
+                )
+            };
+            there.write_all(&[u8::from(seized == 0)]).unwrap();
+            loop {
+                std::thread::park(); // never waits for its tracee
+            }
+        })
+        .unwrap();
+        let mut seized = [0u8];
+        here.read_exact(&mut seized).unwrap();
+        assert_eq!(seized, [1], "PTRACE_SEIZE was refused");
+        held.kill(Signal::KILL).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let waiter = std::thread::spawn(move || {
+            let mut held = held;
+            // SAFETY: gettid has no preconditions.
+            tx.send(Some(unsafe { libc::gettid() })).unwrap();
+            let waited = held.wait_timeout(Duration::from_secs(1)).unwrap();
+            tx.send(waited.map(|_| 0)).unwrap();
+            held.wait().unwrap()
+        });
+        let watchdog = Duration::from_secs(60);
+        let tid = rx.recv_timeout(watchdog).unwrap().unwrap();
+        let start = busy_time(tid);
+        let waited = rx.recv_timeout(watchdog).unwrap();
+        let timed = busy_time(tid) - start;
+        // The thread is in `wait` now: for a second of it.
+        std::thread::sleep(Duration::from_secs(1));
+        let untimed = busy_time(tid) - start - timed;
+        drop(tracer); // ptrace lets go as the tracer ends: the zombie is ours
+        let ended = waiter.join().unwrap();
+        assert_eq!(waited, None, "reaped while traced");
+        let half = Duration::from_millis(500);
+        assert!(timed < half, "wait_timeout spun: busy {timed:?} of 1 s");
+        assert!(untimed < half, "wait spun: busy {untimed:?} of 1 s");
+        assert_eq!(ended, ChildExit::Signaled(Signal::KILL));
     }
 }

@@ -184,6 +184,8 @@ fn spawn(
     spawn_fault::at(index, 2)?;
     let memory = shm_channel::create()?;
     let memory_fd = memory.as_raw_fd();
+    #[cfg(test)]
+    let bad_bootstrap = spawn_fault::bad_bootstrap(index);
     // Descriptors the worker must not keep: the server's control socket (the
     // pool would miss the server's death), the supervisor's end of its own
     // pair (it would never see its peer close), its siblings' pidfds.
@@ -200,6 +202,10 @@ fn spawn(
         // nothing else here (the server's `OwnedFd` is in frames this process
         // never returns to).
         let memory = unsafe { OwnedFd::from_raw_fd(memory_fd) };
+        #[cfg(test)]
+        if bad_bootstrap {
+            return EXIT_BAD_BOOTSTRAP;
+        }
         let Ok(channel) = ShmChannel::map(memory.as_fd()) else {
             return EXIT_BAD_BOOTSTRAP;
         };
@@ -237,12 +243,20 @@ pub(crate) mod spawn_fault {
     pub(crate) static STEP: AtomicU32 = AtomicU32::new(0);
     /// How many spawns succeed before the one that fails.
     pub(crate) static AFTER: AtomicU32 = AtomicU32::new(0);
+    /// From this spawn on, every worker exits at birth with
+    /// `EXIT_BAD_BOOTSTRAP`, as one whose channel does not map.
+    pub(crate) static BAD_BOOTSTRAP_FROM: AtomicU32 = AtomicU32::new(u32::MAX);
     /// Spawns begun by this server.
     static BEGUN: AtomicU32 = AtomicU32::new(0);
 
     /// Counts a spawn begun; returns its index.
     pub(super) fn begin() -> u32 {
         BEGUN.fetch_add(1, Relaxed)
+    }
+
+    /// Whether the worker of spawn `index` is to exit at birth.
+    pub(super) fn bad_bootstrap(index: u32) -> bool {
+        index >= BAD_BOOTSTRAP_FROM.load(Relaxed)
     }
 
     /// Fails if spawn `index` is the one to fail, at `step`.

@@ -29,9 +29,13 @@
 //! a spawn that fails at any step (its socket pair and channel memory close
 //! as they drop) and reports it; a worker the supervisor cannot take in
 //! (its channel does not map) is killed through its pidfd, not left running
-//! until the pool ends, and the server reaps it. Either way the slot is
-//! tried again after [`RESPAWN_PAUSE`]; while the pool starts, the failure
-//! fails the build at once, with its cause.
+//! until the pool ends, and the server reaps it. A worker that ends on its
+//! own before it has served (its own mapping of the channel failed, say)
+//! failed to start too. Either way the slot is tried again after
+//! [`RESPAWN_PAUSE`], doubled for each failure in a row (up to 1.6 s), so
+//! that a worker that can never start is not forked in a tight loop; while
+//! the pool starts, a failed fork or mapping fails the build at once, with
+//! its cause.
 
 use std::collections::{HashMap, VecDeque};
 use std::io::{Read, Write};
@@ -50,7 +54,7 @@ use crate::process::retry::Retry;
 pub(super) use crate::process::supervisor::SPIN_BEFORE_SLEEP;
 use crate::process::supervisor::stall::StallWatch;
 use crate::process::supervisor::{Conn, End, Event, Fleet, KillReason, Process, Worker};
-use crate::process::wire::{FromServer, ToServer};
+use crate::process::wire::{EXIT_BAD_BOOTSTRAP, FromServer, ToServer};
 
 /// How long a new server and its first workers may take to start.
 const START_PATIENCE: Duration = Duration::from_secs(30);
@@ -64,8 +68,12 @@ pub(super) const STATUS_PATIENCE: Duration = Duration::from_secs(1);
 /// not stopped.
 pub(super) const SPAWN_PATIENCE: Duration = Duration::from_secs(5);
 
-/// How long after a failed fork the slot is tried again.
+/// How long after a worker failed to start its slot is tried again; the
+/// pause doubles with each failure in a row, [`MAX_DOUBLINGS`] times at most.
 const RESPAWN_PAUSE: Duration = Duration::from_millis(50);
+
+/// How many times the respawn pause doubles (to 1.6 s).
+const MAX_DOUBLINGS: u32 = 5;
 
 /// How often workers are looked at for stalls, when they are watched.
 const TICK: Duration = Duration::from_millis(20);
@@ -177,6 +185,10 @@ pub(super) struct StartFaults {
     /// (`SIGSTOP`) first, as a worker that does not see its socket close
     /// would be: only the supervisor's `SIGKILL` ends it.
     pub failed: Mutex<Vec<i32>>,
+    /// Workers asked of the server.
+    pub spawns: std::sync::atomic::AtomicUsize,
+    /// The pauses before asking again for a worker that failed to start.
+    pub pauses: Mutex<Vec<Duration>>,
 }
 
 #[cfg(test)]
@@ -205,8 +217,10 @@ impl std::fmt::Debug for Task {
 #[derive(Debug, Default)]
 struct SlotInfo {
     generation: u64,
-    /// Ask the server for a worker at this time (after a failed fork).
+    /// Ask the server for a worker at this time (after a failed start).
     retry_at: Option<Instant>,
+    /// Workers of this slot that failed to start since one last served.
+    failed_starts: u32,
 }
 
 /// A decoded control message, with the descriptors of a `Spawned`: the
@@ -524,6 +538,12 @@ impl Supervisor {
     }
 
     fn request_spawn(&mut self, slot: usize) -> Result<(), PoolTaskError> {
+        #[cfg(test)]
+        if let Some(faults) = &self.config.faults {
+            faults
+                .spawns
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
         let info = &mut self.slots[slot];
         info.generation += 1;
         info.retry_at = None;
@@ -534,7 +554,22 @@ impl Supervisor {
         self.send_control(&message)
     }
 
-    /// Asks again for workers whose fork failed a while ago.
+    /// Asks for a worker for `slot` again after a pause, [`RESPAWN_PAUSE`]
+    /// doubled for each start of the slot that failed in a row (up to
+    /// [`MAX_DOUBLINGS`] times): a worker that always fails to start is
+    /// not forked again and again in a tight loop.
+    fn respawn_later(&mut self, slot: usize) {
+        let info = &mut self.slots[slot];
+        let pause = RESPAWN_PAUSE * (1 << info.failed_starts.min(MAX_DOUBLINGS));
+        info.failed_starts = info.failed_starts.saturating_add(1);
+        info.retry_at = Some(Instant::now() + pause);
+        #[cfg(test)]
+        if let Some(faults) = &self.config.faults {
+            faults.pauses.lock().unwrap().push(pause);
+        }
+    }
+
+    /// Asks again for workers whose start failed a while ago.
     fn respawn_due(&mut self) -> Result<(), PoolTaskError> {
         let now = Instant::now();
         for slot in 0..self.slots.len() {
@@ -581,7 +616,7 @@ impl Supervisor {
                     Ok(channel) => Arc::new(channel),
                     Err(e) => {
                         end_it();
-                        self.slots[slot].retry_at = Some(Instant::now() + RESPAWN_PAUSE);
+                        self.respawn_later(slot);
                         return Err(format!(
                             "the channel of worker {pid} could not be mapped: {e}"
                         ));
@@ -608,10 +643,13 @@ impl Supervisor {
                 generation,
                 error,
             } => {
-                if let Some(info) = self.slots.get_mut(slot as usize)
-                    && info.generation == generation
+                let slot = slot as usize;
+                if self
+                    .slots
+                    .get(slot)
+                    .is_some_and(|s| s.generation == generation)
                 {
-                    info.retry_at = Some(Instant::now() + RESPAWN_PAUSE);
+                    self.respawn_later(slot);
                     return Err(format!("a worker could not be forked: {error}"));
                 }
             }
@@ -677,20 +715,38 @@ impl Supervisor {
             }
             Event::Ended { slot, end } => {
                 self.fleet.remove(slot);
-                let held = {
+                let (held, served) = {
                     let mut inbox = self.shared.lock();
                     inbox.pids[slot] = None;
                     let lane = &mut inbox.lanes[slot];
+                    let served = lane.replies > 0;
                     // A reply published before the end counts: taken below.
                     lane.closed = true;
                     lane.poisoned = None;
                     let channel = lane.channel.take();
-                    lane.task.take().map(|(task, seq, _)| (task, seq, channel))
+                    let held = lane.task.take().map(|(task, seq, _)| (task, seq, channel));
+                    (held, served)
                 };
-                if !self.stopping {
-                    self.request_spawn(slot)?;
-                }
                 let early = self.early_status.remove(&end.pid);
+                // A worker that ended on its own before it served, holding
+                // no task (or said its start failed), failed to start: its
+                // replacement waits, as after a failed fork. Any other end
+                // (a task's crash, a kill ply decided) is replaced at once.
+                let bad_bootstrap = early
+                    .or(end.exit)
+                    .is_some_and(|exit| exit == ChildExit::Exited(EXIT_BAD_BOOTSTRAP));
+                let failed_start =
+                    bad_bootstrap || (end.killed.is_none() && !served && held.is_none());
+                if served {
+                    self.slots[slot].failed_starts = 0;
+                }
+                if !self.stopping {
+                    if failed_start {
+                        self.respawn_later(slot);
+                    } else {
+                        self.request_spawn(slot)?;
+                    }
+                }
                 if let Some((task, seq, channel)) = held {
                     let replied = channel.as_ref().and_then(|c| c.take_reply(seq));
                     match replied {

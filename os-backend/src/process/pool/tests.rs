@@ -177,3 +177,42 @@ fn a_spawn_that_fails_at_any_step_leaks_nothing_and_is_tried_again() {
         );
     }
 }
+
+/// A worker that ends at birth (it exits with `EXIT_BAD_BOOTSTRAP`, as one
+/// whose own mapping of its channel fails) is not replaced at once, which
+/// would fork in a tight loop while the cause lasts: each replacement is
+/// asked for after a pause that doubles.
+#[test]
+fn a_worker_that_keeps_failing_at_birth_is_replaced_after_growing_pauses() {
+    let faults = Arc::new(supervise::StartFaults::default());
+    let pool = {
+        let _switches = SWITCHES.lock().unwrap_or_else(|e| e.into_inner());
+        // The first worker starts; every later one exits at birth.
+        spawn_fault::BAD_BOOTSTRAP_FROM.store(1, Relaxed);
+        arm(&faults);
+        let pool = ProcessPoolBuilder::new()
+            .workers(1)
+            .threads(ThreadPolicy::Proceed)
+            .build_forking(|x: u32| x + 1);
+        spawn_fault::BAD_BOOTSTRAP_FROM.store(u32::MAX, Relaxed);
+        pool.unwrap()
+    };
+    let first = pool.worker_pids()[0];
+    // SAFETY: kill has no memory-safety preconditions; `first` is a live
+    // worker of the pool, not reaped by its server.
+    unsafe { libc::kill(first, libc::SIGKILL) };
+    // The first worker and five replacements asked for: a pause came
+    // before each replacement (spawns read first: each pause is recorded
+    // before its spawn).
+    assert!(eventually(|| faults.spawns.load(Relaxed) >= 6));
+    let spawns = faults.spawns.load(Relaxed);
+    let pauses = faults.pauses.lock().unwrap().clone();
+    assert!(
+        spawns <= 1 + pauses.len(),
+        "{spawns} workers asked for, after only {} pauses",
+        pauses.len()
+    );
+    let pause = |ms| Duration::from_millis(ms);
+    assert_eq!(pauses[..5], [50, 100, 200, 400, 800].map(pause));
+    drop(pool);
+}
