@@ -238,8 +238,7 @@ impl Child {
 
 #[cfg(test)]
 mod tests {
-    use crate::fork::{ChildExit, Signal, fork_child};
-    use std::io::{Read, Write};
+    use crate::fork::{ChildExit, Signal};
     use std::time::Duration;
 
     /// How long thread `tid` of this process has been running or ready to
@@ -261,35 +260,7 @@ mod tests {
     /// far under however loaded the machine.
     #[test]
     fn waiting_for_a_traced_zombie_does_not_spin() {
-        let held = fork_child(|| {
-            loop {
-                std::thread::park();
-            }
-        })
-        .unwrap();
-        let pid = held.pid();
-        let (mut here, mut there) = std::os::unix::net::UnixStream::pair().unwrap();
-        let tracer = fork_child(move || {
-            // SAFETY: PTRACE_SEIZE takes no pointers (address and data
-            // null); `pid` is a live sibling, not reaped (its handle is
-            // held until this answers).
-            let seized = unsafe {
-                libc::ptrace(
-                    libc::PTRACE_SEIZE,
-                    pid,
-                    std::ptr::null_mut::<libc::c_void>(),
-                    0,
-                )
-            };
-            there.write_all(&[u8::from(seized == 0)]).unwrap();
-            loop {
-                std::thread::park(); // never waits for its tracee
-            }
-        })
-        .unwrap();
-        let mut seized = [0u8];
-        here.read_exact(&mut seized).unwrap();
-        assert_eq!(seized, [1], "PTRACE_SEIZE was refused");
+        let (held, tracer) = crate::test_support::traced_by_a_sibling();
         held.kill(Signal::KILL).unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         let waiter = std::thread::spawn(move || {

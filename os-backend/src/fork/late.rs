@@ -88,8 +88,6 @@ fn reap_until_none_left() {
 
 #[cfg(test)]
 mod tests {
-    use crate::fork::fork_child;
-    use std::io::{Read, Write};
     use std::time::{Duration, Instant};
 
     use crate::test_support::process_state as state_of;
@@ -102,35 +100,8 @@ mod tests {
     /// the test instead of hanging it.
     #[test]
     fn a_dropped_child_that_cannot_be_reaped_does_not_hold_the_drop() {
-        let held = fork_child(|| {
-            loop {
-                std::thread::park();
-            }
-        })
-        .unwrap();
+        let (held, tracer) = crate::test_support::traced_by_a_sibling();
         let pid = held.pid();
-        let (mut here, mut there) = std::os::unix::net::UnixStream::pair().unwrap();
-        let tracer = fork_child(move || {
-            // SAFETY: PTRACE_SEIZE takes no pointers (address and data
-            // null); `pid` is a live sibling, not reaped (its handle is
-            // held until this answers).
-            let seized = unsafe {
-                libc::ptrace(
-                    libc::PTRACE_SEIZE,
-                    pid,
-                    std::ptr::null_mut::<libc::c_void>(),
-                    0,
-                )
-            };
-            there.write_all(&[u8::from(seized == 0)]).unwrap();
-            loop {
-                std::thread::park(); // never waits for its tracee
-            }
-        })
-        .unwrap();
-        let mut seized = [0u8];
-        here.read_exact(&mut seized).unwrap();
-        assert_eq!(seized, [1], "PTRACE_SEIZE was refused");
         let (done_tx, done) = std::sync::mpsc::channel();
         let dropper = std::thread::spawn(move || {
             drop(held);
