@@ -14,6 +14,7 @@ pub(crate) fn process_state(pid: i32) -> Option<char> {
 /// its parent (this process) cannot reap it until the tracer is gone — the
 /// way a child in uninterruptible sleep cannot be reaped, without needing
 /// one. Panics if the seize is refused (no ptrace rights).
+#[cfg(not(loom))]
 pub(crate) fn traced_by_a_sibling() -> (crate::fork::ForkedChild, crate::fork::ForkedChild) {
     use std::io::{Read, Write};
 
