@@ -1144,12 +1144,12 @@ impl<T, S: StampedSlots<Item = MaybeUninit<T>>> ArrayQueueBase<S> {
         // may panic: moving the value out cannot, and with the guard this path
         // measured 2x slower in the 2P/2C bench (BENCHMARKS.md, 2026-12-01).
         let slot = self.claim_head(patience)?;
-        // SAFETY: the claimed slot holds the value a push initialized and
-        // published; the release below lets the next lap overwrite it, so the
-        // value is moved out exactly once.
-        let value = self
-            .slots
-            .with_value(slot.index, |p| unsafe { p.read().assume_init() });
+        let value = self.slots.with_value(slot.index, |p| {
+            // SAFETY: the claimed slot holds the value a push initialized and
+            // published; the release below lets the next lap overwrite it, so
+            // the value is moved out exactly once.
+            unsafe { p.read().assume_init() }
+        });
         // Release: our read is done before the next lap's push (which
         // Acquires this stamp) overwrites the slot.
         slot.stamp.store(slot.next_lap, Ordering::Release);
